@@ -1,0 +1,30 @@
+# ManyAngles: `make test` and `make run` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test run eval bench clean
+
+$(STAMP): requirements.txt requirements-gpu.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: swapping onnxruntime for onnxruntime-gpu"; \
+		$(PY) -m pip uninstall -q -y onnxruntime && $(PY) -m pip install -q -r requirements-gpu.txt; \
+	fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+eval: install
+	$(PY) -m core eval ../shared/faces --out out/eval.json
+
+bench: install
+	$(PY) bench/core_speed.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

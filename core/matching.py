@@ -1,0 +1,78 @@
+"""1:N matching by cosine similarity against one model's gallery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.settings import MatchMode
+from core.store.records import GalleryMatrix
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: int
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Top-k candidates for one probe; ``identity`` is the top one if it clears the threshold."""
+
+    candidates: list[Candidate]
+    threshold: float
+
+    @property
+    def identity(self) -> Candidate | None:
+        if self.candidates and self.candidates[0].score >= self.threshold:
+            return self.candidates[0]
+        return None
+
+
+class Matcher:
+    """Scores probes against a gallery: a person's score is the max (or the mean template)."""
+
+    def __init__(self, gallery: GalleryMatrix, mode: MatchMode = "max") -> None:
+        self.gallery = gallery
+        self.mode = mode
+        self.person_ids, inverse = np.unique(gallery.person_ids, return_inverse=True)
+        self._inverse = inverse
+        if mode == "mean" and gallery.size:
+            sums = np.zeros((len(self.person_ids), gallery.vectors.shape[1]), dtype=np.float64)
+            np.add.at(sums, inverse, gallery.vectors)
+            norms = np.linalg.norm(sums, axis=1, keepdims=True)
+            self._templates = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+        elif mode not in ("max", "mean"):
+            raise ValueError(f"unknown match mode {mode!r}")
+
+    def person_scores(self, probes: np.ndarray) -> np.ndarray:
+        """(n_probes, n_persons) scores, persons in the order of ``self.person_ids``."""
+        probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+        if self.gallery.size == 0:
+            return np.zeros((probes.shape[0], 0), dtype=np.float32)
+        if self.mode == "mean":
+            return probes @ self._templates.T
+        sims = probes @ self.gallery.vectors.T  # (n_probes, n_embeddings)
+        out = np.full((probes.shape[0], len(self.person_ids)), -np.inf, dtype=np.float32)
+        for row in range(probes.shape[0]):
+            np.maximum.at(out[row], self._inverse, sims[row])
+        return out
+
+    def match(self, probes: np.ndarray, top_k: int, threshold: float) -> list[MatchResult]:
+        scores = self.person_scores(probes)
+        results = []
+        k = min(top_k, scores.shape[1])
+        for row in scores:
+            order = np.argsort(-row, kind="stable")[:k]
+            candidates = [
+                Candidate(
+                    person_id=int(self.person_ids[i]),
+                    name=self.gallery.names.get(int(self.person_ids[i]), "?"),
+                    score=float(row[i]),
+                )
+                for i in order
+            ]
+            results.append(MatchResult(candidates=candidates, threshold=threshold))
+        return results

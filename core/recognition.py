@@ -1,0 +1,71 @@
+"""Detect -> align -> embed, and the face-selection policy of enrollment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.errors import InvalidInput, MultipleFaces, NoFaceFound
+from core.faces.types import Face
+from core.models import FaceModels
+
+# "single": exactly one face or an error; "largest": the largest face; an int: that face,
+# counted largest first (0 = largest).
+FacePolicy = str | int
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedFace:
+    face: Face
+    vector: np.ndarray  # (dim,) float32, unit norm
+
+
+def select_face(faces: list[Face], policy: FacePolicy) -> Face:
+    """The one face an enrollment uses; ``faces`` are ordered largest first."""
+    if not faces:
+        raise NoFaceFound("no face was found in the photo")
+    if isinstance(policy, int) and not isinstance(policy, bool):
+        if not 0 <= policy < len(faces):
+            raise InvalidInput(
+                f"face index {policy} is out of range: the photo has {len(faces)} face(s), "
+                f"numbered 0 (largest) to {len(faces) - 1}"
+            )
+        return faces[policy]
+    if policy == "largest":
+        return faces[0]
+    if policy == "single":
+        if len(faces) > 1:
+            raise MultipleFaces(
+                f"the photo shows {len(faces)} faces; ask for the largest face or pick one by "
+                "index (0 = largest)"
+            )
+        return faces[0]
+    raise InvalidInput(f"unknown face policy {policy!r}: use 'single', 'largest' or an index")
+
+
+class FaceEngine:
+    def __init__(self, models: FaceModels) -> None:
+        self.detector = models.detector
+        self.embedder = models.embedder
+
+    @property
+    def model_name(self) -> str:
+        return self.embedder.name
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        return self.detector.detect(rgb)
+
+    def embed_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[EmbeddedFace]:
+        if not faces:
+            return []
+        crops = [self.embedder.align(rgb, face) for face in faces]
+        vectors = self.embedder.embed(crops)
+        return [EmbeddedFace(face=f, vector=v) for f, v in zip(faces, vectors)]
+
+    def embed_all(self, rgb: np.ndarray) -> list[EmbeddedFace]:
+        return self.embed_faces(rgb, self.detect(rgb))
+
+    def embed_one(self, rgb: np.ndarray, policy: FacePolicy = "single") -> EmbeddedFace:
+        face = select_face(self.detect(rgb), policy)
+        return self.embed_faces(rgb, [face])[0]

@@ -1,0 +1,367 @@
+"""The gallery store: SQLite rows plus content-addressed image files under the data dir.
+
+One connection per operation (SQLite connections are cheap and this keeps the store safe to share
+between threads and processes); WAL mode, foreign keys on, a busy timeout for concurrent writers.
+An enrollment writes its files first, then all its rows in one IMMEDIATE transaction; on any
+failure the rows roll back and the files it created are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+import unicodedata
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import InvalidName, PersonExists, PersonNotFound
+from core.store.records import (
+    Enrollment,
+    GalleryMatrix,
+    GenerationRunRecord,
+    ImageRecord,
+    NewEmbedding,
+    NewImage,
+    Person,
+    PersonDetail,
+    StoredThreshold,
+)
+from core.store.schema import migrate
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_LENGTH = 200
+_IMAGE_COLUMNS = (
+    "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, "
+    "generator, created_at"
+)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def normalise_name(name: str) -> str:
+    cleaned = unicodedata.normalize("NFC", name).strip()
+    if not cleaned:
+        raise InvalidName("the person's name is empty")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidName(f"the person's name is longer than {MAX_NAME_LENGTH} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
+        raise InvalidName("the person's name contains control characters")
+    return cleaned
+
+
+class GalleryStore:
+    def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / "gallery.db"
+        self.images_dir = self.data_dir / "images"
+        self.busy_timeout_s = busy_timeout_s
+        self.images_dir.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            migrate(conn)
+
+    # --- connections -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # --- enrollment --------------------------------------------------------------------------
+    def add_person(self, enrollment: Enrollment) -> int:
+        """Store a person with all their images, embeddings and generation runs, atomically."""
+        name = normalise_name(enrollment.name)
+        created_files: list[Path] = []
+        try:
+            paths = [self._write_image_file(image, created_files) for image in enrollment.images]
+            with self._transaction() as conn:
+                now = utc_now()
+                try:
+                    person_id = conn.execute(
+                        "INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)
+                    ).lastrowid
+                except sqlite3.IntegrityError:
+                    raise PersonExists(f"a person named {name!r} is already enrolled") from None
+                image_ids = [
+                    self._insert_image(conn, person_id, image, path, now)
+                    for image, path in zip(enrollment.images, paths)
+                ]
+                for embedding in enrollment.embeddings:
+                    self._insert_embedding(conn, person_id, image_ids[embedding.image_index], embedding, now)
+                for run in enrollment.generation_runs:
+                    self._insert_generation_run(conn, run, person_id, now)
+        except BaseException:
+            self._remove_unreferenced(created_files)
+            raise
+        log.info(
+            "enrolled person %d: %d images, %d embeddings",
+            person_id,
+            len(enrollment.images),
+            len(enrollment.embeddings),
+        )
+        return int(person_id)
+
+    def _write_image_file(self, image: NewImage, created: list[Path]) -> str:
+        relative = Path("images") / image.sha256[:2] / f"{image.sha256}{image.extension}"
+        target = self.data_dir / relative
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(image.data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            created.append(target)
+        return relative.as_posix()
+
+    def _insert_image(
+        self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str
+    ) -> int:
+        return int(
+            conn.execute(
+                "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
+                "height, num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    person_id,
+                    image.sha256,
+                    path,
+                    image.source,
+                    image.display_name,
+                    image.mime,
+                    image.width,
+                    image.height,
+                    len(image.data),
+                    image.generator,
+                    now,
+                ),
+            ).lastrowid
+        )
+
+    def _insert_embedding(
+        self, conn: sqlite3.Connection, person_id: int, image_id: int, emb: NewEmbedding, now: str
+    ) -> None:
+        vector = np.ascontiguousarray(emb.vector, dtype="<f4").ravel()
+        conn.execute(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, "
+            "bbox_x1, bbox_y1, bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                person_id,
+                image_id,
+                emb.source,
+                emb.model,
+                int(vector.shape[0]),
+                vector.tobytes(),
+                float(emb.det_score),
+                *(float(v) for v in emb.bbox),
+                now,
+            ),
+        )
+
+    def _insert_generation_run(
+        self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
+    ) -> int:
+        return int(
+            conn.execute(
+                "INSERT INTO generation_runs(person_id, generator, device, dtype, num_views, "
+                "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    person_id,
+                    run.generator,
+                    run.device,
+                    run.dtype,
+                    run.num_views,
+                    run.num_accepted,
+                    run.steps,
+                    run.strength,
+                    run.total_s,
+                    run.peak_mem_bytes,
+                    json.dumps(run.views),
+                    now,
+                ),
+            ).lastrowid
+        )
+
+    def add_generation_run(self, run: GenerationRunRecord, person_id: int | None = None) -> int:
+        with self._transaction() as conn:
+            return self._insert_generation_run(conn, run, person_id, utc_now())
+
+    def generation_runs(self, limit: int = 1000) -> list[dict[str, object]]:
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [{**dict(row), "views": json.loads(row["views_json"])} for row in rows]
+
+    # --- reading -----------------------------------------------------------------------------
+    def list_persons(self) -> list[Person]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT p.id, p.name, p.created_at, "
+                "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
+                "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
+                "FROM persons p ORDER BY p.name"
+            ).fetchall()
+        return [Person(*row) for row in rows]
+
+    def find_person(self, key: int | str) -> Person:
+        """A person by id (int) or by name (str)."""
+        column = "id" if isinstance(key, int) else "name"
+        value = key if isinstance(key, int) else normalise_name(key)
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT p.id, p.name, p.created_at, "
+                "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
+                "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
+                f"FROM persons p WHERE p.{column} = ?",
+                (value,),
+            ).fetchone()
+        if row is None:
+            raise PersonNotFound(f"no person with {column} {value!r}")
+        return Person(*row)
+
+    def person_detail(self, person_id: int) -> PersonDetail:
+        person = self.find_person(person_id)
+        with self._connect() as conn:
+            images = [
+                ImageRecord(*row)
+                for row in conn.execute(
+                    f"SELECT {_IMAGE_COLUMNS} FROM images WHERE person_id = ? ORDER BY id",
+                    (person_id,),
+                )
+            ]
+            counts: dict[str, dict[str, int]] = {}
+            for model, source, count in conn.execute(
+                "SELECT model, source, COUNT(*) FROM embeddings WHERE person_id = ? "
+                "GROUP BY model, source ORDER BY model, source",
+                (person_id,),
+            ):
+                counts.setdefault(model, {})[source] = int(count)
+        return PersonDetail(person=person, images=images, embedding_counts=counts)
+
+    def image(self, person_id: int, image_id: int) -> tuple[ImageRecord, bytes]:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ? AND person_id = ?",
+                (image_id, person_id),
+            ).fetchone()
+        if row is None:
+            raise PersonNotFound(f"person {person_id} has no image {image_id}")
+        record = ImageRecord(*row)
+        return record, (self.data_dir / record.path).read_bytes()
+
+    def gallery_version(self, model: str) -> tuple[int, int, float]:
+        """Changes whenever the model's embeddings change (a cheap cache key)."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0), TOTAL(id) FROM embeddings WHERE model = ?",
+                (model,),
+            ).fetchone()
+        return int(row[0]), int(row[1]), float(row[2])
+
+    def load_gallery(self, model: str) -> GalleryMatrix:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT e.person_id, e.source, e.dim, e.vector FROM embeddings e "
+                "WHERE e.model = ? ORDER BY e.person_id, e.id",
+                (model,),
+            ).fetchall()
+            names = dict(conn.execute("SELECT id, name FROM persons").fetchall())
+        if not rows:
+            return GalleryMatrix(model, np.zeros((0, 0), np.float32), np.zeros(0, np.int64), [], names)
+        dim = int(rows[0][2])
+        vectors = np.frombuffer(b"".join(r[3] for r in rows), dtype="<f4").reshape(len(rows), dim)
+        return GalleryMatrix(
+            model=model,
+            vectors=vectors.astype(np.float32),
+            person_ids=np.array([r[0] for r in rows], dtype=np.int64),
+            sources=[r[1] for r in rows],
+            names={int(k): v for k, v in names.items()},
+        )
+
+    # --- deletion ----------------------------------------------------------------------------
+    def delete_person(self, person_id: int) -> dict[str, int]:
+        """Erase the person's rows (cascading) and every file no other row references."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+                raise PersonNotFound(f"no person with id {person_id}")
+            paths = [r[0] for r in conn.execute("SELECT path FROM images WHERE person_id = ?", (person_id,))]
+            counts = {
+                "images": conn.execute("SELECT COUNT(*) FROM images WHERE person_id = ?", (person_id,)).fetchone()[0],
+                "embeddings": conn.execute(
+                    "SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (person_id,)
+                ).fetchone()[0],
+            }
+            conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
+        counts["files"] = self._remove_unreferenced([self.data_dir / p for p in set(paths)])
+        log.info("deleted person %d: %s", person_id, counts)
+        return counts
+
+    def _remove_unreferenced(self, files: list[Path]) -> int:
+        if not files:
+            return 0
+        removed = 0
+        with self._connect() as conn:
+            for path in files:
+                relative = path.relative_to(self.data_dir).as_posix()
+                if conn.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (relative,)).fetchone():
+                    continue
+                try:
+                    path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()  # only succeeds when empty
+        return removed
+
+    # --- thresholds --------------------------------------------------------------------------
+    def set_threshold(self, value: StoredThreshold) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO thresholds(model, target_fpir, threshold, n_impostor, "
+                "dataset, created_at) VALUES (?,?,?,?,?,?)",
+                (value.model, value.target_fpir, value.threshold, value.n_impostor, value.dataset, value.created_at),
+            )
+
+    def get_threshold(self, model: str, target_fpir: float) -> StoredThreshold | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT model, target_fpir, threshold, n_impostor, dataset, created_at FROM thresholds "
+                "WHERE model = ? AND abs(target_fpir - ?) < 1e-12",
+                (model, target_fpir),
+            ).fetchone()
+        return StoredThreshold(*row) if row else None

@@ -1,0 +1,113 @@
+"""Records written to and read from the gallery store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image to store: the bytes are written content-addressed by their sha256."""
+
+    data: bytes
+    sha256: str
+    extension: str  # ".jpg", ".png", ".webp"
+    mime: str
+    width: int
+    height: int
+    source: str  # "original" or "augmented_<view>"
+    display_name: str  # "original.jpg", "augmented_left_1.png"
+    generator: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class NewEmbedding:
+    image_index: int  # index into Enrollment.images
+    source: str
+    model: str
+    vector: np.ndarray  # (dim,) float32, unit norm
+    det_score: float
+    bbox: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class GenerationRunRecord:
+    generator: str
+    device: str
+    dtype: str
+    num_views: int
+    num_accepted: int
+    total_s: float
+    views: list[dict[str, object]]
+    steps: int | None = None
+    strength: float | None = None
+    peak_mem_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """Everything one enrollment writes; stored in one transaction or not at all."""
+
+    name: str
+    images: list[NewImage]
+    embeddings: list[NewEmbedding]
+    generation_runs: list[GenerationRunRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str
+    created_at: str
+    num_images: int
+    num_embeddings: int
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    person_id: int
+    sha256: str
+    path: str
+    source: str
+    display_name: str
+    mime: str
+    width: int
+    height: int
+    num_bytes: int
+    generator: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class PersonDetail:
+    person: Person
+    images: list[ImageRecord]
+    embedding_counts: dict[str, dict[str, int]]  # model -> source -> count
+
+
+@dataclass(frozen=True, eq=False)
+class GalleryMatrix:
+    """All embeddings of one model, ready for matching."""
+
+    model: str
+    vectors: np.ndarray  # (n, dim) float32
+    person_ids: np.ndarray  # (n,) int64
+    sources: list[str]
+    names: dict[int, str]  # person id -> name
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+
+@dataclass(frozen=True)
+class StoredThreshold:
+    model: str
+    target_fpir: float
+    threshold: float
+    n_impostor: int
+    dataset: str
+    created_at: str

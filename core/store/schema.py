@@ -1,0 +1,114 @@
+"""SQLite schema of the gallery and its migrations.
+
+Plain column types only (INTEGER, REAL, TEXT, BLOB) so that DuckDB's sqlite scanner reads every
+table as it is. Timestamps are ISO-8601 UTC text. Vectors are little-endian float32 BLOBs.
+The schema version lives in ``PRAGMA user_version``; migration ``i`` takes it from i to i + 1.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from core.errors import StoreSchemaError
+
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the first schema
+    """
+    CREATE TABLE persons (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        id            INTEGER PRIMARY KEY,
+        person_id     INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        sha256        TEXT NOT NULL,
+        path          TEXT NOT NULL,          -- relative to the data dir
+        source        TEXT NOT NULL,          -- 'original' or 'augmented_<view>'
+        display_name  TEXT NOT NULL,          -- 'original.jpg', 'augmented_left_1.png', ...
+        mime          TEXT NOT NULL,
+        width         INTEGER NOT NULL,
+        height        INTEGER NOT NULL,
+        num_bytes     INTEGER NOT NULL,
+        generator     TEXT,                   -- NULL for uploads; 'classic', 'sd15-img2img', ...
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX images_person ON images(person_id);
+    CREATE INDEX images_sha ON images(sha256);
+    CREATE TABLE embeddings (
+        id          INTEGER PRIMARY KEY,
+        person_id   INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        source      TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        dim         INTEGER NOT NULL,
+        vector      BLOB NOT NULL,            -- dim little-endian float32, unit L2 norm
+        det_score   REAL NOT NULL,
+        bbox_x1     REAL NOT NULL,
+        bbox_y1     REAL NOT NULL,
+        bbox_x2     REAL NOT NULL,
+        bbox_y2     REAL NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE INDEX embeddings_model ON embeddings(model, person_id);
+    CREATE TABLE generation_runs (
+        id              INTEGER PRIMARY KEY,
+        person_id       INTEGER REFERENCES persons(id) ON DELETE CASCADE,
+        generator       TEXT NOT NULL,
+        device          TEXT NOT NULL,
+        dtype           TEXT NOT NULL,
+        num_views       INTEGER NOT NULL,
+        num_accepted    INTEGER NOT NULL,
+        steps           INTEGER,
+        strength        REAL,
+        total_s         REAL NOT NULL,
+        peak_mem_bytes  INTEGER,
+        views_json      TEXT NOT NULL,        -- per view: name, seed, latency_s, accepted, reason, similarity
+        created_at      TEXT NOT NULL
+    );
+    CREATE INDEX generation_runs_created ON generation_runs(created_at);
+    CREATE TABLE thresholds (
+        model        TEXT NOT NULL,
+        target_fpir  REAL NOT NULL,
+        threshold    REAL NOT NULL,
+        n_impostor   INTEGER NOT NULL,
+        dataset      TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (model, target_fpir)
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise StoreSchemaError(
+            f"the gallery has schema version {found}, newer than this code knows "
+            f"({SCHEMA_VERSION}); upgrade ManyAngles"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        for version in range(current, SCHEMA_VERSION):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit our transaction: drop comments, then split on ';'
+    # (our DDL has no string literal holding '--' or ';').
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in code.split(";") if s.strip()]
