@@ -71,7 +71,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
             raise NotAnImage("the file is not an image in a format we can read") from None
         except Image.DecompressionBombError as exc:
             raise ImageTooLarge(f"the image has too many pixels ({exc})") from None
-        except (OSError, SyntaxError, ValueError) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            if "truncated" in str(exc).lower() or isinstance(exc, EOFError):
+                raise TruncatedImage(f"the image data is truncated ({exc})") from None
             raise NotAnImage(f"the file could not be read as an image ({exc})") from None
         with img:
             fmt = (img.format or "").upper()

@@ -9,6 +9,7 @@ input >= 112 px: ArcFace). Nothing is ever downloaded: a missing or broken pack 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,10 @@ class InsightFaceEmbedder:
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         from insightface.utils import face_align
 
-        return face_align.norm_crop(rgb, landmark=face.landmarks5, image_size=self.crop_size)
+        with warnings.catch_warnings():
+            # insightface calls SimilarityTransform.estimate, deprecated in scikit-image 0.26.
+            warnings.simplefilter("ignore", FutureWarning)
+            return face_align.norm_crop(rgb, landmark=face.landmarks5, image_size=self.crop_size)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         if len(crops) == 0:

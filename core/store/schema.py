@@ -12,15 +12,16 @@ import sqlite3
 from core.errors import StoreSchemaError
 
 MIGRATIONS: tuple[str, ...] = (
+    # AUTOINCREMENT: ids are never reused, so a deleted person's id never names someone else.
     # 0 -> 1: the first schema
     """
     CREATE TABLE persons (
-        id          INTEGER PRIMARY KEY,
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
         name        TEXT NOT NULL UNIQUE,
         created_at  TEXT NOT NULL
     );
     CREATE TABLE images (
-        id            INTEGER PRIMARY KEY,
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
         person_id     INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
         sha256        TEXT NOT NULL,
         path          TEXT NOT NULL,          -- relative to the data dir
@@ -36,7 +37,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX images_person ON images(person_id);
     CREATE INDEX images_sha ON images(sha256);
     CREATE TABLE embeddings (
-        id          INTEGER PRIMARY KEY,
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
         person_id   INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
         image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
         source      TEXT NOT NULL,
@@ -52,7 +53,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX embeddings_model ON embeddings(model, person_id);
     CREATE TABLE generation_runs (
-        id              INTEGER PRIMARY KEY,
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
         person_id       INTEGER REFERENCES persons(id) ON DELETE CASCADE,
         generator       TEXT NOT NULL,
         device          TEXT NOT NULL,

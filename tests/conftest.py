@@ -1,0 +1,90 @@
+"""Shared fixtures: real photos from ../shared/faces, real models, real SQLite stores."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+FACES = Path(os.environ.get("MANYANGLES_FACES_DIR", REPO.parent / "shared" / "faces"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not FACES.is_dir():
+        raise pytest.UsageError(f"the face photos are missing: {FACES} (set MANYANGLES_FACES_DIR)")
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    return FACES
+
+
+def photo(identity: str, n: int = 1) -> Path:
+    return FACES / identity / f"{n}.jpg"
+
+
+def photo_bytes(identity: str, n: int = 1) -> bytes:
+    return photo(identity, n).read_bytes()
+
+
+def side_by_side(*paths: Path, height: int = 400) -> bytes:
+    """A JPEG with the given photos next to each other (a photo of several people)."""
+    images = []
+    for path in paths:
+        img = Image.open(path).convert("RGB")
+        images.append(img.resize((round(img.width * height / img.height), height)))
+    canvas = Image.new("RGB", (sum(i.width for i in images), height), (255, 255, 255))
+    x = 0
+    for img in images:
+        canvas.paste(img, (x, 0))
+        x += img.width
+    buf = io.BytesIO()
+    canvas.save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def no_face_jpeg() -> bytes:
+    """A real photo-sized image with no face: a smooth gradient with noise."""
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:480, 0:640]
+    base = np.stack([x / 640 * 255, y / 480 * 255, np.full_like(x, 128.0)], axis=2)
+    img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (the store's byte-for-byte state)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
+
+
+@pytest.fixture(scope="session")
+def dlib_models():
+    from core.models import load_face_models
+    from core.settings import Settings
+
+    return load_face_models(Settings())
+
+
+@pytest.fixture()
+def service(tmp_path: Path, dlib_models):
+    from core.recognition import FaceEngine
+    from core.service import ManyAnglesService
+    from core.settings import Settings
+    from core.store.gallery import GalleryStore
+
+    settings = Settings(data_dir=tmp_path / "data")
+    return ManyAnglesService(settings, FaceEngine(dlib_models), GalleryStore(settings.data_dir))

@@ -1,0 +1,136 @@
+"""The CLI, run as users run it (`python -m core ...`), on real photos and a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FACES, REPO, no_face_jpeg, photo, side_by_side, tree_digest
+from test_images import bomb_png
+
+
+def cli(data_dir: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(data_dir), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def enrolled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("cli") / "data"
+    for identity in ("Barack_Obama", "Angelina_Jolie"):
+        done = cli(data, "enroll", identity.replace("_", " "), photo(identity))
+        assert done.returncode == 0, done.stderr
+        assert "enrolled" in done.stdout
+    return data
+
+
+def test_identify_verify_persons(enrolled_store: Path):
+    found = cli(enrolled_store, "--json", "identify", photo("Barack_Obama", 2))
+    assert found.returncode == 0, found.stderr
+    faces = json.loads(found.stdout)
+    assert len(faces) == 1 and faces[0]["identity"] == "Barack Obama"
+    assert faces[0]["candidates"][0]["score"] > faces[0]["candidates"][1]["score"]
+
+    stranger = cli(enrolled_store, "--json", "identify", photo("George_Clooney", 1))
+    assert stranger.returncode == 0 and json.loads(stranger.stdout)[0]["identity"] == "unknown"
+
+    same = cli(enrolled_store, "--json", "verify", photo("Angelina_Jolie", 2), photo("Angelina_Jolie", 3))
+    assert same.returncode == 0 and json.loads(same.stdout)["same_person"] is True
+    other = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), photo("Barack_Obama", 3))
+    assert other.returncode == 0 and "different persons" in other.stdout
+
+    persons = cli(enrolled_store, "persons")
+    assert "Angelina Jolie" in persons.stdout and "Barack Obama" in persons.stdout
+
+
+def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    files = {
+        "not an image": (b"hello, this is a text file\n" * 20, "not_an_image"),
+        "truncated jpeg": (photo("Barack_Obama").read_bytes()[:20000], "truncated_image"),
+        "20000x20000 png": (bomb_png(), "image_too_large"),
+        "0-byte file": (b"", "empty_image"),
+        "no face": (no_face_jpeg(), "no_face"),
+        "two faces": (side_by_side(photo("Matt_Damon"), photo("George_Clooney")), "multiple_faces"),
+    }
+    out = {}
+    for i, (label, (data, code)) in enumerate(files.items()):
+        path = tmp / f"bad{i}.jpg"
+        path.write_bytes(data)
+        out[label] = (path, code)
+    return out
+
+
+def test_bad_inputs_exit_non_zero_and_leave_the_store_unchanged(enrolled_store: Path, tmp_path: Path):
+    before = tree_digest(enrolled_store)
+    for label, (path, code) in bad_inputs(tmp_path).items():
+        done = cli(enrolled_store, "enroll", "Someone New", path)
+        assert done.returncode == 3, (label, done.returncode, done.stderr)
+        assert code in done.stderr, (label, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert tree_digest(enrolled_store) == before, label
+    missing = cli(enrolled_store, "identify", tmp_path / "nope.jpg")
+    assert missing.returncode == 3 and "no such file" in missing.stderr
+    duplicate = cli(enrolled_store, "enroll", "Barack Obama", photo("Barack_Obama", 3))
+    assert duplicate.returncode == 5 and "already enrolled" in duplicate.stderr
+    assert tree_digest(enrolled_store) == before
+
+
+def test_two_faces_with_largest_and_delete(tmp_path: Path):
+    data = tmp_path / "data"
+    group = tmp_path / "group.jpg"
+    group.write_bytes(side_by_side(photo("Matt_Damon"), photo("George_Clooney")))
+    done = cli(data, "--json", "enroll", "Matt", group, "--largest")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["num_embeddings"] == 1
+    files = [p for p in (data / "images").rglob("*") if p.is_file()]
+    assert len(files) == 1
+    gone = cli(data, "delete", "Matt")
+    assert gone.returncode == 0 and "1 file(s)" in gone.stdout
+    assert not [p for p in (data / "images").rglob("*") if p.is_file()]
+    again = cli(data, "delete", "Matt")
+    assert again.returncode == 4 and "person_not_found" in again.stderr
+
+
+def small_dataset(root: Path, identities: list[str]) -> Path:
+    for identity in identities:
+        (root / identity).mkdir(parents=True)
+        for file in sorted((FACES / identity).glob("*.jpg")):
+            (root / identity / file.name).symlink_to(file)
+    return root
+
+
+def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
+    dataset = small_dataset(
+        tmp_path / "faces",
+        ["Angelina_Jolie", "Barack_Obama", "George_Clooney", "Jennifer_Aniston", "Katy_Perry", "Matt_Damon"],
+    )
+    data = tmp_path / "data"
+    out = tmp_path / "report.json"
+    done = cli(data, "eval", dataset, "--out", out, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "rank-1" in done.stdout and "FNIR @ FPIR=1.0%" in done.stdout
+    report = json.loads(out.read_text())
+    original = report["conditions"]["original"]
+    assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
+    assert original["rank1"] >= 0.9
+    assert original["stored_threshold"] == pytest.approx(0.9399)
+
+    calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
+    assert calibrated.returncode == 0, calibrated.stderr
+    record = json.loads(calibrated.stdout)
+    assert record["target_fpir"] == 0.1 and record["n_impostor"] == original["n_closed_set"]
+
+    not_a_dataset = cli(data, "eval", tmp_path / "missing")
+    assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr

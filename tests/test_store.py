@@ -1,0 +1,166 @@
+"""The SQLite gallery store: schema, atomic enrollment, deletion, thresholds."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tree_digest
+from core.errors import InvalidName, PersonExists, PersonNotFound, StoreSchemaError
+from core.store.gallery import GalleryStore
+from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage, StoredThreshold
+from core.store.schema import SCHEMA_VERSION
+
+
+def image(data: bytes, source: str = "original", ext: str = ".jpg") -> NewImage:
+    return NewImage(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        extension=ext,
+        mime="image/jpeg",
+        width=10,
+        height=10,
+        source=source,
+        display_name=f"{source}{ext}",
+    )
+
+
+def enrollment(name: str, seed: int, n_views: int = 2, model: str = "m1") -> Enrollment:
+    rng = np.random.default_rng(seed)
+    images = [image(f"photo of {name}".encode())] + [
+        image(f"view {k} of {name}".encode(), f"augmented_v{k}", ".png") for k in range(n_views)
+    ]
+    embeddings = []
+    for index, img in enumerate(images):
+        vector = rng.normal(size=8).astype(np.float32)
+        embeddings.append(
+            NewEmbedding(index, img.source, model, vector / np.linalg.norm(vector), 1.5, (1, 2, 3, 4))
+        )
+    run = GenerationRunRecord("classic", "cpu", "float32", n_views, n_views, 0.5, [{"view": "v0"}])
+    return Enrollment(name=name, images=images, embeddings=embeddings, generation_runs=[run])
+
+
+def test_schema_pragmas_and_version(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    conn = sqlite3.connect(store.db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"persons", "images", "embeddings", "generation_runs", "thresholds"} <= tables
+    conn.close()
+    GalleryStore(tmp_path)  # reopening migrates nothing and fails nothing
+
+
+def test_newer_schema_is_refused(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    conn = sqlite3.connect(store.db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreSchemaError, match="newer"):
+        GalleryStore(tmp_path)
+
+
+def test_enroll_read_and_gallery(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    pid = store.add_person(enrollment("Ada", 1))
+    store.add_person(enrollment("Bob", 2, n_views=0))
+    assert [p.name for p in store.list_persons()] == ["Ada", "Bob"]
+    detail = store.person_detail(pid)
+    assert [i.source for i in detail.images] == ["original", "augmented_v0", "augmented_v1"]
+    assert detail.embedding_counts == {"m1": {"augmented_v0": 1, "augmented_v1": 1, "original": 1}}
+    record, data = store.image(pid, detail.images[0].id)
+    assert data == b"photo of Ada" and (tmp_path / record.path).is_file()
+    assert record.path.startswith(f"images/{record.sha256[:2]}/{record.sha256}")
+    gallery = store.load_gallery("m1")
+    assert gallery.vectors.shape == (4, 8) and gallery.vectors.dtype == np.float32
+    assert list(gallery.person_ids) == [pid, pid, pid, pid + 1]
+    np.testing.assert_allclose(np.linalg.norm(gallery.vectors, axis=1), 1.0, rtol=1e-6)
+    assert store.load_gallery("other-model").size == 0
+    runs = store.generation_runs()
+    assert len(runs) == 2 and runs[0]["views"] == [{"view": "v0"}]
+
+
+def test_duplicate_name_changes_nothing(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    store.add_person(enrollment("Ada", 1))
+    before = tree_digest(tmp_path)
+    with pytest.raises(PersonExists):
+        store.add_person(enrollment("Ada", 3))  # other bytes: new files would be written
+    assert tree_digest(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "x" * 201])
+def test_bad_names(tmp_path: Path, name: str):
+    store = GalleryStore(tmp_path)
+    with pytest.raises(InvalidName):
+        store.add_person(enrollment(name, 1))
+
+
+def test_failure_after_first_embedding_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = GalleryStore(tmp_path)
+    store.add_person(enrollment("Bob", 2))
+    before = tree_digest(tmp_path)
+    calls = []
+    real_insert = GalleryStore._insert_embedding
+
+    def failing_insert(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash after the first embedding was written")
+        return real_insert(self, *args, **kwargs)
+
+    monkeypatch.setattr(GalleryStore, "_insert_embedding", failing_insert)
+    with pytest.raises(RuntimeError, match="simulated"):
+        store.add_person(enrollment("Ada", 1))
+    assert len(calls) == 2
+    assert tree_digest(tmp_path) == before
+    monkeypatch.undo()
+    assert [p.name for p in store.list_persons()] == ["Bob"]
+    assert store.load_gallery("m1").size == 3
+
+
+def test_delete_erases_rows_and_files_but_keeps_shared_files(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada = store.add_person(enrollment("Ada", 1))
+    # Carol was enrolled from the very same photo as Ada: the file is shared.
+    shared = enrollment("Carol", 5, n_views=0)
+    shared = Enrollment("Carol", [image(b"photo of Ada")], shared.embeddings[:1])
+    carol = store.add_person(shared)
+    files_before = {p for p in (tmp_path / "images").rglob("*") if p.is_file()}
+    assert len(files_before) == 3
+    counts = store.delete_person(ada)
+    assert counts == {"images": 3, "embeddings": 3, "files": 2}
+    remaining = {p for p in (tmp_path / "images").rglob("*") if p.is_file()}
+    assert len(remaining) == 1 and store.image(carol, store.person_detail(carol).images[0].id)[1] == b"photo of Ada"
+    conn = sqlite3.connect(store.db_path)
+    for table in ("images", "embeddings", "generation_runs"):
+        assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE person_id = ?", (ada,)).fetchone()[0] == 0
+    conn.close()
+    with pytest.raises(PersonNotFound):
+        store.delete_person(ada)
+    with pytest.raises(PersonNotFound):
+        store.find_person("Ada")
+
+
+def test_thresholds_roundtrip(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    assert store.get_threshold("m1", 0.01) is None
+    store.set_threshold(StoredThreshold("m1", 0.01, 0.93, 400, "faces", "now"))
+    store.set_threshold(StoredThreshold("m1", 0.01, 0.94, 500, "faces", "later"))
+    stored = store.get_threshold("m1", 0.01)
+    assert stored is not None and stored.threshold == 0.94 and stored.n_impostor == 500
+    assert store.get_threshold("m1", 0.1) is None
+
+
+def test_gallery_version_changes_with_content(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    v0 = store.gallery_version("m1")
+    pid = store.add_person(enrollment("Ada", 1))
+    v1 = store.gallery_version("m1")
+    store.delete_person(pid)
+    store.add_person(enrollment("Ada", 1))
+    assert len({v0, v1, store.gallery_version("m1")}) == 3
