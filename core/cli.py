@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--insightface-root", type=Path, help="holds models/<pack>/*.onnx")
     parser.add_argument("--insightface-pack", help="pack name, default buffalo_l")
     parser.add_argument("--match-mode", choices=["max", "mean"])
+    parser.add_argument("--sd-model", help="Stable Diffusion 1.5 folder (env MANYANGLES_SD_MODEL)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("photo")
     enroll.add_argument("--largest", action="store_true", help="use the largest face if several")
     enroll.add_argument("--face", type=int, help="use face N (0 = largest) if several")
+    enroll.add_argument("--augment", action="store_true", help="add generated views (identity-gated)")
+    enroll.add_argument("--views", help="comma-separated views, e.g. left,right,smiling")
+    enroll.add_argument("--num-variations", type=int, help="how many default views (default 5)")
+    enroll.add_argument("--seed", type=int, default=0)
 
     identify = sub.add_parser("identify", help="identify every face in a photo")
     identify.add_argument("photo")
@@ -76,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
         if name == "eval":
             cmd.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON report path")
+            cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
         else:
             cmd.add_argument("--target-fpir", type=float, default=None)
     return parser
@@ -90,6 +96,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         insightface_root=args.insightface_root,
         insightface_pack=args.insightface_pack,
         match_mode=args.match_mode,
+        sd_model=args.sd_model,
     )
 
 
@@ -112,10 +119,25 @@ def run(args: argparse.Namespace) -> int:
 
     service = _service(settings)
     if args.command == "enroll":
-        result = service.enroll(args.name, _read(args.photo), face=_face_policy(args))
-        _out(json.dumps(asdict(result)) if args.json else
-             f"enrolled {result.name!r} as person {result.person_id} "
-             f"({result.num_embeddings} embedding(s), model {result.model})")
+        views = [v for v in args.views.split(",") if v.strip()] if args.views else None
+        result = service.enroll(
+            args.name,
+            _read(args.photo),
+            face=_face_policy(args),
+            augment=args.augment or views is not None or args.num_variations is not None,
+            views=views,
+            num_variations=args.num_variations,
+            seed=args.seed,
+        )
+        if args.json:
+            _out(json.dumps(asdict(result)))
+        else:
+            _out(
+                f"enrolled {result.name!r} as person {result.person_id} "
+                f"({result.num_embeddings} embedding(s): {', '.join(result.sources)}; model {result.model})"
+            )
+            for view in result.views:
+                _out(f"  view {view['view']}: {view['reason']}")
     elif args.command == "identify":
         found = service.identify(_read(args.photo), args.top_k)
         payload = [

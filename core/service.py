@@ -7,32 +7,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from core.augment.base import Augmentor
+from core.augment.views import plan_views
+from core.enrollment import ProgressCallback, ProgressEvent, ViewsOutcome, build_enrollment, generate_and_gate
 from core.errors import NotCalibrated
 from core.images import DecodedImage, decode_image
 from core.matching import MatchResult, Matcher
 from core.recognition import EmbeddedFace, FaceEngine, FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.records import Enrollment, NewEmbedding, NewImage, Person
+from core.store.records import Person
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One step of an enrollment, for streaming to clients."""
-
-    stage: str  # decoded, detected, generated, accepted, rejected, embedded, stored
-    message: str
-    data: dict[str, object] = field(default_factory=dict)
-
-
-ProgressCallback = Callable[[ProgressEvent], None]
+__all__ = ["ManyAnglesService", "ProgressEvent", "EnrollResult", "VerifyResult", "FaceIdentification"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +35,7 @@ class EnrollResult:
     num_embeddings: int
     sources: list[str]
     elapsed_s: float
+    views: list[dict[str, object]]  # every generated view with its gate decision
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,10 +53,17 @@ class VerifyResult:
 
 
 class ManyAnglesService:
-    def __init__(self, settings: Settings, engine: FaceEngine, store: GalleryStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: FaceEngine,
+        store: GalleryStore,
+        augmentor: Augmentor | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
+        self._augmentor = augmentor
         self._matcher: Matcher | None = None
         self._matcher_key: tuple[object, ...] | None = None
 
@@ -81,7 +80,7 @@ class ManyAnglesService:
         """The active model's threshold at the configured FPIR: stored calibration first."""
         model = self.engine.model_name
         target = self.settings.target_fpir
-        stored = self.store.get_threshold(model, target)
+        stored = self.store.get_threshold(model, "fpir", target)
         if stored is not None:
             return stored.threshold
         default = self.engine.embedder.default_threshold
@@ -92,6 +91,29 @@ class ManyAnglesService:
             "`python -m core calibrate DIR` on a labelled folder of faces"
         )
 
+    def gate_threshold(self) -> float:
+        if self.settings.gate_threshold is not None:
+            return self.settings.gate_threshold
+        model = self.engine.model_name
+        stored = self.store.get_threshold(model, "gate_fmr", self.settings.gate_fmr)
+        if stored is not None:
+            return stored.threshold
+        default = self.engine.embedder.default_gate_threshold
+        if default is not None and abs(self.settings.gate_fmr - 0.001) < 1e-12:
+            return default
+        raise NotCalibrated(
+            f"model {model} has no identity-gate threshold for FMR {self.settings.gate_fmr:g}; run "
+            "`python -m core calibrate DIR` or set MANYANGLES_GATE_THRESHOLD"
+        )
+
+    @property
+    def augmentor(self) -> Augmentor:
+        if self._augmentor is None:
+            from core.augment.factory import load_augmentor
+
+            self._augmentor = load_augmentor(self.settings, self.engine.detector)
+        return self._augmentor
+
     # --- enrollment --------------------------------------------------------------------------
     def enroll(
         self,
@@ -99,56 +121,67 @@ class ManyAnglesService:
         photo: bytes,
         *,
         face: FacePolicy = "single",
+        augment: bool = False,
+        views: list[str] | None = None,
+        num_variations: int | None = None,
+        seed: int = 0,
         progress: ProgressCallback | None = None,
     ) -> EnrollResult:
+        """Enroll from one photo, with generated views when ``augment``; all or nothing."""
         started = time.perf_counter()
         emit = progress or (lambda event: None)
+        from core.store.gallery import normalise_name
+
+        name = normalise_name(name)
+        requests = None
+        if augment:  # validate the request before any work
+            requests = plan_views(
+                views, num_variations, seed, self.augmentor.supported_views, self.augmentor.default_views
+            )
+            gate = self.gate_threshold()
         image = self.decode(photo)
         emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
-        embedded = self.engine.embed_one(image.rgb, face)
-        emit(
-            ProgressEvent(
-                "detected",
-                "face detected",
-                {"bbox": embedded.face.as_dict()["bbox"], "score": embedded.face.score},
-            )
-        )
+        original = self.engine.embed_one(image.rgb, face)
+        emit(ProgressEvent("detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}))
+        outcome: ViewsOutcome | None = None
+        if requests is not None:
+            outcome = generate_and_gate(self.engine, self.augmentor, image.rgb, original, requests, gate, emit)
         model = self.engine.model_name
-        images = [
-            NewImage(
-                data=photo,
-                sha256=image.sha256,
-                extension=image.extension,
-                mime=image.mime,
-                width=image.width,
-                height=image.height,
-                source="original",
-                display_name=f"original{image.extension}",
-            )
-        ]
-        embeddings = [
-            NewEmbedding(
-                image_index=0,
-                source="original",
-                model=model,
-                vector=embedded.vector,
-                det_score=embedded.face.score,
-                bbox=embedded.face.bbox,
-            )
-        ]
-        emit(ProgressEvent("embedded", f"{len(embeddings)} embedding(s) with {model}"))
-        person_id = self.store.add_person(Enrollment(name=name, images=images, embeddings=embeddings))
+        enrollment = build_enrollment(name, photo, image, original, model, outcome)
+        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model}"))
+        person_id = self.store.add_person(enrollment)
         result = EnrollResult(
             person_id=person_id,
-            name=self.store.find_person(person_id).name,
+            name=name,
             model=model,
-            num_images=len(images),
-            num_embeddings=len(embeddings),
-            sources=[e.source for e in embeddings],
+            num_images=len(enrollment.images),
+            num_embeddings=len(enrollment.embeddings),
+            sources=[e.source for e in enrollment.embeddings],
             elapsed_s=time.perf_counter() - started,
+            views=[d.as_record() for d in outcome.decisions] if outcome else [],
         )
         emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
         return result
+
+    def generate_views(
+        self,
+        photo: bytes,
+        *,
+        views: list[str] | None = None,
+        num_variations: int | None = None,
+        seed: int = 0,
+        face: FacePolicy = "largest",
+        progress: ProgressCallback | None = None,
+    ) -> ViewsOutcome:
+        """Generated views of a photo with their gate decisions; only the timing is stored."""
+        emit = progress or (lambda event: None)
+        requests = plan_views(views, num_variations, seed, self.augmentor.supported_views, self.augmentor.default_views)
+        gate = self.gate_threshold()
+        image = self.decode(photo)
+        original = self.engine.embed_one(image.rgb, face)
+        outcome = generate_and_gate(self.engine, self.augmentor, image.rgb, original, requests, gate, emit)
+        self.store.add_generation_run(outcome.run_record())
+        return outcome
 
     # --- identification ----------------------------------------------------------------------
     def matcher(self) -> Matcher:

@@ -37,6 +37,19 @@ class Settings:
     max_image_pixels: int = 50_000_000
     # dlib HOG: photos whose long side is at most this are upsampled once (finds ~40 px faces).
     dlib_upsample_below: int = 1000
+    # Synthetic views: Stable Diffusion when sd_model names a local folder (or a cached hub id),
+    # the classic generator otherwise.
+    sd_model: str = ""
+    sd_device: str = "auto"
+    sd_fp16: bool = True
+    sd_strength: float = 0.45
+    sd_steps: int = 20
+    sd_guidance: float = 7.5
+    sd_max_batch: int = 0  # 0: all views in one pipeline call
+    # Identity gate: explicit cosine threshold, else the stored calibration at gate_fmr, else the
+    # model's shipped default.
+    gate_threshold: float | None = None
+    gate_fmr: float = 0.001
     match_mode: MatchMode = "max"
     target_fpir: float = 0.01
     top_k: int = 5
@@ -88,8 +101,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
-    default = next(f for f in fields(cls) if f.name == name)
-    sample = getattr(cls(), name) if default.default is dataclasses.MISSING else default.default
+    spec = next(f for f in fields(cls) if f.name == name)
+    sample = getattr(cls(), name) if spec.default is dataclasses.MISSING else spec.default
+    if sample is None:  # optional numbers: "" or "none" unset them
+        if value is None or str(value).strip().lower() in ("", "none", "null"):
+            return None
+        return float(value)
     if isinstance(sample, Path):
         return Path(value).expanduser()
     if isinstance(sample, bool):

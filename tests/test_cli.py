@@ -130,7 +130,8 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
     assert calibrated.returncode == 0, calibrated.stderr
     record = json.loads(calibrated.stdout)
-    assert record["target_fpir"] == 0.1 and record["n_impostor"] == original["n_closed_set"]
+    assert record["target"] == 0.1 and record["kind"] == "fpir"
+    assert record["n_negative"] == original["n_closed_set"]
 
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
     assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr

@@ -148,12 +148,14 @@ def test_delete_erases_rows_and_files_but_keeps_shared_files(tmp_path: Path):
 
 def test_thresholds_roundtrip(tmp_path: Path):
     store = GalleryStore(tmp_path)
-    assert store.get_threshold("m1", 0.01) is None
-    store.set_threshold(StoredThreshold("m1", 0.01, 0.93, 400, "faces", "now"))
-    store.set_threshold(StoredThreshold("m1", 0.01, 0.94, 500, "faces", "later"))
-    stored = store.get_threshold("m1", 0.01)
-    assert stored is not None and stored.threshold == 0.94 and stored.n_impostor == 500
-    assert store.get_threshold("m1", 0.1) is None
+    assert store.get_threshold("m1", "fpir", 0.01) is None
+    store.set_threshold(StoredThreshold("m1", "fpir", 0.01, 0.93, 400, "faces", "now"))
+    store.set_threshold(StoredThreshold("m1", "fpir", 0.01, 0.94, 500, "faces", "later"))
+    store.set_threshold(StoredThreshold("m1", "gate_fmr", 0.01, 0.97, 9000, "faces", "later"))
+    stored = store.get_threshold("m1", "fpir", 0.01)
+    assert stored is not None and stored.threshold == 0.94 and stored.n_negative == 500
+    assert store.get_threshold("m1", "gate_fmr", 0.01).threshold == 0.97
+    assert store.get_threshold("m1", "fpir", 0.1) is None
 
 
 def test_gallery_version_changes_with_content(tmp_path: Path):

@@ -17,13 +17,15 @@ class Embedder(Protocol):
     ``name`` identifies the whole embedding function (weights, alignment and test-time
     augmentation): vectors of different names are never compared.
     ``default_threshold`` is the cosine threshold shipped with the model (calibrated at 1% FPIR),
-    or None when it has not been calibrated here.
+    or None when it has not been calibrated here; ``default_gate_threshold`` likewise for the
+    identity gate of generated views (calibrated at FMR = 0.1%).
     """
 
     name: str
     dim: int
     provider: str
     default_threshold: float | None
+    default_gate_threshold: float | None
 
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The canonical crop this model expects, from an upright RGB image."""

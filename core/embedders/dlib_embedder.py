@@ -23,6 +23,8 @@ CHIP_PADDING = 0.25
 # Cosine threshold at FPIR = 1%, from `python -m core calibrate ../shared/faces`
 # (132 identities, 620 photos; see BENCHMARKS.md). A store's own calibration overrides it.
 DLIB_DEFAULT_THRESHOLD = 0.9399
+# Identity gate: the cosine similarity reached by 0.1% of the 190k impostor pairs of the same set.
+DLIB_GATE_THRESHOLD = 0.9261
 
 
 class DlibEmbedder:
@@ -30,6 +32,7 @@ class DlibEmbedder:
     dim = 128
     provider = "dlib-cpu"
     default_threshold: float | None = DLIB_DEFAULT_THRESHOLD
+    default_gate_threshold: float | None = DLIB_GATE_THRESHOLD
 
     def __init__(self) -> None:
         import dlib

@@ -121,6 +121,7 @@ class InsightFaceEmbedder:
     """ArcFace on 112x112 ``norm_crop`` crops; batches go through the ONNX graph at once."""
 
     default_threshold: float | None = None  # no calibration shipped: run `core calibrate`
+    default_gate_threshold: float | None = None
 
     def __init__(self, pack: InsightFacePack) -> None:
         self._model = pack.recognizer_model

@@ -74,12 +74,46 @@ class EmbeddedFolder:
                 gallery[identity.name] = vector[None, :]
         return gallery
 
+    def augmented_gallery(self, generator: str) -> GalleryVectors:
+        """The original plus every view of ``generator`` that passed the identity gate."""
+        gallery = {}
+        for identity in self.folder.identities:
+            record = self.records[identity.enrollment]
+            if record.vector is None:
+                continue
+            accepted = [v.vector for v in (record.views or {}).get(generator, []) if v.accepted]
+            gallery[identity.name] = np.stack([record.vector, *accepted])
+        return gallery
+
+    def view_stats(self, generator: str) -> dict[str, dict[str, float]]:
+        """Per view: acceptance rate and mean similarity of accepted views to the source."""
+        per_view: dict[str, list[tuple[bool, float | None]]] = {}
+        for record in self.records.values():
+            for view in (record.views or {}).get(generator, []):
+                per_view.setdefault(view.view, []).append((view.accepted, view.similarity))
+        stats = {}
+        for view, outcomes in per_view.items():
+            accepted = [s for ok, s in outcomes if ok and s is not None]
+            stats[view] = {
+                "generated": len(outcomes),
+                "acceptance_rate": round(len(accepted) / len(outcomes), 4),
+                "mean_similarity_accepted": round(float(np.mean(accepted)), 4) if accepted else float("nan"),
+            }
+        return stats
+
     def probes(self) -> ProbeVectors:
         return {i.name: [self.records[p].vector for p in i.probes] for i in self.folder.identities}
 
 
-def embed_folder(settings: Settings, folder: LabelledFolder, workers: int | None = None) -> EmbeddedFolder:
-    records, timings = embed_photos(settings, folder.all_images(), workers)
+def embed_folder(
+    settings: Settings,
+    folder: LabelledFolder,
+    workers: int | None = None,
+    generators: tuple[str, ...] = (),
+    gate_threshold: float = 1.0,
+) -> EmbeddedFolder:
+    enrollment = frozenset(i.enrollment for i in folder.identities) if generators else frozenset()
+    records, timings = embed_photos(settings, folder.all_images(), workers, enrollment, generators, gate_threshold)
     return EmbeddedFolder(folder, records, timings.seconds, timings.workers)
 
 
@@ -87,11 +121,11 @@ def evaluate_condition(
     gallery: GalleryVectors,
     probes: ProbeVectors,
     identities: list[str],
-    settings: Settings,
+    mode: str,
     stored_threshold: float | None,
 ) -> ConditionReport:
-    closed = closed_set(gallery, probes, identities, settings.match_mode)
-    searches = open_set(gallery, probes, identities, settings.match_mode)
+    closed = closed_set(gallery, probes, identities, mode)
+    searches = open_set(gallery, probes, identities, mode)
     report = open_set_report(searches.mated, searches.impostor, FPIRS)
     return ConditionReport(
         rank1=rank1(closed),
@@ -113,16 +147,20 @@ def run_eval(
     model: str,
     detector: str,
     stored_threshold: float | None,
-    extra_conditions: dict[str, GalleryVectors] | None = None,
+    generators: tuple[str, ...] = (),
 ) -> EvalReport:
+    """One column per condition: original only, then + each generator's gated views (each with
+    its threshold re-calibrated at the same FPIR: more gallery images raise impostor scores)."""
     started = time.perf_counter()
     identities = embedded.identities
     probes = embedded.probes()
-    conditions = {"original": embedded.original_gallery(), **(extra_conditions or {})}
-    reports = {
-        name: evaluate_condition(gallery, probes, identities, settings, stored_threshold if name == "original" else None)
-        for name, gallery in conditions.items()
-    }
+    mode = settings.match_mode
+    reports = {"original": evaluate_condition(embedded.original_gallery(), probes, identities, mode, stored_threshold)}
+    for generator in generators:
+        gallery = embedded.augmented_gallery(generator)
+        reports[f"+{generator}"] = evaluate_condition(gallery, probes, identities, mode, None)
+        other = "mean" if mode == "max" else "max"
+        reports[f"+{generator} ({other})"] = evaluate_condition(gallery, probes, identities, other, None)
     failures = sorted(
         str(r.path.relative_to(embedded.folder.root)) for r in embedded.records.values() if r.vector is None
     )
@@ -142,6 +180,7 @@ def run_eval(
         embed_seconds=round(embedded.seconds, 2),
         total_seconds=round(embedded.seconds + time.perf_counter() - started, 2),
         workers=embedded.workers,
+        extra={"views": {g: embedded.view_stats(g) for g in generators}} if generators else {},
     )
 
 
@@ -154,6 +193,22 @@ def calibrate_threshold(embedded: EmbeddedFolder, settings: Settings, target_fpi
         for o in open_set(gallery, probes, identities, settings.match_mode, swapped=swapped).impostor
     ]
     return threshold_for_fpir(np.array(impostor_scores), target_fpir), len(impostor_scores)
+
+
+def calibrate_gate_threshold(embedded: EmbeddedFolder, target_fmr: float) -> tuple[float, int]:
+    """Identity-gate threshold: the similarity at most ``target_fmr`` of impostor pairs reach."""
+    names, vectors = [], []
+    for identity in embedded.folder.identities:
+        for path in (identity.enrollment, *identity.probes):
+            vector = embedded.records[path].vector
+            if vector is not None:
+                names.append(identity.name)
+                vectors.append(vector)
+    matrix = np.stack(vectors)
+    labels = np.array(names)
+    upper = np.triu_indices(len(names), 1)
+    impostor = (matrix @ matrix.T)[upper][labels[upper[0]] != labels[upper[1]]]
+    return threshold_for_fpir(impostor, target_fmr), int(impostor.size)
 
 
 def _pct(value: float | None) -> str:
@@ -190,6 +245,18 @@ def format_table(report: EvalReport) -> str:
         + (f" ({', '.join(report.detection_failures[:8])}{', ...' if len(report.detection_failures) > 8 else ''})" if report.detection_failures else "")
         + f"; enrollment photos without a face: {len(report.enrollment_failures)}"
     )
+    base = report.conditions["original"].fnir_at_fpir["0.01"]
+    for name in names[1:]:
+        fnir = report.conditions[name].fnir_at_fpir["0.01"]
+        lines.append(
+            f"{name} vs original at FPIR=1% (each re-calibrated): FNIR {_pct(base)} -> {_pct(fnir)} "
+            f"({100 * (fnir - base):+.1f} points)"
+        )
+    for generator, views in report.extra.get("views", {}).items():
+        summary = ", ".join(
+            f"{view} {_pct(s['acceptance_rate'])} kept (sim {s['mean_similarity_accepted']:.3f})" for view, s in views.items()
+        )
+        lines.append(f"{generator} views through the gate: {summary}")
     lines.append(
         f"time: {report.total_seconds:.1f} s ({report.embed_seconds:.1f} s detecting and embedding "
         f"on {report.workers} worker(s))"

@@ -352,16 +352,24 @@ class GalleryStore:
     def set_threshold(self, value: StoredThreshold) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO thresholds(model, target_fpir, threshold, n_impostor, "
-                "dataset, created_at) VALUES (?,?,?,?,?,?)",
-                (value.model, value.target_fpir, value.threshold, value.n_impostor, value.dataset, value.created_at),
+                "INSERT OR REPLACE INTO thresholds(model, kind, target, threshold, n_negative, "
+                "dataset, created_at) VALUES (?,?,?,?,?,?,?)",
+                (
+                    value.model,
+                    value.kind,
+                    value.target,
+                    value.threshold,
+                    value.n_negative,
+                    value.dataset,
+                    value.created_at,
+                ),
             )
 
-    def get_threshold(self, model: str, target_fpir: float) -> StoredThreshold | None:
+    def get_threshold(self, model: str, kind: str, target: float) -> StoredThreshold | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT model, target_fpir, threshold, n_impostor, dataset, created_at FROM thresholds "
-                "WHERE model = ? AND abs(target_fpir - ?) < 1e-12",
-                (model, target_fpir),
+                "SELECT model, kind, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                "WHERE model = ? AND kind = ? AND abs(target - ?) < 1e-12",
+                (model, kind, target),
             ).fetchone()
         return StoredThreshold(*row) if row else None

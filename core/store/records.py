@@ -106,8 +106,9 @@ class GalleryMatrix:
 @dataclass(frozen=True)
 class StoredThreshold:
     model: str
-    target_fpir: float
+    kind: str  # "fpir" or "gate_fmr"
+    target: float
     threshold: float
-    n_impostor: int
+    n_negative: int
     dataset: str
     created_at: str

@@ -70,12 +70,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX generation_runs_created ON generation_runs(created_at);
     CREATE TABLE thresholds (
         model        TEXT NOT NULL,
-        target_fpir  REAL NOT NULL,
+        kind         TEXT NOT NULL,           -- 'fpir' (1:N identification), 'gate_fmr' (identity gate)
+        target       REAL NOT NULL,           -- the FPIR or FMR the threshold was calibrated for
         threshold    REAL NOT NULL,
-        n_impostor   INTEGER NOT NULL,
+        n_negative   INTEGER NOT NULL,        -- impostor searches or impostor pairs used
         dataset      TEXT NOT NULL,
         created_at   TEXT NOT NULL,
-        PRIMARY KEY (model, target_fpir)
+        PRIMARY KEY (model, kind, target)
     );
     """,
 )

@@ -1,0 +1,316 @@
+"""Stable Diffusion 1.5 img2img views of the face region (diffusers).
+
+Weights come from a local folder or the local Hugging Face cache only: nothing is downloaded.
+On CUDA the pipeline runs in fp16 with PyTorch SDPA attention and a channels_last UNet, and all
+requested views go through ONE batched pipeline call (split into chunks only when memory
+requires). Attention slicing and VAE tiling are memory fallbacks, never the default. The text
+embeddings of the fixed view prompts are computed once per load and reused.
+
+The seed document's call shape keeps working::
+
+    aug = StableDiffusionAugmentor(model_id="/models/sd15", device="cuda", use_fp16=True)
+    aug.load_model()
+    views = aug.generate_face_angles(reference_image=bgr, num_variations=5,
+                                     num_inference_steps=20, guidance_scale=7.5)
+    aug.unload_model()
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from core.augment.base import GeneratedView, GenerationResult, GenerationStats, crop_square, face_region_box
+from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
+from core.errors import ManyAnglesError, ModelUnavailable, NoFaceFound
+from core.faces.types import Face, FaceDetector
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STRENGTH = 0.45  # low enough that the photo, not the prompt, decides who it is
+
+
+class GenerationFailed(ManyAnglesError):
+    code = "generation_failed"
+    http_status = 503
+    exit_code = 7
+
+
+def _where_it_looked(model_id: str) -> str:
+    from huggingface_hub import constants
+
+    path = Path(model_id).expanduser()
+    if path.exists() or path.is_absolute() or model_id.startswith((".", "~")):
+        return f"the folder {path}"
+    return f"the Hugging Face cache {constants.HF_HUB_CACHE} (offline: nothing is downloaded)"
+
+
+class StableDiffusionAugmentor:
+    name = "sd15-img2img"
+    supported_views: tuple[str, ...] | None = None  # any name: custom views become prompts
+    default_views: tuple[str, ...] = ("left", "right", "up", "down", "smiling", "serious", "frontal")
+
+    def __init__(
+        self,
+        model_id: str = "runwayml/stable-diffusion-v1-5",
+        device: str = "auto",
+        use_fp16: bool = True,
+        *,
+        strength: float = DEFAULT_STRENGTH,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 7.5,
+        resolution: int = 512,
+        max_batch: int | None = None,
+        expand: float = 1.8,
+        detector: FaceDetector | None = None,
+        pipeline: Any | None = None,
+    ) -> None:
+        self.model_id = str(model_id)
+        self.requested_device = device
+        self.use_fp16 = use_fp16
+        self.strength = strength
+        self.num_inference_steps = num_inference_steps
+        self.guidance_scale = guidance_scale
+        self.resolution = resolution
+        self.max_batch = max_batch
+        self.expand = expand
+        self.detector = detector
+        self.healthy = True
+        self.last_stats: GenerationStats | None = None
+        self._pipe: Any | None = pipeline
+        self._prompt_cache: dict[str, Any] = {}
+        self._memory_fallbacks = False
+        self.device = "cpu"
+        self.dtype_name = "float32"
+        if pipeline is not None:
+            self._prepare(pipeline)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self._pipe is not None
+
+    def load_model(self) -> None:
+        if self._pipe is not None:
+            return
+        import torch
+        from diffusers import StableDiffusionImg2ImgPipeline
+
+        device = self._resolve_device()
+        dtype = torch.float16 if (self.use_fp16 and device == "cuda") else torch.float32
+        started = time.perf_counter()
+        try:
+            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+                self.model_id,
+                dtype=dtype,
+                local_files_only=True,
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
+        except (OSError, ValueError, EnvironmentError) as exc:
+            raise ModelUnavailable(
+                f"Stable Diffusion 1.5 weights not found for {self.model_id!r}: looked in "
+                f"{_where_it_looked(self.model_id)}. Supply them as a local diffusers folder "
+                "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) and set "
+                f"MANYANGLES_SD_MODEL to its path. ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            ) from None
+        from core.augment.sd_build import dpm_solver
+
+        pipe.scheduler = dpm_solver()
+        self._prepare(pipe.to(device))
+        log.info("Stable Diffusion loaded from %s on %s (%s) in %.1f s", self.model_id, self.device, self.dtype_name, time.perf_counter() - started)
+
+    def _resolve_device(self) -> str:
+        import torch
+
+        if self.requested_device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.requested_device.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelUnavailable(f"device {self.requested_device!r} requested but CUDA is not available")
+        return self.requested_device
+
+    def _prepare(self, pipe: Any) -> None:
+        import torch
+
+        self.device = str(pipe.device.type)
+        self.dtype_name = str(pipe.unet.dtype).replace("torch.", "")
+        pipe.set_progress_bar_config(disable=True)
+        if self.device == "cuda":
+            # SDPA is diffusers' default attention processor on torch 2; make sure of it.
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            pipe.unet.set_attn_processor(AttnProcessor2_0())
+            pipe.unet.to(memory_format=torch.channels_last)
+        self._pipe = pipe
+        self._prompt_cache.clear()
+        for view in VIEW_PROMPTS:  # the fixed prompts never change between enrollments
+            self._prompt_embeds(prompt_for(view))
+        self._negative_embeds()
+
+    def warm_up(self) -> None:
+        """One tiny call so the first enrollment does not pay for kernel selection."""
+        self.load_model()
+        image = np.full((self.resolution, self.resolution, 3), 128, np.uint8)
+        requests = plan_views(["frontal"], None, 0)
+        self._run_batches(image, requests, steps=2, strength=0.5)
+
+    def unload_model(self) -> None:
+        self._pipe = None
+        self._prompt_cache.clear()
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a requirement
+            pass
+
+    # --- prompts -----------------------------------------------------------------------------
+    def _prompt_embeds(self, prompt: str) -> Any:
+        cached = self._prompt_cache.get(prompt)
+        if cached is None:
+            import torch
+
+            with torch.inference_mode():
+                cached, _ = self._pipe.encode_prompt(prompt, self._pipe.device, 1, False)
+            self._prompt_cache[prompt] = cached
+        return cached
+
+    def _negative_embeds(self) -> Any:
+        return self._prompt_embeds(NEGATIVE_PROMPT)
+
+    @property
+    def cached_prompts(self) -> int:
+        return len(self._prompt_cache)
+
+    # --- generation --------------------------------------------------------------------------
+    def face_region(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        x, y, side = face_region_box(face, self.expand, rgb.shape)
+        crop = crop_square(rgb, x, y, side)
+        interpolation = cv2.INTER_AREA if side > self.resolution else cv2.INTER_CUBIC
+        return cv2.resize(crop, (self.resolution, self.resolution), interpolation=interpolation)
+
+    def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
+        self.load_model()
+        region = self.face_region(rgb, face)
+        return self._run_batches(region, requests, self.num_inference_steps, self.strength)
+
+    def _run_batches(self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float) -> GenerationResult:
+        import torch
+
+        if not requests:
+            return GenerationResult([], GenerationStats(self.name, self.device, self.dtype_name, 0.0, steps, strength))
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        chunk = min(self.max_batch or len(requests), len(requests))
+        while True:
+            try:
+                views, batches = self._generate_chunks(region, requests, steps, strength, chunk)
+                break
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if chunk > 1:
+                    chunk = max(1, chunk // 2)
+                    log.warning("CUDA out of memory: retrying with %d views per call", chunk)
+                elif not self._memory_fallbacks:
+                    log.warning("CUDA out of memory at 1 view per call: enabling attention slicing and VAE tiling")
+                    self._pipe.enable_attention_slicing()
+                    self._pipe.vae.enable_tiling()
+                    self._memory_fallbacks = True
+                else:
+                    raise GenerationFailed("CUDA out of memory even for one view with attention slicing and VAE tiling") from None
+            except RuntimeError as exc:
+                if "CUDA" in str(exc):
+                    self.healthy = False  # an unrecoverable device error: fail health checks
+                raise
+        total = time.perf_counter() - started
+        peak = (
+            int(torch.cuda.max_memory_allocated())
+            if self.device == "cuda"
+            else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        )
+        stats = GenerationStats(
+            generator=self.name,
+            device=self.device,
+            dtype=self.dtype_name,
+            total_s=total,
+            steps=steps,
+            strength=strength,
+            guidance_scale=self.guidance_scale,
+            peak_mem_bytes=peak,
+            batches=batches,
+        )
+        self.last_stats = stats
+        return GenerationResult(views, stats)
+
+    def _generate_chunks(
+        self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float, chunk: int
+    ) -> tuple[list[GeneratedView], list[int]]:
+        import torch
+        from PIL import Image
+
+        init = Image.fromarray(region)
+        negative = self._negative_embeds()
+        views: list[GeneratedView] = []
+        batches = []
+        for start in range(0, len(requests), chunk):
+            part = requests[start : start + chunk]
+            prompt_embeds = torch.cat([self._prompt_embeds(r.prompt) for r in part])
+            generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in part]
+            call_started = time.perf_counter()
+            with torch.inference_mode():
+                images = self._pipe(
+                    image=[init] * len(part),
+                    prompt_embeds=prompt_embeds,
+                    negative_prompt_embeds=negative.expand(len(part), -1, -1),
+                    strength=strength,
+                    num_inference_steps=steps,
+                    guidance_scale=self.guidance_scale,
+                    generator=generators,
+                    output_type="np",
+                ).images
+            if self.device == "cuda":
+                torch.cuda.synchronize()
+            share = (time.perf_counter() - call_started) / len(part)
+            batches.append(len(part))
+            for request, image in zip(part, images):
+                rgb = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+                views.append(GeneratedView(request, rgb, share, self.name, self.device, request.prompt))
+        return views, batches
+
+    # --- the seed document's API -------------------------------------------------------------
+    def generate_face_angles(
+        self,
+        reference_image: np.ndarray,
+        num_variations: int = 5,
+        num_inference_steps: int = 20,
+        guidance_scale: float = 7.5,
+        seed: int = 0,
+    ) -> list[np.ndarray]:
+        """BGR photo in, ``num_variations`` BGR views of its largest face out."""
+        if self.detector is None:
+            from core.faces.dlib_detector import DlibHogDetector
+
+            self.detector = DlibHogDetector()
+        rgb = cv2.cvtColor(np.ascontiguousarray(reference_image), cv2.COLOR_BGR2RGB)
+        faces = self.detector.detect(rgb)
+        if not faces:
+            raise NoFaceFound("no face was found in the reference image")
+        self.load_model()
+        previous = self.guidance_scale
+        self.guidance_scale = guidance_scale
+        try:
+            requests = plan_views(None, num_variations, seed, default_order=self.default_views)
+            result = self._run_batches(self.face_region(rgb, faces[0]), requests, num_inference_steps, self.strength)
+        finally:
+            self.guidance_scale = previous
+        return [cv2.cvtColor(v.rgb, cv2.COLOR_RGB2BGR) for v in result.views]

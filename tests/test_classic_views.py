@@ -1,0 +1,123 @@
+"""Classic views, the identity gate and enrollment with augmentation on real photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import photo_bytes
+from core.augment.base import GeneratedView
+from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
+from core.augment.gate import gate_views
+from core.augment.views import MAX_VIEWS, plan_views
+from core.errors import InvalidInput
+from core.faces.types import Face
+from core.images import decode_image
+from core.recognition import FaceEngine
+
+
+@pytest.fixture(scope="module")
+def classic():
+    return ClassicAugmentor()
+
+
+def load(identity: str, n: int = 1) -> np.ndarray:
+    return decode_image(photo_bytes(identity, n), max_bytes=1 << 25, max_pixels=1 << 26).rgb
+
+
+def nose_offset(detector, rgb: np.ndarray) -> float:
+    """Nose tip x minus the eyes' midpoint x, in units of the eye distance."""
+    face = detector.detect(rgb)[0]
+    left_eye, right_eye, nose = face.landmarks5[:3]
+    return float((nose[0] - (left_eye[0] + right_eye[0]) / 2) / (right_eye[0] - left_eye[0]))
+
+
+def test_views_are_deterministic_and_poses_turn_the_face(classic, dlib_models):
+    rgb = load("Barack_Obama")
+    face = dlib_models.detector.detect(rgb)[0]
+    requests = plan_views(list(CLASSIC_VIEWS), None, 0, classic.supported_views)
+    first = classic.generate(rgb, face, requests)
+    again = classic.generate(rgb, face, requests)
+    assert [v.request.name for v in first.views] == list(CLASSIC_VIEWS)
+    for a, b in zip(first.views, again.views):
+        assert a.rgb.shape == (320, 320, 3) and a.generator == "classic" and a.prompt is None
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+    views = {v.request.name: v.rgb for v in first.views}
+    centre = nose_offset(dlib_models.detector, classic._ops["bright"](views["bright"], None))
+    left = nose_offset(dlib_models.detector, views["left"])
+    right = nose_offset(dlib_models.detector, views["right"])
+    assert left < centre - 0.03 and right > centre + 0.03, (left, centre, right)
+    assert first.stats.generator == "classic" and first.stats.batches == [len(CLASSIC_VIEWS)]
+
+
+def test_classic_refuses_views_it_cannot_draw(classic):
+    with pytest.raises(InvalidInput, match="not supported"):
+        plan_views(["wearing_hat"], None, 0, classic.supported_views)
+    face = Face(bbox=(0, 0, 10, 10), score=1.0, landmarks5=np.zeros((5, 2), np.float32))
+    with pytest.raises(InvalidInput, match="68 landmarks"):
+        classic.generate(np.zeros((20, 20, 3), np.uint8), face, plan_views(["left"], None, 0))
+
+
+@pytest.mark.parametrize(
+    "views,count,message",
+    [(None, MAX_VIEWS + 1, "between 0"), (["left"] * (MAX_VIEWS + 1), None, "at most"), (["bad name!"], None, "not valid"), (["left"], 2, "either")],
+)
+def test_view_plans_are_validated(views, count, message):
+    with pytest.raises(InvalidInput, match=message):
+        plan_views(views, count, 0)
+
+
+def test_repeated_views_get_their_own_seed_and_name():
+    plan = plan_views(None, 9, seed=5)
+    assert [r.display_stem for r in plan][:2] == ["augmented_left_1", "augmented_right_1"]
+    lefts = [r for r in plan if r.name == "left"]
+    assert [r.display_stem for r in lefts] == ["augmented_left_1", "augmented_left_2"]
+    assert lefts[0].seed != lefts[1].seed and all(r.source == "augmented_left" for r in lefts)
+
+
+def test_gate_rejects_a_stranger_and_a_faceless_view(dlib_models):
+    engine = FaceEngine(dlib_models)
+    original = engine.embed_one(load("Barack_Obama"))
+    requests = plan_views(["left", "right", "up"], None, 0)
+    own, stranger = load("Barack_Obama", 2), load("George_Clooney", 1)
+    blank = np.full((300, 300, 3), 127, np.uint8)
+    views = [GeneratedView(r, img, 0.01, "test", "cpu") for r, img in zip(requests, (own, stranger, blank))]
+    decisions = gate_views(engine, original.vector, views, threshold=dlib_models.embedder.default_gate_threshold)
+    assert [d.accepted for d in decisions] == [True, False, False]
+    assert decisions[1].reason.startswith("similarity") and decisions[1].similarity < 0.9261
+    assert decisions[2].reason == "no face" and decisions[2].similarity is None
+    assert decisions[0].as_record()["similarity"] > 0.9261
+
+
+def test_enroll_with_classic_views(service):
+    events = []
+    result = service.enroll(
+        "Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "right", "smiling"], seed=1,
+        progress=events.append,
+    )
+    assert result.sources == ["original", "augmented_left", "augmented_right", "augmented_smiling"]
+    stages = [e.stage for e in events]
+    assert stages[:3] == ["decoded", "detected", "generating"]
+    assert stages[3:6] == ["generated"] * 3 and set(stages[6:9]) <= {"accepted", "rejected"}
+    assert stages[-2:] == ["embedded", "stored"]
+    detail = service.store.person_detail(result.person_id)
+    assert [i.display_name for i in detail.images] == [
+        "original.jpg", "augmented_left_1.png", "augmented_right_1.png", "augmented_smiling_1.png",
+    ]
+    assert {i.generator for i in detail.images[1:]} == {"classic"}
+    assert detail.embedding_counts[result.model] == {
+        "original": 1, "augmented_left": 1, "augmented_right": 1, "augmented_smiling": 1,
+    }
+    run = service.store.generation_runs()[0]
+    assert run["person_id"] == result.person_id and run["num_accepted"] == 3
+    assert [v["view"] for v in run["views"]] == ["left", "right", "smiling"]
+    # the augmented gallery still identifies the person, and deleting erases the views too
+    assert service.identify(photo_bytes("Barack_Obama", 3))[0].match.identity.name == "Barack Obama"
+    assert service.delete(result.person_id)["files"] == 4
+    assert service.store.generation_runs() == []
+
+
+def test_a_bad_view_request_changes_nothing(service):
+    with pytest.raises(InvalidInput):
+        service.enroll("Ada", photo_bytes("Barack_Obama"), augment=True, views=["serious"])
+    assert service.persons() == [] and not list((service.store.data_dir / "images").rglob("*.*"))
