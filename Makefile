@@ -20,11 +20,16 @@ install: $(STAMP)
 test: install
 	$(PY) -m pytest -q
 
+run: install
+	$(PY) -m serve.run
+
 eval: install
 	$(PY) -m core eval ../shared/faces --out out/eval.json
 
 bench: install
 	$(PY) bench/core_speed.py
+	$(PY) bench/generation.py
+	$(PY) bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -100,15 +100,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _service(settings: Settings):  # noqa: ANN202 - heavy imports stay lazy
-    from core.models import load_face_models
-    from core.recognition import FaceEngine
-    from core.service import ManyAnglesService
-    from core.store.gallery import GalleryStore
-
-    return ManyAnglesService(settings, FaceEngine(load_face_models(settings)), GalleryStore(settings.data_dir))
-
-
 def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.command in ("eval", "calibrate"):
@@ -117,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         command = eval_command if args.command == "eval" else calibrate_command
         return command(settings, args, _out)
 
-    service = _service(settings)
+    from core.service import ManyAnglesService
+
+    service = ManyAnglesService.from_settings(settings)
     if args.command == "enroll":
         views = [v for v in args.views.split(",") if v.strip()] if args.views else None
         result = service.enroll(

@@ -12,7 +12,7 @@ from core.augment.base import Augmentor, GenerationResult
 from core.augment.gate import GateDecision, gate_views
 from core.augment.views import ViewRequest
 from core.images import DecodedImage, encode_png
-from core.recognition import EmbeddedFace, FaceEngine
+from core.recognition import EmbeddedFace, FaceEngineBase
 from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage
 
 
@@ -55,7 +55,7 @@ class ViewsOutcome:
 
 
 def generate_and_gate(
-    engine: FaceEngine,
+    engine: FaceEngineBase,
     augmentor: Augmentor,
     rgb: np.ndarray,
     original: EmbeddedFace,

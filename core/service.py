@@ -17,7 +17,7 @@ from core.enrollment import ProgressCallback, ProgressEvent, ViewsOutcome, build
 from core.errors import NotCalibrated
 from core.images import DecodedImage, decode_image
 from core.matching import MatchResult, Matcher
-from core.recognition import EmbeddedFace, FaceEngine, FacePolicy
+from core.recognition import EmbeddedFace, FaceEngineBase, FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.records import Person
@@ -56,7 +56,7 @@ class ManyAnglesService:
     def __init__(
         self,
         settings: Settings,
-        engine: FaceEngine,
+        engine: FaceEngineBase,
         store: GalleryStore,
         augmentor: Augmentor | None = None,
     ) -> None:
@@ -66,6 +66,14 @@ class ManyAnglesService:
         self._augmentor = augmentor
         self._matcher: Matcher | None = None
         self._matcher_key: tuple[object, ...] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ManyAnglesService:
+        """The in-process service: models loaded here, store under settings.data_dir."""
+        from core.models import load_face_models
+        from core.recognition import FaceEngine
+
+        return cls(settings, FaceEngine(load_face_models(settings)), GalleryStore(settings.data_dir))
 
     # --- inputs ------------------------------------------------------------------------------
     def decode(self, data: bytes) -> DecodedImage:

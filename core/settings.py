@@ -53,6 +53,8 @@ class Settings:
     match_mode: MatchMode = "max"
     target_fpir: float = 0.01
     top_k: int = 5
+    # HTTP API key for every route but health; generated into <data_dir>/api_key when empty.
+    api_key: str = ""
     log_level: str = "INFO"
 
     @classmethod

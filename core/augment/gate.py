@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.augment.base import GeneratedView
-from core.recognition import EmbeddedFace, FaceEngine
+from core.recognition import EmbeddedFace, FaceEngineBase
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,12 +39,12 @@ class GateDecision:
 
 
 def gate_views(
-    engine: FaceEngine, reference: np.ndarray, views: list[GeneratedView], threshold: float
+    engine: FaceEngineBase, reference: np.ndarray, views: list[GeneratedView], threshold: float
 ) -> list[GateDecision]:
     detections = [engine.detect(v.rgb) for v in views]
     single = [i for i, faces in enumerate(detections) if len(faces) == 1]
-    crops = [engine.embedder.align(views[i].rgb, detections[i][0]) for i in single]
-    vectors = dict(zip(single, engine.embedder.embed(crops))) if crops else {}
+    embedded = engine.embed_many([(views[i].rgb, detections[i][0]) for i in single])
+    vectors = {i: e.vector for i, e in zip(single, embedded)}
     decisions = []
     for i, view in enumerate(views):
         faces = detections[i]

@@ -15,22 +15,15 @@ from core.evaluation.evaluate import (
     format_table,
     run_eval,
 )
+from core.service import ManyAnglesService
 from core.settings import Settings
-from core.store.gallery import GalleryStore, utc_now
+from core.store.gallery import utc_now
 from core.store.records import StoredThreshold
-
-
-def _service(settings: Settings):  # noqa: ANN202
-    from core.models import load_face_models
-    from core.recognition import FaceEngine
-    from core.service import ManyAnglesService
-
-    return ManyAnglesService(settings, FaceEngine(load_face_models(settings)), GalleryStore(settings.data_dir))
 
 
 def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     folder = load_labelled_folder(args.dir)
-    service = _service(settings)
+    service = ManyAnglesService.from_settings(settings)
     try:
         threshold: float | None = service.threshold()
     except NotCalibrated:
@@ -52,7 +45,7 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     target = args.target_fpir if args.target_fpir is not None else settings.target_fpir
     if not 0.0 < target < 1.0:
         raise NotCalibrated(f"target FPIR must lie between 0 and 1, got {target}")
-    service = _service(settings)
+    service = ManyAnglesService.from_settings(settings)
     model = service.engine.model_name
     embedded = embed_folder(settings, folder, args.workers)
     threshold, n_impostor = calibrate_threshold(embedded, settings, target)

@@ -1,0 +1,255 @@
+"""The HTTP API on a real Ray Serve application on loopback, with real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import FACES, REPO, no_face_jpeg, photo, photo_bytes, side_by_side, tree_digest
+from test_images import bomb_png
+
+KEY = "test-key-123"
+AUTH = {"X-API-Key": KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def api(tmp_path_factory: pytest.TempPathFactory):
+    import ray
+    from ray import serve
+
+    from serve.app import build_app
+    from serve.args import AppArgs
+    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+
+    data = tmp_path_factory.mktemp("serve") / "data"
+    port = free_port()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # a small upload cap so that the 413 path is cheap to test
+    args = AppArgs(data_dir=str(data), api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
+    serve.run(build_app(args, CPU_DEPLOYMENT_OPTIONS), name="manyangles", route_prefix="/")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+        client.data_dir = data  # type: ignore[attr-defined]
+        yield client
+    serve.shutdown()
+    ray.shutdown()
+
+
+def files(**photos: bytes) -> dict[str, tuple[str, bytes, str]]:
+    return {field: (f"{field}.jpg", data, "image/jpeg") for field, data in photos.items()}
+
+
+def test_health_needs_no_key(api: httpx.Client):
+    response = api.get("/v1/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["deployments"]["embedder"]["model"]["name"] == "dlib-resnet-v1-flip"
+    assert body["deployments"]["generator"]["generator"] == "classic"
+    assert body["models"] == {"embedder": "dlib-resnet-v1-flip", "generator": "classic"}
+    assert api.get("/docs").status_code == 200 and "/v1/persons" in api.get("/openapi.json").text
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("GET", "/v1/persons"), ("GET", "/v1/persons/1"), ("DELETE", "/v1/persons/1"), ("POST", "/v1/identify"),
+     ("POST", "/v1/verify"), ("POST", "/v1/embed"), ("POST", "/v1/generate"), ("POST", "/v1/persons"),
+     ("POST", "/api/enroll"), ("GET", "/v1/stats/generation"), ("GET", "/v1/persons/1/images/1")],
+)
+def test_every_route_but_health_needs_the_key(api: httpx.Client, method: str, path: str):
+    for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+        response = api.request(method, path, headers=headers)
+        assert response.status_code == 401, (path, headers, response.text)
+        assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
+    original = photo_bytes("Barack_Obama")
+    response = api.post(
+        "/v1/persons",
+        headers={"Authorization": f"Bearer {KEY}"},
+        data={"name": "Barack Obama", "use_augmentation": "true", "views": "left,right,smiling", "seed": "3"},
+        files=files(photo=original),
+    )
+    assert response.status_code == 201, response.text
+    enrolled = response.json()
+    pid = enrolled["person_id"]
+    assert enrolled["sources"][0] == "original" and len(enrolled["views"]) == 3
+    assert enrolled["num_embeddings"] == 1 + sum(v["accepted"] for v in enrolled["views"])
+
+    listed = api.get("/v1/persons", headers=AUTH).json()
+    assert any(p["id"] == pid and p["name"] == "Barack Obama" for p in listed)
+    detail = api.get(f"/v1/persons/{pid}", headers=AUTH).json()
+    assert detail["images"][0]["display_name"] == "original.jpg"
+    assert {i["display_name"] for i in detail["images"][1:]} <= {
+        "augmented_left_1.png", "augmented_right_1.png", "augmented_smiling_1.png",
+    }
+    assert "path" not in detail["images"][0]
+    assert detail["embedding_counts"]["dlib-resnet-v1-flip"]["original"] == 1
+    image = api.get(detail["images"][0]["url"], headers=AUTH)
+    assert image.status_code == 200 and image.content == original and image.headers["content-type"] == "image/jpeg"
+    assert api.get(f"/v1/persons/{pid}/images/999999", headers=AUTH).status_code == 404
+
+    found = api.post("/v1/identify", headers=AUTH, files=files(photo=photo_bytes("Barack_Obama", 2)), data={"top_k": "3"})
+    assert found.status_code == 200, found.text
+    faces = found.json()["faces"]
+    assert len(faces) == 1 and faces[0]["label"] == "Barack Obama" and faces[0]["identity"]["person_id"] == pid
+
+    verified = api.post("/v1/verify", headers=AUTH, files=files(photo_a=photo_bytes("Barack_Obama", 3), photo_b=original))
+    assert verified.status_code == 200 and verified.json()["same_person"] is True
+
+    embedded = api.post(
+        "/v1/embed",
+        headers=AUTH,
+        files=[("photos", ("a.jpg", original, "image/jpeg")), ("photos", ("b.jpg", photo_bytes("Angelina_Jolie"), "image/jpeg"))],
+    )
+    assert embedded.status_code == 200, embedded.text
+    body = embedded.json()
+    assert body["dim"] == 128 and [r["filename"] for r in body["results"]] == ["a.jpg", "b.jpg"]
+    vector = np.array(body["results"][0]["faces"][0]["embedding"])
+    assert vector.shape == (128,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+
+    generated = api.post("/v1/generate", headers=AUTH, files=files(photo=original), data={"views": '["up","down"]'})
+    assert generated.status_code == 200, generated.text
+    views = generated.json()["views"]
+    assert [v["view"] for v in views] == ["up", "down"]
+    assert base64.b64decode(views[0]["image_png_base64"])[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = api.get("/v1/stats/generation", headers=AUTH).json()["runs"]
+    assert {r["num_views"] for r in runs} >= {2, 3} and all(r["generator"] == "classic" for r in runs)
+
+    gone = api.delete(f"/v1/persons/{pid}", headers=AUTH)
+    assert gone.status_code == 200 and gone.json()["files"] == enrolled["num_images"]
+    assert api.get(f"/v1/persons/{pid}", headers=AUTH).status_code == 404
+    assert api.delete(f"/v1/persons/{pid}", headers=AUTH).json()["error"]["code"] == "person_not_found"
+
+
+BAD = {
+    "not an image": (b"just some text\n" * 50, 422, "not_an_image"),
+    "truncated jpeg": (photo_bytes("Barack_Obama")[:20000], 422, "truncated_image"),
+    "20000x20000 png": (bomb_png(), 413, "image_too_large"),
+    "0-byte file": (b"", 422, "empty_image"),
+    "no face": (no_face_jpeg(), 422, "no_face"),
+    "two faces": (side_by_side(photo("Matt_Damon"), photo("George_Clooney")), 422, "multiple_faces"),
+    "over the upload cap": (b"\xff\xd8" + os.urandom(3 * 1024 * 1024), 413, "image_too_large"),
+}
+
+
+def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
+    api.post("/v1/persons", headers=AUTH, data={"name": "Keeper"}, files=files(photo=photo_bytes("Katy_Perry")))
+    before = tree_digest(api.data_dir)
+    for label, (data, status, code) in BAD.items():
+        response = api.post("/v1/persons", headers=AUTH, data={"name": "Bad Input"}, files=files(photo=data))
+        assert response.status_code == status, (label, response.text)
+        assert response.json()["error"]["code"] == code, (label, response.text)
+        assert tree_digest(api.data_dir) == before, label
+    for data, status, code in (BAD["not an image"], BAD["no face"]):
+        response = api.post("/v1/embed", headers=AUTH, files=[("photos", ("x.jpg", data, "image/jpeg"))])
+        if code == "no_face":  # embedding a photo without a face is an empty result, not an error
+            assert response.status_code == 200 and response.json()["results"][0]["faces"] == []
+        else:
+            assert response.status_code == status and "x.jpg" in response.json()["error"]["message"]
+    problems = [
+        api.post("/v1/persons", headers=AUTH, files=files(photo=photo_bytes("Katy_Perry"))),  # no name
+        api.post("/v1/persons", headers=AUTH, data={"name": "X", "views": "bad name!"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.post("/v1/persons", headers=AUTH, data={"name": "X", "views": "serious"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.post("/v1/persons", headers=AUTH, data={"name": "Keeper"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.post("/v1/identify", headers=AUTH, data={"top_k": "0"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.get("/v1/persons/not-a-number", headers=AUTH),
+    ]
+    assert [p.status_code for p in problems] == [422, 422, 422, 409, 422, 422]
+    assert all("error" in p.json() and p.json()["error"]["message"] for p in problems)
+    assert tree_digest(api.data_dir) == before
+
+
+def test_streamed_enrollment_events_in_order(api: httpx.Client):
+    with api.stream(
+        "POST",
+        "/v1/persons",
+        headers={**AUTH, "Accept": "application/x-ndjson"},
+        data={"name": "Angelina Jolie", "views": "left,right,up"},
+        files=files(photo=photo_bytes("Angelina_Jolie")),
+    ) as response:
+        assert response.status_code == 200  # a stream: success or failure is its last line
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.iter_lines() if line.strip()]
+    stages = [line.get("stage") for line in lines[:-1]]
+    assert stages[:3] == ["decoded", "detected", "generating"]
+    assert stages[3:6] == ["generated"] * 3
+    assert [line["index"] for line in lines[3:6]] == [1, 2, 3] and all(line["latency_s"] >= 0 for line in lines[3:6])
+    assert set(stages[6:9]) <= {"accepted", "rejected"} and all("similarity" in line for line in lines[6:9])
+    assert stages[9:] == ["embedded", "stored"]
+    assert lines[-1]["type"] == "result" and lines[-1]["name"] == "Angelina Jolie"
+    failed = api.post(
+        "/v1/persons",
+        headers={**AUTH, "Accept": "application/x-ndjson"},
+        data={"name": "Nobody"},
+        files=files(photo=no_face_jpeg()),
+    )
+    last = [json.loads(line) for line in failed.text.splitlines() if line.strip()][-1]
+    assert last["type"] == "error" and last["error"]["code"] == "no_face"
+
+
+def test_legacy_enroll_alias(api: httpx.Client):
+    response = api.post(
+        "/api/enroll",
+        headers=AUTH,
+        data={"name": "Matt Damon", "use_augmentation": "true", "num_variations": "2"},
+        files={"image": ("m.jpg", photo_bytes("Matt_Damon"), "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["success"] is True and body["images"][0] == "original.jpg"
+    assert all(name.startswith("augmented_") and name.endswith("_1.png") for name in body["images"][1:])
+
+
+def test_twenty_parallel_enrollments(api: httpx.Client):
+    people = sorted(p.name for p in FACES.iterdir() if p.is_dir())[20:40]
+
+    def enroll(index_and_name: tuple[int, str]) -> httpx.Response:
+        index, name = index_and_name
+        data = {"name": f"Parallel {name}"}
+        if index % 5 == 0:
+            data["views"] = "left,smiling"
+        return api.post("/v1/persons", headers=AUTH, data=data, files=files(photo=photo_bytes(name)))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(enroll, enumerate(people)))
+    assert [r.status_code for r in responses] == [201] * 20, [r.text for r in responses if r.status_code != 201]
+    for response in responses:
+        body = response.json()
+        detail = api.get(f"/v1/persons/{body['person_id']}", headers=AUTH).json()
+        assert detail["num_embeddings"] == body["num_embeddings"] == len(detail["images"])
+        assert detail["num_embeddings"] == 1 + sum(v["accepted"] for v in body["views"])
+
+
+def test_concurrent_embed_calls_are_batched(api: httpx.Client):
+    before = api.get("/v1/stats/batching", headers=AUTH).json()
+    photos = [photo_bytes(name) for name in ("Barack_Obama", "Angelina_Jolie", "Matt_Damon", "Katy_Perry")]
+
+    def embed(i: int) -> int:
+        response = api.post("/v1/embed", headers=AUTH, files=[("photos", (f"{i}.jpg", photos[i % 4], "image/jpeg"))])
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        assert set(pool.map(embed, range(48))) == {200}
+    after = api.get("/v1/stats/batching", headers=AUTH).json()
+    assert after["crops"] - before["crops"] >= 48
+    assert after["max_batch_size"] > 1, after
