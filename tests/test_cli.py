@@ -121,7 +121,11 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     done = cli(data, "eval", dataset, "--out", out, "--workers", "2")
     assert done.returncode == 0, done.stderr
     assert "rank-1" in done.stdout and "FNIR @ FPIR=1.0%" in done.stdout
+    assert "+classic vs original" in done.stdout and "views through the gate" in done.stdout
     report = json.loads(out.read_text())
+    assert list(report["conditions"]) == ["original", "+classic", "+classic (mean)"]
+    assert set(report["extra"]["views"]["classic"]) == {"left", "right", "up", "down", "smiling"}
+    assert report["conditions"]["+classic"]["gallery_size"] > report["conditions"]["original"]["gallery_size"]
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
     assert original["rank1"] >= 0.9
@@ -129,9 +133,10 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
 
     calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
     assert calibrated.returncode == 0, calibrated.stderr
-    record = json.loads(calibrated.stdout)
-    assert record["target"] == 0.1 and record["kind"] == "fpir"
-    assert record["n_negative"] == original["n_closed_set"]
+    fpir, gate = json.loads(calibrated.stdout)
+    assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
+    assert fpir["n_negative"] == original["n_closed_set"]
+    assert gate["kind"] == "gate_fmr" and gate["target"] == 0.001 and 0 < gate["threshold"] < 1
 
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
     assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr
