@@ -98,7 +98,7 @@ def main() -> None:
     import ray
     from ray import serve
 
-    from serve.app import build_app
+    from serve.app import compose
     from serve.args import AppArgs
     from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
 
@@ -117,7 +117,7 @@ def main() -> None:
                     **options["Embedder"],
                     "user_config": {"max_batch_size": max_batch, "batch_wait_timeout_s": 0.02},
                 }
-                serve.run(build_app(AppArgs(data_dir=data_dir, api_key=KEY), options), name="bench", route_prefix="/")
+                serve.run(compose(AppArgs(data_dir=data_dir, api_key=KEY), options), name="bench", route_prefix="/")
                 load(client, images, 4, 16)  # warm-up
                 for clients in (1, 8, 32):
                     total = args.requests if clients > 1 else max(16, args.requests // 4)

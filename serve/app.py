@@ -1,6 +1,7 @@
 """The application builder: ``serve run serve_config.yaml`` imports ``serve.app:build_app``."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Serve reads the builder's annotation to parse the args
+# into AppArgs (a string annotation would hand it a plain dict).
 
 from typing import Any
 
@@ -12,11 +13,16 @@ from serve.embedder import Embedder
 from serve.generator import Generator
 
 
-def build_app(args: AppArgs, deployment_options: dict[str, dict[str, Any]] | None = None) -> Application:
+def build_app(args: AppArgs) -> Application:
+    """The builder Serve calls with the config's ``args`` (exactly one parameter)."""
+    return compose(args)
+
+
+def compose(args: AppArgs, deployment_options: dict[str, dict[str, Any]] | None = None) -> Application:
     """Generator and Embedder handles composed into the API ingress with ``.bind()``.
 
     ``deployment_options`` (by deployment name) override the decorators in Python-built
-    applications; serve_config.yaml overrides them for ``serve run``.
+    applications (tests, benchmarks); serve_config.yaml overrides them for ``serve run``.
     """
     settings = args.to_settings()
     options = deployment_options or {}

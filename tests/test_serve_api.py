@@ -31,7 +31,7 @@ def api(tmp_path_factory: pytest.TempPathFactory):
     import ray
     from ray import serve
 
-    from serve.app import build_app
+    from serve.app import compose
     from serve.args import AppArgs
     from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
 
@@ -45,7 +45,7 @@ def api(tmp_path_factory: pytest.TempPathFactory):
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     # a small upload cap so that the 413 path is cheap to test
     args = AppArgs(data_dir=str(data), api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
-    serve.run(build_app(args, CPU_DEPLOYMENT_OPTIONS), name="manyangles", route_prefix="/")
+    serve.run(compose(args, CPU_DEPLOYMENT_OPTIONS), name="manyangles", route_prefix="/")
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
         client.data_dir = data  # type: ignore[attr-defined]
         yield client
