@@ -85,7 +85,8 @@ def load(client: httpx.Client, images: list[bytes], clients: int, total: int) ->
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
-    parser.add_argument("--requests", type=int, default=96, help="requests per measurement")
+    parser.add_argument("--requests", type=int, default=192, help="requests per measurement")
+    parser.add_argument("--batch-wait", type=float, default=0.05, help="batch_wait_timeout_s")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_serve_load.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -115,7 +116,7 @@ def main() -> None:
                 options = {**CPU_DEPLOYMENT_OPTIONS}
                 options["Embedder"] = {
                     **options["Embedder"],
-                    "user_config": {"max_batch_size": max_batch, "batch_wait_timeout_s": 0.02},
+                    "user_config": {"max_batch_size": max_batch, "batch_wait_timeout_s": args.batch_wait},
                 }
                 serve.run(compose(AppArgs(data_dir=data_dir, api_key=KEY), options), name="bench", route_prefix="/")
                 load(client, images, 4, 16)  # warm-up

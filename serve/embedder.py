@@ -24,7 +24,7 @@ T = TypeVar("T")
 @serve.deployment(
     max_ongoing_requests=64,  # at least the batch size, or batches never fill
     ray_actor_options={"num_cpus": 1},
-    user_config={"max_batch_size": 16, "batch_wait_timeout_s": 0.01},
+    user_config={"max_batch_size": 16, "batch_wait_timeout_s": 0.05},
 )
 class Embedder:
     def __init__(self, settings: Settings) -> None:
@@ -41,8 +41,9 @@ class Embedder:
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Batching knobs, changeable without a restart (serve_config.yaml user_config)."""
-        self.embed_batch.set_max_batch_size(int(user_config.get("max_batch_size", 16)))
-        self.embed_batch.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.01)))
+        for batched in (self.embed_batch, self.embed_photos):
+            batched.set_max_batch_size(int(user_config.get("max_batch_size", 16)))
+            batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.01)))
         self.batch_sizes.clear()
 
     def info(self) -> dict[str, Any]:
@@ -59,6 +60,7 @@ class Embedder:
         }
 
     def batch_stats(self) -> dict[str, float]:
+        """Faces per embedding-model call, over the recent calls."""
         sizes = list(self.batch_sizes)
         return {
             "batches": len(sizes),
@@ -94,10 +96,45 @@ class Embedder:
         return [EmbeddedFace(f, v) for f, v in zip(faces, vectors)]
 
     async def embed_photo(self, data: bytes) -> list[EmbeddedFace]:
-        """Bytes in (decoded here, so arrays never cross the network), every face out."""
+        """Bytes in (decoded here, so arrays never cross the network), every face out.
+
+        Photos are batched whole: one batch decodes and detects its photos, then embeds all of
+        their faces in one model call.
+        """
+        result = await self.embed_photos(data)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.01)
+    async def embed_photos(self, datas: list[bytes]) -> list[list[EmbeddedFace] | Exception]:
+        from core.errors import InvalidImage
         from core.images import decode_image
 
-        image = await asyncio.to_thread(  # decoding touches no model: any thread will do
-            decode_image, data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels
-        )
-        return await self.embed_all(image.rgb)
+        def decode(data: bytes) -> Any:
+            try:
+                return decode_image(
+                    data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_image_pixels
+                )
+            except InvalidImage as exc:  # one bad photo fails its own request, not the batch
+                return exc
+
+        images = await asyncio.gather(*(asyncio.to_thread(decode, d) for d in datas))
+
+        def detect_align_embed() -> list[list[EmbeddedFace] | Exception]:
+            found = [image if isinstance(image, Exception) else self.engine.detect(image.rgb) for image in images]
+            crops = [
+                self.engine.embedder.align(image.rgb, face)
+                for image, faces in zip(images, found)
+                if not isinstance(faces, Exception)
+                for face in faces
+            ]
+            if crops:
+                self.batch_sizes.append(len(crops))
+            vectors = iter(self.engine.embedder.embed(crops)) if crops else iter(())
+            return [
+                faces if isinstance(faces, Exception) else [EmbeddedFace(f, next(vectors)) for f in faces]
+                for faces in found
+            ]
+
+        return await self._run(detect_align_embed)

@@ -140,3 +140,29 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
 
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
     assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr
+
+
+def test_eval_with_stable_diffusion_views(tmp_path: Path):
+    """`eval --sd-model DIR` adds a +sd column; a random-weight SD makes no faces: all rejected."""
+    from core.augment.sd_build import random_img2img_pipeline
+
+    random_img2img_pipeline("tiny", seed=0).save_pretrained(tmp_path / "sd")
+    dataset = small_dataset(tmp_path / "faces", ["Barack_Obama", "George_Clooney", "Matt_Damon"])
+    out = tmp_path / "report.json"
+    env_steps = {"MANYANGLES_SD_STEPS": "4", "MANYANGLES_SD_DEVICE": "cpu"}
+    os.environ.update(env_steps)
+    try:
+        done = cli(tmp_path / "data", "--sd-model", tmp_path / "sd", "eval", dataset, "--out", out)
+    finally:
+        for key in env_steps:
+            os.environ.pop(key)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert "+sd" in report["conditions"] and "+classic" in report["conditions"]
+    sd_views = report["extra"]["views"]["sd"]
+    assert set(sd_views) == {"left", "right", "up", "down", "smiling", "serious", "frontal"}
+    assert all(v["acceptance_rate"] == 0.0 and v["generated"] == 3 for v in sd_views.values())
+    assert report["conditions"]["+sd"]["gallery_size"] == report["conditions"]["original"]["gallery_size"]
+
+    missing = cli(tmp_path / "data", "--sd-model", tmp_path / "nope", "eval", dataset, "--out", out)
+    assert missing.returncode == 7 and "model_unavailable" in missing.stderr and str(tmp_path / "nope") in missing.stderr

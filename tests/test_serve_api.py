@@ -253,3 +253,31 @@ def test_concurrent_embed_calls_are_batched(api: httpx.Client):
     after = api.get("/v1/stats/batching", headers=AUTH).json()
     assert after["crops"] - before["crops"] >= 48
     assert after["max_batch_size"] > 1, after
+
+
+def test_a_full_queue_becomes_503_with_retry_after():
+    """Serve raises BackPressureError when max_queued_requests is exceeded; clients get 503."""
+    from fastapi.testclient import TestClient
+    from ray.serve.exceptions import BackPressureError
+
+    from serve.api import app
+    from serve.remote import ServiceBusy, wait
+
+    class FullQueue:  # what a DeploymentResponse does when the deployment's queue is full
+        def result(self, timeout_s: float) -> None:
+            raise BackPressureError(num_queued_requests=8, max_queued_requests=8)
+
+    with pytest.raises(ServiceBusy) as busy:
+        wait(FullQueue(), "generator")
+    assert busy.value.http_status == 503 and "generator is busy" in busy.value.message
+
+    @app.get("/_test/busy")
+    def _busy() -> None:
+        raise busy.value
+
+    try:
+        response = TestClient(app).get("/_test/busy")
+    finally:
+        app.router.routes.pop()
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["error"]["code"] == "busy"

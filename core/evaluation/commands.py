@@ -30,9 +30,9 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
         threshold = None
     generators = () if args.no_views else ("classic",) + (("sd",) if settings.sd_model else ())
     gate = service.gate_threshold() if generators else 1.0
-    if "sd" in generators:
-        service.augmentor  # noqa: B018 - load the weights now: fail fast before embedding
-    embedded = embed_folder(settings, folder, args.workers, generators, gate)
+    # SD runs in one process: one copy of the weights on the GPU (absent weights fail there, clearly)
+    workers = 1 if "sd" in generators else args.workers
+    embedded = embed_folder(settings, folder, workers, generators, gate)
     report = run_eval(settings, embedded, service.engine.model_name, service.engine.detector.name, threshold, generators)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_json(), indent=2))
