@@ -6,6 +6,7 @@ The CLI, the Ray Serve deployments and the batch jobs all go through this class.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -64,8 +65,8 @@ class ManyAnglesService:
         self.engine = engine
         self.store = store
         self._augmentor = augmentor
-        self._matcher: Matcher | None = None
-        self._matcher_key: tuple[object, ...] | None = None
+        self._matcher: tuple[tuple[object, ...], Matcher] | None = None  # (gallery version, matcher)
+        self._matcher_lock = threading.Lock()  # the HTTP API calls in from many threads
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
@@ -193,12 +194,13 @@ class ManyAnglesService:
 
     # --- identification ----------------------------------------------------------------------
     def matcher(self) -> Matcher:
-        key = (self.store.gallery_version(self.engine.model_name), self.settings.match_mode)
-        if self._matcher is None or key != self._matcher_key:
-            gallery = self.store.load_gallery(self.engine.model_name)
-            self._matcher = Matcher(gallery, mode=self.settings.match_mode)
-            self._matcher_key = key
-        return self._matcher
+        """The gallery matrix, reloaded only when the model's embeddings changed."""
+        with self._matcher_lock:
+            key = self.store.gallery_version(self.engine.model_name)
+            if self._matcher is None or self._matcher[0] != key:
+                gallery = self.store.load_gallery(self.engine.model_name)
+                self._matcher = (key, Matcher(gallery, mode=self.settings.match_mode))
+            return self._matcher[1]
 
     def identify(self, photo: bytes, top_k: int | None = None) -> list[FaceIdentification]:
         """Every face in the photo with its top-k candidates (largest face first)."""
