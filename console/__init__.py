@@ -1,0 +1,1 @@
+"""The Streamlit admin console (talks to the service over HTTP only). Filled by the console issue."""

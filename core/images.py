@@ -129,8 +129,3 @@ def encode_png(rgb: np.ndarray) -> bytes:
     Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
 
-
-def encode_jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()

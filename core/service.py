@@ -24,7 +24,6 @@ from core.store.gallery import GalleryStore
 from core.store.records import Person
 
 log = logging.getLogger(__name__)
-__all__ = ["ManyAnglesService", "ProgressEvent", "EnrollResult", "VerifyResult", "FaceIdentification"]
 
 
 @dataclass(frozen=True)
