@@ -123,7 +123,7 @@ class ClassicAugmentor:
         # Affine camera: points ~ centred @ A.T + t (least squares).
         design = np.hstack([centred, np.ones((68, 1))])
         solution, *_ = np.linalg.lstsq(design, points, rcond=None)
-        a, t = solution[:3].T, solution[3]
+        a = solution[:3].T  # the translation (solution[3]) cancels in the displacement below
         scale = (np.linalg.norm(a[0]) + np.linalg.norm(a[1])) / 2
         r1 = a[0] / np.linalg.norm(a[0])
         r2 = a[1] - r1 * (r1 @ a[1])

@@ -224,7 +224,7 @@ def format_table(report: EvalReport) -> str:
     rows.append(("rank-1 (closed set)", [_pct(get(n).rank1) for n in names]))
     for key in (f"{f:g}" for f in FPIRS):
         rows.append((f"FNIR @ FPIR={_pct(float(key))}", [_pct(get(n).fnir_at_fpir[key]) for n in names]))
-        rows.append((f"  threshold", [f"{get(n).threshold_at_fpir[key]:.4f}" for n in names]))
+        rows.append(("  threshold", [f"{get(n).threshold_at_fpir[key]:.4f}" for n in names]))
     rows.append(
         ("stored threshold", [f"{get(n).stored_threshold:.4f}" if get(n).stored_threshold is not None else "-" for n in names])
     )
