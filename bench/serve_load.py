@@ -1,7 +1,7 @@
 """/v1/embed under load: throughput and latency at 1, 8 and 32 clients, batching on and off,
 against the same embedder's raw in-process throughput (no Ray, no HTTP), in one run.
 
-    .venv/bin/python bench/serve_load.py [--requests 96] [--out out/bench_serve_load.json]
+    .venv/bin/python bench/serve_load.py [--requests 192] [--batch-wait 0.2] [--out out/bench_serve_load.json]
 
 Starts its own local Ray and Serve application on 127.0.0.1 (CPU layout) and stops it after.
 """
@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
     parser.add_argument("--requests", type=int, default=192, help="requests per measurement")
-    parser.add_argument("--batch-wait", type=float, default=0.05, help="batch_wait_timeout_s")
+    parser.add_argument("--batch-wait", type=float, default=0.2, help="batch_wait_timeout_s of the Embedder")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_serve_load.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
