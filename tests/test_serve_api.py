@@ -26,15 +26,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def api(tmp_path_factory: pytest.TempPathFactory):
+def serve_port():
+    """One local Ray and Serve (HTTP on loopback) for every Serve test of the session."""
     import ray
     from ray import serve
 
-    from serve.app import compose
-    from serve.args import AppArgs
-    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
-
-    data = tmp_path_factory.mktemp("serve") / "data"
     port = free_port()
     ray.init(
         num_cpus=2,
@@ -42,14 +38,26 @@ def api(tmp_path_factory: pytest.TempPathFactory):
         runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
+    from ray import serve
+
+    from serve.app import compose
+    from serve.args import AppArgs
+    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+
+    data = tmp_path_factory.mktemp("serve") / "data"
     # a small upload cap so that the 413 path is cheap to test
     args = AppArgs(data_dir=str(data), api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
     serve.run(compose(args, CPU_DEPLOYMENT_OPTIONS), name="manyangles", route_prefix="/")
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
         client.data_dir = data  # type: ignore[attr-defined]
         yield client
-    serve.shutdown()
-    ray.shutdown()
 
 
 def files(**photos: bytes) -> dict[str, tuple[str, bytes, str]]:
@@ -280,3 +288,44 @@ def test_a_full_queue_becomes_503_with_retry_after():
         app.router.routes.pop()
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     assert response.json()["error"]["code"] == "busy"
+
+
+def test_a_full_generator_queue_answers_503_end_to_end(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
+    """A slow generator (tiny random SD on the CPU) with room for 1 running + 1 queued call."""
+    from ray import serve
+
+    from core.augment.sd_build import random_img2img_pipeline
+    from serve.app import compose
+    from serve.args import AppArgs
+    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+
+    root = tmp_path_factory.mktemp("busy")
+    random_img2img_pipeline("tiny", seed=0).save_pretrained(root / "sd")
+    args = AppArgs(data_dir=str(root / "data"), api_key=KEY, sd_model=str(root / "sd"), sd_device="cpu", sd_steps=8)
+    options = {
+        **CPU_DEPLOYMENT_OPTIONS,
+        "Generator": {**CPU_DEPLOYMENT_OPTIONS["Generator"], "max_ongoing_requests": 1, "max_queued_requests": 1},
+    }
+    serve.run(compose(args, options), name="busy", route_prefix="/busy")
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}/busy", timeout=300) as client:
+            assert client.get("/v1/health").json()["models"]["generator"] == "sd15-img2img"
+
+            def generate(i: int) -> httpx.Response:
+                return client.post(
+                    "/v1/generate",
+                    headers=AUTH,
+                    data={"views": "left,right,up,down,smiling", "seed": str(i)},
+                    files=files(photo=photo_bytes("Barack_Obama")),
+                )
+
+            with ThreadPoolExecutor(max_workers=6) as pool:
+                responses = list(pool.map(generate, range(6)))
+        codes = sorted(r.status_code for r in responses)
+        assert set(codes) == {200, 503}, codes
+        busy = next(r for r in responses if r.status_code == 503)
+        assert busy.headers["retry-after"] == "5" and busy.json()["error"]["code"] == "busy"
+        done = next(r for r in responses if r.status_code == 200).json()
+        assert done["generator"] == "sd15-img2img" and not any(v["accepted"] for v in done["views"])
+    finally:
+        serve.delete("busy")
