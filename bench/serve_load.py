@@ -86,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
     parser.add_argument("--requests", type=int, default=192, help="requests per measurement")
-    parser.add_argument("--batch-wait", type=float, default=0.2, help="batch_wait_timeout_s of the Embedder")
+    parser.add_argument("--batch-wait", type=float, default=0.0, help="batch_wait_timeout_s of the Embedder")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_serve_load.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -99,9 +99,9 @@ def main() -> None:
     import ray
     from ray import serve
 
+    from core.settings import Settings
     from serve.app import compose
-    from serve.args import AppArgs
-    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+    from serve.config import deployment_options
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -113,12 +113,10 @@ def main() -> None:
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             for batching, max_batch in (("on", 32), ("off", 1)):
-                options = {**CPU_DEPLOYMENT_OPTIONS}
-                options["Embedder"] = {
-                    **options["Embedder"],
-                    "user_config": {"max_batch_size": max_batch, "batch_wait_timeout_s": args.batch_wait},
-                }
-                serve.run(compose(AppArgs(data_dir=data_dir, api_key=KEY), options), name="bench", route_prefix="/")
+                options = deployment_options()
+                options["Embedder"]["user_config"] = {"max_batch_size": max_batch, "batch_wait_timeout_s": args.batch_wait}
+                settings = Settings(data_dir=data_dir, api_key=KEY)
+                serve.run(compose(settings, options), name="bench", route_prefix="/")
                 load(client, images, 4, 16)  # warm-up
                 for clients in (1, 8, 32):
                     total = args.requests if clients > 1 else max(16, args.requests // 4)

@@ -1,8 +1,10 @@
-"""``python -m core``: enroll, identify, verify, persons, delete, eval, calibrate.
+"""``manyangles`` (also ``python -m core``): enroll, identify, verify, persons, delete, eval,
+calibrate.
 
-Results go to standard output (``--json`` for machine-readable output); diagnostics and errors go
-to standard error through logging. Exit codes: 0 ok, 2 usage, 3 bad input, 4 not found,
-5 already exists, 6 not calibrated, 7 model unavailable, 1 anything else.
+Results go to standard output (``--json``: the same shapes as the HTTP API, core/schemas.py);
+diagnostics, progress and errors go to standard error. Exit codes: 0 ok, 2 usage or bad
+setting, 3 bad input, 4 not found, 5 already exists, 6 not calibrated, 7 model unavailable,
+1 anything else.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from core.errors import InvalidInput, ManyAnglesError, NotCalibrated
-from core.settings import Settings
+from core.cli_settings import add_settings_arguments, settings_from_args
+from core.errors import InvalidInput, ManyAnglesError
+from core.schemas import DeleteResponse, EnrollResponse, IdentifyResponse, PersonOut, VerifyResponse
 
 log = logging.getLogger("core.cli")
 
@@ -34,22 +36,15 @@ def _read(path: str) -> bytes:
 
 def _face_policy(args: argparse.Namespace) -> str | int:
     if args.face is not None:
-        return args.face
+        return int(args.face)
     return "largest" if args.largest else "single"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core", description="ManyAngles face enrollment")
-    parser.add_argument("--data-dir", type=Path, help="gallery folder (env MANYANGLES_DATA_DIR)")
-    parser.add_argument("--config", type=Path, help="YAML settings file (env MANYANGLES_CONFIG)")
-    parser.add_argument("--detector", choices=["dlib", "insightface"])
-    parser.add_argument("--embedder", choices=["dlib", "insightface"])
-    parser.add_argument("--insightface-root", type=Path, help="holds models/<pack>/*.onnx")
-    parser.add_argument("--insightface-pack", help="pack name, default buffalo_l")
-    parser.add_argument("--match-mode", choices=["max", "mean"])
-    parser.add_argument("--sd-model", help="Stable Diffusion 1.5 folder (env MANYANGLES_SD_MODEL)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = argparse.ArgumentParser(prog="manyangles", description="ManyAngles face enrollment")
+    parser.add_argument("--json", action="store_true", help="print JSON (the HTTP API's shapes)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_settings_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     enroll = sub.add_parser("enroll", help="enroll a person from one photo")
@@ -64,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     identify = sub.add_parser("identify", help="identify every face in a photo")
     identify.add_argument("photo")
-    identify.add_argument("--top-k", type=int, default=None)
+    identify.add_argument("--top-k", dest="query_top_k", type=int, default=None, help="default: the top_k setting")
 
     verify = sub.add_parser("verify", help="are two photos the same person?")
     verify.add_argument("photo_a")
@@ -83,25 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON report path")
             cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
         else:
-            cmd.add_argument("--target-fpir", type=float, default=None)
+            cmd.add_argument(
+                "--target-fpir", dest="calibrate_fpir", type=float, default=None, help="default: the target_fpir setting"
+            )
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.load(
-        config_file=args.config,
-        data_dir=args.data_dir,
-        detector=args.detector,
-        embedder=args.embedder,
-        insightface_root=args.insightface_root,
-        insightface_pack=args.insightface_pack,
-        match_mode=args.match_mode,
-        sd_model=args.sd_model,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_from_args(args)
+    for name in settings.unknown_environment():
+        log.warning("environment variable %s names no setting; ignored", name)
     if args.command in ("eval", "calibrate"):
         from core.evaluation.commands import calibrate_command, eval_command
 
@@ -123,67 +109,59 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         if args.json:
-            _out(json.dumps(asdict(result)))
-        else:
-            _out(
-                f"enrolled {result.name!r} as person {result.person_id} "
-                f"({result.num_embeddings} embedding(s): {', '.join(result.sources)}; model {result.model})"
-            )
-            for view in result.views:
-                _out(f"  view {view['view']}: {view['reason']}")
+            _out(EnrollResponse.of(result).model_dump_json())
+            return 0
+        _out(
+            f"enrolled {result.name!r} as person {result.person_id} "
+            f"({result.num_embeddings} embedding(s): {', '.join(result.sources)}; model {result.model})"
+        )
+        for view in result.views:
+            _out(f"  view {view['view']}: {view['reason']}")
     elif args.command == "identify":
-        found = service.identify(_read(args.photo), args.top_k)
-        payload = [
-            {
-                "face": f.face.face.as_dict(),
-                "identity": f.match.identity.name if f.match.identity else "unknown",
-                "threshold": f.match.threshold,
-                "candidates": [asdict(c) for c in f.match.candidates],
-            }
-            for f in found
-        ]
+        found = IdentifyResponse.of(service.identify(_read(args.photo), args.query_top_k))
         if args.json:
-            _out(json.dumps(payload))
-        elif not found:
+            _out(found.model_dump_json())
+            return 0
+        if not found.faces:
             _out("no face found in the photo")
-        for i, item in enumerate(payload if not args.json else []):
-            top = ", ".join(f"{c['name']} {c['score']:.3f}" for c in item["candidates"][:3]) or "(empty gallery)"
-            _out(f"face {i} at {item['face']['bbox']}: {item['identity']}   [{top}]")
+        for i, face in enumerate(found.faces):
+            top = ", ".join(f"{c.name} {c.score:.3f}" for c in face.candidates[:3]) or "(empty gallery)"
+            _out(f"face {i} at {face.bbox}: {face.label}   [{top}]")
     elif args.command == "verify":
-        result = service.verify(_read(args.photo_a), _read(args.photo_b))
-        _out(json.dumps(asdict(result)) if args.json else
-             f"{'same person' if result.same_person else 'different persons'}: "
-             f"score {result.score:.4f}, threshold {result.threshold:.4f} ({result.model})")
+        verdict = VerifyResponse.of(service.verify(_read(args.photo_a), _read(args.photo_b)))
+        _out(
+            verdict.model_dump_json()
+            if args.json
+            else f"{'same person' if verdict.same_person else 'different persons'}: "
+            f"score {verdict.score:.4f}, threshold {verdict.threshold:.4f} ({verdict.model})"
+        )
     elif args.command == "persons":
-        persons = service.persons()
+        persons = [PersonOut.of(p) for p in service.persons()]
         if args.json:
-            _out(json.dumps([asdict(p) for p in persons]))
-        for p in persons if not args.json else []:
+            _out(json.dumps([p.model_dump() for p in persons]))
+            return 0
+        for p in persons:
             _out(f"{p.id:6d}  {p.name}  ({p.num_images} image(s), {p.num_embeddings} embedding(s), {p.created_at})")
     elif args.command == "delete":
-        counts = service.delete(args.name)
-        _out(json.dumps(counts) if args.json else
-             f"deleted {args.name!r}: {counts['images']} image(s), {counts['embeddings']} embedding(s), "
-             f"{counts['files']} file(s)")
+        person = service.store.find_person(args.name)
+        deleted = DeleteResponse.of(person.id, service.delete(person.id))
+        _out(
+            deleted.model_dump_json()
+            if args.json
+            else f"deleted {args.name!r}: {deleted.images} image(s), {deleted.embeddings} embedding(s), "
+            f"{deleted.files} file(s)"
+        )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    level = "DEBUG" if args.verbose else (args.log_level or "WARNING")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("core.progress").setLevel(logging.INFO)  # long work says how far it got
     try:
         return run(args)
-    except NotCalibrated as exc:
-        log.error("%s", exc.message)
-        return exc.exit_code
     except ManyAnglesError as exc:
         log.error("%s: %s", exc.code, exc.message)
         return exc.exit_code
-    except ValueError as exc:  # bad settings values
-        log.error("invalid setting: %s", exc)
-        return 2

@@ -1,19 +1,16 @@
-"""Building one enrollment: the original face, generated views through the identity gate, and
-the records the store writes in one transaction."""
+"""Building one enrollment: the original face, its gated views, and the records the store
+writes in one transaction; and the progress events an enrollment streams."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from core.augment.base import Augmentor, GenerationResult
-from core.augment.gate import GateDecision, gate_views
-from core.augment.views import ViewRequest
-from core.images import DecodedImage, encode_png
-from core.recognition import EmbeddedFace, FaceEngineBase
-from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage
+from core.augment.gate import ViewsOutcome
+from core.images import ImageInfo
+from core.recognition import EmbeddedFace
+from core.store.records import Enrollment, NewEmbedding, NewImage
 
 
 @dataclass(frozen=True)
@@ -28,68 +25,28 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
-@dataclass(frozen=True, eq=False)
-class ViewsOutcome:
-    result: GenerationResult
-    decisions: list[GateDecision]
-    gate_threshold: float
-
-    @property
-    def accepted(self) -> list[GateDecision]:
-        return [d for d in self.decisions if d.accepted]
-
-    def run_record(self) -> GenerationRunRecord:
-        stats = self.result.stats
-        return GenerationRunRecord(
-            generator=stats.generator,
-            device=stats.device,
-            dtype=stats.dtype,
-            num_views=len(self.decisions),
-            num_accepted=len(self.accepted),
-            total_s=stats.total_s,
-            views=[d.as_record() for d in self.decisions],
-            steps=stats.steps,
-            strength=stats.strength,
-            peak_mem_bytes=stats.peak_mem_bytes,
+def views_events(outcome: ViewsOutcome) -> Iterator[ProgressEvent]:
+    """'generated k of n' for every view, then each gate decision."""
+    total = len(outcome.decisions)
+    for k, decision in enumerate(outcome.decisions, start=1):
+        name = decision.request.name
+        yield ProgressEvent(
+            "generated",
+            f"view {k} of {total} generated: {name}",
+            {"view": name, "index": k, "total": total, "latency_s": round(decision.latency_s, 4)},
         )
-
-
-def generate_and_gate(
-    engine: FaceEngineBase,
-    augmentor: Augmentor,
-    rgb: np.ndarray,
-    original: EmbeddedFace,
-    requests: list[ViewRequest],
-    gate_threshold: float,
-    emit: ProgressCallback,
-) -> ViewsOutcome:
-    total = len(requests)
-    emit(ProgressEvent("generating", f"generating {total} view(s) with {augmentor.name}", {"views": [r.name for r in requests]}))
-    result = augmentor.generate(rgb, original.face, requests)
-    for k, view in enumerate(result.views, start=1):
-        emit(
-            ProgressEvent(
-                "generated",
-                f"view {k} of {total} generated: {view.request.name}",
-                {"view": view.request.name, "index": k, "total": total, "latency_s": round(view.latency_s, 4)},
-            )
+    for decision in outcome.decisions:
+        yield ProgressEvent(
+            "accepted" if decision.accepted else "rejected",
+            f"{decision.request.name}: {decision.reason}",
+            {"view": decision.request.name, "similarity": decision.similarity, "reason": decision.reason},
         )
-    decisions = gate_views(engine, original.vector, result.views, gate_threshold)
-    for decision in decisions:
-        emit(
-            ProgressEvent(
-                "accepted" if decision.accepted else "rejected",
-                f"{decision.view.request.name}: {decision.reason}",
-                {"view": decision.view.request.name, "similarity": decision.similarity, "reason": decision.reason},
-            )
-        )
-    return ViewsOutcome(result, decisions, gate_threshold)
 
 
 def build_enrollment(
     name: str,
     photo: bytes,
-    image: DecodedImage,
+    image: ImageInfo,
     original: EmbeddedFace,
     model: str,
     views: ViewsOutcome | None,
@@ -109,34 +66,24 @@ def build_enrollment(
     embeddings = [NewEmbedding(0, "original", model, original.vector, original.face.score, original.face.bbox)]
     runs = []
     if views is not None:
-        import hashlib
-
         for decision in views.accepted:
-            view = decision.view
-            data = encode_png(view.rgb)
+            assert decision.embedded is not None
             images.append(
                 NewImage(
-                    data=data,
-                    sha256=hashlib.sha256(data).hexdigest(),
+                    data=decision.png,
+                    sha256=hashlib.sha256(decision.png).hexdigest(),
                     extension=".png",
                     mime="image/png",
-                    width=int(view.rgb.shape[1]),
-                    height=int(view.rgb.shape[0]),
-                    source=view.request.source,
-                    display_name=f"{view.request.display_stem}.png",
-                    generator=view.generator,
+                    width=decision.width,
+                    height=decision.height,
+                    source=decision.request.source,
+                    display_name=f"{decision.request.display_stem}.png",
+                    generator=decision.generator,
                 )
             )
-            assert decision.embedded is not None
+            face = decision.embedded
             embeddings.append(
-                NewEmbedding(
-                    len(images) - 1,
-                    view.request.source,
-                    model,
-                    decision.embedded.vector,
-                    decision.embedded.face.score,
-                    decision.embedded.face.bbox,
-                )
+                NewEmbedding(len(images) - 1, decision.request.source, model, face.vector, face.face.score, face.face.bbox)
             )
         runs.append(views.run_record())
     return Enrollment(name=name, images=images, embeddings=embeddings, generation_runs=runs)

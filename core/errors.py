@@ -1,15 +1,15 @@
-"""Typed errors of the core library.
+"""Every typed error of ManyAngles, in one place.
 
-Every error a client can cause carries a stable ``code`` (used in JSON error bodies and CLI
-messages) and the HTTP status the service answers with. Messages name the problem and never
-contain image bytes or embeddings.
+Each error a client can cause carries a stable ``code`` (JSON error bodies, CLI messages), the
+HTTP status the service answers with, and the CLI's exit code. Messages name the problem and
+never contain image bytes, embeddings or keys.
 """
 
 from __future__ import annotations
 
 
 class ManyAnglesError(Exception):
-    """Base class of every error the core library raises on purpose."""
+    """Base class of every error ManyAngles raises on purpose."""
 
     code = "error"
     http_status = 500
@@ -19,8 +19,20 @@ class ManyAnglesError(Exception):
         super().__init__(message)
         self.message = message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross process boundaries (worker processes, Ray replicas): keep the message
+        # and any extra state when pickled.
+        return (_rebuild, (type(self), self.message, self.__dict__))
 
-# --- bad input -------------------------------------------------------------------------------
+
+def _rebuild(cls: type[ManyAnglesError], message: str, state: dict[str, object]) -> ManyAnglesError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+# --- bad input (exit 3) ----------------------------------------------------------------------
 class InvalidInput(ManyAnglesError):
     """The caller sent something we refuse; nothing was changed."""
 
@@ -72,26 +84,21 @@ class InvalidDataset(InvalidInput):
     code = "invalid_dataset"
 
 
-# --- state -----------------------------------------------------------------------------------
-class PersonExists(ManyAnglesError):
-    code = "person_exists"
-    http_status = 409
-    exit_code = 5
+class InvalidRequest(InvalidInput):
+    """A malformed request: a missing field, a value of the wrong type or out of range."""
+
+    code = "invalid_request"
 
 
-class PersonNotFound(ManyAnglesError):
-    code = "person_not_found"
-    http_status = 404
-    exit_code = 4
+# --- configuration (exit 2 / 7) --------------------------------------------------------------
+class InvalidSetting(ManyAnglesError):
+    """A setting has an unknown name or a bad value; raised at start, before any work."""
+
+    code = "invalid_setting"
+    http_status = 500
+    exit_code = 2
 
 
-class NotCalibrated(ManyAnglesError):
-    code = "not_calibrated"
-    http_status = 409
-    exit_code = 6
-
-
-# --- configuration ---------------------------------------------------------------------------
 class ModelUnavailable(ManyAnglesError):
     """A configured model cannot be loaded (weights absent or broken)."""
 
@@ -100,6 +107,77 @@ class ModelUnavailable(ManyAnglesError):
     exit_code = 7
 
 
+class GenerationFailed(ManyAnglesError):
+    """The view generator could not produce views (e.g. out of GPU memory at the smallest chunk)."""
+
+    code = "generation_failed"
+    http_status = 503
+    exit_code = 7
+
+
+# --- state (exit 4 / 5 / 6) ------------------------------------------------------------------
+class PersonNotFound(ManyAnglesError):
+    code = "person_not_found"
+    http_status = 404
+    exit_code = 4
+
+
+class PersonExists(ManyAnglesError):
+    code = "person_exists"
+    http_status = 409
+    exit_code = 5
+
+
+class NotCalibrated(ManyAnglesError):
+    code = "not_calibrated"
+    http_status = 409
+    exit_code = 6
+
+
 class StoreSchemaError(ManyAnglesError):
     code = "store_schema"
     exit_code = 8
+
+
+# --- service (HTTP only) ---------------------------------------------------------------------
+class ServiceBusy(ManyAnglesError):
+    """A deployment's queue is full: the client should retry after ``retry_after_s``."""
+
+    code = "busy"
+    http_status = 503
+    exit_code = 9
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unauthorized(ManyAnglesError):
+    code = "unauthorized"
+    http_status = 401
+    exit_code = 10
+
+
+ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
+    InvalidInput,
+    InvalidImage,
+    EmptyImage,
+    NotAnImage,
+    UnsupportedImageFormat,
+    TruncatedImage,
+    ImageTooLarge,
+    NoFaceFound,
+    MultipleFaces,
+    InvalidName,
+    InvalidDataset,
+    InvalidRequest,
+    InvalidSetting,
+    ModelUnavailable,
+    GenerationFailed,
+    PersonNotFound,
+    PersonExists,
+    NotCalibrated,
+    StoreSchemaError,
+    ServiceBusy,
+    Unauthorized,
+)

@@ -31,6 +31,25 @@ _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """The facts about an uploaded image, without its pixels (what crosses process lines)."""
+
+    format: str  # "JPEG", "PNG", "WEBP"
+    sha256: str  # of the uploaded bytes
+    num_bytes: int
+    width: int
+    height: int
+
+    @property
+    def mime(self) -> str:
+        return _MIME[self.format]
+
+    @property
+    def extension(self) -> str:
+        return _EXT[self.format]
+
+
+@dataclass(frozen=True)
 class DecodedImage:
     """An upload decoded to 8-bit RGB, upright, with the facts about its source bytes."""
 
@@ -54,6 +73,10 @@ class DecodedImage:
     @property
     def extension(self) -> str:
         return _EXT[self.format]
+
+    @property
+    def info(self) -> ImageInfo:
+        return ImageInfo(self.format, self.sha256, self.num_bytes, self.width, self.height)
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
@@ -124,8 +147,8 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """Lossless encoding used for generated views."""
+    """Lossless encoding used for generated views (zlib level 1: 5x faster than 6, ~15% larger)."""
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=6)
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=1)
     return buf.getvalue()
 

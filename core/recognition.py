@@ -1,4 +1,4 @@
-"""Detect -> align -> embed, and the face-selection policy of enrollment."""
+"""Detect -> align -> embed with the models in this process, and the face-selection policy."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.embedders.base import Embedder
 from core.errors import InvalidInput, MultipleFaces, NoFaceFound
-from core.faces.types import Face, FaceDetector
+from core.faces.types import Face
 from core.models import FaceModels
 
 # "single": exactly one face or an error; "largest": the largest face; an int: that face,
@@ -45,48 +44,29 @@ def select_face(faces: list[Face], policy: FacePolicy) -> Face:
     raise InvalidInput(f"unknown face policy {policy!r}: use 'single', 'largest' or an index")
 
 
-class FaceEngineBase:
-    """Detect -> align -> embed. Subclasses provide ``detect`` and ``embed_many`` (in process
-    here; through Ray Serve handles in serve/), the policies are shared."""
-
-    detector: FaceDetector
-    embedder: Embedder
-
-    @property
-    def model_name(self) -> str:
-        return self.embedder.name
-
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        raise NotImplementedError
-
-    def embed_many(self, items: list[tuple[np.ndarray, Face]]) -> list[EmbeddedFace]:
-        """One face of each image, embedded as one batch."""
-        raise NotImplementedError
-
-    def embed_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[EmbeddedFace]:
-        return self.embed_many([(rgb, face) for face in faces])
-
-    def embed_all(self, rgb: np.ndarray) -> list[EmbeddedFace]:
-        return self.embed_faces(rgb, self.detect(rgb))
-
-    def embed_one(self, rgb: np.ndarray, policy: FacePolicy = "single") -> EmbeddedFace:
-        face = select_face(self.detect(rgb), policy)
-        return self.embed_faces(rgb, [face])[0]
-
-
-class FaceEngine(FaceEngineBase):
-    """The models in this process. Not thread-safe (dlib and ONNX model objects are not):
-    callers that use threads serialize access, as serve/embedder.py does."""
+class FaceEngine:
+    """The detector and embedder of one process. Not thread-safe (dlib and ONNX model objects
+    are not): core/pipeline.py gives each worker process its own engine."""
 
     def __init__(self, models: FaceModels) -> None:
         self.detector = models.detector
         self.embedder = models.embedder
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        return self.detector.detect(rgb)
+    @property
+    def model_name(self) -> str:
+        return self.embedder.name
 
-    def embed_many(self, items: list[tuple[np.ndarray, Face]]) -> list[EmbeddedFace]:
-        if not items:
+    def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]:
+        return self.detector.detect(rgb, small_faces)
+
+    def embed_faces(self, rgb: np.ndarray, faces: list[Face]) -> list[EmbeddedFace]:
+        if not faces:
             return []
-        vectors = self.embedder.embed([self.embedder.align(rgb, face) for rgb, face in items])
-        return [EmbeddedFace(face=face, vector=v) for (_, face), v in zip(items, vectors)]
+        vectors = self.embedder.embed([self.embedder.align(rgb, face) for face in faces])
+        return [EmbeddedFace(face=face, vector=v) for face, v in zip(faces, vectors)]
+
+    def embed_all(self, rgb: np.ndarray) -> list[EmbeddedFace]:
+        return self.embed_faces(rgb, self.detect(rgb))
+
+    def embed_one(self, rgb: np.ndarray, policy: FacePolicy = "single") -> EmbeddedFace:
+        return self.embed_faces(rgb, [select_face(self.detect(rgb), policy)])[0]

@@ -1,6 +1,7 @@
 """The ManyAngles core service: enrollment, identification and verification over one store.
 
-The CLI, the Ray Serve deployments and the batch jobs all go through this class.
+The CLI (models in this process) and the HTTP API (models in Ray Serve deployments) both go
+through this class; they differ only in the ``FaceAnalyzer`` and ``ViewMaker`` they give it.
 """
 
 from __future__ import annotations
@@ -8,22 +9,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from core.augment.base import Augmentor
 from core.augment.views import plan_views
-from core.enrollment import ProgressCallback, ProgressEvent, ViewsOutcome, build_enrollment, generate_and_gate
-from core.errors import NotCalibrated
-from core.images import DecodedImage, decode_image
+from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
+from core.augment.gate import ViewsOutcome
+from core.errors import ManyAnglesError
 from core.matching import MatchResult, Matcher
-from core.recognition import EmbeddedFace, FaceEngineBase, FacePolicy
+from core.pipeline import AnalyzedPhoto, ModelInfo
+from core.recognition import EmbeddedFace, FacePolicy
 from core.settings import Settings
-from core.store.gallery import GalleryStore
+from core.store.gallery import GalleryStore, normalise_name
 from core.store.records import Person
+from core.thresholds import resolve_threshold
+from core.viewmaker import ViewMaker
 
 log = logging.getLogger(__name__)
+
+
+class FaceAnalyzer(Protocol):
+    """Decode -> detect -> align -> embed, one call per photo (core/pipeline.py or remote)."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
+
+    def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
 
 
 @dataclass(frozen=True)
@@ -36,12 +51,21 @@ class EnrollResult:
     sources: list[str]
     elapsed_s: float
     views: list[dict[str, object]]  # every generated view with its gate decision
+    timings_s: dict[str, float] = field(default_factory=dict)  # per stage
 
 
 @dataclass(frozen=True, eq=False)
 class FaceIdentification:
     face: EmbeddedFace
     match: MatchResult
+
+
+@dataclass(frozen=True, eq=False)
+class IdentifyResult:
+    model: str
+    threshold: float | None
+    match_mode: str
+    faces: list[FaceIdentification]  # largest face first
 
 
 @dataclass(frozen=True)
@@ -53,74 +77,42 @@ class VerifyResult:
 
 
 class ManyAnglesService:
-    def __init__(
-        self,
-        settings: Settings,
-        engine: FaceEngineBase,
-        store: GalleryStore,
-        augmentor: Augmentor | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, faces: FaceAnalyzer, store: GalleryStore, views: ViewMaker | None = None) -> None:
         self.settings = settings
-        self.engine = engine
+        self.faces = faces
         self.store = store
-        self._augmentor = augmentor
+        self._views = views
         self._matcher: tuple[tuple[object, ...], Matcher] | None = None  # (gallery version, matcher)
         self._matcher_lock = threading.Lock()  # the HTTP API calls in from many threads
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
-        """The in-process service: models loaded here, store under settings.data_dir."""
-        from core.models import load_face_models
-        from core.recognition import FaceEngine
+        """The in-process service (CLI): models loaded here, store under settings.data_dir."""
+        from core.pipeline import FacePipeline, default_workers
+        from core.viewmaker import LocalViews
 
-        return cls(settings, FaceEngine(load_face_models(settings)), GalleryStore(settings.data_dir))
+        pipeline = FacePipeline(settings, default_workers(settings, in_service=False))
+        return cls(settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline))
 
-    # --- inputs ------------------------------------------------------------------------------
-    def decode(self, data: bytes) -> DecodedImage:
-        return decode_image(
-            data,
-            max_bytes=self.settings.max_upload_bytes,
-            max_pixels=self.settings.max_image_pixels,
-        )
+    @property
+    def model(self) -> ModelInfo:
+        return self.faces.info
+
+    @property
+    def views(self) -> ViewMaker:
+        if self._views is None:
+            raise ManyAnglesError("this service was built without a view generator")
+        return self._views
 
     # --- thresholds --------------------------------------------------------------------------
     def threshold(self) -> float:
-        """The active model's threshold at the configured FPIR: stored calibration first."""
-        model = self.engine.model_name
-        target = self.settings.target_fpir
-        stored = self.store.get_threshold(model, "fpir", target)
-        if stored is not None:
-            return stored.threshold
-        default = self.engine.embedder.default_threshold
-        if default is not None and abs(target - 0.01) < 1e-12:
-            return default
-        raise NotCalibrated(
-            f"model {model} has no threshold for FPIR {target:g}; run "
-            "`python -m core calibrate DIR` on a labelled folder of faces"
-        )
+        """The active model's identification threshold at the configured FPIR."""
+        return resolve_threshold(self.store, self.model, "fpir", self.settings.target_fpir)
 
     def gate_threshold(self) -> float:
-        if self.settings.gate_threshold is not None:
-            return self.settings.gate_threshold
-        model = self.engine.model_name
-        stored = self.store.get_threshold(model, "gate_fmr", self.settings.gate_fmr)
-        if stored is not None:
-            return stored.threshold
-        default = self.engine.embedder.default_gate_threshold
-        if default is not None and abs(self.settings.gate_fmr - 0.001) < 1e-12:
-            return default
-        raise NotCalibrated(
-            f"model {model} has no identity-gate threshold for FMR {self.settings.gate_fmr:g}; run "
-            "`python -m core calibrate DIR` or set MANYANGLES_GATE_THRESHOLD"
+        return resolve_threshold(
+            self.store, self.model, "gate_fmr", self.settings.gate_fmr, self.settings.gate_threshold
         )
-
-    @property
-    def augmentor(self) -> Augmentor:
-        if self._augmentor is None:
-            from core.augment.factory import load_augmentor
-
-            self._augmentor = load_augmentor(self.settings, self.engine.detector)
-        return self._augmentor
 
     # --- enrollment --------------------------------------------------------------------------
     def enroll(
@@ -138,38 +130,45 @@ class ManyAnglesService:
         """Enroll from one photo, with generated views when ``augment``; all or nothing."""
         started = time.perf_counter()
         emit = progress or (lambda event: None)
-        from core.store.gallery import normalise_name
-
         name = normalise_name(name)
-        requests = None
+        requests, gate = None, 1.0
         if augment:  # validate the request before any work
-            requests = plan_views(
-                views, num_variations, seed, self.augmentor.supported_views, self.augmentor.default_views
-            )
+            info = self.views.generator_info()
+            requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
             gate = self.gate_threshold()
-        image = self.decode(photo)
+        analyzed = self.faces.analyze(photo, face)
+        timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
+        original = analyzed.faces[0]
+        image = analyzed.image
         emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
-        original = self.engine.embed_one(image.rgb, face)
         emit(ProgressEvent("detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}))
         outcome: ViewsOutcome | None = None
         if requests is not None:
-            outcome = generate_and_gate(self.engine, self.augmentor, image.rgb, original, requests, gate, emit)
-        model = self.engine.model_name
-        enrollment = build_enrollment(name, photo, image, original, model, outcome)
-        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model}"))
+            emit(ProgressEvent("generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}))
+            outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
+            for event in views_events(outcome):
+                emit(event)
+            timings["generate"] = outcome.stats.total_s
+            timings["gate"] = outcome.gate_s
+        enrollment = build_enrollment(name, photo, image, original, self.model.name, outcome)
+        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {self.model.name}"))
+        store_started = time.perf_counter()
         person_id = self.store.add_person(enrollment)
-        result = EnrollResult(
+        timings["store"] = time.perf_counter() - store_started
+        elapsed = time.perf_counter() - started
+        timings["total"] = elapsed
+        emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
+        return EnrollResult(
             person_id=person_id,
             name=name,
-            model=model,
+            model=self.model.name,
             num_images=len(enrollment.images),
             num_embeddings=len(enrollment.embeddings),
             sources=[e.source for e in enrollment.embeddings],
-            elapsed_s=time.perf_counter() - started,
+            elapsed_s=elapsed,
             views=[d.as_record() for d in outcome.decisions] if outcome else [],
+            timings_s={k: round(v, 4) for k, v in timings.items()},
         )
-        emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
-        return result
 
     def generate_views(
         self,
@@ -179,15 +178,13 @@ class ManyAnglesService:
         num_variations: int | None = None,
         seed: int = 0,
         face: FacePolicy = "largest",
-        progress: ProgressCallback | None = None,
     ) -> ViewsOutcome:
         """Generated views of a photo with their gate decisions; only the timing is stored."""
-        emit = progress or (lambda event: None)
-        requests = plan_views(views, num_variations, seed, self.augmentor.supported_views, self.augmentor.default_views)
+        info = self.views.generator_info()
+        requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
         gate = self.gate_threshold()
-        image = self.decode(photo)
-        original = self.engine.embed_one(image.rgb, face)
-        outcome = generate_and_gate(self.engine, self.augmentor, image.rgb, original, requests, gate, emit)
+        original = self.faces.analyze(photo, face).faces[0]
+        outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
         self.store.add_generation_run(outcome.run_record())
         return outcome
 
@@ -195,29 +192,42 @@ class ManyAnglesService:
     def matcher(self) -> Matcher:
         """The gallery matrix, reloaded only when the model's embeddings changed."""
         with self._matcher_lock:
-            key = self.store.gallery_version(self.engine.model_name)
+            key = self.store.gallery_version(self.model.name)
             if self._matcher is None or self._matcher[0] != key:
-                gallery = self.store.load_gallery(self.engine.model_name)
+                gallery = self.store.load_gallery(self.model.name)
                 self._matcher = (key, Matcher(gallery, mode=self.settings.match_mode))
             return self._matcher[1]
 
-    def identify(self, photo: bytes, top_k: int | None = None) -> list[FaceIdentification]:
+    def identify(self, photo: bytes, top_k: int | None = None) -> IdentifyResult:
         """Every face in the photo with its top-k candidates (largest face first)."""
-        image = self.decode(photo)
-        faces = self.engine.embed_all(image.rgb)
-        if not faces:
-            return []
-        threshold = self.threshold()
-        probes = np.stack([f.vector for f in faces])
-        matches = self.matcher().match(probes, top_k or self.settings.top_k, threshold)
-        return [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
+        faces = self.faces.analyze(photo, None).faces
+        threshold = self.threshold() if faces else None
+        found: list[FaceIdentification] = []
+        if faces and threshold is not None:
+            probes = np.stack([f.vector for f in faces])
+            matches = self.matcher().match(probes, top_k or self.settings.top_k, threshold)
+            found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
+        return IdentifyResult(self.model.name, threshold, self.settings.match_mode, found)
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
-        a = self.engine.embed_one(self.decode(photo_a).rgb, face)
-        b = self.engine.embed_one(self.decode(photo_b).rgb, face)
+        results = self.faces.analyze_many([(photo_a, face), (photo_b, face)])
+        for label, result in zip(("photo_a", "photo_b"), results):
+            if isinstance(result, ManyAnglesError):
+                result.message = f"{label}: {result.message}"
+                raise result
+        a, b = (r.faces[0] for r in results)  # type: ignore[union-attr]
         score = float(np.dot(a.vector, b.vector))
         threshold = self.threshold()
-        return VerifyResult(score >= threshold, score, threshold, self.engine.model_name)
+        return VerifyResult(score >= threshold, score, threshold, self.model.name)
+
+    def embed(self, photos: list[tuple[str, bytes]]) -> list[tuple[str, AnalyzedPhoto]]:
+        """Every face of every photo; the first bad photo fails the call, naming its file."""
+        results = self.faces.analyze_many([(data, None) for _, data in photos])
+        for (filename, _), result in zip(photos, results):
+            if isinstance(result, ManyAnglesError):
+                result.message = f"{filename}: {result.message}"
+                raise result
+        return [(filename, result) for (filename, _), result in zip(photos, results)]  # type: ignore[misc]
 
     # --- gallery -----------------------------------------------------------------------------
     def persons(self) -> list[Person]:
@@ -226,3 +236,4 @@ class ManyAnglesService:
     def delete(self, key: int | str) -> dict[str, int]:
         person = self.store.find_person(key)
         return self.store.delete_person(person.id)
+

@@ -1,88 +1,157 @@
-"""The one settings object of ManyAngles.
+"""The one settings model of ManyAngles (pydantic-settings).
 
-Values come, lowest priority first, from the defaults below, a YAML file (a flat mapping of field
-names, or the ``args`` of the first application in a Ray Serve config such as serve_config.yaml),
-and environment variables ``MANYANGLES_<FIELD>`` (e.g. ``MANYANGLES_DATA_DIR``).
+Layers, lowest priority first:
+
+1. the defaults below;
+2. a YAML file: a flat mapping of field names, or a Ray Serve config (serve_config.yaml) whose
+   first application's ``args`` are these settings. For ``serve run`` the ``args`` block is this
+   layer: Serve validates it with this very model (``serve.app:build_app(args: Settings)``);
+3. environment variables ``MANYANGLES_<FIELD>`` (e.g. ``MANYANGLES_DATA_DIR``);
+4. command-line flags (``--data-dir``; every field has one, see core/cli_settings.py).
+
+Keyword arguments of ``Settings(...)`` and ``Settings.model_validate(...)`` are the YAML layer:
+the environment overrides them. ``Settings.load(config_file, **flags)`` builds all four layers.
+An unknown name or a bad value raises :class:`core.errors.InvalidSetting`, naming the field and
+what it accepts.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import InvalidSetting
 
 ENV_PREFIX = "MANYANGLES_"
+# MANYANGLES_* variables that are not settings.
+NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 
-DetectorName = Literal["dlib", "insightface"]
-EmbedderName = Literal["dlib", "insightface"]
+ModelKind = Literal["dlib", "insightface"]
 MatchMode = Literal["max", "mean"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path = Path("data")
-    detector: DetectorName = "dlib"
-    embedder: EmbedderName = "dlib"
-    # insightface model packs live in <insightface_root>/models/<insightface_pack>/*.onnx
-    insightface_root: Path = field(default_factory=lambda: Path.home() / ".insightface")
-    insightface_pack: str = "buffalo_l"
-    # "auto": CUDA when it really loads, else CPU. Or a comma list such as "CPUExecutionProvider".
-    onnx_providers: str = "auto"
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    # dlib HOG: photos whose long side is at most this are upsampled once (finds ~40 px faces).
-    dlib_upsample_below: int = 1000
-    # Synthetic views: Stable Diffusion when sd_model names a local folder (or a cached hub id),
-    # the classic generator otherwise.
-    sd_model: str = ""
-    sd_device: str = "auto"
-    sd_fp16: bool = True
-    sd_strength: float = 0.45
-    sd_steps: int = 20
-    sd_guidance: float = 7.5
-    sd_max_batch: int = 0  # 0: all views in one pipeline call
-    # Identity gate: explicit cosine threshold, else the stored calibration at gate_fmr, else the
-    # model's shipped default.
-    gate_threshold: float | None = None
-    gate_fmr: float = 0.001
-    match_mode: MatchMode = "max"
-    target_fpir: float = 0.01
-    top_k: int = 5
-    # HTTP API key for every route but health; generated into <data_dir>/api_key when empty.
-    api_key: str = ""
-    log_level: str = "INFO"
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Field(Path("data"), description="gallery folder (SQLite store and image files)")
+    detector: ModelKind = Field("dlib", description="face detector")
+    embedder: ModelKind = Field("dlib", description="face embedding model")
+    insightface_root: Path = Field(
+        default_factory=lambda: Path.home() / ".insightface",
+        description="folder holding models/<pack>/*.onnx",
+    )
+    insightface_pack: str = Field("buffalo_l", min_length=1, description="insightface model pack name")
+    onnx_providers: str = Field(
+        "auto", min_length=1, description="'auto' (CUDA when it really loads, else CPU) or a comma list"
+    )
+    embed_workers: int = Field(
+        0, ge=0, le=32, description="model processes for embedding; 0: one per core for dlib, 1 otherwise"
+    )
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted upload, bytes")
+    max_image_pixels: int = Field(50_000_000, ge=10_000, description="largest accepted image, pixels")
+    dlib_upsample_below: int = Field(
+        1000, ge=0, description="dlib HOG: photos whose long side is at most this are upsampled once"
+    )
+    sd_model: str = Field("", description="Stable Diffusion 1.5: a local diffusers folder (or cached hub id)")
+    sd_device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu, cuda or cuda:N")
+    sd_fp16: bool = Field(True, description="fp16 weights on CUDA")
+    sd_strength: float = Field(0.45, gt=0.0, le=1.0, description="img2img strength")
+    sd_steps: int = Field(20, ge=1, le=200, description="denoising steps")
+    sd_guidance: float = Field(7.5, ge=0.0, le=30.0, description="classifier-free guidance scale")
+    sd_max_batch: int = Field(0, ge=0, description="views per pipeline call; 0: all in one call")
+    gate_threshold: float | None = Field(
+        None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"
+    )
+    gate_fmr: float = Field(0.001, gt=0.0, lt=1.0, description="false-match rate the gate is calibrated for")
+    match_mode: MatchMode = Field("max", description="a person's score: max over embeddings or mean template")
+    target_fpir: float = Field(0.01, gt=0.0, lt=1.0, description="false-positive identification rate")
+    top_k: int = Field(5, ge=1, le=100, description="candidates returned per face")
+    api_key: str = Field("", description="HTTP API key; generated into <data_dir>/api_key when empty")
+    log_level: LogLevel = Field("INFO", description="log level of the service and the CLI")
+
+    @field_validator("gate_threshold", mode="before")
+    @classmethod
+    def _unset_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
+            return None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir", "insightface_root", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
 
     @classmethod
-    def load(
+    def settings_customise_sources(
         cls,
-        config_file: Path | None = None,
-        env: Mapping[str, str] | None = None,
-        **overrides: Any,
-    ) -> Settings:
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        path = config_file or (Path(env[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in env else None)
-        if path is not None:
-            values.update(_read_yaml(path))
-        known = {f.name for f in fields(cls)}
-        for name in known:
-            key = ENV_PREFIX + name.upper()
-            if key in env:
-                values[name] = env[key]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - known
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments are the YAML layer (Serve passes the config's args that way):
+        # the environment overrides them.
+        return (env_settings, init_settings)
+
+    # --- construction ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, config_file: Path | None = None, **flags: Any) -> Settings:
+        """defaults < YAML (``config_file`` or MANYANGLES_CONFIG) < environment < ``flags``.
+
+        ``flags`` set to None are absent (argparse's default for a flag not given).
+        """
+        path = config_file or (Path(os.environ[ENV_PREFIX + "CONFIG"]) if ENV_PREFIX + "CONFIG" in os.environ else None)
+        yaml_values = read_yaml(path) if path is not None else {}
+        given = {k: v for k, v in flags.items() if v is not None}
+        unknown = sorted(set(given) - set(cls.model_fields))
         if unknown:
-            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        return cls(**{name: _coerce(cls, name, value) for name, value in values.items()})
+            raise InvalidSetting(f"unknown setting(s): {', '.join(unknown)}")
+
+        class _WithFlags(cls):  # type: ignore[valid-type, misc]
+            @classmethod
+            def settings_customise_sources(cls_, settings_cls, init_settings, env_settings, **_: Any) -> Any:  # type: ignore[no-untyped-def, override]
+                return (init_settings, env_settings, _MappingSource(settings_cls, yaml_values))
+
+        layered = validated(_WithFlags, given, origin=path)
+        return cls.model_construct(_fields_set=set(layered.model_fields_set), **dict(layered))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], origin: object = None) -> Settings:
+        """The YAML layer given as a mapping (environment on top), with our error type."""
+        return validated(cls, dict(values), origin=origin)
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` validated (the environment is not consulted again)."""
+        values = {**dict(self), **changes}
+        try:
+            return type(self).model_construct(
+                _fields_set=set(self.model_fields_set) | set(changes),
+                **_PlainSettings.model_validate(values).model_dump(),
+            )
+        except ValidationError as exc:
+            raise InvalidSetting(describe(exc, None)) from None
 
+    # --- derived values --------------------------------------------------------------------
     @property
     def db_path(self) -> Path:
         return self.data_dir / "gallery.db"
@@ -91,30 +160,67 @@ class Settings:
     def insightface_pack_dir(self) -> Path:
         return self.insightface_root / "models" / self.insightface_pack
 
+    def unknown_environment(self, env: Mapping[str, str] | None = None) -> list[str]:
+        """MANYANGLES_* variables that name no setting (likely typos)."""
+        env = os.environ if env is None else env
+        known = {ENV_PREFIX + name.upper() for name in type(self).model_fields} | NON_SETTING_ENV
+        return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    doc = yaml.safe_load(Path(path).read_text()) or {}
+
+class _PlainSettings(Settings):
+    """The same fields and checks with no sources but the given values (for ``replace``)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any) -> Any:  # type: ignore[no-untyped-def, override]
+        return (init_settings,)
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """A settings source over an already-read mapping (the YAML layer)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._values = values
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+def validated(cls: type[Settings], values: dict[str, Any], origin: object = None) -> Settings:
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise InvalidSetting(describe(exc, origin)) from None
+
+
+def describe(exc: ValidationError, origin: object) -> str:
+    """One line per bad field: its name, what was given, what it accepts."""
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
+        else:
+            env = f" (env {ENV_PREFIX}{name.upper()})" if name in Settings.model_fields else ""
+            problems.append(f"{name}={error.get('input')!r}{env}: {error['msg']}")
+    where = f" in {origin}" if origin else ""
+    return f"invalid settings{where}: " + "; ".join(problems)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A flat mapping, or the ``args`` of the first application of a Serve config."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise InvalidSetting(f"cannot read the settings file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InvalidSetting(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise InvalidSetting(f"{path}: expected a mapping at the top level")
     apps = doc.get("applications")
     if isinstance(apps, list) and apps:
         return dict(apps[0].get("args") or {})
     return dict(doc)
-
-
-def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
-    spec = next(f for f in fields(cls) if f.name == name)
-    sample = getattr(cls(), name) if spec.default is dataclasses.MISSING else spec.default
-    if sample is None:  # optional numbers: "" or "none" unset them
-        if value is None or str(value).strip().lower() in ("", "none", "null"):
-            return None
-        return float(value)
-    if isinstance(sample, Path):
-        return Path(value).expanduser()
-    if isinstance(sample, bool):
-        return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
-    if isinstance(sample, int):
-        return int(value)
-    if isinstance(sample, float):
-        return float(value)
-    return str(value)

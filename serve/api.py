@@ -1,20 +1,19 @@
 """The HTTP API: a FastAPI ingress composed with the Embedder and Generator deployments.
 
 Routes are sync functions: FastAPI runs them on its thread pool, where blocking on deployment
-handles is allowed, and the core service does the work exactly as it does in the CLI.
+handles is allowed, and the core service does the work exactly as it does in the CLI. Every
+response has a model (core/schemas.py), so /docs documents every body, errors included.
 Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-API-Key``).
 """
 
 # No `from __future__ import annotations` here: Serve ships the ingress class to replicas by
 # value, and FastAPI must resolve these annotations there (string annotations would not).
 
-import base64
 import json
 import logging
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
@@ -23,53 +22,76 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from core.enrollment import ProgressEvent
-from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError
-from core.images import encode_png
-from core.service import EnrollResult, ManyAnglesService
+from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy, Unauthorized
+from core.schemas import (
+    BatchingStats,
+    DeleteResponse,
+    EmbedResponse,
+    EnrollResponse,
+    ErrorResponse,
+    GenerateResponse,
+    GenerationRun,
+    GenerationStatsResponse,
+    HealthResponse,
+    IdentifyResponse,
+    LegacyEnrollResponse,
+    ModelInfoOut,
+    PersonDetailOut,
+    PersonOut,
+    VerifyResponse,
+)
+from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from serve.auth import ensure_api_key, key_matches
-from serve.remote import RemoteAugmentor, RemoteFaceEngine, ServiceBusy, wait
+from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
 NDJSON = "application/x-ndjson"
 
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "no or wrong API key",
+        404: "unknown person or image",
+        409: "name already enrolled, or the model is not calibrated",
+        413: "upload over the byte or pixel cap",
+        422: "bad image, no face, several faces, or bad parameters",
+        503: "a deployment is busy (Retry-After) or a model is unavailable",
+    }
+    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
+
+
 app = FastAPI(
     title="ManyAngles",
-    version="1.0",
+    version="1.1",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
+    responses=_errors(401),
 )
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
 
 
 @app.exception_handler(ManyAnglesError)
 def _typed_error(_: Request, exc: ManyAnglesError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusy) else None
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.http_status, headers=headers)
+    body = ErrorResponse.of(exc.code, exc.message).model_dump()
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 @app.exception_handler(RequestValidationError)
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
-    return JSONResponse(error_body("invalid_request", problems), status_code=422)
+    return JSONResponse(ErrorResponse.of("invalid_request", problems).model_dump(), status_code=422)
 
 
 @app.middleware("http")
 async def _size_cap(request: Request, call_next: Any) -> Any:
     """Refuse an oversized body from its Content-Length, before reading it."""
-    cap = request.app.state.max_body_bytes if hasattr(request.app.state, "max_body_bytes") else None
+    cap = getattr(request.app.state, "max_body_bytes", None)
     length = request.headers.get("content-length")
     if cap and length and length.isdigit() and int(length) > cap:
-        return JSONResponse(error_body("image_too_large", f"the request body is {length} bytes; the limit is {cap}"), 413)
+        body = ErrorResponse.of("image_too_large", f"the request body is {length} bytes; the limit is {cap}")
+        return JSONResponse(body.model_dump(), 413)
     return await call_next(request)
-
-
-class _Unauthorized(ManyAnglesError):
-    code = "unauthorized"
-    http_status = 401
 
 
 def require_key(
@@ -78,7 +100,7 @@ def require_key(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
     if not key_matches(request.app.state.api_key, authorization, x_api_key):
-        raise _Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
 
 
 Authorized = Annotated[None, Depends(require_key)]
@@ -107,17 +129,21 @@ def _face_policy(face: str) -> str | int:
     return int(face) if face.strip().lstrip("-").isdigit() else face.strip()
 
 
-def _face_json(embedded: Any, with_vector: bool = False) -> dict[str, Any]:
-    out = embedded.face.as_dict()
-    if with_vector:
-        out["embedding"] = [round(float(x), 6) for x in embedded.vector]
-    return out
+ENROLL_STREAM = {
+    200: {
+        "description": "with `Accept: application/x-ndjson`: one JSON object per line, "
+        '`{"type": "progress", "stage": ..., "message": ...}` as the work goes, then '
+        '`{"type": "result", ...EnrollResponse}` or `{"type": "error", "error": {...}}`',
+        "content": {NDJSON: {"schema": {"type": "string"}}},
+    }
+}
 
 
-@serve.deployment(max_ongoing_requests=100, ray_actor_options={"num_cpus": 0.5})
+@serve.deployment
 @serve.ingress(app)
 class API:
     def __init__(self, embedder: Any, generator: Any, settings: Settings) -> None:
+        logging.getLogger("core").setLevel(settings.log_level)
         self.settings = settings
         self.api_key, created = ensure_api_key(settings)
         if created:
@@ -125,37 +151,46 @@ class API:
         self._embedder = embedder
         self._generator = generator
         self.service = ManyAnglesService(
-            settings,
-            RemoteFaceEngine(embedder),
-            GalleryStore(settings.data_dir),
-            RemoteAugmentor(generator),
+            settings, RemoteFaces(embedder), GalleryStore(settings.data_dir), RemoteViews(generator, embedder)
         )
         app.state.max_body_bytes = 2 * settings.max_upload_bytes + 1024 * 1024
         app.state.api_key = self.api_key
 
     # --- health and stats --------------------------------------------------------------------
-    @app.get("/v1/health")
-    def health(self) -> dict[str, Any]:
-        report: dict[str, Any] = {"status": "ok", "deployments": {}}
-        for name, call in (("embedder", lambda: self._embedder.info.remote()), ("generator", lambda: self._generator.health_info.remote())):
-            try:
-                report["deployments"][name] = {"status": "ok", **wait(call(), name)}
-            except Exception as exc:  # noqa: BLE001 - health reports every failure
-                report["status"] = "degraded"
-                report["deployments"][name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
-        report["models"] = {"embedder": self.service.engine.model_name, "generator": self.service.augmentor.name}
-        return report
+    @app.get("/v1/health", response_model=HealthResponse, responses={})
+    def health(self) -> HealthResponse:
+        status = "ok"
+        try:
+            embedder: dict[str, Any] = {"status": "ok", "model": ModelInfoOut.of(wait(self._embedder.info.remote(), "embedder"))}
+        except Exception as exc:  # noqa: BLE001 - health reports every failure
+            status, embedder = "degraded", {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        try:
+            generator: dict[str, Any] = {"status": "ok", **wait(self._generator.health_info.remote(), "generator")}
+        except Exception as exc:  # noqa: BLE001
+            status, generator = "degraded", {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        models = {
+            "embedder": embedder["model"].name if "model" in embedder else "unavailable",
+            "generator": generator.get("generator", "unavailable"),
+        }
+        return HealthResponse.model_validate(
+            {"status": status, "deployments": {"embedder": embedder, "generator": generator}, "models": models}
+        )
 
-    @app.get("/v1/stats/generation")
-    def generation_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
-        return {"runs": self.service.store.generation_runs(limit)}
+    @app.get("/v1/stats/generation", response_model=GenerationStatsResponse)
+    def generation_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:
+        return GenerationStatsResponse(runs=[GenerationRun.of(r) for r in self.service.store.generation_runs(limit)])
 
-    @app.get("/v1/stats/batching")
-    def batching_stats(self, _: Authorized) -> dict[str, Any]:
-        return wait(self._embedder.batch_stats.remote(), "embedder")
+    @app.get("/v1/stats/batching", response_model=BatchingStats)
+    def batching_stats(self, _: Authorized) -> BatchingStats:
+        return BatchingStats(**wait(self._embedder.batch_stats.remote(), "embedder"))
 
     # --- persons -----------------------------------------------------------------------------
-    @app.post("/v1/persons", status_code=201)
+    @app.post(
+        "/v1/persons",
+        status_code=201,
+        response_model=EnrollResponse,
+        responses={**ENROLL_STREAM, **_errors(409, 413, 422, 503)},
+    )
     def enroll(
         self,
         _: Authorized,
@@ -178,10 +213,7 @@ class API:
         }
         if NDJSON in request.headers.get("accept", ""):
             return StreamingResponse(self._stream_enroll(name, data, kwargs), media_type=NDJSON)
-        return JSONResponse(self._enroll_json(self.service.enroll(name, data, **kwargs)), status_code=201)
-
-    def _enroll_json(self, result: EnrollResult) -> dict[str, Any]:
-        return {**asdict(result), "images_url": f"/v1/persons/{result.person_id}"}
+        return EnrollResponse.of(self.service.enroll(name, data, **kwargs))
 
     def _stream_enroll(self, name: str, data: bytes, kwargs: dict[str, Any]) -> Iterator[bytes]:
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -191,10 +223,10 @@ class API:
                 result = self.service.enroll(name, data, progress=lambda e: events.put(("event", e)), **kwargs)
                 events.put(("result", result))
             except ManyAnglesError as exc:
-                events.put(("error", error_body(exc.code, exc.message)))
+                events.put(("error", ErrorResponse.of(exc.code, exc.message).model_dump()))
             except Exception:  # noqa: BLE001 - the stream must end with a line, never hang
                 log.exception("enrollment failed")
-                events.put(("error", error_body("internal", "enrollment failed; nothing was stored")))
+                events.put(("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").model_dump()))
 
         threading.Thread(target=run, daemon=True).start()
         while True:
@@ -203,14 +235,14 @@ class API:
                 event: ProgressEvent = item
                 line = {"type": "progress", "stage": event.stage, "message": event.message, **event.data}
             elif kind == "result":
-                line = {"type": "result", **self._enroll_json(item)}
+                line = {"type": "result", **EnrollResponse.of(item).model_dump()}
             else:
                 line = {"type": "error", **item}
             yield (json.dumps(line) + "\n").encode()
             if kind != "event":
                 return
 
-    @app.post("/api/enroll", status_code=201)
+    @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=_errors(409, 413, 422, 503))
     def enroll_legacy(
         self,
         _: Authorized,
@@ -218,96 +250,70 @@ class API:
         image: Annotated[UploadFile, File()],
         use_augmentation: Annotated[bool, Form()] = True,
         num_variations: Annotated[int, Form()] = 5,
-    ) -> JSONResponse:
+    ) -> LegacyEnrollResponse:
         """The seed document's enrollment call, kept for clients of the earlier system."""
         data = _read_upload(image, self.settings.max_upload_bytes)
         result = self.service.enroll(
             name, data, augment=use_augmentation, num_variations=num_variations if use_augmentation else None
         )
         detail = self.service.store.person_detail(result.person_id)
-        body = {
-            "success": True,
-            "person_id": result.person_id,
-            "name": result.name,
-            "embeddings_count": result.num_embeddings,
-            "images": [i.display_name for i in detail.images],
-            "message": f"enrolled {result.name} with {result.num_embeddings} embedding(s)",
-        }
-        return JSONResponse(body, status_code=201)
+        return LegacyEnrollResponse(
+            success=True,
+            person_id=result.person_id,
+            name=result.name,
+            embeddings_count=result.num_embeddings,
+            images=[i.display_name for i in detail.images],
+            message=f"enrolled {result.name} with {result.num_embeddings} embedding(s)",
+        )
 
-    @app.get("/v1/persons")
-    def persons(self, _: Authorized) -> list[dict[str, Any]]:
-        return [asdict(p) for p in self.service.persons()]
+    @app.get("/v1/persons", response_model=list[PersonOut])
+    def persons(self, _: Authorized) -> list[PersonOut]:
+        return [PersonOut.of(p) for p in self.service.persons()]
 
-    @app.get("/v1/persons/{person_id}")
-    def person(self, _: Authorized, person_id: int) -> dict[str, Any]:
-        detail = self.service.store.person_detail(person_id)
-        images = [
-            {**asdict(i), "url": f"/v1/persons/{person_id}/images/{i.id}"} for i in detail.images
-        ]
-        for image in images:
-            image.pop("path")
-        return {**asdict(detail.person), "images": images, "embedding_counts": detail.embedding_counts}
+    @app.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=_errors(404))
+    def person(self, _: Authorized, person_id: int) -> PersonDetailOut:
+        return PersonDetailOut.of_detail(self.service.store.person_detail(person_id))
 
-    @app.get("/v1/persons/{person_id}/images/{image_id}")
+    @app.get(
+        "/v1/persons/{person_id}/images/{image_id}",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored image"}, **_errors(404)},
+    )
     def person_image(self, _: Authorized, person_id: int, image_id: int) -> Response:
         record, data = self.service.store.image(person_id, image_id)
         return Response(data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'})
 
-    @app.delete("/v1/persons/{person_id}")
-    def delete_person(self, _: Authorized, person_id: int) -> dict[str, Any]:
-        return {"deleted": person_id, **self.service.delete(person_id)}
+    @app.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=_errors(404))
+    def delete_person(self, _: Authorized, person_id: int) -> DeleteResponse:
+        return DeleteResponse.of(person_id, self.service.delete(person_id))
 
     # --- recognition -------------------------------------------------------------------------
-    @app.post("/v1/identify")
+    @app.post("/v1/identify", response_model=IdentifyResponse, responses=_errors(409, 413, 422, 503))
     def identify(
         self,
         _: Authorized,
         photo: Annotated[UploadFile, File()],
-        top_k: Annotated[int, Form(ge=1, le=100)] = 5,
-    ) -> dict[str, Any]:
-        found = self.service.identify(_read_upload(photo, self.settings.max_upload_bytes), top_k)
-        faces = []
-        for item in found:
-            identity = item.match.identity
-            faces.append(
-                {
-                    **_face_json(item.face),
-                    "identity": asdict(identity) if identity else None,
-                    "label": identity.name if identity else "unknown",
-                    "candidates": [asdict(c) for c in item.match.candidates],
-                }
-            )
-        threshold = found[0].match.threshold if found else None
-        return {"model": self.service.engine.model_name, "threshold": threshold, "faces": faces}
+        top_k: Annotated[int | None, Form(ge=1, le=100, description="default: the top_k setting")] = None,
+    ) -> IdentifyResponse:
+        return IdentifyResponse.of(self.service.identify(_read_upload(photo, self.settings.max_upload_bytes), top_k))
 
-    @app.post("/v1/verify")
+    @app.post("/v1/verify", response_model=VerifyResponse, responses=_errors(409, 413, 422, 503))
     def verify(
         self,
         _: Authorized,
         photo_a: Annotated[UploadFile, File()],
         photo_b: Annotated[UploadFile, File()],
-    ) -> dict[str, Any]:
+    ) -> VerifyResponse:
         cap = self.settings.max_upload_bytes
-        return asdict(self.service.verify(_read_upload(photo_a, cap), _read_upload(photo_b, cap)))
+        return VerifyResponse.of(self.service.verify(_read_upload(photo_a, cap), _read_upload(photo_b, cap)))
 
-    @app.post("/v1/embed")
-    def embed(self, _: Authorized, photos: Annotated[list[UploadFile], File()]) -> dict[str, Any]:
+    @app.post("/v1/embed", response_model=EmbedResponse, responses=_errors(413, 422, 503))
+    def embed(self, _: Authorized, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
         cap = self.settings.max_upload_bytes
         uploads = [(p.filename or f"photo{i}", _read_upload(p, cap)) for i, p in enumerate(photos)]
-        responses = [self._embedder.embed_photo.remote(data) for _, data in uploads]
-        results = []
-        for (filename, _), response in zip(uploads, responses):
-            try:
-                faces = wait(response, "embedder")
-            except ManyAnglesError as exc:
-                exc.message = f"{filename}: {exc.message}"
-                raise
-            results.append({"filename": filename, "faces": [_face_json(f, with_vector=True) for f in faces]})
-        info = self.service.engine.embedder
-        return {"model": info.name, "dim": info.dim, "results": results}
+        return EmbedResponse.of(self.service.model, self.service.embed(uploads))
 
-    @app.post("/v1/generate")
+    @app.post("/v1/generate", response_model=GenerateResponse, responses=_errors(409, 413, 422, 503))
     def generate(
         self,
         _: Authorized,
@@ -315,18 +321,8 @@ class API:
         views: Annotated[str | None, Form()] = None,
         num_variations: Annotated[int | None, Form()] = None,
         seed: Annotated[int, Form()] = 0,
-    ) -> dict[str, Any]:
+    ) -> GenerateResponse:
         outcome = self.service.generate_views(
             _read_upload(photo, self.settings.max_upload_bytes), views=_views(views), num_variations=num_variations, seed=seed
         )
-        stats = outcome.result.stats
-        return {
-            "generator": stats.generator,
-            "device": stats.device,
-            "total_s": round(stats.total_s, 4),
-            "gate_threshold": outcome.gate_threshold,
-            "views": [
-                {**d.as_record(), "image_png_base64": base64.b64encode(encode_png(d.view.rgb)).decode()}
-                for d in outcome.decisions
-            ],
-        }
+        return GenerateResponse.of(outcome)

@@ -1,30 +1,32 @@
 """The application builder: ``serve run serve_config.yaml`` imports ``serve.app:build_app``."""
 
-# No `from __future__ import annotations`: Serve reads the builder's annotation to parse the args
-# into AppArgs (a string annotation would hand it a plain dict).
+# No `from __future__ import annotations`: Serve reads the builder's annotation to validate the
+# config's args with the Settings model (a string annotation would hand it a plain dict).
 
 from typing import Any
 
 from ray.serve import Application
 
+from core.settings import Settings
 from serve.api import API
-from serve.args import AppArgs
 from serve.embedder import Embedder
 from serve.generator import Generator
 
 
-def build_app(args: AppArgs) -> Application:
-    """The builder Serve calls with the config's ``args`` (exactly one parameter)."""
+def build_app(args: Settings) -> Application:
+    """Serve validates the config's ``args`` with the Settings model itself (an unknown key or a
+    bad value fails at deploy, naming the field); MANYANGLES_* variables override them."""
     return compose(args)
 
 
-def compose(args: AppArgs, deployment_options: dict[str, dict[str, Any]] | None = None) -> Application:
+def compose(settings: Settings, deployment_options: dict[str, dict[str, Any]] | None = None) -> Application:
     """Generator and Embedder handles composed into the API ingress with ``.bind()``.
 
-    ``deployment_options`` (by deployment name) override the decorators in Python-built
-    applications (tests, benchmarks); serve_config.yaml overrides them for ``serve run``.
+    ``deployment_options`` (by deployment name; see serve/config.py) carry the resources and
+    batching of serve_config.yaml into applications built in Python.
     """
-    settings = args.to_settings()
+    # Replicas may run in another working directory: pin the data dir.
+    settings = settings.replace(data_dir=settings.data_dir.resolve())
     options = deployment_options or {}
     embedder = Embedder.options(**options.get("Embedder", {})).bind(settings)
     generator = Generator.options(**options.get("Generator", {})).bind(settings)

@@ -1,5 +1,6 @@
-"""Generator deployment: Stable Diffusion on its GPU replica when weights are configured,
-the classic generator otherwise. ``num_gpus`` comes from serve_config.yaml."""
+"""Generator deployment: Stable Diffusion on its GPU replica when weights are configured, the
+classic generator otherwise. Resources (``num_gpus``) and queue limits come from
+serve_config.yaml alone."""
 
 from __future__ import annotations
 
@@ -7,41 +8,35 @@ import logging
 import sys
 from typing import Any
 
-import numpy as np
 from ray import serve
 
 from core.augment.base import GenerationResult
 from core.augment.views import ViewRequest
 from core.faces.types import Face
 from core.settings import Settings
+from core.viewmaker import GeneratorInfo, generate_from_photo, generator_info
 
 log = logging.getLogger("ray.serve")
 
 
-@serve.deployment(
-    ray_actor_options={"num_gpus": 1},
-    max_ongoing_requests=2,
-    max_queued_requests=8,  # a full queue answers 503 + Retry-After instead of piling up
-    health_check_period_s=10,
-)
+@serve.deployment
 class Generator:
     def __init__(self, settings: Settings) -> None:
         from core.augment.factory import load_augmentor
 
+        logging.getLogger("core").setLevel(settings.log_level)
+        self.settings = settings
         self.augmentor = load_augmentor(settings)
         if hasattr(self.augmentor, "warm_up"):
             self.augmentor.warm_up()
         log.info("generator ready: %s", self.augmentor.name)
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.augmentor.name,
-            "supported_views": self.augmentor.supported_views,
-            "default_views": self.augmentor.default_views,
-        }
+    def info(self) -> GeneratorInfo:
+        return generator_info(self.augmentor)
 
-    def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
-        return self.augmentor.generate(rgb, face, requests)
+    def generate(self, photo: bytes, face: Face, requests: list[ViewRequest]) -> GenerationResult:
+        """Views of ``face`` in the uploaded photo (decoded here, under the upload caps)."""
+        return generate_from_photo(self.augmentor, self.settings, photo, face, requests)
 
     def check_health(self) -> None:
         if not getattr(self.augmentor, "healthy", True):

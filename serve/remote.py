@@ -1,32 +1,21 @@
-"""Adapters that let the core service run on Ray Serve handles instead of local models."""
+"""The service's face analyzer and view maker over Ray Serve handles: one call per photo."""
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from core.augment.base import GenerationResult
+from core.augment.gate import ViewsOutcome
 from core.augment.views import ViewRequest
-from core.errors import ManyAnglesError
+from core.errors import ManyAnglesError, ServiceBusy
 from core.faces.types import Face
-from core.recognition import EmbeddedFace, FaceEngineBase
+from core.pipeline import AnalyzedPhoto, ModelInfo
+from core.recognition import FacePolicy
+from core.viewmaker import GeneratorInfo
 
 CALL_TIMEOUT_S = 600.0
-
-
-class ServiceBusy(ManyAnglesError):
-    """A deployment's queue is full: the client should retry later."""
-
-    code = "busy"
-    http_status = 503
-    exit_code = 9
-
-    def __init__(self, message: str, retry_after_s: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
 
 
 def wait(response: Any, what: str) -> Any:
@@ -45,71 +34,56 @@ def wait(response: Any, what: str) -> Any:
         raise
 
 
-@dataclass(frozen=True)
-class RemoteModelInfo:
-    """What the service needs to know about the remote embedder (no align/embed here)."""
+class RemoteFaces:
+    """The Embedder deployment: each photo crosses to it once, as its uploaded bytes.
 
-    name: str
-    dim: int
-    provider: str
-    default_threshold: float | None
-    default_gate_threshold: float | None
+    Model facts are fetched on first use: a replica's constructor runs on its event loop, where
+    blocking on a handle is not allowed; routes run on threads, where it is.
+    """
 
-
-@dataclass(frozen=True)
-class RemoteDetectorInfo:
-    name: str
-
-
-class RemoteFaceEngine(FaceEngineBase):
-    """Model facts are fetched on first use: a replica's constructor runs on its event loop,
-    where blocking on a handle is not allowed; routes run on threads, where it is."""
-
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
+    def __init__(self, embedder: Any) -> None:
+        self._embedder = embedder
 
     @functools.cached_property
-    def _info(self) -> dict[str, Any]:
-        return wait(self._handle.info.remote(), "embedder")
+    def info(self) -> ModelInfo:
+        return wait(self._embedder.info.remote(), "embedder")
 
-    @property
-    def embedder(self) -> RemoteModelInfo:  # type: ignore[override]
-        return RemoteModelInfo(**self._info["model"])
+    def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
+        return wait(self._embedder.analyze.remote(photo, policy), "embedder")
 
-    @property
-    def detector(self) -> RemoteDetectorInfo:  # type: ignore[override]
-        return RemoteDetectorInfo(self._info["detector"])
-
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        return wait(self._handle.detect.remote(rgb), "embedder")
-
-    def embed_many(self, items: list[tuple[np.ndarray, Face]]) -> list[EmbeddedFace]:
-        responses = [self._handle.embed_face.remote(rgb, face) for rgb, face in items]
-        return [wait(r, "embedder") for r in responses]
-
-    def embed_all(self, rgb: np.ndarray) -> list[EmbeddedFace]:
-        return wait(self._handle.embed_all.remote(rgb), "embedder")
+    def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
+        responses = [self._embedder.analyze.remote(photo, policy) for photo, policy in items]  # concurrent
+        out: list[AnalyzedPhoto | ManyAnglesError] = []
+        for response in responses:
+            try:
+                out.append(wait(response, "embedder"))
+            except ManyAnglesError as exc:
+                out.append(exc)
+        return out
 
 
-class RemoteAugmentor:
-    def __init__(self, handle: Any) -> None:
-        self._handle = handle
+class RemoteViews:
+    """Generator -> Embedder, chained: the Generator's response goes to the Embedder's gate
+    unresolved, so the views travel from one replica to the other and only the gated result
+    (PNG bytes, embeddings) comes back here."""
+
+    def __init__(self, generator: Any, embedder: Any) -> None:
+        self._generator = generator
+        self._embedder = embedder
 
     @functools.cached_property
-    def _info(self) -> dict[str, Any]:
-        return wait(self._handle.info.remote(), "generator")
+    def _info(self) -> GeneratorInfo:
+        return wait(self._generator.info.remote(), "generator")
 
-    @property
-    def name(self) -> str:
-        return self._info["name"]
+    def generator_info(self) -> GeneratorInfo:
+        return self._info
 
-    @property
-    def supported_views(self) -> tuple[str, ...] | None:
-        return self._info["supported_views"]
-
-    @property
-    def default_views(self) -> tuple[str, ...]:
-        return self._info["default_views"]
-
-    def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
-        return wait(self._handle.generate.remote(rgb, face, requests), "generator")
+    def make_views(
+        self, photo: bytes, face: Face, reference: np.ndarray, requests: list[ViewRequest], threshold: float
+    ) -> ViewsOutcome:
+        generated = self._generator.generate.remote(photo, face, requests)
+        try:
+            return wait(self._embedder.gate.remote(generated, reference, threshold), "embedder")
+        except Exception:
+            wait(generated, "generator")  # when generation failed, its error is the one to report
+            raise

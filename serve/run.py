@@ -1,8 +1,12 @@
 """``make run``: start Ray Serve with serve_config.yaml, print the URLs and the API key, and stop
-everything cleanly on Ctrl-C.
+everything cleanly on Ctrl-C or SIGTERM.
 
-On a machine without an NVIDIA GPU the Generator's ``num_gpus: 1`` would never be placed, so a
-CPU override (num_gpus 0, fractional CPUs) is applied to a copy of the config, and we say so.
+The terminal keeps the banner, warnings and errors; every log line of Ray Serve (one per
+request, among others) goes to a log file named in the banner. ``--follow-logs`` streams them
+all to the terminal as well.
+
+On a machine without an NVIDIA GPU the Generator's ``num_gpus: 1`` would never be placed, so the
+CPU override of serve/config.py is applied to a copy of the config, and we say so.
 """
 
 from __future__ import annotations
@@ -10,23 +14,27 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
-from serve.args import AppArgs
+from core.errors import ManyAnglesError
+from core.settings import Settings
 from serve.auth import ensure_api_key
-from serve.cpu_override import cpu_override
+from serve.config import REPO, SERVE_CONFIG, cpu_override, read_config
 
 log = logging.getLogger("manyangles.run")
-REPO = Path(__file__).resolve().parents[1]
+# Lines worth a person's attention while the service runs.
+_NOTEWORTHY = re.compile(r"\b(WARNING|WARN|ERROR|CRITICAL|Traceback|Exception|Error:)\b")
 
 
 def has_gpu() -> bool:
@@ -36,7 +44,7 @@ def has_gpu() -> bool:
 
 
 def effective_config(path: Path, out_dir: Path) -> tuple[Path, dict[str, Any]]:
-    config = yaml.safe_load(path.read_text())
+    config = read_config(path)
     if has_gpu():
         return path, config
     config = cpu_override(config)
@@ -62,44 +70,84 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -
     return False
 
 
+def pump_logs(source: IO[bytes], log_file: Path, follow: bool) -> None:
+    """Every line to the log file; to the terminal only what needs attention (or all: follow)."""
+    echo_until_blank = False
+    with log_file.open("ab") as sink:
+        for raw in iter(source.readline, b""):
+            sink.write(raw)
+            sink.flush()
+            line = raw.decode("utf-8", "replace")
+            noteworthy = bool(_NOTEWORTHY.search(line))
+            if follow or noteworthy or (echo_until_blank and line.startswith((" ", "\t"))):
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            echo_until_blank = noteworthy or (echo_until_blank and line.startswith((" ", "\t")))
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C, in the main thread
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the ManyAngles service on Ray Serve")
-    parser.add_argument("--config", type=Path, default=REPO / "serve_config.yaml")
+    parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
+    parser.add_argument("--follow-logs", action="store_true", help="stream every Serve log line here too")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     config_path, config = effective_config(args.config, REPO / "out")
     application = config["applications"][0]
-    settings = AppArgs(**(application.get("args") or {})).to_settings()
+    try:
+        settings = Settings.from_mapping(application.get("args") or {}, origin=config_path)
+    except ManyAnglesError as exc:
+        log.error("%s", exc.message)
+        return 2
+    for name in settings.unknown_environment():
+        log.warning("environment variable %s names no setting; ignored", name)
     key, created = ensure_api_key(settings)
     http = config.get("http_options", {})
     base = f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
+    log_dir = (REPO / "out" / "logs").resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / "serve.log"
 
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     serve_bin = Path(sys.executable).with_name("serve")
-    process = subprocess.Popen([str(serve_bin), "run", str(config_path)], cwd=REPO, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        [str(serve_bin), "run", str(config_path)],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    threading.Thread(target=pump_logs, args=(process.stdout, log_file, args.follow_logs), daemon=True).start()
 
-    def stop(*_: object) -> None:
+    def stop() -> None:
         if process.poll() is None:
             log.info("stopping Ray Serve ...")
             os.killpg(process.pid, signal.SIGINT)
             try:
-                process.wait(timeout=60)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if not wait_healthy(f"{base}/v1/health", process, args.timeout):
-            log.error("the service did not come up (see the Ray Serve output above)")
+            log.error("the service did not come up; its log: %s", log_file)
             stop()
             return 1
         log.info("")
         log.info("ManyAngles is up")
         log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
-        log.info("  data     %s", settings.data_dir)
-        log.info("  API key  %s%s", key, "   (new: stored in data dir/api_key)" if created else "")
+        log.info("  data     %s", settings.data_dir.resolve())
+        log.info("  API key  %s%s", key, "   (new: stored in the data dir, file api_key)" if created else "")
+        log.info("  logs     %s%s", log_file, "" if args.follow_logs else "   (requests and all; warnings and errors show here)")
         log.info("  try      curl -H 'X-API-Key: %s' %s/v1/persons", key, base)
         log.info("Ctrl-C stops everything.")
         return process.wait()

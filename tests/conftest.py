@@ -16,6 +16,10 @@ FACES = Path(os.environ.get("MANYANGLES_FACES_DIR", REPO.parent / "shared" / "fa
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Tests choose their own settings: a developer's MANYANGLES_* variables must not leak in
+    # (the environment overrides a Settings(...) keyword, by design).
+    for name in [k for k in os.environ if k.startswith("MANYANGLES_") and k != "MANYANGLES_FACES_DIR"]:
+        del os.environ[name]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not FACES.is_dir():
@@ -81,10 +85,18 @@ def dlib_models():
 
 @pytest.fixture()
 def service(tmp_path: Path, dlib_models):
+    from core.settings import Settings
+
+    return local_service(Settings(data_dir=tmp_path / "data"), dlib_models)
+
+
+def local_service(settings, models, augmentor=None):
+    """The CLI's in-process service over already loaded models."""
+    from core.pipeline import FacePipeline
     from core.recognition import FaceEngine
     from core.service import ManyAnglesService
-    from core.settings import Settings
     from core.store.gallery import GalleryStore
+    from core.viewmaker import LocalViews
 
-    settings = Settings(data_dir=tmp_path / "data")
-    return ManyAnglesService(settings, FaceEngine(dlib_models), GalleryStore(settings.data_dir))
+    pipeline = FacePipeline(settings, engine=FaceEngine(models))
+    return ManyAnglesService(settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline, augmentor))

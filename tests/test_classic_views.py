@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from conftest import photo_bytes
-from core.augment.base import GeneratedView
+from core.augment.base import GeneratedView, GenerationResult, GenerationStats
 from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
-from core.augment.gate import gate_views
 from core.augment.views import MAX_VIEWS, plan_views
 from core.errors import InvalidInput
 from core.faces.types import Face
 from core.images import decode_image
+from core.pipeline import FacePipeline
 from core.recognition import FaceEngine
+from core.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,14 @@ def test_repeated_views_get_their_own_seed_and_name():
 
 def test_gate_rejects_a_stranger_and_a_faceless_view(dlib_models):
     engine = FaceEngine(dlib_models)
+    pipeline = FacePipeline(Settings(), engine=engine)
     original = engine.embed_one(load("Barack_Obama"))
     requests = plan_views(["left", "right", "up"], None, 0)
     own, stranger = load("Barack_Obama", 2), load("George_Clooney", 1)
     blank = np.full((300, 300, 3), 127, np.uint8)
     views = [GeneratedView(r, img, 0.01, "test", "cpu") for r, img in zip(requests, (own, stranger, blank))]
-    decisions = gate_views(engine, original.vector, views, threshold=dlib_models.embedder.default_gate_threshold)
+    generation = GenerationResult(views, GenerationStats("test", "cpu", "uint8", 0.03))
+    decisions = pipeline.gate(generation, original.vector, dlib_models.embedder.default_gate_threshold).decisions
     assert [d.accepted for d in decisions] == [True, False, False]
     assert decisions[1].reason.startswith("similarity") and decisions[1].similarity < 0.9261
     assert decisions[2].reason == "no face" and decisions[2].similarity is None
@@ -112,7 +115,7 @@ def test_enroll_with_classic_views(service):
     assert run["person_id"] == result.person_id and run["num_accepted"] == 3
     assert [v["view"] for v in run["views"]] == ["left", "right", "smiling"]
     # the augmented gallery still identifies the person, and deleting erases the views too
-    assert service.identify(photo_bytes("Barack_Obama", 3))[0].match.identity.name == "Barack Obama"
+    assert service.identify(photo_bytes("Barack_Obama", 3)).faces[0].match.identity.name == "Barack Obama"
     assert service.delete(result.person_id)["files"] == 4
     assert service.store.generation_runs() == []
 

@@ -39,12 +39,12 @@ def enrolled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_identify_verify_persons(enrolled_store: Path):
     found = cli(enrolled_store, "--json", "identify", photo("Barack_Obama", 2))
     assert found.returncode == 0, found.stderr
-    faces = json.loads(found.stdout)
-    assert len(faces) == 1 and faces[0]["identity"] == "Barack Obama"
+    faces = json.loads(found.stdout)["faces"]  # the HTTP API's IdentifyResponse
+    assert len(faces) == 1 and faces[0]["label"] == "Barack Obama" and faces[0]["identity"]["name"] == "Barack Obama"
     assert faces[0]["candidates"][0]["score"] > faces[0]["candidates"][1]["score"]
 
     stranger = cli(enrolled_store, "--json", "identify", photo("George_Clooney", 1))
-    assert stranger.returncode == 0 and json.loads(stranger.stdout)[0]["identity"] == "unknown"
+    assert stranger.returncode == 0 and json.loads(stranger.stdout)["faces"][0]["label"] == "unknown"
 
     same = cli(enrolled_store, "--json", "verify", photo("Angelina_Jolie", 2), photo("Angelina_Jolie", 3))
     assert same.returncode == 0 and json.loads(same.stdout)["same_person"] is True

@@ -88,5 +88,5 @@ def test_enrollment_reports_progress_in_order(service):
     result = service.enroll("Barack Obama", photo_bytes("Barack_Obama"), progress=events.append)
     assert [e.stage for e in events] == ["decoded", "detected", "embedded", "stored"]
     assert events[-1].data["person_id"] == result.person_id
-    matches = service.identify(photo_bytes("Barack_Obama", 4))
+    matches = service.identify(photo_bytes("Barack_Obama", 4)).faces
     assert matches[0].match.identity is not None and matches[0].match.identity.name == "Barack Obama"

@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import photo_bytes
+from conftest import local_service, photo_bytes
 from core.errors import ModelUnavailable
 from core.models import load_face_models
 from core.recognition import FaceEngine
-from core.service import ManyAnglesService
 from core.settings import Settings
-from core.store.gallery import GalleryStore
 from onnx_builders import FACE_BOX_128, FACE_KPS_128, SCRFD_SIZE, write_pack
 
 
@@ -65,7 +63,7 @@ def test_detection_alignment_and_batched_embedding(pack_root: Path):
 
 def test_enroll_and_identify_on_the_insightface_path(pack_root: Path):
     settings = settings_for(pack_root)
-    service = ManyAnglesService(settings, FaceEngine(load_face_models(settings)), GalleryStore(settings.data_dir))
+    service = local_service(settings, load_face_models(settings))
     result = service.enroll("Obama", photo_bytes("Barack_Obama"))
     assert result.model == "insightface-tinypack-w_tiny"
     # No calibration ships for an insightface pack: identification says so clearly.

@@ -19,6 +19,7 @@ from core.augment.stable_diffusion import StableDiffusionAugmentor
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, plan_views, prompt_for
 from core.errors import ModelUnavailable
 from core.images import decode_image
+from core.viewmaker import LocalViews
 
 STEPS, STRENGTH = 4, 0.5
 
@@ -157,7 +158,7 @@ def test_seed_document_call_shape(tiny_pipe, obama):
 
 
 def test_gate_rejects_what_random_weights_make(service, augmentor):
-    service._augmentor = augmentor
+    service._views = LocalViews(service.settings, service.faces, augmentor)
     events = []
     result = service.enroll(
         "Barack Obama", photo_bytes("Barack_Obama"), augment=True, num_variations=3, progress=events.append

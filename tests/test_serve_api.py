@@ -47,14 +47,14 @@ def serve_port():
 def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
     from ray import serve
 
+    from core.settings import Settings
     from serve.app import compose
-    from serve.args import AppArgs
-    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+    from serve.config import deployment_options
 
     data = tmp_path_factory.mktemp("serve") / "data"
     # a small upload cap so that the 413 path is cheap to test
-    args = AppArgs(data_dir=str(data), api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
-    serve.run(compose(args, CPU_DEPLOYMENT_OPTIONS), name="manyangles", route_prefix="/")
+    settings = Settings(data_dir=data, api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
+    serve.run(compose(settings, deployment_options()), name="manyangles", route_prefix="/")
     with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
         client.data_dir = data  # type: ignore[attr-defined]
         yield client
@@ -267,8 +267,9 @@ def test_a_full_queue_becomes_503_with_retry_after():
     from fastapi.testclient import TestClient
     from ray.serve.exceptions import BackPressureError
 
+    from core.errors import ServiceBusy
     from serve.api import app
-    from serve.remote import ServiceBusy, wait
+    from serve.remote import wait
 
     class FullQueue:  # what a DeploymentResponse does when the deployment's queue is full
         def result(self, timeout_s: float) -> None:
@@ -295,18 +296,18 @@ def test_a_full_generator_queue_answers_503_end_to_end(serve_port: int, tmp_path
     from ray import serve
 
     from core.augment.sd_build import random_img2img_pipeline
+    from core.settings import Settings
     from serve.app import compose
-    from serve.args import AppArgs
-    from serve.cpu_override import CPU_DEPLOYMENT_OPTIONS
+    from serve.config import deployment_options
 
     root = tmp_path_factory.mktemp("busy")
     random_img2img_pipeline("tiny", seed=0).save_pretrained(root / "sd")
-    args = AppArgs(data_dir=str(root / "data"), api_key=KEY, sd_model=str(root / "sd"), sd_device="cpu", sd_steps=8)
-    options = {
-        **CPU_DEPLOYMENT_OPTIONS,
-        "Generator": {**CPU_DEPLOYMENT_OPTIONS["Generator"], "max_ongoing_requests": 1, "max_queued_requests": 1},
-    }
-    serve.run(compose(args, options), name="busy", route_prefix="/busy")
+    settings = Settings(data_dir=root / "data", api_key=KEY, sd_model=str(root / "sd"), sd_device="cpu", sd_steps=8)
+    options = deployment_options()
+    options["Generator"].update(max_ongoing_requests=1, max_queued_requests=1)
+    options["Embedder"]["ray_actor_options"]["num_cpus"] = 0  # a second app on the same 2 CPUs
+    options["API"]["ray_actor_options"]["num_cpus"] = 0
+    serve.run(compose(settings, options), name="busy", route_prefix="/busy")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}/busy", timeout=300) as client:
             assert client.get("/v1/health").json()["models"]["generator"] == "sd15-img2img"

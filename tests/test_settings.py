@@ -1,32 +1,128 @@
-"""The one settings object: defaults < YAML file < environment < explicit overrides."""
+"""The one settings model: defaults < YAML < MANYANGLES_* environment < CLI flags, every field."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from conftest import REPO
+from core.cli import build_parser
+from core.cli_settings import settings_from_args
+from core.errors import InvalidSetting
 from core.settings import Settings
 
+# field -> (a non-default value as YAML, env and a flag give it, the value Settings holds)
+TABLE: dict[str, tuple[str, object]] = {
+    "data_dir": ("/srv/gallery", Path("/srv/gallery")),
+    "detector": ("insightface", "insightface"),
+    "embedder": ("insightface", "insightface"),
+    "insightface_root": ("/opt/insightface", Path("/opt/insightface")),
+    "insightface_pack": ("antelopev2", "antelopev2"),
+    "onnx_providers": ("CPUExecutionProvider", "CPUExecutionProvider"),
+    "embed_workers": ("3", 3),
+    "max_upload_bytes": ("4096", 4096),
+    "max_image_pixels": ("123456", 123456),
+    "dlib_upsample_below": ("640", 640),
+    "sd_model": ("/models/sd15", "/models/sd15"),
+    "sd_device": ("cuda:1", "cuda:1"),
+    "sd_fp16": ("false", False),
+    "sd_strength": ("0.3", 0.3),
+    "sd_steps": ("12", 12),
+    "sd_guidance": ("5.5", 5.5),
+    "sd_max_batch": ("2", 2),
+    "gate_threshold": ("0.9", 0.9),
+    "gate_fmr": ("0.01", 0.01),
+    "match_mode": ("mean", "mean"),
+    "target_fpir": ("0.001", 0.001),
+    "top_k": ("9", 9),
+    "api_key": ("s3cret-key", "s3cret-key"),
+    "log_level": ("debug", "DEBUG"),
+}
 
-def test_layers(tmp_path: Path):
-    config = tmp_path / "serve.yaml"
-    config.write_text(
-        "applications:\n  - name: manyangles\n    args:\n      data_dir: /srv/gallery\n"
-        "      target_fpir: 0.001\n      top_k: 3\n"
-    )
-    env = {"MANYANGLES_CONFIG": str(config), "MANYANGLES_TOP_K": "7", "MANYANGLES_EMBEDDER": "insightface"}
-    settings = Settings.load(env=env)
-    assert settings.data_dir == Path("/srv/gallery")
-    assert settings.target_fpir == 0.001
-    assert settings.top_k == 7 and settings.embedder == "insightface"
-    assert Settings.load(env=env, top_k=2, data_dir=None).top_k == 2
+
+def test_the_table_covers_every_field():
+    assert set(TABLE) == set(Settings.model_fields)
+    defaults = Settings()
+    for name, (_, expected) in TABLE.items():
+        assert getattr(defaults, name) != expected, f"{name}: pick a non-default value"
 
 
-def test_flat_yaml_and_unknown_keys(tmp_path: Path):
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_every_field_from_yaml_env_and_flag(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    text, expected = TABLE[name]
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(f"{name}: {text!r}\n" if name == "api_key" else f"{name}: {text}\n")
+    assert getattr(Settings.load(flat), name) == expected
+
+    served = tmp_path / "serve.yaml"  # the args block of a Serve config is the same layer
+    served.write_text(yaml.safe_dump({"applications": [{"name": "x", "args": yaml.safe_load(flat.read_text())}]}))
+    assert getattr(Settings.load(served), name) == expected
+
+    monkeypatch.setenv(f"MANYANGLES_{name.upper()}", text)
+    assert getattr(Settings.load(), name) == expected
+    monkeypatch.delenv(f"MANYANGLES_{name.upper()}")
+
+    args = build_parser().parse_args(["--" + name.replace("_", "-"), text, "persons"])
+    assert getattr(settings_from_args(args), name) == expected
+
+
+def test_layer_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = tmp_path / "s.yaml"
-    config.write_text("max_upload_bytes: 1000\n")
-    assert Settings.load(config_file=config, env={}).max_upload_bytes == 1000
-    config.write_text("no_such_setting: 1\n")
-    with pytest.raises(ValueError, match="no_such_setting"):
-        Settings.load(config_file=config, env={})
+    config.write_text("top_k: 3\ntarget_fpir: 0.001\nmatch_mode: mean\n")
+    monkeypatch.setenv("MANYANGLES_CONFIG", str(config))
+    monkeypatch.setenv("MANYANGLES_TOP_K", "7")
+    settings = Settings.load()
+    assert (settings.top_k, settings.target_fpir, settings.match_mode) == (7, 0.001, "mean")  # env > YAML
+    assert Settings.load(top_k=2, data_dir=None).top_k == 2  # flag > env; None means "not given"
+    # Serve validates the config's args with the model itself: they are the YAML layer
+    assert Settings.model_validate({"top_k": 4, "match_mode": "mean"}).top_k == 7
+    assert Settings.model_validate({"top_k": 4, "match_mode": "mean"}).match_mode == "mean"
+
+
+def test_unknown_keys_and_bad_values_name_the_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    config = tmp_path / "s.yaml"
+    config.write_text("detectr: dlib\n")
+    with pytest.raises(InvalidSetting, match="unknown setting 'detectr'"):
+        Settings.load(config)
+    config.write_text("detector: dlb\n")
+    with pytest.raises(InvalidSetting, match=r"detector='dlb'.*'dlib' or 'insightface'"):
+        Settings.load(config)
+    with pytest.raises(InvalidSetting, match="top_k=0.*greater than or equal to 1"):
+        Settings.from_mapping({"top_k": 0})
+    with pytest.raises(InvalidSetting, match="sd_device"):
+        Settings.from_mapping({"sd_device": "gpu"})
+    # replace() validates too
+    with pytest.raises(InvalidSetting, match="target_fpir"):
+        Settings().replace(target_fpir=2.0)
+    assert Settings().replace(top_k=3).top_k == 3
+    monkeypatch.setenv("MANYANGLES_MATCH_MODE", "median")
+    with pytest.raises(InvalidSetting, match=r"match_mode='median'.*'max' or 'mean'"):
+        Settings.load()
+
+
+def test_the_cli_refuses_a_bad_setting_at_start(tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MANYANGLES_EMBEDDER": "arcface"}
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(tmp_path), "persons"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "embedder='arcface'" in done.stderr and "'dlib' or 'insightface'" in done.stderr
+    assert not (tmp_path / "gallery.db").exists()
+
+
+def test_the_serve_builder_takes_the_settings_model():
+    import inspect
+
+    from serve.app import build_app
+
+    assert inspect.signature(build_app).parameters["args"].annotation is Settings
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="nope"):
+        Settings.model_validate({"nope": 1})  # what `serve run` does with a bad args block

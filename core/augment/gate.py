@@ -4,21 +4,35 @@ A view passes when exactly one face is detected in it and the cosine similarity 
 embedding to the original's is at least the gate threshold. The dlib default (0.9261) is the
 similarity that 0.1% of impostor pairs on ../shared/faces reach (FMR = 0.1%): a kept view is
 closer to the person than 99.9% of strangers are.
+
+The detection and embedding of the views is done by core/pipeline.py (in worker processes);
+this module holds the records and the decision rule.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.augment.base import GeneratedView
-from core.recognition import EmbeddedFace, FaceEngineBase
+from core.augment.base import GenerationStats
+from core.augment.views import ViewRequest
+from core.recognition import EmbeddedFace
+from core.store.records import GenerationRunRecord
 
 
 @dataclass(frozen=True, eq=False)
 class GateDecision:
-    view: GeneratedView
+    """One generated view, encoded as PNG, with the gate's verdict."""
+
+    request: ViewRequest
+    generator: str
+    device: str
+    prompt: str | None
+    latency_s: float
+    png: bytes  # the view, lossless
+    width: int
+    height: int
     accepted: bool
     reason: str  # "accepted", "no face", "3 faces", "similarity 0.81 < 0.93"
     similarity: float | None
@@ -26,34 +40,55 @@ class GateDecision:
 
     def as_record(self) -> dict[str, object]:
         return {
-            "view": self.view.request.name,
-            "source": self.view.request.source,
-            "generator": self.view.generator,
-            "prompt": self.view.prompt,
-            "seed": self.view.request.seed,
-            "latency_s": round(self.view.latency_s, 4),
+            "view": self.request.name,
+            "source": self.request.source,
+            "generator": self.generator,
+            "prompt": self.prompt,
+            "seed": self.request.seed,
+            "latency_s": round(self.latency_s, 4),
             "accepted": self.accepted,
             "reason": self.reason,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
         }
 
 
-def gate_views(
-    engine: FaceEngineBase, reference: np.ndarray, views: list[GeneratedView], threshold: float
-) -> list[GateDecision]:
-    detections = [engine.detect(v.rgb) for v in views]
-    single = [i for i, faces in enumerate(detections) if len(faces) == 1]
-    embedded = engine.embed_many([(views[i].rgb, detections[i][0]) for i in single])
-    vectors = {i: e.vector for i, e in zip(single, embedded)}
-    decisions = []
-    for i, view in enumerate(views):
-        faces = detections[i]
-        if len(faces) != 1:
-            reason = "no face" if not faces else f"{len(faces)} faces"
-            decisions.append(GateDecision(view, False, reason, None, None))
-            continue
-        similarity = float(np.dot(vectors[i], reference))
-        accepted = similarity >= threshold
-        reason = "accepted" if accepted else f"similarity {similarity:.4f} < {threshold:.4f}"
-        decisions.append(GateDecision(view, accepted, reason, similarity, EmbeddedFace(faces[0], vectors[i])))
-    return decisions
+def decide(
+    num_faces: int, vector: np.ndarray | None, reference: np.ndarray, threshold: float
+) -> tuple[bool, str, float | None]:
+    """(accepted, reason, similarity) for a view with ``num_faces`` faces and its embedding."""
+    if num_faces != 1 or vector is None:
+        return False, "no face" if num_faces == 0 else f"{num_faces} faces", None
+    similarity = float(np.dot(vector, reference))
+    if similarity >= threshold:
+        return True, "accepted", similarity
+    return False, f"similarity {similarity:.4f} < {threshold:.4f}", similarity
+
+
+@dataclass(frozen=True, eq=False)
+class ViewsOutcome:
+    """Every view of one generation call with its gate decision."""
+
+    stats: GenerationStats
+    decisions: list[GateDecision]
+    gate_threshold: float
+    gate_s: float = 0.0  # detecting and embedding the views
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> list[GateDecision]:
+        return [d for d in self.decisions if d.accepted]
+
+    def run_record(self) -> GenerationRunRecord:
+        stats = self.stats
+        return GenerationRunRecord(
+            generator=stats.generator,
+            device=stats.device,
+            dtype=stats.dtype,
+            num_views=len(self.decisions),
+            num_accepted=len(self.accepted),
+            total_s=stats.total_s,
+            views=[d.as_record() for d in self.decisions],
+            steps=stats.steps,
+            strength=stats.strength,
+            peak_mem_bytes=stats.peak_mem_bytes,
+        )

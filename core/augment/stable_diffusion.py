@@ -29,18 +29,12 @@ import numpy as np
 
 from core.augment.base import GeneratedView, GenerationResult, GenerationStats, crop_square, face_region_box
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
-from core.errors import ManyAnglesError, ModelUnavailable, NoFaceFound
+from core.errors import GenerationFailed, ModelUnavailable, NoFaceFound
 from core.faces.types import Face, FaceDetector
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STRENGTH = 0.45  # low enough that the photo, not the prompt, decides who it is
-
-
-class GenerationFailed(ManyAnglesError):
-    code = "generation_failed"
-    http_status = 503
-    exit_code = 7
 
 
 def _where_it_looked(model_id: str) -> str:

@@ -26,13 +26,24 @@ class Embedder(Protocol):
     provider: str
     default_threshold: float | None
     default_gate_threshold: float | None
+    # forward passes per face (test-time augmentation): their outputs are summed, then normalised
+    tta: int
 
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The canonical crop this model expects, from an upright RGB image."""
         ...
 
+    def chips(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The network inputs of ``crops``: ``tta`` per crop, crop-major."""
+        ...
+
+    def forward(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """(len(chips), dim) float32 raw outputs; independent per chip, so chips can be split
+        between model instances (worker processes) and the parts concatenated."""
+        ...
+
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """(n, dim) float32, each row of unit L2 norm."""
+        """(n, dim) float32, each row of unit L2 norm: ``pool_tta(forward(chips(crops)))``."""
         ...
 
 
@@ -42,3 +53,11 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
         vectors = vectors[None, :]
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def pool_tta(raw: np.ndarray, tta: int) -> np.ndarray:
+    """Sum each face's ``tta`` consecutive raw outputs and L2-normalise: (n * tta, d) -> (n, d)."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.shape[0] == 0:
+        return raw.reshape(0, raw.shape[1] if raw.ndim == 2 else 0)
+    return l2_normalise(raw.reshape(-1, tta, raw.shape[1]).sum(axis=1))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.embedders.base import l2_normalise
+from core.embedders.base import pool_tta
 from core.faces.dlib_models import RESNET, SHAPE_5, dlib_model_path
 from core.faces.types import Face
 
@@ -33,6 +33,7 @@ class DlibEmbedder:
     provider = "dlib-cpu"
     default_threshold: float | None = DLIB_DEFAULT_THRESHOLD
     default_gate_threshold: float | None = DLIB_GATE_THRESHOLD
+    tta = 2  # the face and its mirror image
 
     def __init__(self) -> None:
         import dlib
@@ -50,15 +51,21 @@ class DlibEmbedder:
             dtype=np.uint8,
         )
 
-    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+    def chips(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
         chips: list[np.ndarray] = []
         for crop in crops:
             if crop.shape != (CHIP_SIZE, CHIP_SIZE, 3):
                 raise ValueError(f"dlib crops must be {CHIP_SIZE}x{CHIP_SIZE}x3, got {crop.shape}")
             chips.append(np.ascontiguousarray(crop))
             chips.append(np.ascontiguousarray(crop[:, ::-1]))
-        descriptors = np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32)
-        summed = descriptors[0::2] + descriptors[1::2]
-        return l2_normalise(summed)
+        return chips
+
+    def forward(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._net.compute_face_descriptor(list(chips)), dtype=np.float32).reshape(-1, self.dim)
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return pool_tta(self.forward(self.chips(crops)), self.tta)

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.embedders.base import l2_normalise
+from core.embedders.base import pool_tta
 from core.errors import ModelUnavailable
 from core.faces.types import Face, sort_largest_first
 
@@ -100,7 +100,7 @@ class InsightFaceDetector:
         self._model = pack.detector_model
         self.name = f"insightface-{pack.pack_name}-{Path(self._model.model_file).stem}"
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         boxes, kpss = self._model.detect(bgr, max_num=0)
         faces = []
@@ -122,6 +122,7 @@ class InsightFaceEmbedder:
 
     default_threshold: float | None = None  # no calibration shipped: run `core calibrate`
     default_gate_threshold: float | None = None
+    tta = 1
 
     def __init__(self, pack: InsightFacePack) -> None:
         self._model = pack.recognizer_model
@@ -138,9 +139,16 @@ class InsightFaceEmbedder:
             warnings.simplefilter("ignore", FutureWarning)
             return face_align.norm_crop(rgb, landmark=face.landmarks5, image_size=self.crop_size)
 
+    def chips(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # insightface wrappers expect BGR (they swap to RGB inside blobFromImages).
+        return [cv2.cvtColor(np.ascontiguousarray(c), cv2.COLOR_RGB2BGR) for c in crops]
+
+    def forward(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._model.get_feat(list(chips)), dtype=np.float32).reshape(-1, self.dim)
+
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        # insightface wrappers expect BGR (they swap to RGB inside blobFromImages).
-        bgr = [cv2.cvtColor(np.ascontiguousarray(c), cv2.COLOR_RGB2BGR) for c in crops]
-        return l2_normalise(self._model.get_feat(bgr))
+        return pool_tta(self.forward(self.chips(crops)), self.tta)

@@ -6,7 +6,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from core.errors import NotCalibrated
+from core.errors import InvalidInput, NotCalibrated
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.evaluate import (
     calibrate_gate_threshold,
@@ -33,7 +33,7 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
     # SD runs in one process: one copy of the weights on the GPU (absent weights fail there, clearly)
     workers = 1 if "sd" in generators else args.workers
     embedded = embed_folder(settings, folder, workers, generators, gate)
-    report = run_eval(settings, embedded, service.engine.model_name, service.engine.detector.name, threshold, generators)
+    report = run_eval(settings, embedded, service.model.name, service.model.detector, threshold, generators)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_json(), indent=2))
     out(json.dumps(report.to_json()) if args.json else format_table(report) + f"\nreport written to {args.out}")
@@ -42,11 +42,11 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
 
 def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     folder = load_labelled_folder(args.dir)
-    target = args.target_fpir if args.target_fpir is not None else settings.target_fpir
+    target = args.calibrate_fpir if args.calibrate_fpir is not None else settings.target_fpir
     if not 0.0 < target < 1.0:
-        raise NotCalibrated(f"target FPIR must lie between 0 and 1, got {target}")
+        raise InvalidInput(f"--target-fpir must lie strictly between 0 and 1, got {target}")
     service = ManyAnglesService.from_settings(settings)
-    model = service.engine.model_name
+    model = service.model.name
     embedded = embed_folder(settings, folder, args.workers)
     threshold, n_impostor = calibrate_threshold(embedded, settings, target)
     gate, n_pairs = calibrate_gate_threshold(embedded, settings.gate_fmr)

@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from core.augment.gate import gate_views
+from core.augment.base import Augmentor
 from core.augment.views import plan_views
-from core.errors import InvalidImage
-from core.images import decode_image
-from core.models import load_face_models
-from core.recognition import FaceEngine
+from core.errors import InvalidImage, NoFaceFound
+from core.pipeline import FacePipeline
+from core.progress import Progress
 from core.settings import Settings
+from core.viewmaker import generate_from_photo
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,18 @@ class PhotoEmbedding:
     views: dict[str, list[ViewEmbedding]] | None = None  # generator -> gated views
 
 
-def _augmentors(settings: Settings, generators: tuple[str, ...], detector: object) -> dict[str, object]:
-    out: dict[str, object] = {}
+class _Tick:
+    """``put(1)`` advances the progress bar (the in-process stand-in for a Manager queue)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def put(self, n: int) -> None:
+        self.progress.update(n)
+
+
+def _augmentors(settings: Settings, generators: tuple[str, ...]) -> dict[str, Augmentor]:
+    out: dict[str, Augmentor] = {}
     for name in generators:
         if name == "classic":
             from core.augment.classic import ClassicAugmentor
@@ -57,7 +69,7 @@ def _augmentors(settings: Settings, generators: tuple[str, ...], detector: objec
         elif name == "sd":
             from core.augment.factory import load_augmentor
 
-            out[name] = load_augmentor(settings, detector)  # settings.sd_model is set
+            out[name] = load_augmentor(settings)  # settings.sd_model is set
         else:
             raise ValueError(f"unknown generator {name!r}")
     return out
@@ -76,43 +88,52 @@ def _embed_chunk(
     augment: frozenset[Path] = frozenset(),
     generators: tuple[str, ...] = (),
     gate_threshold: float = 1.0,
+    done: Any = None,
 ) -> list[PhotoEmbedding]:
-    engine = FaceEngine(load_face_models(settings))
-    augmentors = _augmentors(settings, generators, engine.detector) if augment else {}
+    """Embed ``paths`` (the largest face of each) in this process; ``done.put(1)`` per photo."""
+    pipeline = FacePipeline(settings, workers=1)
+    augmentors = _augmentors(settings, generators) if augment else {}
     out = []
     for path in paths:
-        try:
-            image = decode_image(
-                path.read_bytes(),
-                max_bytes=settings.max_upload_bytes,
-                max_pixels=settings.max_image_pixels,
-            )
-        except InvalidImage as exc:
-            out.append(PhotoEmbedding(path, None, 0, f"{exc.code}: {exc.message}"))
-            continue
-        faces = engine.detect(image.rgb)
-        if not faces:
-            out.append(PhotoEmbedding(path, None, 0, "no face detected"))
-            continue
-        embedded = engine.embed_faces(image.rgb, faces[:1])[0]
-        views = None
-        if path in augment:
-            views = {}
-            for name, augmentor in augmentors.items():
-                requests = plan_views(None, len(augmentor.default_views), 0, augmentor.supported_views, augmentor.default_views)
-                result = augmentor.generate(image.rgb, faces[0], requests)
-                views[name] = [
-                    ViewEmbedding(
-                        d.view.request.name,
-                        d.accepted,
-                        d.reason,
-                        d.similarity,
-                        None if d.embedded is None else d.embedded.vector,
-                    )
-                    for d in gate_views(engine, embedded.vector, result.views, gate_threshold)
-                ]
-        out.append(PhotoEmbedding(path, embedded.vector, len(faces), views=views))
+        out.append(_embed_one(settings, pipeline, augmentors, path, path in augment, gate_threshold))
+        if done is not None:
+            done.put(1)
     return out
+
+
+def _embed_one(
+    settings: Settings,
+    pipeline: FacePipeline,
+    augmentors: dict[str, Augmentor],
+    path: Path,
+    augment: bool,
+    gate_threshold: float,
+) -> PhotoEmbedding:
+    data = path.read_bytes()
+    try:
+        analyzed = pipeline.analyze(data, "largest")
+    except NoFaceFound:
+        return PhotoEmbedding(path, None, 0, "no face detected")
+    except InvalidImage as exc:
+        return PhotoEmbedding(path, None, 0, f"{exc.code}: {exc.message}")
+    original = analyzed.faces[0]
+    views = None
+    if augment:
+        views = {}
+        for name, augmentor in augmentors.items():
+            requests = plan_views(None, len(augmentor.default_views), 0, augmentor.supported_views, augmentor.default_views)
+            generation = generate_from_photo(augmentor, settings, data, original.face, requests)
+            views[name] = [
+                ViewEmbedding(
+                    d.request.name,
+                    d.accepted,
+                    d.reason,
+                    d.similarity,
+                    None if d.embedded is None else d.embedded.vector,
+                )
+                for d in pipeline.gate(generation, original.vector, gate_threshold).decisions
+            ]
+    return PhotoEmbedding(path, original.vector, analyzed.num_faces, views=views)
 
 
 def embed_photos(
@@ -127,13 +148,27 @@ def embed_photos(
     workers = max(1, min(workers or (os.cpu_count() or 1), len(paths), 8))
     chunks = [paths[i::workers] for i in range(workers)]
     extra = (augment, generators, gate_threshold)
-    if workers == 1:
-        results = [_embed_chunk(settings, paths, *extra)]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_embed_chunk, settings, chunk, *extra) for chunk in chunks]
-            results = [f.result() for f in futures]
+    what = "embedding photos" + (f" (+{'/'.join(generators)} views of {len(augment)})" if augment else "")
+    with Progress(len(paths), what) as progress:
+        if workers == 1:
+            done = _Tick(progress)
+            results = [_embed_chunk(settings, paths, *extra, done)]
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Manager() as manager, ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                ticks = manager.Queue()
+                futures = [pool.submit(_embed_chunk, settings, chunk, *extra, ticks) for chunk in chunks]
+                remaining = len(paths)
+                while remaining:
+                    try:
+                        ticks.get(timeout=1.0)
+                    except queue.Empty:
+                        if all(f.done() for f in futures):
+                            break
+                        continue
+                    remaining -= 1
+                    progress.update()
+                results = [f.result() for f in futures]
     records = {r.path: r for chunk in results for r in chunk}
     timings = EmbeddingTimings(time.perf_counter() - started, workers, len(paths))
     log.info("embedded %d photos with %d worker(s) in %.1f s", len(paths), workers, timings.seconds)

@@ -48,7 +48,9 @@ class DlibHogDetector:
         self._predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
         self.upsample_below = upsample_below
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]:
+        """``small_faces=False`` for images that a face fills (generated views): HOG at native
+        scale first (4x cheaper than upsampled), the full search only when it finds nothing."""
         height, width = rgb.shape[:2]
         long_side = max(height, width)
         scale = min(1.0, _DETECT_MAX_SIDE / long_side)
@@ -56,6 +58,10 @@ class DlibHogDetector:
             rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
         )
         upsample = 1 if long_side * scale <= self.upsample_below else 0
+        if not small_faces and upsample:
+            rects, scores, _ = self._detector.run(small, 0, 0.0)
+            if rects:
+                return sort_largest_first([self._face(rgb, r, s, scale) for r, s in zip(rects, scores)])
         rects, scores, _ = self._detector.run(small, upsample, 0.0)
         if not rects and upsample == 0 and long_side * scale <= _RETRY_MAX_SIDE:
             rects, scores, _ = self._detector.run(small, 1, 0.0)

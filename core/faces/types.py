@@ -48,11 +48,15 @@ class Face:
 
 @runtime_checkable
 class FaceDetector(Protocol):
-    """Finds every face in an upright RGB image, largest first."""
+    """Finds every face in an upright RGB image, largest first.
+
+    ``small_faces=False`` tells the detector that the image is mostly one face (a generated
+    view), so it may skip the search for small faces when it finds one at native scale.
+    """
 
     name: str
 
-    def detect(self, rgb: np.ndarray) -> list[Face]: ...
+    def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]: ...
 
 
 def sort_largest_first(faces: list[Face]) -> list[Face]:

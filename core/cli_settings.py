@@ -1,0 +1,48 @@
+"""Command-line flags for every setting, generated from the Settings model (one source)."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+
+_BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+def _bool(text: str) -> bool:
+    try:
+        return _BOOL[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--<field>`` for every setting; values are validated by the Settings model."""
+    group = parser.add_argument_group("settings (also MANYANGLES_<NAME> variables or a --config YAML file)")
+    group.add_argument("--config", type=Path, help="YAML settings file (env MANYANGLES_CONFIG)")
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        kwargs: dict[str, Any] = {"dest": name, "default": None, "help": field.description or ""}
+        args = typing.get_args(annotation)
+        if typing.get_origin(annotation) is typing.Literal:
+            kwargs["choices"] = list(args)
+            if all(isinstance(a, str) and a.isupper() for a in args):
+                kwargs["type"] = str.upper
+        elif annotation is bool:
+            kwargs["type"] = _bool
+            kwargs["metavar"] = "true|false"
+        if name == "api_key":
+            kwargs["help"] += " (prefer MANYANGLES_API_KEY: flags show in process lists)"
+        group.add_argument(flag(name), **kwargs)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    flags = {name: getattr(args, name, None) for name in Settings.model_fields}
+    return Settings.load(config_file=getattr(args, "config", None), **flags)

@@ -1,0 +1,342 @@
+"""The shapes of every result, as the HTTP API answers and the CLI's ``--json`` prints them.
+
+One formatter per result (``*.of(...)``), shared by serve/api.py and core/cli.py, so a client
+reads the same fields whichever way it asked. These models are the API's response models: the
+OpenAPI document at /docs is generated from them.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.augment.gate import GateDecision, ViewsOutcome
+from core.pipeline import AnalyzedPhoto, ModelInfo
+from core.recognition import EmbeddedFace
+from core.service import EnrollResult, IdentifyResult, VerifyResult
+from core.store.records import ImageRecord, Person, PersonDetail
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- errors ----------------------------------------------------------------------------------
+class ErrorDetail(Schema):
+    code: str = Field(description="stable machine-readable code, e.g. no_face, person_exists, busy")
+    message: str = Field(description="what went wrong, for a person to read")
+
+
+class ErrorResponse(Schema):
+    error: ErrorDetail
+
+    @classmethod
+    def of(cls, code: str, message: str) -> ErrorResponse:
+        return cls(error=ErrorDetail(code=code, message=message))
+
+
+# --- faces -----------------------------------------------------------------------------------
+class FaceBox(Schema):
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright photo")
+    score: float = Field(description="detector confidence")
+    landmarks5: list[list[float]] = Field(description="eyes, nose tip, mouth corners (x, y)")
+
+    @classmethod
+    def of(cls, face: EmbeddedFace) -> FaceBox:
+        return cls(**face.face.as_dict())  # type: ignore[arg-type]
+
+
+class EmbeddedFaceOut(FaceBox):
+    embedding: list[float] = Field(description="unit-length vector of the model")
+
+    @classmethod
+    def of(cls, face: EmbeddedFace) -> EmbeddedFaceOut:
+        return cls(**face.face.as_dict(), embedding=[round(float(x), 6) for x in face.vector])  # type: ignore[arg-type]
+
+
+class Candidate(Schema):
+    person_id: int
+    name: str
+    score: float = Field(description="cosine similarity under the active matching rule")
+
+
+class IdentifiedFace(FaceBox):
+    label: str = Field(description="the identity's name, or 'unknown' below the threshold")
+    identity: Candidate | None = Field(description="the top candidate when it clears the threshold")
+    candidates: list[Candidate] = Field(description="top-k persons, best first")
+
+
+class IdentifyResponse(Schema):
+    model: str
+    threshold: float | None = Field(description="identification threshold (None: no face found)")
+    match_mode: str
+    faces: list[IdentifiedFace] = Field(description="every face in the photo, largest first")
+
+    @classmethod
+    def of(cls, result: IdentifyResult) -> IdentifyResponse:
+        faces = []
+        for item in result.faces:
+            identity = item.match.identity
+            faces.append(
+                IdentifiedFace(
+                    **item.face.face.as_dict(),  # type: ignore[arg-type]
+                    label=identity.name if identity else "unknown",
+                    identity=Candidate(**asdict(identity)) if identity else None,
+                    candidates=[Candidate(**asdict(c)) for c in item.match.candidates],
+                )
+            )
+        return cls(model=result.model, threshold=result.threshold, match_mode=result.match_mode, faces=faces)
+
+
+class VerifyResponse(Schema):
+    same_person: bool
+    score: float
+    threshold: float
+    model: str
+
+    @classmethod
+    def of(cls, result: VerifyResult) -> VerifyResponse:
+        return cls(**asdict(result))
+
+
+class EmbedResult(Schema):
+    filename: str
+    width: int
+    height: int
+    faces: list[EmbeddedFaceOut]
+
+
+class EmbedResponse(Schema):
+    model: str
+    dim: int
+    results: list[EmbedResult]
+
+    @classmethod
+    def of(cls, model: ModelInfo, results: list[tuple[str, AnalyzedPhoto]]) -> EmbedResponse:
+        return cls(
+            model=model.name,
+            dim=model.dim,
+            results=[
+                EmbedResult(
+                    filename=name,
+                    width=photo.image.width,
+                    height=photo.image.height,
+                    faces=[EmbeddedFaceOut.of(f) for f in photo.faces],
+                )
+                for name, photo in results
+            ],
+        )
+
+
+# --- views and enrollment --------------------------------------------------------------------
+class ViewDecision(Schema):
+    view: str
+    source: str = Field(description="the source tag stored with the view: augmented_<view>")
+    generator: str
+    prompt: str | None
+    seed: int
+    latency_s: float
+    accepted: bool
+    reason: str = Field(description="accepted, no face, N faces, or the similarity below the gate")
+    similarity: float | None = Field(description="cosine similarity to the original face")
+
+
+class GeneratedViewOut(ViewDecision):
+    image_png_base64: str
+
+    @classmethod
+    def of(cls, decision: GateDecision) -> GeneratedViewOut:
+        return cls(**decision.as_record(), image_png_base64=base64.b64encode(decision.png).decode())  # type: ignore[arg-type]
+
+
+class GenerateResponse(Schema):
+    generator: str
+    device: str
+    total_s: float
+    gate_threshold: float
+    views: list[GeneratedViewOut]
+
+    @classmethod
+    def of(cls, outcome: ViewsOutcome) -> GenerateResponse:
+        stats = outcome.stats
+        return cls(
+            generator=stats.generator,
+            device=stats.device,
+            total_s=round(stats.total_s, 4),
+            gate_threshold=outcome.gate_threshold,
+            views=[GeneratedViewOut.of(d) for d in outcome.decisions],
+        )
+
+
+class EnrollResponse(Schema):
+    person_id: int
+    name: str
+    model: str
+    num_images: int
+    num_embeddings: int
+    sources: list[str] = Field(description="source tag of each stored embedding: original, augmented_left, ...")
+    elapsed_s: float
+    views: list[ViewDecision] = Field(description="every generated view with its gate decision")
+    timings_s: dict[str, float] = Field(description="seconds per stage: decode, detect, embed, generate, gate, store, total")
+    images_url: str
+
+    @classmethod
+    def of(cls, result: EnrollResult) -> EnrollResponse:
+        return cls(**asdict(result), images_url=f"/v1/persons/{result.person_id}")  # type: ignore[arg-type]
+
+
+class ProgressLine(Schema):
+    """One line of a streamed enrollment (``Accept: application/x-ndjson``); the last line is
+    ``{"type": "result", ...EnrollResponse}`` or ``{"type": "error", "error": {...}}``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    type: Literal["progress"] = "progress"
+    stage: str
+    message: str
+
+
+class LegacyEnrollResponse(Schema):
+    success: bool
+    person_id: int
+    name: str
+    embeddings_count: int
+    images: list[str]
+    message: str
+
+
+# --- gallery ---------------------------------------------------------------------------------
+class PersonOut(Schema):
+    id: int
+    name: str
+    created_at: str
+    num_images: int
+    num_embeddings: int
+
+    @classmethod
+    def of(cls, person: Person) -> PersonOut:
+        return cls(**asdict(person))
+
+
+class ImageOut(Schema):
+    id: int
+    person_id: int
+    sha256: str
+    source: str
+    display_name: str
+    mime: str
+    width: int
+    height: int
+    num_bytes: int
+    generator: str | None
+    created_at: str
+    url: str
+
+    @classmethod
+    def of(cls, image: ImageRecord) -> ImageOut:
+        fields = {k: v for k, v in asdict(image).items() if k != "path"}
+        return cls(**fields, url=f"/v1/persons/{image.person_id}/images/{image.id}")
+
+
+class PersonDetailOut(PersonOut):
+    images: list[ImageOut]
+    embedding_counts: dict[str, dict[str, int]] = Field(description="model -> source -> count")
+
+    @classmethod
+    def of_detail(cls, detail: PersonDetail) -> PersonDetailOut:
+        return cls(
+            **asdict(detail.person),
+            images=[ImageOut.of(i) for i in detail.images],
+            embedding_counts=detail.embedding_counts,
+        )
+
+
+class DeleteResponse(Schema):
+    deleted: int = Field(description="the person id")
+    images: int
+    embeddings: int
+    files: int
+
+    @classmethod
+    def of(cls, person_id: int, counts: dict[str, int]) -> DeleteResponse:
+        return cls(deleted=person_id, **counts)
+
+
+# --- service ---------------------------------------------------------------------------------
+class ModelInfoOut(Schema):
+    name: str
+    dim: int
+    provider: str
+    detector: str
+    tta: int
+    default_threshold: float | None
+    default_gate_threshold: float | None
+    workers: int
+
+    @classmethod
+    def of(cls, info: ModelInfo) -> ModelInfoOut:
+        return cls(**asdict(info))
+
+
+class GpuInfo(Schema):
+    name: str
+    memory_used_bytes: int
+    memory_total_bytes: int
+
+
+class EmbedderHealth(Schema):
+    status: Literal["ok", "error"]
+    error: str | None = None
+    model: ModelInfoOut | None = None
+
+
+class GeneratorHealth(Schema):
+    status: Literal["ok", "error"]
+    error: str | None = None
+    generator: str | None = None
+    device: str | None = None
+    gpu: GpuInfo | None = None
+
+
+class Deployments(Schema):
+    embedder: EmbedderHealth
+    generator: GeneratorHealth
+
+
+class HealthResponse(Schema):
+    status: Literal["ok", "degraded"]
+    deployments: Deployments
+    models: dict[str, str] = Field(description="embedder and generator names")
+
+
+class GenerationRun(Schema):
+    id: int
+    person_id: int | None
+    generator: str
+    device: str
+    dtype: str
+    num_views: int
+    num_accepted: int
+    steps: int | None
+    strength: float | None
+    total_s: float
+    peak_mem_bytes: int | None
+    views: list[ViewDecision]
+    created_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> GenerationRun:
+        return cls(**{k: v for k, v in row.items() if k != "views_json"})
+
+
+class GenerationStatsResponse(Schema):
+    runs: list[GenerationRun] = Field(description="newest first")
+
+
+class BatchingStats(Schema):
+    batches: int
+    crops: int
+    mean_batch_size: float
+    max_batch_size: int

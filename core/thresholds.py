@@ -1,0 +1,36 @@
+"""The one threshold resolver: explicit setting > stored calibration > the model's shipped value."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from core.errors import NotCalibrated
+from core.pipeline import ModelInfo
+from core.store.gallery import GalleryStore
+
+ThresholdKind = Literal["fpir", "gate_fmr"]
+# The targets the shipped defaults were calibrated at.
+SHIPPED_TARGETS: dict[str, float] = {"fpir": 0.01, "gate_fmr": 0.001}
+_WHAT = {"fpir": "identification threshold for FPIR", "gate_fmr": "identity-gate threshold for FMR"}
+
+
+def resolve_threshold(
+    store: GalleryStore,
+    model: ModelInfo,
+    kind: ThresholdKind,
+    target: float,
+    explicit: float | None = None,
+) -> float:
+    if explicit is not None:
+        return explicit
+    stored = store.get_threshold(model.name, kind, target)
+    if stored is not None:
+        return stored.threshold
+    shipped = model.default_threshold if kind == "fpir" else model.default_gate_threshold
+    if shipped is not None and abs(target - SHIPPED_TARGETS[kind]) < 1e-12:
+        return shipped
+    hint = " or set MANYANGLES_GATE_THRESHOLD" if kind == "gate_fmr" else ""
+    raise NotCalibrated(
+        f"model {model.name} has no {_WHAT[kind]} {target:g}; run "
+        f"`manyangles calibrate DIR` on a labelled folder of faces{hint}"
+    )

@@ -1,0 +1,79 @@
+"""Views of a face, gated: generate (augmentor) -> detect and embed every view (pipeline).
+
+The service asks a ``ViewMaker`` for gated views. ``LocalViews`` runs the augmentor in this
+process (CLI); serve/remote.py's ``RemoteViews`` chains the Generator and Embedder deployments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from core.augment.base import Augmentor, GenerationResult
+from core.augment.gate import ViewsOutcome
+from core.augment.views import ViewRequest
+from core.faces.types import Face
+from core.images import decode_image
+from core.pipeline import FacePipeline
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    name: str
+    supported_views: tuple[str, ...] | None  # None: any name (custom views become prompts)
+    default_views: tuple[str, ...]
+    device: str = "cpu"
+
+
+class ViewMaker(Protocol):
+    def generator_info(self) -> GeneratorInfo: ...
+
+    def make_views(
+        self, photo: bytes, face: Face, reference: np.ndarray, requests: list[ViewRequest], threshold: float
+    ) -> ViewsOutcome: ...
+
+
+def generator_info(augmentor: Augmentor) -> GeneratorInfo:
+    return GeneratorInfo(
+        augmentor.name,
+        augmentor.supported_views,
+        augmentor.default_views,
+        str(getattr(augmentor, "device", "cpu")),
+    )
+
+
+def generate_from_photo(
+    augmentor: Augmentor, settings: Settings, photo: bytes, face: Face, requests: list[ViewRequest]
+) -> GenerationResult:
+    """Decode the uploaded photo (under the upload caps) and generate the views of ``face``."""
+    image = decode_image(photo, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+    return augmentor.generate(image.rgb, face, requests)
+
+
+class LocalViews:
+    """The augmentor in this process (loaded on first use), gated by ``pipeline``."""
+
+    def __init__(self, settings: Settings, pipeline: FacePipeline, augmentor: Augmentor | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self._augmentor = augmentor
+
+    @property
+    def augmentor(self) -> Augmentor:
+        if self._augmentor is None:
+            from core.augment.factory import load_augmentor
+
+            self._augmentor = load_augmentor(self.settings)
+        return self._augmentor
+
+    def generator_info(self) -> GeneratorInfo:
+        return generator_info(self.augmentor)
+
+    def make_views(
+        self, photo: bytes, face: Face, reference: np.ndarray, requests: list[ViewRequest], threshold: float
+    ) -> ViewsOutcome:
+        generation = generate_from_photo(self.augmentor, self.settings, photo, face, requests)
+        return self.pipeline.gate(generation, reference, threshold)
