@@ -4,11 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test run eval bench clean
+.PHONY: install test lint format run eval bench clean
 
-$(STAMP): requirements.txt requirements-gpu.txt
+$(STAMP): requirements.txt requirements-gpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
 		echo "NVIDIA GPU found: swapping onnxruntime for onnxruntime-gpu"; \
 		$(PY) -m pip uninstall -q -y onnxruntime && $(PY) -m pip install -q -r requirements-gpu.txt; \
@@ -16,6 +17,15 @@ $(STAMP): requirements.txt requirements-gpu.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 test: install
 	$(PY) -m pytest -q
@@ -28,8 +38,9 @@ eval: install
 
 bench: install
 	$(PY) bench/core_speed.py
+	$(PY) bench/enroll_latency.py
 	$(PY) bench/generation.py
 	$(PY) bench/serve_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

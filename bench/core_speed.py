@@ -15,14 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import describe_machine  # noqa: E402
-from core.evaluation.dataset import load_labelled_folder  # noqa: E402
-from core.images import decode_image  # noqa: E402
-from core.models import load_face_models  # noqa: E402
-from core.settings import Settings  # noqa: E402
+from bench.machine import describe_machine
+from core.evaluation.dataset import load_labelled_folder
+from core.images import decode_image
+from core.models import load_face_models
+from core.settings import Settings
 
 log = logging.getLogger("bench.core_speed")
 

@@ -22,13 +22,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.machine import describe_machine  # noqa: E402
-from core.augment.views import NEGATIVE_PROMPT, plan_views  # noqa: E402
+from bench.machine import describe_machine
+from core.augment.views import NEGATIVE_PROMPT, plan_views
 
 log = logging.getLogger("bench.generation")
 VIEWS = ["left", "right", "up", "down", "smiling"]
@@ -73,7 +74,7 @@ class PeakMemory:
             self._thread.join()
 
 
-def build_pipe(model: str | None, device: str, fp16: bool):  # noqa: ANN201
+def build_pipe(model: str | None, device: str, fp16: bool):
     import torch
 
     from core.augment.sd_build import dpm_solver, random_img2img_pipeline
@@ -91,7 +92,7 @@ def build_pipe(model: str | None, device: str, fp16: bool):  # noqa: ANN201
     return pipe.to(device)
 
 
-def seed_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 0, views: list[str] = VIEWS) -> float:  # noqa: ANN001
+def seed_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 0, views: list[str] = VIEWS) -> float:
     """One call per view with attention slicing, as the seed document generates."""
     import torch
     from PIL import Image
@@ -116,7 +117,7 @@ def seed_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 
     return time.perf_counter() - started
 
 
-def our_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 0, views: list[str] = VIEWS) -> float:  # noqa: ANN001
+def our_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 0, views: list[str] = VIEWS) -> float:
     from core.augment.stable_diffusion import StableDiffusionAugmentor
 
     augmentor = StableDiffusionAugmentor(pipeline=pipe, num_inference_steps=steps, strength=strength)
@@ -126,7 +127,7 @@ def our_way(pipe, region: np.ndarray, steps: int, strength: float, seed: int = 0
     return time.perf_counter() - started
 
 
-def measure(name: str, fn, pipe, region, steps, strength, device) -> dict[str, object]:  # noqa: ANN001
+def measure(name: str, fn, pipe, region, steps, strength, device) -> dict[str, Any]:
     with PeakMemory(device) as memory:
         seconds = fn(pipe, region, steps, strength, 0)
     row = {"method": name, "steps": steps, "seconds": round(seconds, 2), "peak_mem_gb": round(memory.peak / 1e9, 2)}

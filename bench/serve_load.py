@@ -19,6 +19,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -54,7 +55,7 @@ def raw_throughput(images: list[bytes], batch: int) -> float:
     return len(images) / (time.perf_counter() - started)
 
 
-def load(client: httpx.Client, images: list[bytes], clients: int, total: int) -> dict[str, float]:
+def load(client: httpx.Client, images: list[bytes], clients: int, total: int) -> dict[str, Any]:
     def one(i: int) -> float:
         started = time.perf_counter()
         response = client.post(
@@ -114,13 +115,16 @@ def main() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             for batching, max_batch in (("on", 32), ("off", 1)):
                 options = deployment_options()
-                options["Embedder"]["user_config"] = {"max_batch_size": max_batch, "batch_wait_timeout_s": args.batch_wait}
+                options["Embedder"]["user_config"] = {
+                    "max_batch_size": max_batch,
+                    "batch_wait_timeout_s": args.batch_wait,
+                }
                 settings = Settings(data_dir=data_dir, api_key=KEY)
                 serve.run(compose(settings, options), name="bench", route_prefix="/")
                 load(client, images, 4, 16)  # warm-up
                 for clients in (1, 8, 32):
                     total = args.requests if clients > 1 else max(16, args.requests // 4)
-                    row = {"batching": batching, **load(client, images, clients, total)}
+                    row: dict[str, Any] = {"batching": batching, **load(client, images, clients, total)}
                     row["vs_raw"] = round(row["throughput_rps"] / raw, 3)
                     log.info("%s", row)
                     rows.append(row)

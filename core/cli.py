@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
         else:
             cmd.add_argument(
-                "--target-fpir", dest="calibrate_fpir", type=float, default=None, help="default: the target_fpir setting"
+                "--target-fpir",
+                dest="calibrate_fpir",
+                type=float,
+                default=None,
+                help="default: the target_fpir setting",
             )
     return parser
 

@@ -83,7 +83,9 @@ def build_enrollment(
             )
             face = decision.embedded
             embeddings.append(
-                NewEmbedding(len(images) - 1, decision.request.source, model, face.vector, face.face.score, face.face.bbox)
+                NewEmbedding(
+                    len(images) - 1, decision.request.source, model, face.vector, face.face.score, face.face.bbox
+                )
             )
         runs.append(views.run_record())
     return Enrollment(name=name, images=images, embeddings=embeddings, generation_runs=runs)

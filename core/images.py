@@ -101,16 +101,13 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         with img:
             fmt = (img.format or "").upper()
             if fmt not in ACCEPTED_FORMATS:
-                raise UnsupportedImageFormat(
-                    f"{fmt or 'this'} images are not accepted; send JPEG, PNG or WebP"
-                )
+                raise UnsupportedImageFormat(f"{fmt or 'this'} images are not accepted; send JPEG, PNG or WebP")
             width, height = img.size
             if width <= 0 or height <= 0:
                 raise NotAnImage("the image has no pixels")
             if width * height > max_pixels:
                 raise ImageTooLarge(
-                    f"the image is {width}x{height} = {width * height} pixels; "
-                    f"the limit is {max_pixels} pixels"
+                    f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
                 )
             try:
                 img.load()
@@ -151,4 +148,3 @@ def encode_png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=1)
     return buf.getvalue()
-

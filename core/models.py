@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.embedders.base import Embedder
 from core.faces.types import FaceDetector
@@ -16,7 +17,7 @@ class FaceModels:
 
 
 def load_face_models(settings: Settings) -> FaceModels:
-    pack = None
+    pack: Any = None
     if "insightface" in (settings.detector, settings.embedder):
         from core.embedders.insightface_pack import InsightFacePack
 

@@ -68,7 +68,9 @@ def default_workers(settings: Settings, in_service: bool) -> int:
 # --- tasks run by the model copies (module level: they travel to worker processes by name) ----
 def _model_info(engine: FaceEngine) -> ModelInfo:
     e = engine.embedder
-    return ModelInfo(e.name, e.dim, e.provider, engine.detector.name, e.tta, e.default_threshold, e.default_gate_threshold)
+    return ModelInfo(
+        e.name, e.dim, e.provider, engine.detector.name, e.tta, e.default_threshold, e.default_gate_threshold
+    )
 
 
 def _find_faces(

@@ -12,7 +12,9 @@ log = logging.getLogger(__name__)
 
 
 class Progress:
-    def __init__(self, total: int, what: str, unit: str = "photo", stream: TextIO | None = None, every_s: float = 10.0) -> None:
+    def __init__(
+        self, total: int, what: str, unit: str = "photo", stream: TextIO | None = None, every_s: float = 10.0
+    ) -> None:
         self.total = total
         self.what = what
         self.unit = unit

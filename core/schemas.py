@@ -46,7 +46,7 @@ class FaceBox(Schema):
 
     @classmethod
     def of(cls, face: EmbeddedFace) -> FaceBox:
-        return cls(**face.face.as_dict())  # type: ignore[arg-type]
+        return cls(**face.face.as_dict())
 
 
 class EmbeddedFaceOut(FaceBox):
@@ -54,7 +54,7 @@ class EmbeddedFaceOut(FaceBox):
 
     @classmethod
     def of(cls, face: EmbeddedFace) -> EmbeddedFaceOut:
-        return cls(**face.face.as_dict(), embedding=[round(float(x), 6) for x in face.vector])  # type: ignore[arg-type]
+        return cls(**face.face.as_dict(), embedding=[round(float(x), 6) for x in face.vector])
 
 
 class Candidate(Schema):
@@ -82,7 +82,7 @@ class IdentifyResponse(Schema):
             identity = item.match.identity
             faces.append(
                 IdentifiedFace(
-                    **item.face.face.as_dict(),  # type: ignore[arg-type]
+                    **item.face.face.as_dict(),
                     label=identity.name if identity else "unknown",
                     identity=Candidate(**asdict(identity)) if identity else None,
                     candidates=[Candidate(**asdict(c)) for c in item.match.candidates],
@@ -149,7 +149,7 @@ class GeneratedViewOut(ViewDecision):
 
     @classmethod
     def of(cls, decision: GateDecision) -> GeneratedViewOut:
-        return cls(**decision.as_record(), image_png_base64=base64.b64encode(decision.png).decode())  # type: ignore[arg-type]
+        return cls(**decision.as_record(), image_png_base64=base64.b64encode(decision.png).decode())
 
 
 class GenerateResponse(Schema):
@@ -180,12 +180,14 @@ class EnrollResponse(Schema):
     sources: list[str] = Field(description="source tag of each stored embedding: original, augmented_left, ...")
     elapsed_s: float
     views: list[ViewDecision] = Field(description="every generated view with its gate decision")
-    timings_s: dict[str, float] = Field(description="seconds per stage: decode, detect, embed, generate, gate, store, total")
+    timings_s: dict[str, float] = Field(
+        description="seconds per stage: decode, detect, embed, generate, gate, store, total"
+    )
     images_url: str
 
     @classmethod
     def of(cls, result: EnrollResult) -> EnrollResponse:
-        return cls(**asdict(result), images_url=f"/v1/persons/{result.person_id}")  # type: ignore[arg-type]
+        return cls(**asdict(result), images_url=f"/v1/persons/{result.person_id}")
 
 
 class ProgressLine(Schema):

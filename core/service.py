@@ -14,11 +14,11 @@ from typing import Protocol
 
 import numpy as np
 
+from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
-from core.augment.gate import ViewsOutcome
 from core.errors import ManyAnglesError
-from core.matching import MatchResult, Matcher
+from core.matching import Matcher, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
 from core.settings import Settings
@@ -77,7 +77,9 @@ class VerifyResult:
 
 
 class ManyAnglesService:
-    def __init__(self, settings: Settings, faces: FaceAnalyzer, store: GalleryStore, views: ViewMaker | None = None) -> None:
+    def __init__(
+        self, settings: Settings, faces: FaceAnalyzer, store: GalleryStore, views: ViewMaker | None = None
+    ) -> None:
         self.settings = settings
         self.faces = faces
         self.store = store
@@ -141,10 +143,18 @@ class ManyAnglesService:
         original = analyzed.faces[0]
         image = analyzed.image
         emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
-        emit(ProgressEvent("detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}))
+        emit(
+            ProgressEvent(
+                "detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}
+            )
+        )
         outcome: ViewsOutcome | None = None
         if requests is not None:
-            emit(ProgressEvent("generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}))
+            emit(
+                ProgressEvent(
+                    "generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}
+                )
+            )
             outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
             for event in views_events(outcome):
                 emit(event)
@@ -236,4 +246,3 @@ class ManyAnglesService:
     def delete(self, key: int | str) -> dict[str, int]:
         person = self.store.find_person(key)
         return self.store.delete_person(person.id)
-

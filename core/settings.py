@@ -129,7 +129,7 @@ class Settings(BaseSettings):
 
         class _WithFlags(cls):  # type: ignore[valid-type, misc]
             @classmethod
-            def settings_customise_sources(cls_, settings_cls, init_settings, env_settings, **_: Any) -> Any:  # type: ignore[no-untyped-def, override]
+            def settings_customise_sources(cls_, settings_cls, init_settings, env_settings, **_: Any) -> Any:
                 return (init_settings, env_settings, _MappingSource(settings_cls, yaml_values))
 
         layered = validated(_WithFlags, given, origin=path)
@@ -171,7 +171,7 @@ class _PlainSettings(Settings):
     """The same fields and checks with no sources but the given values (for ``replace``)."""
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any) -> Any:  # type: ignore[no-untyped-def, override]
+    def settings_customise_sources(cls, settings_cls, init_settings, **_: Any) -> Any:  # type: ignore[override]
         return (init_settings,)
 
 

@@ -37,7 +37,7 @@ def _run_tasks(engine: FaceEngine, tasks: Sequence[Task]) -> list[Outcome]:
             out.append((True, function(engine, *args)))
         except ManyAnglesError as exc:
             out.append((False, exc))
-        except Exception as exc:  # noqa: BLE001 - reported to the caller, the worker lives on
+        except Exception as exc:
             log.exception("model task %s failed", getattr(function, "__name__", function))
             out.append((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
     return out
@@ -47,7 +47,9 @@ def _worker_main(conn: Connection, settings: Settings) -> None:
     try:
         engine = FaceEngine(load_face_models(settings))
     except Exception as exc:  # noqa: BLE001 - the parent raises it
-        conn.send((False, exc if isinstance(exc, ManyAnglesError) else ModelUnavailable(f"{type(exc).__name__}: {exc}")))
+        conn.send(
+            (False, exc if isinstance(exc, ManyAnglesError) else ModelUnavailable(f"{type(exc).__name__}: {exc}"))
+        )
         return
     conn.send((True, None))
     while True:
@@ -69,7 +71,14 @@ class _Worker:
         )
         self.process.start()
         child.close()
-        ok, error = self.conn.recv()
+        try:
+            ok, error = self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(5)
+            raise ModelUnavailable(
+                f"model worker process {index} exited while loading the models (exit code "
+                f"{self.process.exitcode}); a script that starts workers needs `if __name__ == '__main__':`"
+            ) from None
         if not ok:
             self.process.join(5)
             raise error

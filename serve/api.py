@@ -59,14 +59,14 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "bad image, no face, several faces, or bad parameters",
         503: "a deployment is busy (Retry-After) or a model is unavailable",
     }
-    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}
+    # every keyed route can answer 401, and 422 for malformed parameters
+    return {s: {"model": ErrorResponse, "description": text[s]} for s in sorted({401, 422, *statuses})}
 
 
 app = FastAPI(
     title="ManyAngles",
     version="1.1",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
-    responses=_errors(401),
 )
 
 
@@ -129,7 +129,7 @@ def _face_policy(face: str) -> str | int:
     return int(face) if face.strip().lstrip("-").isdigit() else face.strip()
 
 
-ENROLL_STREAM = {
+ENROLL_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "with `Accept: application/x-ndjson`: one JSON object per line, "
         '`{"type": "progress", "stage": ..., "message": ...}` as the work goes, then '
@@ -157,11 +157,14 @@ class API:
         app.state.api_key = self.api_key
 
     # --- health and stats --------------------------------------------------------------------
-    @app.get("/v1/health", response_model=HealthResponse, responses={})
+    @app.get("/v1/health", response_model=HealthResponse)
     def health(self) -> HealthResponse:
         status = "ok"
         try:
-            embedder: dict[str, Any] = {"status": "ok", "model": ModelInfoOut.of(wait(self._embedder.info.remote(), "embedder"))}
+            embedder: dict[str, Any] = {
+                "status": "ok",
+                "model": ModelInfoOut.of(wait(self._embedder.info.remote(), "embedder")),
+            }
         except Exception as exc:  # noqa: BLE001 - health reports every failure
             status, embedder = "degraded", {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
         try:
@@ -176,11 +179,11 @@ class API:
             {"status": status, "deployments": {"embedder": embedder, "generator": generator}, "models": models}
         )
 
-    @app.get("/v1/stats/generation", response_model=GenerationStatsResponse)
+    @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=_errors())
     def generation_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:
         return GenerationStatsResponse(runs=[GenerationRun.of(r) for r in self.service.store.generation_runs(limit)])
 
-    @app.get("/v1/stats/batching", response_model=BatchingStats)
+    @app.get("/v1/stats/batching", response_model=BatchingStats, responses=_errors(503))
     def batching_stats(self, _: Authorized) -> BatchingStats:
         return BatchingStats(**wait(self._embedder.batch_stats.remote(), "embedder"))
 
@@ -204,7 +207,7 @@ class API:
         face: Annotated[str, Form(description="single, largest or an index")] = "single",
     ) -> Any:
         data = _read_upload(photo, self.settings.max_upload_bytes)
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "face": _face_policy(face),
             "augment": use_augmentation or views is not None or num_variations is not None,
             "views": _views(views),
@@ -224,9 +227,11 @@ class API:
                 events.put(("result", result))
             except ManyAnglesError as exc:
                 events.put(("error", ErrorResponse.of(exc.code, exc.message).model_dump()))
-            except Exception:  # noqa: BLE001 - the stream must end with a line, never hang
+            except Exception:
                 log.exception("enrollment failed")
-                events.put(("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").model_dump()))
+                events.put(
+                    ("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").model_dump())
+                )
 
         threading.Thread(target=run, daemon=True).start()
         while True:
@@ -242,7 +247,9 @@ class API:
             if kind != "event":
                 return
 
-    @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=_errors(409, 413, 422, 503))
+    @app.post(
+        "/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=_errors(409, 413, 422, 503)
+    )
     def enroll_legacy(
         self,
         _: Authorized,
@@ -266,7 +273,7 @@ class API:
             message=f"enrolled {result.name} with {result.num_embeddings} embedding(s)",
         )
 
-    @app.get("/v1/persons", response_model=list[PersonOut])
+    @app.get("/v1/persons", response_model=list[PersonOut], responses=_errors())
     def persons(self, _: Authorized) -> list[PersonOut]:
         return [PersonOut.of(p) for p in self.service.persons()]
 
@@ -277,11 +284,16 @@ class API:
     @app.get(
         "/v1/persons/{person_id}/images/{image_id}",
         response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored image"}, **_errors(404)},
+        responses={
+            200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored image"},
+            **_errors(404),
+        },
     )
     def person_image(self, _: Authorized, person_id: int, image_id: int) -> Response:
         record, data = self.service.store.image(person_id, image_id)
-        return Response(data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'})
+        return Response(
+            data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
+        )
 
     @app.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=_errors(404))
     def delete_person(self, _: Authorized, person_id: int) -> DeleteResponse:
@@ -323,6 +335,9 @@ class API:
         seed: Annotated[int, Form()] = 0,
     ) -> GenerateResponse:
         outcome = self.service.generate_views(
-            _read_upload(photo, self.settings.max_upload_bytes), views=_views(views), num_variations=num_variations, seed=seed
+            _read_upload(photo, self.settings.max_upload_bytes),
+            views=_views(views),
+            num_variations=num_variations,
+            seed=seed,
         )
         return GenerateResponse.of(outcome)

@@ -28,6 +28,7 @@ def compose(settings: Settings, deployment_options: dict[str, dict[str, Any]] | 
     # Replicas may run in another working directory: pin the data dir.
     settings = settings.replace(data_dir=settings.data_dir.resolve())
     options = deployment_options or {}
-    embedder = Embedder.options(**options.get("Embedder", {})).bind(settings)
-    generator = Generator.options(**options.get("Generator", {})).bind(settings)
-    return API.options(**options.get("API", {})).bind(embedder, generator, settings)
+    # @serve.deployment turns the classes into Deployments (mypy sees the classes)
+    embedder = Embedder.options(**options.get("Embedder", {})).bind(settings)  # type: ignore[attr-defined]
+    generator = Generator.options(**options.get("Generator", {})).bind(settings)  # type: ignore[attr-defined]
+    return API.options(**options.get("API", {})).bind(embedder, generator, settings)  # type: ignore[attr-defined]

@@ -83,7 +83,9 @@ class Embedder:
         return result
 
     @serve.batch
-    async def analyze_batch(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
+    async def analyze_batch(
+        self, items: list[tuple[bytes, FacePolicy | None]]
+    ) -> list[AnalyzedPhoto | ManyAnglesError]:
         results = await self._run(self.pipeline.analyze_many, items)
         faces = sum(len(r.faces) for r in results if isinstance(r, AnalyzedPhoto))
         if faces:

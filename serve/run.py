@@ -50,7 +50,9 @@ def effective_config(path: Path, out_dir: Path) -> tuple[Path, dict[str, Any]]:
     config = cpu_override(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "serve_config.cpu.yaml"
-    target.write_text("# written by `make run`: serve_config.yaml with the CPU override\n" + yaml.safe_dump(config, sort_keys=False))
+    target.write_text(
+        "# written by `make run`: serve_config.yaml with the CPU override\n" + yaml.safe_dump(config, sort_keys=False)
+    )
     log.warning("no NVIDIA GPU found: applying the CPU override (num_gpus: 0) -> %s", target)
     return target, config
 
@@ -147,7 +149,11 @@ def main() -> int:
         log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
         log.info("  data     %s", settings.data_dir.resolve())
         log.info("  API key  %s%s", key, "   (new: stored in the data dir, file api_key)" if created else "")
-        log.info("  logs     %s%s", log_file, "" if args.follow_logs else "   (requests and all; warnings and errors show here)")
+        log.info(
+            "  logs     %s%s",
+            log_file,
+            "" if args.follow_logs else "   (requests and all; warnings and errors show here)",
+        )
         log.info("  try      curl -H 'X-API-Key: %s' %s/v1/persons", key, base)
         log.info("Ctrl-C stops everything.")
         return process.wait()

@@ -99,4 +99,6 @@ def local_service(settings, models, augmentor=None):
     from core.viewmaker import LocalViews
 
     pipeline = FacePipeline(settings, engine=FaceEngine(models))
-    return ManyAnglesService(settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline, augmentor))
+    return ManyAnglesService(
+        settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline, augmentor)
+    )

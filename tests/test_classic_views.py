@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import photo_bytes
 from core.augment.base import GeneratedView, GenerationResult, GenerationStats
 from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
 from core.augment.views import MAX_VIEWS, plan_views
@@ -15,6 +14,8 @@ from core.images import decode_image
 from core.pipeline import FacePipeline
 from core.recognition import FaceEngine
 from core.settings import Settings
+
+from conftest import photo_bytes
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,12 @@ def test_classic_refuses_views_it_cannot_draw(classic):
 
 @pytest.mark.parametrize(
     "views,count,message",
-    [(None, MAX_VIEWS + 1, "between 0"), (["left"] * (MAX_VIEWS + 1), None, "at most"), (["bad name!"], None, "not valid"), (["left"], 2, "either")],
+    [
+        (None, MAX_VIEWS + 1, "between 0"),
+        (["left"] * (MAX_VIEWS + 1), None, "at most"),
+        (["bad name!"], None, "not valid"),
+        (["left"], 2, "either"),
+    ],
 )
 def test_view_plans_are_validated(views, count, message):
     with pytest.raises(InvalidInput, match=message):
@@ -95,7 +101,11 @@ def test_gate_rejects_a_stranger_and_a_faceless_view(dlib_models):
 def test_enroll_with_classic_views(service):
     events = []
     result = service.enroll(
-        "Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "right", "smiling"], seed=1,
+        "Barack Obama",
+        photo_bytes("Barack_Obama"),
+        augment=True,
+        views=["left", "right", "smiling"],
+        seed=1,
         progress=events.append,
     )
     assert result.sources == ["original", "augmented_left", "augmented_right", "augmented_smiling"]
@@ -105,11 +115,17 @@ def test_enroll_with_classic_views(service):
     assert stages[-2:] == ["embedded", "stored"]
     detail = service.store.person_detail(result.person_id)
     assert [i.display_name for i in detail.images] == [
-        "original.jpg", "augmented_left_1.png", "augmented_right_1.png", "augmented_smiling_1.png",
+        "original.jpg",
+        "augmented_left_1.png",
+        "augmented_right_1.png",
+        "augmented_smiling_1.png",
     ]
     assert {i.generator for i in detail.images[1:]} == {"classic"}
     assert detail.embedding_counts[result.model] == {
-        "original": 1, "augmented_left": 1, "augmented_right": 1, "augmented_smiling": 1,
+        "original": 1,
+        "augmented_left": 1,
+        "augmented_right": 1,
+        "augmented_smiling": 1,
     }
     run = service.store.generation_runs()[0]
     assert run["person_id"] == result.person_id and run["num_accepted"] == 3

@@ -120,6 +120,11 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     out = tmp_path / "report.json"
     done = cli(data, "eval", dataset, "--out", out, "--workers", "2")
     assert done.returncode == 0, done.stderr
+    # not a terminal: progress comes as plain log lines with a count, a rate and an ETA
+    progress = [line for line in done.stderr.splitlines() if "embedding photos" in line]
+    assert progress and "/s" in progress[-1] and "ETA" in progress[-1]
+    n_photos = sum(1 for p in dataset.rglob("*.jpg"))
+    assert f"{n_photos}/{n_photos} photos" in progress[-1]
     assert "rank-1" in done.stdout and "FNIR @ FPIR=1.0%" in done.stdout
     assert "+classic vs original" in done.stdout and "views through the gate" in done.stdout
     report = json.loads(out.read_text())
@@ -165,4 +170,23 @@ def test_eval_with_stable_diffusion_views(tmp_path: Path):
     assert report["conditions"]["+sd"]["gallery_size"] == report["conditions"]["original"]["gallery_size"]
 
     missing = cli(tmp_path / "data", "--sd-model", tmp_path / "nope", "eval", dataset, "--out", out)
-    assert missing.returncode == 7 and "model_unavailable" in missing.stderr and str(tmp_path / "nope") in missing.stderr
+    assert (
+        missing.returncode == 7 and "model_unavailable" in missing.stderr and str(tmp_path / "nope") in missing.stderr
+    )
+
+
+def test_the_manyangles_console_script_is_the_same_cli(tmp_path: Path):
+    script = Path(sys.executable).with_name("manyangles")
+    assert script.exists(), "pyproject.toml's console script is installed by `make install`"
+    done = subprocess.run(
+        [str(script), "--data-dir", str(tmp_path), "--json", "persons"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    bad = subprocess.run(
+        [str(script), "--data-dir", str(tmp_path), "--top-k", "0", "persons"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "top_k=0" in bad.stderr

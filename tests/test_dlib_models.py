@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import no_face_jpeg, photo, photo_bytes, side_by_side
 from core.errors import MultipleFaces, NoFaceFound
 from core.images import decode_image
 from core.recognition import FaceEngine, select_face
+
+from conftest import no_face_jpeg, photo, photo_bytes, side_by_side
 
 LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 50_000_000}
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo_bytes
 from core.errors import (
     EmptyImage,
     ImageTooLarge,
@@ -19,6 +18,8 @@ from core.errors import (
     UnsupportedImageFormat,
 )
 from core.images import decode_image
+
+from conftest import photo_bytes
 
 LIMITS = {"max_bytes": 20 * 1024 * 1024, "max_pixels": 50_000_000}
 

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import local_service, photo_bytes
 from core.errors import ModelUnavailable
 from core.models import load_face_models
 from core.recognition import FaceEngine
 from core.settings import Settings
+
+from conftest import local_service, photo_bytes
 from onnx_builders import FACE_BOX_128, FACE_KPS_128, SCRFD_SIZE, write_pack
 
 

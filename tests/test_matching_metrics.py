@@ -61,7 +61,12 @@ def test_no_face_impostors_count_as_rejections():
 
 
 def test_fnir_and_rank1():
-    mated = [SearchOutcome(0.95, True), SearchOutcome(0.85, True), SearchOutcome(0.99, False), SearchOutcome(-np.inf, False)]
+    mated = [
+        SearchOutcome(0.95, True),
+        SearchOutcome(0.85, True),
+        SearchOutcome(0.99, False),
+        SearchOutcome(-np.inf, False),
+    ]
     assert rank1(mated) == 0.5
     assert fnir_at(mated, 0.9) == 0.75
     assert fnir_at(mated, 0.8) == 0.5

@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import photo_bytes
 from core.augment.sd_build import random_img2img_pipeline
 from core.augment.stable_diffusion import StableDiffusionAugmentor
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, plan_views, prompt_for
 from core.errors import ModelUnavailable
 from core.images import decode_image
 from core.viewmaker import LocalViews
+
+from conftest import photo_bytes
 
 STEPS, STRENGTH = 4, 0.5
 

@@ -77,9 +77,19 @@ def test_health_needs_no_key(api: httpx.Client):
 
 @pytest.mark.parametrize(
     "method,path",
-    [("GET", "/v1/persons"), ("GET", "/v1/persons/1"), ("DELETE", "/v1/persons/1"), ("POST", "/v1/identify"),
-     ("POST", "/v1/verify"), ("POST", "/v1/embed"), ("POST", "/v1/generate"), ("POST", "/v1/persons"),
-     ("POST", "/api/enroll"), ("GET", "/v1/stats/generation"), ("GET", "/v1/persons/1/images/1")],
+    [
+        ("GET", "/v1/persons"),
+        ("GET", "/v1/persons/1"),
+        ("DELETE", "/v1/persons/1"),
+        ("POST", "/v1/identify"),
+        ("POST", "/v1/verify"),
+        ("POST", "/v1/embed"),
+        ("POST", "/v1/generate"),
+        ("POST", "/v1/persons"),
+        ("POST", "/api/enroll"),
+        ("GET", "/v1/stats/generation"),
+        ("GET", "/v1/persons/1/images/1"),
+    ],
 )
 def test_every_route_but_health_needs_the_key(api: httpx.Client, method: str, path: str):
     for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
@@ -107,7 +117,9 @@ def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     detail = api.get(f"/v1/persons/{pid}", headers=AUTH).json()
     assert detail["images"][0]["display_name"] == "original.jpg"
     assert {i["display_name"] for i in detail["images"][1:]} <= {
-        "augmented_left_1.png", "augmented_right_1.png", "augmented_smiling_1.png",
+        "augmented_left_1.png",
+        "augmented_right_1.png",
+        "augmented_smiling_1.png",
     }
     assert "path" not in detail["images"][0]
     assert detail["embedding_counts"]["dlib-resnet-v1-flip"]["original"] == 1
@@ -115,18 +127,25 @@ def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     assert image.status_code == 200 and image.content == original and image.headers["content-type"] == "image/jpeg"
     assert api.get(f"/v1/persons/{pid}/images/999999", headers=AUTH).status_code == 404
 
-    found = api.post("/v1/identify", headers=AUTH, files=files(photo=photo_bytes("Barack_Obama", 2)), data={"top_k": "3"})
+    found = api.post(
+        "/v1/identify", headers=AUTH, files=files(photo=photo_bytes("Barack_Obama", 2)), data={"top_k": "3"}
+    )
     assert found.status_code == 200, found.text
     faces = found.json()["faces"]
     assert len(faces) == 1 and faces[0]["label"] == "Barack Obama" and faces[0]["identity"]["person_id"] == pid
 
-    verified = api.post("/v1/verify", headers=AUTH, files=files(photo_a=photo_bytes("Barack_Obama", 3), photo_b=original))
+    verified = api.post(
+        "/v1/verify", headers=AUTH, files=files(photo_a=photo_bytes("Barack_Obama", 3), photo_b=original)
+    )
     assert verified.status_code == 200 and verified.json()["same_person"] is True
 
     embedded = api.post(
         "/v1/embed",
         headers=AUTH,
-        files=[("photos", ("a.jpg", original, "image/jpeg")), ("photos", ("b.jpg", photo_bytes("Angelina_Jolie"), "image/jpeg"))],
+        files=[
+            ("photos", ("a.jpg", original, "image/jpeg")),
+            ("photos", ("b.jpg", photo_bytes("Angelina_Jolie"), "image/jpeg")),
+        ],
     )
     assert embedded.status_code == 200, embedded.text
     body = embedded.json()
@@ -175,8 +194,18 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
             assert response.status_code == status and "x.jpg" in response.json()["error"]["message"]
     problems = [
         api.post("/v1/persons", headers=AUTH, files=files(photo=photo_bytes("Katy_Perry"))),  # no name
-        api.post("/v1/persons", headers=AUTH, data={"name": "X", "views": "bad name!"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
-        api.post("/v1/persons", headers=AUTH, data={"name": "X", "views": "serious"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "X", "views": "bad name!"},
+            files=files(photo=photo_bytes("Katy_Perry", 2)),
+        ),
+        api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "X", "views": "serious"},
+            files=files(photo=photo_bytes("Katy_Perry", 2)),
+        ),
         api.post("/v1/persons", headers=AUTH, data={"name": "Keeper"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
         api.post("/v1/identify", headers=AUTH, data={"top_k": "0"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
         api.get("/v1/persons/not-a-number", headers=AUTH),
@@ -330,3 +359,39 @@ def test_a_full_generator_queue_answers_503_end_to_end(serve_port: int, tmp_path
         assert done["generator"] == "sd15-img2img" and not any(v["accepted"] for v in done["views"])
     finally:
         serve.delete("busy")
+
+
+def test_openapi_documents_every_response_body(api: httpx.Client):
+    spec = api.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert {"ErrorResponse", "EnrollResponse", "IdentifyResponse", "HealthResponse"} <= set(schemas)
+    routes = 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            routes += 1
+            ok = {status: r for status, r in operation["responses"].items() if status.startswith("2")}
+            assert ok, f"{method} {path} documents no 2xx response"
+            for status, response in ok.items():
+                content = response.get("content") or {}
+                assert content, f"{method} {path} {status} documents no body"
+                json_schema = content.get("application/json", {}).get("schema")
+                if json_schema is not None:  # a model or a list of models, never an empty {}
+                    target = json_schema.get("items", json_schema)
+                    assert "$ref" in target, f"{method} {path} {status}: untyped body {json_schema}"
+            for status, response in operation["responses"].items():
+                if not status.startswith("2"):  # every error body is our ErrorResponse
+                    error = response["content"]["application/json"]["schema"]
+                    assert error["$ref"].endswith("/ErrorResponse"), (method, path, status)
+            assert ("401" in operation["responses"]) == (path != "/v1/health"), (method, path)
+    assert routes >= 13
+    stream = spec["paths"]["/v1/persons"]["post"]["responses"]["200"]["content"]
+    assert "application/x-ndjson" in stream
+
+
+def test_identify_top_k_defaults_to_the_setting(api: httpx.Client):
+    probe = files(photo=photo_bytes("Barack_Obama", 2))
+    assert len(api.get("/v1/persons", headers=AUTH).json()) > 5
+    default = api.post("/v1/identify", headers=AUTH, files=probe).json()["faces"][0]["candidates"]
+    assert len(default) == 5  # Settings.top_k
+    two = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "2"}).json()["faces"][0]["candidates"]
+    assert len(two) == 2

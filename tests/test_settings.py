@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
 from core.cli import build_parser
 from core.cli_settings import settings_from_args
 from core.errors import InvalidSetting
 from core.settings import Settings
+
+from conftest import REPO
 
 # field -> (a non-default value as YAML, env and a flag give it, the value Settings holds)
 TABLE: dict[str, tuple[str, object]] = {
@@ -109,7 +110,10 @@ def test_the_cli_refuses_a_bad_setting_at_start(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MANYANGLES_EMBEDDER": "arcface"}
     done = subprocess.run(
         [sys.executable, "-m", "core", "--data-dir", str(tmp_path), "persons"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert done.returncode == 2
     assert "embedder='arcface'" in done.stderr and "'dlib' or 'insightface'" in done.stderr

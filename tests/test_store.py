@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tree_digest
 from core.errors import InvalidName, PersonExists, PersonNotFound, StoreSchemaError
 from core.store.gallery import GalleryStore
 from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage, StoredThreshold
 from core.store.schema import SCHEMA_VERSION
+
+from conftest import tree_digest
 
 
 def image(data: bytes, source: str = "original", ext: str = ".jpg") -> NewImage:
@@ -37,9 +38,7 @@ def enrollment(name: str, seed: int, n_views: int = 2, model: str = "m1") -> Enr
     embeddings = []
     for index, img in enumerate(images):
         vector = rng.normal(size=8).astype(np.float32)
-        embeddings.append(
-            NewEmbedding(index, img.source, model, vector / np.linalg.norm(vector), 1.5, (1, 2, 3, 4))
-        )
+        embeddings.append(NewEmbedding(index, img.source, model, vector / np.linalg.norm(vector), 1.5, (1, 2, 3, 4)))
     run = GenerationRunRecord("classic", "cpu", "float32", n_views, n_views, 0.5, [{"view": "v0"}])
     return Enrollment(name=name, images=images, embeddings=embeddings, generation_runs=[run])
 

@@ -84,7 +84,13 @@ class ClassicAugmentor:
             else:
                 raise InvalidInput(f"the classic generator cannot draw view {request.name!r}")
             views.append(
-                GeneratedView(request, np.ascontiguousarray(out, dtype=np.uint8), time.perf_counter() - view_started, self.name, "cpu")
+                GeneratedView(
+                    request,
+                    np.ascontiguousarray(out, dtype=np.uint8),
+                    time.perf_counter() - view_started,
+                    self.name,
+                    "cpu",
+                )
             )
         stats = GenerationStats(self.name, "cpu", "uint8", time.perf_counter() - started, batches=[len(requests)])
         return GenerationResult(views, stats)
@@ -120,7 +126,9 @@ class ClassicAugmentor:
         map_xy[inside] = np.einsum("ij,ijk->ik", bary, corners)
         grid = map_xy.reshape(len(coarse), len(coarse), 2).astype(np.float32)
         full = _upsample_map(grid, coarse, self.size)
-        return cv2.remap(img, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(
+            img, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
 
     def _pose(self, img: np.ndarray, points: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
         model = self._mean_face

@@ -120,7 +120,9 @@ def random_img2img_pipeline(size: Size = "tiny", seed: int = 0) -> Any:
     from diffusers import AutoencoderKL, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    unet_cfg, vae_cfg, text_cfg = (_TINY_UNET, _TINY_VAE, _TINY_TEXT) if size == "tiny" else (_SD15_UNET, _SD15_VAE, _SD15_TEXT)
+    unet_cfg, vae_cfg, text_cfg = (
+        (_TINY_UNET, _TINY_VAE, _TINY_TEXT) if size == "tiny" else (_SD15_UNET, _SD15_VAE, _SD15_TEXT)
+    )
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**unet_cfg)
     vae = AutoencoderKL(**vae_cfg)

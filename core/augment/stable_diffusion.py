@@ -78,7 +78,7 @@ class StableDiffusionAugmentor:
         self.detector = detector
         self.healthy = True
         self.last_stats: GenerationStats | None = None
-        self._pipe: Any | None = pipeline
+        self._pipe: Any = pipeline
         self._prompt_cache: dict[str, Any] = {}
         self._memory_fallbacks = False
         self.device = "cpu"
@@ -108,7 +108,7 @@ class StableDiffusionAugmentor:
                 safety_checker=None,
                 requires_safety_checker=False,
             )
-        except (OSError, ValueError, EnvironmentError) as exc:
+        except (OSError, ValueError) as exc:
             raise ModelUnavailable(
                 f"Stable Diffusion 1.5 weights not found for {self.model_id!r}: looked in "
                 f"{_where_it_looked(self.model_id)}. Supply them as a local diffusers folder "
@@ -119,7 +119,13 @@ class StableDiffusionAugmentor:
 
         pipe.scheduler = dpm_solver()
         self._prepare(pipe.to(device))
-        log.info("Stable Diffusion loaded from %s on %s (%s) in %.1f s", self.model_id, self.device, self.dtype_name, time.perf_counter() - started)
+        log.info(
+            "Stable Diffusion loaded from %s on %s (%s) in %.1f s",
+            self.model_id,
+            self.device,
+            self.dtype_name,
+            time.perf_counter() - started,
+        )
 
     def _resolve_device(self) -> str:
         import torch
@@ -197,7 +203,9 @@ class StableDiffusionAugmentor:
         region = self.face_region(rgb, face)
         return self._run_batches(region, requests, self.num_inference_steps, self.strength)
 
-    def _run_batches(self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float) -> GenerationResult:
+    def _run_batches(
+        self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float
+    ) -> GenerationResult:
         import torch
 
         if not requests:
@@ -221,7 +229,9 @@ class StableDiffusionAugmentor:
                     self._pipe.vae.enable_tiling()
                     self._memory_fallbacks = True
                 else:
-                    raise GenerationFailed("CUDA out of memory even for one view with attention slicing and VAE tiling") from None
+                    raise GenerationFailed(
+                        "CUDA out of memory even for one view with attention slicing and VAE tiling"
+                    ) from None
             except RuntimeError as exc:
                 if "CUDA" in str(exc):
                     self.healthy = False  # an unrecoverable device error: fail health checks

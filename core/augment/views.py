@@ -79,7 +79,8 @@ def plan_views(
         views = [default_order[i % len(default_order)] for i in range(count)]
     if len(views) > MAX_VIEWS:
         raise InvalidInput(f"at most {MAX_VIEWS} views per enrollment, got {len(views)}")
-    plan, seen = [], {}
+    plan: list[ViewRequest] = []
+    seen: dict[str, int] = {}
     for raw in views:
         name = str(raw).strip().lower().replace(" ", "_").replace("-", "_")
         if not _NAME.match(name):

@@ -39,9 +39,7 @@ def choose_providers(setting: str) -> list[str]:
         wanted = [p.strip() for p in setting.split(",") if p.strip()]
         missing = [p for p in wanted if p not in available]
         if missing:
-            raise ModelUnavailable(
-                f"ONNX Runtime providers {missing} are not available (available: {available})"
-            )
+            raise ModelUnavailable(f"ONNX Runtime providers {missing} are not available (available: {available})")
         return wanted
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -68,7 +66,7 @@ class InsightFacePack:
         for path in files:
             try:
                 model = model_zoo.get_model(str(path), providers=chosen)
-            except Exception as exc:  # onnxruntime raises several unrelated types
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
                 raise ModelUnavailable(
                     f"insightface model file {path} could not be loaded ({type(exc).__name__}: {exc}); "
                     f"the pack looks broken: {hint}"

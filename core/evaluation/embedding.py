@@ -121,7 +121,9 @@ def _embed_one(
     if augment:
         views = {}
         for name, augmentor in augmentors.items():
-            requests = plan_views(None, len(augmentor.default_views), 0, augmentor.supported_views, augmentor.default_views)
+            requests = plan_views(
+                None, len(augmentor.default_views), 0, augmentor.supported_views, augmentor.default_views
+            )
             generation = generate_from_photo(augmentor, settings, data, original.face, requests)
             views[name] = [
                 ViewEmbedding(

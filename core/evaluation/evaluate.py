@@ -14,7 +14,7 @@ from core.evaluation.dataset import LabelledFolder
 from core.evaluation.embedding import PhotoEmbedding, embed_photos
 from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
 from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set
-from core.settings import Settings
+from core.settings import MatchMode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,9 @@ class EmbeddedFolder:
             record = self.records[identity.enrollment]
             if record.vector is None:
                 continue
-            accepted = [v.vector for v in (record.views or {}).get(generator, []) if v.accepted]
+            accepted = [
+                v.vector for v in (record.views or {}).get(generator, []) if v.accepted and v.vector is not None
+            ]
             gallery[identity.name] = np.stack([record.vector, *accepted])
         return gallery
 
@@ -89,9 +91,9 @@ class EmbeddedFolder:
         """Per view: acceptance rate and mean similarity of accepted views to the source."""
         per_view: dict[str, list[tuple[bool, float | None]]] = {}
         for record in self.records.values():
-            for view in (record.views or {}).get(generator, []):
-                per_view.setdefault(view.view, []).append((view.accepted, view.similarity))
-        stats = {}
+            for made in (record.views or {}).get(generator, []):
+                per_view.setdefault(made.view, []).append((made.accepted, made.similarity))
+        stats: dict[str, dict[str, float]] = {}
         for view, outcomes in per_view.items():
             accepted = [s for ok, s in outcomes if ok and s is not None]
             stats[view] = {
@@ -121,7 +123,7 @@ def evaluate_condition(
     gallery: GalleryVectors,
     probes: ProbeVectors,
     identities: list[str],
-    mode: str,
+    mode: MatchMode,
     stored_threshold: float | None,
 ) -> ConditionReport:
     closed = closed_set(gallery, probes, identities, mode)
@@ -159,14 +161,12 @@ def run_eval(
     for generator in generators:
         gallery = embedded.augmented_gallery(generator)
         reports[f"+{generator}"] = evaluate_condition(gallery, probes, identities, mode, None)
-        other = "mean" if mode == "max" else "max"
+        other: MatchMode = "mean" if mode == "max" else "max"
         reports[f"+{generator} ({other})"] = evaluate_condition(gallery, probes, identities, other, None)
     failures = sorted(
         str(r.path.relative_to(embedded.folder.root)) for r in embedded.records.values() if r.vector is None
     )
-    enroll_failures = [
-        i.name for i in embedded.folder.identities if embedded.records[i.enrollment].vector is None
-    ]
+    enroll_failures = [i.name for i in embedded.folder.identities if embedded.records[i.enrollment].vector is None]
     return EvalReport(
         dataset=str(embedded.folder.root),
         model=model,
@@ -226,7 +226,10 @@ def format_table(report: EvalReport) -> str:
         rows.append((f"FNIR @ FPIR={_pct(float(key))}", [_pct(get(n).fnir_at_fpir[key]) for n in names]))
         rows.append(("  threshold", [f"{get(n).threshold_at_fpir[key]:.4f}" for n in names]))
     rows.append(
-        ("stored threshold", [f"{get(n).stored_threshold:.4f}" if get(n).stored_threshold is not None else "-" for n in names])
+        (
+            "stored threshold",
+            [f"{get(n).stored_threshold:.4f}" if get(n).stored_threshold is not None else "-" for n in names],
+        )
     )
     rows.append(("  FNIR at it", [_pct(get(n).fnir_at_stored) for n in names]))
     rows.append(("  FPIR at it", [_pct(get(n).fpir_at_stored) for n in names]))
@@ -242,7 +245,11 @@ def format_table(report: EvalReport) -> str:
     lines += [label.ljust(width) + "".join(v.rjust(col) for v in values) for label, values in rows]
     lines.append(
         f"faces not detected: {len(report.detection_failures)} photo(s)"
-        + (f" ({', '.join(report.detection_failures[:8])}{', ...' if len(report.detection_failures) > 8 else ''})" if report.detection_failures else "")
+        + (
+            f" ({', '.join(report.detection_failures[:8])}{', ...' if len(report.detection_failures) > 8 else ''})"
+            if report.detection_failures
+            else ""
+        )
         + f"; enrollment photos without a face: {len(report.enrollment_failures)}"
     )
     base = report.conditions["original"].fnir_at_fpir["0.01"]
@@ -252,9 +259,11 @@ def format_table(report: EvalReport) -> str:
             f"{name} vs original at FPIR=1% (each re-calibrated): FNIR {_pct(base)} -> {_pct(fnir)} "
             f"({100 * (fnir - base):+.1f} points)"
         )
-    for generator, views in report.extra.get("views", {}).items():
+    view_reports: dict[str, dict[str, dict[str, float]]] = report.extra.get("views", {})  # type: ignore[assignment]
+    for generator, views in view_reports.items():
         summary = ", ".join(
-            f"{view} {_pct(s['acceptance_rate'])} kept (sim {s['mean_similarity_accepted']:.3f})" for view, s in views.items()
+            f"{view} {_pct(s['acceptance_rate'])} kept (sim {s['mean_similarity_accepted']:.3f})"
+            for view, s in views.items()
         )
         lines.append(f"{generator} views through the gate: {summary}")
     lines.append(

@@ -75,7 +75,9 @@ def search(
     return outcomes
 
 
-def closed_set(gallery: GalleryVectors, probes: ProbeVectors, identities: list[str], mode: MatchMode) -> list[SearchOutcome]:
+def closed_set(
+    gallery: GalleryVectors, probes: ProbeVectors, identities: list[str], mode: MatchMode
+) -> list[SearchOutcome]:
     return search(gallery, probes, identities, identities, mode)
 
 

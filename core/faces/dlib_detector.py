@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import cv2
 import numpy as np
@@ -54,8 +55,10 @@ class DlibHogDetector:
         height, width = rgb.shape[:2]
         long_side = max(height, width)
         scale = min(1.0, _DETECT_MAX_SIDE / long_side)
-        small = rgb if scale == 1.0 else cv2.resize(
-            rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+        small = (
+            rgb
+            if scale == 1.0
+            else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         )
         upsample = 1 if long_side * scale <= self.upsample_below else 0
         if not small_faces and upsample:
@@ -68,7 +71,7 @@ class DlibHogDetector:
         faces = [self._face(rgb, rect, score, scale) for rect, score in zip(rects, scores)]
         return sort_largest_first(faces)
 
-    def _face(self, rgb: np.ndarray, rect: object, score: float, scale: float) -> Face:
+    def _face(self, rgb: np.ndarray, rect: Any, score: float, scale: float) -> Face:
         dlib = self._dlib
         x1, y1 = rect.left() / scale, rect.top() / scale
         x2, y2 = (rect.right() + 1) / scale, (rect.bottom() + 1) / scale

@@ -39,8 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 200
 _IMAGE_COLUMNS = (
-    "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, "
-    "generator, created_at"
+    "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, generator, created_at"
 )
 
 
@@ -104,9 +103,7 @@ class GalleryStore:
             with self._transaction() as conn:
                 now = utc_now()
                 try:
-                    person_id = conn.execute(
-                        "INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)
-                    ).lastrowid
+                    person_id = _rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)))
                 except sqlite3.IntegrityError:
                     raise PersonExists(f"a person named {name!r} is already enrolled") from None
                 image_ids = [
@@ -146,10 +143,8 @@ class GalleryStore:
             created.append(target)
         return relative.as_posix()
 
-    def _insert_image(
-        self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str
-    ) -> int:
-        return int(
+    def _insert_image(self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str) -> int:
+        return _rowid(
             conn.execute(
                 "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
                 "height, num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -166,7 +161,7 @@ class GalleryStore:
                     image.generator,
                     now,
                 ),
-            ).lastrowid
+            )
         )
 
     def _insert_embedding(
@@ -192,7 +187,7 @@ class GalleryStore:
     def _insert_generation_run(
         self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
     ) -> int:
-        return int(
+        return _rowid(
             conn.execute(
                 "INSERT INTO generation_runs(person_id, generator, device, dtype, num_views, "
                 "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, created_at) "
@@ -211,7 +206,7 @@ class GalleryStore:
                     json.dumps(run.views),
                     now,
                 ),
-            ).lastrowid
+            )
         )
 
     def add_generation_run(self, run: GenerationRunRecord, person_id: int | None = None) -> int:
@@ -221,9 +216,7 @@ class GalleryStore:
     def generation_runs(self, limit: int = 1000) -> list[dict[str, object]]:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
-            rows = conn.execute(
-                "SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
+            rows = conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "views": json.loads(row["views_json"])} for row in rows]
 
     # --- reading -----------------------------------------------------------------------------
@@ -373,3 +366,10 @@ class GalleryStore:
                 (model, kind, target),
             ).fetchone()
         return StoredThreshold(*row) if row else None
+
+
+def _rowid(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just wrote."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("INSERT wrote no row")
+    return int(cursor.lastrowid)

@@ -89,8 +89,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     found = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if found > SCHEMA_VERSION:
         raise StoreSchemaError(
-            f"the gallery has schema version {found}, newer than this code knows "
-            f"({SCHEMA_VERSION}); upgrade ManyAngles"
+            f"the gallery has schema version {found}, newer than this code knows ({SCHEMA_VERSION}); upgrade ManyAngles"
         )
     if found == SCHEMA_VERSION:
         return found

@@ -1,0 +1,201 @@
+"""Enrollment and identification latency through HTTP against plain dlib, in one run.
+
+    .venv/bin/python bench/enroll_latency.py [--people 10] [--reps 3] [--out out/bench_enroll_latency.json]
+
+Plain dlib is the reference everybody knows: decode with Pillow, HOG upsampled once, 68
+landmarks, one ResNet pass, serial, in one process. ManyAngles runs as users run it: a local
+Ray Serve application (the CPU layout of serve_config.yaml) answering HTTP on 127.0.0.1.
+Measurements are interleaved person by person (plain, enroll, plain, identify) so machine noise
+hits both sides alike. Per person the median of ``--reps``; the table gives medians over people.
+
+Targets (foundation issue): enrollment with 5 classic views <= 1.0x six plain-dlib photos (the
+enrollment photo's plain time x 6); identify of a one-face photo <= 1.2x one plain-dlib photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import describe_machine  # noqa: E402
+
+log = logging.getLogger("bench.enroll_latency")
+KEY = "bench-key"
+STAGES = ("decode", "detect", "embed", "generate", "gate", "store")
+
+
+class PlainDlib:
+    def __init__(self) -> None:
+        import dlib
+
+        from core.faces.dlib_models import RESNET, SHAPE_68, dlib_model_path
+
+        self.detector = dlib.get_frontal_face_detector()
+        self.shape = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
+        self.net = dlib.face_recognition_model_v1(str(dlib_model_path(RESNET)))
+
+    def photo_seconds(self, data: bytes) -> float:
+        from PIL import Image
+
+        started = time.perf_counter()
+        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        for rect in self.detector(rgb, 1):
+            self.net.compute_face_descriptor(rgb, self.shape(rgb, rect))
+        return time.perf_counter() - started
+
+
+def people(faces: Path, count: int) -> list[Path]:
+    folders = sorted(p for p in faces.iterdir() if p.is_dir() and (p / "2.jpg").exists())
+    step = max(1, len(folders) // count)
+    return folders[::step][:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+    parser.add_argument("--people", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_enroll_latency.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    import ray
+    from ray import serve
+
+    from core.settings import Settings
+    from serve.app import compose
+    from serve.config import deployment_options
+
+    plain = PlainDlib()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    data_dir = Path(tempfile.mkdtemp(prefix="manyangles-bench-"))
+    rows = []
+    try:
+        serve.run(
+            compose(Settings(data_dir=data_dir, api_key=KEY), deployment_options()), name="bench", route_prefix="/"
+        )
+        auth = {"X-API-Key": KEY}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600, headers=auth) as client:
+            workers = client.get("/v1/health").json()["deployments"]["embedder"]["model"]["workers"]
+            chosen = people(args.faces, args.people)
+            # warm-up: every code path once
+            warm = (chosen[0] / "1.jpg").read_bytes()
+            done = client.post(
+                "/v1/persons",
+                data={"name": "warm", "num_variations": "5"},
+                files={"photo": ("w.jpg", warm, "image/jpeg")},
+            )
+            done.raise_for_status()
+            client.post("/v1/identify", files={"photo": ("w.jpg", warm, "image/jpeg")}).raise_for_status()
+            client.delete(f"/v1/persons/{done.json()['person_id']}").raise_for_status()
+            for folder in chosen:  # the gallery identify searches: every chosen person, original only
+                body = (folder / "1.jpg").read_bytes()
+                client.post(
+                    "/v1/persons", data={"name": folder.name}, files={"photo": ("p.jpg", body, "image/jpeg")}
+                ).raise_for_status()
+            for folder in chosen:
+                enroll_photo, probe = (folder / "1.jpg").read_bytes(), (folder / "2.jpg").read_bytes()
+                plain_enroll, plain_probe, enroll, identify, stages = [], [], [], [], []
+                for rep in range(args.reps):
+                    plain_enroll.append(plain.photo_seconds(enroll_photo))
+                    started = time.perf_counter()
+                    response = client.post(
+                        "/v1/persons",
+                        data={"name": f"{folder.name} #{rep}", "num_variations": "5"},
+                        files={"photo": ("p.jpg", enroll_photo, "image/jpeg")},
+                    )
+                    enroll.append(time.perf_counter() - started)
+                    response.raise_for_status()
+                    body = response.json()
+                    stages.append({**body["timings_s"], "views_kept": sum(v["accepted"] for v in body["views"])})
+                    client.delete(f"/v1/persons/{body['person_id']}").raise_for_status()
+                    plain_probe.append(plain.photo_seconds(probe))
+                    started = time.perf_counter()
+                    found = client.post("/v1/identify", files={"photo": ("q.jpg", probe, "image/jpeg")})
+                    identify.append(time.perf_counter() - started)
+                    found.raise_for_status()
+                row = {
+                    "person": folder.name,
+                    "plain_enroll_photo_s": statistics.median(plain_enroll),
+                    "enroll_s": statistics.median(enroll),
+                    "plain_probe_s": statistics.median(plain_probe),
+                    "identify_s": statistics.median(identify),
+                    "stages_s": {k: statistics.median(s.get(k, 0.0) for s in stages) for k in (*STAGES, "total")},
+                    "views_kept": stages[-1]["views_kept"],
+                }
+                row["enroll_ratio"] = row["enroll_s"] / (6 * row["plain_enroll_photo_s"])
+                row["identify_ratio"] = row["identify_s"] / row["plain_probe_s"]
+                log.info(
+                    "%-24s enroll %.3f s = %.2fx six plain; identify %.3f s = %.2fx one plain",
+                    folder.name,
+                    row["enroll_s"],
+                    row["enroll_ratio"],
+                    row["identify_s"],
+                    row["identify_ratio"],
+                )
+                rows.append(row)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+    def med(key: str) -> float:
+        return statistics.median(r[key] for r in rows)
+
+    summary = {
+        "machine": describe_machine(),
+        "model_workers": workers,
+        "people": len(rows),
+        "reps": args.reps,
+        "enroll_ratio_median": med("enroll_ratio"),
+        "identify_ratio_median": med("identify_ratio"),
+        "enroll_s_median": med("enroll_s"),
+        "six_plain_s_median": 6 * med("plain_enroll_photo_s"),
+        "identify_s_median": med("identify_s"),
+        "plain_probe_s_median": med("plain_probe_s"),
+        "stages_s_median": {k: statistics.median(r["stages_s"][k] for r in rows) for k in (*STAGES, "total")},
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2))
+    stages = summary["stages_s_median"]
+    http = summary["enroll_s_median"] - stages["total"]
+    lines = [
+        f"machine: {summary['machine']}; embedder model processes: {workers}",
+        f"{len(rows)} people x {args.reps} reps, medians over people",
+        "",
+        "| measure | ManyAngles (HTTP) | plain dlib | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| enroll + 5 classic views | {summary['enroll_s_median']:.3f} s | 6 x {med('plain_enroll_photo_s'):.3f} s = "
+        f"{summary['six_plain_s_median']:.3f} s | **{summary['enroll_ratio_median']:.2f}x** | <= 1.0x |",
+        f"| identify, one face | {summary['identify_s_median']:.3f} s | {summary['plain_probe_s_median']:.3f} s | "
+        f"**{summary['identify_ratio_median']:.2f}x** | <= 1.2x |",
+        "",
+        "enrollment stages (median s): "
+        + ", ".join(f"{k} {stages[k]:.3f}" for k in STAGES)
+        + f"; service total {stages['total']:.3f}; HTTP + Ray + client {http:.3f}",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
