@@ -31,7 +31,7 @@ test: install
 	$(PY) -m pytest -q
 
 run: install
-	$(PY) -m serve.run
+	$(PY) -m serve.run $(ARGS)
 
 eval: install
 	$(PY) -m core eval ../shared/faces --out out/eval.json

@@ -204,9 +204,8 @@ def describe(exc: ValidationError, origin: object) -> str:
         if error["type"] == "extra_forbidden":
             problems.append(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
         else:
-            env = f" (env {ENV_PREFIX}{name.upper()})" if name in Settings.model_fields else ""
-            problems.append(f"{name}={error.get('input')!r}{env}: {error['msg']}")
-    where = f" in {origin}" if origin else ""
+            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+    where = f" ({origin} < MANYANGLES_* environment < flags)" if origin else ""
     return f"invalid settings{where}: " + "; ".join(problems)
 
 

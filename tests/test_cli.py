@@ -189,4 +189,4 @@ def test_the_manyangles_console_script_is_the_same_cli(tmp_path: Path):
         text=True,
         timeout=120,
     )
-    assert bad.returncode == 2 and "top_k=0" in bad.stderr
+    assert bad.returncode == 2 and "top_k='0'" in bad.stderr
