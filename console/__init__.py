@@ -1,1 +1,1 @@
-"""The Streamlit admin console (talks to the service over HTTP only). Filled by the console issue."""
+"""The Streamlit admin console: talks to the service over HTTP only (no model code here)."""

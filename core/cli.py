@@ -74,9 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("dir", type=Path)
         cmd.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+        cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
+        cmd.add_argument(
+            "--cache", type=Path, default=None, help="keep embeddings here between runs (keyed by photo and models)"
+        )
         if name == "eval":
             cmd.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON report path")
-            cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
+            cmd.add_argument("--seeds", type=int, default=10, help="random identity splits of the cross-validation")
         else:
             cmd.add_argument(
                 "--target-fpir",

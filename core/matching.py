@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.matching_rules import RULES, GalleryIndex, person_scores
 from core.settings import MatchMode
 from core.store.records import GalleryMatrix
 
@@ -32,33 +33,23 @@ class MatchResult:
 
 
 class Matcher:
-    """Scores probes against a gallery: a person's score is the max (or the mean template)."""
+    """Scores probes against a gallery with a matching rule (core/matching_rules.py)."""
 
     def __init__(self, gallery: GalleryMatrix, mode: MatchMode = "max") -> None:
+        if mode not in RULES:
+            raise ValueError(f"unknown match mode {mode!r}; rules: {', '.join(RULES)}")
         self.gallery = gallery
         self.mode = mode
         self.person_ids, inverse = np.unique(gallery.person_ids, return_inverse=True)
-        self._inverse = inverse
-        if mode == "mean" and gallery.size:
-            sums = np.zeros((len(self.person_ids), gallery.vectors.shape[1]), dtype=np.float64)
-            np.add.at(sums, inverse, gallery.vectors)
-            norms = np.linalg.norm(sums, axis=1, keepdims=True)
-            self._templates = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
-        elif mode not in ("max", "mean"):
-            raise ValueError(f"unknown match mode {mode!r}")
+        original = np.array([s == "original" for s in gallery.sources], dtype=bool)
+        self._index = GalleryIndex.build(gallery.vectors, inverse, original)
 
     def person_scores(self, probes: np.ndarray) -> np.ndarray:
         """(n_probes, n_persons) scores, persons in the order of ``self.person_ids``."""
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
         if self.gallery.size == 0:
             return np.zeros((probes.shape[0], 0), dtype=np.float32)
-        if self.mode == "mean":
-            return probes @ self._templates.T
-        sims = probes @ self.gallery.vectors.T  # (n_probes, n_embeddings)
-        out = np.full((probes.shape[0], len(self.person_ids)), -np.inf, dtype=np.float32)
-        for row in range(probes.shape[0]):
-            np.maximum.at(out[row], self._inverse, sims[row])
-        return out
+        return person_scores(self.mode, self._index, probes)
 
     def match(self, probes: np.ndarray, top_k: int, threshold: float) -> list[MatchResult]:
         scores = self.person_scores(probes)

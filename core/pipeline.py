@@ -41,7 +41,7 @@ class ModelInfo:
     provider: str
     detector: str
     tta: int
-    default_threshold: float | None
+    default_thresholds: dict[str, float]  # matching rule -> shipped threshold at FPIR 1%
     default_gate_threshold: float | None
     workers: int = 1
 
@@ -69,7 +69,7 @@ def default_workers(settings: Settings, in_service: bool) -> int:
 def _model_info(engine: FaceEngine) -> ModelInfo:
     e = engine.embedder
     return ModelInfo(
-        e.name, e.dim, e.provider, engine.detector.name, e.tta, e.default_threshold, e.default_gate_threshold
+        e.name, e.dim, e.provider, engine.detector.name, e.tta, dict(e.default_thresholds), e.default_gate_threshold
     )
 
 

@@ -273,7 +273,7 @@ class ModelInfoOut(Schema):
     provider: str
     detector: str
     tta: int
-    default_threshold: float | None
+    default_thresholds: dict[str, float] = Field(description="matching rule -> shipped threshold at FPIR 1%")
     default_gate_threshold: float | None
     workers: int
 

@@ -109,11 +109,11 @@ class ManyAnglesService:
     # --- thresholds --------------------------------------------------------------------------
     def threshold(self) -> float:
         """The active model's identification threshold at the configured FPIR."""
-        return resolve_threshold(self.store, self.model, "fpir", self.settings.target_fpir)
+        return resolve_threshold(self.store, self.model, "fpir", self.settings.target_fpir, self.settings.match_mode)
 
     def gate_threshold(self) -> float:
         return resolve_threshold(
-            self.store, self.model, "gate_fmr", self.settings.gate_fmr, self.settings.gate_threshold
+            self.store, self.model, "gate_fmr", self.settings.gate_fmr, explicit=self.settings.gate_threshold
         )
 
     # --- enrollment --------------------------------------------------------------------------

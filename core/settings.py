@@ -34,7 +34,7 @@ ENV_PREFIX = "MANYANGLES_"
 NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 
 ModelKind = Literal["dlib", "insightface"]
-MatchMode = Literal["max", "mean"]
+MatchMode = Literal["max", "mean", "blend", "top2"]  # core/matching_rules.py
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"
     )
     gate_fmr: float = Field(0.001, gt=0.0, lt=1.0, description="false-match rate the gate is calibrated for")
-    match_mode: MatchMode = Field("max", description="a person's score: max over embeddings or mean template")
+    match_mode: MatchMode = Field(
+        "top2", description="a person's score over their embeddings: max, mean (template), blend, top2"
+    )
     target_fpir: float = Field(0.01, gt=0.0, lt=1.0, description="false-positive identification rate")
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per face")
     api_key: str = Field("", description="HTTP API key; generated into <data_dir>/api_key when empty")

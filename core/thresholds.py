@@ -19,18 +19,23 @@ def resolve_threshold(
     model: ModelInfo,
     kind: ThresholdKind,
     target: float,
+    rule: str = "",
     explicit: float | None = None,
 ) -> float:
+    """``rule``: the matching rule of an identification threshold (each rule has its own: more
+    entries per person under ``max`` raise impostor scores); unused for the gate."""
     if explicit is not None:
         return explicit
-    stored = store.get_threshold(model.name, kind, target)
+    rule = rule if kind == "fpir" else ""
+    stored = store.get_threshold(model.name, kind, target, rule)
     if stored is not None:
         return stored.threshold
-    shipped = model.default_threshold if kind == "fpir" else model.default_gate_threshold
+    shipped = model.default_thresholds.get(rule) if kind == "fpir" else model.default_gate_threshold
     if shipped is not None and abs(target - SHIPPED_TARGETS[kind]) < 1e-12:
         return shipped
     hint = " or set MANYANGLES_GATE_THRESHOLD" if kind == "gate_fmr" else ""
+    which = f" under the '{rule}' matching rule" if rule else ""
     raise NotCalibrated(
-        f"model {model.name} has no {_WHAT[kind]} {target:g}; run "
+        f"model {model.name} has no {_WHAT[kind]} {target:g}{which}; run "
         f"`manyangles calibrate DIR` on a labelled folder of faces{hint}"
     )

@@ -96,6 +96,7 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
     parser.add_argument("--follow-logs", action="store_true", help="stream every Serve log line here too")
+    parser.add_argument("--console-port", type=int, default=8501, help="the Streamlit console's port (0: no console)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -128,7 +129,15 @@ def main() -> int:
     assert process.stdout is not None
     threading.Thread(target=pump_logs, args=(process.stdout, log_file, args.follow_logs), daemon=True).start()
 
+    console: subprocess.Popen[bytes] | None = None
+
     def stop() -> None:
+        if console is not None and console.poll() is None:
+            os.killpg(console.pid, signal.SIGTERM)
+            try:
+                console.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(console.pid, signal.SIGKILL)
         if process.poll() is None:
             log.info("stopping Ray Serve ...")
             os.killpg(process.pid, signal.SIGINT)
@@ -144,8 +153,45 @@ def main() -> int:
             log.error("the service did not come up; its log: %s", log_file)
             stop()
             return 1
+        if args.console_port:
+            console_env = {
+                **env,
+                "MANYANGLES_API_URL": base,
+                "MANYANGLES_API_KEY": key,
+                "MANYANGLES_DATA_DIR": str(settings.data_dir.resolve()),
+            }
+            streamlit = Path(sys.executable).with_name("streamlit")
+            console_log = (log_dir / "console.log").open("ab")
+            console = subprocess.Popen(
+                [
+                    str(streamlit),
+                    "run",
+                    str(REPO / "console" / "app.py"),
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.port",
+                    str(args.console_port),
+                    "--server.headless",
+                    "true",
+                    "--browser.gatherUsageStats",
+                    "false",
+                ],
+                cwd=REPO,
+                env=console_env,
+                start_new_session=True,
+                stdout=console_log,
+                stderr=subprocess.STDOUT,
+            )
+            if not wait_healthy(f"http://127.0.0.1:{args.console_port}/_stcore/health", console, 60):
+                log.error(
+                    "the console did not come up (port %d in use?); its log: %s",
+                    args.console_port,
+                    log_dir / "console.log",
+                )
         log.info("")
         log.info("ManyAngles is up")
+        if console is not None and console.poll() is None:
+            log.info("  Console  http://127.0.0.1:%d", args.console_port)
         log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
         log.info("  data     %s", settings.data_dir.resolve())
         log.info("  API key  %s%s", key, "   (new: stored in the data dir, file api_key)" if created else "")

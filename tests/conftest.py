@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -102,3 +104,49 @@ def local_service(settings, models, augmentor=None):
     return ManyAnglesService(
         settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline, augmentor)
     )
+
+
+# --- one real Ray Serve application on loopback for every HTTP and console test ----------------
+KEY = "test-key-123"
+AUTH = {"X-API-Key": KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_port():
+    """One local Ray and Serve (HTTP on loopback) for the whole test session."""
+    import ray
+    from ray import serve
+
+    port = free_port()
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
+    from ray import serve
+
+    from core.settings import Settings
+    from serve.app import compose
+    from serve.config import deployment_options
+
+    data = tmp_path_factory.mktemp("serve") / "data"
+    # a small upload cap so that the 413 path is cheap to test
+    settings = Settings(data_dir=data, api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
+    serve.run(compose(settings, deployment_options()), name="manyangles", route_prefix="/")
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
+        client.data_dir = data  # type: ignore[attr-defined]
+        yield client

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from core.augment.classic import CLASSIC_VIEWS
+
 from conftest import FACES, REPO, no_face_jpeg, photo, side_by_side, tree_digest
 from test_images import bomb_png
 
@@ -118,7 +120,7 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     )
     data = tmp_path / "data"
     out = tmp_path / "report.json"
-    done = cli(data, "eval", dataset, "--out", out, "--workers", "2")
+    done = cli(data, "eval", dataset, "--out", out, "--workers", "2", "--seeds", "2")
     assert done.returncode == 0, done.stderr
     # not a terminal: progress comes as plain log lines with a count, a rate and an ETA
     progress = [line for line in done.stderr.splitlines() if "embedding photos" in line]
@@ -126,21 +128,36 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     n_photos = sum(1 for p in dataset.rglob("*.jpg"))
     assert f"{n_photos}/{n_photos} photos" in progress[-1]
     assert "rank-1" in done.stdout and "FNIR @ FPIR=1.0%" in done.stdout
-    assert "+classic vs original" in done.stdout and "views through the gate" in done.stdout
+    assert "+classic (top2) vs original" in done.stdout and "views through the gate" in done.stdout
     report = json.loads(out.read_text())
-    assert list(report["conditions"]) == ["original", "+classic", "+classic (mean)"]
-    assert set(report["extra"]["views"]["classic"]) == {"left", "right", "up", "down", "smiling"}
-    assert report["conditions"]["+classic"]["gallery_size"] > report["conditions"]["original"]["gallery_size"]
+    rules = ["max", "mean", "blend", "top2"]
+    configured_first = ["top2", "max", "mean", "blend"]
+    assert list(report["conditions"]) == ["original", *(f"+classic ({rule})" for rule in configured_first)]
+    assert set(report["extra"]["views"]["classic"]) == set(CLASSIC_VIEWS)  # every view is made for the study
+    assert report["conditions"]["+classic (max)"]["gallery_size"] > report["conditions"]["original"]["gallery_size"]
+    crossval = report["crossval"]
+    assert list(crossval["conditions"]) == [
+        "original",
+        "+classic default (10)",
+        "+classic pose (4)",
+        "+classic pose+expression (5)",
+    ]
+    assert set(crossval["conditions"]["original"]) == set(rules)
+    assert crossval["folds"] == 3 and crossval["seeds"] == 2  # 6 identities: 3 folds at most
+    assert "cross-validated open set" in done.stdout
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
     assert original["rank1"] >= 0.9
-    assert original["stored_threshold"] == pytest.approx(0.9399)
+    assert original["stored_threshold"] == pytest.approx(0.9400)
 
     calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
     assert calibrated.returncode == 0, calibrated.stderr
-    fpir, gate = json.loads(calibrated.stdout)
-    assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
-    assert fpir["n_negative"] == original["n_closed_set"]
+    *fpirs, gate = json.loads(calibrated.stdout)
+    assert [f["rule"] for f in fpirs] == rules  # one threshold per matching rule
+    for fpir in fpirs:
+        assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
+        assert fpir["n_negative"] == original["n_closed_set"]
+    assert gate["rule"] == ""
     assert gate["kind"] == "gate_fmr" and gate["target"] == 0.001 and 0 < gate["threshold"] < 1
 
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
@@ -157,17 +174,18 @@ def test_eval_with_stable_diffusion_views(tmp_path: Path):
     env_steps = {"MANYANGLES_SD_STEPS": "4", "MANYANGLES_SD_DEVICE": "cpu"}
     os.environ.update(env_steps)
     try:
-        done = cli(tmp_path / "data", "--sd-model", tmp_path / "sd", "eval", dataset, "--out", out)
+        done = cli(tmp_path / "data", "--sd-model", tmp_path / "sd", "eval", dataset, "--out", out, "--seeds", "1")
     finally:
         for key in env_steps:
             os.environ.pop(key)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert "+sd" in report["conditions"] and "+classic" in report["conditions"]
+    assert "+sd (max)" in report["conditions"] and "+classic (max)" in report["conditions"]
+    assert "+sd default (7)" in report["crossval"]["conditions"]  # the same study, no code change
     sd_views = report["extra"]["views"]["sd"]
     assert set(sd_views) == {"left", "right", "up", "down", "smiling", "serious", "frontal"}
     assert all(v["acceptance_rate"] == 0.0 and v["generated"] == 3 for v in sd_views.values())
-    assert report["conditions"]["+sd"]["gallery_size"] == report["conditions"]["original"]["gallery_size"]
+    assert report["conditions"]["+sd (max)"]["gallery_size"] == report["conditions"]["original"]["gallery_size"]
 
     missing = cli(tmp_path / "data", "--sd-model", tmp_path / "nope", "eval", dataset, "--out", out)
     assert (

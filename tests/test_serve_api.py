@@ -5,59 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
 
-from conftest import FACES, REPO, no_face_jpeg, photo, photo_bytes, side_by_side, tree_digest
+from conftest import AUTH, FACES, KEY, no_face_jpeg, photo, photo_bytes, side_by_side, tree_digest
 from test_images import bomb_png
-
-KEY = "test-key-123"
-AUTH = {"X-API-Key": KEY}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def serve_port():
-    """One local Ray and Serve (HTTP on loopback) for every Serve test of the session."""
-    import ray
-    from ray import serve
-
-    port = free_port()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}},
-    )
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    yield port
-    serve.shutdown()
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
-    from ray import serve
-
-    from core.settings import Settings
-    from serve.app import compose
-    from serve.config import deployment_options
-
-    data = tmp_path_factory.mktemp("serve") / "data"
-    # a small upload cap so that the 413 path is cheap to test
-    settings = Settings(data_dir=data, api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
-    serve.run(compose(settings, deployment_options()), name="manyangles", route_prefix="/")
-    with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
-        client.data_dir = data  # type: ignore[attr-defined]
-        yield client
 
 
 def files(**photos: bytes) -> dict[str, tuple[str, bytes, str]]:

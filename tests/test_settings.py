@@ -102,7 +102,7 @@ def test_unknown_keys_and_bad_values_name_the_field(tmp_path: Path, monkeypatch:
         Settings().replace(target_fpir=2.0)
     assert Settings().replace(top_k=3).top_k == 3
     monkeypatch.setenv("MANYANGLES_MATCH_MODE", "median")
-    with pytest.raises(InvalidSetting, match=r"match_mode='median'.*'max' or 'mean'"):
+    with pytest.raises(InvalidSetting, match=r"match_mode='median'.*'blend' or 'top2'"):
         Settings.load()
 
 

@@ -147,14 +147,16 @@ def test_delete_erases_rows_and_files_but_keeps_shared_files(tmp_path: Path):
 
 def test_thresholds_roundtrip(tmp_path: Path):
     store = GalleryStore(tmp_path)
-    assert store.get_threshold("m1", "fpir", 0.01) is None
-    store.set_threshold(StoredThreshold("m1", "fpir", 0.01, 0.93, 400, "faces", "now"))
-    store.set_threshold(StoredThreshold("m1", "fpir", 0.01, 0.94, 500, "faces", "later"))
-    store.set_threshold(StoredThreshold("m1", "gate_fmr", 0.01, 0.97, 9000, "faces", "later"))
-    stored = store.get_threshold("m1", "fpir", 0.01)
+    assert store.get_threshold("m1", "fpir", 0.01, "max") is None
+    store.set_threshold(StoredThreshold("m1", "fpir", "max", 0.01, 0.93, 400, "faces", "now"))
+    store.set_threshold(StoredThreshold("m1", "fpir", "max", 0.01, 0.94, 500, "faces", "later"))
+    store.set_threshold(StoredThreshold("m1", "fpir", "mean", 0.01, 0.92, 500, "faces", "later"))
+    store.set_threshold(StoredThreshold("m1", "gate_fmr", "", 0.01, 0.97, 9000, "faces", "later"))
+    assert store.get_threshold("m1", "fpir", 0.01, "mean").threshold == 0.92  # one per rule
+    stored = store.get_threshold("m1", "fpir", 0.01, "max")
     assert stored is not None and stored.threshold == 0.94 and stored.n_negative == 500
     assert store.get_threshold("m1", "gate_fmr", 0.01).threshold == 0.97
-    assert store.get_threshold("m1", "fpir", 0.1) is None
+    assert store.get_threshold("m1", "fpir", 0.1, "max") is None
 
 
 def test_gallery_version_changes_with_content(tmp_path: Path):
@@ -165,3 +167,21 @@ def test_gallery_version_changes_with_content(tmp_path: Path):
     store.delete_person(pid)
     store.add_person(enrollment("Ada", 1))
     assert len({v0, v1, store.gallery_version("m1")}) == 3
+
+
+def test_migration_keeps_thresholds_under_the_max_rule(tmp_path: Path):
+    import sqlite3
+
+    from core.store.schema import MIGRATIONS, _statements
+
+    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
+    for statement in _statements(MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO thresholds VALUES ('m1', 'fpir', 0.01, 0.93, 400, 'faces', 'then')")
+    conn.execute("INSERT INTO thresholds VALUES ('m1', 'gate_fmr', 0.001, 0.92, 9000, 'faces', 'then')")
+    conn.close()
+    store = GalleryStore(tmp_path)
+    assert store.get_threshold("m1", "fpir", 0.01, "max").threshold == 0.93
+    assert store.get_threshold("m1", "gate_fmr", 0.001).threshold == 0.92
+    assert store.get_threshold("m1", "fpir", 0.01, "mean") is None

@@ -73,7 +73,7 @@ def plan_views(
     if views is not None and num_variations is not None and len(views) != num_variations:
         raise InvalidInput("give either views or num_variations (or both, agreeing in number)")
     if views is None:
-        count = 5 if num_variations is None else num_variations
+        count = len(default_order) if num_variations is None else num_variations
         if not 0 <= count <= MAX_VIEWS:
             raise InvalidInput(f"num_variations must be between 0 and {MAX_VIEWS}, got {count}")
         views = [default_order[i % len(default_order)] for i in range(count)]

@@ -16,15 +16,15 @@ class Embedder(Protocol):
 
     ``name`` identifies the whole embedding function (weights, alignment and test-time
     augmentation): vectors of different names are never compared.
-    ``default_threshold`` is the cosine threshold shipped with the model (calibrated at 1% FPIR),
-    or None when it has not been calibrated here; ``default_gate_threshold`` likewise for the
+    ``default_thresholds`` are the cosine thresholds shipped with the model per matching rule
+    (calibrated at 1% FPIR), empty when it has not been calibrated here; ``default_gate_threshold`` likewise for the
     identity gate of generated views (calibrated at FMR = 0.1%).
     """
 
     name: str
     dim: int
     provider: str
-    default_threshold: float | None
+    default_thresholds: dict[str, float]  # matching rule -> cosine threshold at FPIR 1% ({}: none shipped)
     default_gate_threshold: float | None
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int

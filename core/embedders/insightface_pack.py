@@ -118,7 +118,7 @@ class InsightFaceDetector:
 class InsightFaceEmbedder:
     """ArcFace on 112x112 ``norm_crop`` crops; batches go through the ONNX graph at once."""
 
-    default_threshold: float | None = None  # no calibration shipped: run `core calibrate`
+    default_thresholds: dict[str, float] = {}
     default_gate_threshold: float | None = None
     tta = 1
 

@@ -7,10 +7,10 @@ import json
 from collections.abc import Callable
 
 from core.errors import InvalidInput, NotCalibrated
+from core.evaluation.crossval import calibrate_rules
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.evaluate import (
     calibrate_gate_threshold,
-    calibrate_threshold,
     embed_folder,
     format_table,
     run_eval,
@@ -32,8 +32,11 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
     gate = service.gate_threshold() if generators else 1.0
     # SD runs in one process: one copy of the weights on the GPU (absent weights fail there, clearly)
     workers = 1 if "sd" in generators else args.workers
-    embedded = embed_folder(settings, folder, workers, generators, gate)
-    report = run_eval(settings, embedded, service.model.name, service.model.detector, threshold, generators)
+    embedded = embed_folder(settings, folder, workers, generators, gate, args.cache)
+    defaults, every = generator_views(generators)
+    report = run_eval(
+        settings, embedded, service.model.name, service.model.detector, threshold, defaults, every, seeds=args.seeds
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_json(), indent=2))
     out(json.dumps(report.to_json()) if args.json else format_table(report) + f"\nreport written to {args.out}")
@@ -47,21 +50,47 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         raise InvalidInput(f"--target-fpir must lie strictly between 0 and 1, got {target}")
     service = ManyAnglesService.from_settings(settings)
     model = service.model.name
-    embedded = embed_folder(settings, folder, args.workers)
-    threshold, n_impostor = calibrate_threshold(embedded, settings, target)
+    try:  # views make the gallery a real one: the rules' thresholds depend on it
+        view_gate: float | None = service.gate_threshold()
+    except NotCalibrated:
+        view_gate = None
+    generators = ("classic",) if view_gate is not None and not args.no_views else ()
+    embedded = embed_folder(settings, folder, args.workers, generators, view_gate or 1.0, args.cache)
     gate, n_pairs = calibrate_gate_threshold(embedded, settings.gate_fmr)
+    defaults, _ = generator_views(generators)
+    views = tuple(f"classic:{v}" for v in defaults["classic"]) if generators else None
+    dataset = str(folder.root)
     records = [
-        StoredThreshold(model, "fpir", target, threshold, n_impostor, str(folder.root), utc_now()),
-        StoredThreshold(model, "gate_fmr", settings.gate_fmr, gate, n_pairs, str(folder.root), utc_now()),
+        StoredThreshold(model, "fpir", rule, target, threshold, n, dataset, utc_now())
+        for rule, (threshold, n) in calibrate_rules(embedded.eval_data(), views, target).items()
     ]
+    records.append(StoredThreshold(model, "gate_fmr", "", settings.gate_fmr, gate, n_pairs, dataset, utc_now()))
     for record in records:
         service.store.set_threshold(record)
     if args.json:
         out(json.dumps([r.__dict__ for r in records]))
-    else:
-        out(
-            f"model {model}: threshold {threshold:.4f} at FPIR {target:g} ({n_impostor} impostor searches); "
-            f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
-            f"from {folder.root}, stored in {settings.db_path}"
-        )
+        return 0
+    rules = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "fpir")
+    out(
+        f"model {model}: thresholds at FPIR {target:g} ({records[0].n_negative} impostor searches, "
+        f"{'half the gallery with classic views' if views else 'originals only'}): {rules}; "
+        f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
+        f"from {folder.root}, stored in {settings.db_path}"
+    )
     return 0
+
+
+def generator_views(generators: tuple[str, ...]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per generator: the views an enrollment makes by default, and every view it can make."""
+    defaults: dict[str, tuple[str, ...]] = {}
+    every: dict[str, tuple[str, ...]] = {}
+    for generator in generators:
+        if generator == "classic":
+            from core.augment.classic import CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
+
+            defaults[generator], every[generator] = CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
+        else:
+            from core.augment.stable_diffusion import StableDiffusionAugmentor
+
+            defaults[generator] = every[generator] = StableDiffusionAugmentor.default_views
+    return defaults, every

@@ -8,13 +8,15 @@ generator makes its default views, which pass through the identity gate as in a 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,41 @@ def _augmentors(settings: Settings, generators: tuple[str, ...]) -> dict[str, Au
     return out
 
 
+class EmbeddingCache:
+    """Embeddings on disk, one file per photo, keyed by everything that decides them: the
+    photo's bytes, the models, the generators and the gate. A second eval of the same folder
+    with the same settings embeds nothing."""
+
+    VERSION = 2  # bump when the embedding or view code changes what a key would hold
+
+    def __init__(self, folder: Path, settings: Settings, generators: tuple[str, ...], gate_threshold: float) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        model = (settings.detector, settings.embedder, settings.insightface_pack, settings.dlib_upsample_below)
+        self._salt = repr(
+            (self.VERSION, model, generators, round(gate_threshold, 6), settings.sd_model, settings.sd_steps)
+        )
+
+    def _file(self, path: Path, augmented: bool) -> Path:
+        digest = hashlib.sha256(path.read_bytes() + f"{self._salt}|{augmented}".encode()).hexdigest()
+        return self.folder / f"{digest}.pkl"
+
+    def get(self, path: Path, augmented: bool) -> PhotoEmbedding | None:
+        file = self._file(path, augmented)
+        if not file.exists():
+            return None
+        with file.open("rb") as handle:
+            record: PhotoEmbedding = pickle.load(handle)  # our own cache files
+        return replace(record, path=path)
+
+    def put(self, record: PhotoEmbedding, augmented: bool) -> None:
+        file = self._file(record.path, augmented)
+        tmp = file.with_suffix(".tmp")
+        with tmp.open("wb") as handle:
+            pickle.dump(record, handle)
+        tmp.replace(file)
+
+
 @dataclass(frozen=True)
 class EmbeddingTimings:
     seconds: float
@@ -121,9 +158,8 @@ def _embed_one(
     if augment:
         views = {}
         for name, augmentor in augmentors.items():
-            requests = plan_views(
-                None, len(augmentor.default_views), 0, augmentor.supported_views, augmentor.default_views
-            )
+            every = list(augmentor.supported_views or augmentor.default_views)  # all views: the view-set study
+            requests = plan_views(every, None, 0, augmentor.supported_views, augmentor.default_views)
             generation = generate_from_photo(augmentor, settings, data, original.face, requests)
             views[name] = [
                 ViewEmbedding(
@@ -145,8 +181,20 @@ def embed_photos(
     augment: frozenset[Path] = frozenset(),
     generators: tuple[str, ...] = (),
     gate_threshold: float = 1.0,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[dict[Path, PhotoEmbedding], EmbeddingTimings]:
     started = time.perf_counter()
+    found: dict[Path, PhotoEmbedding] = {}
+    if cache is not None:
+        for path in paths:
+            hit = cache.get(path, path in augment)
+            if hit is not None:
+                found[path] = hit
+        if found:
+            log.info("embedding cache %s: %d of %d photos already embedded", cache.folder, len(found), len(paths))
+        paths = [p for p in paths if p not in found]
+    if not paths:
+        return found, EmbeddingTimings(time.perf_counter() - started, 0, 0)
     workers = max(1, min(workers or (os.cpu_count() or 1), len(paths), 8))
     chunks = [paths[i::workers] for i in range(workers)]
     extra = (augment, generators, gate_threshold)
@@ -172,6 +220,10 @@ def embed_photos(
                     progress.update()
                 results = [f.result() for f in futures]
     records = {r.path: r for chunk in results for r in chunk}
+    if cache is not None:
+        for record in records.values():
+            cache.put(record, record.path in augment)
+    records.update(found)
     timings = EmbeddingTimings(time.perf_counter() - started, workers, len(paths))
     log.info("embedded %d photos with %d worker(s) in %.1f s", len(paths), workers, timings.seconds)
     return records, timings

@@ -10,11 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from core.evaluation.crossval import CrossValReport, EvalData, cross_validate, format_crossval
 from core.evaluation.dataset import LabelledFolder
-from core.evaluation.embedding import PhotoEmbedding, embed_photos
+from core.evaluation.embedding import EmbeddingCache, PhotoEmbedding, embed_photos
 from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
 from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set
+from core.matching_rules import RULES
 from core.settings import MatchMode, Settings
+
+POSE_VIEWS = ("left", "right", "up", "down")
+EXPRESSION_VIEWS = ("smiling", "serious")
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class EvalReport:
     total_seconds: float
     workers: int
     extra: dict[str, object] = field(default_factory=dict)
+    crossval: CrossValReport | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -74,18 +80,52 @@ class EmbeddedFolder:
                 gallery[identity.name] = vector[None, :]
         return gallery
 
-    def augmented_gallery(self, generator: str) -> GalleryVectors:
-        """The original plus every view of ``generator`` that passed the identity gate."""
+    def augmented_gallery(self, generator: str, views: tuple[str, ...] | None = None) -> GalleryVectors:
+        """The original plus the views of ``generator`` (all made, or ``views``) that passed the gate."""
         gallery = {}
         for identity in self.folder.identities:
             record = self.records[identity.enrollment]
             if record.vector is None:
                 continue
             accepted = [
-                v.vector for v in (record.views or {}).get(generator, []) if v.accepted and v.vector is not None
+                v.vector
+                for v in (record.views or {}).get(generator, [])
+                if v.accepted and v.vector is not None and (views is None or v.view in views)
             ]
             gallery[identity.name] = np.stack([record.vector, *accepted])
         return gallery
+
+    def eval_data(self) -> EvalData:
+        """The vectors for cross-validation; identities whose first photo shows no face are left out."""
+        kept = [i for i in self.folder.identities if self.records[i.enrollment].vector is not None]
+        views: list[dict[str, np.ndarray]] = []
+        for identity in kept:
+            record = self.records[identity.enrollment]
+            views.append(
+                {
+                    f"{generator}:{v.view}": v.vector
+                    for generator, made in (record.views or {}).items()
+                    for v in made
+                    if v.accepted and v.vector is not None
+                }
+            )
+        originals = [self.records[i.enrollment].vector for i in kept]
+        dim = int(originals[0].shape[0])  # type: ignore[union-attr]
+        probe_identity, probe_vectors, found = [], [], []
+        for index, identity in enumerate(kept):
+            for path in identity.probes:
+                vector = self.records[path].vector
+                probe_identity.append(index)
+                probe_vectors.append(np.zeros(dim, np.float32) if vector is None else vector)
+                found.append(vector is not None)
+        return EvalData(
+            identities=[i.name for i in kept],
+            originals=np.stack(originals),  # type: ignore[arg-type]
+            views=views,
+            probe_identity=np.array(probe_identity, dtype=np.int64),
+            probe_vectors=np.stack(probe_vectors).astype(np.float32),
+            probe_found=np.array(found, dtype=bool),
+        )
 
     def view_stats(self, generator: str) -> dict[str, dict[str, float]]:
         """Per view: acceptance rate and mean similarity of accepted views to the source."""
@@ -113,9 +153,13 @@ def embed_folder(
     workers: int | None = None,
     generators: tuple[str, ...] = (),
     gate_threshold: float = 1.0,
+    cache_dir: Path | None = None,
 ) -> EmbeddedFolder:
     enrollment = frozenset(i.enrollment for i in folder.identities) if generators else frozenset()
-    records, timings = embed_photos(settings, folder.all_images(), workers, enrollment, generators, gate_threshold)
+    cache = EmbeddingCache(cache_dir, settings, generators, gate_threshold) if cache_dir else None
+    records, timings = embed_photos(
+        settings, folder.all_images(), workers, enrollment, generators, gate_threshold, cache
+    )
     return EmbeddedFolder(folder, records, timings.seconds, timings.workers)
 
 
@@ -149,20 +193,31 @@ def run_eval(
     model: str,
     detector: str,
     stored_threshold: float | None,
-    generators: tuple[str, ...] = (),
+    default_views: dict[str, tuple[str, ...]] | None = None,
+    all_views: dict[str, tuple[str, ...]] | None = None,
+    seeds: int = 10,
 ) -> EvalReport:
-    """One column per condition: original only, then + each generator's gated views (each with
-    its threshold re-calibrated at the same FPIR: more gallery images raise impostor scores)."""
+    """One column per condition: original only, then + each generator's default views under
+    every matching rule (each re-calibrated at the same FPIR), and the cross-validated study of
+    rules and view sets (core/evaluation/crossval.py)."""
+    default_views = default_views or {}
+    all_views = all_views or {}
+    generators = tuple(default_views)
     started = time.perf_counter()
     identities = embedded.identities
     probes = embedded.probes()
     mode = settings.match_mode
     reports = {"original": evaluate_condition(embedded.original_gallery(), probes, identities, mode, stored_threshold)}
-    for generator in generators:
-        gallery = embedded.augmented_gallery(generator)
-        reports[f"+{generator}"] = evaluate_condition(gallery, probes, identities, mode, None)
-        other: MatchMode = "mean" if mode == "max" else "max"
-        reports[f"+{generator} ({other})"] = evaluate_condition(gallery, probes, identities, other, None)
+    for generator, views in default_views.items():
+        gallery = embedded.augmented_gallery(generator, views)
+        for rule in (mode, *(r for r in RULES if r != mode)):  # every matching rule, the configured first
+            reports[f"+{generator} ({rule})"] = evaluate_condition(gallery, probes, identities, rule, None)
+    conditions = view_conditions(default_views, all_views)
+    crossval = cross_validate(
+        embedded.eval_data(),
+        conditions,
+        seeds=seeds,
+    )
     failures = sorted(
         str(r.path.relative_to(embedded.folder.root)) for r in embedded.records.values() if r.vector is None
     )
@@ -181,7 +236,30 @@ def run_eval(
         total_seconds=round(embedded.seconds + time.perf_counter() - started, 2),
         workers=embedded.workers,
         extra={"views": {g: embedded.view_stats(g) for g in generators}} if generators else {},
+        crossval=crossval,
     )
+
+
+def view_conditions(
+    default_views: dict[str, tuple[str, ...]], all_views: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...] | None]:
+    """original; each generator's default views; for classic also pose only and every view."""
+    out: dict[str, tuple[str, ...] | None] = {"original": None}
+    for generator, views in default_views.items():
+        out[f"+{generator} default ({len(views)})"] = tuple(f"{generator}:{v}" for v in views)
+    for generator, views in all_views.items():
+        pose = tuple(v for v in views if v in POSE_VIEWS)
+        subsets = {
+            "pose": pose,
+            "pose+expression": pose + tuple(v for v in views if v in EXPRESSION_VIEWS),
+            "all": views,
+        }
+        seen = {frozenset(default_views.get(generator, ()))}
+        for label, subset in subsets.items():
+            if subset and frozenset(subset) not in seen:
+                seen.add(frozenset(subset))
+                out[f"+{generator} {label} ({len(subset)})"] = tuple(f"{generator}:{v}" for v in subset)
+    return out
 
 
 def calibrate_threshold(embedded: EmbeddedFolder, settings: Settings, target_fpir: float) -> tuple[float, int]:
@@ -266,6 +344,8 @@ def format_table(report: EvalReport) -> str:
             for view, s in views.items()
         )
         lines.append(f"{generator} views through the gate: {summary}")
+    if report.crossval is not None:
+        lines += ["", format_crossval(report.crossval)]
     lines.append(
         f"time: {report.total_seconds:.1f} s ({report.embed_seconds:.1f} s detecting and embedding "
         f"on {report.workers} worker(s))"

@@ -345,11 +345,12 @@ class GalleryStore:
     def set_threshold(self, value: StoredThreshold) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO thresholds(model, kind, target, threshold, n_negative, "
-                "dataset, created_at) VALUES (?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
+                "dataset, created_at) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     value.model,
                     value.kind,
+                    value.rule,
                     value.target,
                     value.threshold,
                     value.n_negative,
@@ -358,12 +359,12 @@ class GalleryStore:
                 ),
             )
 
-    def get_threshold(self, model: str, kind: str, target: float) -> StoredThreshold | None:
+    def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT model, kind, target, threshold, n_negative, dataset, created_at FROM thresholds "
-                "WHERE model = ? AND kind = ? AND abs(target - ?) < 1e-12",
-                (model, kind, target),
+                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                "WHERE model = ? AND kind = ? AND rule = ? AND abs(target - ?) < 1e-12",
+                (model, kind, rule, target),
             ).fetchone()
         return StoredThreshold(*row) if row else None
 

@@ -107,6 +107,7 @@ class GalleryMatrix:
 class StoredThreshold:
     model: str
     kind: str  # "fpir" or "gate_fmr"
+    rule: str  # the matching rule of an "fpir" threshold; "" for "gate_fmr"
     target: float
     threshold: float
     n_negative: int

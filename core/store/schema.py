@@ -79,6 +79,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, kind, target)
     );
     """,
+    # 1 -> 2: identification thresholds per matching rule ('' for thresholds of no rule: the gate)
+    """
+    CREATE TABLE thresholds_v2 (
+        model        TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        rule         TEXT NOT NULL,           -- 'max', 'mean', 'blend', 'top2'; '' for 'gate_fmr'
+        target       REAL NOT NULL,
+        threshold    REAL NOT NULL,
+        n_negative   INTEGER NOT NULL,
+        dataset      TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (model, kind, rule, target)
+    );
+    INSERT INTO thresholds_v2
+        SELECT model, kind, CASE kind WHEN 'fpir' THEN 'max' ELSE '' END, target, threshold, n_negative,
+               dataset, created_at
+        FROM thresholds;
+    DROP TABLE thresholds;
+    ALTER TABLE thresholds_v2 RENAME TO thresholds;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

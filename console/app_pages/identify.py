@@ -1,0 +1,48 @@
+"""Who is in this photo? Every face boxed with its label and candidates; verify two photos."""
+
+from __future__ import annotations
+
+import io
+
+import streamlit as st
+from PIL import Image, ImageDraw
+
+from console.client import ApiError, Upload
+from console.config import api
+
+st.title("Identify and verify")
+probe = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp"], key="probe")
+top_k = st.slider("Candidates per face", 1, 10, 5)
+if probe is not None and st.button("Identify", type="primary"):
+    try:
+        found = api().identify(Upload(probe.name, probe.getvalue(), probe.type or "image/jpeg"), top_k)
+    except ApiError as exc:
+        st.error(exc.friendly())
+        st.stop()
+    st.session_state["identify_result"] = found
+    image = Image.open(io.BytesIO(probe.getvalue())).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for face in found["faces"]:
+        x1, y1, x2, y2 = face["bbox"]
+        color = "lime" if face["identity"] else "red"
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=max(2, image.width // 200))
+        draw.text((x1 + 4, y1 + 4), face["label"], fill=color)
+    st.image(image)
+    if not found["faces"]:
+        st.warning("No face found in the photo.")
+    for i, face in enumerate(found["faces"]):
+        st.markdown(f"**Face {i}: {face['label']}** (threshold {found['threshold']:.4f}, rule {found['match_mode']})")
+        st.dataframe(face["candidates"], hide_index=True)
+
+st.divider()
+st.subheader("Verify: same person?")
+a = st.file_uploader("Photo A", type=["jpg", "jpeg", "png", "webp"], key="a")
+b = st.file_uploader("Photo B", type=["jpg", "jpeg", "png", "webp"], key="b")
+if a is not None and b is not None and st.button("Verify"):
+    try:
+        verdict = api().verify(Upload(a.name, a.getvalue()), Upload(b.name, b.getvalue()))
+    except ApiError as exc:
+        st.error(exc.friendly())
+        st.stop()
+    text = "Same person" if verdict["same_person"] else "Different persons"
+    st.metric(text, f"{verdict['score']:.4f}", f"threshold {verdict['threshold']:.4f}")

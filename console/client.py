@@ -1,0 +1,104 @@
+"""The console's HTTP client of the ManyAngles API. Every mutation goes through here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    """An API answer that is not a success, or no answer at all, as a message for a person."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+    def friendly(self) -> str:
+        if self.code == "api_down":
+            return f"The ManyAngles API is not reachable: {self.message}"
+        if self.status == 401:
+            return "The API key was refused: set MANYANGLES_API_KEY (or api_key in secrets) to the service's key."
+        if self.code == "busy":
+            return f"The service is busy; try again in {self.retry_after or 'a few'} seconds."
+        return f"{self.message} ({self.code})"
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+    mime: str = "image/jpeg"
+
+
+class ApiClient:
+    def __init__(self, base_url: str, api_key: str, timeout_s: float = 300.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers={"X-API-Key": api_key})
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "api_down", f"{self.base_url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/health").json()
+
+    def persons(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/persons").json()
+
+    def person(self, person_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/v1/persons/{person_id}").json()
+
+    def image(self, url: str) -> bytes:
+        return self._call("GET", url).content
+
+    def delete(self, person_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/persons/{person_id}").json()
+
+    def identify(self, photo: Upload, top_k: int = 5) -> dict[str, Any]:
+        files = {"photo": (photo.name, photo.data, photo.mime)}
+        return self._call("POST", "/v1/identify", files=files, data={"top_k": str(top_k)}).json()
+
+    def verify(self, a: Upload, b: Upload) -> dict[str, Any]:
+        files = {"photo_a": (a.name, a.data, a.mime), "photo_b": (b.name, b.data, b.mime)}
+        return self._call("POST", "/v1/verify", files=files).json()
+
+    def generation_runs(self, limit: int = 2000) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/stats/generation", params={"limit": limit}).json()["runs"]
+
+    def enroll_stream(
+        self, name: str, photo: Upload, augment: bool, views: list[str] | None, seed: int, face: str = "single"
+    ) -> Iterator[dict[str, Any]]:
+        """The NDJSON lines of a streamed enrollment; the last is a result or an error line."""
+        data = {"name": name, "use_augmentation": str(augment).lower(), "seed": str(seed), "face": face}
+        if augment and views:
+            data["views"] = ",".join(views)
+        files = {"photo": (photo.name, photo.data, photo.mime)}
+        headers = {"Accept": "application/x-ndjson"}
+        try:
+            with self._http.stream("POST", "/v1/persons", data=data, files=files, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, "api_down", f"{self.base_url}: {type(exc).__name__}") from None
+
+
+def _error(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()["error"]
+        code, message = body["code"], body["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = "http_error", f"HTTP {response.status_code}"
+    return ApiError(response.status_code, code, message, response.headers.get("retry-after"))

@@ -1,0 +1,295 @@
+"""Cross-validated open-set identification: which matching rule and which views to ship.
+
+Protocol, repeated for ``seeds`` random splits of the identities:
+
+- half the identities are enrolled (their first photo, plus the condition's generated views);
+  the probes of the other half are impostor searches, the probes of the enrolled half are mated;
+- the identities are dealt into ``folds`` folds (enrolled and non-enrolled alike); for each
+  fold the threshold at the target FPIR is calibrated on the impostor searches of the OTHER
+  folds, and FNIR (mated searches) and FPIR (impostor searches) are measured on the held-out
+  fold: every figure is out of sample;
+- the gallery is the same for all folds of a split, so a threshold is calibrated on the gallery
+  it is used with.
+
+Reports per condition and rule: mean FNIR at each FPIR over all folds of all splits, a 95%
+bootstrap interval over identities (all of an identity's searches resampled together), rank-1
+(closed set, everyone enrolled), how many folds are worse than original-only, and for a mixed
+gallery (half the enrolled persons with views) which half the false accepts land on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from core.evaluation.metrics import threshold_for_fpir
+from core.matching_rules import RULES, GalleryIndex, person_scores
+
+FPIRS = (0.01, 0.1)
+
+
+@dataclass(frozen=True, eq=False)
+class EvalData:
+    """Vectors of a labelled folder: one original per identity, its views, and the probes."""
+
+    identities: list[str]
+    originals: np.ndarray  # (I, d)
+    views: list[dict[str, np.ndarray]]  # per identity: view name -> vector (gate-accepted only)
+    probe_identity: np.ndarray  # (Q,) identity index of each probe
+    probe_vectors: np.ndarray  # (Q, d); rows of probes without a face are zeros
+    probe_found: np.ndarray  # (Q,) bool: a face was found
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    fnir: dict[str, float]  # "0.01" -> mean out-of-fold FNIR
+    fnir_ci: dict[str, tuple[float, float]]  # bootstrap 95% interval over identities
+    fpir: dict[str, float]  # mean out-of-fold FPIR at the calibrated threshold
+    threshold: dict[str, float]  # mean calibrated threshold
+    rank1: float
+    worse_folds: dict[str, int]  # folds where FNIR > original-only's (same split, same fold)
+    folds: int
+    mean_gallery_size: float
+    mixed: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CrossValReport:
+    conditions: dict[str, dict[str, RuleResult]]  # condition -> rule -> result
+    seeds: int
+    folds: int
+    n_identities: int
+    n_probes: int
+
+    def selected(self, tolerance: float = 0.005) -> tuple[str, str] | None:
+        """The (condition, rule) to ship: among those whose mean FNIR at 1% and at 10% is not
+        above original-only's (within ``tolerance``: half a point, about one search per fold),
+        the fewest folds worse than original-only at either rate, then the lowest FNIR at 1%."""
+        base = self.conditions.get("original", {}).get("max")
+        if base is None:
+            return None
+        candidates = [
+            (r.worse_folds["0.01"] + r.worse_folds["0.1"], r.fnir["0.01"], condition, rule)
+            for condition, rules in self.conditions.items()
+            if condition != "original"
+            for rule, r in rules.items()
+            if all(r.fnir[k] <= base.fnir[k] + tolerance for k in ("0.01", "0.1"))
+        ]
+        if not candidates:
+            return None
+        _, _, condition, rule = min(candidates)
+        return condition, rule
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _gallery(
+    data: EvalData, enrolled: np.ndarray, views: tuple[str, ...] | None, with_views: np.ndarray | None = None
+) -> GalleryIndex:
+    """Persons 0..len(enrolled)-1 in ``enrolled`` order; ``with_views`` limits who gets views."""
+    vectors, person, original = [], [], []
+    for p, identity in enumerate(enrolled):
+        vectors.append(data.originals[identity])
+        person.append(p)
+        original.append(True)
+        if views and (with_views is None or with_views[p]):
+            for name in views:
+                vector = data.views[identity].get(name)
+                if vector is not None:
+                    vectors.append(vector)
+                    person.append(p)
+                    original.append(False)
+    return GalleryIndex.build(np.stack(vectors), np.array(person), np.array(original))
+
+
+def _searches(
+    data: EvalData, index: GalleryIndex, enrolled: np.ndarray, rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per probe: top score (-inf without a face), whether the top person is the probe's own
+    identity, and the top person's index."""
+    scores = person_scores(rule, index, data.probe_vectors)
+    top = np.argmax(scores, axis=1)
+    top_score = scores[np.arange(len(top)), top].astype(np.float64)
+    top_score[~data.probe_found] = -np.inf
+    own = enrolled[top] == data.probe_identity
+    return top_score, own & data.probe_found, top
+
+
+def _deal(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.permutation(np.arange(n) % folds)
+
+
+def cross_validate(
+    data: EvalData,
+    conditions: dict[str, tuple[str, ...] | None],
+    rules: tuple[str, ...] = RULES,
+    seeds: int = 10,
+    folds: int = 5,
+    bootstrap: int = 1000,
+) -> CrossValReport:
+    n_id = len(data.identities)
+    folds = max(2, min(folds, n_id // 2))  # every fold holds at least one identity of each half
+    # per (condition, rule): per split and fold FNIR/FPIR/threshold; per identity misses
+    fold_fnir: dict[tuple[str, str, str], list[float]] = {}
+    fold_fpir: dict[tuple[str, str, str], list[float]] = {}
+    fold_thr: dict[tuple[str, str, str], list[float]] = {}
+    misses: dict[tuple[str, str, str], np.ndarray] = {}
+    totals: dict[tuple[str, str, str], np.ndarray] = {}
+    sizes: dict[str, list[int]] = {}
+    mixed: dict[str, dict[str, list[float]]] = {}
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n_id)
+        enrolled, others = np.sort(order[: n_id // 2]), np.sort(order[n_id // 2 :])
+        fold_of = np.empty(n_id, dtype=np.int64)
+        fold_of[enrolled] = _deal(len(enrolled), folds, rng)
+        fold_of[others] = _deal(len(others), folds, rng)
+        is_enrolled = np.zeros(n_id, dtype=bool)
+        is_enrolled[enrolled] = True
+        mated = is_enrolled[data.probe_identity]
+        probe_fold = fold_of[data.probe_identity]
+        for condition, views in conditions.items():
+            index = _gallery(data, enrolled, views)
+            sizes.setdefault(condition, []).append(int(index.vectors.shape[0]))
+            for rule in rules:
+                score, hit, _ = _searches(data, index, enrolled, rule)
+                for fpir in FPIRS:
+                    key = (condition, rule, f"{fpir:g}")
+                    miss_count = misses.setdefault(key, np.zeros(n_id))
+                    total_count = totals.setdefault(key, np.zeros(n_id))
+                    for f in range(folds):
+                        train = (~mated) & (probe_fold != f)
+                        held_mated = mated & (probe_fold == f)
+                        held_impostor = (~mated) & (probe_fold == f)
+                        if not train.any() or not held_mated.any() or not held_impostor.any():
+                            continue  # a tiny set: this fold has nothing to calibrate or to measure
+                        threshold = threshold_for_fpir(score[train], fpir)
+                        accepted = hit & (score >= threshold)
+                        fold_fnir.setdefault(key, []).append(1.0 - accepted[held_mated].mean())
+                        fold_fpir.setdefault(key, []).append(float((score[held_impostor] >= threshold).mean()))
+                        fold_thr.setdefault(key, []).append(threshold)
+                        np.add.at(miss_count, data.probe_identity[held_mated], ~accepted[held_mated])
+                        np.add.at(total_count, data.probe_identity[held_mated], 1)
+        half = np.zeros(len(enrolled), dtype=bool)  # the mixed gallery: half the persons with views
+        half[rng.permutation(len(enrolled))[: len(enrolled) // 2]] = True
+        for condition, views in conditions.items():
+            if not views:
+                continue
+            index = _gallery(data, enrolled, views, with_views=half)
+            for rule in rules:
+                score, hit, top = _searches(data, index, enrolled, rule)
+                threshold = threshold_for_fpir(score[~mated], 0.1)  # in sample: a share, not a rate
+                false_accepts = (~mated) & (score >= threshold)
+                stats = mixed.setdefault(
+                    f"{condition}|{rule}", {"with_views_share": [], "fnir_with": [], "fnir_without": []}
+                )
+                if false_accepts.any():
+                    stats["with_views_share"].append(float(half[top[false_accepts]].mean()))
+                own_half = half[np.searchsorted(enrolled, data.probe_identity[mated])]
+                accepted = (hit & (score >= threshold))[mated]
+                stats["fnir_with"].append(1.0 - float(accepted[own_half].mean()))
+                stats["fnir_without"].append(1.0 - float(accepted[~own_half].mean()))
+
+    everyone = np.arange(n_id)
+    results: dict[str, dict[str, RuleResult]] = {}
+    rng = np.random.default_rng(12345)
+    samples = rng.integers(0, n_id, size=(bootstrap, n_id))
+    for condition, views in conditions.items():
+        closed = _gallery(data, everyone, views)
+        results[condition] = {}
+        for rule in rules:
+            _, hit, _ = _searches(data, closed, everyone, rule)
+            out = {}
+            for fpir in FPIRS:
+                key = (condition, rule, f"{fpir:g}")
+                boot = misses[key][samples].sum(axis=1) / np.maximum(totals[key][samples].sum(axis=1), 1)
+                base = fold_fnir[("original", rule, f"{fpir:g}")] if "original" in conditions else fold_fnir[key]
+                worse = int(sum(a > b + 1e-12 for a, b in zip(fold_fnir[key], base)))
+                out[f"{fpir:g}"] = (
+                    float(np.mean(fold_fnir[key])),
+                    (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))),
+                    float(np.mean(fold_fpir[key])),
+                    float(np.mean(fold_thr[key])),
+                    worse,
+                )
+            stats = mixed.get(f"{condition}|{rule}", {})
+            results[condition][rule] = RuleResult(
+                fnir={k: v[0] for k, v in out.items()},
+                fnir_ci={k: v[1] for k, v in out.items()},
+                fpir={k: v[2] for k, v in out.items()},
+                threshold={k: v[3] for k, v in out.items()},
+                rank1=float(hit.mean()),
+                worse_folds={k: v[4] for k, v in out.items()},
+                folds=seeds * folds,
+                mean_gallery_size=float(np.mean(sizes[condition])),
+                mixed={k: float(np.mean(v)) for k, v in stats.items() if v},
+            )
+    return CrossValReport(results, seeds, folds, n_id, int(len(data.probe_identity)))
+
+
+def _pct(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def format_crossval(report: CrossValReport) -> str:
+    """One row per condition and rule: FNIR at 1% and 10% with intervals, rank-1, worse folds."""
+    lines = [
+        f"cross-validated open set: {report.seeds} splits x {report.folds} folds over "
+        f"{report.n_identities} identities ({report.n_probes} probes); thresholds calibrated out of fold",
+        f"{'condition':<22}{'rule':<7}{'FNIR@1% [95% CI]':>24}{'FNIR@10% [95% CI]':>24}{'rank-1':>8}"
+        f"{'worse folds 1%/10%':>20}{'FPIR@1%':>9}",
+    ]
+    for condition, rules in report.conditions.items():
+        for rule, r in rules.items():
+            ci1, ci10 = r.fnir_ci["0.01"], r.fnir_ci["0.1"]
+            lines.append(
+                f"{condition:<22}{rule:<7}"
+                f"{_pct(r.fnir['0.01']) + ' [' + _pct(ci1[0]) + '-' + _pct(ci1[1]) + ']':>24}"
+                f"{_pct(r.fnir['0.1']) + ' [' + _pct(ci10[0]) + '-' + _pct(ci10[1]) + ']':>24}"
+                f"{_pct(r.rank1):>8}"
+                f"{str(r.worse_folds['0.01']) + '/' + str(r.worse_folds['0.1']) + ' of ' + str(r.folds):>20}"
+                f"{_pct(r.fpir['0.01']):>9}"
+            )
+            if r.mixed and (condition, rule) == report.selected():
+                lines.append(
+                    f"{'':<29}mixed gallery (half with views, FPIR 10%): false accepts on the with-views half "
+                    f"{_pct(r.mixed.get('with_views_share', float('nan')))}; FNIR with views "
+                    f"{_pct(r.mixed['fnir_with'])}, without {_pct(r.mixed['fnir_without'])}"
+                )
+    choice = report.selected()
+    lines.append(
+        f"selected (not worse than original-only on average, fewest worse folds, then lowest FNIR@1%): "
+        f"{choice[0]}, rule {choice[1]}"
+        if choice
+        else "selected: none (every view set is worse than original-only on average)"
+    )
+    return "\n".join(lines)
+
+
+def calibrate_rules(
+    data: EvalData, views: tuple[str, ...] | None, target: float, rules: tuple[str, ...] = RULES
+) -> dict[str, tuple[float, int]]:
+    """Per rule: the threshold at ``target`` FPIR, and the impostor searches it rests on.
+
+    The gallery is mixed as a real one is: of the enrolled half of the identities (even
+    positions, then odd: both halves' impostor searches are pooled), every other person has
+    ``views``, the rest only their original.
+    """
+    n_id = len(data.identities)
+    pooled: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
+    for first in (0, 1):
+        enrolled = np.arange(first, n_id, 2)
+        with_views = np.arange(len(enrolled)) % 2 == 0
+        index = _gallery(data, enrolled, views, with_views=with_views)
+        impostor = ~np.isin(data.probe_identity, enrolled)
+        for rule in rules:
+            score, _, _ = _searches(data, index, enrolled, rule)
+            pooled[rule].append(score[impostor])
+    out = {}
+    for rule, parts in pooled.items():
+        scores = np.concatenate(parts)
+        out[rule] = (threshold_for_fpir(scores, target), int(scores.size))
+    return out

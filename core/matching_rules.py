@@ -1,0 +1,109 @@
+"""Matching rules: how a person's several gallery embeddings become one score for a probe.
+
+A gallery mixes persons enrolled from one photo and persons with generated views, so a rule
+must score both on the same scale. Each rule is a small pure function of the probe-to-embedding
+cosine similarities (and, for the template rules, of the embeddings themselves):
+
+- ``max``: the best single embedding. A person with six entries gets six chances to out-score a
+  stranger, so impostor scores rise with the number of views (the threshold at a fixed FPIR
+  rises with them).
+- ``mean``: cosine to the person's mean template (the normalised sum of all their embeddings):
+  one vector per person whatever the number of views.
+- ``blend``: original-anchored, ``w * sim(original) + (1 - w) * sim(views' mean template)``;
+  a person without views scores ``sim(original)``.
+- ``top2``: the mean of the person's two best similarities (one entry: that one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+RuleName = Literal["max", "mean", "blend", "top2"]
+RULES: tuple[RuleName, ...] = ("max", "mean", "blend", "top2")
+BLEND_WEIGHT = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class GalleryIndex:
+    """A gallery laid out for the rules: embeddings grouped by person (0..P-1)."""
+
+    vectors: np.ndarray  # (n, d) float32, unit rows
+    person: np.ndarray  # (n,) int64 in [0, P)
+    original: np.ndarray  # (n,) bool: the embedding of an uploaded photo (not a generated view)
+    num_persons: int
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, person: np.ndarray, original: np.ndarray) -> GalleryIndex:
+        person = np.asarray(person, dtype=np.int64)
+        count = int(person.max()) + 1 if person.size else 0
+        return cls(np.asarray(vectors, dtype=np.float32), person, np.asarray(original, dtype=bool), count)
+
+
+def _template(index: GalleryIndex, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, d) normalised sums of the masked embeddings per person, and which persons have any."""
+    d = index.vectors.shape[1] if index.vectors.ndim == 2 else 0
+    sums = np.zeros((index.num_persons, d), dtype=np.float64)
+    np.add.at(sums, index.person[mask], index.vectors[mask])
+    norms = np.linalg.norm(sums, axis=1)
+    has = norms > 1e-12
+    sums[has] /= norms[has, None]
+    return sums.astype(np.float32), has
+
+
+def score_max(index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
+    sims = probes @ index.vectors.T  # (q, n)
+    out = np.full((probes.shape[0], index.num_persons), -np.inf, dtype=np.float32)
+    for row in range(probes.shape[0]):
+        np.maximum.at(out[row], index.person, sims[row])
+    return out
+
+
+def score_mean(index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
+    templates, _ = _template(index, np.ones(index.person.shape, dtype=bool))
+    return probes @ templates.T
+
+
+def score_blend(index: GalleryIndex, probes: np.ndarray, weight: float = BLEND_WEIGHT) -> np.ndarray:
+    originals, has_original = _template(index, index.original)
+    views, has_views = _template(index, ~index.original)
+    s_orig, s_views = probes @ originals.T, probes @ views.T
+    out = np.where(has_views[None, :], weight * s_orig + (1.0 - weight) * s_views, s_orig)
+    return np.where(has_original[None, :], out, s_views).astype(np.float32)
+
+
+def score_top2(index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
+    sims = probes @ index.vectors.T
+    out = np.full((probes.shape[0], index.num_persons), -np.inf, dtype=np.float32)
+    order = np.argsort(index.person, kind="stable")
+    person = index.person[order]
+    bounds = np.flatnonzero(np.diff(person)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(person)]])
+    for start, stop in zip(starts, stops):
+        block = sims[:, order[start:stop]]  # (q, k) one person's similarities
+        k = min(2, block.shape[1])
+        best = -np.sort(-block, axis=1)[:, :k]
+        out[:, person[start]] = best.mean(axis=1)
+    return out
+
+
+SCORERS: dict[str, Callable[[GalleryIndex, np.ndarray], np.ndarray]] = {
+    "max": score_max,
+    "mean": score_mean,
+    "blend": score_blend,
+    "top2": score_top2,
+}
+
+
+def person_scores(rule: str, index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
+    """(q, P) scores of ``probes`` against every person under ``rule``."""
+    if rule not in SCORERS:
+        raise ValueError(f"unknown matching rule {rule!r}; rules: {', '.join(RULES)}")
+    probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+    if index.num_persons == 0:
+        return np.zeros((probes.shape[0], 0), dtype=np.float32)
+    return SCORERS[rule](index, probes)

@@ -1,0 +1,130 @@
+"""The Streamlit console, driven by AppTest against the session's real Serve application."""
+
+from __future__ import annotations
+
+import ast
+import sqlite3
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import AUTH, KEY, REPO, no_face_jpeg, photo_bytes
+
+PAGES = REPO / "console" / "app_pages"
+
+
+@pytest.fixture()
+def console_env(api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> httpx.Client:
+    monkeypatch.setenv("MANYANGLES_API_URL", str(api.base_url))
+    monkeypatch.setenv("MANYANGLES_API_KEY", KEY)
+    monkeypatch.setenv("MANYANGLES_DATA_DIR", str(api.data_dir))  # type: ignore[attr-defined]
+    return api
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=240)
+    return at.run()
+
+
+def enroll(at: AppTest, name: str, data: bytes, views: list[str]) -> AppTest:
+    at.text_input[0].input(name)
+    at.file_uploader[0].set_value(("photo.jpg", data, "image/jpeg"))
+    at.multiselect[0].set_value(views)
+    return at.button[0].click().run()
+
+
+def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
+    at = enroll(page("enroll"), "Console Obama", photo_bytes("Barack_Obama", 3), ["left", "right", "smiling"])
+    assert not at.exception, at.exception
+    assert at.success and "Enrolled Console Obama" in at.success[0].value
+    progress = [p.value for p in at.get("progress")]
+    assert progress and progress[-1] == 100  # the bar reached 100%
+    result = at.session_state["last_enrollment"]
+    captions = [c.value for c in at.caption]
+    assert "the uploaded photo" in captions
+    decisions = [c for c in captions if "accepted" in c or "rejected" in c]
+    assert len(decisions) == 3 == len(result["views"])
+    markdown = [m.value for m in at.markdown]
+    assert "**original**" in markdown and "**augmented_left**" in markdown
+    # the grid shows what the store holds
+    detail = console_env.get(f"/v1/persons/{result['person_id']}", headers=AUTH).json()
+    assert len(at.get("image")) >= 1 and detail["num_images"] == 1 + sum(v["accepted"] for v in result["views"])
+
+
+def test_enroll_errors_are_messages_not_tracebacks(console_env: httpx.Client):
+    at = enroll(page("enroll"), "Nobody Here", no_face_jpeg(), [])
+    assert not at.exception
+    assert at.error and "no_face" in at.error[0].value
+    at = enroll(page("enroll"), "Console Obama", photo_bytes("Barack_Obama", 3), [])  # the name is taken
+    assert at.error and "person_exists" in at.error[0].value
+
+
+def test_gallery_counts_per_source_equal_the_store(console_env: httpx.Client):
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Gallery Jolie", "views": "left,up"},
+        files={"photo": ("p.jpg", photo_bytes("Angelina_Jolie", 2), "image/jpeg")},
+    ).json()
+    at = page("gallery")
+    at.text_input[0].input("Gallery Jolie").run()
+    assert not at.exception, at.exception
+    rows = at.session_state["gallery_rows"]
+    assert [r["name"] for r in rows] == ["Gallery Jolie"]
+    db = sqlite3.connect(console_env.data_dir / "gallery.db")  # type: ignore[attr-defined]
+    stored = dict(
+        db.execute(
+            "SELECT source, count(*) FROM embeddings WHERE person_id = ? GROUP BY source", (enrolled["person_id"],)
+        )
+    )
+    db.close()
+    assert {k: rows[0][k] for k in stored} == stored
+    assert rows[0]["embeddings"] == sum(stored.values()) == enrolled["num_embeddings"]
+
+
+def test_identify_labels_the_face(console_env: httpx.Client):
+    console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Identify Damon"},
+        files={"photo": ("p.jpg", photo_bytes("Matt_Damon", 1), "image/jpeg")},
+    )
+    at = page("identify")
+    at.file_uploader[0].set_value(("q.jpg", photo_bytes("Matt_Damon", 2), "image/jpeg"))
+    at.run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    found = at.session_state["identify_result"]
+    assert found["faces"][0]["label"] == "Identify Damon"
+    assert any("Identify Damon" in m.value for m in at.markdown)
+
+
+def test_latency_chart_and_system_page(console_env: httpx.Client):
+    console_env.post(
+        "/v1/generate",
+        headers=AUTH,
+        data={"views": "left,right"},
+        files={"photo": ("p.jpg", photo_bytes("Katy_Perry"), "image/jpeg")},
+    )
+    at = page("latency")
+    assert not at.exception, at.exception
+    charts = at.get("vega_lite_chart")
+    assert charts, [e.type for e in at.main]
+    spec = charts[0].proto.spec
+    assert "latency_s" in spec and "view" in spec  # latency per view over time
+    summary = at.dataframe[0].value
+    assert {"generator", "p50_s", "p95_s"} <= set(summary.columns) and "classic" in set(summary["generator"])
+    system = page("system")
+    assert not system.exception and system.metric[0].value == "ok"
+
+
+def test_the_console_imports_no_model_code():
+    forbidden = {"core", "serve", "torch", "dlib", "insightface", "onnxruntime", "diffusers", "cv2", "ray"}
+    for path in (REPO / "console").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
