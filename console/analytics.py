@@ -35,7 +35,8 @@ def persons_page(data_dir: Path, search: str, sort: str, page: int, page_size: i
     con = connect(data_dir)
     try:
         pattern = f"%{search.strip()}%"
-        total = con.execute("SELECT count(*) FROM g.persons WHERE name ILIKE ?", [pattern]).fetchone()[0]
+        row = con.execute("SELECT count(*) FROM g.persons WHERE name ILIKE ?", [pattern]).fetchone()
+        total = row[0] if row else 0
         frame = con.execute(
             f"""
             SELECT p.id, p.name, p.created_at,

@@ -56,7 +56,10 @@ if len(persons):
     person_id = int(chosen.split(":", 1)[0])
     detail = api().person(person_id)
     st.subheader(detail["name"])
-    st.write({model: sources for model, sources in detail["embedding_counts"].items()})
+    st.dataframe(
+        pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
+        use_container_width=True,
+    )
     by_source: dict[str, list[dict]] = {}
     for image in detail["images"]:
         by_source.setdefault(image["source"], []).append(image)

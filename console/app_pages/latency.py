@@ -38,7 +38,10 @@ except ApiError as exc:
 if frame.empty:
     st.info("No generation yet: enroll someone with augmentation.")
     st.stop()
-start, end = st.date_input("Dates", (frame["time"].min().date(), frame["time"].max().date()))
+first, last = frame["time"].min().date(), frame["time"].max().date()
+picked = st.date_input("Dates", (first, last))
+dates = list(picked) if isinstance(picked, tuple | list) else [picked]
+start, end = (dates[0], dates[-1]) if dates else (first, last)  # a range being picked has one date
 shown = frame[(frame["time"].dt.date >= start) & (frame["time"].dt.date <= end)]
 st.line_chart(shown, x="time", y="latency_s", color="view")
 summary = (

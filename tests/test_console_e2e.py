@@ -1,0 +1,113 @@
+"""The console in a real browser: `streamlit run` + Debian's chromium driven by Playwright.
+
+Enroll a person through the page, see the grid, find them in the gallery, delete them. Screenshots
+go to out/screenshots/. Skipped (with the reason) where chromium or Playwright is absent; .ci/run
+installs chromium, so CI always runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import AUTH, KEY, REPO, free_port, photo
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = REPO / "out" / "screenshots"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or shutil.which("chromium") is None, reason="Debian's chromium is not installed"
+)
+
+
+@pytest.fixture()
+def console_url(api: httpx.Client, tmp_path: Path):
+    pytest.importorskip("playwright", reason="playwright is not installed")
+    port = free_port()
+    env = {
+        **os.environ,
+        "MANYANGLES_API_URL": str(api.base_url),
+        "MANYANGLES_API_KEY": KEY,
+        "MANYANGLES_DATA_DIR": str(api.data_dir),  # type: ignore[attr-defined]
+    }
+    streamlit = Path(sys.executable).with_name("streamlit")
+    log = (tmp_path / "console.log").open("wb")
+    process = subprocess.Popen(
+        [str(streamlit), "run", str(REPO / "console" / "app.py"), "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def wait_idle(page) -> None:
+    """Streamlit's own e2e practice: the app is connected and its script has stopped running."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000, polling=250
+    )
+
+
+def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    name = "Browser Clooney"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(console_url)
+        wait_idle(page)
+        page.get_by_label("Name").fill(name)
+        page.locator('input[type="file"]').first.set_input_files(str(photo("George_Clooney", 1)))
+        wait_idle(page)
+        page.get_by_role("button", name="Enroll").click()
+        page.get_by_text(f"Enrolled {name} as person").wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.get_by_text("the uploaded photo").count() == 1
+        assert page.locator('[data-testid="stImage"]').count() >= 2  # original + accepted views
+        page.screenshot(path=str(SHOTS / "enroll.png"))
+
+        page.get_by_role("link", name="Gallery").click()
+        wait_idle(page)
+        search = page.get_by_label("Search by name")
+        search.fill(name)
+        search.press("Enter")
+        wait_idle(page)
+        assert page.get_by_text("1 person(s)").count() == 1
+        page.screenshot(path=str(SHOTS / "gallery.png"))
+        page.get_by_text(f"I want to delete {name}").click()
+        wait_idle(page)
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_text("Deleted:").wait_for(timeout=60_000)
+        browser.close()
+    persons = api.get("/v1/persons", headers=AUTH).json()
+    assert name not in [p["name"] for p in persons]
