@@ -31,10 +31,15 @@ from core.augment.base import GeneratedView, GenerationResult, GenerationStats, 
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
 from core.errors import GenerationFailed, ModelUnavailable, NoFaceFound
 from core.faces.types import Face, FaceDetector
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STRENGTH = 0.45  # low enough that the photo, not the prompt, decides who it is
+# One source of defaults: the settings model (strength 0.45: low enough that the photo, not the
+# prompt, decides who it is).
+DEFAULT_STRENGTH: float = Settings.model_fields["sd_strength"].default
+DEFAULT_STEPS: int = Settings.model_fields["sd_steps"].default
+DEFAULT_GUIDANCE: float = Settings.model_fields["sd_guidance"].default
 
 
 def _where_it_looked(model_id: str) -> str:
@@ -58,8 +63,8 @@ class StableDiffusionAugmentor:
         use_fp16: bool = True,
         *,
         strength: float = DEFAULT_STRENGTH,
-        num_inference_steps: int = 20,
-        guidance_scale: float = 7.5,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
         resolution: int = 512,
         max_batch: int | None = None,
         expand: float = 1.8,
@@ -296,8 +301,8 @@ class StableDiffusionAugmentor:
         self,
         reference_image: np.ndarray,
         num_variations: int = 5,
-        num_inference_steps: int = 20,
-        guidance_scale: float = 7.5,
+        num_inference_steps: int = DEFAULT_STEPS,
+        guidance_scale: float = DEFAULT_GUIDANCE,
         seed: int = 0,
     ) -> list[np.ndarray]:
         """BGR photo in, ``num_variations`` BGR views of its largest face out."""
