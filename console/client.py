@@ -60,6 +60,14 @@ class ApiClient:
     def image(self, url: str) -> bytes:
         return self._call("GET", url).content
 
+    def rename(self, person_id: int, name: str) -> dict[str, Any]:
+        return self._call("PATCH", f"/v1/persons/{person_id}", data={"name": name}).json()
+
+    def export(self, table: str, vectors: bool = False) -> bytes:
+        """One gallery table as Parquet bytes (GET /v1/export)."""
+        params = {"table": table, "vectors": str(vectors).lower()}
+        return self._call("GET", "/v1/export", params=params).content
+
     def delete(self, person_id: int) -> dict[str, Any]:
         return self._call("DELETE", f"/v1/persons/{person_id}").json()
 

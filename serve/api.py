@@ -42,12 +42,14 @@ from core.schemas import (
 )
 from core.service import ManyAnglesService
 from core.settings import Settings
+from core.store.export import export_table
 from core.store.gallery import GalleryStore
 from serve.auth import ensure_api_key, key_matches
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
 NDJSON = "application/x-ndjson"
+PARQUET = "application/vnd.apache.parquet"
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -293,6 +295,28 @@ class API:
         record, data = self.service.store.image(person_id, image_id)
         return Response(
             data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
+        )
+
+    @app.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=_errors(404, 409))
+    def rename_person(self, _: Authorized, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
+        """Rename a person (the new name must be free)."""
+        return PersonOut.of(self.service.store.rename_person(person_id, name))
+
+    @app.get(
+        "/v1/export",
+        response_class=Response,
+        responses={200: {"content": {PARQUET: {}}, "description": "the table as Parquet"}, **_errors()},
+    )
+    def export(
+        self,
+        _: Authorized,
+        table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
+        vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
+    ) -> Response:
+        """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
+        data = export_table(self.service.store.db_path, table, with_vectors=vectors)
+        return Response(
+            data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
         )
 
     @app.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=_errors(404))

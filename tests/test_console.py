@@ -128,3 +128,41 @@ def test_the_console_imports_no_model_code():
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_gallery_works_against_a_remote_service(console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch):
+    """Given only URL and key, the gallery reads the API's Parquet snapshots with DuckDB."""
+    monkeypatch.delenv("MANYANGLES_DATA_DIR")
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Remote Aniston", "views": "left,right,smiling"},
+        files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 2), "image/jpeg")},
+    ).json()
+    at = page("gallery")
+    at.text_input[0].input("Remote Aniston").run()
+    assert not at.exception, at.exception
+    assert "Parquet snapshots" in at.caption[0].value
+    rows = at.session_state["gallery_rows"]
+    assert [r["name"] for r in rows] == ["Remote Aniston"]
+    assert rows[0]["embeddings"] == enrolled["num_embeddings"]
+    assert sum(rows[0].get(s, 0) for s in set(enrolled["sources"])) == enrolled["num_embeddings"]
+    points = at.session_state["projection"]  # the PCA of the opened person's embeddings
+    assert len(points) == enrolled["num_embeddings"] and set(points["source"]) == set(enrolled["sources"])
+
+
+def test_rename_from_the_gallery(console_env: httpx.Client):
+    console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Rename Me"},
+        files={"photo": ("p.jpg", photo_bytes("Leonardo_DiCaprio", 1), "image/jpeg")},
+    )
+    at = page("gallery")
+    at.text_input[0].input("Rename Me").run()
+    next(t for t in at.text_input if t.label == "New name").input("Renamed Leo").run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.success and "Renamed to Renamed Leo" in at.success[0].value
+    names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH).json()]
+    assert "Renamed Leo" in names and "Rename Me" not in names

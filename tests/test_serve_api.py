@@ -350,3 +350,39 @@ def test_identify_top_k_defaults_to_the_setting(api: httpx.Client):
     assert len(default) == 5  # Settings.top_k
     two = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "2"}).json()["faces"][0]["candidates"]
     assert len(two) == 2
+
+
+def test_rename_and_export(api: httpx.Client):
+    import io
+
+    import pyarrow.parquet as pq
+
+    first = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Export One", "views": "left"},
+        files=files(photo=photo_bytes("Elon_Musk")),
+    )
+    second = api.post(
+        "/v1/persons", headers=AUTH, data={"name": "Export Two"}, files=files(photo=photo_bytes("Jack_Dorsey"))
+    )
+    pid = first.json()["person_id"]
+    assert api.patch(f"/v1/persons/{pid}", headers=AUTH, data={"name": "Export Two"}).status_code == 409
+    assert api.patch("/v1/persons/999999", headers=AUTH, data={"name": "Nobody"}).status_code == 404
+    renamed = api.patch(f"/v1/persons/{pid}", headers=AUTH, data={"name": "Export Uno"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Export Uno"
+
+    assert api.get("/v1/export", params={"table": "persons"}).status_code == 401
+    assert api.get("/v1/export", headers=AUTH, params={"table": "secrets"}).status_code == 422
+    persons = pq.read_table(
+        io.BytesIO(api.get("/v1/export", headers=AUTH, params={"table": "persons"}).content)
+    ).to_pylist()
+    assert {"Export Uno", "Export Two"} <= {p["name"] for p in persons}
+    response = api.get("/v1/export", headers=AUTH, params={"table": "embeddings", "vectors": "true"})
+    assert response.headers["content-type"] == "application/vnd.apache.parquet"
+    embeddings = pq.read_table(io.BytesIO(response.content)).to_pylist()
+    mine = [e for e in embeddings if e["person_id"] == pid]
+    assert len(mine) == first.json()["num_embeddings"] and {e["source"] for e in mine} == set(first.json()["sources"])
+    vector = np.frombuffer(mine[0]["vector"], dtype="<f4")
+    assert vector.shape == (128,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+    assert second.status_code == 201

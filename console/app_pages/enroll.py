@@ -29,7 +29,18 @@ if st.button("Enroll", type="primary"):
     wanted = views + ([custom.strip()] if custom.strip() else [])
     total = len(wanted) if augment else 0
     result, error = None, None
-    with st.status("Enrolling...", expanded=True) as status:
+    eta = ""
+    if total:
+        try:  # an ETA from recent generation latencies, and what will generate
+            health = api().health()
+            recent = [v["latency_s"] for run in api().generation_runs(limit=50) for v in run["views"]]
+            generator = health["deployments"]["generator"]
+            eta = f" with {generator.get('generator')} on {generator.get('device')}"
+            if recent:
+                eta += f", about {sorted(recent)[len(recent) // 2] * total:.1f} s for {total} view(s)"
+        except ApiError:
+            pass
+    with st.status(f"Enrolling{eta}...", expanded=True) as status:
         bar = st.progress(0.0, text="Uploading")
         try:
             for line in api().enroll_stream(name, photo, augment, wanted, seed, face):

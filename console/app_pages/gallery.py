@@ -1,60 +1,60 @@
-"""Who is enrolled, from which sources; a person's images; rename and delete."""
+"""Who is enrolled, from which sources; a person's images; rename, delete; a 2-D projection."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from console.analytics import SORTS, counts_by_source, persons_page
+from console.analytics import SORTS, Source, counts_by_source, persons_page, projection
 from console.client import ApiError
 from console.config import api, load_config
 
 PAGE_SIZE = 25
 
 
+def _source() -> Source:
+    """The local store when the data dir is here, else the API's Parquet snapshots."""
+    config = load_config()
+    return config.data_dir if config.data_dir is not None else api()
+
+
 @st.cache_data(ttl=5)
-def _page(data_dir: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, int]:
-    from pathlib import Path
-
-    return persons_page(Path(data_dir), search, sort, page, PAGE_SIZE)
-
-
-@st.cache_data(ttl=5)
-def _counts(data_dir: str, ids: tuple[int, ...]) -> pd.DataFrame:
-    from pathlib import Path
-
-    return counts_by_source(Path(data_dir), list(ids))
+def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    persons, total = persons_page(_source(), search, sort, page, PAGE_SIZE)
+    counts = counts_by_source(_source(), [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
+    return persons, counts, total
 
 
 st.title("Gallery")
 config = load_config()
+where = str(config.data_dir or config.api_url)
+st.caption(
+    f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
+)
 search = st.text_input("Search by name")
 sort = st.selectbox("Sort", list(SORTS))
 page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
 try:
-    if config.data_dir is not None:  # local store: DuckDB over SQLite, paged in SQL
-        persons, total = _page(str(config.data_dir), search, sort, page)
-        counts = _counts(str(config.data_dir), tuple(int(i) for i in persons["id"]))
-        if not counts.empty:
-            wide = counts.pivot_table(
-                index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0
-            )
-            persons = persons.merge(wide, left_on="id", right_index=True, how="left")
-    else:  # a remote service: the API's list
-        rows = [p for p in api().persons() if search.lower() in p["name"].lower()]
-        total = len(rows)
-        persons = pd.DataFrame(rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE])
+    persons, counts, total = _page(where, search, sort, page)
 except ApiError as exc:
     st.error(exc.friendly())
     st.stop()
+if not counts.empty:  # one column per source tag: original, augmented_left, ...
+    wide = counts.pivot_table(index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0)
+    persons = persons.merge(wide, left_on="id", right_index=True, how="left")
 st.caption(f"{total} person(s); page {page + 1} of {max(1, -(-total // PAGE_SIZE))}")
 st.dataframe(persons, hide_index=True, use_container_width=True)
 st.session_state["gallery_rows"] = persons.to_dict("records")
 
 if len(persons):
-    chosen = st.selectbox("Open a person", [f"{r['id']}: {r['name']}" for r in persons.to_dict("records")])
+    records = persons.to_dict("records")
+    chosen = st.selectbox("Open a person", [f"{r['id']}: {r['name']}" for r in records])
     person_id = int(chosen.split(":", 1)[0])
-    detail = api().person(person_id)
+    try:
+        detail = api().person(person_id)
+    except ApiError as exc:
+        st.error(exc.friendly())
+        st.stop()
     st.subheader(detail["name"])
     st.dataframe(
         pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
@@ -68,10 +68,29 @@ if len(persons):
             st.caption(source)
             for image in images:
                 st.image(api().image(image["url"]), use_container_width=True)
+    new_name = st.text_input("New name", value=detail["name"], key=f"rename-{person_id}")
+    if st.button("Rename") and new_name != detail["name"]:
+        try:
+            api().rename(person_id, new_name)
+            st.cache_data.clear()
+            st.success(f"Renamed to {new_name}")
+        except ApiError as exc:
+            st.error(exc.friendly())
     if st.checkbox(f"I want to delete {detail['name']} and every image and embedding of theirs"):
         if st.button("Delete", type="primary"):
-            gone = api().delete(person_id)
-            st.cache_data.clear()
-            st.success(
-                f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
-            )
+            try:
+                gone = api().delete(person_id)
+                st.cache_data.clear()
+                st.success(
+                    f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
+                )
+            except ApiError as exc:
+                st.error(exc.friendly())
+
+    st.subheader("Embeddings in 2-D (PCA)")
+    picked = st.multiselect("Persons", [f"{r['id']}: {r['name']}" for r in records], default=[chosen])
+    if picked:
+        points = projection(_source(), [int(p.split(":", 1)[0]) for p in picked])
+        st.session_state["projection"] = points
+        st.scatter_chart(points, x="x", y="y", color="person")
+        st.dataframe(points, hide_index=True)

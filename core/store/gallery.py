@@ -305,6 +305,17 @@ class GalleryStore:
             names={int(k): v for k, v in names.items()},
         )
 
+    def rename_person(self, person_id: int, name: str) -> Person:
+        new = normalise_name(name)
+        with self._transaction() as conn:
+            try:
+                changed = conn.execute("UPDATE persons SET name = ? WHERE id = ?", (new, person_id)).rowcount
+            except sqlite3.IntegrityError:
+                raise PersonExists(f"a person named {new!r} is already enrolled") from None
+        if not changed:
+            raise PersonNotFound(f"no person with id {person_id}")
+        return self.find_person(person_id)
+
     # --- deletion ----------------------------------------------------------------------------
     def delete_person(self, person_id: int) -> dict[str, int]:
         """Erase the person's rows (cascading) and every file no other row references."""
