@@ -68,11 +68,11 @@ class DecodedImage:
 
     @property
     def mime(self) -> str:
-        return _MIME[self.format]
+        return self.info.mime
 
     @property
     def extension(self) -> str:
-        return _EXT[self.format]
+        return self.info.extension
 
     @property
     def info(self) -> ImageInfo:

@@ -160,6 +160,8 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     assert gate["rule"] == ""
     assert gate["kind"] == "gate_fmr" and gate["target"] == 0.001 and 0 < gate["threshold"] < 1
 
+    bad_seeds = cli(data, "eval", dataset, "--seeds", "0")
+    assert bad_seeds.returncode == 3 and "--seeds must be at least 1" in bad_seeds.stderr
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
     assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr
 

@@ -55,6 +55,13 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def embed_with_tta(model: Embedder, crops: Sequence[np.ndarray]) -> np.ndarray:
+    """``model.embed``: the crops' chips through the network, each face's passes pooled."""
+    if len(crops) == 0:
+        return np.zeros((0, model.dim), dtype=np.float32)
+    return pool_tta(model.forward(model.chips(crops)), model.tta)
+
+
 def pool_tta(raw: np.ndarray, tta: int) -> np.ndarray:
     """Sum each face's ``tta`` consecutive raw outputs and L2-normalise: (n * tta, d) -> (n, d)."""
     raw = np.asarray(raw, dtype=np.float32)

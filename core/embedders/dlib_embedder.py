@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.embedders.base import pool_tta
+from core.embedders.base import embed_with_tta
 from core.faces.dlib_models import RESNET, SHAPE_5, dlib_model_path
 from core.faces.types import Face
 
@@ -67,6 +67,4 @@ class DlibEmbedder:
         return np.asarray(self._net.compute_face_descriptor(list(chips)), dtype=np.float32).reshape(-1, self.dim)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return pool_tta(self.forward(self.chips(crops)), self.tta)
+        return embed_with_tta(self, crops)

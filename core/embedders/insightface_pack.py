@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.embedders.base import pool_tta
+from core.embedders.base import embed_with_tta
 from core.errors import ModelUnavailable
 from core.faces.types import Face, sort_largest_first
 
@@ -147,6 +147,4 @@ class InsightFaceEmbedder:
         return np.asarray(self._model.get_feat(list(chips)), dtype=np.float32).reshape(-1, self.dim)
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        if len(crops) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return pool_tta(self.forward(self.chips(crops)), self.tta)
+        return embed_with_tta(self, crops)

@@ -22,6 +22,8 @@ from core.store.records import StoredThreshold
 
 
 def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    if args.seeds < 1:
+        raise InvalidInput(f"--seeds must be at least 1, got {args.seeds}")
     folder = load_labelled_folder(args.dir)
     service = ManyAnglesService.from_settings(settings)
     try:
