@@ -7,23 +7,59 @@ from __future__ import annotations
 
 import io
 import pathlib
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from console.client import ApiClient
 
-Source = Path | ApiClient  # a local data dir, or the API of a remote service
+class Exporter(Protocol):
+    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes: ...
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The gallery tables of a remote service, downloaded once as Parquet into an in-memory
+    DuckDB (schema ``g``, the same SQL as the local store), without vectors: the few vectors a
+    projection needs are fetched for its persons only."""
+
+    client: Exporter
+    con: duckdb.DuckDBPyConnection
+    loaded_at: float
+
+    @classmethod
+    def load(cls, client: Exporter) -> Snapshot:
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA g")
+        for table in ("persons", "images", "embeddings"):
+            _load_table(con, table, client.export(table))
+        return cls(client, con, time.time())
+
+
+Source = Path | Snapshot  # a local data dir, or a remote service's snapshot
 
 SORTS = {"name": "p.name", "newest": "p.created_at DESC", "most embeddings": "embeddings DESC"}
 
 
-def connect(source: Source, vectors: bool = False) -> duckdb.DuckDBPyConnection:
-    if isinstance(source, ApiClient):
-        return _connect_remote(source, vectors)
+def _load_table(con: duckdb.DuckDBPyConnection, table: str, parquet: bytes, schema: str = "g.") -> None:
+    arrow = pq.read_table(io.BytesIO(parquet))
+    con.register("snapshot", arrow)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM snapshot"
+        if not schema
+        else f"CREATE OR REPLACE TABLE {schema}{table} AS SELECT * FROM snapshot"
+    )
+    con.unregister("snapshot")
+
+
+def connect(source: Source) -> duckdb.DuckDBPyConnection:
+    if isinstance(source, Snapshot):
+        return source.con.cursor()  # its own connection to the same in-memory database
     data_dir = source
     import duckdb_extension_sqlite_scanner as package
 
@@ -42,42 +78,46 @@ def connect(source: Source, vectors: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _connect_remote(client: ApiClient, vectors: bool) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA g")
-    for table in ("persons", "images", "embeddings"):
-        arrow = pq.read_table(io.BytesIO(client.export(table, vectors=vectors and table == "embeddings")))
-        con.register("snapshot", arrow)
-        con.execute(f"CREATE TABLE g.{table} AS SELECT * FROM snapshot")
-        con.unregister("snapshot")
-    return con
+def persons_page(source: Source, search: str, sort: str, page: int, page_size: int = 25) -> tuple[pd.DataFrame, int]:
+    """One page of persons with image and embedding counts, and the total that match.
 
-
-def persons_page(data_dir: Source, search: str, sort: str, page: int, page_size: int = 25) -> tuple[pd.DataFrame, int]:
-    """One page of persons with image and embedding counts, and the total that match."""
-    con = connect(data_dir)
+    Sorting by name or date pages the persons table first and counts only that page's rows;
+    sorting by embeddings has to count everyone's (one grouped scan)."""
+    con = connect(source)
     try:
         pattern = f"%{search.strip()}%"
         row = con.execute("SELECT count(*) FROM g.persons WHERE name ILIKE ?", [pattern]).fetchone()
         total = row[0] if row else 0
-        frame = con.execute(
-            f"""
-            SELECT p.id, p.name, p.created_at,
-                   (SELECT count(*) FROM g.images i WHERE i.person_id = p.id) AS images,
-                   (SELECT count(*) FROM g.embeddings e WHERE e.person_id = p.id) AS embeddings
-            FROM g.persons p WHERE p.name ILIKE ?
-            ORDER BY {SORTS[sort]}, p.id LIMIT ? OFFSET ?
-            """,
-            [pattern, page_size, page * page_size],
-        ).df()
+        if sort == "most embeddings":
+            sql = """
+                WITH counts AS (SELECT person_id, count(*) AS embeddings FROM g.embeddings GROUP BY person_id),
+                page AS (
+                    SELECT p.id, p.name, p.created_at, coalesce(c.embeddings, 0) AS embeddings
+                    FROM g.persons p LEFT JOIN counts c ON c.person_id = p.id WHERE p.name ILIKE ?
+                    ORDER BY embeddings DESC, p.id LIMIT ? OFFSET ?)
+                SELECT page.id, page.name, page.created_at,
+                       (SELECT count(*) FROM g.images i WHERE i.person_id = page.id) AS images, page.embeddings
+                FROM page ORDER BY page.embeddings DESC, page.id
+            """
+        else:
+            sql = f"""
+                WITH page AS (
+                    SELECT p.id, p.name, p.created_at FROM g.persons p WHERE p.name ILIKE ?
+                    ORDER BY {SORTS[sort]}, p.id LIMIT ? OFFSET ?)
+                SELECT p.id, p.name, p.created_at,
+                       (SELECT count(*) FROM g.images i WHERE i.person_id = p.id) AS images,
+                       (SELECT count(*) FROM g.embeddings e WHERE e.person_id = p.id) AS embeddings
+                FROM page p ORDER BY {SORTS[sort]}, p.id
+            """
+        frame = con.execute(sql, [pattern, page_size, page * page_size]).df()
         return frame, int(total)
     finally:
         con.close()
 
 
-def counts_by_source(data_dir: Source, person_ids: list[int] | None = None) -> pd.DataFrame:
+def counts_by_source(source: Source, person_ids: list[int] | None = None) -> pd.DataFrame:
     """Embeddings per person, model and source tag."""
-    con = connect(data_dir)
+    con = connect(source)
     try:
         where = f"WHERE e.person_id IN ({','.join(str(int(i)) for i in person_ids)})" if person_ids else ""
         return con.execute(
@@ -90,12 +130,16 @@ def counts_by_source(data_dir: Source, person_ids: list[int] | None = None) -> p
 
 def projection(source: Source, person_ids: list[int]) -> pd.DataFrame:
     """2-D PCA of the chosen persons' embeddings (one model: the most common), with source tags."""
-    con = connect(source, vectors=True)
+    ids = [int(i) for i in person_ids]
+    con = connect(source)
     try:
-        ids = ",".join(str(int(i)) for i in person_ids) or "NULL"
+        table = "g.embeddings"
+        if isinstance(source, Snapshot):  # this query's vectors only
+            _load_table(con, "chosen", source.client.export("embeddings", vectors=True, person_ids=ids), schema="")
+            table = "chosen"
         rows = con.execute(
-            f"SELECT p.name, e.source, e.model, e.vector FROM g.embeddings e JOIN g.persons p ON p.id = e.person_id "
-            f"WHERE e.person_id IN ({ids}) ORDER BY e.id"
+            f"SELECT p.name, e.source, e.model, e.vector FROM {table} e JOIN g.persons p ON p.id = e.person_id "
+            f"WHERE e.person_id IN ({','.join(map(str, ids)) or 'NULL'}) ORDER BY e.id"
         ).fetchall()
     finally:
         con.close()

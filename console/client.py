@@ -63,9 +63,11 @@ class ApiClient:
     def rename(self, person_id: int, name: str) -> dict[str, Any]:
         return self._call("PATCH", f"/v1/persons/{person_id}", data={"name": name}).json()
 
-    def export(self, table: str, vectors: bool = False) -> bytes:
-        """One gallery table as Parquet bytes (GET /v1/export)."""
-        params = {"table": table, "vectors": str(vectors).lower()}
+    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes:
+        """One gallery table as Parquet bytes (GET /v1/export), or only some persons' rows."""
+        params: dict[str, Any] = {"table": table, "vectors": str(vectors).lower()}
+        if person_ids is not None:
+            params["person_id"] = [str(i) for i in person_ids]
         return self._call("GET", "/v1/export", params=params).content
 
     def delete(self, person_id: int) -> dict[str, Any]:
@@ -81,6 +83,20 @@ class ApiClient:
 
     def generation_runs(self, limit: int = 2000) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/stats/generation", params={"limit": limit}).json()["runs"]
+
+    def enrollment_runs(self, limit: int = 2000) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/stats/enrollments", params={"limit": limit}).json()["runs"]
+
+    def batching(self, recent: int = 2000) -> dict[str, Any]:
+        return self._call("GET", "/v1/stats/batching", params={"recent": recent}).json()
+
+    def thresholds(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/thresholds").json()
+
+    def faces(self, photo: Upload) -> list[dict[str, Any]]:
+        """Every face in a photo (boxes, largest first: the order enrollment's face index uses)."""
+        files = {"photos": (photo.name, photo.data, photo.mime)}
+        return self._call("POST", "/v1/embed", files=files).json()["results"][0]["faces"]
 
     def enroll_stream(
         self, name: str, photo: Upload, augment: bool, views: list[str] | None, seed: int, face: str = "single"

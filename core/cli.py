@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--face", type=int, help="use face N (0 = largest) if several")
     enroll.add_argument("--augment", action="store_true", help="add generated views (identity-gated)")
     enroll.add_argument("--views", help="comma-separated views, e.g. left,right,smiling")
-    enroll.add_argument("--num-variations", type=int, help="how many default views (default 5)")
+    enroll.add_argument("--num-variations", type=int, help="how many of the default views (default: all of them)")
     enroll.add_argument("--seed", type=int, default=0)
 
     identify = sub.add_parser("identify", help="identify every face in a photo")

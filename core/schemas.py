@@ -14,9 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.augment.gate import GateDecision, ViewsOutcome
+from core.errors import ManyAnglesError
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace
-from core.service import EnrollResult, IdentifyResult, VerifyResult
+from core.service import EnrollResult, IdentifyResult, ManyAnglesService, VerifyResult
 from core.store.records import ImageRecord, Person, PersonDetail
 
 
@@ -144,6 +145,10 @@ class ViewDecision(Schema):
     similarity: float | None = Field(description="cosine similarity to the original face")
 
 
+class EnrolledView(ViewDecision):
+    preview_jpeg_base64: str = Field(description="the view as a small JPEG (at most 256 px), accepted or not")
+
+
 class GeneratedViewOut(ViewDecision):
     image_png_base64: str
 
@@ -179,7 +184,7 @@ class EnrollResponse(Schema):
     num_embeddings: int
     sources: list[str] = Field(description="source tag of each stored embedding: original, augmented_left, ...")
     elapsed_s: float
-    views: list[ViewDecision] = Field(description="every generated view with its gate decision")
+    views: list[EnrolledView] = Field(description="every generated view with its gate decision and a preview")
     timings_s: dict[str, float] = Field(
         description="seconds per stage: decode, detect, embed, generate, gate, store, total"
     )
@@ -337,8 +342,78 @@ class GenerationStatsResponse(Schema):
     runs: list[GenerationRun] = Field(description="newest first")
 
 
+class BatchPoint(Schema):
+    time: float = Field(description="unix time the batch finished")
+    faces: int = Field(description="faces embedded in the call")
+    kind: Literal["photos", "views"] = Field(description="a batch of uploaded photos, or an enrollment's views")
+
+
 class BatchingStats(Schema):
     batches: int
     crops: int
     mean_batch_size: float
     max_batch_size: int
+    recent: list[BatchPoint] = Field(description="the latest batches, oldest first (kept in the replica's memory)")
+
+
+class EnrollmentRun(Schema):
+    id: int
+    person_id: int | None = Field(description="None once the person was deleted")
+    model: str
+    num_views: int = Field(description="views asked for; 0 without augmentation")
+    num_accepted: int
+    total_s: float
+    timings_s: dict[str, float] = Field(description="seconds per stage")
+    created_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> EnrollmentRun:
+        return cls(**{k: v for k, v in row.items() if k != "timings_json"})
+
+
+class EnrollmentStatsResponse(Schema):
+    runs: list[EnrollmentRun] = Field(description="newest first")
+
+
+class ThresholdOut(Schema):
+    model: str
+    kind: str = Field(description="fpir (1:N identification) or gate_fmr (identity gate of views)")
+    rule: str = Field(description="matching rule of an identification threshold; empty for the gate")
+    target: float
+    threshold: float
+    n_negative: int = Field(description="impostor searches or pairs it was calibrated on")
+    dataset: str
+    created_at: str
+
+
+class ThresholdsResponse(Schema):
+    model: str
+    match_mode: str
+    target_fpir: float
+    identify_threshold: float | None = Field(description="what identify uses now (None: not calibrated)")
+    gate_threshold: float | None = Field(description="what the identity gate uses now")
+    problems: list[str] = Field(description="why a threshold is missing")
+    shipped: dict[str, float] = Field(description="the model's shipped identification thresholds per rule")
+    stored: list[ThresholdOut] = Field(description="every calibrated threshold in the store, all models")
+
+    @classmethod
+    def of(cls, service: ManyAnglesService) -> ThresholdsResponse:
+        problems: list[str] = []
+        values: list[float | None] = []
+        for resolve in (service.threshold, service.gate_threshold):
+            try:
+                values.append(resolve())
+            except ManyAnglesError as exc:
+                problems.append(exc.message)
+                values.append(None)
+        settings = service.settings
+        return cls(
+            model=service.model.name,
+            match_mode=settings.match_mode,
+            target_fpir=settings.target_fpir,
+            identify_threshold=values[0],
+            gate_threshold=values[1],
+            problems=problems,
+            shipped=service.model.default_thresholds,
+            stored=[ThresholdOut(**asdict(t)) for t in service.store.thresholds()],
+        )

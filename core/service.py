@@ -6,6 +6,7 @@ through this class; they differ only in the ``FaceAnalyzer`` and ``ViewMaker`` t
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore, normalise_name
-from core.store.records import Person
+from core.store.records import EnrollmentRunRecord, Person
 from core.thresholds import resolve_threshold
 from core.viewmaker import ViewMaker
 
@@ -50,7 +51,7 @@ class EnrollResult:
     num_embeddings: int
     sources: list[str]
     elapsed_s: float
-    views: list[dict[str, object]]  # every generated view with its gate decision
+    views: list[dict[str, object]]  # every generated view with its gate decision and a small preview
     timings_s: dict[str, float] = field(default_factory=dict)  # per stage
 
 
@@ -167,6 +168,7 @@ class ManyAnglesService:
         timings["store"] = time.perf_counter() - store_started
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
+        self._record_run(person_id, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
         emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
         return EnrollResult(
             person_id=person_id,
@@ -176,9 +178,27 @@ class ManyAnglesService:
             num_embeddings=len(enrollment.embeddings),
             sources=[e.source for e in enrollment.embeddings],
             elapsed_s=elapsed,
-            views=[d.as_record() for d in outcome.decisions] if outcome else [],
+            views=[
+                {**d.as_record(), "preview_jpeg_base64": base64.b64encode(d.preview_jpeg()).decode()}
+                for d in (outcome.decisions if outcome else [])
+            ],
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
+
+    def _record_run(self, person_id: int, num_views: int, num_accepted: int, timings: dict[str, float]) -> None:
+        """The enrollment's end-to-end time for the latency charts; never fails the enrollment."""
+        run = EnrollmentRunRecord(
+            person_id,
+            self.model.name,
+            num_views,
+            num_accepted,
+            timings["total"],
+            {k: round(v, 4) for k, v in timings.items()},
+        )
+        try:
+            self.store.add_enrollment_run(run)
+        except Exception:  # the person is stored; a lost timing row is only logged
+            log.exception("could not record the enrollment's timings")
 
     def generate_views(
         self,

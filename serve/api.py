@@ -27,6 +27,8 @@ from core.schemas import (
     BatchingStats,
     DeleteResponse,
     EmbedResponse,
+    EnrollmentRun,
+    EnrollmentStatsResponse,
     EnrollResponse,
     ErrorResponse,
     GenerateResponse,
@@ -38,6 +40,7 @@ from core.schemas import (
     ModelInfoOut,
     PersonDetailOut,
     PersonOut,
+    ThresholdsResponse,
     VerifyResponse,
 )
 from core.service import ManyAnglesService
@@ -186,8 +189,18 @@ class API:
         return GenerationStatsResponse(runs=[GenerationRun.of(r) for r in self.service.store.generation_runs(limit)])
 
     @app.get("/v1/stats/batching", response_model=BatchingStats, responses=_errors(503))
-    def batching_stats(self, _: Authorized) -> BatchingStats:
-        return BatchingStats(**wait(self._embedder.batch_stats.remote(), "embedder"))
+    def batching_stats(self, _: Authorized, recent: int = Query(500, ge=0, le=10_000)) -> BatchingStats:
+        return BatchingStats(**wait(self._embedder.batch_stats.remote(recent), "embedder"))
+
+    @app.get("/v1/stats/enrollments", response_model=EnrollmentStatsResponse, responses=_errors())
+    def enrollment_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> EnrollmentStatsResponse:
+        """End-to-end time of the latest enrollments, stage by stage."""
+        return EnrollmentStatsResponse(runs=[EnrollmentRun.of(r) for r in self.service.store.enrollment_runs(limit)])
+
+    @app.get("/v1/thresholds", response_model=ThresholdsResponse, responses=_errors(503))
+    def thresholds(self, _: Authorized) -> ThresholdsResponse:
+        """The thresholds in use now and every calibrated one in the store."""
+        return ThresholdsResponse.of(self.service)
 
     # --- persons -----------------------------------------------------------------------------
     @app.post(
@@ -312,9 +325,10 @@ class API:
         _: Authorized,
         table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
         vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
+        person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
     ) -> Response:
         """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
-        data = export_table(self.service.store.db_path, table, with_vectors=vectors)
+        data = export_table(self.service.store.db_path, table, with_vectors=vectors, person_ids=person_id)
         return Response(
             data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
         )

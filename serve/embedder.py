@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ class Embedder:
 
         logging.getLogger("core").setLevel(settings.log_level)
         self.pipeline = FacePipeline(settings, default_workers(settings, in_service=True))
-        self.batch_sizes: deque[int] = deque(maxlen=10_000)
+        self.batches: deque[tuple[float, int, str]] = deque(maxlen=10_000)  # (time, faces, kind)
         # The pipeline is used by one call at a time (it spreads each call over its worker
         # processes); this thread keeps the event loop free to gather the next batch meanwhile.
         self._calls = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline")
@@ -56,19 +57,21 @@ class Embedder:
             )
         self.analyze_batch.set_max_batch_size(int(user_config["max_batch_size"]))
         self.analyze_batch.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
-        self.batch_sizes.clear()
+        self.batches.clear()
 
     def info(self) -> ModelInfo:
         return self.pipeline.info
 
-    def batch_stats(self) -> dict[str, float]:
-        """Faces per embedding call, over the recent calls."""
-        sizes = list(self.batch_sizes)
+    def batch_stats(self, recent: int = 500) -> dict[str, Any]:
+        """Faces per embedding call over the recent calls, and the latest ``recent`` calls."""
+        batches = list(self.batches)
+        sizes = [faces for _, faces, _ in batches]
         return {
             "batches": len(sizes),
             "crops": int(sum(sizes)),
             "mean_batch_size": float(np.mean(sizes)) if sizes else 0.0,
             "max_batch_size": int(max(sizes)) if sizes else 0,
+            "recent": [{"time": t, "faces": n, "kind": k} for t, n, k in batches[-recent:]] if recent else [],
         }
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -89,7 +92,7 @@ class Embedder:
         results = await self._run(self.pipeline.analyze_many, items)
         faces = sum(len(r.faces) for r in results if isinstance(r, AnalyzedPhoto))
         if faces:
-            self.batch_sizes.append(faces)
+            self.batches.append((time.time(), faces, "photos"))
         return results
 
     async def gate(self, generation: GenerationResult, reference: np.ndarray, threshold: float) -> ViewsOutcome:
@@ -99,7 +102,7 @@ class Embedder:
         go from the Generator straight here, never through the API.
         """
         outcome = await self._run(self.pipeline.gate, generation, reference, threshold)
-        self.batch_sizes.append(sum(d.embedded is not None for d in outcome.decisions))
+        self.batches.append((time.time(), sum(d.embedded is not None for d in outcome.decisions), "views"))
         return outcome
 
     def __del__(self) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import AUTH, KEY, REPO, no_face_jpeg, photo_bytes
+from conftest import AUTH, KEY, REPO, no_face_jpeg, photo, photo_bytes, side_by_side
 
 PAGES = REPO / "console" / "app_pages"
 
@@ -47,9 +47,30 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
     assert len(decisions) == 3 == len(result["views"])
     markdown = [m.value for m in at.markdown]
     assert "**original**" in markdown and "**augmented_left**" in markdown
-    # the grid shows what the store holds
+    # every view has a picture in the grid, rejected ones too; the store holds the accepted ones
+    assert len(at.get("image")) == 1 + len(result["views"]), [e.type for e in at.main]
+    assert all(v["preview_jpeg_base64"] for v in result["views"])
     detail = console_env.get(f"/v1/persons/{result['person_id']}", headers=AUTH).json()
-    assert len(at.get("image")) >= 1 and detail["num_images"] == 1 + sum(v["accepted"] for v in result["views"])
+    assert detail["num_images"] == 1 + sum(v["accepted"] for v in result["views"])
+
+
+def test_several_faces_offer_a_chooser_and_enroll_the_chosen_face(console_env: httpx.Client):
+    group = side_by_side(photo("Matt_Damon", 2), photo("George_Clooney", 1))
+    at = enroll(page("enroll"), "Chosen Clooney", group, [])
+    assert not at.exception, at.exception
+    assert at.warning and "shows 2 faces" in at.warning[0].value
+    assert [o for o in at.radio[0].options] == ["face 0", "face 1"]
+    faces = at.session_state["choose_face"][1]
+    # pick the face whose box is on the right half: Clooney's
+    right = max(range(len(faces)), key=lambda i: faces[i]["bbox"][0])
+    at.radio[0].set_value(right).run()
+    next(b for b in at.button if b.label == f"Enroll face {right}").click().run()
+    assert not at.exception, at.exception
+    assert at.success and "Enrolled Chosen Clooney" in at.success[0].value
+    probe = console_env.post(
+        "/v1/identify", headers=AUTH, files={"photo": ("q.jpg", photo_bytes("George_Clooney", 2), "image/jpeg")}
+    ).json()
+    assert probe["faces"][0]["label"] == "Chosen Clooney"
 
 
 def test_enroll_errors_are_messages_not_tracebacks(console_env: httpx.Client):
@@ -107,16 +128,32 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
         data={"views": "left,right"},
         files={"photo": ("p.jpg", photo_bytes("Katy_Perry"), "image/jpeg")},
     )
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Latency Perry", "views": "up,down"},
+        files={"photo": ("p.jpg", photo_bytes("Katy_Perry", 2), "image/jpeg")},
+    ).json()
     at = page("latency")
     assert not at.exception, at.exception
-    charts = at.get("vega_lite_chart")
-    assert charts, [e.type for e in at.main]
-    spec = charts[0].proto.spec
-    assert "latency_s" in spec and "view" in spec  # latency per view over time
-    summary = at.dataframe[0].value
+    specs = [c.proto.spec for c in at.get("vega_lite_chart")]
+    assert len(specs) == 4, [e.type for e in at.main]  # enrollment total + stages, batches, per view
+    assert "total_s" in specs[0] and '"bar"' in specs[1]  # enrollment end to end, stages stacked
+    stages = at.dataframe[0].value  # median seconds per stage, by views asked for
+    assert {"detect_s", "embed_s", "generate_s", "gate_s", "store_s"} <= set(stages.columns) and 2 in stages.index
+    assert '"faces"' in specs[2] and '"kind"' in specs[2]  # batch sizes over time, photos and views
+    assert "latency_s" in specs[3] and "view" in specs[3]  # generation latency per view over time
+    runs = console_env.get("/v1/stats/enrollments", headers=AUTH).json()["runs"]
+    latest = next(r for r in runs if r["person_id"] == enrolled["person_id"])
+    assert latest["num_views"] == 2 and latest["total_s"] == pytest.approx(enrolled["timings_s"]["total"], abs=1e-3)
+    summary = at.dataframe[1].value
     assert {"generator", "p50_s", "p95_s"} <= set(summary.columns) and "classic" in set(summary["generator"])
     system = page("system")
     assert not system.exception and system.metric[0].value == "ok"
+    in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
+    assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
+    shipped = system.dataframe[0].value
+    assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
 
 
 def test_the_console_imports_no_model_code():
@@ -161,7 +198,7 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     at = page("gallery")
     at.text_input[0].input("Rename Me").run()
     next(t for t in at.text_input if t.label == "New name").input("Renamed Leo").run()
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception, at.exception
     assert at.success and "Renamed to Renamed Leo" in at.success[0].value
     names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH).json()]

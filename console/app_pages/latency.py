@@ -1,4 +1,5 @@
-"""Generation latency: per view over time, p50/p95 by generator, device, steps and view count."""
+"""Latency: generation per view over time, p50/p95 by generator, device, steps and view count;
+enrollment end to end by stage; the Embedder's batch sizes over time."""
 
 from __future__ import annotations
 
@@ -29,20 +30,77 @@ def _runs(url: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-st.title("Generation latency")
+@st.cache_data(ttl=10)
+def _enrollments(url: str) -> pd.DataFrame:
+    rows = [
+        {
+            "time": pd.Timestamp(run["created_at"]),
+            "model": run["model"],
+            "views": run["num_views"],
+            "accepted": run["num_accepted"],
+            "total_s": run["total_s"],
+            **{f"{stage}_s": seconds for stage, seconds in run["timings_s"].items() if stage != "total"},
+        }
+        for run in api().enrollment_runs()
+    ]
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(ttl=10)
+def _batches(url: str) -> pd.DataFrame:
+    points = api().batching()["recent"]
+    frame = pd.DataFrame(points, columns=["time", "faces", "kind"])
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def _in_range(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame[(frame["time"].dt.date >= start) & (frame["time"].dt.date <= end)]
+
+
+st.title("Latency")
 try:
-    frame = _runs(api().base_url)
+    frame, enrollments, batches = _runs(api().base_url), _enrollments(api().base_url), _batches(api().base_url)
 except ApiError as exc:
     st.error(exc.friendly())
     st.stop()
-if frame.empty:
-    st.info("No generation yet: enroll someone with augmentation.")
+if frame.empty and enrollments.empty:
+    st.info("No enrollment yet: enroll someone (with augmentation to see generation).")
     st.stop()
-first, last = frame["time"].min().date(), frame["time"].max().date()
+times = pd.concat([f["time"] for f in (frame, enrollments) if not f.empty])
+first, last = times.min().date(), times.max().date()
 picked = st.date_input("Dates", (first, last))
 dates = list(picked) if isinstance(picked, tuple | list) else [picked]
 start, end = (dates[0], dates[-1]) if dates else (first, last)  # a range being picked has one date
-shown = frame[(frame["time"].dt.date >= start) & (frame["time"].dt.date <= end)]
+
+st.subheader("Enrollment, end to end")
+enrolled = _in_range(enrollments, start, end)
+if enrolled.empty:
+    st.info("No enrollment in these dates.")
+else:
+    st.line_chart(enrolled, x="time", y="total_s", color="views")
+    stages = [c for c in enrolled.columns if c.endswith("_s") and c != "total_s"]
+    medians = enrolled.groupby("views")[stages].median()
+    st.bar_chart(medians, stack=True)
+    st.caption("median seconds per stage, by number of views asked for")
+    st.dataframe(medians.round(3), use_container_width=True)
+    st.download_button("Download CSV", enrolled.to_csv(index=False), "enrollment_latency.csv", "text/csv")
+
+st.subheader("Embedder batch sizes")
+batched = _in_range(batches, start, end)
+if batched.empty:
+    st.info("No embedding batch recorded since the Embedder replica started.")
+else:
+    st.scatter_chart(batched, x="time", y="faces", color="kind")
+    st.caption(f"{len(batched)} batch(es), mean {batched['faces'].mean():.1f} faces, max {batched['faces'].max()}")
+
+st.subheader("Generation, per view")
+if frame.empty:
+    st.info("No generation yet: enroll someone with augmentation.")
+    st.stop()
+shown = _in_range(frame, start, end)
 st.line_chart(shown, x="time", y="latency_s", color="view")
 summary = (
     shown.groupby(["generator", "device", "steps", "views"], dropna=False)["latency_s"]

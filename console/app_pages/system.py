@@ -22,5 +22,25 @@ for name, info in health["deployments"].items():
     st.json(info)
 try:
     st.metric("Persons", len(api().persons()))
+    thresholds = api().thresholds()
 except ApiError as exc:
     st.error(exc.friendly())
+    st.stop()
+st.subheader("Thresholds")
+in_use = {
+    "model": thresholds["model"],
+    "matching rule": thresholds["match_mode"],
+    "target FPIR": thresholds["target_fpir"],
+    "identify threshold": thresholds["identify_threshold"],
+    "identity-gate threshold": thresholds["gate_threshold"],
+}
+st.write(in_use)
+for problem in thresholds["problems"]:
+    st.warning(problem)
+st.caption("shipped with the model (FPIR 1%), per matching rule")
+st.dataframe([{"rule": rule, "threshold": value} for rule, value in thresholds["shipped"].items()], hide_index=True)
+st.caption("calibrated and stored (`manyangles calibrate`)")
+if thresholds["stored"]:
+    st.dataframe(thresholds["stored"], hide_index=True)
+else:
+    st.info("None stored: the shipped values are in use.")

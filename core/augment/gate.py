@@ -11,9 +11,11 @@ this module holds the records and the decision rule.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from core.augment.base import GenerationStats
 from core.augment.views import ViewRequest
@@ -37,6 +39,15 @@ class GateDecision:
     reason: str  # "accepted", "no face", "3 faces", "similarity 0.81 < 0.93"
     similarity: float | None
     embedded: EmbeddedFace | None
+
+    def preview_jpeg(self, max_side: int = 256) -> bytes:
+        """A small JPEG of the view, for a preview grid (rejected views are never stored)."""
+        with Image.open(io.BytesIO(self.png)) as image:
+            thumbnail = image.convert("RGB")
+        thumbnail.thumbnail((max_side, max_side))
+        out = io.BytesIO()
+        thumbnail.save(out, "JPEG", quality=85)
+        return out.getvalue()
 
     def as_record(self) -> dict[str, object]:
         return {

@@ -24,6 +24,7 @@ import numpy as np
 from core.errors import InvalidName, PersonExists, PersonNotFound
 from core.store.records import (
     Enrollment,
+    EnrollmentRunRecord,
     GalleryMatrix,
     GenerationRunRecord,
     ImageRecord,
@@ -218,6 +219,39 @@ class GalleryStore:
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "views": json.loads(row["views_json"])} for row in rows]
+
+    def add_enrollment_run(self, run: EnrollmentRunRecord) -> int:
+        with self._transaction() as conn:
+            return _rowid(
+                conn.execute(
+                    "INSERT INTO enrollment_runs(person_id, model, num_views, num_accepted, total_s, timings_json, "
+                    "created_at) VALUES (?,?,?,?,?,?,?)",
+                    (
+                        run.person_id,
+                        run.model,
+                        run.num_views,
+                        run.num_accepted,
+                        run.total_s,
+                        json.dumps(run.timings),
+                        utc_now(),
+                    ),
+                )
+            )
+
+    def enrollment_runs(self, limit: int = 1000) -> list[dict[str, object]]:
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute("SELECT * FROM enrollment_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]
+
+    def thresholds(self) -> list[StoredThreshold]:
+        """Every stored (calibrated) threshold."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                "ORDER BY model, kind, rule, target"
+            ).fetchall()
+        return [StoredThreshold(*row) for row in rows]
 
     # --- reading -----------------------------------------------------------------------------
     def list_persons(self) -> list[Person]:

@@ -47,6 +47,18 @@ class GenerationRunRecord:
 
 
 @dataclass(frozen=True)
+class EnrollmentRunRecord:
+    """How long one enrollment took, stage by stage (what the console's latency page charts)."""
+
+    person_id: int
+    model: str
+    num_views: int
+    num_accepted: int
+    total_s: float
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Enrollment:
     """Everything one enrollment writes; stored in one transaction or not at all."""
 

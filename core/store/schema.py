@@ -99,6 +99,21 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE thresholds;
     ALTER TABLE thresholds_v2 RENAME TO thresholds;
     """,
+    # 2 -> 3: end-to-end time of every enrollment (timings only: no name, image or vector; the
+    # person's id is cleared when they are deleted)
+    """
+    CREATE TABLE enrollment_runs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        person_id     INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+        model         TEXT NOT NULL,
+        num_views     INTEGER NOT NULL,       -- views asked for (0: no augmentation)
+        num_accepted  INTEGER NOT NULL,
+        total_s       REAL NOT NULL,
+        timings_json  TEXT NOT NULL,          -- seconds per stage: decode, detect, embed, generate, gate, store
+        created_at    TEXT NOT NULL
+    );
+    CREATE INDEX enrollment_runs_created ON enrollment_runs(created_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,147 @@
+"""How the console's gallery queries scale: a synthetic store of N persons, the Gallery page's
+DuckDB queries over it, locally (sqlite scanner) and remotely (the API's Parquet snapshots).
+
+The store is built with the real schema (GalleryStore) and filled with plain INSERTs: persons,
+image metadata rows (no files) and embeddings with random unit vectors. Half the persons have
+10 synthetic views, like a gallery that mixes augmented and plain enrollments.
+
+    python -m bench.gallery_scale --persons 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench.machine import describe_machine
+from console import analytics
+from core.store.export import TABLES, export_table
+from core.store.gallery import GalleryStore
+
+log = logging.getLogger("bench.gallery_scale")
+VIEWS = ["left", "right", "up", "down", "smiling", "serious", "left_far", "right_far", "up_far", "down_far"]
+
+
+def build_store(data_dir: Path, persons: int, dim: int = 128, seed: int = 0) -> None:
+    GalleryStore(data_dir)  # the real schema
+    rng = np.random.default_rng(seed)
+    conn = sqlite3.connect(data_dir / "gallery.db")
+    now = "2026-11-26T00:00:00.000+00:00"
+    conn.execute("BEGIN")
+    image_id = 0
+    for start in range(0, persons, 10_000):
+        ids = range(start + 1, min(persons, start + 10_000) + 1)
+        conn.executemany(
+            "INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", [(i, f"person {i:07d}", now) for i in ids]
+        )
+        images, embeddings = [], []
+        for pid in ids:
+            sources = ["original"] + ([f"augmented_{v}" for v in VIEWS] if pid % 2 else [])
+            vectors = rng.standard_normal((len(sources), dim)).astype("<f4")
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            for source, vector in zip(sources, vectors):
+                image_id += 1
+                sha = f"{image_id:064x}"
+                images.append(
+                    (
+                        image_id,
+                        pid,
+                        sha,
+                        f"images/{sha[:2]}/{sha}.png",
+                        source,
+                        f"{source}.png",
+                        "image/png",
+                        256,
+                        256,
+                        50_000,
+                        None,
+                        now,
+                    )
+                )
+                embeddings.append(
+                    (pid, image_id, source, "dlib-resnet-v1-flip", dim, vector.tobytes(), 1.0, 0.0, 0.0, 1.0, 1.0, now)
+                )
+        conn.executemany("INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", images)
+        conn.executemany(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
+            "bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            embeddings,
+        )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def timed(fn: Callable[[], object], repeats: int = 3) -> tuple[float, list[float]]:
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs), runs
+
+
+class SnapshotSource:
+    """The remote path without HTTP: the same Parquet bytes GET /v1/export answers."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes:
+        return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--keep", type=Path, help="build (or reuse) the store in this dir")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = args.keep or Path(tmp)
+        if not (data_dir / "gallery.db").exists():
+            started = time.perf_counter()
+            build_store(data_dir, args.persons)
+            log.info("built %d persons in %.1f s", args.persons, time.perf_counter() - started)
+        size = (data_dir / "gallery.db").stat().st_size
+        log.info("machine: %s; gallery.db %.0f MB", describe_machine(), size / 1e6)
+        db = data_dir / "gallery.db"
+        rows: list[tuple[str, float, list[float]]] = []
+
+        def measure(label: str, fn: Callable[[], object], repeats: int = 3) -> None:
+            rows.append((label, *timed(fn, repeats)))
+
+        page_ids = list(range(1, 26))
+        for sort in analytics.SORTS:
+            measure(f"local page 1, sort {sort}", partial(analytics.persons_page, data_dir, "", sort, 0))
+        measure("local search 'person 00123'", partial(analytics.persons_page, data_dir, "person 00123", "name", 0))
+        measure(
+            "local last page, sort name", partial(analytics.persons_page, data_dir, "", "name", args.persons // 25 - 1)
+        )
+        measure("local counts by source, 25 persons", partial(analytics.counts_by_source, data_dir, page_ids))
+        measure("local PCA of 5 persons", partial(analytics.projection, data_dir, [1, 2, 3, 4, 5]))
+        for table in TABLES:
+            megabytes = len(export_table(db, table)) / 1e6
+            measure(f"export {table} ({megabytes:.1f} MB Parquet)", partial(export_table, db, table))
+        measure("remote snapshot: export + load 3 tables", partial(analytics.Snapshot.load, SnapshotSource(db)), 1)
+        snapshot = analytics.Snapshot.load(SnapshotSource(db))
+        for sort in analytics.SORTS:
+            measure(f"remote page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0))
+        measure("remote counts by source, 25 persons", partial(analytics.counts_by_source, snapshot, page_ids))
+        measure("remote PCA of 5 persons (vectors fetched)", partial(analytics.projection, snapshot, [1, 2, 3, 4, 5]))
+        lines = [f"{args.persons} persons, gallery.db {size / 1e6:.0f} MB; {describe_machine()}", ""]
+        lines += ["| query | median s | runs |", "|---|---|---|"]
+        lines += [f"| {label} | {median:.3f} | {', '.join(f'{r:.3f}' for r in runs)} |" for label, median, runs in rows]
+        log.info("\n%s", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
