@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from core.cli_settings import add_settings_arguments, settings_from_args
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("persons", help="list enrolled persons")
 
+    sub.add_parser("check", help="integrity_check the store; remove files a crash left behind")
+
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")
 
@@ -101,6 +104,19 @@ def run(args: argparse.Namespace) -> int:
 
         command = eval_command if args.command == "eval" else calibrate_command
         return command(settings, args, _out)
+
+    if args.command == "check":
+        from core.store.gallery import GalleryStore
+        from core.store.maintenance import check_store
+
+        report = check_store(GalleryStore(settings.data_dir))
+        _out(
+            json.dumps(asdict(report))
+            if args.json
+            else f"integrity {report.integrity}; removed {report.orphan_files} orphan image file(s) and "
+            f"{report.temp_files} half-written temp file(s)"
+        )
+        return 0
 
     from core.service import ManyAnglesService
 

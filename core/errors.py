@@ -139,6 +139,14 @@ class StoreSchemaError(ManyAnglesError):
     exit_code = 8
 
 
+class StoreCorrupt(ManyAnglesError):
+    """SQLite's integrity_check failed: the service refuses to start on this store."""
+
+    code = "store_corrupt"
+    http_status = 503
+    exit_code = 8
+
+
 # --- service (HTTP only) ---------------------------------------------------------------------
 class ServiceBusy(ManyAnglesError):
     """A deployment's queue is full: the client should retry after ``retry_after_s``."""
@@ -178,6 +186,7 @@ ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     PersonExists,
     NotCalibrated,
     StoreSchemaError,
+    StoreCorrupt,
     ServiceBusy,
     Unauthorized,
 )

@@ -47,6 +47,7 @@ from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.export import export_table
 from core.store.gallery import GalleryStore
+from core.store.maintenance import check_store
 from serve.auth import ensure_api_key, key_matches
 from serve.remote import RemoteFaces, RemoteViews, wait
 
@@ -155,9 +156,9 @@ class API:
             log.warning("generated an API key, stored in %s/api_key", settings.data_dir)
         self._embedder = embedder
         self._generator = generator
-        self.service = ManyAnglesService(
-            settings, RemoteFaces(embedder), GalleryStore(settings.data_dir), RemoteViews(generator, embedder)
-        )
+        store = GalleryStore(settings.data_dir)
+        check_store(store)  # after a crash: integrity, orphan files, half-written files
+        self.service = ManyAnglesService(settings, RemoteFaces(embedder), store, RemoteViews(generator, embedder))
         app.state.max_body_bytes = 2 * settings.max_upload_bytes + 1024 * 1024
         app.state.api_key = self.api_key
 

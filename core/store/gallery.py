@@ -65,7 +65,15 @@ class GalleryStore:
         self.db_path = self.data_dir / "gallery.db"
         self.images_dir = self.data_dir / "images"
         self.busy_timeout_s = busy_timeout_s
-        self.images_dir.mkdir(parents=True, exist_ok=True)
+        # Biometric data: only the service's user may read it (dirs 0700, files 0600).
+        for directory in (self.data_dir, self.images_dir):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for path in (self.db_path, *(self.db_path.with_name(self.db_path.name + s) for s in ("-wal", "-shm"))):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)  # SQLite gives its -wal and -shm files the database's mode
         with self._connect() as conn:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -94,6 +102,10 @@ class GalleryStore:
                 raise
             conn.execute("COMMIT")
 
+    def write_lock(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: while it is held no enrollment commits and no file is removed."""
+        return self._transaction()
+
     # --- enrollment --------------------------------------------------------------------------
     def add_person(self, enrollment: Enrollment) -> int:
         """Store a person with all their images, embeddings and generation runs, atomically."""
@@ -102,6 +114,11 @@ class GalleryStore:
         try:
             paths = [self._write_image_file(image, created_files) for image in enrollment.images]
             with self._transaction() as conn:
+                # Under the write lock no one removes files (see _remove_unreferenced): a file
+                # shared with a failed concurrent enrollment that was removed meanwhile is rewritten.
+                for image, path in zip(enrollment.images, paths):
+                    if not (self.data_dir / path).exists():
+                        self._write_image_file(image, created_files)
                 now = utc_now()
                 try:
                     person_id = _rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)))
@@ -130,7 +147,7 @@ class GalleryStore:
         relative = Path("images") / image.sha256[:2] / f"{image.sha256}{image.extension}"
         target = self.data_dir / relative
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
@@ -372,7 +389,9 @@ class GalleryStore:
         if not files:
             return 0
         removed = 0
-        with self._connect() as conn:
+        # Check and unlink under the write lock, so no enrollment commits a row for a file
+        # between the check and the unlink (add_person re-checks its files under the same lock).
+        with self._transaction() as conn:
             for path in files:
                 relative = path.relative_to(self.data_dir).as_posix()
                 if conn.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (relative,)).fetchone():

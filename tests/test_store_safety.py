@@ -1,0 +1,184 @@
+"""What keeps the gallery safe: file modes, the shared-file race, concurrent deletes, the start-up
+check after a crash."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import httpx
+import pytest
+from test_store import enrollment
+
+from core.errors import PersonNotFound
+from core.settings import Settings
+from core.store.gallery import GalleryStore
+from core.store.maintenance import check_store
+from core.store.records import EnrollmentRunRecord
+from serve.auth import ensure_api_key
+
+from conftest import AUTH, REPO, photo_bytes
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_data_dir_and_files_are_private(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    store = GalleryStore(data_dir)
+    store.add_person(enrollment("Private Person", 1))
+    ensure_api_key(Settings(data_dir=data_dir))
+    held = sqlite3.connect(store.db_path)  # a writer still open: the -wal and -shm files exist
+    held.execute("INSERT INTO persons(name, created_at) VALUES ('Writer', 'now')")
+    held.commit()
+    assert mode(data_dir) == 0o700 and mode(store.images_dir) == 0o700
+    files = [p for p in data_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"gallery.db", "gallery.db-wal", "api_key"}
+    assert {p.relative_to(data_dir).as_posix(): mode(p) for p in files} == {
+        p.relative_to(data_dir).as_posix(): 0o600 for p in files
+    }
+    assert all(mode(p) == 0o700 for p in data_dir.rglob("*") if p.is_dir())
+    held.close()
+    os.chmod(data_dir, 0o755)  # an existing store is tightened when opened
+    os.chmod(store.db_path, 0o644)
+    GalleryStore(data_dir)
+    assert mode(data_dir) == 0o700 and mode(store.db_path) == 0o600
+
+
+class Interleaved(GalleryStore):
+    """Runs ``before_commit`` when add_person takes the write lock: after it wrote (or found) its
+    files, before its rows. That is where another enrollment's failure cleanup can strike."""
+
+    before_commit: list = []
+
+    def _transaction(self) -> AbstractContextManager:  # type: ignore[override]
+        while self.before_commit:
+            self.before_commit.pop()()
+        return super()._transaction()
+
+
+def test_a_failed_enrollment_never_removes_a_file_another_one_commits(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    first = enrollment("Alpha", 1)
+    # enrollment B (same photo bytes) wrote the shared file, then fails and cleans up ...
+    created_by_b: list[Path] = []
+    shared = store._write_image_file(first.images[0], created_by_b)
+    assert created_by_b == [tmp_path / shared]
+    racing = Interleaved(tmp_path)
+    racing.before_commit = [lambda: store._remove_unreferenced(created_by_b)]
+    # ... exactly after A found the file present and before A's rows are committed
+    person_id = racing.add_person(first)
+    assert not racing.before_commit  # the interleaving happened
+    detail = racing.person_detail(person_id)
+    for record in detail.images:
+        assert (tmp_path / record.path).is_file(), f"{record.path} is referenced but gone"
+    record, data = racing.image(person_id, detail.images[0].id)
+    assert data == first.images[0].data
+
+
+def test_concurrent_deletes_one_succeeds_the_rest_are_not_found(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    person_id = store.add_person(enrollment("Twice Deleted", 2))
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def delete() -> None:
+        barrier.wait()
+        try:
+            store.delete_person(person_id)
+            outcomes.append("deleted")
+        except PersonNotFound:
+            outcomes.append("not found")
+
+    threads = [threading.Thread(target=delete) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["deleted"] + ["not found"] * 7
+    assert not [p for p in store.images_dir.rglob("*") if p.is_file()]
+
+
+def test_concurrent_http_deletes_one_200_the_rest_404(api: httpx.Client):
+    enrolled = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Deleted Concurrently"},
+        files={"photo": ("p.jpg", photo_bytes("George_Clooney", 2), "image/jpeg")},
+    ).json()
+    statuses: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def delete() -> None:
+        with httpx.Client(base_url=api.base_url, timeout=60) as client:
+            barrier.wait()
+            statuses.append(client.delete(f"/v1/persons/{enrolled['person_id']}", headers=AUTH).status_code)
+
+    threads = [threading.Thread(target=delete) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200] + [404] * 5
+
+
+def test_deleting_a_person_keeps_their_timings_anonymous(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    person_id = store.add_person(enrollment("Timed Person", 3))
+    store.add_enrollment_run(EnrollmentRunRecord(person_id, "m1", 2, 2, 1.5, {"total": 1.5}))
+    store.delete_person(person_id)
+    (run,) = store.enrollment_runs()
+    assert run["person_id"] is None and run["total_s"] == 1.5
+
+
+def crash_leftovers(store: GalleryStore) -> dict[str, Path]:
+    """What a process killed mid-enrollment leaves: a file without rows, half-written files."""
+    orphan = store.images_dir / "ab" / ("ab" + "0" * 62 + ".jpg")
+    stale = store.images_dir / "ab" / ".tmp-killed"
+    fresh = store.images_dir / "ab" / ".tmp-in-flight"
+    orphan.parent.mkdir(mode=0o700, exist_ok=True)
+    for path in (orphan, stale, fresh):
+        path.write_bytes(b"left behind")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    return {"orphan": orphan, "stale": stale, "fresh": fresh}
+
+
+def test_start_up_check_removes_what_a_crash_left(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    store = GalleryStore(tmp_path)
+    person_id = store.add_person(enrollment("Survivor", 4))
+    kept = {p for p in store.images_dir.rglob("*") if p.is_file()}
+    left = crash_leftovers(store)
+    with caplog.at_level("INFO", logger="core.store.maintenance"):
+        report = check_store(store)
+    assert (report.integrity, report.orphan_files, report.temp_files) == ("ok", 1, 1)
+    assert not left["orphan"].exists() and not left["stale"].exists()
+    assert left["fresh"].exists()  # may belong to a write in flight
+    assert kept <= {p for p in store.images_dir.rglob("*") if p.is_file()}
+    assert store.person_detail(person_id).person.num_images == 3
+    assert "removed 1 orphan image file(s) and 1 half-written temp file(s)" in caplog.text
+    assert check_store(store).orphan_files == 0  # nothing left to do
+
+
+def test_check_command(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    crash_leftovers(store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYANGLES_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(tmp_path), "check"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "integrity ok; removed 1 orphan image file(s) and 1 half-written temp file(s)" in done.stdout
