@@ -20,6 +20,7 @@ from pathlib import Path
 from core.cli_settings import add_settings_arguments, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import DeleteResponse, EnrollResponse, IdentifyResponse, PersonOut, VerifyResponse
+from core.settings import Settings
 
 log = logging.getLogger("core.cli")
 
@@ -69,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("persons", help="list enrolled persons")
 
     sub.add_parser("check", help="integrity_check the store; remove files a crash left behind")
+    backup = sub.add_parser("backup", help="copy the gallery (database + images) to DEST, while the service runs")
+    backup.add_argument("dest", type=Path)
+    restore = sub.add_parser("restore", help="restore a backup into the (empty) data dir")
+    restore.add_argument("src", type=Path)
+
+    keys = sub.add_parser("keys", help="API keys with scopes (admin, enroll, identify)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key; it is printed once and stored hashed")
+    create.add_argument("--scope", required=True, choices=["admin", "enroll", "identify"])
+    create.add_argument("--name", required=True, help="who or what uses it")
+    keys_sub.add_parser("list", help="every key: id, name, scope, first characters, revoked")
+    revoke = keys_sub.add_parser("revoke", help="stop a key from working")
+    revoke.add_argument("id", type=int)
 
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")
@@ -105,6 +119,19 @@ def run(args: argparse.Namespace) -> int:
         command = eval_command if args.command == "eval" else calibrate_command
         return command(settings, args, _out)
 
+    if args.command == "keys":
+        return _keys(settings, args)
+    if args.command in ("backup", "restore"):
+        from core.store import backup as backups
+        from core.store.gallery import GalleryStore
+
+        if args.command == "backup":
+            copied = backups.backup(GalleryStore(settings.data_dir), args.dest)
+        else:
+            copied = backups.restore(args.src, settings.data_dir)
+        done = f"{args.command}: {copied.persons} person(s), {copied.files} file(s) in {copied.seconds:.1f} s"
+        _out(json.dumps({**asdict(copied), "dest": str(copied.dest)}) if args.json else done)
+        return 0
     if args.command == "check":
         from core.store.gallery import GalleryStore
         from core.store.maintenance import check_store
@@ -175,6 +202,28 @@ def run(args: argparse.Namespace) -> int:
             else f"deleted {args.name!r}: {deleted.images} image(s), {deleted.embeddings} embedding(s), "
             f"{deleted.files} file(s)"
         )
+    return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from core.store.gallery import GalleryStore
+    from core.store.keys import KeyStore
+
+    keys = KeyStore(GalleryStore(settings.data_dir))
+    if args.keys_command == "create":
+        record, secret = keys.create(args.name, args.scope)
+        log.warning("created API key %d (%s, scope %s): it is shown once, below", record.id, record.name, record.scope)
+        _out(json.dumps({**asdict(record), "key": secret}) if args.json else secret)
+    elif args.keys_command == "list":
+        records = keys.records()
+        if args.json:
+            _out(json.dumps([asdict(r) for r in records]))
+        for r in records if not args.json else []:
+            state = f"revoked {r.revoked_at}" if r.revoked_at else "active"
+            _out(f"{r.id:4d}  {r.scope:8s}  {r.prefix}...  {r.name}  (created {r.created_at}, {state})")
+    else:
+        record = keys.revoke(args.id)
+        _out(json.dumps(asdict(record)) if args.json else f"revoked key {record.id} ({record.name}, {record.scope})")
     return 0
 
 

@@ -166,6 +166,14 @@ class Unauthorized(ManyAnglesError):
     exit_code = 10
 
 
+class Forbidden(ManyAnglesError):
+    """A valid key whose scope does not allow the call."""
+
+    code = "forbidden"
+    http_status = 403
+    exit_code = 10
+
+
 ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     InvalidInput,
     InvalidImage,
@@ -189,4 +197,5 @@ ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     StoreCorrupt,
     ServiceBusy,
     Unauthorized,
+    Forbidden,
 )

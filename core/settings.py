@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest accepted upload, bytes")
     max_image_pixels: int = Field(50_000_000, ge=10_000, description="largest accepted image, pixels")
+    queue_budget_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="refuse (503 + Retry-After) a request expected to wait longer, seconds"
+    )
     dlib_upsample_below: int = Field(
         1000, ge=0, description="dlib HOG: photos whose long side is at most this are upsampled once"
     )

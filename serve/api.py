@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from core.enrollment import ProgressEvent
-from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy, Unauthorized
+from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy
 from core.schemas import (
     BatchingStats,
     DeleteResponse,
@@ -47,8 +47,10 @@ from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.export import export_table
 from core.store.gallery import GalleryStore
+from core.store.keys import KeyStore
 from core.store.maintenance import check_store
-from serve.auth import ensure_api_key, key_matches
+from serve.admission import CLASSES, Admission
+from serve.auth import ensure_api_key, offered_key, require, scope_of
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
@@ -58,15 +60,16 @@ PARQUET = "application/vnd.apache.parquet"
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {
-        401: "no or wrong API key",
+        401: "no, wrong or revoked API key",
+        403: "the key's scope does not allow this call",
         404: "unknown person or image",
         409: "name already enrolled, or the model is not calibrated",
         413: "upload over the byte or pixel cap",
         422: "bad image, no face, several faces, or bad parameters",
         503: "a deployment is busy (Retry-After) or a model is unavailable",
     }
-    # every keyed route can answer 401, and 422 for malformed parameters
-    return {s: {"model": ErrorResponse, "description": text[s]} for s in sorted({401, 422, *statuses})}
+    # every keyed route can answer 401 and 403, and 422 for malformed parameters
+    return {s: {"model": ErrorResponse, "description": text[s]} for s in sorted({401, 403, 422, *statuses})}
 
 
 app = FastAPI(
@@ -100,16 +103,57 @@ async def _size_cap(request: Request, call_next: Any) -> Any:
     return await call_next(request)
 
 
-def require_key(
-    request: Request,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> None:
-    if not key_matches(request.app.state.api_key, authorization, x_api_key):
-        raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+@app.middleware("http")
+async def _shed_load(request: Request, call_next: Any) -> Any:
+    """503 + Retry-After at once when the expected wait is over the budget (serve/admission.py)."""
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    kind = CLASSES.get((request.method, request.url.path.rstrip("/")))
+    if admission is None or kind is None:
+        return await call_next(request)
+    verdict = admission.enter(kind)
+    if not verdict.admitted:
+        expected = "longer than" if verdict.expected_s is None else f"about {verdict.expected_s:.0f} s, over"
+        message = (
+            f"the service is busy: a new {kind} request would take {expected} the budget of "
+            f"{admission.budget_s:g} s; retry in {verdict.retry_after_s} s"
+        )
+        body = ErrorResponse.of(ServiceBusy.code, message).model_dump()
+        return JSONResponse(body, 503, headers={"Retry-After": str(verdict.retry_after_s)})
+    try:
+        response = await call_next(request)
+    except BaseException:
+        admission.leave(kind)
+        raise
+    body_iterator = response.body_iterator
+
+    async def body_then_leave() -> Any:  # a streamed enrollment counts until its last line
+        try:
+            async for chunk in body_iterator:
+                yield chunk
+        finally:
+            admission.leave(kind)
+
+    response.body_iterator = body_then_leave()
+    return response
 
 
-Authorized = Annotated[None, Depends(require_key)]
+def _needs(permission: str) -> Any:
+    def check(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> None:
+        state = request.app.state
+        require(permission, scope_of(offered_key(authorization, x_api_key), state.api_key, state.keys))
+
+    return Depends(check)
+
+
+# What each route needs (core/store/keys.py: admin > enroll (+ read) | identify)
+Admin = Annotated[None, _needs("admin")]
+CanEnroll = Annotated[None, _needs("enroll")]
+CanRead = Annotated[None, _needs("read")]
+CanIdentify = Annotated[None, _needs("identify")]
 
 
 def _read_upload(upload: UploadFile, cap: int) -> bytes:
@@ -161,6 +205,8 @@ class API:
         self.service = ManyAnglesService(settings, RemoteFaces(embedder), store, RemoteViews(generator, embedder))
         app.state.max_body_bytes = 2 * settings.max_upload_bytes + 1024 * 1024
         app.state.api_key = self.api_key
+        app.state.keys = KeyStore(store)
+        app.state.admission = Admission(settings.queue_budget_s)
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse)
@@ -186,20 +232,20 @@ class API:
         )
 
     @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=_errors())
-    def generation_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:
+    def generation_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:
         return GenerationStatsResponse(runs=[GenerationRun.of(r) for r in self.service.store.generation_runs(limit)])
 
     @app.get("/v1/stats/batching", response_model=BatchingStats, responses=_errors(503))
-    def batching_stats(self, _: Authorized, recent: int = Query(500, ge=0, le=10_000)) -> BatchingStats:
+    def batching_stats(self, _: CanRead, recent: int = Query(500, ge=0, le=10_000)) -> BatchingStats:
         return BatchingStats(**wait(self._embedder.batch_stats.remote(recent), "embedder"))
 
     @app.get("/v1/stats/enrollments", response_model=EnrollmentStatsResponse, responses=_errors())
-    def enrollment_stats(self, _: Authorized, limit: int = Query(500, ge=1, le=10_000)) -> EnrollmentStatsResponse:
+    def enrollment_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> EnrollmentStatsResponse:
         """End-to-end time of the latest enrollments, stage by stage."""
         return EnrollmentStatsResponse(runs=[EnrollmentRun.of(r) for r in self.service.store.enrollment_runs(limit)])
 
     @app.get("/v1/thresholds", response_model=ThresholdsResponse, responses=_errors(503))
-    def thresholds(self, _: Authorized) -> ThresholdsResponse:
+    def thresholds(self, _: CanRead) -> ThresholdsResponse:
         """The thresholds in use now and every calibrated one in the store."""
         return ThresholdsResponse.of(self.service)
 
@@ -212,7 +258,7 @@ class API:
     )
     def enroll(
         self,
-        _: Authorized,
+        _: CanEnroll,
         request: Request,
         name: Annotated[str, Form()],
         photo: Annotated[UploadFile, File()],
@@ -268,7 +314,7 @@ class API:
     )
     def enroll_legacy(
         self,
-        _: Authorized,
+        _: CanEnroll,
         name: Annotated[str, Form()],
         image: Annotated[UploadFile, File()],
         use_augmentation: Annotated[bool, Form()] = True,
@@ -290,11 +336,11 @@ class API:
         )
 
     @app.get("/v1/persons", response_model=list[PersonOut], responses=_errors())
-    def persons(self, _: Authorized) -> list[PersonOut]:
+    def persons(self, _: CanRead) -> list[PersonOut]:
         return [PersonOut.of(p) for p in self.service.persons()]
 
     @app.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=_errors(404))
-    def person(self, _: Authorized, person_id: int) -> PersonDetailOut:
+    def person(self, _: CanRead, person_id: int) -> PersonDetailOut:
         return PersonDetailOut.of_detail(self.service.store.person_detail(person_id))
 
     @app.get(
@@ -305,14 +351,14 @@ class API:
             **_errors(404),
         },
     )
-    def person_image(self, _: Authorized, person_id: int, image_id: int) -> Response:
+    def person_image(self, _: CanRead, person_id: int, image_id: int) -> Response:
         record, data = self.service.store.image(person_id, image_id)
         return Response(
             data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
         )
 
     @app.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=_errors(404, 409))
-    def rename_person(self, _: Authorized, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
+    def rename_person(self, _: Admin, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
         """Rename a person (the new name must be free)."""
         return PersonOut.of(self.service.store.rename_person(person_id, name))
 
@@ -323,7 +369,7 @@ class API:
     )
     def export(
         self,
-        _: Authorized,
+        _: Admin,
         table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
         vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
         person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
@@ -335,14 +381,14 @@ class API:
         )
 
     @app.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=_errors(404))
-    def delete_person(self, _: Authorized, person_id: int) -> DeleteResponse:
+    def delete_person(self, _: Admin, person_id: int) -> DeleteResponse:
         return DeleteResponse.of(person_id, self.service.delete(person_id))
 
     # --- recognition -------------------------------------------------------------------------
     @app.post("/v1/identify", response_model=IdentifyResponse, responses=_errors(409, 413, 422, 503))
     def identify(
         self,
-        _: Authorized,
+        _: CanIdentify,
         photo: Annotated[UploadFile, File()],
         top_k: Annotated[int | None, Form(ge=1, le=100, description="default: the top_k setting")] = None,
     ) -> IdentifyResponse:
@@ -351,7 +397,7 @@ class API:
     @app.post("/v1/verify", response_model=VerifyResponse, responses=_errors(409, 413, 422, 503))
     def verify(
         self,
-        _: Authorized,
+        _: CanIdentify,
         photo_a: Annotated[UploadFile, File()],
         photo_b: Annotated[UploadFile, File()],
     ) -> VerifyResponse:
@@ -359,7 +405,7 @@ class API:
         return VerifyResponse.of(self.service.verify(_read_upload(photo_a, cap), _read_upload(photo_b, cap)))
 
     @app.post("/v1/embed", response_model=EmbedResponse, responses=_errors(413, 422, 503))
-    def embed(self, _: Authorized, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
+    def embed(self, _: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
         cap = self.settings.max_upload_bytes
         uploads = [(p.filename or f"photo{i}", _read_upload(p, cap)) for i, p in enumerate(photos)]
         return EmbedResponse.of(self.service.model, self.service.embed(uploads))
@@ -367,7 +413,7 @@ class API:
     @app.post("/v1/generate", response_model=GenerateResponse, responses=_errors(409, 413, 422, 503))
     def generate(
         self,
-        _: Authorized,
+        _: CanEnroll,
         photo: Annotated[UploadFile, File()],
         views: Annotated[str | None, Form()] = None,
         num_variations: Annotated[int | None, Form()] = None,

@@ -1,4 +1,5 @@
-"""The API key: from the settings (MANYANGLES_API_KEY), else generated once into the data dir."""
+"""API keys: the service's admin key (MANYANGLES_API_KEY, else generated once into the data dir)
+and the scoped keys of the store (``manyangles keys create``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 import secrets
 from pathlib import Path
 
+from core.errors import Forbidden, Unauthorized
 from core.settings import Settings
+from core.store.keys import GRANTS, KeyStore
 
 log = logging.getLogger(__name__)
 KEY_FILE = "api_key"
@@ -30,8 +33,23 @@ def ensure_api_key(settings: Settings) -> tuple[str, bool]:
     return key, True
 
 
-def key_matches(expected: str, authorization: str | None, x_api_key: str | None) -> bool:
-    offered = x_api_key or ""
+def offered_key(authorization: str | None, x_api_key: str | None) -> str:
     if authorization and authorization.lower().startswith("bearer "):
-        offered = authorization[7:].strip()
-    return bool(offered) and hmac.compare_digest(offered.encode(), expected.encode())
+        return authorization[7:].strip()
+    return x_api_key or ""
+
+
+def scope_of(offered: str, admin_key: str, keys: KeyStore) -> str | None:
+    """``admin`` for the service's own key (settings or data-dir file), a stored key's scope,
+    or None. Both comparisons are constant-time."""
+    if offered and hmac.compare_digest(offered.encode(), admin_key.encode()):
+        return "admin"
+    return keys.scope_of(offered) if offered else None
+
+
+def require(permission: str, scope: str | None) -> None:
+    if scope is None:
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
+    if permission not in GRANTS[scope]:
+        allowed = ", ".join(s for s, grants in GRANTS.items() if permission in grants)
+        raise Forbidden(f"this key's scope '{scope}' does not allow this call; it needs a key of scope: {allowed}")

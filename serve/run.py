@@ -194,7 +194,10 @@ def main() -> int:
             log.info("  Console  http://127.0.0.1:%d", args.console_port)
         log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
         log.info("  data     %s", settings.data_dir.resolve())
-        log.info("  API key  %s%s", key, "   (new: stored in the data dir, file api_key)" if created else "")
+        where = "MANYANGLES_API_KEY" if settings.api_key else f"{settings.data_dir.resolve() / 'api_key'}"
+        log.info(
+            "  API key  %s...%s (admin; the whole key: %s%s)", key[:4], key[-2:], where, ", new" if created else ""
+        )
         log.info(
             "  logs     %s%s",
             log_file,

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from test_store import enrollment
 
@@ -182,3 +183,114 @@ def test_check_command(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "integrity ok; removed 1 orphan image file(s) and 1 half-written temp file(s)" in done.stdout
+
+
+def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    erased = enrollment("Erased Person Zqx", 7, n_views=3)
+    kept = enrollment("Kept Person", 8)
+    erased_id = store.add_person(erased)
+    store.add_person(kept)
+    store.add_enrollment_run(EnrollmentRunRecord(erased_id, "m1", 3, 3, 2.0, {"total": 2.0}))
+    their_files = [tmp_path / r.path for r in store.person_detail(erased_id).images]
+    store.delete_person(erased_id)
+    conn = sqlite3.connect(store.db_path)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+        if "person_id" in columns:
+            count = conn.execute(f"SELECT count(*) FROM {table} WHERE person_id = ?", (erased_id,)).fetchone()[0]
+            assert count == 0, f"{table} still names person {erased_id}"
+    conn.close()
+    assert not any(path.exists() for path in their_files)
+    secrets = [b"Erased Person Zqx", *(e.vector.astype("<f4").tobytes() for e in erased.embeddings)]
+    secrets += [image.data for image in erased.images]
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for secret in secrets:
+        assert secret not in on_disk, f"{secret[:20]!r} is still readable in the data dir"
+    assert b"Kept Person" in on_disk  # the scan would see it
+
+
+@pytest.mark.parametrize(
+    "name, stored",
+    [
+        ("../../etc/passwd", True),
+        ("Zoë 😀 Ünïcode", True),
+        ("a\x00b", False),  # NUL: a control character
+        ("x" * 10_000, False),  # over the 200-character limit
+        ("\u202eevil\u202c", False),  # bidi override marks: format characters
+    ],
+)
+def test_hostile_names_are_stored_verbatim_or_refused(api: httpx.Client, name: str, stored: bool):
+    response = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": name},
+        files={"photo": ("p.jpg", photo_bytes("Cate_Blanchett", 1), "image/jpeg")},
+    )
+    if not stored:
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_name", response.text
+        return
+    assert response.status_code == 201, response.text
+    person = api.get(f"/v1/persons/{response.json()['person_id']}", headers=AUTH).json()
+    assert person["name"] == name
+    data_dir: Path = api.data_dir  # type: ignore[attr-defined]
+    paths = [p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*")]
+    assert not any("passwd" in p or "Zo" in p for p in paths)  # a name never becomes a path
+    assert api.delete(f"/v1/persons/{person['id']}", headers=AUTH).status_code == 200
+
+
+def test_backup_under_concurrent_enrollments_restores_the_same_gallery(tmp_path: Path):
+    from core.store.backup import backup, restore, verify_backup
+
+    live = GalleryStore(tmp_path / "live")
+    for k in range(5):
+        live.add_person(enrollment(f"Before {k}", 100 + k))
+    stop = threading.Event()
+    enrolled: list[str] = []
+
+    def keep_enrolling() -> None:
+        k = 0
+        while not stop.is_set():
+            live.add_person(enrollment(f"During {k}", 200 + k))
+            enrolled.append(f"During {k}")
+            k += 1
+
+    writer = threading.Thread(target=keep_enrolling)
+    writer.start()
+    time.sleep(0.05)
+    report = backup(live, tmp_path / "backup")
+    time.sleep(0.05)
+    stop.set()
+    writer.join()
+    assert enrolled and report.persons >= 5  # enrollments ran before, during and after the copy
+    assert verify_backup(tmp_path / "backup") == []
+    restored_report = restore(tmp_path / "backup", tmp_path / "restored")
+    restored = GalleryStore(tmp_path / "restored")
+    assert restored_report.persons == report.persons
+    persons = {p.name: p for p in restored.list_persons()}
+    assert {f"Before {k}" for k in range(5)} <= set(persons)
+    for name, person in persons.items():  # every restored person is whole and the same as live
+        live_person = live.find_person(name)
+        assert (person.num_images, person.num_embeddings) == (live_person.num_images, live_person.num_embeddings)
+        for record in restored.person_detail(person.id).images:
+            assert restored.image(person.id, record.id)[1] == live.image(live_person.id, record.id)[1]
+    gallery, source = restored.load_gallery("m1"), live.load_gallery("m1")
+    keep = np.isin(source.person_ids, gallery.person_ids)
+    assert np.array_equal(gallery.vectors, source.vectors[keep])  # same vectors: the same answers
+    assert mode(tmp_path / "restored") == 0o700 and mode(tmp_path / "restored" / "gallery.db") == 0o600
+
+
+def test_restore_refuses_a_damaged_backup_or_a_used_data_dir(tmp_path: Path):
+    from core.errors import InvalidInput, StoreCorrupt
+    from core.store.backup import backup, restore
+
+    live = GalleryStore(tmp_path / "live")
+    live.add_person(enrollment("Only Person", 1))
+    backup(live, tmp_path / "backup")
+    with pytest.raises(InvalidInput, match="empty or new folder"):
+        restore(tmp_path / "backup", tmp_path / "live")
+    next((tmp_path / "backup" / "images").rglob("*.png")).write_bytes(b"tampered")
+    with pytest.raises(StoreCorrupt, match="does not match its sha256"):
+        restore(tmp_path / "backup", tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()

@@ -87,6 +87,8 @@ class GalleryStore:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # erased rows are overwritten with zeros, not left readable in free pages
+            conn.execute("PRAGMA secure_delete = ON")
             yield conn
         finally:
             conn.close()
@@ -382,6 +384,8 @@ class GalleryStore:
             }
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
         counts["files"] = self._remove_unreferenced([self.data_dir / p for p in set(paths)])
+        with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.info("deleted person %d: %s", person_id, counts)
         return counts
 

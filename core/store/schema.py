@@ -114,6 +114,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX enrollment_runs_created ON enrollment_runs(created_at);
     """,
+    # 3 -> 4: API keys with scopes, stored as SHA-256 of the key (core/store/keys.py)
+    """
+    CREATE TABLE api_keys (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL,            -- who or what uses it
+        scope       TEXT NOT NULL CHECK (scope IN ('admin', 'enroll', 'identify')),
+        key_hash    TEXT NOT NULL UNIQUE,     -- sha256 hex of the key; the key itself is never stored
+        prefix      TEXT NOT NULL,            -- its first characters, to recognise it
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

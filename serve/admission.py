@@ -1,0 +1,101 @@
+"""Load shedding at the API: a request that would wait longer than the budget is told to come
+back (HTTP 503 + Retry-After) at once, instead of queueing past every client's timeout.
+
+Requests are counted per class (``identify``: identify, verify, embed; ``enroll``: enrollments
+and view generation), because the two differ tenfold in cost. For each class the controller
+measures its throughput while it is busy (completions per second of time with work in flight:
+idle gaps do not count) and predicts a newcomer's time in the system as
+``HEADROOM * (in_flight + 1) / throughput``. Over ``budget_s`` it is refused. Until a class has finished a
+few requests it admits at most ``COLD_LIMIT`` of it at once; while fewer than ``min_in_flight``
+are in flight, everything is admitted.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+CLASSES: dict[tuple[str, str], str] = {
+    ("POST", "/v1/identify"): "identify",
+    ("POST", "/v1/verify"): "identify",
+    ("POST", "/v1/embed"): "identify",
+    ("POST", "/v1/persons"): "enroll",
+    ("POST", "/api/enroll"): "enroll",
+    ("POST", "/v1/generate"): "enroll",
+}
+
+# In flight at most, per class, before its throughput is known (a burst at start-up).
+COLD_LIMIT: dict[str, int] = {"identify": 8, "enroll": 4}
+# Throughput on a shared machine wobbles; predictions are stretched by this much before the budget.
+HEADROOM = 1.25
+
+
+@dataclass
+class _Load:
+    in_flight: int = 0
+    busy_s: float = 0.0  # total time with at least one request in flight
+    busy_since: float | None = None
+    completions: deque[float] = field(default_factory=lambda: deque(maxlen=32))  # busy_s at each completion
+
+    def busy_now(self, now: float) -> float:
+        return self.busy_s + (now - self.busy_since if self.busy_since is not None else 0.0)
+
+    def throughput(self, now: float) -> float | None:
+        """Completions per busy second over the recent completions; None without enough data."""
+        if len(self.completions) < 4:
+            return None
+        span = self.busy_now(now) - self.completions[0]
+        return (len(self.completions) - 1) / span if span > 0 else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    admitted: bool
+    expected_s: float | None  # predicted time in the system for a newcomer
+    retry_after_s: int = 0
+
+
+class Admission:
+    def __init__(self, budget_s: float, min_in_flight: int = 4) -> None:
+        self.budget_s = budget_s
+        self.min_in_flight = min_in_flight
+        self._loads: dict[str, _Load] = {}
+        self._lock = threading.Lock()
+
+    def enter(self, kind: str) -> Verdict:
+        """Admit (and count) a request of ``kind``, or refuse it with a retry delay."""
+        now = time.monotonic()
+        with self._lock:
+            load = self._loads.setdefault(kind, _Load())
+            rate = load.throughput(now)
+            expected = HEADROOM * (load.in_flight + 1) / rate if rate else None
+            if load.in_flight >= self.min_in_flight:
+                if expected is not None and expected > self.budget_s:
+                    return Verdict(False, expected, min(60, max(1, math.ceil(expected - self.budget_s))))
+                if expected is None and load.in_flight >= COLD_LIMIT.get(kind, self.min_in_flight):
+                    return Verdict(False, None, 1)
+            if load.in_flight == 0:
+                load.busy_since = now
+            load.in_flight += 1
+            return Verdict(True, expected)
+
+    def leave(self, kind: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            load = self._loads[kind]
+            load.completions.append(load.busy_now(now))
+            load.in_flight -= 1
+            if load.in_flight == 0 and load.busy_since is not None:
+                load.busy_s += now - load.busy_since
+                load.busy_since = None
+
+    def snapshot(self) -> dict[str, dict[str, float | int | None]]:
+        now = time.monotonic()
+        with self._lock:
+            return {
+                kind: {"in_flight": load.in_flight, "throughput_per_s": load.throughput(now)}
+                for kind, load in self._loads.items()
+            }
