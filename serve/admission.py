@@ -30,7 +30,7 @@ CLASSES: dict[tuple[str, str], str] = {
 # In flight at most, per class, before its throughput is known (a burst at start-up).
 COLD_LIMIT: dict[str, int] = {"identify": 8, "enroll": 4}
 # Throughput on a shared machine wobbles; predictions are stretched by this much before the budget.
-HEADROOM = 1.25
+HEADROOM = 1.5
 
 
 @dataclass

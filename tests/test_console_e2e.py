@@ -93,7 +93,8 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
         page.get_by_text(f"Enrolled {name} as person").wait_for(timeout=180_000)
         wait_idle(page)
         assert page.get_by_text("the uploaded photo").count() == 1
-        assert page.locator('[data-testid="stImage"]').count() >= 2  # original + accepted views
+        page.locator('[data-testid="stImage"]').nth(1).wait_for(timeout=60_000)  # images render last
+        assert page.locator('[data-testid="stImage"]').count() >= 2  # original + every view
         page.screenshot(path=str(SHOTS / "enroll.png"))
 
         page.get_by_role("link", name="Gallery").click()
