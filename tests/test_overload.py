@@ -25,7 +25,11 @@ def test_admission_refuses_only_what_would_wait_too_long(monkeypatch):
         clock[0] += 30.0  # idle time does not lower the measured throughput
     assert gate.enter("identify").admitted and gate.enter("identify").admitted  # 2 in flight: 3 s > 2 s
     refused = gate.enter("identify")
-    assert not refused.admitted and refused.expected_s == 3.0 * HEADROOM and refused.retry_after_s == math.ceil(3.0 * HEADROOM - 2.0)
+    assert (
+        not refused.admitted
+        and refused.expected_s == 3.0 * HEADROOM
+        and refused.retry_after_s == math.ceil(3.0 * HEADROOM - 2.0)
+    )
     assert gate.enter("enroll").admitted  # another class has its own queue
 
 
