@@ -31,6 +31,7 @@ CLASSES: dict[tuple[str, str], str] = {
 COLD_LIMIT: dict[str, int] = {"identify": 8, "enroll": 4}
 # Throughput on a shared machine wobbles; predictions are stretched by this much before the budget.
 HEADROOM = 1.5
+WINDOW_S = 10.0  # busy seconds of history behind a throughput estimate
 
 
 @dataclass
@@ -38,17 +39,18 @@ class _Load:
     in_flight: int = 0
     busy_s: float = 0.0  # total time with at least one request in flight
     busy_since: float | None = None
-    completions: deque[float] = field(default_factory=lambda: deque(maxlen=32))  # busy_s at each completion
+    completions: deque[float] = field(default_factory=lambda: deque(maxlen=4096))  # busy_s at each completion
 
     def busy_now(self, now: float) -> float:
         return self.busy_s + (now - self.busy_since if self.busy_since is not None else 0.0)
 
     def throughput(self, now: float) -> float | None:
-        """Completions per busy second over the recent completions; None without enough data."""
-        if len(self.completions) < 4:
-            return None
-        span = self.busy_now(now) - self.completions[0]
-        return (len(self.completions) - 1) / span if span > 0 else None
+        """Completions per busy second over the last WINDOW_S busy seconds (a window in time,
+        not in completions: batched work completes in clusters); None without enough data."""
+        busy = self.busy_now(now)
+        span = min(WINDOW_S, busy)
+        recent = sum(1 for c in self.completions if c >= busy - span)
+        return recent / span if recent >= 4 and span >= 1.0 else None
 
 
 @dataclass(frozen=True)
