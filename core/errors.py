@@ -73,7 +73,14 @@ class NoFaceFound(InvalidInput):
 
 
 class MultipleFaces(InvalidInput):
+    """Several faces and no choice made: ``faces`` (bbox, score; largest first, the order a face
+    index counts in) let a client ask which one is meant without another call."""
+
     code = "multiple_faces"
+
+    def __init__(self, message: str, faces: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.faces = faces or []
 
 
 class InvalidName(InvalidInput):
@@ -160,6 +167,13 @@ class ServiceBusy(ManyAnglesError):
         self.retry_after_s = retry_after_s
 
 
+class ReplicaLost(ServiceBusy):
+    """A replica died (or restarted) while it held this request; nothing was stored and the
+    request may be retried as is once Serve has replaced the replica."""
+
+    code = "replica_lost"
+
+
 class Unauthorized(ManyAnglesError):
     code = "unauthorized"
     http_status = 401
@@ -196,6 +210,7 @@ ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     StoreSchemaError,
     StoreCorrupt,
     ServiceBusy,
+    ReplicaLost,
     Unauthorized,
     Forbidden,
 )

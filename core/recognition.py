@@ -37,7 +37,8 @@ def select_face(faces: list[Face], policy: FacePolicy) -> Face:
     if policy == "single":
         if len(faces) > 1:
             raise MultipleFaces(
-                f"the photo shows {len(faces)} faces; ask for the largest face or pick one by index (0 = largest)"
+                f"the photo shows {len(faces)} faces; ask for the largest face or pick one by index (0 = largest)",
+                [{k: v for k, v in f.as_dict().items() if k in ("bbox", "score")} for f in faces],
             )
         return faces[0]
     raise InvalidInput(f"unknown face policy {policy!r}: use 'single', 'largest' or an index")

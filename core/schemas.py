@@ -26,17 +26,34 @@ class Schema(BaseModel):
 
 
 # --- errors ----------------------------------------------------------------------------------
+class ErrorFace(Schema):
+    bbox: list[float] = Field(description="x1, y1, x2, y2 in pixels of the upright photo")
+    score: float = Field(description="detector confidence")
+
+
 class ErrorDetail(Schema):
     code: str = Field(description="stable machine-readable code, e.g. no_face, person_exists, busy")
     message: str = Field(description="what went wrong, for a person to read")
+    faces: list[ErrorFace] | None = Field(
+        None, description="multiple_faces only: every face, largest first (the order of the `face` index)"
+    )
 
 
 class ErrorResponse(Schema):
     error: ErrorDetail
 
     @classmethod
-    def of(cls, code: str, message: str) -> ErrorResponse:
-        return cls(error=ErrorDetail(code=code, message=message))
+    def of(cls, code: str, message: str, faces: list[dict[str, Any]] | None = None) -> ErrorResponse:
+        boxes = [ErrorFace(**f) for f in faces] if faces else None
+        return cls(error=ErrorDetail(code=code, message=message, faces=boxes))
+
+    @classmethod
+    def of_error(cls, exc: ManyAnglesError) -> ErrorResponse:
+        return cls.of(exc.code, exc.message, getattr(exc, "faces", None))
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``faces`` only where there are some."""
+        return self.model_dump(exclude_none=True)
 
 
 # --- faces -----------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ back (HTTP 503 + Retry-After) at once, instead of queueing past every client's t
 Requests are counted per class (``identify``: identify, verify, embed; ``enroll``: enrollments
 and view generation), because the two differ tenfold in cost. For each class the controller
 measures its throughput while it is busy (completions per second of time with work in flight:
-idle gaps do not count) and predicts a newcomer's time in the system as
-``HEADROOM * (in_flight + 1) / throughput``. Over ``budget_s`` it is refused. Until a class has finished a
+idle gaps do not count). A newcomer's time in the system is predicted as
+``HEADROOM * (backlog + 1 / throughput)``, the backlog being every class's in-flight count over
+its own throughput (all classes share the machine). Over ``budget_s`` it is refused. Until a class has finished a
 few requests it admits at most ``COLD_LIMIT`` of it at once; while fewer than ``min_in_flight``
 are in flight, everything is admitted.
 """
@@ -73,7 +74,7 @@ class Admission:
         with self._lock:
             load = self._loads.setdefault(kind, _Load())
             rate = load.throughput(now)
-            expected = HEADROOM * (load.in_flight + 1) / rate if rate else None
+            expected = HEADROOM * (self._backlog_s(now) + 1 / rate) if rate else None
             if load.in_flight >= self.min_in_flight:
                 if expected is not None and expected > self.budget_s:
                     return Verdict(False, expected, min(60, max(1, math.ceil(expected - self.budget_s))))
@@ -84,11 +85,27 @@ class Admission:
             load.in_flight += 1
             return Verdict(True, expected)
 
-    def leave(self, kind: str) -> None:
+    def _backlog_s(self, now: float) -> float:
+        """Seconds of work in flight, every class together: the classes share one machine (the
+        Embedder's processes), so enrollments in flight delay an identify and the other way round.
+        Each class's count is turned into time by its own throughput (measured while it shared
+        the machine: an overestimate when one class runs alone, the safe side)."""
+        backlog = 0.0
+        for load in self._loads.values():
+            rate = load.throughput(now)
+            if rate and load.in_flight:
+                backlog += load.in_flight / rate
+        return backlog
+
+    def leave(self, kind: str, completed: bool = True) -> None:
+        """``completed``: the request did its work (a 2xx). A refusal (401, 403, 413, 422 ...)
+        takes a millisecond; counted as a completion it would make the class look fast and
+        open the door to a flood of real work (it did, after a burst of 401s)."""
         now = time.monotonic()
         with self._lock:
             load = self._loads[kind]
-            load.completions.append(load.busy_now(now))
+            if completed:
+                load.completions.append(load.busy_now(now))
             load.in_flight -= 1
             if load.in_flight == 0 and load.busy_since is not None:
                 load.busy_s += now - load.busy_since

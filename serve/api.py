@@ -51,6 +51,7 @@ from core.store.keys import KeyStore
 from core.store.maintenance import check_store
 from serve.admission import CLASSES, Admission
 from serve.auth import ensure_api_key, offered_key, require, scope_of
+from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
@@ -82,14 +83,14 @@ app = FastAPI(
 @app.exception_handler(ManyAnglesError)
 def _typed_error(_: Request, exc: ManyAnglesError) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusy) else None
-    body = ErrorResponse.of(exc.code, exc.message).model_dump()
+    body = ErrorResponse.of_error(exc).body()
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
 @app.exception_handler(RequestValidationError)
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
-    return JSONResponse(ErrorResponse.of("invalid_request", problems).model_dump(), status_code=422)
+    return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
 
 
 @app.middleware("http")
@@ -99,7 +100,7 @@ async def _size_cap(request: Request, call_next: Any) -> Any:
     length = request.headers.get("content-length")
     if cap and length and length.isdigit() and int(length) > cap:
         body = ErrorResponse.of("image_too_large", f"the request body is {length} bytes; the limit is {cap}")
-        return JSONResponse(body.model_dump(), 413)
+        return JSONResponse(body.body(), 413)
     return await call_next(request)
 
 
@@ -117,21 +118,22 @@ async def _shed_load(request: Request, call_next: Any) -> Any:
             f"the service is busy: a new {kind} request would take {expected} the budget of "
             f"{admission.budget_s:g} s; retry in {verdict.retry_after_s} s"
         )
-        body = ErrorResponse.of(ServiceBusy.code, message).model_dump()
+        body = ErrorResponse.of(ServiceBusy.code, message).body()
         return JSONResponse(body, 503, headers={"Retry-After": str(verdict.retry_after_s)})
     try:
         response = await call_next(request)
     except BaseException:
-        admission.leave(kind)
+        admission.leave(kind, completed=False)
         raise
     body_iterator = response.body_iterator
+    completed = 200 <= response.status_code < 300  # refusals are cheap: not a measure of throughput
 
     async def body_then_leave() -> Any:  # a streamed enrollment counts until its last line
         try:
             async for chunk in body_iterator:
                 yield chunk
         finally:
-            admission.leave(kind)
+            admission.leave(kind, completed)
 
     response.body_iterator = body_then_leave()
     return response
@@ -193,7 +195,7 @@ ENROLL_STREAM: dict[int | str, dict[str, Any]] = {
 @serve.ingress(app)
 class API:
     def __init__(self, embedder: Any, generator: Any, settings: Settings) -> None:
-        logging.getLogger("core").setLevel(settings.log_level)
+        route_core_logs(settings.log_level)
         self.settings = settings
         self.api_key, created = ensure_api_key(settings)
         if created:
@@ -288,12 +290,10 @@ class API:
                 result = self.service.enroll(name, data, progress=lambda e: events.put(("event", e)), **kwargs)
                 events.put(("result", result))
             except ManyAnglesError as exc:
-                events.put(("error", ErrorResponse.of(exc.code, exc.message).model_dump()))
+                events.put(("error", ErrorResponse.of_error(exc).body()))
             except Exception:
                 log.exception("enrollment failed")
-                events.put(
-                    ("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").model_dump())
-                )
+                events.put(("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").body()))
 
         threading.Thread(target=run, daemon=True).start()
         while True:

@@ -26,6 +26,7 @@ from core.errors import InvalidSetting, ManyAnglesError
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
 from core.settings import Settings
+from serve.logs import route_core_logs
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
@@ -37,7 +38,7 @@ class Embedder:
     def __init__(self, settings: Settings) -> None:
         from core.pipeline import FacePipeline, default_workers
 
-        logging.getLogger("core").setLevel(settings.log_level)
+        route_core_logs(settings.log_level)
         self.pipeline = FacePipeline(settings, default_workers(settings, in_service=True))
         self.batches: deque[tuple[float, int, str]] = deque(maxlen=10_000)  # (time, faces, kind)
         # The pipeline is used by one call at a time (it spreads each call over its worker

@@ -15,6 +15,7 @@ from core.augment.views import ViewRequest
 from core.faces.types import Face
 from core.settings import Settings
 from core.viewmaker import GeneratorInfo, generate_from_photo, generator_info
+from serve.logs import route_core_logs
 
 log = logging.getLogger("ray.serve")
 
@@ -24,7 +25,7 @@ class Generator:
     def __init__(self, settings: Settings) -> None:
         from core.augment.factory import load_augmentor
 
-        logging.getLogger("core").setLevel(settings.log_level)
+        route_core_logs(settings.log_level)
         self.settings = settings
         self.augmentor = load_augmentor(settings)
         if hasattr(self.augmentor, "warm_up"):

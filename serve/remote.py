@@ -3,34 +3,50 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import numpy as np
 
 from core.augment.gate import ViewsOutcome
 from core.augment.views import ViewRequest
-from core.errors import ManyAnglesError, ServiceBusy
+from core.errors import ManyAnglesError, ReplicaLost, ServiceBusy
 from core.faces.types import Face
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
 from core.viewmaker import GeneratorInfo
 
 CALL_TIMEOUT_S = 600.0
+log = logging.getLogger("ray.serve")
 
 
 def wait(response: Any, what: str) -> Any:
-    """``response.result()`` with our typed errors restored and back-pressure made a 503."""
-    from ray.exceptions import RayTaskError
-    from ray.serve.exceptions import BackPressureError
+    """``response.result()`` with our typed errors restored, back-pressure made a 503, and a
+    replica lost mid-request (killed, crashed, restarted) made a retryable 503 too: a client must
+    be able to tell "try again" from a bug."""
+    from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
+    from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException
 
+    lost = (RayActorError, ActorUnavailableError, DeploymentUnavailableError)
     try:
         return response.result(timeout_s=CALL_TIMEOUT_S)
     except BackPressureError:
         raise ServiceBusy(f"the {what} is busy; retry in a few seconds") from None
+    except lost as exc:
+        log.warning("the %s replica was lost during a request: %s", what, type(exc).__name__)
+        raise ReplicaLost(f"the {what} replica stopped during this request; nothing was stored; retry") from None
+    except RayServeException as exc:  # Serve's "an upstream actor died" (a chained call's input)
+        if isinstance(exc.__cause__, lost):
+            log.warning("a replica feeding the %s was lost: %s", what, type(exc.__cause__).__name__)
+            raise ReplicaLost("a replica stopped during this request; nothing was stored; retry") from None
+        raise
     except RayTaskError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, ManyAnglesError):
             raise cause from None
+        if isinstance(cause, lost):  # a chained call whose input came from a lost replica
+            log.warning("a replica feeding the %s was lost: %s", what, type(cause).__name__)
+            raise ReplicaLost("a replica stopped during this request; nothing was stored; retry") from None
         raise
 
 
@@ -57,6 +73,8 @@ class RemoteFaces:
         for response in responses:
             try:
                 out.append(wait(response, "embedder"))
+            except ServiceBusy:  # busy or lost: the whole call is retried, not one photo
+                raise
             except ManyAnglesError as exc:
                 out.append(exc)
         return out

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +38,9 @@ log = logging.getLogger("manyangles.run")
 _NOTEWORTHY = re.compile(r"\b(WARNING|WARN|ERROR|CRITICAL|Traceback|Exception|Error:)\b")
 
 
+STOP_TIMEOUT_S = 8.0  # then SIGKILL: docker stop's grace period is 10 s
+
+
 def has_gpu() -> bool:
     if shutil.which("nvidia-smi") is None:
         return False
@@ -55,6 +59,16 @@ def effective_config(path: Path, out_dir: Path) -> tuple[Path, dict[str, Any]]:
     )
     log.warning("no NVIDIA GPU found: applying the CPU override (num_gpus: 0) -> %s", target)
     return target, config
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
@@ -91,16 +105,23 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt  # SIGTERM takes the same path as Ctrl-C, in the main thread
 
 
+def _default_sigint() -> None:
+    """In the child before exec: a process started in the background of a shell script inherits
+    SIGINT *ignored*, and serve run would then ignore the SIGINT that asks it to shut down."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the ManyAngles service on Ray Serve")
     parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
     parser.add_argument("--follow-logs", action="store_true", help="stream every Serve log line here too")
     parser.add_argument("--console-port", type=int, default=8501, help="the Streamlit console's port (0: no console)")
+    parser.add_argument("--out", type=Path, default=REPO / "out", help="folder for logs and the effective config")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    config_path, config = effective_config(args.config, REPO / "out")
+    config_path, config = effective_config(args.config, args.out)
     application = config["applications"][0]
     try:
         settings = Settings.from_mapping(application.get("args") or {}, origin=config_path)
@@ -109,10 +130,23 @@ def main() -> int:
         return 2
     for name in settings.unknown_environment():
         log.warning("environment variable %s names no setting; ignored", name)
-    key, created = ensure_api_key(settings)
     http = config.get("http_options", {})
-    base = f"http://{http.get('host', '127.0.0.1')}:{http.get('port', 8000)}"
-    log_dir = (REPO / "out" / "logs").resolve()
+    host, port = http.get("host", "127.0.0.1"), int(http.get("port", 8000))
+    wanted = [(host, port, "the API (http_options.port in the config)")]
+    if args.console_port:
+        wanted.append(("127.0.0.1", args.console_port, "the console (--console-port)"))
+    for where, number, what in wanted:
+        if port_in_use(where, number):
+            log.error(
+                "port %d on %s is in use: is ManyAngles already running? Stop it or choose another port for %s",
+                number,
+                where,
+                what,
+            )
+            return 1
+    key, created = ensure_api_key(settings)
+    base = f"http://{host}:{port}"
+    log_dir = (args.out / "logs").resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / "serve.log"
 
@@ -123,6 +157,7 @@ def main() -> int:
         cwd=REPO,
         env=env,
         start_new_session=True,
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -132,22 +167,26 @@ def main() -> int:
     console: subprocess.Popen[bytes] | None = None
 
     def stop() -> None:
-        if console is not None and console.poll() is None:
-            os.killpg(console.pid, signal.SIGTERM)
+        """Both children at once (a sequential stop adds their times), then wait for each."""
+        started = time.monotonic()
+        children = [(name, p) for name, p in (("console", console), ("Ray Serve", process)) if p and p.poll() is None]
+        for name, child in children:
+            log.info("stopping %s ...", name)
+            if child is process:  # to serve run alone, as Ctrl-C: it tears down the app, then its Ray
+                child.send_signal(signal.SIGINT)  # (Ray's processes, in its group, must outlive that)
+            else:
+                os.killpg(child.pid, signal.SIGTERM)
+        for name, child in children:
             try:
-                console.wait(timeout=10)
+                child.wait(timeout=max(1.0, STOP_TIMEOUT_S - (time.monotonic() - started)))
             except subprocess.TimeoutExpired:
-                os.killpg(console.pid, signal.SIGKILL)
-        if process.poll() is None:
-            log.info("stopping Ray Serve ...")
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                log.warning("%s did not stop in %.0f s: killing it", name, STOP_TIMEOUT_S)
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            log.info("%s stopped after %.1f s", name, time.monotonic() - started)
 
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`cmd &` in a script)
     try:
         if not wait_healthy(f"{base}/v1/health", process, args.timeout):
             log.error("the service did not come up; its log: %s", log_file)

@@ -54,7 +54,15 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
     assert detail["num_images"] == 1 + sum(v["accepted"] for v in result["views"])
 
 
-def test_several_faces_offer_a_chooser_and_enroll_the_chosen_face(console_env: httpx.Client):
+def test_several_faces_offer_a_chooser_and_enroll_the_chosen_face(
+    console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch
+):
+    from core.store.gallery import GalleryStore
+    from core.store.keys import KeyStore
+
+    # an enroll-scoped key (not allowed /v1/embed): the boxes come with the multiple_faces refusal
+    _, enroll_key = KeyStore(GalleryStore(console_env.data_dir)).create("console enroll", "enroll")  # type: ignore[attr-defined]
+    monkeypatch.setenv("MANYANGLES_API_KEY", enroll_key)
     group = side_by_side(photo("Matt_Damon", 2), photo("George_Clooney", 1))
     at = enroll(page("enroll"), "Chosen Clooney", group, [])
     assert not at.exception, at.exception

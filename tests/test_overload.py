@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 
 import httpx
-import pytest
 
 from serve.admission import HEADROOM, Admission
 
 from conftest import AUTH, photo_bytes
+
+log = logging.getLogger(__name__)  # figures for RELIABILITY.md: pytest --log-cli-level=INFO
 
 
 def test_admission_refuses_only_what_would_wait_too_long(monkeypatch):
@@ -24,6 +26,9 @@ def test_admission_refuses_only_what_would_wait_too_long(monkeypatch):
         clock[0] += 1.0
         gate.leave("identify")
         clock[0] += 30.0  # idle time does not lower the measured throughput
+    for _ in range(100):  # refusals (401, 422 ...) take no time: they must not make the class look fast
+        assert gate.enter("identify").admitted
+        gate.leave("identify", completed=False)
     assert gate.enter("identify").admitted and gate.enter("identify").admitted  # 2 in flight: 3 s > 2 s
     refused = gate.enter("identify")
     assert (
@@ -34,11 +39,31 @@ def test_admission_refuses_only_what_would_wait_too_long(monkeypatch):
     assert gate.enter("enroll").admitted  # another class has its own queue
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="NOT MET in a full-suite run on the 2-core box: the slowest admitted identify took 15.2-15.6 s "
-    "(passes alone); the admission estimate misses a delay outside the measured queue (issue 11 open)",
-)
+def test_admission_counts_the_other_class_in_flight(monkeypatch):
+    """Enrollments and identifies share the machine: work in flight of either delays both."""
+    clock = [0.0]
+    monkeypatch.setattr("serve.admission.time.monotonic", lambda: clock[0])
+
+    def warmed() -> Admission:
+        gate = Admission(budget_s=5.0, min_in_flight=2)
+        for kind, seconds in [("identify", 1.0)] * 5 + [("enroll", 2.0)] * 4:  # 1/s and 0.5/s
+            assert gate.enter(kind).admitted
+            clock[0] += seconds
+            gate.leave(kind)
+        return gate
+
+    alone = warmed()
+    assert alone.enter("identify").admitted and alone.enter("identify").admitted
+    assert alone.enter("identify").expected_s == HEADROOM * (2 / 1 + 1 / 1)  # 4.5 s: admitted
+
+    shared = warmed()
+    assert shared.enter("enroll").admitted  # 2 s of work in flight
+    assert shared.enter("identify").admitted and shared.enter("identify").admitted
+    refused = shared.enter("identify")
+    assert not refused.admitted and refused.expected_s == HEADROOM * (1 / 0.5 + 2 / 1 + 1 / 1)  # 7.5 s
+    assert refused.retry_after_s == 3
+
+
 def test_64_clients_succeed_in_time_or_are_refused_at_once(api: httpx.Client):
     probe = photo_bytes("Barack_Obama", 2)
     results: list[tuple[int, str, int, float, httpx.Response]] = []
@@ -67,6 +92,15 @@ def test_64_clients_succeed_in_time_or_are_refused_at_once(api: httpx.Client):
     for t in threads:
         t.join()
     assert len(results) == 64  # no client timed out (httpx would have raised)
+    ok = sorted(e for _, _, status, e, _ in results if status in (200, 201))
+    shed = sorted(e for _, _, status, e, _ in results if status == 503)
+    log.info(
+        "64 clients: %d ok (slowest %.1f s), %d refused (slowest %.2f s)",
+        len(ok),
+        ok[-1] if ok else 0,
+        len(shed),
+        shed[-1] if shed else 0,
+    )
     for _, kind, status, elapsed, response in results:
         if status in (200, 201):
             assert elapsed <= 15.0, f"{kind} succeeded after {elapsed:.1f} s"

@@ -88,6 +88,20 @@ def test_same_seed_same_views_other_seed_other_views(augmentor, obama):
     np.testing.assert_allclose(alone.views[0].rgb, first.views[1].rgb, atol=2)
 
 
+def test_concurrent_calls_on_one_augmentor_give_what_serial_calls_give(augmentor, obama):
+    """A replica runs up to max_ongoing_requests calls on threads; the scheduler's state is the
+    pipeline's, so they must not interleave (they did: IndexError in the DPM solver step)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seeds = [11, 12, 13]
+    serial = [augmentor.generate(*obama, plan_views(["left", "up"], None, seed=s)) for s in seeds]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        parallel = list(pool.map(lambda s: augmentor.generate(*obama, plan_views(["left", "up"], None, seed=s)), seeds))
+    for a, b in zip(serial, parallel):
+        for x, y in zip(a.views, b.views):
+            np.testing.assert_allclose(x.rgb, y.rgb, atol=2)
+
+
 def test_prompt_embeddings_are_cached_and_custom_views_use_the_template(augmentor, obama):
     fixed = len(VIEW_PROMPTS) + 1  # every fixed view prompt plus the negative prompt
     assert augmentor.cached_prompts == fixed

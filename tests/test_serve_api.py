@@ -119,6 +119,11 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
         assert response.status_code == status, (label, response.text)
         assert response.json()["error"]["code"] == code, (label, response.text)
         assert tree_digest(api.data_dir) == before, label
+        if code == "multiple_faces":  # the boxes come along, largest first: a client can ask which
+            boxes = response.json()["error"]["faces"]
+            assert len(boxes) == 2 and all(len(b["bbox"]) == 4 and b["score"] > 0 for b in boxes)
+        else:
+            assert "faces" not in response.json()["error"]
     for data, status, code in (BAD["not an image"], BAD["no face"]):
         response = api.post("/v1/embed", headers=AUTH, files=[("photos", ("x.jpg", data, "image/jpeg"))])
         if code == "no_face":  # embedding a photo without a face is an empty result, not an error

@@ -111,11 +111,13 @@ def _numbered_faces(photo: Upload, faces: list[dict[str, Any]]) -> Image.Image:
 def _run(request: EnrollRequest) -> None:
     result, error = _enroll(request)
     if error is not None and error.get("code") == "multiple_faces":
-        try:
-            faces = api().faces(request.photo)
-        except ApiError as exc:
-            st.error(exc.friendly())
-            return
+        faces = error.get("faces")  # the boxes come with the refusal (an enroll-scoped key may not embed)
+        if not faces:
+            try:
+                faces = api().faces(request.photo)
+            except ApiError as exc:
+                st.error(exc.friendly())
+                return
         st.session_state["choose_face"] = (request, faces)
         st.rerun()
     if error is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import logging
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ class StableDiffusionAugmentor:
         self.last_stats: GenerationStats | None = None
         self._pipe: Any = pipeline
         self._prompt_cache: dict[str, Any] = {}
+        # One call at a time: a diffusers scheduler keeps its step index in itself, so two threads
+        # in one pipeline (a replica with max_ongoing_requests > 1) corrupt each other's denoising.
+        self._lock = threading.RLock()
         self._memory_fallbacks = False
         self.device = "cpu"
         self.dtype_name = "float32"
@@ -161,14 +165,16 @@ class StableDiffusionAugmentor:
 
     def warm_up(self) -> None:
         """One tiny call so the first enrollment does not pay for kernel selection."""
-        self.load_model()
         image = np.full((self.resolution, self.resolution, 3), 128, np.uint8)
         requests = plan_views(["frontal"], None, 0)
-        self._run_batches(image, requests, steps=2, strength=0.5)
+        with self._lock:
+            self.load_model()
+            self._run_batches(image, requests, steps=2, strength=0.5)
 
     def unload_model(self) -> None:
-        self._pipe = None
-        self._prompt_cache.clear()
+        with self._lock:
+            self._pipe = None
+            self._prompt_cache.clear()
         gc.collect()
         try:
             import torch
@@ -204,9 +210,10 @@ class StableDiffusionAugmentor:
         return cv2.resize(crop, (self.resolution, self.resolution), interpolation=interpolation)
 
     def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
-        self.load_model()
         region = self.face_region(rgb, face)
-        return self._run_batches(region, requests, self.num_inference_steps, self.strength)
+        with self._lock:
+            self.load_model()
+            return self._run_batches(region, requests, self.num_inference_steps, self.strength)
 
     def _run_batches(
         self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float

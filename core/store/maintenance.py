@@ -26,6 +26,14 @@ class CheckReport:
     seconds: float
 
 
+LOG_EACH = 20  # removals logged one by one; past that, only the totals
+
+
+def _removed(count: int, what: str, name: str) -> None:
+    if count <= LOG_EACH:
+        log.warning("start-up check: removed %s %s", what, name)
+
+
 def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
     """integrity_check, then remove orphan image files and stale temp files; log what was done."""
     started = time.perf_counter()
@@ -40,13 +48,16 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
         for path in store.images_dir.rglob("*"):
             if not path.is_file():
                 continue
+            name = path.relative_to(store.data_dir).as_posix()  # a content hash: names no one
             if path.name.startswith(".tmp-"):
                 if now - path.stat().st_mtime >= min_age_s:
                     path.unlink(missing_ok=True)
                     temps += 1
-            elif path.relative_to(store.data_dir).as_posix() not in referenced:
+                    _removed(temps + orphans, "half-written file", name)
+            elif name not in referenced:
                 path.unlink(missing_ok=True)
                 orphans += 1
+                _removed(temps + orphans, "orphan image file (no row names it)", name)
     report = CheckReport(integrity, orphans, temps, time.perf_counter() - started)
     if orphans or temps:
         log.warning(

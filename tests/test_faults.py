@@ -1,0 +1,168 @@
+"""Faults: a replica killed in the middle of augmented enrollments. The requests it held end with a
+typed, retryable 503 (never a bare 500), nothing of theirs is stored, Serve replaces the replica
+and the next enrollment succeeds within 30 s of the kill."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import httpx
+import pytest
+import ray
+
+from conftest import AUTH, KEY, photo_bytes
+
+PEOPLE = ["George_Clooney", "Matt_Damon", "Katy_Perry", "Cate_Blanchett"]
+RECOVERY_S = 30.0
+log = logging.getLogger(__name__)  # figures for RELIABILITY.md: pytest --log-cli-level=INFO
+
+
+def replica_of(app: str, deployment: str):
+    """The actor of the (only) replica of ``deployment`` in ``app``, resolved ahead so that the
+    kill itself takes a millisecond."""
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and a["name"].startswith(f"SERVE_REPLICA::{app}#{deployment}#")
+    ]
+    assert len(names) == 1, names
+    return ray.get_actor(names[0], namespace="serve")
+
+
+@pytest.fixture(scope="module")
+def sd_app(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
+    """A second app whose Generator runs a tiny random SD pipeline on the CPU: its calls take
+    seconds, so a kill finds them executing (classic views take 50 ms)."""
+    from ray import serve
+
+    from core.augment.sd_build import random_img2img_pipeline
+    from core.settings import Settings
+    from serve.app import compose
+    from serve.config import deployment_options
+
+    root = tmp_path_factory.mktemp("faults")
+    random_img2img_pipeline("tiny", seed=0).save_pretrained(root / "sd")
+    settings = Settings(data_dir=root / "data", api_key=KEY, sd_model=str(root / "sd"), sd_device="cpu", sd_steps=4)
+    options = deployment_options()
+    options["Embedder"]["ray_actor_options"]["num_cpus"] = 0  # a second app on the same 2 CPUs
+    options["API"]["ray_actor_options"]["num_cpus"] = 0
+    serve.run(compose(settings, options), name="faults", route_prefix="/faults")
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}/faults", timeout=300) as client:
+        assert client.get("/v1/health").json()["models"]["generator"] == "sd15-img2img"
+        yield client
+    serve.delete("faults")
+
+
+def test_embedder_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(api: httpx.Client):
+    outcomes, recovery_s = kill_during_enrollments(api, "manyangles", "Embedder")
+    assert "lost" in {o for n, o in outcomes.items() if "streamed" not in n}, outcomes  # plain requests too
+
+
+def test_generator_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(sd_app: httpx.Client):
+    # SD on 2 CPU cores: ~2 s a call; two enrollments, so that the retried one and the next one
+    # fit in the 30 s with the replica's restart (a GPU replica is faster on every count)
+    kill_during_enrollments(sd_app, "faults", "Generator", views="left,right", plain_requests=1)
+
+
+def kill_during_enrollments(
+    api: httpx.Client, app: str, deployment: str, views: str | None = None, plain_requests: int = 3
+) -> tuple[dict[str, str], float]:
+    """Plain augmented enrollments (three: four in all, the cold limit) and one streamed; half a second after the streamed one
+    says its views are being generated, the replica dies as in a crash. Every request ends stored (201, whole)
+    or lost (typed 503 ``replica_lost`` + Retry-After; never a 500), at least one is lost, nothing
+    is half-stored, and an enrollment succeeds again within 30 s of the kill."""
+    prefix = f"Fault {deployment}"
+    form = {"views": views} if views else {}
+    plain: dict[str, httpx.Response] = {}
+    streamed: dict[str, dict] = {}
+    generating = threading.Event()
+
+    def enroll_plain(name: str, who: str) -> None:
+        with httpx.Client(base_url=api.base_url, timeout=120) as http:
+            plain[name] = http.post(
+                "/v1/persons",
+                headers=AUTH,
+                data={"name": name, "use_augmentation": "true", **form},
+                files={"photo": ("p.jpg", photo_bytes(who, 1), "image/jpeg")},
+            )
+
+    def enroll_streamed(name: str, who: str) -> None:
+        """The trigger: the kill comes when this enrollment says its views are being generated."""
+        with (
+            httpx.Client(base_url=api.base_url, timeout=120) as http,
+            http.stream(
+                "POST",
+                "/v1/persons",
+                headers={**AUTH, "Accept": "application/x-ndjson"},
+                data={"name": name, "use_augmentation": "true", **form},
+                files={"photo": ("p.jpg", photo_bytes(who, 2), "image/jpeg")},
+            ) as response,
+        ):
+            assert response.status_code == 200, response.read()
+            for line in response.iter_lines():
+                event = json.loads(line)
+                if event["type"] == "progress" and event["stage"] == "generating":
+                    generating.set()
+                if event["type"] != "progress":
+                    streamed[name] = event
+
+    threads = [
+        threading.Thread(target=enroll_plain, args=(f"{prefix} {i}", who))
+        for i, who in enumerate(PEOPLE[:plain_requests])
+    ]
+    threads.append(threading.Thread(target=enroll_streamed, args=(f"{prefix} streamed", PEOPLE[3])))
+    replica = replica_of(app, deployment)
+    for t in threads:
+        t.start()
+    assert generating.wait(120), "the streamed enrollment never reached the generation stage"
+    time.sleep(0.5)  # into the views' generation (SD: seconds) and gating (the Embedder: seconds)
+    ray.kill(replica, no_restart=True)  # as a crash would: the views of that enrollment are in it
+    killed_at = time.monotonic()
+    for t in threads:
+        t.join()
+
+    outcomes: dict[str, str] = {}
+    for name, response in plain.items():
+        assert response.status_code in (201, 503), (name, response.status_code, response.text)
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "replica_lost", response.text
+            assert int(response.headers["retry-after"]) >= 1
+        outcomes[name] = "stored" if response.status_code == 201 else "lost"
+    ((name, event),) = streamed.items()
+    if event["type"] == "result":  # its calls went to the new replica
+        outcomes[name] = "stored"
+    else:
+        assert event["error"]["code"] == "replica_lost", event
+        outcomes[name] = "lost"
+    assert "lost" in outcomes.values(), f"the kill hit no request in flight: {outcomes}"
+
+    # nothing half-stored: exactly the 201s are in the gallery, with all their views
+    stored = {p["name"]: p for p in api.get("/v1/persons", headers=AUTH).json() if p["name"].startswith(prefix)}
+    assert set(stored) == {n for n, o in outcomes.items() if o == "stored"}, (stored, outcomes)
+
+    # Serve replaces the replica: the next enrollment succeeds within 30 s of the kill
+    while True:
+        response = api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": f"{prefix} after", "views": "left,right"},
+            files={"photo": ("p.jpg", photo_bytes(PEOPLE[0], 2), "image/jpeg")},
+        )
+        if response.status_code == 201:
+            break
+        assert response.status_code == 503 and response.json()["error"]["code"] in ("replica_lost", "busy")
+        assert time.monotonic() - killed_at < RECOVERY_S, "no recovery"
+        time.sleep(1)
+    recovery_s = time.monotonic() - killed_at
+    assert recovery_s <= RECOVERY_S
+    log.info("%s killed: %s; next enrollment stored %.1f s after the kill", deployment, outcomes, recovery_s)
+    health = api.get("/v1/health").json()
+    assert health["status"] == "ok", health
+
+    for person in api.get("/v1/persons", headers=AUTH).json():
+        if person["name"].startswith(prefix):
+            assert api.delete(f"/v1/persons/{person['id']}", headers=AUTH).status_code == 200
+    return outcomes, recovery_s
