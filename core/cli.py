@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="restore a backup into the (empty) data dir")
     restore.add_argument("src", type=Path)
 
+    export = sub.add_parser("export", help="the whole gallery as Parquet (+ image files) into the folder DEST")
+    export.add_argument("dest", type=Path)
+    export.add_argument("--no-images", action="store_true", help="tables only: for analytics, not importable")
+    imp = sub.add_parser("import", help="add the persons of an export folder to the gallery")
+    imp.add_argument("src", type=Path)
+    imp.add_argument(
+        "--on-conflict",
+        choices=["skip", "rename", "merge"],
+        default="skip",
+        help="a name already in the gallery: leave it out, store it as 'NAME (2)', or add to that person",
+    )
+
     keys = sub.add_parser("keys", help="API keys with scopes (admin, enroll, identify)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key; it is printed once and stored hashed")
@@ -131,6 +143,23 @@ def run(args: argparse.Namespace) -> int:
             copied = backups.restore(args.src, settings.data_dir)
         done = f"{args.command}: {copied.persons} person(s), {copied.files} file(s) in {copied.seconds:.1f} s"
         _out(json.dumps({**asdict(copied), "dest": str(copied.dest)}) if args.json else done)
+        return 0
+    if args.command in ("export", "import"):
+        from core.store import transfer
+        from core.store.gallery import GalleryStore
+
+        store = GalleryStore(settings.data_dir)
+        if args.command == "export":
+            moved = transfer.export_gallery(store, args.dest, with_images=not args.no_images)
+        else:
+            moved = transfer.import_gallery(store, args.src, args.on_conflict)
+        done = (
+            f"{args.command}: {moved.persons} person(s), {moved.images} image(s), {moved.embeddings} "
+            f"embedding(s) in {moved.seconds:.1f} s"
+        )
+        if moved.skipped or moved.renamed or moved.merged:
+            done += f"; skipped {len(moved.skipped)}, renamed {len(moved.renamed)}, merged {len(moved.merged)}"
+        _out(json.dumps(asdict(moved)) if args.json else done)
         return 0
     if args.command == "check":
         from core.store.gallery import GalleryStore

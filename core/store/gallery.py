@@ -109,8 +109,11 @@ class GalleryStore:
         return self._transaction()
 
     # --- enrollment --------------------------------------------------------------------------
-    def add_person(self, enrollment: Enrollment) -> int:
-        """Store a person with all their images, embeddings and generation runs, atomically."""
+    def add_person(self, enrollment: Enrollment, into: int | None = None) -> int:
+        """Store a person with all their images, embeddings and generation runs, atomically.
+
+        ``into``: add them to that existing person instead (an import's merge), leaving out an
+        image the person already has (same bytes, same source) and its embeddings."""
         name = normalise_name(enrollment.name)
         created_files: list[Path] = []
         try:
@@ -122,16 +125,29 @@ class GalleryStore:
                     if not (self.data_dir / path).exists():
                         self._write_image_file(image, created_files)
                 now = utc_now()
-                try:
-                    person_id = _rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)))
-                except sqlite3.IntegrityError:
-                    raise PersonExists(f"a person named {name!r} is already enrolled") from None
+                had: set[tuple[str, str]] = set()
+                if into is None:
+                    try:
+                        person_id = _rowid(
+                            conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now))
+                        )
+                    except sqlite3.IntegrityError:
+                        raise PersonExists(f"a person named {name!r} is already enrolled") from None
+                else:
+                    if conn.execute("SELECT 1 FROM persons WHERE id = ?", (into,)).fetchone() is None:
+                        raise PersonNotFound(f"no person with id {into}")
+                    person_id = into
+                    had = set(conn.execute("SELECT sha256, source FROM images WHERE person_id = ?", (into,)))
                 image_ids = [
-                    self._insert_image(conn, person_id, image, path, now)
+                    None
+                    if (image.sha256, image.source) in had
+                    else self._insert_image(conn, person_id, image, path, now)
                     for image, path in zip(enrollment.images, paths)
                 ]
                 for embedding in enrollment.embeddings:
-                    self._insert_embedding(conn, person_id, image_ids[embedding.image_index], embedding, now)
+                    image_id = image_ids[embedding.image_index]
+                    if image_id is not None:
+                        self._insert_embedding(conn, person_id, image_id, embedding, now)
                 for run in enrollment.generation_runs:
                     self._insert_generation_run(conn, run, person_id, now)
         except BaseException:

@@ -1,0 +1,256 @@
+"""A whole gallery out and in as Parquet, through DuckDB: ``manyangles export DEST`` / ``import SRC``.
+
+An export is a folder: ``persons``, ``images`` (metadata), ``embeddings`` (source, model, the
+vector as a FLOAT list, face box) and ``thresholds`` as Parquet files, ``manifest.json``, and,
+unless ``--no-images``, the image files under ``images/`` (the store's own layout). It is taken
+under the store's write lock, so the tables and the files agree.
+
+Import rules (a person of the export whose name is already in the gallery):
+- ``skip`` (default): leave them out. Re-running an interrupted import with ``skip`` completes it.
+- ``rename``: store them as ``"<name> (2)"`` (the first free number).
+- ``merge``: add their images and embeddings to the person of that name, leaving out an image the
+  person already has (same bytes and source) and its embeddings.
+Everything is checked before anything is written (format, every file's SHA-256, every embedding's
+image); each person is then stored atomically, as an enrollment is. Thresholds the gallery lacks
+are taken from the export; its own ones win. An export without images can be read (DuckDB,
+pandas) but not imported: the gallery keeps the image behind every embedding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from core.errors import InvalidInput
+from core.store.gallery import GalleryStore, normalise_name, utc_now
+from core.store.records import Enrollment, NewEmbedding, NewImage, StoredThreshold
+
+log = logging.getLogger(__name__)
+FORMAT = 1
+Conflict = Literal["skip", "rename", "merge"]
+CONFLICTS: tuple[str, ...] = ("skip", "rename", "merge")
+
+QUERIES: dict[str, str] = {
+    "persons": "SELECT id, name, created_at FROM persons ORDER BY id",
+    "images": "SELECT id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, "
+    "generator, created_at FROM images ORDER BY id",
+    "embeddings": "SELECT id, person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
+    "bbox_x2, bbox_y2, created_at FROM embeddings ORDER BY id",
+    "thresholds": "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds",
+}
+
+
+@dataclass(frozen=True)
+class TransferReport:
+    persons: int
+    images: int
+    embeddings: int
+    seconds: float
+    skipped: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+
+
+def _arrow(cursor: Any) -> pa.Table:
+    columns = [c[0] for c in cursor.description]
+    rows = cursor.fetchall()
+    data: dict[str, Any] = {}
+    for index, name in enumerate(columns):
+        values = [row[index] for row in rows]
+        if name == "vector":  # float32 bytes -> a FLOAT list that DuckDB and pandas read as such
+            arrays = [np.frombuffer(v, "<f4") for v in values]
+            offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int32)
+            flat = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+            data[name] = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32()))
+        else:
+            data[name] = pa.array(values, type=pa.string() if not rows else None)
+    return pa.table(data)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def export_gallery(store: GalleryStore, dest: Path, with_images: bool = True) -> TransferReport:
+    import duckdb
+
+    started = time.perf_counter()
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise InvalidInput(f"{dest} exists and is not an empty folder")
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with store.write_lock() as conn:  # no enrollment or deletion commits meanwhile
+        tables = {name: _arrow(conn.execute(sql)) for name, sql in QUERIES.items()}
+        if with_images:
+            for relative in set(tables["images"].column("path").to_pylist()):
+                target = dest / relative
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                try:
+                    os.link(store.data_dir / relative, target)  # same file system: no copy
+                except OSError:
+                    shutil.copy2(store.data_dir / relative, target)
+    db = duckdb.connect()
+    try:
+        for name, table in tables.items():
+            db.register("exported", table)
+            db.execute(f"COPY exported TO '{_sql_path(dest / (name + '.parquet'))}' (FORMAT parquet)")
+            db.unregister("exported")
+    finally:
+        db.close()
+    counts = {name: table.num_rows for name, table in tables.items()}
+    models = sorted(set(tables["embeddings"].column("model").to_pylist()))
+    manifest = {"format": FORMAT, "created_at": utc_now(), "with_images": with_images, "models": models, **counts}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    report = TransferReport(
+        counts["persons"], counts["images"], counts["embeddings"], round(time.perf_counter() - started, 3)
+    )
+    log.info(
+        "exported %d persons, %d images, %d embeddings to %s", report.persons, report.images, report.embeddings, dest
+    )
+    return report
+
+
+def _read(src: Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    import duckdb
+
+    manifest_path = src / "manifest.json"
+    if not manifest_path.is_file():
+        raise InvalidInput(f"{src} is not a ManyAngles export (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{manifest_path} is not valid JSON: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise InvalidInput(f"{src} has export format {manifest.get('format')!r}; this version reads {FORMAT}")
+    if not manifest.get("with_images"):
+        raise InvalidInput(f"{src} was exported without images (--no-images): it can be read, not imported")
+    db = duckdb.connect()
+    try:
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for name in QUERIES:
+            path = src / f"{name}.parquet"
+            if not path.is_file():
+                raise InvalidInput(f"{src} lacks {path.name}")
+            cursor = db.execute(f"SELECT * FROM read_parquet('{_sql_path(path)}')")
+            columns = [c[0] for c in cursor.description]
+            rows[name] = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    except duckdb.Error as exc:
+        raise InvalidInput(f"{src}: unreadable Parquet: {exc}") from None
+    finally:
+        db.close()
+    return manifest, rows
+
+
+def _enrollments(src: Path, rows: dict[str, list[dict[str, Any]]]) -> list[Enrollment]:
+    """Every person of the export as an enrollment; every file and reference checked first."""
+    images_of: dict[int, list[dict[str, Any]]] = {}
+    for image in rows["images"]:
+        images_of.setdefault(int(image["person_id"]), []).append(image)
+    embeddings_of: dict[int, list[dict[str, Any]]] = {}
+    for emb in rows["embeddings"]:
+        embeddings_of.setdefault(int(emb["image_id"]), []).append(emb)
+    out = []
+    for person in rows["persons"]:
+        images: list[NewImage] = []
+        embeddings: list[NewEmbedding] = []
+        for image in images_of.get(int(person["id"]), []):
+            path = (src / str(image["path"])).resolve()
+            if not path.is_relative_to(src.resolve()) or not path.is_file():
+                raise InvalidInput(f"{src}: the image file {image['path']} is missing")
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != image["sha256"]:
+                raise InvalidInput(f"{src}: {image['path']} does not match its SHA-256 (damaged export)")
+            for emb in embeddings_of.pop(int(image["id"]), []):
+                vector = np.asarray(emb["vector"], np.float32)
+                if vector.shape != (int(emb["dim"]),) or not np.isfinite(vector).all():
+                    raise InvalidInput(f"{src}: embedding {emb['id']} has a bad vector")
+                bbox = (float(emb["bbox_x1"]), float(emb["bbox_y1"]), float(emb["bbox_x2"]), float(emb["bbox_y2"]))
+                embeddings.append(
+                    NewEmbedding(len(images), emb["source"], emb["model"], vector, float(emb["det_score"]), bbox)
+                )
+            images.append(
+                NewImage(
+                    data=data,
+                    sha256=image["sha256"],
+                    extension=Path(str(image["path"])).suffix,
+                    mime=image["mime"],
+                    width=int(image["width"]),
+                    height=int(image["height"]),
+                    source=image["source"],
+                    display_name=image["display_name"],
+                    generator=image["generator"],
+                )
+            )
+        out.append(Enrollment(name=normalise_name(str(person["name"])), images=images, embeddings=embeddings))
+    if any(embeddings_of.values()):
+        raise InvalidInput(f"{src}: embeddings refer to images the export does not have")
+    return out
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    number = 2
+    while f"{name} ({number})" in taken:
+        number += 1
+    return f"{name} ({number})"
+
+
+def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") -> TransferReport:
+    if on_conflict not in CONFLICTS:
+        raise InvalidInput(f"unknown conflict rule {on_conflict!r}; use one of {', '.join(CONFLICTS)}")
+    started = time.perf_counter()
+    src = Path(src)
+    _, rows = _read(src)
+    enrollments = _enrollments(src, rows)  # raises before anything is written
+    existing = {p.name: p.id for p in store.list_persons()}
+    skipped: list[str] = []
+    merged: list[str] = []
+    renamed: dict[str, str] = {}
+    persons = images = embeddings = 0
+    for enrollment in enrollments:
+        name = enrollment.name
+        into = None
+        if name in existing:
+            if on_conflict == "skip":
+                skipped.append(name)
+                continue
+            if on_conflict == "merge":
+                into = existing[name]
+                merged.append(name)
+            else:
+                new = _free_name(name, set(existing))
+                renamed[name] = new
+                enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
+        person_id = store.add_person(enrollment, into=into)
+        existing[enrollment.name] = person_id
+        persons += into is None
+        images += len(enrollment.images)
+        embeddings += len(enrollment.embeddings)
+    have = {(t.model, t.kind, t.rule, t.target) for t in store.thresholds()}
+    for row in rows["thresholds"]:
+        threshold = StoredThreshold(**row)
+        if (threshold.model, threshold.kind, threshold.rule, threshold.target) not in have:
+            store.set_threshold(threshold)
+    report = TransferReport(
+        persons, images, embeddings, round(time.perf_counter() - started, 3), skipped, renamed, merged
+    )
+    log.info(
+        "imported %d persons (%d skipped, %d renamed, %d merged) from %s",
+        persons,
+        len(skipped),
+        len(renamed),
+        len(merged),
+        src,
+    )
+    return report

@@ -1,0 +1,128 @@
+"""Export and import of a whole gallery (core/store/transfer.py): Parquet through DuckDB, the image
+files, the conflict rules, and identical identify answers after a round trip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from core.errors import InvalidInput
+from core.settings import Settings
+from core.store.records import StoredThreshold
+from core.store.transfer import export_gallery, import_gallery
+
+from conftest import REPO, local_service, photo_bytes, tree_digest
+
+PEOPLE = ["Barack_Obama", "Angelina_Jolie", "George_Clooney"]
+PROBES = [("Barack_Obama", 2), ("Angelina_Jolie", 3), ("George_Clooney", 2), ("Matt_Damon", 1)]
+
+
+def answers(service) -> list[tuple]:
+    out = []
+    for who, n in PROBES:
+        result = service.identify(photo_bytes(who, n))
+        for face in result.faces:
+            out.append((result.threshold, [(c.name, round(c.score, 6)) for c in face.match.candidates]))
+    return out
+
+
+@pytest.fixture()
+def gallery(tmp_path: Path, dlib_models):
+    service = local_service(Settings(data_dir=tmp_path / "source"), dlib_models)
+    service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
+    for who in PEOPLE[1:]:
+        service.enroll(who.replace("_", " "), photo_bytes(who))
+    service.store.set_threshold(StoredThreshold("dlib-resnet-v1-flip", "fpir", "top2", 0.01, 0.93, 250, "test", "t"))
+    return service
+
+
+def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp_path: Path, dlib_models):
+    exported = export_gallery(gallery.store, tmp_path / "export")
+    assert (exported.persons, exported.embeddings) == (
+        3,
+        len(gallery.store.load_gallery(gallery.model.name).person_ids),
+    )
+    files = {p.name for p in (tmp_path / "export").iterdir()}
+    assert {"persons.parquet", "images.parquet", "embeddings.parquet", "thresholds.parquet", "manifest.json"} <= files
+    # the tables are plain Parquet for analytics: the vectors are FLOAT lists DuckDB computes on
+    dims = duckdb.sql(f"SELECT DISTINCT len(vector) FROM read_parquet('{tmp_path / 'export' / 'embeddings.parquet'}')")
+    assert dims.fetchall() == [(128,)]
+    assert oct((tmp_path / "export" / "manifest.json").stat().st_mode & 0o777) == "0o600"
+
+    target = local_service(Settings(data_dir=tmp_path / "target"), dlib_models)
+    imported = import_gallery(target.store, tmp_path / "export")
+    assert (imported.persons, imported.images, imported.embeddings) == (3, exported.images, exported.embeddings)
+    assert answers(target) == answers(gallery)  # same names, same scores, same threshold
+    assert {p.name for p in target.store.list_persons()} == {p.name for p in gallery.store.list_persons()}
+    obama = target.store.find_person("Barack Obama")
+    sources = {i.source for i in target.store.person_detail(obama.id).images}
+    assert "original" in sources and len(sources) > 1  # the accepted views came along
+
+
+def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
+    export_gallery(gallery.store, tmp_path / "export")
+    before = tree_digest(gallery.store.data_dir)
+    skipped = import_gallery(gallery.store, tmp_path / "export")  # default: skip
+    assert skipped.persons == 0 and len(skipped.skipped) == 3
+    assert tree_digest(gallery.store.data_dir) == before
+
+    renamed = import_gallery(gallery.store, tmp_path / "export", "rename")
+    assert renamed.renamed == {"Barack Obama": "Barack Obama (2)", "Angelina Jolie": "Angelina Jolie (2)",
+                               "George Clooney": "George Clooney (2)"}  # fmt: skip
+    assert len(gallery.store.list_persons()) == 6
+
+    # merge: another gallery's "Angelina Jolie" from another photo joins ours; a copy of what we
+    # already have adds nothing
+    other = local_service(Settings(data_dir=tmp_path / "other"), dlib_models)
+    other.enroll("Angelina Jolie", photo_bytes("Angelina_Jolie", 2))
+    export_gallery(other.store, tmp_path / "other-export")
+    jolie = gallery.store.find_person("Angelina Jolie")
+    merged = import_gallery(gallery.store, tmp_path / "other-export", "merge")
+    assert merged.merged == ["Angelina Jolie"] and merged.persons == 0
+    after = gallery.store.find_person("Angelina Jolie")
+    assert (after.id, after.num_images, after.num_embeddings) == (jolie.id, 2, 2)
+    again = import_gallery(gallery.store, tmp_path / "other-export", "merge")
+    assert gallery.store.find_person("Angelina Jolie").num_embeddings == 2, again
+
+
+def test_a_damaged_or_image_less_export_changes_nothing(gallery, tmp_path: Path, dlib_models):
+    target = local_service(Settings(data_dir=tmp_path / "target"), dlib_models)
+    export_gallery(gallery.store, tmp_path / "tables", with_images=False)
+    before = tree_digest(target.store.data_dir)
+    with pytest.raises(InvalidInput, match="without images"):
+        import_gallery(target.store, tmp_path / "tables")
+    export_gallery(gallery.store, tmp_path / "export")
+    victim = next((tmp_path / "export" / "images").rglob("*.png"))
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(InvalidInput, match="SHA-256"):
+        import_gallery(target.store, tmp_path / "export")
+    with pytest.raises(InvalidInput, match="not an empty folder"):
+        export_gallery(gallery.store, tmp_path / "export")
+    with pytest.raises(InvalidInput, match="conflict rule"):
+        import_gallery(target.store, tmp_path / "tables", "overwrite")
+    assert tree_digest(target.store.data_dir) == before
+
+
+def test_export_and_import_commands(gallery, tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYANGLES_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+        )
+
+    done = cli("--data-dir", str(gallery.store.data_dir), "export", str(tmp_path / "export"))
+    assert done.returncode == 0 and "export: 3 person(s)" in done.stdout, done.stderr
+    done = cli("--data-dir", str(tmp_path / "target"), "import", str(tmp_path / "export"))
+    assert done.returncode == 0 and "import: 3 person(s)" in done.stdout, done.stderr
+    done = cli(
+        "--data-dir", str(tmp_path / "target"), "--json", "import", str(tmp_path / "export"), "--on-conflict", "skip"
+    )
+    assert done.returncode == 0 and '"skipped": ["Barack Obama"' in done.stdout, done.stdout
+    done = cli("--data-dir", str(tmp_path / "target"), "import", str(tmp_path / "nowhere"))
+    assert done.returncode == 3 and "no manifest.json" in done.stderr, (done.stdout, done.stderr)
