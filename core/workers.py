@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 Task = tuple[Callable[..., Any], tuple[Any, ...]]
 Outcome = tuple[bool, Any]  # (ok, value or exception)
+WORKER_NICE = 10
 
 
 def _run_tasks(engine: FaceEngine, tasks: Sequence[Task]) -> list[Outcome]:
@@ -44,6 +46,9 @@ def _run_tasks(engine: FaceEngine, tasks: Sequence[Task]) -> list[Outcome]:
 
 
 def _worker_main(conn: Connection, settings: Settings) -> None:
+    # Model work is bulk CPU; the HTTP path (proxy, API, refusals, health) is short and must stay
+    # responsive when every core is busy with it: the workers yield the CPU first.
+    os.nice(WORKER_NICE)
     try:
         engine = FaceEngine(load_face_models(settings))
     except Exception as exc:  # noqa: BLE001 - the parent raises it

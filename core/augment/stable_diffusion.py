@@ -164,12 +164,15 @@ class StableDiffusionAugmentor:
         self._negative_embeds()
 
     def warm_up(self) -> None:
-        """One tiny call so the first enrollment does not pay for kernel selection."""
+        """Load the weights and, on a GPU, make one tiny call so that the first enrollment does not
+        pay for kernel selection (on the CPU there is none to pay: a restarted replica is ready
+        sooner without it)."""
         image = np.full((self.resolution, self.resolution, 3), 128, np.uint8)
         requests = plan_views(["frontal"], None, 0)
         with self._lock:
             self.load_model()
-            self._run_batches(image, requests, steps=2, strength=0.5)
+            if self.device == "cuda":
+                self._run_batches(image, requests, steps=2, strength=0.5)
 
     def unload_model(self) -> None:
         with self._lock:
