@@ -242,7 +242,9 @@ def main() -> int:
             log_file,
             "" if args.follow_logs else "   (requests and all; warnings and errors show here)",
         )
-        log.info("  try      curl -H 'X-API-Key: %s' %s/v1/persons", key, base)
+        # the whole key never reaches the terminal (a systemd journal or a CI log keeps it)
+        source = "$MANYANGLES_API_KEY" if settings.api_key else f"$(cat {settings.data_dir.resolve() / 'api_key'})"
+        log.info('  try      curl -H "X-API-Key: %s" %s/v1/persons', source, base)
         log.info("Ctrl-C stops everything.")
         return process.wait()
     except KeyboardInterrupt:

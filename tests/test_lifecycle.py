@@ -186,6 +186,7 @@ def test_sigint_stops_in_10_s_and_a_port_in_use_is_refused(launcher: Launcher):
 
     launcher.start()
     launcher.wait_up()
+    assert KEY not in launcher.text() and "test...23" in launcher.text()  # the banner masks the key
     code, seconds = stop_with(launcher, signal.SIGINT)
     log.info("SIGINT: exit %d after %.1f s, every process gone", code, seconds)
     assert code == 0 and seconds <= STOP_LIMIT_S, (code, seconds, launcher.text()[-2000:])
