@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from core.batch.commands import COMMANDS as MODEL_COMMANDS
+from core.batch.commands import add_model_commands, model_command
 from core.cli_settings import add_settings_arguments, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import DeleteResponse, EnrollResponse, IdentifyResponse, PersonOut, VerifyResponse
@@ -99,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")
 
+    add_model_commands(sub)
+
     for name, text in (("eval", "evaluate on <identity>/<n>.jpg"), ("calibrate", "store a threshold")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("dir", type=Path)
@@ -133,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.command == "keys":
         return _keys(settings, args)
+    if args.command in MODEL_COMMANDS:
+        return model_command(settings, args, _out)
     if args.command in ("backup", "restore"):
         from core.store import backup as backups
         from core.store.gallery import GalleryStore

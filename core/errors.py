@@ -141,6 +141,28 @@ class NotCalibrated(ManyAnglesError):
     exit_code = 6
 
 
+class ModelNotFound(ManyAnglesError):
+    code = "model_not_found"
+    http_status = 404
+    exit_code = 4
+
+
+class ModelNotReady(ManyAnglesError):
+    """A model switch is refused: images still lack its vectors, or persons would be lost."""
+
+    code = "model_not_ready"
+    http_status = 409
+    exit_code = 6
+
+
+class ModelMismatch(ManyAnglesError):
+    """Vectors of one model met a gallery of another (e.g. a pruned or retired model)."""
+
+    code = "model_mismatch"
+    http_status = 409
+    exit_code = 6
+
+
 class StoreSchemaError(ManyAnglesError):
     code = "store_schema"
     exit_code = 8
@@ -172,6 +194,16 @@ class ReplicaLost(ServiceBusy):
     request may be retried as is once Serve has replaced the replica."""
 
     code = "replica_lost"
+
+
+class ModelSwitching(ServiceBusy):
+    """The active model changed while this request ran (its vectors are of the old one): nothing
+    was stored or answered; a retry runs on the new model."""
+
+    code = "model_switching"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message, retry_after_s)
 
 
 class Unauthorized(ManyAnglesError):
@@ -207,10 +239,14 @@ ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     PersonNotFound,
     PersonExists,
     NotCalibrated,
+    ModelNotFound,
+    ModelNotReady,
+    ModelMismatch,
     StoreSchemaError,
     StoreCorrupt,
     ServiceBusy,
     ReplicaLost,
+    ModelSwitching,
     Unauthorized,
     Forbidden,
 )

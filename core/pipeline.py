@@ -51,6 +51,7 @@ class AnalyzedPhoto:
     image: ImageInfo
     faces: list[EmbeddedFace]  # the face the policy selected, or every face; largest first
     num_faces: int  # faces detected
+    model: ModelInfo  # the model that made the vectors
     timings: dict[str, float] = field(default_factory=dict)  # decode_s, detect_s, embed_s
 
 
@@ -131,7 +132,7 @@ class FacePipeline:
                 continue
             info, faces, count, _, timings = value
             embedded = [EmbeddedFace(face, next(vectors)) for face in faces]
-            out.append(AnalyzedPhoto(info, embedded, count, {**timings, "embed_s": embed_s}))
+            out.append(AnalyzedPhoto(info, embedded, count, self.info, {**timings, "embed_s": embed_s}))
         return out
 
     # --- generated views -------------------------------------------------------------------
@@ -148,7 +149,9 @@ class FacePipeline:
             accepted, reason, similarity = decide(len(faces), vector, reference, threshold)
             embedded = EmbeddedFace(faces[0], vector) if vector is not None else None
             decisions.append(_decision(view, png, accepted, reason, similarity, embedded))
-        return ViewsOutcome(generation.stats, decisions, threshold, gate_s=time.perf_counter() - started)
+        return ViewsOutcome(
+            generation.stats, decisions, threshold, gate_s=time.perf_counter() - started, model=self.info.name
+        )
 
     # --- embedding -------------------------------------------------------------------------
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:

@@ -18,12 +18,14 @@ import numpy as np
 from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
-from core.errors import ManyAnglesError
-from core.matching import Matcher, MatchResult
+from core.errors import ManyAnglesError, ModelMismatch, ModelSwitching
+from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
+from core.search import GallerySearch
 from core.settings import Settings
 from core.store.gallery import GalleryStore, normalise_name
+from core.store.models import active_model
 from core.store.records import EnrollmentRunRecord, Person
 from core.thresholds import resolve_threshold
 from core.viewmaker import ViewMaker
@@ -85,17 +87,18 @@ class ManyAnglesService:
         self.faces = faces
         self.store = store
         self._views = views
-        self._matcher: tuple[tuple[object, ...], Matcher] | None = None  # (gallery version, matcher)
-        self._matcher_lock = threading.Lock()  # the HTTP API calls in from many threads
+        self._search: GallerySearch | None = None  # the active model's gallery in memory
+        self._search_lock = threading.Lock()  # the HTTP API calls in from many threads
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
         """The in-process service (CLI): models loaded here, store under settings.data_dir."""
-        from core.pipeline import FacePipeline, default_workers
+        from core.active import ActiveModelFaces
         from core.viewmaker import LocalViews
 
-        pipeline = FacePipeline(settings, default_workers(settings, in_service=False))
-        return cls(settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline))
+        store = GalleryStore(settings.data_dir)
+        faces = ActiveModelFaces(settings, store, in_service=False)
+        return cls(settings, faces, store, LocalViews(settings, faces))
 
     @property
     def model(self) -> ModelInfo:
@@ -108,13 +111,15 @@ class ManyAnglesService:
         return self._views
 
     # --- thresholds --------------------------------------------------------------------------
-    def threshold(self) -> float:
-        """The active model's identification threshold at the configured FPIR."""
-        return resolve_threshold(self.store, self.model, "fpir", self.settings.target_fpir, self.settings.match_mode)
-
-    def gate_threshold(self) -> float:
+    def threshold(self, model: ModelInfo | None = None) -> float:
+        """The model's (default: the active one's) identification threshold at the configured FPIR."""
         return resolve_threshold(
-            self.store, self.model, "gate_fmr", self.settings.gate_fmr, explicit=self.settings.gate_threshold
+            self.store, model or self.model, "fpir", self.settings.target_fpir, self.settings.match_mode
+        )
+
+    def gate_threshold(self, model: ModelInfo | None = None) -> float:
+        return resolve_threshold(
+            self.store, model or self.model, "gate_fmr", self.settings.gate_fmr, explicit=self.settings.gate_threshold
         )
 
     # --- enrollment --------------------------------------------------------------------------
@@ -134,12 +139,12 @@ class ManyAnglesService:
         started = time.perf_counter()
         emit = progress or (lambda event: None)
         name = normalise_name(name)
-        requests, gate = None, 1.0
+        requests = None
         if augment:  # validate the request before any work
             info = self.views.generator_info()
             requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
-            gate = self.gate_threshold()
         analyzed = self.faces.analyze(photo, face)
+        model = analyzed.model
         timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
         original = analyzed.faces[0]
         image = analyzed.image
@@ -156,24 +161,26 @@ class ManyAnglesService:
                     "generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}
                 )
             )
-            outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
+            outcome = self.views.make_views(photo, original.face, original.vector, requests, self.gate_threshold(model))
+            if outcome.model != model.name:
+                raise ModelSwitching(f"the model changed to {outcome.model} during this enrollment; retry")
             for event in views_events(outcome):
                 emit(event)
             timings["generate"] = outcome.stats.total_s
             timings["gate"] = outcome.gate_s
-        enrollment = build_enrollment(name, photo, image, original, self.model.name, outcome)
-        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {self.model.name}"))
+        enrollment = build_enrollment(name, photo, image, original, model.name, outcome)
+        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model.name}"))
         store_started = time.perf_counter()
         person_id = self.store.add_person(enrollment)
         timings["store"] = time.perf_counter() - store_started
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
-        self._record_run(person_id, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
+        self._record_run(person_id, model.name, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
         emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
         return EnrollResult(
             person_id=person_id,
             name=name,
-            model=self.model.name,
+            model=model.name,
             num_images=len(enrollment.images),
             num_embeddings=len(enrollment.embeddings),
             sources=[e.source for e in enrollment.embeddings],
@@ -185,11 +192,13 @@ class ManyAnglesService:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _record_run(self, person_id: int, num_views: int, num_accepted: int, timings: dict[str, float]) -> None:
+    def _record_run(
+        self, person_id: int, model: str, num_views: int, num_accepted: int, timings: dict[str, float]
+    ) -> None:
         """The enrollment's end-to-end time for the latency charts; never fails the enrollment."""
         run = EnrollmentRunRecord(
             person_id,
-            self.model.name,
+            model,
             num_views,
             num_accepted,
             timings["total"],
@@ -212,32 +221,51 @@ class ManyAnglesService:
         """Generated views of a photo with their gate decisions; only the timing is stored."""
         info = self.views.generator_info()
         requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
-        gate = self.gate_threshold()
-        original = self.faces.analyze(photo, face).faces[0]
-        outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
+        analyzed = self.faces.analyze(photo, face)
+        original = analyzed.faces[0]
+        outcome = self.views.make_views(
+            photo, original.face, original.vector, requests, self.gate_threshold(analyzed.model)
+        )
         self.store.add_generation_run(outcome.run_record())
         return outcome
 
     # --- identification ----------------------------------------------------------------------
-    def matcher(self) -> Matcher:
-        """The gallery matrix, reloaded only when the model's embeddings changed."""
-        with self._matcher_lock:
-            key = self.store.gallery_version(self.model.name)
-            if self._matcher is None or self._matcher[0] != key:
-                gallery = self.store.load_gallery(self.model.name)
-                self._matcher = (key, Matcher(gallery, mode=self.settings.match_mode))
-            return self._matcher[1]
+    def _refreshed(self, model: str) -> GallerySearch:
+        """The model's gallery in memory, brought up to date with the store (only the changes);
+        a model switch loads the new model's gallery once. Call under ``_search_lock``."""
+        if self._search is None or self._search.model != model:
+            self._search = GallerySearch(model, exact_max=self.settings.search_exact_max)
+        self._search.refresh(self.store)
+        return self._search
+
+    def match(self, model: str, probes: np.ndarray, top_k: int, threshold: float) -> list[MatchResult]:
+        """Top-k persons per probe among ``model``'s gallery, with their current names."""
+        with self._search_lock:
+            hits = self._refreshed(model).search(probes, top_k, self.settings.match_mode)
+        names = self.store.person_names({h.person_id for row in hits for h in row})
+        return [
+            MatchResult([Candidate(h.person_id, names.get(h.person_id, "?"), h.score) for h in row], threshold)
+            for row in hits
+        ]
+
+    def _check_active(self, model: ModelInfo) -> None:
+        """Answers come only from the active model: vectors of another one are refused (retry)."""
+        active = active_model(self.store)
+        if active is not None and active.name != model.name:
+            raise ModelSwitching(f"the active model is now {active.name} (this request used {model.name}); retry")
 
     def identify(self, photo: bytes, top_k: int | None = None) -> IdentifyResult:
         """Every face in the photo with its top-k candidates (largest face first)."""
-        faces = self.faces.analyze(photo, None).faces
-        threshold = self.threshold() if faces else None
+        analyzed = self.faces.analyze(photo, None)
+        model, faces = analyzed.model, analyzed.faces
+        self._check_active(model)
+        threshold = self.threshold(model) if faces else None
         found: list[FaceIdentification] = []
         if faces and threshold is not None:
             probes = np.stack([f.vector for f in faces])
-            matches = self.matcher().match(probes, top_k or self.settings.top_k, threshold)
+            matches = self.match(model.name, probes, top_k or self.settings.top_k, threshold)
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
-        return IdentifyResult(self.model.name, threshold, self.settings.match_mode, found)
+        return IdentifyResult(model.name, threshold, self.settings.match_mode, found)
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         results = self.faces.analyze_many([(photo_a, face), (photo_b, face)])
@@ -245,10 +273,13 @@ class ManyAnglesService:
             if isinstance(result, ManyAnglesError):
                 result.message = f"{label}: {result.message}"
                 raise result
-        a, b = (r.faces[0] for r in results)  # type: ignore[union-attr]
-        score = float(np.dot(a.vector, b.vector))
-        threshold = self.threshold()
-        return VerifyResult(score >= threshold, score, threshold, self.model.name)
+        first, second = results  # both AnalyzedPhoto (errors were raised above)
+        assert not isinstance(first, ManyAnglesError) and not isinstance(second, ManyAnglesError)
+        if first.model.name != second.model.name:
+            raise ModelMismatch(f"the photos were embedded by {first.model.name} and {second.model.name}; retry")
+        score = float(np.dot(first.faces[0].vector, second.faces[0].vector))
+        threshold = self.threshold(first.model)
+        return VerifyResult(score >= threshold, score, threshold, first.model.name)
 
     def embed(self, photos: list[tuple[str, bytes]]) -> list[tuple[str, AnalyzedPhoto]]:
         """Every face of every photo; the first bad photo fails the call, naming its file."""

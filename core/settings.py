@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     )
     target_fpir: float = Field(0.01, gt=0.0, lt=1.0, description="false-positive identification rate")
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per face")
+    search_exact_max: int = Field(
+        50_000, ge=0, description="galleries up to this many vectors are searched exactly; above, an HNSW index"
+    )
+    reembed_workers: int = Field(0, ge=0, le=256, description="Ray Data model actors of a re-embedding; 0: cores - 1")
+    reembed_batch: int = Field(16, ge=1, le=4096, description="images per model call of a re-embedding")
+    reembed_address: str = Field(
+        "", description="Ray cluster of re-embeddings started by the API: '' a private local one, 'auto', host:port"
+    )
     api_key: str = Field("", description="HTTP API key; generated into <data_dir>/api_key when empty")
     log_level: LogLevel = Field("INFO", description="log level of the service and the CLI")
 

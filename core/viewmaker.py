@@ -16,7 +16,6 @@ from core.augment.gate import ViewsOutcome
 from core.augment.views import ViewRequest
 from core.faces.types import Face
 from core.images import decode_image
-from core.pipeline import FacePipeline
 from core.settings import Settings
 
 
@@ -53,10 +52,16 @@ def generate_from_photo(
     return augmentor.generate(image.rgb, face, requests)
 
 
+class ViewGate(Protocol):
+    """Detects and embeds generated views (core/pipeline.py, core/active.py)."""
+
+    def gate(self, generation: GenerationResult, reference: np.ndarray, threshold: float) -> ViewsOutcome: ...
+
+
 class LocalViews:
     """The augmentor in this process (loaded on first use), gated by ``pipeline``."""
 
-    def __init__(self, settings: Settings, pipeline: FacePipeline, augmentor: Augmentor | None = None) -> None:
+    def __init__(self, settings: Settings, pipeline: ViewGate, augmentor: Augmentor | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self._augmentor = augmentor

@@ -36,10 +36,13 @@ BATCHING_KEYS = {"max_batch_size", "batch_wait_timeout_s"}
 @serve.deployment
 class Embedder:
     def __init__(self, settings: Settings) -> None:
-        from core.pipeline import FacePipeline, default_workers
+        from core.active import ActiveModelFaces
+        from core.store.gallery import GalleryStore
 
         route_core_logs(settings.log_level)
-        self.pipeline = FacePipeline(settings, default_workers(settings, in_service=True))
+        # follows the gallery's active-model pointer: after a switch the next batch loads the new
+        # model (every replica on its own, no redeploy); requests wait for the load, none fails
+        self.pipeline = ActiveModelFaces(settings, GalleryStore(settings.data_dir), in_service=True)
         self.batches: deque[tuple[float, int, str]] = deque(maxlen=10_000)  # (time, faces, kind)
         # The pipeline is used by one call at a time (it spreads each call over its worker
         # processes); this thread keeps the event loop free to gather the next batch meanwhile.

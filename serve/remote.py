@@ -53,14 +53,14 @@ def wait(response: Any, what: str) -> Any:
 class RemoteFaces:
     """The Embedder deployment: each photo crosses to it once, as its uploaded bytes.
 
-    Model facts are fetched on first use: a replica's constructor runs on its event loop, where
-    blocking on a handle is not allowed; routes run on threads, where it is.
+    Model facts are fetched when asked (the active model may change): a replica's constructor runs
+    on its event loop, where blocking on a handle is not allowed; routes run on threads, where it is.
     """
 
     def __init__(self, embedder: Any) -> None:
         self._embedder = embedder
 
-    @functools.cached_property
+    @property
     def info(self) -> ModelInfo:
         return wait(self._embedder.info.remote(), "embedder")
 

@@ -94,16 +94,15 @@ def service(tmp_path: Path, dlib_models):
 
 def local_service(settings, models, augmentor=None):
     """The CLI's in-process service over already loaded models."""
-    from core.pipeline import FacePipeline
+    from core.active import ActiveModelFaces
     from core.recognition import FaceEngine
     from core.service import ManyAnglesService
     from core.store.gallery import GalleryStore
     from core.viewmaker import LocalViews
 
-    pipeline = FacePipeline(settings, engine=FaceEngine(models))
-    return ManyAnglesService(
-        settings, pipeline, GalleryStore(settings.data_dir), LocalViews(settings, pipeline, augmentor)
-    )
+    store = GalleryStore(settings.data_dir)
+    faces = ActiveModelFaces(settings, store, in_service=False, engine=FaceEngine(models))
+    return ManyAnglesService(settings, faces, store, LocalViews(settings, faces, augmentor))
 
 
 # --- one real Ray Serve application on loopback for every HTTP and console test ----------------

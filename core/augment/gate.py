@@ -84,6 +84,7 @@ class ViewsOutcome:
     gate_threshold: float
     gate_s: float = 0.0  # detecting and embedding the views
     timings: dict[str, float] = field(default_factory=dict)
+    model: str = ""  # the model that embedded the views
 
     @property
     def accepted(self) -> list[GateDecision]:

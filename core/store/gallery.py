@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidName, PersonExists, PersonNotFound
+from core.errors import InvalidName, ModelSwitching, PersonExists, PersonNotFound
 from core.store.records import (
     Enrollment,
     EnrollmentRunRecord,
@@ -104,16 +104,22 @@ class GalleryStore:
                 raise
             conn.execute("COMMIT")
 
+    def reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection for reads (autocommit: each statement sees the latest commit)."""
+        return self._connect()
+
     def write_lock(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A write transaction: while it is held no enrollment commits and no file is removed."""
         return self._transaction()
 
     # --- enrollment --------------------------------------------------------------------------
-    def add_person(self, enrollment: Enrollment, into: int | None = None) -> int:
+    def add_person(self, enrollment: Enrollment, into: int | None = None, any_model: bool = False) -> int:
         """Store a person with all their images, embeddings and generation runs, atomically.
 
         ``into``: add them to that existing person instead (an import's merge), leaving out an
-        image the person already has (same bytes, same source) and its embeddings."""
+        image the person already has (same bytes, same source) and its embeddings.
+        Vectors must be of the active model (checked under the write lock: an enrollment that
+        raced a model switch is refused, not stored half-embedded); ``any_model``: an import."""
         name = normalise_name(enrollment.name)
         created_files: list[Path] = []
         try:
@@ -124,6 +130,8 @@ class GalleryStore:
                 for image, path in zip(enrollment.images, paths):
                     if not (self.data_dir / path).exists():
                         self._write_image_file(image, created_files)
+                if not any_model:
+                    _check_active(conn, {e.model for e in enrollment.embeddings})
                 now = utc_now()
                 had: set[tuple[str, str]] = set()
                 if into is None:
@@ -374,6 +382,14 @@ class GalleryStore:
             names={int(k): v for k, v in names.items()},
         )
 
+    def person_names(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT id, name FROM persons WHERE id IN ({marks})", sorted(ids)).fetchall()
+        return {int(i): n for i, n in rows}
+
     def rename_person(self, person_id: int, name: str) -> Person:
         new = normalise_name(name)
         with self._transaction() as conn:
@@ -451,6 +467,15 @@ class GalleryStore:
                 (model, kind, rule, target),
             ).fetchone()
         return StoredThreshold(*row) if row else None
+
+
+def _check_active(conn: sqlite3.Connection, models: set[str]) -> None:
+    row = conn.execute("SELECT name FROM models WHERE status = 'active'").fetchone()
+    if row is not None and models - {row[0]}:
+        raise ModelSwitching(
+            f"the active model is now {row[0]}; this request's vectors are of {', '.join(sorted(models))}; "
+            "nothing was stored; retry"
+        )
 
 
 def _rowid(cursor: sqlite3.Cursor) -> int:

@@ -126,6 +126,57 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at  TEXT
     );
     """,
+    # 4 -> 5: model versions (core/store/models.py). At most one model is active (the partial
+    # unique index is the pointer); one embedding per (image, model); images a re-embedding could
+    # not embed; the ids of removed embeddings (ids only), so search indexes refresh incrementally;
+    # batch jobs with their progress. Models found in old galleries start 'retired': the service
+    # activates its configured model on first start.
+    """
+    CREATE TABLE models (
+        name           TEXT PRIMARY KEY,
+        dim            INTEGER NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN ('building', 'active', 'retired')),
+        spec_json      TEXT NOT NULL,         -- the settings that load it: {"embedder": ..., "detector": ...}
+        thresholds_json TEXT NOT NULL,        -- identification threshold per matching rule (and 'gate')
+        created_at     TEXT NOT NULL,
+        activated_at   TEXT
+    );
+    CREATE UNIQUE INDEX models_one_active ON models(status) WHERE status = 'active';
+    INSERT INTO models(name, dim, status, spec_json, thresholds_json, created_at)
+        SELECT model, MAX(dim), 'retired', '{}', '{}', MIN(created_at) FROM embeddings GROUP BY model;
+    DELETE FROM embeddings WHERE id NOT IN (SELECT MIN(id) FROM embeddings GROUP BY image_id, model);
+    CREATE UNIQUE INDEX embeddings_image_model ON embeddings(image_id, model);
+    CREATE TABLE reembed_skips (
+        image_id    INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        model       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        PRIMARY KEY (image_id, model)
+    );
+    CREATE TABLE embedding_removals (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        embedding_id  INTEGER NOT NULL,
+        model         TEXT NOT NULL
+    );
+    CREATE TRIGGER embeddings_removed AFTER DELETE ON embeddings BEGIN
+        INSERT INTO embedding_removals(embedding_id, model) VALUES (old.id, old.model);
+    END;
+    CREATE TABLE jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,           -- 'reembed'
+        model        TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+        total        INTEGER NOT NULL,        -- images to embed when it started
+        done         INTEGER NOT NULL,
+        skipped      INTEGER NOT NULL,
+        pid          INTEGER,
+        host         TEXT,
+        message      TEXT,
+        started_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        finished_at  TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -156,7 +207,14 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    # executescript() would commit our transaction: drop comments, then split on ';'
-    # (our DDL has no string literal holding '--' or ';').
+    # executescript() would commit our transaction: drop comments, then split on ';' where a
+    # statement is complete (a trigger's body holds ';'). Our DDL has no literal holding '--'.
     code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
-    return [s.strip() for s in code.split(";") if s.strip()]
+    out, pending = [], ""
+    for piece in code.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                out.append(pending.strip())
+            pending = ""
+    return out

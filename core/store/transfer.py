@@ -232,7 +232,7 @@ def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") ->
                 new = _free_name(name, set(existing))
                 renamed[name] = new
                 enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
-        person_id = store.add_person(enrollment, into=into)
+        person_id = store.add_person(enrollment, into=into, any_model=True)
         existing[enrollment.name] = person_id
         persons += into is None
         images += len(enrollment.images)

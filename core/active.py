@@ -1,0 +1,102 @@
+"""The face analyzer that follows the gallery's active-model pointer.
+
+The configured model (settings ``embedder``/``detector``) is loaded first and becomes the active
+model of a gallery that has none. After a switch (core/store/models.py) the next call loads the
+active model from its recorded spec, swaps it in and closes the old copy: calls wait for the load,
+none fails, and every result names the model that made its vectors. The CLI and each Embedder
+replica hold one of these, so every replica follows the pointer without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from core.augment.base import GenerationResult
+from core.augment.gate import ViewsOutcome
+from core.errors import ManyAnglesError, ModelUnavailable
+from core.pipeline import AnalyzedPhoto, FacePipeline, ModelInfo, default_workers
+from core.recognition import FaceEngine, FacePolicy
+from core.settings import Settings
+from core.store.gallery import GalleryStore
+from core.store.models import active_model, register_model
+
+log = logging.getLogger(__name__)
+SPEC_KEYS = ("detector", "embedder", "insightface_pack")
+
+
+def model_spec(settings: Settings) -> dict[str, Any]:
+    """The settings that choose a model (recorded with it, so any process can load it again)."""
+    spec: dict[str, Any] = {"detector": settings.detector, "embedder": settings.embedder}
+    if "insightface" in (settings.detector, settings.embedder):
+        spec["insightface_pack"] = settings.insightface_pack
+    return spec
+
+
+def with_spec(settings: Settings, spec: dict[str, Any]) -> Settings:
+    return settings.replace(**{k: v for k, v in spec.items() if k in SPEC_KEYS})
+
+
+def shipped_thresholds(info: ModelInfo) -> dict[str, float]:
+    values = dict(info.default_thresholds)
+    if info.default_gate_threshold is not None:
+        values["gate"] = info.default_gate_threshold
+    return values
+
+
+class ActiveModelFaces:
+    def __init__(
+        self, settings: Settings, store: GalleryStore, in_service: bool, engine: FaceEngine | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.in_service = in_service
+        self._lock = threading.Lock()
+        self._pipeline = FacePipeline(settings, default_workers(settings, in_service), engine)
+        info = self._pipeline.info
+        register_model(
+            store, info.name, info.dim, model_spec(settings), shipped_thresholds(info), activate_if_none=True
+        )
+        self.current()
+
+    def current(self) -> FacePipeline:
+        """The pipeline of the active model (loaded now when the pointer moved)."""
+        active = active_model(self.store)
+        with self._lock:
+            if active is None or active.name == self._pipeline.info.name:
+                return self._pipeline
+            settings = with_spec(self.settings, active.spec)
+            log.info("the active model is now %s: loading it", active.name)
+            new = FacePipeline(settings, default_workers(settings, self.in_service))
+            if new.info.name != active.name:
+                new.close()
+                raise ModelUnavailable(
+                    f"the active model is {active.name}, but its recorded settings load {new.info.name} here"
+                )
+            old, self._pipeline = self._pipeline, new
+        old.close()
+        log.info("switched to %s", new.info.name)
+        return new
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.current().info
+
+    def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
+        return self.current().analyze(photo, policy)
+
+    def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
+        return self.current().analyze_many(items)
+
+    def gate(self, generation: GenerationResult, reference: np.ndarray, threshold: float) -> ViewsOutcome:
+        return self.current().gate(generation, reference, threshold)
+
+    def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        return self.current().embed_crops(crops)
+
+    def close(self) -> None:
+        with self._lock:
+            self._pipeline.close()

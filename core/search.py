@@ -1,0 +1,208 @@
+"""1:N search over one model's gallery, held in memory and refreshed incrementally.
+
+The vectors live in one contiguous float32 matrix (rows appended on enroll, a removed row filled
+with the last one), keyed by embedding id. ``refresh`` reads only what changed since the last call:
+embeddings with a larger id, and the ids recorded in ``embedding_removals`` (a trigger fills it on
+every delete, cascades included). No request reloads the gallery.
+
+Up to ``exact_max`` vectors a query scores every person exactly (the matching rules of
+core/matching_rules.py). Above it an HNSW index (usearch) proposes the nearest embeddings; the
+persons they belong to are then scored exactly, with all their embeddings, under the same rule
+(exact re-rank), so a rule like ``top2`` or ``mean`` still sees a person whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.matching_rules import GalleryIndex, person_scores
+from core.store.gallery import GalleryStore
+from core.store.models import embeddings_after, removed_embeddings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnnParams:
+    connectivity: int = 16  # HNSW graph degree
+    expansion_add: int = 128
+    expansion_search: int = 128
+    candidates: int = 64  # nearest embeddings fetched before the exact re-rank (at least 8 x top_k)
+    threads: int = 0  # 0: every core (index build)
+
+
+@dataclass(frozen=True)
+class Hit:
+    person_id: int
+    score: float
+
+
+class GallerySearch:
+    """Not thread-safe by itself: the service holds a lock around refresh + search."""
+
+    def __init__(self, model: str, exact_max: int = 50_000, ann: AnnParams | None = None) -> None:
+        self.model = model
+        self.exact_max = exact_max
+        self.ann = ann or AnnParams()
+        self.dim = 0
+        self._n = 0
+        self._vectors = np.zeros((0, 0), np.float32)
+        self._ids = np.zeros(0, np.int64)
+        self._person = np.zeros(0, np.int64)
+        self._original = np.zeros(0, bool)
+        self._row: dict[int, int] = {}  # embedding id -> row
+        self._by_person: dict[int, set[int]] = {}  # person id -> embedding ids
+        self._index: Any = None  # usearch.index.Index above exact_max
+        self._last_id = 0
+        self._last_removal = 0
+        self._exact: tuple[np.ndarray, GalleryIndex] | None = None  # cached for the exact path
+
+    @property
+    def size(self) -> int:
+        return self._n
+
+    @property
+    def approximate(self) -> bool:
+        return self._index is not None
+
+    # --- keeping up with the store ----------------------------------------------------------
+    def refresh(self, store: GalleryStore) -> tuple[int, int]:
+        """Apply what changed in the store since the last refresh; returns (added, removed)."""
+        last_removal, removed_ids = removed_embeddings(store, self.model, self._last_removal)
+        ids, persons, originals, vectors = embeddings_after(store, self.model, self._last_id)
+        self.add(ids, persons, originals, vectors)
+        removed = self.remove(removed_ids)
+        self._last_removal = last_removal
+        if ids.size:
+            self._last_id = int(ids.max())
+        return int(ids.size), removed
+
+    def add(self, ids: np.ndarray, persons: np.ndarray, originals: np.ndarray, vectors: np.ndarray) -> None:
+        if ids.size == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        fresh = np.array([int(i) not in self._row for i in ids], dtype=bool)
+        ids, persons, originals, vectors = ids[fresh], persons[fresh], originals[fresh], vectors[fresh]
+        if not self.dim:
+            self.dim = int(vectors.shape[1])
+            self._vectors = np.zeros((0, self.dim), np.float32)
+        self._reserve(self._n + ids.size)
+        start, stop = self._n, self._n + ids.size
+        self._vectors[start:stop] = vectors
+        self._ids[start:stop] = ids
+        self._person[start:stop] = persons
+        self._original[start:stop] = originals
+        for offset, (eid, pid) in enumerate(zip(ids.tolist(), persons.tolist())):
+            self._row[eid] = start + offset
+            self._by_person.setdefault(pid, set()).add(eid)
+        self._n = stop
+        self._exact = None
+        if self._index is not None:
+            self._index.add(ids, vectors, threads=self.ann.threads)
+        elif self._n > self.exact_max:
+            self._build_index()
+
+    def remove(self, ids: list[int] | np.ndarray) -> int:
+        removed = [int(i) for i in ids if int(i) in self._row]
+        for eid in removed:
+            row = self._row.pop(eid)
+            last = self._n - 1
+            pid = int(self._person[row])
+            members = self._by_person[pid]
+            members.discard(eid)
+            if not members:
+                del self._by_person[pid]
+            if row != last:  # the last row fills the hole
+                for array in (self._vectors, self._ids, self._person, self._original):
+                    array[row] = array[last]
+                self._row[int(self._ids[row])] = row
+            self._n = last
+        if removed:
+            self._exact = None
+            if self._index is not None:
+                self._index.remove(np.array(removed, dtype=np.uint64))
+        return len(removed)
+
+    def _reserve(self, n: int) -> None:
+        capacity = self._ids.shape[0]
+        if n <= capacity:
+            return
+        grown = max(n, 2 * capacity, 1024)
+        vectors = np.zeros((grown, self.dim), np.float32)
+        vectors[: self._n] = self._vectors[: self._n]  # (0 rows before the first add)
+        self._vectors = vectors
+        for name in ("_ids", "_person", "_original"):
+            old = getattr(self, name)
+            new = np.zeros(grown, old.dtype)
+            new[: self._n] = old[: self._n]
+            setattr(self, name, new)
+
+    def _build_index(self) -> None:
+        from usearch.index import Index
+
+        started = time.perf_counter()
+        a = self.ann
+        index = Index(
+            ndim=self.dim,
+            metric="ip",
+            dtype="f32",
+            connectivity=a.connectivity,
+            expansion_add=a.expansion_add,
+            expansion_search=a.expansion_search,
+        )
+        index.add(self._ids[: self._n], self._vectors[: self._n], threads=a.threads)
+        self._index = index
+        log.info(
+            "built the %s search index over %d vectors in %.1f s", self.model, self._n, time.perf_counter() - started
+        )
+
+    # --- search -----------------------------------------------------------------------------
+    def search(self, probes: np.ndarray, top_k: int, rule: str) -> list[list[Hit]]:
+        """The ``top_k`` persons for each probe under the matching ``rule``, best first."""
+        probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+        if self._n == 0:
+            return [[] for _ in probes]
+        if self._index is None:
+            person_ids, index = self._exact_index()
+            return [_top(person_ids, row, top_k) for row in person_scores(rule, index, probes)]
+        count = min(self._n, max(self.ann.candidates, 8 * top_k))
+        found = self._index.search(probes, count)
+        keys = np.atleast_2d(found.keys)
+        out = []
+        for probe, row_keys in zip(probes, keys):
+            persons = {int(self._person[self._row[int(k)]]) for k in row_keys if int(k) in self._row}
+            person_ids, index = self._subset(sorted(persons))
+            out.append(_top(person_ids, person_scores(rule, index, probe[None])[0], top_k))
+        return out
+
+    def _exact_index(self) -> tuple[np.ndarray, GalleryIndex]:
+        if self._exact is None:
+            n = self._n
+            person_ids, inverse = np.unique(self._person[:n], return_inverse=True)
+            self._exact = (person_ids, GalleryIndex.build(self._vectors[:n], inverse, self._original[:n]))
+        return self._exact
+
+    def _subset(self, persons: list[int]) -> tuple[np.ndarray, GalleryIndex]:
+        rows, inverse = [], []
+        for position, pid in enumerate(persons):
+            members = [self._row[eid] for eid in self._by_person[pid]]
+            rows.extend(members)
+            inverse.extend([position] * len(members))
+        take = np.array(rows, dtype=np.int64)
+        return np.array(persons, dtype=np.int64), GalleryIndex.build(
+            self._vectors[take], np.array(inverse, dtype=np.int64), self._original[take]
+        )
+
+
+def _top(person_ids: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
+    k = min(k, scores.shape[0])
+    if k == 0:
+        return []
+    best = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
+    best = best[np.argsort(-scores[best], kind="stable")]
+    return [Hit(int(person_ids[i]), float(scores[i])) for i in best]

@@ -1,0 +1,93 @@
+"""Batch jobs' progress in the gallery (the ``jobs`` table): what the status route and the
+console's progress bar read. A job whose process died is marked failed by the next one."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from core.store.gallery import GalleryStore, utc_now
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    kind: str
+    model: str
+    state: str  # running, done, failed
+    total: int
+    done: int
+    skipped: int
+    pid: int | None
+    host: str | None
+    message: str | None
+    started_at: str
+    updated_at: str
+    finished_at: str | None
+
+
+_COLUMNS = "id, kind, model, state, total, done, skipped, pid, host, message, started_at, updated_at, finished_at"
+
+
+def _alive(pid: int | None, host: str | None) -> bool:
+    if pid is None:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's process: it cannot be checked from here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_job(store: GalleryStore, kind: str, model: str, total: int) -> int:
+    """A new running job; running jobs of processes that no longer exist are marked failed."""
+    now = utc_now()
+    with store.write_lock() as conn:
+        for job_id, pid, host in conn.execute("SELECT id, pid, host FROM jobs WHERE state = 'running'").fetchall():
+            if not _alive(pid, host):
+                conn.execute(
+                    "UPDATE jobs SET state = 'failed', message = 'interrupted (its process ended)', finished_at = ? "
+                    "WHERE id = ?",
+                    (now, job_id),
+                )
+        cursor = conn.execute(
+            "INSERT INTO jobs(kind, model, state, total, done, skipped, pid, host, started_at, updated_at) "
+            "VALUES (?, ?, 'running', ?, 0, 0, ?, ?, ?, ?)",
+            (kind, model, total, os.getpid(), socket.gethostname(), now, now),
+        )
+        assert cursor.lastrowid is not None
+        return int(cursor.lastrowid)
+
+
+def update_job(store: GalleryStore, job_id: int, done: int, skipped: int, message: str | None = None) -> None:
+    with store.write_lock() as conn:
+        conn.execute(
+            "UPDATE jobs SET done = ?, skipped = ?, message = COALESCE(?, message), updated_at = ? WHERE id = ?",
+            (done, skipped, message, utc_now(), job_id),
+        )
+
+
+def finish_job(store: GalleryStore, job_id: int, ok: bool, message: str) -> None:
+    now = utc_now()
+    with store.write_lock() as conn:
+        conn.execute(
+            "UPDATE jobs SET state = ?, message = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+            ("done" if ok else "failed", message, now, now, job_id),
+        )
+
+
+def list_jobs(store: GalleryStore, limit: int = 20) -> list[JobRecord]:
+    with store.reader() as conn:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    return [JobRecord(*r) for r in rows]
+
+
+def get_job(store: GalleryStore, job_id: int) -> JobRecord | None:
+    with store.reader() as conn:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return JobRecord(*row) if row else None

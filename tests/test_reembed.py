@@ -1,0 +1,216 @@
+"""Model versions: re-embedding on Ray Data (real local Ray instances, the real CLI), resume after
+a kill, the atomic switch, identification during it, prune."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import ModelNotReady, ModelSwitching
+from core.models import load_face_models
+from core.settings import Settings
+from core.store.gallery import GalleryStore
+from core.store.jobs import list_jobs
+from core.store.models import activate_model, active_model, list_models, prune_model
+from core.store.records import StoredThreshold
+
+from conftest import FACES, REPO, local_service, photo_bytes
+from onnx_builders import write_pack
+
+PEOPLE = ("Barack_Obama", "Angelina_Jolie", "George_Clooney", "Matt_Damon", "Katy_Perry", "Clint_Eastwood")
+TINY = "insightface-tinypack-w_tiny"
+DLIB = "dlib-resnet-v1-flip"
+
+
+def tiny_settings(root: Path, **kw) -> Settings:
+    write_pack(root)
+    return Settings(
+        data_dir=root / "data",
+        detector="insightface",
+        embedder="insightface",
+        insightface_root=root,
+        insightface_pack="tinypack",
+        **kw,
+    )
+
+
+def calibrate_tiny(store: GalleryStore) -> None:
+    """What `manyangles calibrate` stores for a model (the tiny pack ships no threshold)."""
+    for rule in ("top2", "max"):
+        store.set_threshold(StoredThreshold(TINY, "fpir", rule, 0.01, 0.9, 1000, "test", "2026-01-01"))
+
+
+def cli(settings: Settings, *args: str, **popen) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "core",
+        "--data-dir",
+        str(settings.data_dir),
+        "--insightface-root",
+        str(settings.insightface_root),
+        "--insightface-pack",
+        settings.insightface_pack,
+        *args,
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def vectors(settings: Settings, model: str) -> tuple[int, int, int]:
+    """(vectors of the model, distinct images they cover, images in the gallery)."""
+    with sqlite3.connect(settings.data_dir / "gallery.db") as conn:
+        count, distinct = conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT image_id) FROM embeddings WHERE model = ?", (model,)
+        ).fetchone()
+        images = conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+    return count, distinct, images
+
+
+def test_dlib_gallery_reembedded_with_insightface_identifies_after_the_switch(tmp_path: Path, dlib_models):
+    # 'max': the enrolled photo itself must come first (the tiny random ArcFace scores every
+    # pair of faces high, so a mean over a person's views could rank someone else first)
+    settings = tiny_settings(tmp_path).replace(detector="dlib", embedder="dlib", match_mode="max")
+    service = local_service(settings, dlib_models)
+    service.enroll(PEOPLE[0], photo_bytes(PEOPLE[0]), augment=True, views=["left", "right"])
+    for name in PEOPLE[1:4]:
+        service.enroll(name, photo_bytes(name))
+    images = vectors(settings, DLIB)[2]
+    assert active_model(service.store).name == DLIB
+
+    # not calibrated: the vectors are built, the switch is refused, dlib stays active
+    refused = cli(settings, "reembed", "--model", "insightface", "--workers", "1")
+    refused.communicate(timeout=240)
+    assert refused.returncode == 6
+    assert vectors(settings, TINY) == (images, images, images)
+    assert active_model(service.store).name == DLIB
+    assert service.identify(photo_bytes(PEOPLE[1])).model == DLIB
+
+    calibrate_tiny(service.store)
+    out = finish(cli(settings, "--json", "reembed", "--model", "insightface", "--workers", "1"))
+    assert f'"active": "{TINY}"' in out and '"total": 0' in out  # nothing left to embed: switched
+    states = {m.name: m.status for m in list_models(service.store)}
+    assert states == {DLIB: "retired", TINY: "active"}
+
+    # the same service process follows the pointer: it loads the new model and answers with it
+    for name in PEOPLE[:4]:
+        found = service.identify(photo_bytes(name))
+        assert found.model == TINY
+        top = found.faces[0].match.candidates[0]
+        assert top.name == name and top.score > 0.999  # the enrolled photo itself, same model
+    with pytest.raises(ModelSwitching):  # an enrollment embedded by the old model is refused
+        service.store.add_person(_old_model_enrollment(service))
+    assert prune_model(service.store, DLIB) == images
+    assert vectors(settings, DLIB)[0] == 0
+    assert service.identify(photo_bytes(PEOPLE[2])).faces[0].match.candidates[0].name == PEOPLE[2]
+
+
+def _old_model_enrollment(service):
+    import numpy as np
+
+    from core.store.records import Enrollment, NewEmbedding, NewImage
+
+    vector = np.ones(128, np.float32) / np.sqrt(128)
+    image = NewImage(b"x" * 10, "ab" * 32, ".jpg", "image/jpeg", 1, 1, "original", "original.jpg")
+    return Enrollment("Late Comer", [image], [NewEmbedding(0, "original", DLIB, vector, 0.9, (0, 0, 1, 1))])
+
+
+def test_killed_reembed_resumes_and_embeds_every_image_exactly_once(tmp_path: Path):
+    settings = tiny_settings(tmp_path)
+    service = local_service(settings, load_face_models(settings))
+    names = [p.name for p in sorted(FACES.iterdir()) if (p / "1.jpg").is_file()][:24]
+    for name in names:
+        service.enroll(name, photo_bytes(name))
+    images = vectors(settings, TINY)[2]
+
+    job = cli(settings, "reembed", "--model", "dlib", "--workers", "1", "--batch-size", "2", start_new_session=True)
+    deadline = time.monotonic() + 180
+    while vectors(settings, DLIB)[0] < 4:
+        assert job.poll() is None and time.monotonic() < deadline, "the job ended before it could be killed"
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and its private Ray instance
+    job.wait(timeout=30)
+    partial = vectors(settings, DLIB)[0]
+    assert 4 <= partial < images
+    assert active_model(service.store).name == TINY  # nothing switched half-way
+
+    finish(cli(settings, "reembed", "--model", "dlib", "--workers", "1", "--batch-size", "2"))
+    store = GalleryStore(settings.data_dir)
+    count, distinct, _ = vectors(settings, DLIB)
+    with sqlite3.connect(settings.data_dir / "gallery.db") as conn:
+        skipped = conn.execute("SELECT COUNT(*) FROM reembed_skips WHERE model = ?", (DLIB,)).fetchone()[0]
+    assert count == distinct and count + skipped == images  # each image once: a vector or a recorded skip
+    assert active_model(store).name == DLIB
+    jobs = list_jobs(store)
+    assert [j.state for j in jobs[:2]] == ["done", "failed"] and "interrupted" in jobs[1].message
+    assert jobs[0].total == images - partial
+
+
+def test_identify_during_reembed_and_switch_answers_from_exactly_one_model(tmp_path: Path, dlib_models):
+    settings = tiny_settings(tmp_path).replace(detector="dlib", embedder="dlib")
+    service = local_service(settings, dlib_models)
+    for name in PEOPLE:
+        service.enroll(name, photo_bytes(name))
+    calibrate_tiny(service.store)
+    probes = {name: photo_bytes(name) for name in PEOPLE}
+    answers: list[tuple[str, str, float]] = []
+    retried: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            for name, photo in probes.items():
+                try:
+                    found = service.identify(photo)
+                except ModelSwitching as exc:
+                    retried.append(exc.message)
+                    continue
+                top = found.faces[0].match.candidates[0]
+                answers.append((found.model, top.name if top.name == name else f"WRONG {top.name}", top.score))
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        finish(cli(settings, "reembed", "--model", "insightface", "--workers", "1"))
+        deadline = time.monotonic() + 60
+        while not any(model == TINY for model, _, _ in answers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    models = [model for model, _, _ in answers]
+    assert DLIB in models and TINY in models
+    first_new = models.index(TINY)
+    assert set(models[first_new:]) == {TINY}  # once switched, never back
+    # every answer is the right person at the score of the same photo under one model: a probe
+    # of one model against vectors of another would score near 0
+    assert all(name in PEOPLE and score > 0.999 for _, name, score in answers), answers[:5]
+    assert len(retried) <= 1
+
+
+def test_switch_refuses_an_incomplete_model(tmp_path: Path, dlib_models):
+    settings = tiny_settings(tmp_path).replace(detector="dlib", embedder="dlib")
+    service = local_service(settings, dlib_models)
+    service.enroll(PEOPLE[0], photo_bytes(PEOPLE[0]))
+    from core.store.models import register_model
+
+    register_model(service.store, TINY, 512, {"embedder": "insightface"}, {})
+    with pytest.raises(ModelNotReady, match="1 image"):
+        activate_model(service.store, TINY, {"top2": 0.5})
+    assert active_model(service.store).name == DLIB
