@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
@@ -50,8 +50,10 @@ from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
 from serve.admission import CLASSES, Admission
-from serve.auth import ensure_api_key, offered_key, require, scope_of
+from serve.auth import ensure_api_key
+from serve.deps import Admin, CanEnroll, CanIdentify, CanRead
 from serve.logs import route_core_logs
+from serve.models_api import router as models_router
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
@@ -78,6 +80,7 @@ app = FastAPI(
     version="1.1",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
+app.include_router(models_router)
 
 
 @app.exception_handler(ManyAnglesError)
@@ -139,25 +142,6 @@ async def _shed_load(request: Request, call_next: Any) -> Any:
     return response
 
 
-def _needs(permission: str) -> Any:
-    def check(
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-        x_api_key: Annotated[str | None, Header()] = None,
-    ) -> None:
-        state = request.app.state
-        require(permission, scope_of(offered_key(authorization, x_api_key), state.api_key, state.keys))
-
-    return Depends(check)
-
-
-# What each route needs (core/store/keys.py: admin > enroll (+ read) | identify)
-Admin = Annotated[None, _needs("admin")]
-CanEnroll = Annotated[None, _needs("enroll")]
-CanRead = Annotated[None, _needs("read")]
-CanIdentify = Annotated[None, _needs("identify")]
-
-
 def _read_upload(upload: UploadFile, cap: int) -> bytes:
     data = upload.file.read(cap + 1)
     if len(data) > cap:
@@ -209,6 +193,7 @@ class API:
         app.state.api_key = self.api_key
         app.state.keys = KeyStore(store)
         app.state.admission = Admission(settings.queue_budget_s)
+        app.state.service = self.service  # for the routers (serve/models_api.py)
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse)

@@ -22,7 +22,7 @@ from core.store.jobs import list_jobs
 from core.store.models import activate_model, active_model, list_models, prune_model
 from core.store.records import StoredThreshold
 
-from conftest import FACES, REPO, local_service, photo_bytes
+from conftest import AUTH, FACES, REPO, local_service, photo_bytes
 from onnx_builders import write_pack
 
 PEOPLE = ("Barack_Obama", "Angelina_Jolie", "George_Clooney", "Matt_Damon", "Katy_Perry", "Clint_Eastwood")
@@ -214,3 +214,101 @@ def test_switch_refuses_an_incomplete_model(tmp_path: Path, dlib_models):
     with pytest.raises(ModelNotReady, match="1 image"):
         activate_model(service.store, TINY, {"top2": 0.5})
     assert active_model(service.store).name == DLIB
+
+
+def test_reembed_over_http_models_and_job_status(api):
+    """The routes on the shared app: a job that has nothing to do completes and reports it; a
+    model that cannot load here fails fast and its job says why; keys and bad bodies refused."""
+
+    assert api.post("/v1/models/reembed", json={"model": "dlib"}).status_code == 401
+    bad = api.post("/v1/models/reembed", json={"model": "resnet"}, headers=AUTH)
+    assert bad.status_code == 422 and "model" in bad.json()["error"]["message"]
+
+    models = api.get("/v1/models", headers=AUTH).json()
+    assert models["active"] == DLIB and {m["name"]: m["status"] for m in models["models"]}[DLIB] == "active"
+
+    def wait_job(job_id: int) -> dict:
+        deadline = time.monotonic() + 120
+        while True:
+            job = api.get(f"/v1/jobs/{job_id}", headers=AUTH).json()
+            if job["state"] != "running" or time.monotonic() > deadline:
+                return job
+            time.sleep(0.5)
+
+    started = api.post("/v1/models/reembed", json={"model": "dlib"}, headers=AUTH)
+    assert started.status_code == 202, started.text
+    job = wait_job(started.json()["id"])
+    assert job["state"] == "done" and job["fraction"] == 1.0 and job["model"] == DLIB, job
+
+    missing = api.post("/v1/models/reembed", json={"model": "insightface"}, headers=AUTH)
+    assert missing.status_code == 202
+    job = wait_job(missing.json()["id"])
+    assert job["state"] == "failed" and "buffalo_l" in job["message"], job
+    assert api.get("/v1/models", headers=AUTH).json()["active"] == DLIB  # nothing changed
+    assert api.get("/v1/jobs/999999", headers=AUTH).status_code == 404
+
+
+def test_reembed_on_a_running_ray_cluster_by_address(tmp_path: Path):
+    """`ray start --head` on loopback (free ports, its own temp dir), the job sent to it by
+    address, then the head stopped: the way an operator uses an existing cluster."""
+    from conftest import free_port
+
+    settings = tiny_settings(tmp_path)
+    service = local_service(settings, load_face_models(settings))
+    for name in PEOPLE[:3]:
+        service.enroll(name, photo_bytes(name))
+    port = free_port()
+    temp = Path(f"/tmp/ma-ray-{port}")  # short: Ray's socket paths must stay under 108 bytes
+    ray_bin = Path(sys.executable).with_name("ray")
+    ports = {
+        f"--{flag}": str(free_port())
+        for flag in (
+            "node-manager-port",
+            "object-manager-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "runtime-env-agent-port",
+            "metrics-export-port",
+            "ray-client-server-port",
+        )
+    }
+    head = subprocess.Popen(
+        [
+            str(ray_bin),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "2",
+            "--include-dashboard",
+            "false",
+            "--temp-dir",
+            str(temp),
+            "--disable-usage-stats",
+            *(x for kv in ports.items() for x in kv),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out = finish(
+            cli(settings, "--json", "reembed", "--model", "dlib", "--workers", "1", "--address", f"127.0.0.1:{port}"),
+            timeout=300,
+        )
+        assert f'"active": "{DLIB}"' in out
+        assert vectors(settings, DLIB)[:2] == (3, 3)
+        logs = temp / "session_latest" / "logs"
+        assert any("ReembedWorker" in f.read_text(errors="ignore") for f in logs.glob("*worker*") if f.is_file())
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops its processes on SIGTERM
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", str(temp)], check=False)

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from core.errors import ModelNotFound
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.models import ModelRecord, activate_model, list_models, prune_model
+from core.store.models import ModelRecord, list_models, prune_model
 
 COMMANDS = ("models", "reembed", "switch", "prune")
 
@@ -29,6 +29,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
         "--allow-missing", action="store_true", help="switch even if some persons get no vector of the model"
     )
     reembed.add_argument("--no-ray", action="store_true", help="one process, no Ray (the benchmark's baseline)")
+    reembed.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # a job row the API created
     for name, text in (("switch", "make a fully embedded model the active one"), ("prune", "remove a model's vectors")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--model", required=True, help="a model name (see `models`), or dlib / insightface")
@@ -69,6 +70,7 @@ def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[s
             switch=not args.no_switch,
             allow_missing=args.allow_missing,
             use_ray=not args.no_ray,
+            job_id=args.job,
         )
         done = (
             f"reembed {report.model}: {report.embedded} embedded, {report.skipped} without a usable face, "
@@ -78,19 +80,9 @@ def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[s
         return 0
     record = resolve_model(store, args.model)
     if args.command == "switch":
-        from core.batch.reembed import model_thresholds
-        from core.pipeline import ModelInfo
+        from core.batch.reembed import switch_to
 
-        info = ModelInfo(
-            record.name,
-            record.dim,
-            "",
-            "",
-            1,
-            {k: v for k, v in record.thresholds.items() if k != "gate"},
-            record.thresholds.get("gate"),
-        )
-        switched = activate_model(store, record.name, model_thresholds(store, settings, info), args.allow_missing)
+        switched = switch_to(store, settings, record, args.allow_missing)
         out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
         return 0
     removed = prune_model(store, record.name)

@@ -35,7 +35,7 @@ from core.pipeline import FacePipeline, ModelInfo
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.jobs import finish_job, start_job, update_job
-from core.store.models import activate_model, register_model, work_list, write_embedded
+from core.store.models import ModelRecord, activate_model, register_model, work_list, write_embedded
 from core.thresholds import resolve_threshold
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,16 @@ def model_thresholds(store: GalleryStore, settings: Settings, info: ModelInfo) -
     return out
 
 
+def switch_to(store: GalleryStore, settings: Settings, record: ModelRecord, allow_missing: bool) -> ModelRecord:
+    """Switch by hand to a recorded model: its thresholds resolved as the job's switch does."""
+    shipped = {k: v for k, v in record.thresholds.items() if k != "gate"}
+    info = ModelInfo(record.name, record.dim, "", "", 1, shipped, record.thresholds.get("gate"))
+    kind = str(record.spec.get("embedder", settings.embedder))
+    return activate_model(
+        store, record.name, model_thresholds(store, target_settings(settings, kind), info), allow_missing
+    )
+
+
 class Progress:
     """tqdm on the terminal (rate and ETA) and the job row for the status route."""
 
@@ -114,19 +124,25 @@ def reembed(
     allow_missing: bool = False,
     show_progress: bool = True,
     use_ray: bool = True,
+    job_id: int | None = None,
 ) -> ReembedReport:
     """Embed every image without a vector of the ``embedder`` model; switch to it when complete."""
     started = time.perf_counter()
     store = GalleryStore(settings.data_dir)
     target = target_settings(settings, embedder)
-    probe = FacePipeline(target, workers=1)  # loads here first: a missing model fails fast, before Ray
+    try:
+        probe = FacePipeline(target, workers=1)  # loads here first: a missing model fails fast, before Ray
+    except BaseException as exc:
+        if job_id is not None:  # launched by the API: its status route must say why
+            finish_job(store, job_id, False, f"{type(exc).__name__}: {exc}")
+        raise
     info = probe.info
     probe.close()
     record = register_model(store, info.name, info.dim, model_spec(target), shipped_thresholds(info))
     workers = workers or default_workers(settings)
     batch_size = batch_size or settings.reembed_batch
     items = work_list(store, info.name)
-    job_id = start_job(store, "reembed", info.name, len(items))
+    job_id = start_job(store, "reembed", info.name, len(items), job_id)
     progress = Progress(store, job_id, len(items), show_progress, f"reembed {info.name}")
     log.info("re-embedding %d image(s) with %s (%d worker(s))", len(items), info.name, workers)
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from dataclasses import dataclass
 
+from core.errors import ManyAnglesError
 from core.store.gallery import GalleryStore, utc_now
 
 
@@ -44,17 +46,39 @@ def _alive(pid: int | None, host: str | None) -> bool:
     return True
 
 
-def start_job(store: GalleryStore, kind: str, model: str, total: int) -> int:
-    """A new running job; running jobs of processes that no longer exist are marked failed."""
+class JobRunning(ManyAnglesError):
+    code = "job_running"
+    http_status = 409
+    exit_code = 5
+
+
+def _reap(conn: sqlite3.Connection, now: str) -> None:
+    """Running jobs whose process no longer exists are marked failed."""
+    for job_id, pid, host in conn.execute("SELECT id, pid, host FROM jobs WHERE state = 'running'").fetchall():
+        if not _alive(pid, host):
+            conn.execute(
+                "UPDATE jobs SET state = 'failed', message = 'interrupted (its process ended)', finished_at = ? "
+                "WHERE id = ?",
+                (now, job_id),
+            )
+
+
+def start_job(store: GalleryStore, kind: str, model: str, total: int, job_id: int | None = None) -> int:
+    """A new running job (or ``job_id``, created by whoever launched this process, now claimed).
+
+    One job of a kind runs at a time: a second is refused while the first one's process lives."""
     now = utc_now()
     with store.write_lock() as conn:
-        for job_id, pid, host in conn.execute("SELECT id, pid, host FROM jobs WHERE state = 'running'").fetchall():
-            if not _alive(pid, host):
-                conn.execute(
-                    "UPDATE jobs SET state = 'failed', message = 'interrupted (its process ended)', finished_at = ? "
-                    "WHERE id = ?",
-                    (now, job_id),
-                )
+        _reap(conn, now)
+        if job_id is not None:
+            conn.execute(
+                "UPDATE jobs SET model = ?, total = ?, pid = ?, host = ?, updated_at = ? WHERE id = ?",
+                (model, total, os.getpid(), socket.gethostname(), now, job_id),
+            )
+            return job_id
+        running = conn.execute("SELECT id FROM jobs WHERE state = 'running' AND kind = ?", (kind,)).fetchone()
+        if running is not None:
+            raise JobRunning(f"{kind} job {running[0]} is still running; wait for it (GET /v1/jobs/{running[0]})")
         cursor = conn.execute(
             "INSERT INTO jobs(kind, model, state, total, done, skipped, pid, host, started_at, updated_at) "
             "VALUES (?, ?, 'running', ?, 0, 0, ?, ?, ?, ?)",
@@ -62,6 +86,11 @@ def start_job(store: GalleryStore, kind: str, model: str, total: int) -> int:
         )
         assert cursor.lastrowid is not None
         return int(cursor.lastrowid)
+
+
+def set_pid(store: GalleryStore, job_id: int, pid: int) -> None:
+    with store.write_lock() as conn:
+        conn.execute("UPDATE jobs SET pid = ?, host = ? WHERE id = ?", (pid, socket.gethostname(), job_id))
 
 
 def update_job(store: GalleryStore, job_id: int, done: int, skipped: int, message: str | None = None) -> None:

@@ -1,0 +1,87 @@
+"""HTTP shapes of model versions and batch jobs (the routes of serve/models_api.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from core.schemas import Schema
+from core.store.jobs import JobRecord
+from core.store.models import ModelRecord
+
+
+class ModelOut(Schema):
+    name: str
+    dim: int
+    status: Literal["building", "active", "retired"]
+    num_embeddings: int
+    thresholds: dict[str, float] = Field(description="identification threshold per matching rule; 'gate'")
+    spec: dict[str, str] = Field(description="the settings that load it")
+    created_at: str
+    activated_at: str | None
+
+    @classmethod
+    def of(cls, m: ModelRecord) -> ModelOut:
+        return cls(
+            name=m.name,
+            dim=m.dim,
+            status=m.status,
+            num_embeddings=m.num_embeddings,
+            thresholds=m.thresholds,
+            spec={k: str(v) for k, v in m.spec.items()},
+            created_at=m.created_at,
+            activated_at=m.activated_at,
+        )
+
+
+class ModelsResponse(Schema):
+    active: str | None
+    models: list[ModelOut]
+
+
+class ReembedRequest(Schema):
+    model: Literal["dlib", "insightface"] = Field(description="the model to embed every stored image with")
+    switch: bool = Field(True, description="make it the active model when every image has a vector")
+    allow_missing: bool = Field(False, description="switch even if some persons get no vector")
+
+
+class JobOut(Schema):
+    id: int
+    kind: str
+    model: str
+    state: Literal["running", "done", "failed"]
+    total: int
+    done: int
+    skipped: int
+    fraction: float = Field(description="(done + skipped) / total; 1 when there was nothing to do")
+    images_per_s: float | None
+    eta_s: float | None = Field(description="seconds left at the rate so far")
+    message: str | None
+    started_at: str
+    updated_at: str
+    finished_at: str | None
+
+    @classmethod
+    def of(cls, j: JobRecord) -> JobOut:
+        seen = j.done + j.skipped
+        elapsed = (datetime.fromisoformat(j.updated_at) - datetime.fromisoformat(j.started_at)).total_seconds()
+        rate = seen / elapsed if seen and elapsed > 0 else None
+        left = max(0, j.total - seen)
+        return cls(
+            id=j.id,
+            kind=j.kind,
+            model=j.model,
+            state=j.state,
+            total=j.total,
+            done=j.done,
+            skipped=j.skipped,
+            fraction=1.0 if j.total == 0 else min(1.0, seen / j.total),
+            images_per_s=rate,
+            eta_s=(0.0 if j.state != "running" else (left / rate if rate else None)),
+            message=j.message,
+            started_at=j.started_at,
+            updated_at=j.updated_at,
+            finished_at=j.finished_at,
+        )

@@ -1,0 +1,83 @@
+"""Routes of model versions and batch jobs: list models, start a re-embedding (admin), follow it,
+switch and prune by hand. The work runs in a ``manyangles reembed`` process (core/batch/launch.py),
+never in the API replica; these routes only read and write the store.
+
+No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
+"""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from core.batch.commands import resolve_model
+from core.batch.launch import launch_reembed
+from core.batch.reembed import switch_to
+from core.errors import ModelNotFound
+from core.schemas import ErrorResponse
+from core.schemas_models import JobOut, ModelOut, ModelsResponse, ReembedRequest
+from core.service import ManyAnglesService
+from core.store.jobs import get_job, list_jobs
+from core.store.models import active_model, list_models, prune_model
+from serve.deps import Admin, CanRead
+
+router = APIRouter()
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorResponse} for s in sorted({401, 403, 422, *statuses})}
+
+
+def _service(request: Request) -> ManyAnglesService:
+    service: ManyAnglesService = request.app.state.service
+    return service
+
+
+def _models(service: ManyAnglesService) -> ModelsResponse:
+    active = active_model(service.store)
+    return ModelsResponse(
+        active=active.name if active else None, models=[ModelOut.of(m) for m in list_models(service.store)]
+    )
+
+
+@router.get("/v1/models", response_model=ModelsResponse, responses=_errors())
+def models(request: Request, _: CanRead) -> ModelsResponse:
+    """Every model version of the gallery: status (building, active, retired), vectors, thresholds."""
+    return _models(_service(request))
+
+
+@router.post("/v1/models/reembed", status_code=202, response_model=JobOut, responses=_errors(409, 503))
+def reembed(request: Request, _: Admin, body: ReembedRequest) -> JobOut:
+    """Embed every stored image with ``model`` in the background, then switch to it. Follow it at
+    ``GET /v1/jobs/{id}``; identification keeps answering with the active model meanwhile."""
+    service = _service(request)
+    return JobOut.of(launch_reembed(service.settings, body.model, body.switch, body.allow_missing))
+
+
+@router.get("/v1/jobs", response_model=list[JobOut], responses=_errors())
+def jobs(request: Request, _: CanRead) -> list[JobOut]:
+    return [JobOut.of(j) for j in list_jobs(_service(request).store)]
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=_errors(404))
+def job(request: Request, _: CanRead, job_id: int) -> JobOut:
+    """A job's progress: done / total, rate and ETA (what a progress bar polls)."""
+    record = get_job(_service(request).store, job_id)
+    if record is None:
+        raise ModelNotFound(f"no job {job_id}")
+    return JobOut.of(record)
+
+
+@router.post("/v1/models/{name}/activate", response_model=ModelsResponse, responses=_errors(404, 409))
+def activate(request: Request, _: Admin, name: str, allow_missing: bool = False) -> ModelsResponse:
+    """Switch by hand to a model whose every image has a vector (after `reembed` with no switch)."""
+    service = _service(request)
+    switch_to(service.store, service.settings, resolve_model(service.store, name), allow_missing)
+    return _models(service)
+
+
+@router.delete("/v1/models/{name}/embeddings", response_model=ModelsResponse, responses=_errors(404, 409))
+def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
+    """Remove every vector of a model that is not the active one."""
+    service = _service(request)
+    prune_model(service.store, resolve_model(service.store, name).name)
+    return _models(service)

@@ -1,0 +1,93 @@
+"""GallerySearch: exact and HNSW paths agree, the re-rank is exact, refresh reads only changes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.search import gallery, unit
+from core.search import GallerySearch
+from core.store.gallery import GalleryStore
+from core.store.records import Enrollment, NewEmbedding, NewImage
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    vectors, persons, centres = gallery(3000, 64, 5, rng)
+    probes = unit(centres[rng.integers(0, len(centres), 200)] + 0.75 * unit(rng.standard_normal((200, 64), np.float32)))
+    originals = np.arange(3000) % 5 == 0
+    return vectors, persons, originals, probes
+
+
+def built(data, exact_max: int) -> GallerySearch:
+    vectors, persons, originals, _ = data
+    search = GallerySearch("m", exact_max=exact_max)
+    search.add(np.arange(1, 3001, dtype=np.int64), persons, originals, vectors)
+    return search
+
+
+@pytest.mark.parametrize("rule", ["max", "top2", "mean", "blend"])
+def test_index_path_agrees_with_exact_and_reranks_exactly(data, rule: str):
+    exact, approx = built(data, exact_max=10**9), built(data, exact_max=1000)
+    assert not exact.approximate and approx.approximate
+    probes = data[3]
+    agree = 0
+    for probe in probes:
+        e = {h.person_id: h.score for h in exact.search(probe, 50, rule)[0]}
+        a = approx.search(probe, 5, rule)[0]
+        agree += a[0].person_id == max(e, key=e.get)
+        for hit in a:  # every score the index path returns is the exact rule score
+            if hit.person_id in e:
+                assert hit.score == pytest.approx(e[hit.person_id], abs=1e-5)
+    assert agree / len(probes) >= 0.99
+
+
+def test_remove_and_add_keep_the_index_consistent(data):
+    search = built(data, exact_max=1000)
+    vectors, persons, _, probes = data
+    target = int(search.search(probes[0], 1, "max")[0][0].person_id)
+    ids = np.flatnonzero(persons == target) + 1
+    assert search.remove(ids) == len(ids) and search.size == 3000 - len(ids)
+    assert all(h.person_id != target for h in search.search(probes[0], 20, "max")[0])
+    search.add(ids, persons[ids - 1], np.zeros(len(ids), bool), vectors[ids - 1])
+    assert search.search(probes[0], 1, "max")[0][0].person_id == target
+
+
+def _person(name: str, vectors: np.ndarray, model: str = "m") -> Enrollment:
+    images = [
+        NewImage(
+            f"{name}{i}".encode(),
+            hashlib.sha256(f"{name}{i}".encode()).hexdigest(),
+            ".jpg",
+            "image/jpeg",
+            1,
+            1,
+            "original" if i == 0 else f"augmented_v{i}",
+            f"{i}.jpg",
+        )
+        for i in range(len(vectors))
+    ]
+    embeddings = [NewEmbedding(i, images[i].source, model, v, 0.9, (0, 0, 1, 1)) for i, v in enumerate(vectors)]
+    return Enrollment(name, images, embeddings)
+
+
+def test_refresh_reads_only_what_changed(tmp_path: Path):
+    store = GalleryStore(tmp_path / "data")
+    rng = np.random.default_rng(0)
+    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((3, 16), np.float32)))) for i in range(5)]
+    search = GallerySearch("m")
+    assert search.refresh(store) == (15, 0)
+    assert search.refresh(store) == (0, 0)  # nothing changed: nothing read
+    store.delete_person(ids[1])
+    new = store.add_person(_person("late", unit(rng.standard_normal((2, 16), np.float32))))
+    assert search.refresh(store) == (2, 3)
+    assert search.size == 14
+    probe = unit(rng.standard_normal(16, np.float32))
+    found = {h.person_id for h in search.search(probe, 10, "top2")[0]}
+    assert ids[1] not in found and new in found
+    store.add_person(_person("other model", unit(rng.standard_normal((1, 16), np.float32)), model="n"), any_model=True)
+    assert search.refresh(store) == (0, 0)
