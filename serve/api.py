@@ -49,11 +49,11 @@ from core.store.export import export_table
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
+from serve.admin_api import router as admin_router
 from serve.admission import CLASSES, Admission
 from serve.auth import ensure_api_key
 from serve.deps import Admin, CanEnroll, CanIdentify, CanRead
 from serve.logs import route_core_logs
-from serve.models_api import router as models_router
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
@@ -80,7 +80,7 @@ app = FastAPI(
     version="1.1",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
-app.include_router(models_router)
+app.include_router(admin_router)
 
 
 @app.exception_handler(ManyAnglesError)
@@ -193,7 +193,7 @@ class API:
         app.state.api_key = self.api_key
         app.state.keys = KeyStore(store)
         app.state.admission = Admission(settings.queue_budget_s)
-        app.state.service = self.service  # for the routers (serve/models_api.py)
+        app.state.service = self.service  # for the routers (serve/admin_api.py)
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse)

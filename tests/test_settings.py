@@ -42,6 +42,10 @@ TABLE: dict[str, tuple[str, object]] = {
     "match_mode": ("mean", "mean"),
     "target_fpir": ("0.001", 0.001),
     "top_k": ("9", 9),
+    "search_exact_max": ("200000", 200000),
+    "reembed_workers": ("3", 3),
+    "reembed_batch": ("64", 64),
+    "reembed_address": ("127.0.0.1:6379", "127.0.0.1:6379"),
     "api_key": ("s3cret-key", "s3cret-key"),
     "log_level": ("debug", "DEBUG"),
 }

@@ -126,3 +126,25 @@ def test_export_and_import_commands(gallery, tmp_path: Path):
     assert done.returncode == 0 and '"skipped": ["Barack Obama"' in done.stdout, done.stdout
     done = cli("--data-dir", str(tmp_path / "target"), "import", str(tmp_path / "nowhere"))
     assert done.returncode == 3 and "no manifest.json" in done.stderr, (done.stdout, done.stderr)
+
+
+def test_the_api_exports_the_whole_gallery_as_an_importable_zip(api, tmp_path: Path):
+    import io
+    import zipfile
+
+    from core.store.gallery import GalleryStore
+
+    from conftest import AUTH
+
+    assert api.get("/v1/export/gallery").status_code == 401
+    response = api.get("/v1/export/gallery", headers=AUTH)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        names = archive.namelist()
+        assert "gallery/manifest.json" in names and "gallery/embeddings.parquet" in names
+        archive.extractall(tmp_path / "unzipped")
+    store = GalleryStore(tmp_path / "fresh")
+    report = import_gallery(store, tmp_path / "unzipped" / "gallery")
+    served = sorted(p["name"] for p in api.get("/v1/persons", headers=AUTH).json())
+    assert sorted(p.name for p in store.list_persons()) == served and report.persons == len(served)
+    assert not list(api.data_dir.glob("manyangles-export-*"))  # the temp folder is gone

@@ -9,6 +9,7 @@ a temp file younger than ``min_age_s`` may belong to a write in flight and is le
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class CheckReport:
     seconds: float
 
 
+EXPORT_PREFIX = "manyangles-export-"  # temp folders of GET /v1/export/gallery, in the data dir
 LOG_EACH = 20  # removals logged one by one; past that, only the totals
 
 
@@ -58,6 +60,11 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
                 path.unlink(missing_ok=True)
                 orphans += 1
                 _removed(temps + orphans, "orphan image file (no row names it)", name)
+        for folder in store.data_dir.glob(EXPORT_PREFIX + "*"):  # an HTTP export cut short by a kill
+            if folder.is_dir() and now - folder.stat().st_mtime >= min_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+                temps += 1
+                _removed(temps + orphans, "unfinished export folder", folder.name)
     report = CheckReport(integrity, orphans, temps, time.perf_counter() - started)
     if orphans or temps:
         log.warning(

@@ -1,13 +1,19 @@
-"""Routes of model versions and batch jobs: list models, start a re-embedding (admin), follow it,
-switch and prune by hand. The work runs in a ``manyangles reembed`` process (core/batch/launch.py),
-never in the API replica; these routes only read and write the store.
+"""Gallery administration routes: model versions and batch jobs (list models, start a
+re-embedding, follow it, switch and prune by hand) and the whole-gallery export. A re-embedding runs
+in a ``manyangles reembed`` process (core/batch/launch.py), never in the API replica.
 
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
 
-from typing import Any
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from core.batch.commands import resolve_model
 from core.batch.launch import launch_reembed
@@ -17,7 +23,9 @@ from core.schemas import ErrorResponse
 from core.schemas_models import JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
 from core.store.jobs import get_job, list_jobs
+from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
+from core.store.transfer import export_gallery
 from serve.deps import Admin, CanRead
 
 router = APIRouter()
@@ -81,3 +89,35 @@ def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
     service = _service(request)
     prune_model(service.store, resolve_model(service.store, name).name)
     return _models(service)
+
+
+@router.get(
+    "/v1/export/gallery",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/zip": {}}, "description": "an export folder, zipped"}, **_errors()},
+)
+def export_archive(
+    request: Request,
+    _: Admin,
+    images: Annotated[bool, Query(description="include the image files (needed to import it)")] = True,
+) -> FileResponse:
+    """The whole gallery as `manyangles export` writes it (Parquet tables, manifest, images), as
+    one zip: unzip it and `manyangles import` the folder into another gallery."""
+    store = _service(request).store
+    work = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=store.data_dir))
+    try:
+        export_gallery(store, work / "gallery", with_images=images)
+        archive = work / "gallery.zip"
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zipped:
+            for path in sorted((work / "gallery").rglob("*")):
+                if path.is_file():
+                    zipped.write(path, path.relative_to(work).as_posix())
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return FileResponse(
+        archive,
+        media_type="application/zip",
+        filename="manyangles-gallery.zip",
+        background=BackgroundTask(shutil.rmtree, work, ignore_errors=True),
+    )
