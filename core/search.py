@@ -55,7 +55,7 @@ class GallerySearch:
         self._ids = np.zeros(0, np.int64)
         self._person = np.zeros(0, np.int64)
         self._original = np.zeros(0, bool)
-        self._row: dict[int, int] = {}  # embedding id -> row
+        self._row = np.full(0, -1, np.int64)  # embedding id -> row (-1: not held); ids are dense
         self._by_person: dict[int, set[int]] = {}  # person id -> embedding ids
         self._index: Any = None  # usearch.index.Index above exact_max
         self._last_id = 0
@@ -86,7 +86,8 @@ class GallerySearch:
         if ids.size == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        fresh = np.array([int(i) not in self._row for i in ids], dtype=bool)
+        self._grow_ids(int(ids.max()) + 1)
+        fresh = self._row[ids] < 0
         ids, persons, originals, vectors = ids[fresh], persons[fresh], originals[fresh], vectors[fresh]
         if not self.dim:
             self.dim = int(vectors.shape[1])
@@ -97,8 +98,8 @@ class GallerySearch:
         self._ids[start:stop] = ids
         self._person[start:stop] = persons
         self._original[start:stop] = originals
-        for offset, (eid, pid) in enumerate(zip(ids.tolist(), persons.tolist())):
-            self._row[eid] = start + offset
+        self._row[ids] = np.arange(start, stop)
+        for eid, pid in zip(ids.tolist(), persons.tolist()):
             self._by_person.setdefault(pid, set()).add(eid)
         self._n = stop
         self._exact = None
@@ -108,9 +109,10 @@ class GallerySearch:
             self._build_index()
 
     def remove(self, ids: list[int] | np.ndarray) -> int:
-        removed = [int(i) for i in ids if int(i) in self._row]
+        removed = [int(i) for i in ids if 0 <= int(i) < self._row.shape[0] and self._row[int(i)] >= 0]
         for eid in removed:
-            row = self._row.pop(eid)
+            row = int(self._row[eid])
+            self._row[eid] = -1
             last = self._n - 1
             pid = int(self._person[row])
             members = self._by_person[pid]
@@ -128,11 +130,17 @@ class GallerySearch:
                 self._index.remove(np.array(removed, dtype=np.uint64))
         return len(removed)
 
+    def _grow_ids(self, size: int) -> None:
+        if size > self._row.shape[0]:
+            grown = np.full(max(size, 2 * self._row.shape[0]), -1, np.int64)
+            grown[: self._row.shape[0]] = self._row
+            self._row = grown
+
     def _reserve(self, n: int) -> None:
         capacity = self._ids.shape[0]
         if n <= capacity:
             return
-        grown = max(n, 2 * capacity, 1024)
+        grown = max(n, capacity + capacity // 4, 1024)  # 1.25x: a million rows of 512-D is 2 GiB
         vectors = np.zeros((grown, self.dim), np.float32)
         vectors[: self._n] = self._vectors[: self._n]  # (0 rows before the first add)
         self._vectors = vectors
@@ -175,8 +183,8 @@ class GallerySearch:
         keys = np.atleast_2d(found.keys)
         out = []
         for probe, row_keys in zip(probes, keys):
-            persons = {int(self._person[self._row[int(k)]]) for k in row_keys if int(k) in self._row}
-            person_ids, index = self._subset(sorted(persons))
+            rows = self._row[np.asarray(row_keys, np.int64).clip(0, self._row.shape[0] - 1)]
+            person_ids, index = self._subset(np.unique(self._person[rows[rows >= 0]]).tolist())
             out.append(_top(person_ids, person_scores(rule, index, probe[None])[0], top_k))
         return out
 
@@ -190,7 +198,7 @@ class GallerySearch:
     def _subset(self, persons: list[int]) -> tuple[np.ndarray, GalleryIndex]:
         rows, inverse = [], []
         for position, pid in enumerate(persons):
-            members = [self._row[eid] for eid in self._by_person[pid]]
+            members = self._row[list(self._by_person[pid])].tolist()
             rows.extend(members)
             inverse.extend([position] * len(members))
         take = np.array(rows, dtype=np.int64)

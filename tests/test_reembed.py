@@ -312,3 +312,62 @@ def test_reembed_on_a_running_ray_cluster_by_address(tmp_path: Path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(temp)], check=False)
+
+
+@pytest.fixture(scope="module")
+def switching_app(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
+    """A second Serve app on its own gallery (dlib), with the tiny insightface pack at hand."""
+    import httpx
+    from ray import serve
+
+    from serve.app import compose
+    from serve.config import deployment_options
+
+    from conftest import KEY
+
+    root = tmp_path_factory.mktemp("switching")
+    settings = tiny_settings(root).replace(detector="dlib", embedder="dlib", api_key=KEY)
+    serve.run(compose(settings, deployment_options()), name="switching", route_prefix="/switching")
+    with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}/switching", timeout=300) as client:
+        client.settings = settings  # type: ignore[attr-defined]
+        yield client
+    serve.delete("switching")
+
+
+def test_the_service_keeps_answering_through_a_switch_and_its_embedder_follows(switching_app):
+    client, settings = switching_app, switching_app.settings
+    for name in PEOPLE[:3]:
+        r = client.post("/v1/persons", headers=AUTH, data={"name": name}, files={"photo": ("p.jpg", photo_bytes(name))})
+        assert r.status_code == 201, r.text
+    calibrate_tiny(GalleryStore(settings.data_dir))
+    answers: list[tuple[int, str, str, float]] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            for name in PEOPLE[:3]:
+                r = client.post("/v1/identify", headers=AUTH, files={"photo": ("p.jpg", photo_bytes(name))})
+                if r.status_code != 200:
+                    answers.append((r.status_code, r.json()["error"]["code"], "", 0.0))
+                    continue
+                top = r.json()["faces"][0]["candidates"][0]
+                answers.append((200, r.json()["model"], top["name"] if top["name"] == name else "WRONG", top["score"]))
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        finish(cli(settings, "reembed", "--model", "insightface", "--workers", "1"))
+        deadline = time.monotonic() + 60
+        while not any(a[1] == TINY for a in answers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    served = [a for a in answers if a[0] == 200]
+    refused = [a for a in answers if a[0] != 200]
+    assert all(a[:2] == (503, "model_switching") for a in refused), refused
+    models = [a[1] for a in served]
+    assert DLIB in models and TINY in models, models[-5:]
+    assert set(models[models.index(TINY) :]) == {TINY}
+    assert all(a[2] in PEOPLE and a[3] > 0.999 for a in served), served[:5]
+    assert client.get("/v1/health").json()["models"]["embedder"] == TINY

@@ -185,3 +185,45 @@ def test_migration_keeps_thresholds_under_the_max_rule(tmp_path: Path):
     assert store.get_threshold("m1", "fpir", 0.01, "max").threshold == 0.93
     assert store.get_threshold("m1", "gate_fmr", 0.001).threshold == 0.92
     assert store.get_threshold("m1", "fpir", 0.01, "mean") is None
+
+
+def test_migration_to_model_versions(tmp_path: Path):
+    """A version-4 gallery: its models become 'retired' rows, a duplicate (image, model) vector is
+    dropped, (image, model) becomes unique, and removals are logged from then on."""
+    from core.store.models import active_model, list_models, register_model
+    from core.store.schema import MIGRATIONS, _statements
+
+    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
+    for version in range(4):
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute("INSERT INTO persons VALUES (1, 'a', 'then')")
+    conn.execute(
+        "INSERT INTO images VALUES (1, 1, 'ab', 'images/ab/x.jpg', 'original', 'o.jpg', 'image/jpeg', "
+        "1, 1, 1, NULL, 'then')"
+    )
+    vector = np.ones(4, "<f4").tobytes()
+    for _ in range(2):  # the same image embedded twice by one model
+        conn.execute(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, "
+            "bbox_y1, bbox_x2, bbox_y2, created_at) VALUES (1, 1, 'original', 'm1', 4, ?, 0.9, 0, 0, 1, 1, "
+            "'then')",
+            (vector,),
+        )
+    conn.close()
+    store = GalleryStore(tmp_path)
+    assert [(m.name, m.status, m.num_embeddings) for m in list_models(store)] == [("m1", "retired", 1)]
+    assert active_model(store) is None
+    with pytest.raises(sqlite3.IntegrityError), sqlite3.connect(tmp_path / "gallery.db") as raw:
+        raw.execute(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, "
+            "bbox_y1, bbox_x2, bbox_y2, created_at) VALUES (1, 1, 'original', 'm1', 4, ?, 0.9, 0, 0, 1, 1, "
+            "'now')",
+            (vector,),
+        )
+    register_model(store, "m1", 4, {"embedder": "dlib"}, {"max": 0.9}, activate_if_none=True)  # a service's start
+    assert active_model(store).name == "m1"
+    store.delete_person(1)
+    with sqlite3.connect(tmp_path / "gallery.db") as raw:
+        assert raw.execute("SELECT model FROM embedding_removals").fetchall() == [("m1",)]
