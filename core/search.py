@@ -6,9 +6,12 @@ embeddings with a larger id, and the ids recorded in ``embedding_removals`` (a t
 every delete, cascades included). No request reloads the gallery.
 
 Up to ``exact_max`` vectors a query scores every person exactly (the matching rules of
-core/matching_rules.py). Above it an HNSW index (usearch) proposes the nearest embeddings; the
-persons they belong to are then scored exactly, with all their embeddings, under the same rule
-(exact re-rank), so a rule like ``top2`` or ``mean`` still sees a person whole.
+core/matching_rules.py). Above it an HNSW index (usearch) over one template per person (the
+normalised sum of their embeddings, kept up to date as they change) proposes the nearest persons;
+those are then scored exactly, with all their embeddings, under the matching rule (exact re-rank),
+so ``max``, ``top2`` or ``mean`` still see each candidate whole. One key per person instead of one
+per embedding: a gallery with views indexes several times fewer vectors, and the candidate list
+holds distinct persons.
 """
 
 from __future__ import annotations
@@ -104,17 +107,19 @@ class GallerySearch:
         self._n = stop
         self._exact = None
         if self._index is not None:
-            self._index.add(ids, vectors, threads=self.ann.threads)
+            self._update_templates(np.unique(persons).tolist())
         elif self._n > self.exact_max:
             self._build_index()
 
     def remove(self, ids: list[int] | np.ndarray) -> int:
         removed = [int(i) for i in ids if 0 <= int(i) < self._row.shape[0] and self._row[int(i)] >= 0]
+        touched = set()
         for eid in removed:
             row = int(self._row[eid])
             self._row[eid] = -1
             last = self._n - 1
             pid = int(self._person[row])
+            touched.add(pid)
             members = self._by_person[pid]
             members.discard(eid)
             if not members:
@@ -127,7 +132,7 @@ class GallerySearch:
         if removed:
             self._exact = None
             if self._index is not None:
-                self._index.remove(np.array(removed, dtype=np.uint64))
+                self._update_templates(sorted(touched))
         return len(removed)
 
     def _grow_ids(self, size: int) -> None:
@@ -151,11 +156,12 @@ class GallerySearch:
             setattr(self, name, new)
 
     def _build_index(self) -> None:
+        """The HNSW index over every person's template (normalised sum of their embeddings)."""
         from usearch.index import Index
 
         started = time.perf_counter()
         a = self.ann
-        index = Index(
+        self._index = Index(
             ndim=self.dim,
             metric="ip",
             dtype="f32",
@@ -163,11 +169,28 @@ class GallerySearch:
             expansion_add=a.expansion_add,
             expansion_search=a.expansion_search,
         )
-        index.add(self._ids[: self._n], self._vectors[: self._n], threads=a.threads)
-        self._index = index
+        n = self._n
+        person_ids, inverse = np.unique(self._person[:n], return_inverse=True)
+        sums = np.zeros((person_ids.size, self.dim), np.float32)
+        np.add.at(sums, inverse, self._vectors[:n])
+        self._index.add(_keys(person_ids), _unit(sums), threads=a.threads)
         log.info(
-            "built the %s search index over %d vectors in %.1f s", self.model, self._n, time.perf_counter() - started
+            "built the %s search index over %d persons (%d vectors) in %.1f s",
+            self.model,
+            person_ids.size,
+            n,
+            time.perf_counter() - started,
         )
+
+    def _update_templates(self, persons: list[int]) -> None:
+        """Re-insert the templates of persons whose embeddings changed (removed when none left)."""
+        if not persons:
+            return
+        self._index.remove(_keys(np.array(persons, np.int64)))
+        alive = [pid for pid in persons if pid in self._by_person]
+        if alive:
+            sums = np.stack([self._vectors[self._row[list(self._by_person[pid])]].sum(axis=0) for pid in alive])
+            self._index.add(_keys(np.array(alive, np.int64)), _unit(sums))
 
     # --- search -----------------------------------------------------------------------------
     def search(self, probes: np.ndarray, top_k: int, rule: str) -> list[list[Hit]]:
@@ -178,13 +201,17 @@ class GallerySearch:
         if self._index is None:
             person_ids, index = self._exact_index()
             return [_top(person_ids, row, top_k) for row in person_scores(rule, index, probes)]
-        count = min(self._n, max(self.ann.candidates, 8 * top_k))
+        count = min(len(self._by_person), max(self.ann.candidates, 8 * top_k))
         found = self._index.search(probes, count)
         keys = np.atleast_2d(found.keys)
+        counts = getattr(found, "counts", None)  # one query: Matches, full up to ``count``
+        counts = np.full(keys.shape[0], keys.shape[1]) if counts is None else np.atleast_1d(counts)
         out = []
-        for probe, row_keys in zip(probes, keys):
-            rows = self._row[np.asarray(row_keys, np.int64).clip(0, self._row.shape[0] - 1)]
-            person_ids, index = self._subset(np.unique(self._person[rows[rows >= 0]]).tolist())
+        for probe, row_keys, k in zip(probes, keys, counts):
+            persons = [
+                pid for pid in np.asarray(row_keys[:k], np.uint64).astype(np.int64).tolist() if pid in self._by_person
+            ]
+            person_ids, index = self._subset(persons)
             out.append(_top(person_ids, person_scores(rule, index, probe[None])[0], top_k))
         return out
 
@@ -205,6 +232,15 @@ class GallerySearch:
         return np.array(persons, dtype=np.int64), GalleryIndex.build(
             self._vectors[take], np.array(inverse, dtype=np.int64), self._original[take]
         )
+
+
+def _keys(person_ids: np.ndarray) -> np.ndarray:
+    return np.asarray(person_ids, np.int64).astype(np.uint64)  # usearch keys (a negative id wraps)
+
+
+def _unit(sums: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return np.ascontiguousarray(sums / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def _top(person_ids: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:

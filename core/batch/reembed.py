@@ -227,10 +227,13 @@ def _ray_batches(
         context.enable_progress_bars = False  # ours is on the terminal
         # an ONNX model on a GPU node when the cluster has one per actor (dlib runs on CPUs)
         gpus = 1 if target.embedder == "insightface" and ray.cluster_resources().get("GPU", 0) >= workers else 0
-        dataset = ray.data.from_items(items_to_rows(items), override_num_blocks=max(1, workers * 4)).map_batches(
+        # one block per model call and at most 2 queued per actor: the last actor to finish is at
+        # most a batch or two behind the others (8 large blocks left one actor idle for ~30 s)
+        blocks = max(workers * 4, -(-len(items) // batch_size))
+        dataset = ray.data.from_items(items_to_rows(items), override_num_blocks=blocks).map_batches(
             ReembedWorker,
             fn_constructor_kwargs={"settings": target},
-            compute=ActorPoolStrategy(size=workers),
+            compute=ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
             batch_size=batch_size,
             batch_format="numpy",
             num_cpus=1,
