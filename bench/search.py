@@ -48,7 +48,31 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def run(n: int, dim: int, queries: int, per_id: int, seed: int) -> dict[str, float]:
+def sweep(search: GallerySearch, probes: np.ndarray, truth: list[int]) -> None:
+    """Search-time knobs on the built index (no rebuild): expansion_search x candidates."""
+    index = search._index
+    for expansion in (64, 128, 256, 512):
+        for candidates in (32, 64, 128):
+            index.expansion_search = expansion
+            search.ann = AnnParams(expansion_search=expansion, candidates=candidates)
+            times, hits = [], 0
+            for probe, best in zip(probes, truth):
+                t0 = time.perf_counter()
+                hits += int(search.search(probe, top_k=5, rule="max")[0][0].person_id == best)
+                times.append((time.perf_counter() - t0) * 1e3)
+            log.info(
+                "sweep n=%d dim=%d expansion_search=%d candidates=%d: p50 %.3f ms, p95 %.3f ms, recall@1 %.3f",
+                search.size,
+                search.dim,
+                expansion,
+                candidates,
+                pct(times, 50),
+                pct(times, 95),
+                hits / len(truth),
+            )
+
+
+def run(n: int, dim: int, queries: int, per_id: int, seed: int, do_sweep: bool = False) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     vectors, persons, centres = gallery(n, dim, per_id, rng)
     ids = np.arange(1, n + 1, dtype=np.int64)
@@ -65,11 +89,12 @@ def run(n: int, dim: int, queries: int, per_id: int, seed: int) -> dict[str, flo
     build_s = time.perf_counter() - started
     memory = process.memory_info().rss - before
 
-    exact_ms, ann_ms, hits = [], [], 0
+    exact_ms, ann_ms, hits, truth = [], [], 0, []
     for probe in probes:
         t0 = time.perf_counter()
         scores = vectors @ probe  # exact: the whole matrix, float32
         best = int(persons[int(np.argmax(scores))])
+        truth.append(best)
         t1 = time.perf_counter()
         found = search.search(probe, top_k=5, rule="max")[0]
         t2 = time.perf_counter()
@@ -77,6 +102,10 @@ def run(n: int, dim: int, queries: int, per_id: int, seed: int) -> dict[str, flo
         ann_ms.append((t2 - t1) * 1e3)
         hits += int(found[0].person_id == best)
 
+    if do_sweep:
+        sweep(search, probes, truth)
+        search.ann = AnnParams()
+        search._index.expansion_search = search.ann.expansion_search
     extra = unit(rng.standard_normal((1000, dim), dtype=np.float32))
     t0 = time.perf_counter()
     search.add(np.arange(n + 1, n + 1001, dtype=np.int64), np.full(1000, -1, np.int64), np.zeros(1000, bool), extra)
@@ -111,10 +140,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--per-id", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sweep", action="store_true", help="also try search-time knobs on each built index")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = [
-        run(int(n), int(d), args.queries, args.per_id, args.seed)
+        run(int(n), int(d), args.queries, args.per_id, args.seed, args.sweep)
         for d in args.dims.split(",")
         for n in args.sizes.split(",")
     ]

@@ -33,6 +33,13 @@ NEEDS = {
     ("PATCH", "/v1/persons/{person_id}"): "admin",
     ("DELETE", "/v1/persons/{person_id}"): "admin",
     ("GET", "/v1/export"): "admin",
+    ("GET", "/v1/export/gallery"): "admin",
+    ("GET", "/v1/models"): "read",
+    ("POST", "/v1/models/reembed"): "admin",
+    ("POST", "/v1/models/{name}/activate"): "admin",
+    ("DELETE", "/v1/models/{name}/embeddings"): "admin",
+    ("GET", "/v1/jobs"): "read",
+    ("GET", "/v1/jobs/{job_id}"): "read",
     ("POST", "/v1/identify"): "identify",
     ("POST", "/v1/verify"): "identify",
     ("POST", "/v1/embed"): "identify",
@@ -54,7 +61,9 @@ def test_every_route_with_every_scope(api: httpx.Client, scoped_keys: dict[str, 
     routes = {(m.upper(), path) for path, item in spec["paths"].items() for m in item}
     assert routes == set(NEEDS), f"classify these routes in NEEDS: {routes ^ set(NEEDS)}"
     for (method, template), need in sorted(NEEDS.items()):
-        path = template.replace("{person_id}", "999999").replace("{image_id}", "1")  # no such person
+        path = (  # no such person, job or model
+            template.replace("{person_id}", "999999").replace("{image_id}", "1").replace("{job_id}", "999999")
+        ).replace("{name}", "no-such-model")
         callers = {"none": {}, "wrong": {"X-API-Key": "ma_wrong"}, "revoked": {"X-API-Key": scoped_keys["revoked"]}}
         callers |= {scope: {"Authorization": f"Bearer {scoped_keys[scope]}"} for scope in ALLOWED}
         for caller, headers in callers.items():

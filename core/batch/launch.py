@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The settings as MANYANGLES_* variables (the child builds the very same Settings)."""
     env = {}
-    for name, value in settings.model_dump(mode="json").items():
+    for name, value in settings.model_dump(mode="json", exclude={"api_key"}).items():  # the job needs no key
         env[ENV_PREFIX + name.upper()] = "" if value is None else str(value)
     return env
 
