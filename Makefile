@@ -39,7 +39,7 @@ eval: install
 bench: install
 	$(PY) bench/core_speed.py
 	$(PY) bench/enroll_latency.py
-	$(PY) bench/generation.py
+	$(PY) -m bench.generation
 	$(PY) bench/serve_load.py
 
 clean:

@@ -76,18 +76,22 @@ def score_blend(index: GalleryIndex, probes: np.ndarray, weight: float = BLEND_W
 
 
 def score_top2(index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
+    """Mean of each person's two best similarities (the best alone for a person with one)."""
     sims = probes @ index.vectors.T
     out = np.full((probes.shape[0], index.num_persons), -np.inf, dtype=np.float32)
+    if sims.shape[1] == 0:
+        return out
     order = np.argsort(index.person, kind="stable")
     person = index.person[order]
-    bounds = np.flatnonzero(np.diff(person)) + 1
-    starts = np.concatenate([[0], bounds])
-    stops = np.concatenate([bounds, [len(person)]])
-    for start, stop in zip(starts, stops):
-        block = sims[:, order[start:stop]]  # (q, k) one person's similarities
-        k = min(2, block.shape[1])
-        best = -np.sort(-block, axis=1)[:, :k]
-        out[:, person[start]] = best.mean(axis=1)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(person)) + 1])
+    counts = np.diff(np.concatenate([starts, [len(person)]]))
+    grouped = sims[:, order]  # (q, n), each person's similarities side by side
+    best = np.maximum.reduceat(grouped, starts, axis=1)
+    is_best = grouped == np.repeat(best, counts, axis=1)
+    second = np.maximum.reduceat(np.where(is_best, -np.inf, grouped), starts, axis=1)
+    tied = np.add.reduceat(is_best, starts, axis=1) >= 2  # the best twice: it is also the second
+    second = np.where(tied, best, second)
+    out[:, person[starts]] = np.where(counts[None, :] == 1, best, (best + second) / 2)
     return out
 
 

@@ -304,35 +304,10 @@ class ModelInfoOut(Schema):
         return cls(**asdict(info))
 
 
-class GpuInfo(Schema):
-    name: str
-    memory_used_bytes: int
-    memory_total_bytes: int
-
-
-class EmbedderHealth(Schema):
-    status: Literal["ok", "error"]
-    error: str | None = None
-    model: ModelInfoOut | None = None
-
-
-class GeneratorHealth(Schema):
-    status: Literal["ok", "error"]
-    error: str | None = None
-    generator: str | None = None
-    device: str | None = None
-    gpu: GpuInfo | None = None
-
-
-class Deployments(Schema):
-    embedder: EmbedderHealth
-    generator: GeneratorHealth
-
-
-class HealthResponse(Schema):
-    status: Literal["ok", "degraded"]
-    deployments: Deployments
-    models: dict[str, str] = Field(description="embedder and generator names")
+class StageOut(Schema):
+    name: str = Field(description="prompt, vae_encode, denoise, vae_decode or to_uint8")
+    seconds: float
+    peak_mem_bytes: int | None = Field(None, description="GPU memory peak within the stage (CUDA only)")
 
 
 class GenerationRun(Schema):
@@ -348,11 +323,12 @@ class GenerationRun(Schema):
     total_s: float
     peak_mem_bytes: int | None
     views: list[ViewDecision]
+    stages: list[StageOut] = Field(default_factory=list, description="Stable Diffusion: time and GPU peak per stage")
     created_at: str
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> GenerationRun:
-        return cls(**{k: v for k, v in row.items() if k != "views_json"})
+        return cls(**{k: v for k, v in row.items() if k not in ("views_json", "stages_json")})
 
 
 class GenerationStatsResponse(Schema):

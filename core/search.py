@@ -17,6 +17,7 @@ holds distinct persons.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +31,23 @@ from core.store.models import embeddings_after, removed_embeddings
 log = logging.getLogger(__name__)
 
 
+SERIAL_HEAD = 10_000  # templates inserted one thread at a time before the parallel build
+
+
 @dataclass(frozen=True)
 class AnnParams:
-    connectivity: int = 16  # HNSW graph degree
+    connectivity: int = 32  # HNSW graph degree (16: recall@1 0.95 at 1M x 512-D, BENCHMARKS.md)
     expansion_add: int = 128
-    expansion_search: int = 512  # 1M x 512-D: recall@1 1.000 at 6.3 ms (128: 0.96), BENCHMARKS.md
+    expansion_search: int = 0  # 0: by dimension, see ``search_width``
     candidates: int = 32  # nearest persons re-scored exactly (at least 8 x top_k)
+    dtype: str = "f16"  # the index's copy of the templates: f32, f16 or i8 (the re-rank is float32)
+    # f16 halves the memory the graph walk reads: 1M x 128-D 1.28 ms vs 2.69 ms at the same recall
     threads: int = 0  # 0: every core (index build)
+
+    def search_width(self, dim: int) -> int:
+        """HNSW expansion at search time: wider for wider vectors. At 1M vectors (BENCHMARKS.md)
+        128-D reached recall@1 1.000 at 128 and 512-D needed 256 (0.98 at 128)."""
+        return self.expansion_search or max(128, dim // 2)
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,39 @@ class Hit:
     score: float
 
 
-class GallerySearch:
-    """Not thread-safe by itself: the service holds a lock around refresh + search."""
+class _IndexBuild(threading.Thread):
+    """Builds the HNSW index from a snapshot of the templates, off the request path."""
 
-    def __init__(self, model: str, exact_max: int = 50_000, ann: AnnParams | None = None) -> None:
+    def __init__(self, model: str, dim: int, ann: AnnParams, person_ids: np.ndarray, templates: np.ndarray) -> None:
+        super().__init__(name=f"search-index-{model}", daemon=True)
+        self.args = (model, dim, ann, person_ids, templates)
+        self.index: Any = None
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.index = _new_index(*self.args)
+        except Exception as exc:  # noqa: BLE001 - reported by the owner when it looks
+            self.error = exc
+
+
+class GallerySearch:
+    """Not thread-safe by itself: the service holds a lock around refresh + search.
+
+    With ``background``, crossing ``exact_max`` starts the index build on a thread and searches
+    stay exact until it is ready (a restarted service answers at once instead of building a
+    million-vector index inside the first request); templates that change meanwhile are applied
+    when the index is installed, at the next refresh or search."""
+
+    def __init__(
+        self, model: str, exact_max: int = 50_000, ann: AnnParams | None = None, background: bool = False
+    ) -> None:
         self.model = model
         self.exact_max = exact_max
         self.ann = ann or AnnParams()
+        self.background = background
+        self._build: _IndexBuild | None = None
+        self._dirty: set[int] = set()  # persons changed while the index was being built
         self.dim = 0
         self._n = 0
         self._vectors = np.zeros((0, 0), np.float32)
@@ -76,6 +113,7 @@ class GallerySearch:
     # --- keeping up with the store ----------------------------------------------------------
     def refresh(self, store: GalleryStore) -> tuple[int, int]:
         """Apply what changed in the store since the last refresh; returns (added, removed)."""
+        self._install_built()
         last_removal, removed_ids = removed_embeddings(store, self.model, self._last_removal)
         ids, persons, originals, vectors = embeddings_after(store, self.model, self._last_id)
         self.add(ids, persons, originals, vectors)
@@ -108,6 +146,8 @@ class GallerySearch:
         self._exact = None
         if self._index is not None:
             self._update_templates(np.unique(persons).tolist())
+        elif self._build is not None:
+            self._dirty.update(np.unique(persons).tolist())
         elif self._n > self.exact_max:
             self._build_index()
 
@@ -133,6 +173,8 @@ class GallerySearch:
             self._exact = None
             if self._index is not None:
                 self._update_templates(sorted(touched))
+            elif self._build is not None:
+                self._dirty.update(touched)
         return len(removed)
 
     def _grow_ids(self, size: int) -> None:
@@ -157,30 +199,37 @@ class GallerySearch:
 
     def _build_index(self) -> None:
         """The HNSW index over every person's template (normalised sum of their embeddings)."""
-        from usearch.index import Index
-
-        started = time.perf_counter()
-        a = self.ann
-        self._index = Index(
-            ndim=self.dim,
-            metric="ip",
-            dtype="f32",
-            connectivity=a.connectivity,
-            expansion_add=a.expansion_add,
-            expansion_search=a.expansion_search,
-        )
         n = self._n
         person_ids, inverse = np.unique(self._person[:n], return_inverse=True)
         sums = np.zeros((person_ids.size, self.dim), np.float32)
         np.add.at(sums, inverse, self._vectors[:n])
-        self._index.add(_keys(person_ids), _unit(sums), threads=a.threads)
-        log.info(
-            "built the %s search index over %d persons (%d vectors) in %.1f s",
-            self.model,
-            person_ids.size,
-            n,
-            time.perf_counter() - started,
-        )
+        if self.background:
+            self._dirty = set()
+            self._build = _IndexBuild(self.model, self.dim, self.ann, person_ids, _unit(sums))
+            self._build.start()
+            log.info("building the %s search index over %d persons in the background", self.model, person_ids.size)
+            return
+        self._index = _new_index(self.model, self.dim, self.ann, person_ids, _unit(sums))
+
+    def _install_built(self) -> None:
+        """Take a finished background build (and apply what changed while it ran)."""
+        build = self._build
+        if build is None or build.is_alive():
+            return
+        self._build = None
+        if build.error is not None:
+            log.error("building the %s search index failed (searching exactly): %s", self.model, build.error)
+            return  # the next add past exact_max tries again
+        self._index = build.index
+        dirty, self._dirty = sorted(self._dirty), set()
+        self._update_templates(dirty)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until a background build (if any) has finished and is installed."""
+        if self._build is not None:
+            self._build.join(timeout)
+        self._install_built()
+        return self._build is None
 
     def _update_templates(self, persons: list[int]) -> None:
         """Re-insert the templates of persons whose embeddings changed (removed when none left)."""
@@ -196,6 +245,7 @@ class GallerySearch:
     def search(self, probes: np.ndarray, top_k: int, rule: str) -> list[list[Hit]]:
         """The ``top_k`` persons for each probe under the matching ``rule``, best first."""
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
+        self._install_built()
         if self._n == 0:
             return [[] for _ in probes]
         if self._index is None:
@@ -232,6 +282,29 @@ class GallerySearch:
         return np.array(persons, dtype=np.int64), GalleryIndex.build(
             self._vectors[take], np.array(inverse, dtype=np.int64), self._original[take]
         )
+
+
+def _new_index(model: str, dim: int, a: AnnParams, person_ids: np.ndarray, templates: np.ndarray) -> Any:
+    from usearch.index import Index
+
+    started = time.perf_counter()
+    index = Index(
+        ndim=dim,
+        metric="ip",
+        dtype=a.dtype,
+        connectivity=a.connectivity,
+        expansion_add=a.expansion_add,
+        expansion_search=a.search_width(dim),
+    )
+    keys = _keys(person_ids)
+    # The first templates one thread at a time: parallel inserts into a graph of a few nodes
+    # leave it poorly connected (recall@1 0.98 instead of 1.000 on 600 persons, tests/test_search.py).
+    head = min(len(keys), SERIAL_HEAD)
+    index.add(keys[:head], templates[:head], threads=1)
+    if head < len(keys):
+        index.add(keys[head:], templates[head:], threads=a.threads)
+    log.info("built the %s search index over %d persons in %.1f s", model, len(keys), time.perf_counter() - started)
+    return index
 
 
 def _keys(person_ids: np.ndarray) -> np.ndarray:

@@ -234,7 +234,7 @@ class ManyAnglesService:
         """The model's gallery in memory, brought up to date with the store (only the changes);
         a model switch loads the new model's gallery once. Call under ``_search_lock``."""
         if self._search is None or self._search.model != model:
-            self._search = GallerySearch(model, exact_max=self.settings.search_exact_max)
+            self._search = GallerySearch(model, exact_max=self.settings.search_exact_max, background=True)
         self._search.refresh(self.store)
         return self._search
 

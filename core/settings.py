@@ -36,6 +36,7 @@ NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 ModelKind = Literal["dlib", "insightface"]
 MatchMode = Literal["max", "mean", "blend", "top2"]  # core/matching_rules.py
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+CompileMode = Literal["none", "default", "max-autotune"]  # torch.compile of the SD UNet
 
 
 class Settings(BaseSettings):
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
     sd_steps: int = Field(20, ge=1, le=200, description="denoising steps")
     sd_guidance: float = Field(7.5, ge=0.0, le=30.0, description="classifier-free guidance scale")
     sd_max_batch: int = Field(0, ge=0, description="views per pipeline call; 0: all in one call")
+    sd_decode_views: int = Field(
+        0, ge=0, description="views per VAE decode; 0: as many as fit under the denoising peak (GPU), all (CPU)"
+    )
+    sd_compile: CompileMode = Field(
+        "none", description="torch.compile the UNet at load: none, default, max-autotune (cache in <data_dir>/cache)"
+    )
     gate_threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"
     )

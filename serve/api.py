@@ -34,7 +34,6 @@ from core.schemas import (
     GenerateResponse,
     GenerationRun,
     GenerationStatsResponse,
-    HealthResponse,
     IdentifyResponse,
     LegacyEnrollResponse,
     ModelInfoOut,
@@ -43,6 +42,7 @@ from core.schemas import (
     ThresholdsResponse,
     VerifyResponse,
 )
+from core.schemas_health import HealthResponse
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.export import export_table

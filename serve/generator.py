@@ -45,6 +45,9 @@ class Generator:
 
     def health_info(self) -> dict[str, Any]:
         info: dict[str, Any] = {"generator": self.augmentor.name, "device": getattr(self.augmentor, "device", "cpu")}
+        state = getattr(self.augmentor, "state", None)
+        if state is not None:  # Stable Diffusion: compile mode, warm-up, decode chunking
+            info.update(state())
         torch = sys.modules.get("torch")  # only when SD is loaded; never import it for this
         if torch is not None and torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()

@@ -9,6 +9,9 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.store.gallery import GalleryStore
+from core.store.records import GenerationRunRecord
+
 from conftest import AUTH, KEY, REPO, no_face_jpeg, photo, photo_bytes, side_by_side
 
 PAGES = REPO / "console" / "app_pages"
@@ -142,10 +145,29 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
         data={"name": "Latency Perry", "views": "up,down"},
         files={"photo": ("p.jpg", photo_bytes("Katy_Perry", 2), "image/jpeg")},
     ).json()
+    # a Stable Diffusion call as the GPU Generator records it (this machine has no SD weights)
+    stages = [("prompt", 0.001, 2.2e9), ("vae_encode", 0.01, 2.3e9), ("denoise", 0.4, 2.9e9)]
+    stages += [("vae_decode", 0.1, 2.7e9), ("to_uint8", 0.002, 2.2e9)]
+    db = console_env.data_dir / "gallery.db"  # type: ignore[attr-defined]
+    sd_run = GalleryStore(db).add_generation_run(
+        GenerationRunRecord(
+            generator="sd15-img2img",
+            device="cuda",
+            dtype="float16",
+            num_views=5,
+            num_accepted=0,
+            total_s=0.52,
+            views=[],
+            steps=20,
+            strength=0.45,
+            peak_mem_bytes=int(2.9e9),
+            stages=[{"name": n, "seconds": t, "peak_mem_bytes": int(p)} for n, t, p in stages],
+        )
+    )
     at = page("latency")
     assert not at.exception, at.exception
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
-    assert len(specs) == 4, [e.type for e in at.main]  # enrollment total + stages, batches, per view
+    assert len(specs) == 5, [e.type for e in at.main]  # enrollment total + stages, batches, per view, SD stages
     assert "total_s" in specs[0] and '"bar"' in specs[1]  # enrollment end to end, stages stacked
     stages = at.dataframe[0].value  # median seconds per stage, by views asked for
     assert {"detect_s", "embed_s", "generate_s", "gate_s", "store_s"} <= set(stages.columns) and 2 in stages.index
@@ -156,6 +178,12 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
     assert latest["num_views"] == 2 and latest["total_s"] == pytest.approx(enrolled["timings_s"]["total"], abs=1e-3)
     summary = at.dataframe[1].value
     assert {"generator", "p50_s", "p95_s"} <= set(summary.columns) and "classic" in set(summary["generator"])
+    assert '"bar"' in specs[4] and "denoise" in specs[4]  # Stable Diffusion seconds by stage
+    peaks = at.dataframe[2].value
+    assert list(peaks.columns) == ["prompt", "vae_encode", "denoise", "vae_decode", "to_uint8"]
+    assert peaks.loc["cuda float16, 5 views", "denoise"] == pytest.approx(2.9)
+    with sqlite3.connect(db) as conn:  # later tests see only what the service generated
+        conn.execute("DELETE FROM generation_runs WHERE id = ?", (sd_run,))
     system = page("system")
     assert not system.exception and system.metric[0].value == "ok"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()

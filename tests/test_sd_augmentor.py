@@ -185,4 +185,8 @@ def test_gate_rejects_what_random_weights_make(service, augmentor):
     runs = service.store.generation_runs()
     assert len(runs) == 1 and runs[0]["generator"] == "sd15-img2img"
     assert runs[0]["num_views"] == 3 and runs[0]["num_accepted"] == 0 and runs[0]["steps"] == STEPS
+    stages = runs[0]["stages"]  # stored with the run, for the latency charts
+    assert [s["name"] for s in stages] == ["prompt", "vae_encode", "denoise", "vae_decode", "to_uint8"]
+    assert all(s["seconds"] >= 0 and s["peak_mem_bytes"] is None for s in stages)  # no per-stage peak on a CPU
+    assert sum(s["seconds"] for s in stages) <= runs[0]["total_s"]
     assert service.store.load_gallery(result.model).size == 1

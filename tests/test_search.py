@@ -91,3 +91,25 @@ def test_refresh_reads_only_what_changed(tmp_path: Path):
     assert ids[1] not in found and new in found
     store.add_person(_person("other model", unit(rng.standard_normal((1, 16), np.float32)), model="n"), any_model=True)
     assert search.refresh(store) == (0, 0)
+
+
+def test_background_build_searches_exactly_until_the_index_is_ready(data):
+    """The service's mode: crossing exact_max starts the build on a thread; answers stay exact
+    meanwhile; persons added and removed during the build are in the installed index."""
+    vectors, persons, originals, probes = data
+    exact = built(data, exact_max=10**9)
+    search = GallerySearch("m", exact_max=1000, background=True)
+    search.add(np.arange(1, 2001, dtype=np.int64), persons[:2000], originals[:2000], vectors[:2000])
+    building = search._build
+    assert building is not None and not search.approximate
+    search.add(np.arange(2001, 3001, dtype=np.int64), persons[2000:], originals[2000:], vectors[2000:])  # meanwhile
+    gone = int(persons[0])
+    search.remove(np.flatnonzero(persons == gone) + 1)
+    assert search._dirty >= {gone, int(persons[2500])}
+    assert search.wait_ready(timeout=60) and search.approximate and building.index is search._index
+    assert len(search._index) == len(np.unique(persons)) - 1  # every person's template but the removed one
+    agree = 0
+    for probe in probes:
+        want = [h.person_id for h in exact.search(probe, 5, "max")[0] if h.person_id != gone][0]
+        agree += search.search(probe, 1, "max")[0][0].person_id == want
+    assert agree / len(probes) >= 0.99

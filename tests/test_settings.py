@@ -37,6 +37,8 @@ TABLE: dict[str, tuple[str, object]] = {
     "sd_steps": ("12", 12),
     "sd_guidance": ("5.5", 5.5),
     "sd_max_batch": ("2", 2),
+    "sd_decode_views": ("1", 1),
+    "sd_compile": ("max-autotune", "max-autotune"),
     "gate_threshold": ("0.9", 0.9),
     "gate_fmr": ("0.01", 0.01),
     "match_mode": ("mean", "mean"),

@@ -1,5 +1,6 @@
 """Latency: generation per view over time, p50/p95 by generator, device, steps and view count;
-enrollment end to end by stage; the Embedder's batch sizes over time."""
+Stable Diffusion by stage (seconds and GPU peak); enrollment end to end by stage; the Embedder's
+batch sizes over time."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import streamlit as st
 from console.client import ApiError
 from console.config import api
 
+STAGES = ["prompt", "vae_encode", "denoise", "vae_decode", "to_uint8"]
+
 
 @st.cache_data(ttl=10)
-def _runs(url: str) -> pd.DataFrame:
+def _generation_runs(url: str) -> list[dict]:
+    return api().generation_runs()
+
+
+def _runs(runs: list[dict]) -> pd.DataFrame:
     rows = []
-    for run in api().generation_runs():
+    for run in runs:
         for view in run["views"]:
             rows.append(
                 {
@@ -28,6 +35,22 @@ def _runs(url: str) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _stages(runs: list[dict]) -> pd.DataFrame:
+    """One row per (run, stage) of the generator calls that recorded stages (Stable Diffusion)."""
+    rows = [
+        {
+            "time": pd.Timestamp(run["created_at"]),
+            "group": f"{run['device']} {run['dtype']}, {run['num_views']} views",
+            "stage": stage["name"],
+            "seconds": stage["seconds"],
+            "peak_gb": None if stage["peak_mem_bytes"] is None else stage["peak_mem_bytes"] / 1e9,
+        }
+        for run in runs
+        for stage in run.get("stages", [])
+    ]
+    return pd.DataFrame(rows, columns=["time", "group", "stage", "seconds", "peak_gb"])
 
 
 @st.cache_data(ttl=10)
@@ -62,7 +85,8 @@ def _in_range(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
 
 st.title("Latency")
 try:
-    frame, enrollments, batches = _runs(api().base_url), _enrollments(api().base_url), _batches(api().base_url)
+    generation = _generation_runs(api().base_url)
+    frame, enrollments, batches = _runs(generation), _enrollments(api().base_url), _batches(api().base_url)
 except ApiError as exc:
     st.error(exc.friendly())
     st.stop()
@@ -111,3 +135,15 @@ summary = (
 )
 st.dataframe(summary, hide_index=True)
 st.download_button("Download CSV", shown.to_csv(index=False), "generation_latency.csv", "text/csv")
+
+st.subheader("Generation, by stage")
+staged = _in_range(_stages(generation), start, end)
+if staged.empty:
+    st.info("No stage timings in these dates: Stable Diffusion records them, the classic generator has none.")
+else:
+    seconds = staged.pivot_table(index="group", columns="stage", values="seconds", aggfunc="median")
+    st.bar_chart(seconds[[s for s in STAGES if s in seconds.columns]], stack=True)
+    st.caption("median seconds per stage of one generator call (all views in one batch), by device and views")
+    peaks = staged.pivot_table(index="group", columns="stage", values="peak_gb", aggfunc="max")
+    st.dataframe(peaks[[s for s in STAGES if s in peaks.columns]].round(2), use_container_width=True)
+    st.caption("highest GPU memory peak per stage, GB (CUDA only)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -22,6 +22,32 @@ class GeneratedView:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One stage of a generation call (prompt, vae_encode, denoise, vae_decode, to_uint8)."""
+
+    name: str
+    seconds: float
+    peak_mem_bytes: int | None = None  # GPU memory peak within the stage (CUDA only)
+
+    def as_record(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def merge_stages(parts: list[list[Stage]]) -> list[Stage]:
+    """Stages of several calls as one: seconds summed, the highest peak, first-seen order."""
+    merged: dict[str, Stage] = {}
+    for stages in parts:
+        for s in stages:
+            old = merged.get(s.name)
+            if old is None:
+                merged[s.name] = s
+                continue
+            peaks = [p for p in (old.peak_mem_bytes, s.peak_mem_bytes) if p is not None]
+            merged[s.name] = Stage(s.name, old.seconds + s.seconds, max(peaks) if peaks else None)
+    return list(merged.values())
+
+
+@dataclass(frozen=True)
 class GenerationStats:
     """One augmentor call, for the generation-runs table and the latency charts."""
 
@@ -34,6 +60,7 @@ class GenerationStats:
     guidance_scale: float | None = None
     peak_mem_bytes: int | None = None
     batches: list[int] = field(default_factory=list)  # views per pipeline call
+    stages: list[Stage] = field(default_factory=list)  # summed over the calls
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,6 +19,9 @@ def load_augmentor(settings: Settings, detector: FaceDetector | None = None) -> 
             num_inference_steps=settings.sd_steps,
             guidance_scale=settings.sd_guidance,
             max_batch=settings.sd_max_batch or None,
+            decode_views=settings.sd_decode_views,
+            compile_mode=settings.sd_compile,
+            compile_cache_dir=settings.data_dir / "cache" / "inductor",
             detector=detector,
         )
         augmentor.load_model()  # fail fast with a clear message when the weights are absent

@@ -103,4 +103,5 @@ class ViewsOutcome:
             steps=stats.steps,
             strength=stats.strength,
             peak_mem_bytes=stats.peak_mem_bytes,
+            stages=[stage.as_record() for stage in stats.stages],
         )

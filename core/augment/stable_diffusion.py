@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import resource
 import threading
 import time
@@ -28,11 +29,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.augment.base import GeneratedView, GenerationResult, GenerationStats, crop_square, face_region_box
+from core.augment.base import (
+    GeneratedView,
+    GenerationResult,
+    GenerationStats,
+    Stage,
+    crop_square,
+    face_region_box,
+    merge_stages,
+)
+from core.augment.sd_stages import StageClock, run_img2img
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
 from core.errors import GenerationFailed, ModelUnavailable, NoFaceFound
 from core.faces.types import Face, FaceDetector
-from core.settings import Settings
+from core.settings import CompileMode, Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,9 @@ class StableDiffusionAugmentor:
         guidance_scale: float = DEFAULT_GUIDANCE,
         resolution: int = 512,
         max_batch: int | None = None,
+        decode_views: int = 0,
+        compile_mode: CompileMode = "none",
+        compile_cache_dir: Path | None = None,
         expand: float = 1.8,
         detector: FaceDetector | None = None,
         pipeline: Any | None = None,
@@ -80,6 +93,11 @@ class StableDiffusionAugmentor:
         self.guidance_scale = guidance_scale
         self.resolution = resolution
         self.max_batch = max_batch
+        self.decode_views = decode_views
+        self.compile_mode = compile_mode
+        self.compile_cache_dir = compile_cache_dir
+        self.compiled = False
+        self.warm_up_s: float | None = None  # None: no warm-up ran
         self.expand = expand
         self.detector = detector
         self.healthy = True
@@ -157,22 +175,60 @@ class StableDiffusionAugmentor:
 
             pipe.unet.set_attn_processor(AttnProcessor2_0())
             pipe.unet.to(memory_format=torch.channels_last)
+        if self.compile_mode != "none" and not self.compiled:
+            self._compile(pipe)
         self._pipe = pipe
         self._prompt_cache.clear()
         for view in VIEW_PROMPTS:  # the fixed prompts never change between enrollments
             self._prompt_embeds(prompt_for(view))
         self._negative_embeds()
 
-    def warm_up(self) -> None:
-        """Load the weights and, on a GPU, make one tiny call so that the first enrollment does not
-        pay for kernel selection (on the CPU there is none to pay: a restarted replica is ready
-        sooner without it)."""
+    def _compile(self, pipe: Any) -> None:
+        """``torch.compile`` the UNet (compiled lazily, on the first call: the warm-up's). Inductor's
+        cache goes to ``compile_cache_dir`` (under the data dir), so a restarted replica reuses it."""
+        import torch
+
+        if self.compile_cache_dir is not None:
+            self.compile_cache_dir.mkdir(parents=True, exist_ok=True)
+            # read by inductor whenever it compiles; this process is the generator's own replica
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.compile_cache_dir)
+        mode = None if self.compile_mode == "default" else self.compile_mode
+        pipe.unet = torch.compile(pipe.unet, mode=mode)
+        self.compiled = True
+        log.info("UNet compiled with torch.compile (mode %s, cache %s)", self.compile_mode, self.compile_cache_dir)
+
+    def warm_up(self, num_views: int | None = None) -> None:
+        """Load the weights and, on a GPU or with a compiled UNet, run the exact call an enrollment
+        makes (the default views, the configured steps and chunking) so that the first enrollment
+        pays for neither kernel selection nor compilation. On a plain CPU there is nothing to pay
+        for: a restarted replica is ready sooner without it."""
         image = np.full((self.resolution, self.resolution, 3), 128, np.uint8)
-        requests = plan_views(["frontal"], None, 0)
+        count = len(self.default_views) if num_views is None else num_views
+        requests = plan_views(None, count, 0, default_order=self.default_views)
         with self._lock:
             self.load_model()
-            if self.device == "cuda":
-                self._run_batches(image, requests, steps=2, strength=0.5)
+            if self.device == "cuda" or self.compiled:
+                started = time.perf_counter()
+                self._run_batches(image, requests, self.num_inference_steps, self.strength)
+                self.warm_up_s = time.perf_counter() - started
+                log.info(
+                    "generator warmed up (%d views, %d steps) in %.1f s",
+                    count,
+                    self.num_inference_steps,
+                    self.warm_up_s,
+                )
+
+    def state(self) -> dict[str, object]:
+        """What /v1/health shows of the generator."""
+        return {
+            "compile": self.compile_mode,
+            "compiled": self.compiled,
+            "compile_cache_dir": str(self.compile_cache_dir) if self.compile_cache_dir else None,
+            "warmed_up": self.warm_up_s is not None,
+            "warm_up_s": None if self.warm_up_s is None else round(self.warm_up_s, 3),
+            "decode_views": self.decode_views or "auto",
+            "memory_fallbacks": self._memory_fallbacks,
+        }
 
     def unload_model(self) -> None:
         with self._lock:
@@ -231,7 +287,7 @@ class StableDiffusionAugmentor:
         chunk = min(self.max_batch or len(requests), len(requests))
         while True:
             try:
-                views, batches = self._generate_chunks(region, requests, steps, strength, chunk)
+                views, batches, stages = self._generate_chunks(region, requests, steps, strength, chunk)
                 break
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -267,44 +323,39 @@ class StableDiffusionAugmentor:
             guidance_scale=self.guidance_scale,
             peak_mem_bytes=peak,
             batches=batches,
+            stages=stages,
         )
         self.last_stats = stats
         return GenerationResult(views, stats)
 
     def _generate_chunks(
         self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float, chunk: int
-    ) -> tuple[list[GeneratedView], list[int]]:
-        import torch
-        from PIL import Image
-
-        init = Image.fromarray(region)
+    ) -> tuple[list[GeneratedView], list[int], list[Stage]]:
         negative = self._negative_embeds()
         views: list[GeneratedView] = []
-        batches = []
+        batches, parts = [], []
         for start in range(0, len(requests), chunk):
             part = requests[start : start + chunk]
-            prompt_embeds = torch.cat([self._prompt_embeds(r.prompt) for r in part])
-            generators = [torch.Generator(device=self.device).manual_seed(r.seed) for r in part]
+            clock = StageClock(self.device)
             call_started = time.perf_counter()
-            with torch.inference_mode():
-                images = self._pipe(
-                    image=[init] * len(part),
-                    prompt_embeds=prompt_embeds,
-                    negative_prompt_embeds=negative.expand(len(part), -1, -1),
-                    strength=strength,
-                    num_inference_steps=steps,
-                    guidance_scale=self.guidance_scale,
-                    generator=generators,
-                    output_type="np",
-                ).images
-            if self.device == "cuda":
-                torch.cuda.synchronize()
+            images = run_img2img(
+                self._pipe,
+                region,
+                [self._prompt_embeds(r.prompt) for r in part],
+                negative,
+                [r.seed for r in part],
+                steps=steps,
+                strength=strength,
+                guidance=self.guidance_scale,
+                decode_views=self.decode_views,
+                clock=clock,
+            )
+            parts.append(clock.stages())  # (synchronises the device)
             share = (time.perf_counter() - call_started) / len(part)
             batches.append(len(part))
-            for request, image in zip(part, images):
-                rgb = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+            for request, rgb in zip(part, images):
                 views.append(GeneratedView(request, rgb, share, self.name, self.device, request.prompt))
-        return views, batches
+        return views, batches, merge_stages(parts)
 
     # --- the seed document's API -------------------------------------------------------------
     def generate_face_angles(

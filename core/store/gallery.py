@@ -234,8 +234,8 @@ class GalleryStore:
         return _rowid(
             conn.execute(
                 "INSERT INTO generation_runs(person_id, generator, device, dtype, num_views, "
-                "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, stages_json, created_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     person_id,
                     run.generator,
@@ -248,6 +248,7 @@ class GalleryStore:
                     run.total_s,
                     run.peak_mem_bytes,
                     json.dumps(run.views),
+                    json.dumps(run.stages),
                     now,
                 ),
             )
@@ -261,7 +262,10 @@ class GalleryStore:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(row), "views": json.loads(row["views_json"])} for row in rows]
+        return [
+            {**dict(row), "views": json.loads(row["views_json"]), "stages": json.loads(row["stages_json"])}
+            for row in rows
+        ]
 
     def add_enrollment_run(self, run: EnrollmentRunRecord) -> int:
         with self._transaction() as conn:

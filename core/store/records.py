@@ -44,6 +44,7 @@ class GenerationRunRecord:
     steps: int | None = None
     strength: float | None = None
     peak_mem_bytes: int | None = None
+    stages: list[dict[str, object]] = field(default_factory=list)  # name, seconds, peak_mem_bytes
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,10 @@ MIGRATIONS: tuple[str, ...] = (
         finished_at  TEXT
     );
     """,
+    # 5 -> 6: the stages of a generation call (name, seconds, GPU peak), for the latency charts.
+    """
+    ALTER TABLE generation_runs ADD COLUMN stages_json TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

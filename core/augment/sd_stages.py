@@ -1,0 +1,161 @@
+"""One batched img2img call of Stable Diffusion, in timed stages with the memory each one peaks at.
+
+Stages: ``prompt`` (the cached text embeddings of the views, concatenated), ``vae_encode`` (the face
+region, encoded ONCE: every view starts from the same latent, where diffusers would encode it once
+per view), ``denoise`` (the diffusers pipeline up to the latents: noise, scheduler, UNet), ``vae_decode``
+(in chunks, see ``decode_chunk``) and ``to_uint8`` (on the device, then one copy to the host).
+
+On CUDA the stages are timed with CUDA events (one synchronisation at the end) and each stage's peak
+is ``torch.cuda.max_memory_allocated`` since the stage began; on a CPU they are wall-clock times and
+peaks are not measured per stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from core.augment.base import Stage
+
+STAGES = ("prompt", "vae_encode", "denoise", "vae_decode", "to_uint8")
+# VAE decode of one 512x512 view in fp16 on an H100 measured 0.54 GB above the weights (issue 12);
+# used only until the first chunk has measured the real figure on this device.
+DECODE_BYTES_PER_VIEW_512_FP16 = 540 * 2**20
+
+
+class StageClock:
+    """Times named stages; ``stages()`` reads them (synchronising the device once)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._open: list[tuple[str, Any, Any, int | None]] = []
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        import torch
+
+        if self.device != "cuda":
+            started = time.perf_counter()
+            yield
+            self._open.append((name, started, time.perf_counter(), None))
+            return
+        torch.cuda.reset_peak_memory_stats()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        yield
+        end.record()
+        self._open.append((name, start, end, int(torch.cuda.max_memory_allocated())))
+
+    def stages(self) -> list[Stage]:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+            return [Stage(name, start.elapsed_time(end) / 1e3, peak) for name, start, end, peak in self._open]
+        return [Stage(name, end - start, peak) for name, start, end, peak in self._open]
+
+
+def decode_chunk(remaining: int, per_view_bytes: int, allocated_bytes: int, ceiling_bytes: int) -> int:
+    """Views to decode in the next VAE call: as many as fit between what is allocated now and the
+    ceiling (the denoising peak, capped by the free memory), at least one."""
+    if remaining <= 0:
+        return 0
+    room = ceiling_bytes - allocated_bytes
+    return max(1, min(remaining, math.floor(room / per_view_bytes) if per_view_bytes > 0 else remaining))
+
+
+def to_uint8(images: Any) -> Any:
+    """VAE output in [-1, 1], NCHW, to uint8 NHWC on the same device."""
+    import torch
+
+    return ((images / 2 + 0.5).clamp(0, 1) * 255).round().to(dtype=torch.uint8).permute(0, 2, 3, 1)
+
+
+def encode_region(pipe: Any, region: np.ndarray) -> Any:
+    """The face region's latent (1, 4, h/8, w/8), scaled: the mean of the VAE posterior."""
+    import torch
+
+    image = torch.from_numpy(np.ascontiguousarray(region)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    image = image.to(device=pipe.device, dtype=pipe.vae.dtype)
+    return pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
+
+
+def decode_in_chunks(pipe: Any, latents: Any, decode_views: int, device: str) -> list[Any]:
+    """uint8 views (on the device), decoded in chunks: ``decode_views`` per call when set; else
+    sized so that decoding never needs more memory than the denoising did (nor more than is free).
+    The first chunk of an unsized decode is one view, which measures the cost of a view here."""
+    import torch
+
+    latents = latents / pipe.vae.config.scaling_factor
+    n = latents.shape[0]
+    out: list[Any] = []
+    if decode_views or device != "cuda":
+        step = decode_views or n
+        for start in range(0, n, step):
+            out.append(to_uint8(pipe.vae.decode(latents[start : start + step], return_dict=False)[0]))
+        return out
+    ceiling = int(torch.cuda.max_memory_allocated())  # the denoising peak (the clock reset it)
+    allocated = int(torch.cuda.memory_allocated())
+    free, _ = torch.cuda.mem_get_info()
+    ceiling = min(ceiling, allocated + int(0.9 * free))
+    side = latents.shape[-1] * 8
+    per_view = int(DECODE_BYTES_PER_VIEW_512_FP16 * (side / 512) ** 2 * (2 if latents.dtype == torch.float32 else 1))
+    start, chunk = 0, 1
+    while start < n:
+        torch.cuda.reset_peak_memory_stats()
+        before = int(torch.cuda.memory_allocated())
+        out.append(to_uint8(pipe.vae.decode(latents[start : start + chunk], return_dict=False)[0]))
+        measured = (int(torch.cuda.max_memory_allocated()) - before) // chunk
+        per_view = max(measured, 1)
+        start += chunk
+        chunk = decode_chunk(n - start, per_view, int(torch.cuda.memory_allocated()), ceiling)
+    return out
+
+
+def run_img2img(
+    pipe: Any,
+    region: np.ndarray,
+    prompt_embeds: list[Any],
+    negative: Any,
+    seeds: list[int],
+    *,
+    steps: int,
+    strength: float,
+    guidance: float,
+    decode_views: int,
+    clock: StageClock,
+) -> list[np.ndarray]:
+    """RGB uint8 views of ``region``, one per prompt embedding and seed, in one denoising call."""
+    import torch
+
+    n = len(seeds)
+    with torch.inference_mode():
+        with clock.stage("prompt"):
+            embeds = torch.cat(prompt_embeds)
+            negatives = negative.expand(n, -1, -1)
+        with clock.stage("vae_encode"):
+            latent = encode_region(pipe, region)
+        with clock.stage("denoise"):
+            generators = [torch.Generator(device=clock.device).manual_seed(seed) for seed in seeds]
+            latents = pipe(
+                image=latent.expand(n, -1, -1, -1),
+                prompt_embeds=embeds,
+                negative_prompt_embeds=negatives,
+                strength=strength,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=generators,
+                output_type="latent",
+            ).images
+            del latent
+        with clock.stage("vae_decode"):
+            decoded = decode_in_chunks(pipe, latents, decode_views, clock.device)
+            del latents
+        with clock.stage("to_uint8"):
+            views = torch.cat(decoded).cpu().numpy()
+    return list(views)

@@ -1,0 +1,48 @@
+"""Typed answers of GET /v1/health."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from core.schemas import ModelInfoOut, Schema
+from core.settings import CompileMode
+
+
+class GpuInfo(Schema):
+    name: str
+    memory_used_bytes: int
+    memory_total_bytes: int
+
+
+class EmbedderHealth(Schema):
+    status: Literal["ok", "error"]
+    error: str | None = None
+    model: ModelInfoOut | None = None
+
+
+class GeneratorHealth(Schema):
+    status: Literal["ok", "error"]
+    error: str | None = None
+    generator: str | None = None
+    device: str | None = None
+    gpu: GpuInfo | None = None
+    compile: CompileMode | None = Field(None, description="Stable Diffusion: torch.compile mode of the UNet")
+    compiled: bool | None = None
+    compile_cache_dir: str | None = None
+    warmed_up: bool | None = Field(None, description="the start-up warm-up of the enrollment call shapes ran")
+    warm_up_s: float | None = None
+    decode_views: int | Literal["auto"] | None = Field(None, description="views per VAE decode")
+    memory_fallbacks: bool | None = Field(None, description="attention slicing / VAE tiling after an OOM")
+
+
+class Deployments(Schema):
+    embedder: EmbedderHealth
+    generator: GeneratorHealth
+
+
+class HealthResponse(Schema):
+    status: Literal["ok", "degraded"]
+    deployments: Deployments
+    models: dict[str, str] = Field(description="embedder and generator names")

@@ -1,0 +1,89 @@
+"""Stable Diffusion on CUDA with the tiny pipeline: fp16, seeds, the out-of-memory path, the compiled
+UNet and the sized VAE decode. Skipped (with the reason) where there is no CUDA device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+from core.augment.sd_build import random_img2img_pipeline  # noqa: E402
+from core.augment.stable_diffusion import StableDiffusionAugmentor  # noqa: E402
+from core.augment.views import plan_views  # noqa: E402
+
+STEPS, STRENGTH = 4, 0.5
+
+
+def cuda_augmentor(**kwargs) -> StableDiffusionAugmentor:
+    pipe = random_img2img_pipeline("tiny", seed=0).to("cuda", torch.float16)
+    return StableDiffusionAugmentor(pipeline=pipe, num_inference_steps=STEPS, strength=STRENGTH, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def region() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+
+
+def run(augmentor: StableDiffusionAugmentor, region: np.ndarray, count: int, seed: int = 1):
+    return augmentor._run_batches(region, plan_views(None, count, seed), STEPS, STRENGTH)
+
+
+def test_fp16_on_cuda_with_stage_peaks(region):
+    augmentor = cuda_augmentor()
+    result = run(augmentor, region, 3)
+    assert augmentor.device == "cuda" and result.stats.dtype == "float16"
+    assert [v.rgb.shape for v in result.views] == [(512, 512, 3)] * 3
+    assert all(v.rgb.dtype == np.uint8 for v in result.views)
+    assert all(s.peak_mem_bytes and s.peak_mem_bytes > 0 for s in result.stats.stages)
+    assert result.stats.peak_mem_bytes > 0
+
+
+def test_same_seed_same_views_on_cuda(region):
+    augmentor = cuda_augmentor()
+    first, again, other = run(augmentor, region, 2, 1), run(augmentor, region, 2, 1), run(augmentor, region, 2, 2)
+    for a, b in zip(first.views, again.views):
+        assert np.array_equal(a.rgb, b.rgb)
+    assert not np.array_equal(first.views[0].rgb, other.views[0].rgb)
+
+
+def test_sized_decode_never_needs_more_than_the_denoising(region):
+    augmentor = cuda_augmentor()
+    stages = {s.name: s for s in run(augmentor, region, 6).stats.stages}
+    assert (
+        stages["vae_decode"].peak_mem_bytes
+        <= max(stages["denoise"].peak_mem_bytes, stages["vae_encode"].peak_mem_bytes) * 1.05
+    )
+
+
+def test_out_of_memory_falls_back_to_smaller_calls(region):
+    """Cap the process between what one view and eight views at once need: the batched call runs
+    out of memory and the augmentor retries with fewer views per call, all eight still made."""
+    augmentor = cuda_augmentor(decode_views=8)
+    torch.cuda.empty_cache()
+    one = run(augmentor, region, 1).stats.peak_mem_bytes
+    eight = run(augmentor, region, 8).stats.peak_mem_bytes
+    assert eight > one
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction((one + eight) / 2 / total)
+    try:
+        result = run(augmentor, region, 8)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    assert len(result.views) == 8 and max(result.stats.batches) < 8 and sum(result.stats.batches) == 8
+
+
+def test_compiled_unet_on_cuda(region, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))
+    eager = run(cuda_augmentor(), region, 2)
+    augmentor = cuda_augmentor(compile_mode="default", compile_cache_dir=tmp_path / "inductor")
+    augmentor.warm_up(num_views=2)
+    assert augmentor.state()["warmed_up"] and augmentor.state()["compiled"]
+    compiled = run(augmentor, region, 2)
+    for a, b in zip(eager.views, compiled.views):
+        assert np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).mean() < 2.0

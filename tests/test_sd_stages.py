@@ -1,0 +1,120 @@
+"""Generation in stages: decode chunking, stage records, the compiled UNet (tiny pipeline, CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.augment.base import Stage, merge_stages
+from core.augment.sd_build import random_img2img_pipeline
+from core.augment.sd_stages import STAGES, decode_chunk
+from core.augment.stable_diffusion import StableDiffusionAugmentor
+from core.augment.views import plan_views
+
+STEPS, STRENGTH = 4, 0.5
+MB = 2**20
+
+
+def test_decode_chunk_fills_the_room_under_the_ceiling():
+    # 1200 MB of room at 500 MB a view: 2 views
+    assert decode_chunk(9, 500 * MB, 2000 * MB, 3200 * MB) == 2
+    assert decode_chunk(9, 500 * MB, 2000 * MB, 6600 * MB) == 9  # room for 9.2: all that remain
+    assert decode_chunk(3, 500 * MB, 2000 * MB, 6600 * MB) == 3
+    assert decode_chunk(9, 500 * MB, 3000 * MB, 3200 * MB) == 1  # no room for one: still one
+    assert decode_chunk(9, 500 * MB, 3500 * MB, 3200 * MB) == 1  # above the ceiling already
+    assert decode_chunk(0, 500 * MB, 2000 * MB, 3200 * MB) == 0
+    assert decode_chunk(4, 0, 2000 * MB, 3200 * MB) == 4  # nothing measured yet
+
+
+def test_merge_stages_sums_seconds_and_keeps_the_highest_peak():
+    first = [Stage("denoise", 1.0, 300), Stage("vae_decode", 0.5, None)]
+    second = [Stage("denoise", 0.25, 200), Stage("vae_decode", 0.5, 700), Stage("to_uint8", 0.1)]
+    assert merge_stages([first, second]) == [
+        Stage("denoise", 1.25, 300),
+        Stage("vae_decode", 1.0, 700),
+        Stage("to_uint8", 0.1, None),
+    ]
+    assert merge_stages([]) == []
+
+
+@pytest.fixture(scope="module")
+def region() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (512, 512, 3), dtype=np.uint8)
+
+
+def views_of(augmentor: StableDiffusionAugmentor, region: np.ndarray, count: int = 3) -> list[np.ndarray]:
+    result = augmentor._run_batches(region, plan_views(None, count, 5), STEPS, STRENGTH)
+    return [v.rgb for v in result.views]
+
+
+def test_stages_are_timed_in_order(region):
+    augmentor = StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0), strength=STRENGTH)
+    result = augmentor._run_batches(region, plan_views(None, 3, 5), STEPS, STRENGTH)
+    stages = result.stats.stages
+    assert tuple(s.name for s in stages) == STAGES
+    assert all(s.seconds >= 0 for s in stages) and stages[2].seconds > 0  # the denoising did run
+    assert sum(s.seconds for s in stages) <= result.stats.total_s
+    assert [v.rgb.shape for v in result.views] == [(512, 512, 3)] * 3
+
+
+def test_decoding_one_view_at_a_time_gives_the_same_views(region, monkeypatch):
+    pipe = random_img2img_pipeline("tiny", seed=0)
+    together = views_of(StableDiffusionAugmentor(pipeline=pipe, strength=STRENGTH), region, 4)
+    sizes: list[int] = []
+    decode = pipe.vae.decode
+
+    def counting(latents, *args, **kwargs):
+        sizes.append(int(latents.shape[0]))
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.vae, "decode", counting)
+    apart = views_of(StableDiffusionAugmentor(pipeline=pipe, strength=STRENGTH, decode_views=1), region, 4)
+    assert sizes == [1, 1, 1, 1]
+    for a, b in zip(together, apart):
+        diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+        assert diff.max() <= 1 and diff.mean() < 0.01  # same views (rounding at most)
+    sizes.clear()
+    views_of(StableDiffusionAugmentor(pipeline=pipe, strength=STRENGTH, decode_views=3), region, 4)
+    assert sizes == [3, 1]
+
+
+def test_compiled_unet_warms_up_the_enrollment_shapes_and_caches_on_disk(region, tmp_path: Path, monkeypatch):
+    """sd_compile=default with the tiny pipeline on the CPU: the warm-up compiles (inductor writes
+    its cache under the given folder), and the compiled UNet makes the views the eager one makes."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))  # restored after the test
+    eager = views_of(StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0)), region, 2)
+    cache = tmp_path / "cache" / "inductor"
+    augmentor = StableDiffusionAugmentor(
+        pipeline=random_img2img_pipeline("tiny", seed=0),
+        num_inference_steps=STEPS,
+        strength=STRENGTH,
+        compile_mode="default",
+        compile_cache_dir=cache,
+    )
+    state = augmentor.state()
+    assert state["compiled"] and state["compile"] == "default" and not state["warmed_up"]
+    augmentor.warm_up(num_views=2)
+    state = augmentor.state()
+    assert state["warmed_up"] and state["warm_up_s"] > 0 and state["compile_cache_dir"] == str(cache)
+    assert any(p.is_file() for p in cache.rglob("*")), "inductor wrote its cache under the data dir"
+    compiled = views_of(augmentor, region, 2)
+    for a, b in zip(eager, compiled):
+        assert np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() < 1.0
+
+
+def test_a_plain_cpu_augmentor_skips_the_warm_up():
+    augmentor = StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0))
+    augmentor.warm_up()
+    state = augmentor.state()
+    assert state == {
+        "compile": "none",
+        "compiled": False,
+        "compile_cache_dir": None,
+        "warmed_up": False,
+        "warm_up_s": None,
+        "decode_views": "auto",
+        "memory_fallbacks": False,
+    }
