@@ -149,7 +149,7 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
     stages = [("prompt", 0.001, 2.2e9), ("vae_encode", 0.01, 2.3e9), ("denoise", 0.4, 2.9e9)]
     stages += [("vae_decode", 0.1, 2.7e9), ("to_uint8", 0.002, 2.2e9)]
     db = console_env.data_dir / "gallery.db"  # type: ignore[attr-defined]
-    sd_run = GalleryStore(db).add_generation_run(
+    sd_run = GalleryStore(db.parent).add_generation_run(
         GenerationRunRecord(
             generator="sd15-img2img",
             device="cuda",

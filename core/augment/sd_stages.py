@@ -23,9 +23,6 @@ import numpy as np
 from core.augment.base import Stage
 
 STAGES = ("prompt", "vae_encode", "denoise", "vae_decode", "to_uint8")
-# VAE decode of one 512x512 view in fp16 on an H100 measured 0.54 GB above the weights (issue 12);
-# used only until the first chunk has measured the real figure on this device.
-DECODE_BYTES_PER_VIEW_512_FP16 = 540 * 2**20
 
 
 class StageClock:
@@ -50,6 +47,10 @@ class StageClock:
         yield
         end.record()
         self._open.append((name, start, end, int(torch.cuda.max_memory_allocated())))
+
+    def last_peak(self) -> int | None:
+        """The memory peak of the stage that ended last (None on a CPU)."""
+        return self._open[-1][3] if self._open else None
 
     def stages(self) -> list[Stage]:
         if self.device == "cuda":
@@ -85,35 +86,32 @@ def encode_region(pipe: Any, region: np.ndarray) -> Any:
     return pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
 
 
-def decode_in_chunks(pipe: Any, latents: Any, decode_views: int, device: str) -> list[Any]:
+def decode_in_chunks(pipe: Any, latents: Any, decode_views: int, device: str, ceiling: int | None) -> list[Any]:
     """uint8 views (on the device), decoded in chunks: ``decode_views`` per call when set; else
-    sized so that decoding never needs more memory than the denoising did (nor more than is free).
-    The first chunk of an unsized decode is one view, which measures the cost of a view here."""
+    sized so that decoding never needs more memory than ``ceiling`` (the denoising's peak) nor more
+    than is free. The first chunk of an unsized decode is one view: it measures a view's cost."""
     import torch
 
     latents = latents / pipe.vae.config.scaling_factor
     n = latents.shape[0]
     out: list[Any] = []
-    if decode_views or device != "cuda":
+    if decode_views or device != "cuda" or ceiling is None:
         step = decode_views or n
         for start in range(0, n, step):
             out.append(to_uint8(pipe.vae.decode(latents[start : start + step], return_dict=False)[0]))
         return out
-    ceiling = int(torch.cuda.max_memory_allocated())  # the denoising peak (the clock reset it)
-    allocated = int(torch.cuda.memory_allocated())
     free, _ = torch.cuda.mem_get_info()
-    ceiling = min(ceiling, allocated + int(0.9 * free))
-    side = latents.shape[-1] * 8
-    per_view = int(DECODE_BYTES_PER_VIEW_512_FP16 * (side / 512) ** 2 * (2 if latents.dtype == torch.float32 else 1))
-    start, chunk = 0, 1
+    ceiling = min(ceiling, int(torch.cuda.memory_allocated()) + int(0.9 * free))
+    # the clock reset the peak counter when this stage began: after the first chunk (one view)
+    # it holds that view's decode cost; not reset again, so the stage's peak is the whole decode's
+    before = int(torch.cuda.memory_allocated())
+    out.append(to_uint8(pipe.vae.decode(latents[:1], return_dict=False)[0]))
+    per_view = max(int(torch.cuda.max_memory_allocated()) - before, 1)
+    start = 1
     while start < n:
-        torch.cuda.reset_peak_memory_stats()
-        before = int(torch.cuda.memory_allocated())
-        out.append(to_uint8(pipe.vae.decode(latents[start : start + chunk], return_dict=False)[0]))
-        measured = (int(torch.cuda.max_memory_allocated()) - before) // chunk
-        per_view = max(measured, 1)
-        start += chunk
         chunk = decode_chunk(n - start, per_view, int(torch.cuda.memory_allocated()), ceiling)
+        out.append(to_uint8(pipe.vae.decode(latents[start : start + chunk], return_dict=False)[0]))
+        start += chunk
     return out
 
 
@@ -153,8 +151,9 @@ def run_img2img(
                 output_type="latent",
             ).images
             del latent
+        denoise_peak = clock.last_peak()
         with clock.stage("vae_decode"):
-            decoded = decode_in_chunks(pipe, latents, decode_views, clock.device)
+            decoded = decode_in_chunks(pipe, latents, decode_views, clock.device, denoise_peak)
             del latents
         with clock.stage("to_uint8"):
             views = torch.cat(decoded).cpu().numpy()

@@ -308,11 +308,10 @@ class StableDiffusionAugmentor:
                     self.healthy = False  # an unrecoverable device error: fail health checks
                 raise
         total = time.perf_counter() - started
-        peak = (
-            int(torch.cuda.max_memory_allocated())
-            if self.device == "cuda"
-            else int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-        )
+        if self.device == "cuda":  # each stage reset the counter: the call's peak is the stages' highest
+            peak = max([s.peak_mem_bytes or 0 for s in stages] + [int(torch.cuda.max_memory_allocated())])
+        else:
+            peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
         stats = GenerationStats(
             generator=self.name,
             device=self.device,

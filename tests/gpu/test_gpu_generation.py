@@ -50,13 +50,15 @@ def test_same_seed_same_views_on_cuda(region):
     assert not np.array_equal(first.views[0].rgb, other.views[0].rgb)
 
 
-def test_sized_decode_never_needs_more_than_the_denoising(region):
-    augmentor = cuda_augmentor()
-    stages = {s.name: s for s in run(augmentor, region, 6).stats.stages}
-    assert (
-        stages["vae_decode"].peak_mem_bytes
-        <= max(stages["denoise"].peak_mem_bytes, stages["vae_encode"].peak_mem_bytes) * 1.05
-    )
+def test_sized_decode_stays_under_the_denoising_peak(region):
+    def peaks(decode_views: int) -> dict[str, int]:
+        stats = run(cuda_augmentor(decode_views=decode_views), region, 6).stats
+        return {s.name: s.peak_mem_bytes for s in stats.stages}
+
+    together, one_by_one, sized = peaks(6), peaks(1), peaks(0)
+    assert sized["vae_decode"] <= together["vae_decode"]
+    # never above what the denoising needed, except that one view at a time is the least there is
+    assert sized["vae_decode"] <= max(sized["denoise"], one_by_one["vae_decode"]) * 1.05
 
 
 def test_out_of_memory_falls_back_to_smaller_calls(region):
