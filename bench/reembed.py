@@ -63,15 +63,18 @@ def fresh_copy(source: Path, dest: Path) -> Settings:
     return Settings(data_dir=dest)
 
 
-def group_of(process: psutil.Process, driver: int) -> str:
+def group_of(process: psutil.Process, driver: int) -> str | None:
+    """None: the command line cannot be read (an exiting process): keep what it was."""
     if process.pid == driver:
         return "driver"
     try:
         command = " ".join(process.cmdline())
     except (psutil.Error, OSError):
-        return "other"
+        return None
     if "ReembedWorker" in command or "MapWorker" in command:
         return "model actors"
+    if command.startswith("ray::IDLE"):
+        return "ray (raylet, GCS, workers, dashboard)"
     if "ray" in command:
         return "ray (raylet, GCS, workers, dashboard)"
     return "other"
@@ -106,7 +109,8 @@ class CpuAccount:
         for process in psutil.process_iter():
             try:
                 times = process.cpu_times()
-                group = self.seen[process.pid][0] if process.pid in self.seen else group_of(process, self.driver)
+                # again each time: an idle Ray worker becomes an actor; an exiting one keeps its group
+                group = group_of(process, self.driver) or self.seen.get(process.pid, ("other", 0.0))[0]
                 used = times.user + times.system - self._start.get(process.pid, 0.0)
                 self.seen[process.pid] = (group, used)
             except psutil.Error:
