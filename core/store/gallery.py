@@ -9,14 +9,12 @@ failure the rows roll back and the files it created are removed.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
 import tempfile
 import unicodedata
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +22,7 @@ import numpy as np
 from core.errors import InvalidName, ModelSwitching, PersonExists, PersonNotFound
 from core.store.records import (
     Enrollment,
-    EnrollmentRunRecord,
     GalleryMatrix,
-    GenerationRunRecord,
     ImageRecord,
     NewEmbedding,
     NewImage,
@@ -34,7 +30,9 @@ from core.store.records import (
     PersonDetail,
     StoredThreshold,
 )
+from core.store.runs import RunLog
 from core.store.schema import migrate
+from core.store.sqlutil import rowid, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +40,6 @@ MAX_NAME_LENGTH = 200
 _IMAGE_COLUMNS = (
     "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, generator, created_at"
 )
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def normalise_name(name: str) -> str:
@@ -59,7 +53,7 @@ def normalise_name(name: str) -> str:
     return cleaned
 
 
-class GalleryStore:
+class GalleryStore(RunLog):
     def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "gallery.db"
@@ -136,7 +130,7 @@ class GalleryStore:
                 had: set[tuple[str, str]] = set()
                 if into is None:
                     try:
-                        person_id = _rowid(
+                        person_id = rowid(
                             conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now))
                         )
                     except sqlite3.IntegrityError:
@@ -188,7 +182,7 @@ class GalleryStore:
         return relative.as_posix()
 
     def _insert_image(self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str) -> int:
-        return _rowid(
+        return rowid(
             conn.execute(
                 "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
                 "height, num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -227,69 +221,6 @@ class GalleryStore:
                 now,
             ),
         )
-
-    def _insert_generation_run(
-        self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
-    ) -> int:
-        return _rowid(
-            conn.execute(
-                "INSERT INTO generation_runs(person_id, generator, device, dtype, num_views, "
-                "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, stages_json, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    person_id,
-                    run.generator,
-                    run.device,
-                    run.dtype,
-                    run.num_views,
-                    run.num_accepted,
-                    run.steps,
-                    run.strength,
-                    run.total_s,
-                    run.peak_mem_bytes,
-                    json.dumps(run.views),
-                    json.dumps(run.stages),
-                    now,
-                ),
-            )
-        )
-
-    def add_generation_run(self, run: GenerationRunRecord, person_id: int | None = None) -> int:
-        with self._transaction() as conn:
-            return self._insert_generation_run(conn, run, person_id, utc_now())
-
-    def generation_runs(self, limit: int = 1000) -> list[dict[str, object]]:
-        with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [
-            {**dict(row), "views": json.loads(row["views_json"]), "stages": json.loads(row["stages_json"])}
-            for row in rows
-        ]
-
-    def add_enrollment_run(self, run: EnrollmentRunRecord) -> int:
-        with self._transaction() as conn:
-            return _rowid(
-                conn.execute(
-                    "INSERT INTO enrollment_runs(person_id, model, num_views, num_accepted, total_s, timings_json, "
-                    "created_at) VALUES (?,?,?,?,?,?,?)",
-                    (
-                        run.person_id,
-                        run.model,
-                        run.num_views,
-                        run.num_accepted,
-                        run.total_s,
-                        json.dumps(run.timings),
-                        utc_now(),
-                    ),
-                )
-            )
-
-    def enrollment_runs(self, limit: int = 1000) -> list[dict[str, object]]:
-        with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM enrollment_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]
 
     def thresholds(self) -> list[StoredThreshold]:
         """Every stored (calibrated) threshold."""
@@ -480,10 +411,3 @@ def _check_active(conn: sqlite3.Connection, models: set[str]) -> None:
             f"the active model is now {row[0]}; this request's vectors are of {', '.join(sorted(models))}; "
             "nothing was stored; retry"
         )
-
-
-def _rowid(cursor: sqlite3.Cursor) -> int:
-    """The id of the row an INSERT just wrote."""
-    if cursor.lastrowid is None:
-        raise RuntimeError("INSERT wrote no row")
-    return int(cursor.lastrowid)
