@@ -131,9 +131,11 @@ def timed(name: str, call: Any, repeats: int, **info: Any) -> dict[str, Any]:
 
 def startup_child(args: argparse.Namespace) -> None:
     """One fresh process: load, compile, warm up, then the first request and steady requests."""
+    import torch
+
     from core.augment.stable_diffusion import StableDiffusionAugmentor
 
-    device = "cuda" if __import__("torch").cuda.is_available() else "cpu"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     views = args.views.split(",")
     region = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
     started = time.perf_counter()

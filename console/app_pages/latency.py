@@ -121,20 +121,20 @@ else:
     st.caption(f"{len(batched)} batch(es), mean {batched['faces'].mean():.1f} faces, max {batched['faces'].max()}")
 
 st.subheader("Generation, per view")
-if frame.empty:
-    st.info("No generation yet: enroll someone with augmentation.")
-    st.stop()
 shown = _in_range(frame, start, end)
-st.line_chart(shown, x="time", y="latency_s", color="view")
-summary = (
-    shown.groupby(["generator", "device", "steps", "views"], dropna=False)["latency_s"]
-    .quantile([0.5, 0.95])
-    .unstack()
-    .rename(columns={0.5: "p50_s", 0.95: "p95_s"})
-    .reset_index()
-)
-st.dataframe(summary, hide_index=True)
-st.download_button("Download CSV", shown.to_csv(index=False), "generation_latency.csv", "text/csv")
+if shown.empty:
+    st.info("No generated view in these dates: enroll someone with augmentation.")
+else:
+    st.line_chart(shown, x="time", y="latency_s", color="view")
+    summary = (
+        shown.groupby(["generator", "device", "steps", "views"], dropna=False)["latency_s"]
+        .quantile([0.5, 0.95])
+        .unstack()
+        .rename(columns={0.5: "p50_s", 0.95: "p95_s"})
+        .reset_index()
+    )
+    st.dataframe(summary, hide_index=True)
+    st.download_button("Download CSV", shown.to_csv(index=False), "generation_latency.csv", "text/csv")
 
 st.subheader("Generation, by stage")
 staged = _in_range(_stages(generation), start, end)
@@ -142,7 +142,7 @@ if staged.empty:
     st.info("No stage timings in these dates: Stable Diffusion records them, the classic generator has none.")
 else:
     seconds = staged.pivot_table(index="group", columns="stage", values="seconds", aggfunc="median")
-    st.bar_chart(seconds[[s for s in STAGES if s in seconds.columns]], stack=True)
+    st.bar_chart(seconds[[s for s in STAGES if s in seconds.columns]], stack=True, horizontal=True)
     st.caption("median seconds per stage of one generator call (all views in one batch), by device and views")
     peaks = staged.pivot_table(index="group", columns="stage", values="peak_gb", aggfunc="max")
     st.dataframe(peaks[[s for s in STAGES if s in peaks.columns]].round(2), use_container_width=True)
