@@ -35,11 +35,12 @@ class MatchResult:
 class Matcher:
     """Scores probes against a gallery with a matching rule (core/matching_rules.py)."""
 
-    def __init__(self, gallery: GalleryMatrix, mode: MatchMode = "max") -> None:
+    def __init__(self, gallery: GalleryMatrix, mode: MatchMode = "max", views_offset: float = 0.0) -> None:
         if mode not in RULES:
             raise ValueError(f"unknown match mode {mode!r}; rules: {', '.join(RULES)}")
         self.gallery = gallery
         self.mode = mode
+        self.views_offset = views_offset
         self.person_ids, inverse = np.unique(gallery.person_ids, return_inverse=True)
         original = np.array([s == "original" for s in gallery.sources], dtype=bool)
         self._index = GalleryIndex.build(gallery.vectors, inverse, original)
@@ -49,7 +50,7 @@ class Matcher:
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
         if self.gallery.size == 0:
             return np.zeros((probes.shape[0], 0), dtype=np.float32)
-        return person_scores(self.mode, self._index, probes)
+        return person_scores(self.mode, self._index, probes, self.views_offset)
 
     def match(self, probes: np.ndarray, top_k: int, threshold: float) -> list[MatchResult]:
         scores = self.person_scores(probes)

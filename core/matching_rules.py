@@ -12,6 +12,12 @@ cosine similarities (and, for the template rules, of the embeddings themselves):
 - ``blend``: original-anchored, ``w * sim(original) + (1 - w) * sim(views' mean template)``;
   a person without views scores ``sim(original)``.
 - ``top2``: the mean of the person's two best similarities (one entry: that one).
+
+Whatever the rule, a person with generated views draws higher impostor scores than a person
+enrolled from the photo alone (more entries, more chances). ``views_offset`` puts both on one
+scale: it is subtracted from the score of every person who has views. It is calibrated per
+model and rule (``calibrate_views_offsets`` in core/evaluation/crossval.py: how far the tail
+of impostor scores moves when the same persons get views) and stored beside the thresholds.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import numpy as np
 RuleName = Literal["max", "mean", "blend", "top2"]
 RULES: tuple[RuleName, ...] = ("max", "mean", "blend", "top2")
 BLEND_WEIGHT = 0.5
+# the tail of impostor scores a views offset is measured at (calibrate_views_offsets)
+VIEWS_OFFSET_TAIL = 0.001
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,6 +49,13 @@ class GalleryIndex:
         person = np.asarray(person, dtype=np.int64)
         count = int(person.max()) + 1 if person.size else 0
         return cls(np.asarray(vectors, dtype=np.float32), person, np.asarray(original, dtype=bool), count)
+
+    @property
+    def has_views(self) -> np.ndarray:
+        """(P,) bool: the person has at least one generated view."""
+        out = np.zeros(self.num_persons, dtype=bool)
+        out[self.person[~self.original]] = True
+        return out
 
 
 def _template(index: GalleryIndex, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,11 +118,15 @@ SCORERS: dict[str, Callable[[GalleryIndex, np.ndarray], np.ndarray]] = {
 }
 
 
-def person_scores(rule: str, index: GalleryIndex, probes: np.ndarray) -> np.ndarray:
-    """(q, P) scores of ``probes`` against every person under ``rule``."""
+def person_scores(rule: str, index: GalleryIndex, probes: np.ndarray, views_offset: float = 0.0) -> np.ndarray:
+    """(q, P) scores of ``probes`` against every person under ``rule``, less ``views_offset``
+    for the persons who have generated views."""
     if rule not in SCORERS:
         raise ValueError(f"unknown matching rule {rule!r}; rules: {', '.join(RULES)}")
     probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
     if index.num_persons == 0:
         return np.zeros((probes.shape[0], 0), dtype=np.float32)
-    return SCORERS[rule](index, probes)
+    scores = SCORERS[rule](index, probes)
+    if views_offset:
+        scores = scores - np.float32(views_offset) * index.has_views[None, :]
+    return scores

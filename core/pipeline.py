@@ -44,6 +44,7 @@ class ModelInfo:
     default_thresholds: dict[str, float]  # matching rule -> shipped threshold at FPIR 1%
     default_gate_threshold: float | None
     workers: int = 1
+    default_views_offsets: dict[str, float] = field(default_factory=dict)  # matching rule -> shipped offset
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +71,14 @@ def default_workers(settings: Settings, in_service: bool) -> int:
 def _model_info(engine: FaceEngine) -> ModelInfo:
     e = engine.embedder
     return ModelInfo(
-        e.name, e.dim, e.provider, engine.detector.name, e.tta, dict(e.default_thresholds), e.default_gate_threshold
+        e.name,
+        e.dim,
+        e.provider,
+        engine.detector.name,
+        e.tta,
+        dict(e.default_thresholds),
+        e.default_gate_threshold,
+        default_views_offsets=dict(e.default_views_offsets),
     )
 
 

@@ -78,7 +78,9 @@ class EmbeddedFaceOut(FaceBox):
 class Candidate(Schema):
     person_id: int
     name: str
-    score: float = Field(description="cosine similarity under the active matching rule")
+    score: float = Field(
+        description="cosine similarity under the active matching rule, less the views offset for a person with views"
+    )
 
 
 class IdentifiedFace(FaceBox):
@@ -370,8 +372,11 @@ class EnrollmentStatsResponse(Schema):
 
 class ThresholdOut(Schema):
     model: str
-    kind: str = Field(description="fpir (1:N identification) or gate_fmr (identity gate of views)")
-    rule: str = Field(description="matching rule of an identification threshold; empty for the gate")
+    kind: str = Field(
+        description="fpir (1:N identification), gate_fmr (identity gate of views) or views_offset "
+        "(score subtracted from persons with views; target: the impostor-score tail it was measured at)"
+    )
+    rule: str = Field(description="matching rule of an identification threshold or views offset; empty for the gate")
     target: float
     threshold: float
     n_negative: int = Field(description="impostor searches or pairs it was calibrated on")
@@ -385,8 +390,10 @@ class ThresholdsResponse(Schema):
     target_fpir: float
     identify_threshold: float | None = Field(description="what identify uses now (None: not calibrated)")
     gate_threshold: float | None = Field(description="what the identity gate uses now")
+    views_offset: float = Field(description="what identify subtracts now from the score of a person with views")
     problems: list[str] = Field(description="why a threshold is missing")
     shipped: dict[str, float] = Field(description="the model's shipped identification thresholds per rule")
+    shipped_views_offsets: dict[str, float] = Field(description="the model's shipped views offsets per rule")
     stored: list[ThresholdOut] = Field(description="every calibrated threshold in the store, all models")
 
     @classmethod
@@ -406,7 +413,9 @@ class ThresholdsResponse(Schema):
             target_fpir=settings.target_fpir,
             identify_threshold=values[0],
             gate_threshold=values[1],
+            views_offset=service.views_offset(),
             problems=problems,
             shipped=service.model.default_thresholds,
+            shipped_views_offsets=service.model.default_views_offsets,
             stored=[ThresholdOut(**asdict(t)) for t in service.store.thresholds()],
         )

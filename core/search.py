@@ -242,15 +242,16 @@ class GallerySearch:
             self._index.add(_keys(np.array(alive, np.int64)), _unit(sums))
 
     # --- search -----------------------------------------------------------------------------
-    def search(self, probes: np.ndarray, top_k: int, rule: str) -> list[list[Hit]]:
-        """The ``top_k`` persons for each probe under the matching ``rule``, best first."""
+    def search(self, probes: np.ndarray, top_k: int, rule: str, views_offset: float = 0.0) -> list[list[Hit]]:
+        """The ``top_k`` persons for each probe under the matching ``rule`` (persons with views
+        scored ``views_offset`` lower: core/matching_rules.py), best first."""
         probes = np.atleast_2d(np.asarray(probes, dtype=np.float32))
         self._install_built()
         if self._n == 0:
             return [[] for _ in probes]
         if self._index is None:
             person_ids, index = self._exact_index()
-            return [_top(person_ids, row, top_k) for row in person_scores(rule, index, probes)]
+            return [_top(person_ids, row, top_k) for row in person_scores(rule, index, probes, views_offset)]
         count = min(len(self._by_person), max(self.ann.candidates, 8 * top_k))
         found = self._index.search(probes, count)
         keys = np.atleast_2d(found.keys)
@@ -262,7 +263,7 @@ class GallerySearch:
                 pid for pid in np.asarray(row_keys[:k], np.uint64).astype(np.int64).tolist() if pid in self._by_person
             ]
             person_ids, index = self._subset(persons)
-            out.append(_top(person_ids, person_scores(rule, index, probe[None])[0], top_k))
+            out.append(_top(person_ids, person_scores(rule, index, probe[None], views_offset)[0], top_k))
         return out
 
     def _exact_index(self) -> tuple[np.ndarray, GalleryIndex]:

@@ -27,7 +27,7 @@ from core.settings import Settings
 from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
 from core.store.records import EnrollmentRunRecord, Person
-from core.thresholds import resolve_threshold
+from core.thresholds import resolve_threshold, resolve_views_offset
 from core.viewmaker import ViewMaker
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,12 @@ class ManyAnglesService:
         """The model's (default: the active one's) identification threshold at the configured FPIR."""
         return resolve_threshold(
             self.store, model or self.model, "fpir", self.settings.target_fpir, self.settings.match_mode
+        )
+
+    def views_offset(self, model: ModelInfo | None = None) -> float:
+        """What a person with generated views loses from their score (core/matching_rules.py)."""
+        return resolve_views_offset(
+            self.store, model or self.model, self.settings.match_mode, explicit=self.settings.views_offset
         )
 
     def gate_threshold(self, model: ModelInfo | None = None) -> float:
@@ -238,10 +244,12 @@ class ManyAnglesService:
         self._search.refresh(self.store)
         return self._search
 
-    def match(self, model: str, probes: np.ndarray, top_k: int, threshold: float) -> list[MatchResult]:
+    def match(
+        self, model: str, probes: np.ndarray, top_k: int, threshold: float, views_offset: float = 0.0
+    ) -> list[MatchResult]:
         """Top-k persons per probe among ``model``'s gallery, with their current names."""
         with self._search_lock:
-            hits = self._refreshed(model).search(probes, top_k, self.settings.match_mode)
+            hits = self._refreshed(model).search(probes, top_k, self.settings.match_mode, views_offset)
         names = self.store.person_names({h.person_id for row in hits for h in row})
         return [
             MatchResult([Candidate(h.person_id, names.get(h.person_id, "?"), h.score) for h in row], threshold)
@@ -263,7 +271,8 @@ class ManyAnglesService:
         found: list[FaceIdentification] = []
         if faces and threshold is not None:
             probes = np.stack([f.vector for f in faces])
-            matches = self.match(model.name, probes, top_k or self.settings.top_k, threshold)
+            offset = self.views_offset(model)
+            matches = self.match(model.name, probes, top_k or self.settings.top_k, threshold, offset)
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
         return IdentifyResult(model.name, threshold, self.settings.match_mode, found)
 

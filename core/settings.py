@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     match_mode: MatchMode = Field(
         "top2", description="a person's score over their embeddings: max, mean (template), blend, top2"
     )
+    views_offset: float | None = Field(
+        None,
+        ge=-0.1,
+        le=0.1,
+        description="score subtracted from persons with generated views; unset: calibrated or shipped; 0: none",
+    )
     target_fpir: float = Field(0.01, gt=0.0, lt=1.0, description="false-positive identification rate")
     top_k: int = Field(5, ge=1, le=100, description="candidates returned per face")
     search_exact_max: int = Field(
@@ -103,7 +109,7 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="HTTP API key; generated into <data_dir>/api_key when empty")
     log_level: LogLevel = Field("INFO", description="log level of the service and the CLI")
 
-    @field_validator("gate_threshold", mode="before")
+    @field_validator("gate_threshold", "views_offset", mode="before")
     @classmethod
     def _unset_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from core.errors import NotCalibrated
+from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
 
-ThresholdKind = Literal["fpir", "gate_fmr"]
+ThresholdKind = Literal["fpir", "gate_fmr", "views_offset"]
 # The targets the shipped defaults were calibrated at.
-SHIPPED_TARGETS: dict[str, float] = {"fpir": 0.01, "gate_fmr": 0.001}
+SHIPPED_TARGETS: dict[str, float] = {"fpir": 0.01, "gate_fmr": 0.001, "views_offset": VIEWS_OFFSET_TAIL}
 _WHAT = {"fpir": "identification threshold for FPIR", "gate_fmr": "identity-gate threshold for FMR"}
 
 
@@ -39,3 +40,15 @@ def resolve_threshold(
         f"model {model.name} has no {_WHAT[kind]} {target:g}{which}; run "
         f"`manyangles calibrate DIR` on a labelled folder of faces{hint}"
     )
+
+
+def resolve_views_offset(store: GalleryStore, model: ModelInfo, rule: str, explicit: float | None = None) -> float:
+    """What a person with generated views loses from their score under ``rule``
+    (core/matching_rules.py): the setting > the store's calibration > the model's shipped value
+    > 0 (no correction: a model nobody calibrated)."""
+    if explicit is not None:
+        return explicit
+    stored = store.get_threshold(model.name, "views_offset", VIEWS_OFFSET_TAIL, rule)
+    if stored is not None:
+        return stored.threshold
+    return model.default_views_offsets.get(rule, 0.0)

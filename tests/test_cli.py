@@ -141,19 +141,28 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
         "+classic default (10)",
         "+classic pose (4)",
         "+classic pose+expression (5)",
+        "+classic photometric (5)",
     ]
     assert set(crossval["conditions"]["original"]) == set(rules)
     assert crossval["folds"] == 3 and crossval["seeds"] == 2  # 6 identities: 3 folds at most
     assert "cross-validated open set" in done.stdout
+    mixed = crossval["conditions"]["+classic default (10)"]["top2"]["mixed"]
+    assert {"with_views_share", "fnir_with", "fnir_offset", "views_offset_offset"} <= set(mixed)
+    assert report["nested"] is None and "selection on unseen people: skipped" in done.stdout  # 6 identities
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
     assert original["rank1"] >= 0.9
-    assert original["stored_threshold"] == pytest.approx(0.9400)
+    assert original["stored_threshold"] == pytest.approx(0.9372)  # the shipped top2 threshold
 
     calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
     assert calibrated.returncode == 0, calibrated.stderr
-    *fpirs, gate = json.loads(calibrated.stdout)
+    *records, gate = json.loads(calibrated.stdout)
+    fpirs = [r for r in records if r["kind"] == "fpir"]
+    offsets = [r for r in records if r["kind"] == "views_offset"]
     assert [f["rule"] for f in fpirs] == rules  # one threshold per matching rule
+    assert [o["rule"] for o in offsets] == rules and len(records) == 2 * len(rules)  # and one views offset
+    for offset in offsets:  # impostor pairs: 3 enrolled x the other 3 identities' probes, both ways
+        assert offset["target"] == 0.001 and -0.1 < offset["threshold"] < 0.1 and offset["n_negative"] > 0
     for fpir in fpirs:
         assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
         assert fpir["n_negative"] == original["n_closed_set"]
@@ -162,6 +171,8 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
 
     bad_seeds = cli(data, "eval", dataset, "--seeds", "0")
     assert bad_seeds.returncode == 3 and "--seeds must be at least 1" in bad_seeds.stderr
+    bad_repeats = cli(data, "eval", dataset, "--unseen-repeats", "-1")
+    assert bad_repeats.returncode == 3 and "--unseen-repeats must be 0 or more" in bad_repeats.stderr
     not_a_dataset = cli(data, "eval", tmp_path / "missing")
     assert not_a_dataset.returncode == 3 and "not a folder" in not_a_dataset.stderr
 

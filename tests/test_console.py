@@ -192,6 +192,8 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
     shipped = system.dataframe[0].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
+    assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
+    assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0
 
 
 def test_the_console_imports_no_model_code():

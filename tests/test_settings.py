@@ -43,6 +43,7 @@ TABLE: dict[str, tuple[str, object]] = {
     "gate_fmr": ("0.01", 0.01),
     "match_mode": ("mean", "mean"),
     "target_fpir": ("0.001", 0.001),
+    "views_offset": ("0.004", 0.004),
     "top_k": ("9", 9),
     "search_exact_max": ("200000", 200000),
     "reembed_workers": ("3", 3),

@@ -33,12 +33,20 @@ in_use = {
     "target FPIR": thresholds["target_fpir"],
     "identify threshold": thresholds["identify_threshold"],
     "identity-gate threshold": thresholds["gate_threshold"],
+    "views offset (subtracted from persons with views)": thresholds["views_offset"],
 }
 st.write(in_use)
 for problem in thresholds["problems"]:
     st.warning(problem)
 st.caption("shipped with the model (FPIR 1%), per matching rule")
-st.dataframe([{"rule": rule, "threshold": value} for rule, value in thresholds["shipped"].items()], hide_index=True)
+offsets = thresholds["shipped_views_offsets"]
+st.dataframe(
+    [
+        {"rule": rule, "threshold": value, "views offset": offsets.get(rule, 0.0)}
+        for rule, value in thresholds["shipped"].items()
+    ],
+    hide_index=True,
+)
 st.caption("calibrated and stored (`manyangles calibrate`)")
 if thresholds["stored"]:
     st.dataframe(thresholds["stored"], hide_index=True)

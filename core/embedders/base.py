@@ -18,7 +18,8 @@ class Embedder(Protocol):
     augmentation): vectors of different names are never compared.
     ``default_thresholds`` are the cosine thresholds shipped with the model per matching rule
     (calibrated at 1% FPIR), empty when it has not been calibrated here; ``default_gate_threshold`` likewise for the
-    identity gate of generated views (calibrated at FMR = 0.1%).
+    identity gate of generated views (calibrated at FMR = 0.1%), and ``default_views_offsets``
+    for the score correction of persons with views (core/matching_rules.py).
     """
 
     name: str
@@ -26,6 +27,7 @@ class Embedder(Protocol):
     provider: str
     default_thresholds: dict[str, float]  # matching rule -> cosine threshold at FPIR 1% ({}: none shipped)
     default_gate_threshold: float | None
+    default_views_offsets: dict[str, float]  # matching rule -> score offset of persons with views ({}: 0)
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int
 

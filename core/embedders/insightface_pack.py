@@ -120,6 +120,7 @@ class InsightFaceEmbedder:
 
     default_thresholds: dict[str, float] = {}
     default_gate_threshold: float | None = None
+    default_views_offsets: dict[str, float] = {}
     tta = 1
 
     def __init__(self, pack: InsightFacePack) -> None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 from core.errors import InvalidInput, NotCalibrated
-from core.evaluation.crossval import calibrate_rules
+from core.evaluation.crossval import calibrate_rules, calibrate_views_offsets
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.evaluate import (
     calibrate_gate_threshold,
@@ -15,6 +15,7 @@ from core.evaluation.evaluate import (
     format_table,
     run_eval,
 )
+from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.gallery import utc_now
@@ -24,6 +25,8 @@ from core.store.records import StoredThreshold
 def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if args.seeds < 1:
         raise InvalidInput(f"--seeds must be at least 1, got {args.seeds}")
+    if args.unseen_repeats < 0:
+        raise InvalidInput(f"--unseen-repeats must be 0 or more, got {args.unseen_repeats}")
     folder = load_labelled_folder(args.dir)
     service = ManyAnglesService.from_settings(settings)
     try:
@@ -37,7 +40,15 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
     embedded = embed_folder(settings, folder, workers, generators, gate, args.cache)
     defaults, every = generator_views(generators)
     report = run_eval(
-        settings, embedded, service.model.name, service.model.detector, threshold, defaults, every, seeds=args.seeds
+        settings,
+        embedded,
+        service.model.name,
+        service.model.detector,
+        threshold,
+        defaults,
+        every,
+        seeds=args.seeds,
+        unseen_repeats=args.unseen_repeats,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report.to_json(), indent=2))
@@ -62,9 +73,16 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     defaults, _ = generator_views(generators)
     views = tuple(f"classic:{v}" for v in defaults["classic"]) if generators else None
     dataset = str(folder.root)
+    data = embedded.eval_data()
+    offsets = calibrate_views_offsets(data, views) if views else {}
+    shifts = {rule: offset for rule, (offset, _) in offsets.items()}
     records = [
         StoredThreshold(model, "fpir", rule, target, threshold, n, dataset, utc_now())
-        for rule, (threshold, n) in calibrate_rules(embedded.eval_data(), views, target).items()
+        for rule, (threshold, n) in calibrate_rules(data, views, target, offsets=shifts).items()
+    ]
+    records += [
+        StoredThreshold(model, "views_offset", rule, VIEWS_OFFSET_TAIL, offset, n, dataset, utc_now())
+        for rule, (offset, n) in offsets.items()
     ]
     records.append(StoredThreshold(model, "gate_fmr", "", settings.gate_fmr, gate, n_pairs, dataset, utc_now()))
     for record in records:
@@ -73,10 +91,17 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         out(json.dumps([r.__dict__ for r in records]))
         return 0
     rules = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "fpir")
+    shifted = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "views_offset")
+    pairs = next((r.n_negative for r in records if r.kind == "views_offset"), 0)
     out(
         f"model {model}: thresholds at FPIR {target:g} ({records[0].n_negative} impostor searches, "
         f"{'half the gallery with classic views' if views else 'originals only'}): {rules}; "
-        f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
+        + (
+            f"views offsets (top {100 * VIEWS_OFFSET_TAIL:g}% of {pairs} impostor pairs): {shifted}; "
+            if offsets
+            else ""
+        )
+        + f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
         f"from {folder.root}, stored in {settings.db_path}"
     )
     return 0

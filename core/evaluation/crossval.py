@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from core.evaluation.metrics import threshold_for_fpir
-from core.matching_rules import RULES, GalleryIndex, person_scores
+from core.matching_rules import RULES, VIEWS_OFFSET_TAIL, GalleryIndex, person_scores
 
 FPIRS = (0.01, 0.1)
 
@@ -40,6 +40,21 @@ class EvalData:
     probe_identity: np.ndarray  # (Q,) identity index of each probe
     probe_vectors: np.ndarray  # (Q, d); rows of probes without a face are zeros
     probe_found: np.ndarray  # (Q,) bool: a face was found
+
+    def subset(self, identities: np.ndarray) -> EvalData:
+        """The same data restricted to ``identities`` (indices), renumbered in ascending order."""
+        keep = np.sort(np.asarray(identities, dtype=np.int64))
+        renumber = np.full(len(self.identities), -1, dtype=np.int64)
+        renumber[keep] = np.arange(len(keep))
+        probes = np.isin(self.probe_identity, keep)
+        return EvalData(
+            [self.identities[i] for i in keep],
+            self.originals[keep],
+            [self.views[i] for i in keep],
+            renumber[self.probe_identity[probes]],
+            self.probe_vectors[probes],
+            self.probe_found[probes],
+        )
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,7 @@ class CrossValReport:
         """The (condition, rule) to ship: among those whose mean FNIR at 1% and at 10% is not
         above original-only's (within ``tolerance``: half a point, about one search per fold),
         the fewest folds worse than original-only at either rate, then the lowest FNIR at 1%."""
-        base = self.conditions.get("original", {}).get("max")
+        base = next(iter(self.conditions.get("original", {}).values()), None)  # the same under every rule
         if base is None:
             return None
         candidates = [
@@ -106,11 +121,11 @@ def _gallery(
 
 
 def _searches(
-    data: EvalData, index: GalleryIndex, enrolled: np.ndarray, rule: str
+    data: EvalData, index: GalleryIndex, enrolled: np.ndarray, rule: str, views_offset: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per probe: top score (-inf without a face), whether the top person is the probe's own
     identity, and the top person's index."""
-    scores = person_scores(rule, index, data.probe_vectors)
+    scores = person_scores(rule, index, data.probe_vectors, views_offset)
     top = np.argmax(scores, axis=1)
     top_score = scores[np.arange(len(top)), top].astype(np.float64)
     top_score[~data.probe_found] = -np.inf
@@ -122,6 +137,30 @@ def _deal(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % folds)
 
 
+def _mixed(
+    data: EvalData, enrolled: np.ndarray, views: tuple[str, ...], half: np.ndarray, rule: str, offset: float
+) -> dict[str, float]:
+    """A gallery where the ``half`` of the enrolled persons have views, threshold at FPIR 10% in
+    sample (a share, not a rate: at 1% only 2-3 false accepts exist): the share of false accepts
+    landing on the with-views half, and FNIR of each half and of all."""
+    index = _gallery(data, enrolled, views, with_views=half)
+    mated = np.isin(data.probe_identity, enrolled)
+    score, hit, top = _searches(data, index, enrolled, rule, offset)
+    threshold = threshold_for_fpir(score[~mated], 0.1)
+    false_accepts = (~mated) & (score >= threshold)
+    own_half = half[np.searchsorted(enrolled, data.probe_identity[mated])]
+    accepted = (hit & (score >= threshold))[mated]
+    out = {
+        "fnir": 1.0 - float(accepted.mean()),
+        "fnir_with": 1.0 - float(accepted[own_half].mean()),
+        "fnir_without": 1.0 - float(accepted[~own_half].mean()),
+        "views_offset": offset,
+    }
+    if false_accepts.any():
+        out["with_views_share"] = float(half[top[false_accepts]].mean())
+    return out
+
+
 def cross_validate(
     data: EvalData,
     conditions: dict[str, tuple[str, ...] | None],
@@ -130,6 +169,8 @@ def cross_validate(
     folds: int = 5,
     bootstrap: int = 1000,
 ) -> CrossValReport:
+    """The study described at the top of this module; ``bootstrap=0`` leaves the intervals out
+    (NaN), for callers that only need the means."""
     n_id = len(data.identities)
     folds = max(2, min(folds, n_id // 2))  # every fold holds at least one identity of each half
     # per (condition, rule): per split and fold FNIR/FPIR/threshold; per identity misses
@@ -178,20 +219,14 @@ def cross_validate(
         for condition, views in conditions.items():
             if not views:
                 continue
-            index = _gallery(data, enrolled, views, with_views=half)
+            # the offset is calibrated with the roles swapped (the other half as the gallery):
+            # none of the mixed gallery's persons or impostor searches take part in it
+            offsets = calibrate_views_offsets(data.subset(others), views, rules)
             for rule in rules:
-                score, hit, top = _searches(data, index, enrolled, rule)
-                threshold = threshold_for_fpir(score[~mated], 0.1)  # in sample: a share, not a rate
-                false_accepts = (~mated) & (score >= threshold)
-                stats = mixed.setdefault(
-                    f"{condition}|{rule}", {"with_views_share": [], "fnir_with": [], "fnir_without": []}
-                )
-                if false_accepts.any():
-                    stats["with_views_share"].append(float(half[top[false_accepts]].mean()))
-                own_half = half[np.searchsorted(enrolled, data.probe_identity[mated])]
-                accepted = (hit & (score >= threshold))[mated]
-                stats["fnir_with"].append(1.0 - float(accepted[own_half].mean()))
-                stats["fnir_without"].append(1.0 - float(accepted[~own_half].mean()))
+                stats = mixed.setdefault(f"{condition}|{rule}", {})
+                for suffix, offset in (("", 0.0), ("_offset", offsets[rule][0])):
+                    for name, value in _mixed(data, enrolled, views, half, rule, offset).items():
+                        stats.setdefault(name + suffix, []).append(value)
 
     everyone = np.arange(n_id)
     results: dict[str, dict[str, RuleResult]] = {}
@@ -206,11 +241,16 @@ def cross_validate(
             for fpir in FPIRS:
                 key = (condition, rule, f"{fpir:g}")
                 boot = misses[key][samples].sum(axis=1) / np.maximum(totals[key][samples].sum(axis=1), 1)
+                interval = (
+                    (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+                    if bootstrap
+                    else (math.nan, math.nan)
+                )
                 base = fold_fnir[("original", rule, f"{fpir:g}")] if "original" in conditions else fold_fnir[key]
                 worse = int(sum(a > b + 1e-12 for a, b in zip(fold_fnir[key], base)))
                 out[f"{fpir:g}"] = (
                     float(np.mean(fold_fnir[key])),
-                    (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))),
+                    interval,
                     float(np.mean(fold_fpir[key])),
                     float(np.mean(fold_thr[key])),
                     worse,
@@ -239,14 +279,14 @@ def format_crossval(report: CrossValReport) -> str:
     lines = [
         f"cross-validated open set: {report.seeds} splits x {report.folds} folds over "
         f"{report.n_identities} identities ({report.n_probes} probes); thresholds calibrated out of fold",
-        f"{'condition':<22}{'rule':<7}{'FNIR@1% [95% CI]':>24}{'FNIR@10% [95% CI]':>24}{'rank-1':>8}"
+        f"{'condition':<30}{'rule':<7}{'FNIR@1% [95% CI]':>24}{'FNIR@10% [95% CI]':>24}{'rank-1':>8}"
         f"{'worse folds 1%/10%':>20}{'FPIR@1%':>9}",
     ]
     for condition, rules in report.conditions.items():
         for rule, r in rules.items():
             ci1, ci10 = r.fnir_ci["0.01"], r.fnir_ci["0.1"]
             lines.append(
-                f"{condition:<22}{rule:<7}"
+                f"{condition:<30}{rule:<7}"
                 f"{_pct(r.fnir['0.01']) + ' [' + _pct(ci1[0]) + '-' + _pct(ci1[1]) + ']':>24}"
                 f"{_pct(r.fnir['0.1']) + ' [' + _pct(ci10[0]) + '-' + _pct(ci10[1]) + ']':>24}"
                 f"{_pct(r.rank1):>8}"
@@ -254,11 +294,7 @@ def format_crossval(report: CrossValReport) -> str:
                 f"{_pct(r.fpir['0.01']):>9}"
             )
             if r.mixed and (condition, rule) == report.selected():
-                lines.append(
-                    f"{'':<29}mixed gallery (half with views, FPIR 10%): false accepts on the with-views half "
-                    f"{_pct(r.mixed.get('with_views_share', float('nan')))}; FNIR with views "
-                    f"{_pct(r.mixed['fnir_with'])}, without {_pct(r.mixed['fnir_without'])}"
-                )
+                lines.append(f"{'':<37}{format_mixed(r.mixed)}")
     choice = report.selected()
     lines.append(
         f"selected (not worse than original-only on average, fewest worse folds, then lowest FNIR@1%): "
@@ -269,15 +305,72 @@ def format_crossval(report: CrossValReport) -> str:
     return "\n".join(lines)
 
 
+def format_mixed(m: dict[str, float]) -> str:
+    """The mixed-gallery figures of one rule: without the views offset, then with it."""
+    nan = float("nan")
+
+    def one(suffix: str) -> str:
+        return (
+            f"false accepts on the with-views half {_pct(m.get('with_views_share' + suffix, nan))}, "
+            f"FNIR {_pct(m.get('fnir' + suffix, nan))} (with views {_pct(m.get('fnir_with' + suffix, nan))}, "
+            f"without {_pct(m.get('fnir_without' + suffix, nan))})"
+        )
+
+    return (
+        f"mixed gallery (half with views, FPIR 10%): {one('')}; with the views offset "
+        f"{m.get('views_offset_offset', nan):.4f}: {one('_offset')}"
+    )
+
+
+def calibrate_views_offsets(
+    data: EvalData, views: tuple[str, ...] | None, rules: tuple[str, ...] = RULES, tail: float = VIEWS_OFFSET_TAIL
+) -> dict[str, tuple[float, int]]:
+    """Per rule: the views offset (core/matching_rules.py), and the impostor pairs it rests on.
+
+    The same persons are enrolled twice, from the photo alone and with ``views``; impostor
+    probes are scored against every person (pairs, not just the top one: thousands of them);
+    the offset is how far the top ``tail`` of those scores rises with the views. The gallery is
+    each half of the identities in turn (even positions, then odd), the probes of the other
+    half the impostors.
+    """
+    n_id = len(data.identities)
+    plain: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
+    viewed: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
+    for first in (0, 1):
+        enrolled = np.arange(first, n_id, 2)
+        impostor = ~np.isin(data.probe_identity, enrolled) & data.probe_found
+        if not views or not enrolled.size or not impostor.any():
+            continue
+        alone, with_views = _gallery(data, enrolled, None), _gallery(data, enrolled, views)
+        for rule in rules:
+            plain[rule].append(person_scores(rule, alone, data.probe_vectors[impostor]).ravel())
+            viewed[rule].append(person_scores(rule, with_views, data.probe_vectors[impostor]).ravel())
+    out = {}
+    for rule in rules:
+        if not plain[rule]:
+            out[rule] = (0.0, 0)
+            continue
+        a, b = np.concatenate(plain[rule]), np.concatenate(viewed[rule])
+        shift = float(np.quantile(b, 1.0 - tail) - np.quantile(a, 1.0 - tail))
+        out[rule] = (round(shift, 4), int(a.size))
+    return out
+
+
 def calibrate_rules(
-    data: EvalData, views: tuple[str, ...] | None, target: float, rules: tuple[str, ...] = RULES
+    data: EvalData,
+    views: tuple[str, ...] | None,
+    target: float,
+    rules: tuple[str, ...] = RULES,
+    offsets: dict[str, float] | None = None,
 ) -> dict[str, tuple[float, int]]:
     """Per rule: the threshold at ``target`` FPIR, and the impostor searches it rests on.
 
     The gallery is mixed as a real one is: of the enrolled half of the identities (even
     positions, then odd: both halves' impostor searches are pooled), every other person has
-    ``views``, the rest only their original.
+    ``views``, the rest only their original; persons with views are scored ``offsets[rule]``
+    lower, as the service scores them.
     """
+    offsets = offsets or {}
     n_id = len(data.identities)
     pooled: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
     for first in (0, 1):
@@ -286,7 +379,7 @@ def calibrate_rules(
         index = _gallery(data, enrolled, views, with_views=with_views)
         impostor = ~np.isin(data.probe_identity, enrolled)
         for rule in rules:
-            score, _, _ = _searches(data, index, enrolled, rule)
+            score, _, _ = _searches(data, index, enrolled, rule, offsets.get(rule, 0.0))
             pooled[rule].append(score[impostor])
     out = {}
     for rule, parts in pooled.items():

@@ -14,12 +14,14 @@ from core.evaluation.crossval import CrossValReport, EvalData, cross_validate, f
 from core.evaluation.dataset import LabelledFolder
 from core.evaluation.embedding import EmbeddingCache, PhotoEmbedding, embed_photos
 from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
+from core.evaluation.nested import MIN_IDENTITIES, NestedReport, format_nested, nested_selection
 from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set
 from core.matching_rules import RULES
 from core.settings import MatchMode, Settings
 
 POSE_VIEWS = ("left", "right", "up", "down")
 EXPRESSION_VIEWS = ("smiling", "serious")
+PHOTOMETRIC_VIEWS = ("bright", "dark", "blur", "lowres", "mirror")  # same face, other capture
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,10 @@ class EvalReport:
     workers: int
     extra: dict[str, object] = field(default_factory=dict)
     crossval: CrossValReport | None = None
+    nested: NestedReport | None = None
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "nested": self.nested.to_json() if self.nested else None}
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,10 +199,12 @@ def run_eval(
     default_views: dict[str, tuple[str, ...]] | None = None,
     all_views: dict[str, tuple[str, ...]] | None = None,
     seeds: int = 10,
+    unseen_repeats: int = 20,
 ) -> EvalReport:
     """One column per condition: original only, then + each generator's default views under
     every matching rule (each re-calibrated at the same FPIR), and the cross-validated study of
-    rules and view sets (core/evaluation/crossval.py)."""
+    rules and view sets (core/evaluation/crossval.py), and that study's choice checked on unseen
+    people (core/evaluation/nested.py; ``unseen_repeats=0`` skips it)."""
     default_views = default_views or {}
     all_views = all_views or {}
     generators = tuple(default_views)
@@ -213,11 +218,13 @@ def run_eval(
         for rule in (mode, *(r for r in RULES if r != mode)):  # every matching rule, the configured first
             reports[f"+{generator} ({rule})"] = evaluate_condition(gallery, probes, identities, rule, None)
     conditions = view_conditions(default_views, all_views)
-    crossval = cross_validate(
-        embedded.eval_data(),
-        conditions,
-        seeds=seeds,
-    )
+    data = embedded.eval_data()
+    crossval = cross_validate(data, conditions, seeds=seeds)
+    ordered = (mode, *(r for r in RULES if r != mode))
+    nested = nested_selection(data, conditions, ordered, unseen_repeats) if unseen_repeats and generators else None
+    extra: dict[str, object] = {"views": {g: embedded.view_stats(g) for g in generators}} if generators else {}
+    if unseen_repeats and generators and nested is None:
+        extra["nested_skipped"] = f"{len(data.identities)} identities, at least {MIN_IDENTITIES} needed"
     failures = sorted(
         str(r.path.relative_to(embedded.folder.root)) for r in embedded.records.values() if r.vector is None
     )
@@ -235,15 +242,17 @@ def run_eval(
         embed_seconds=round(embedded.seconds, 2),
         total_seconds=round(embedded.seconds + time.perf_counter() - started, 2),
         workers=embedded.workers,
-        extra={"views": {g: embedded.view_stats(g) for g in generators}} if generators else {},
+        extra=extra,
         crossval=crossval,
+        nested=nested,
     )
 
 
 def view_conditions(
     default_views: dict[str, tuple[str, ...]], all_views: dict[str, tuple[str, ...]]
 ) -> dict[str, tuple[str, ...] | None]:
-    """original; each generator's default views; for classic also pose only and every view."""
+    """original; each generator's default views; then by kind: pose only, pose + expression,
+    photometric only (the same face under other light, blur, resolution, mirrored), every view."""
     out: dict[str, tuple[str, ...] | None] = {"original": None}
     for generator, views in default_views.items():
         out[f"+{generator} default ({len(views)})"] = tuple(f"{generator}:{v}" for v in views)
@@ -252,6 +261,7 @@ def view_conditions(
         subsets = {
             "pose": pose,
             "pose+expression": pose + tuple(v for v in views if v in EXPRESSION_VIEWS),
+            "photometric": tuple(v for v in views if v in PHOTOMETRIC_VIEWS),
             "all": views,
         }
         seen = {frozenset(default_views.get(generator, ()))}
@@ -346,8 +356,12 @@ def format_table(report: EvalReport) -> str:
         lines.append(f"{generator} views through the gate: {summary}")
     if report.crossval is not None:
         lines += ["", format_crossval(report.crossval)]
-    lines.append(
-        f"time: {report.total_seconds:.1f} s ({report.embed_seconds:.1f} s detecting and embedding "
-        f"on {report.workers} worker(s))"
+    if report.nested is not None or "nested_skipped" in report.extra:
+        lines += ["", format_nested(report.nested)]
+    embedding = (
+        f"{report.embed_seconds:.1f} s detecting and embedding on {report.workers} worker(s)"
+        if report.workers
+        else "every embedding read from the cache"
     )
+    lines.append(f"time: {report.total_seconds:.1f} s ({embedding})")
     return "\n".join(lines)
