@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -103,6 +107,27 @@ def local_service(settings, models, augmentor=None):
     store = GalleryStore(settings.data_dir)
     faces = ActiveModelFaces(settings, store, in_service=False, engine=FaceEngine(models))
     return ManyAnglesService(settings, faces, store, LocalViews(settings, faces, augmentor))
+
+
+def off_process(script: str, **values: Any) -> Any:
+    """Run ``script`` in a fresh interpreter (``values`` as JSON in ``sys.argv[1]``) and return
+    the JSON it prints.
+
+    For Python's sqlite3 on the shared Serve app's gallery.db: the console tests attach that file
+    with DuckDB's own copy of SQLite in this process, and two SQLite libraries in one process drop
+    each other's POSIX locks (../shared/PLATFORM.md); a reader here then saw "database disk image
+    is malformed" while a replica wrote."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(values, default=str)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 # --- one real Ray Serve application on loopback for every HTTP and console test ----------------

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import ast
-import sqlite3
 
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.store.gallery import GalleryStore
-from core.store.records import GenerationRunRecord
-
-from conftest import AUTH, KEY, REPO, no_face_jpeg, photo, photo_bytes, side_by_side
+from conftest import AUTH, KEY, REPO, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
 
 PAGES = REPO / "console" / "app_pages"
 
@@ -60,11 +56,14 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
 def test_several_faces_offer_a_chooser_and_enroll_the_chosen_face(
     console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch
 ):
-    from core.store.gallery import GalleryStore
-    from core.store.keys import KeyStore
-
     # an enroll-scoped key (not allowed /v1/embed): the boxes come with the multiple_faces refusal
-    _, enroll_key = KeyStore(GalleryStore(console_env.data_dir)).create("console enroll", "enroll")  # type: ignore[attr-defined]
+    script = """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.keys import KeyStore
+print(json.dumps(KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"])).create("console enroll", "enroll")[1]))
+"""
+    enroll_key = off_process(script, data_dir=console_env.data_dir)  # type: ignore[attr-defined]
     monkeypatch.setenv("MANYANGLES_API_KEY", enroll_key)
     group = side_by_side(photo("Matt_Damon", 2), photo("George_Clooney", 1))
     at = enroll(page("enroll"), "Chosen Clooney", group, [])
@@ -104,13 +103,15 @@ def test_gallery_counts_per_source_equal_the_store(console_env: httpx.Client):
     assert not at.exception, at.exception
     rows = at.session_state["gallery_rows"]
     assert [r["name"] for r in rows] == ["Gallery Jolie"]
-    db = sqlite3.connect(console_env.data_dir / "gallery.db")  # type: ignore[attr-defined]
-    stored = dict(
-        db.execute(
-            "SELECT source, count(*) FROM embeddings WHERE person_id = ? GROUP BY source", (enrolled["person_id"],)
-        )
-    )
-    db.close()
+    script = """
+import json, sqlite3, sys
+args = json.loads(sys.argv[1])
+db = sqlite3.connect(f"file:{args['db']}?mode=ro", uri=True)
+sql = "SELECT source, count(*) FROM embeddings WHERE person_id = ? GROUP BY source"
+print(json.dumps(dict(db.execute(sql, (args["person_id"],)))))
+db.close()
+"""
+    stored = off_process(script, db=console_env.data_dir / "gallery.db", person_id=enrolled["person_id"])  # type: ignore[attr-defined]
     assert {k: rows[0][k] for k in stored} == stored
     assert rows[0]["embeddings"] == sum(stored.values()) == enrolled["num_embeddings"]
 
@@ -148,27 +149,32 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
     # a Stable Diffusion call as the GPU Generator records it (this machine has no SD weights)
     stages = [("prompt", 0.001, 2.2e9), ("vae_encode", 0.01, 2.3e9), ("denoise", 0.4, 2.9e9)]
     stages += [("vae_decode", 0.1, 2.7e9), ("to_uint8", 0.002, 2.2e9)]
-    db = console_env.data_dir / "gallery.db"  # type: ignore[attr-defined]
-    sd_run = GalleryStore(db.parent).add_generation_run(
-        GenerationRunRecord(
-            generator="sd15-img2img",
-            device="cuda",
-            dtype="float16",
-            num_views=5,
-            num_accepted=0,
-            total_s=0.52,
-            views=[],
-            steps=20,
-            strength=0.45,
-            peak_mem_bytes=int(2.9e9),
-            stages=[{"name": n, "seconds": t, "peak_mem_bytes": int(p)} for n, t, p in stages],
-        )
-    )
+    script = """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.records import GenerationRunRecord
+args = json.loads(sys.argv[1])
+run = GenerationRunRecord(
+    generator="sd15-img2img", device="cuda", dtype="float16", num_views=5, num_accepted=0, total_s=0.52,
+    views=[], steps=20, strength=0.45, peak_mem_bytes=int(2.9e9), stages=args["stages"],
+)
+print(GalleryStore(args["data_dir"]).add_generation_run(run))
+"""
+    sd_stages = [{"name": n, "seconds": t, "peak_mem_bytes": int(p)} for n, t, p in stages]
+    sd_run = off_process(script, data_dir=console_env.data_dir, stages=sd_stages)  # type: ignore[attr-defined]
     try:
         at = page("latency")
-    finally:
-        with sqlite3.connect(db) as conn:  # later tests see only what the service generated
-            conn.execute("DELETE FROM generation_runs WHERE id = ?", (sd_run,))
+    finally:  # later tests see only what the service generated
+        delete = """
+import json, sqlite3, sys
+args = json.loads(sys.argv[1])
+db = sqlite3.connect(args["db"])
+with db:
+    db.execute("DELETE FROM generation_runs WHERE id = ?", (args["id"],))
+db.close()
+print(1)
+"""
+        off_process(delete, db=console_env.data_dir / "gallery.db", id=sd_run)  # type: ignore[attr-defined]
     assert not at.exception, at.exception
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 5, [e.type for e in at.main]  # enrollment total + stages, batches, per view, SD stages

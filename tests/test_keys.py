@@ -14,7 +14,7 @@ import pytest
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 
-from conftest import KEY, REPO
+from conftest import KEY, REPO, off_process
 
 # What each route needs, written here independently of serve/api.py: admin > enroll (+ read) |
 # identify. A route missing from this table fails the test (the walk comes from /openapi.json).
@@ -49,11 +49,17 @@ ALLOWED = {"admin": {"admin", "enroll", "read", "identify"}, "enroll": {"enroll"
 
 @pytest.fixture(scope="module")
 def scoped_keys(api: httpx.Client) -> dict[str, str]:
-    keys = KeyStore(GalleryStore(api.data_dir))  # type: ignore[attr-defined]
-    made = {scope: keys.create(f"test {scope}", scope)[1] for scope in ("admin", "enroll", "identify")}
-    revoked, secret = keys.create("test revoked", "admin")
-    keys.revoke(revoked.id)
-    return {**made, "revoked": secret}
+    script = """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.keys import KeyStore
+keys = KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"]))
+made = {scope: keys.create(f"test {scope}", scope)[1] for scope in ("admin", "enroll", "identify")}
+revoked, secret = keys.create("test revoked", "admin")
+keys.revoke(revoked.id)
+print(json.dumps({**made, "revoked": secret}))
+"""
+    return off_process(script, data_dir=api.data_dir)  # type: ignore[attr-defined]
 
 
 def test_every_route_with_every_scope(api: httpx.Client, scoped_keys: dict[str, str]):
