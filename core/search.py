@@ -3,7 +3,8 @@
 The vectors live in one contiguous float32 matrix (rows appended on enroll, a removed row filled
 with the last one), keyed by embedding id. ``refresh`` reads only what changed since the last call:
 embeddings with a larger id, and the ids recorded in ``embedding_removals`` (a trigger fills it on
-every delete, cascades included). No request reloads the gallery.
+every delete, cascades included; core/store/removals.py). No request reloads the gallery, unless
+the index was idle for longer than the removal log keeps its rows (a day).
 
 Up to ``exact_max`` vectors a query scores every person exactly (the matching rules of
 core/matching_rules.py). Above it an HNSW index (usearch) over one template per person (the
@@ -26,7 +27,8 @@ import numpy as np
 
 from core.matching_rules import GalleryIndex, person_scores
 from core.store.gallery import GalleryStore
-from core.store.models import embeddings_after, removed_embeddings
+from core.store.models import embeddings_after
+from core.store.removals import removed_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,10 @@ class GallerySearch:
         self.exact_max = exact_max
         self.ann = ann or AnnParams()
         self.background = background
+        self._reset()
+
+    def _reset(self) -> None:
+        """Hold nothing: the next refresh loads the whole gallery."""
         self._build: _IndexBuild | None = None
         self._dirty: set[int] = set()  # persons changed while the index was being built
         self.dim = 0
@@ -114,11 +120,20 @@ class GallerySearch:
     def refresh(self, store: GalleryStore) -> tuple[int, int]:
         """Apply what changed in the store since the last refresh; returns (added, removed)."""
         self._install_built()
-        last_removal, removed_ids = removed_embeddings(store, self.model, self._last_removal)
+        removals = removed_embeddings(store, self.model, self._last_removal)
+        if removals.floor > self._last_removal and (self._last_id or self._last_removal):
+            # removals this index never saw were pruned from the log: start again from the store
+            log.info(
+                "search %s: behind the pruned removal log (%d < %d), reloading",
+                self.model,
+                self._last_removal,
+                removals.floor,
+            )
+            self._reset()
         ids, persons, originals, vectors = embeddings_after(store, self.model, self._last_id)
         self.add(ids, persons, originals, vectors)
-        removed = self.remove(removed_ids)
-        self._last_removal = last_removal
+        removed = self.remove(removals.ids)
+        self._last_removal = removals.last
         if ids.size:
             self._last_id = int(ids.max())
         return int(ids.size), removed

@@ -27,6 +27,7 @@ from core.settings import Settings
 from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
 from core.store.records import EnrollmentRunRecord, Person
+from core.store.removals import prune_removals
 from core.thresholds import resolve_threshold, resolve_views_offset
 from core.viewmaker import ViewMaker
 
@@ -305,4 +306,6 @@ class ManyAnglesService:
 
     def delete(self, key: int | str) -> dict[str, int]:
         person = self.store.find_person(key)
-        return self.store.delete_person(person.id)
+        counts = self.store.delete_person(person.id)
+        prune_removals(self.store)  # the removal log keeps a day (core/store/removals.py)
+        return counts

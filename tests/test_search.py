@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,26 @@ def test_background_build_searches_exactly_until_the_index_is_ready(data):
         want = [h.person_id for h in exact.search(probe, 5, "max")[0] if h.person_id != gone][0]
         agree += search.search(probe, 1, "max")[0][0].person_id == want
     assert agree / len(probes) >= 0.99
+
+
+def test_the_removal_log_is_pruned_and_a_reader_behind_it_reloads(tmp_path: Path):
+    from core.store.removals import KEEP_S, prune_removals, removed_embeddings
+
+    store = GalleryStore(tmp_path / "data")
+    rng = np.random.default_rng(1)
+    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((3, 16), np.float32)))) for i in range(4)]
+    idle, current = GallerySearch("m"), GallerySearch("m")
+    assert idle.refresh(store) == (12, 0) and current.refresh(store) == (12, 0)
+    store.delete_person(ids[0])  # 3 removals, seq 1-3
+    assert prune_removals(store) == 0  # a minute old, not a day: kept
+    assert current.refresh(store) == (0, 3)  # this one saw them
+    later = time.time() + KEEP_S + 60
+    assert prune_removals(store, now=later) == 3 and prune_removals(store, now=later) == 0
+    removals = removed_embeddings(store, "m", 0)
+    assert (removals.last, removals.ids, removals.floor) == (3, [], 3)  # the log is empty, the floor kept
+    # the idle one never saw removals 1-3 and cannot any more: it reloads the whole gallery
+    assert idle.refresh(store) == (9, 0) and idle.size == 9
+    assert ids[0] not in {h.person_id for h in idle.search(unit(rng.standard_normal(16, np.float32)), 10, "max")[0]}
+    assert current.refresh(store) == (0, 0) and current.size == 9  # up to date: no reload
+    store.delete_person(ids[1])  # seq 4-6: after the floor, read as usual
+    assert idle.refresh(store) == (0, 3) and current.refresh(store) == (0, 3)

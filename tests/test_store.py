@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,6 @@ def test_migration_to_model_versions(tmp_path: Path):
     store.delete_person(1)
     with sqlite3.connect(tmp_path / "gallery.db") as raw:
         assert raw.execute("SELECT model FROM embedding_removals").fetchall() == [("m1",)]
+        (removed_at,) = raw.execute("SELECT removed_at FROM embedding_removals").fetchone()  # schema 7
+        assert abs(removed_at - time.time()) < 60
+        assert raw.execute("SELECT value FROM store_meta WHERE key = 'removals_floor'").fetchone() == (0,)

@@ -3,7 +3,8 @@
 An enrollment writes its files before its rows (core/store/gallery.py), so a process killed in
 between leaves image files that no row references, and a kill during a write leaves a ``.tmp-*``
 file. Both are found and removed under the store's write lock (no enrollment commits meanwhile);
-a temp file younger than ``min_age_s`` may belong to a write in flight and is left alone.
+a temp file younger than ``min_age_s`` may belong to a write in flight and is left alone. The
+removal log's rows older than a day are pruned (core/store/removals.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from core.errors import StoreCorrupt
 from core.store.gallery import GalleryStore
+from core.store.removals import prune_removals
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
                 shutil.rmtree(folder, ignore_errors=True)
                 temps += 1
                 _removed(temps + orphans, "unfinished export folder", folder.name)
+    prune_removals(store)
     report = CheckReport(integrity, orphans, temps, time.perf_counter() - started)
     if orphans or temps:
         log.warning(

@@ -18,6 +18,7 @@ import numpy as np
 
 from core.errors import ModelMismatch, ModelNotFound, ModelNotReady, NotCalibrated
 from core.store.gallery import GalleryStore, utc_now
+from core.store.removals import prune_removals
 
 ModelStatus = Literal["building", "active", "retired"]
 
@@ -205,6 +206,7 @@ def prune_model(store: GalleryStore, name: str) -> int:
         removed = conn.execute("DELETE FROM embeddings WHERE model = ?", (name,)).rowcount
         conn.execute("DELETE FROM reembed_skips WHERE model = ?", (name,))
         conn.execute("UPDATE models SET status = 'retired' WHERE name = ?", (name,))
+    prune_removals(store)
     with store.reader() as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return int(removed)
@@ -230,16 +232,3 @@ def embeddings_after(
         np.fromiter((bool(r[2]) for r in rows), bool, len(rows)),
         vectors.astype(np.float32),
     )
-
-
-def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> tuple[int, list[int]]:
-    """The removal log's newest sequence number and the ``model`` ids removed after ``after_seq``."""
-    with store.reader() as conn:
-        last = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM embedding_removals").fetchone()[0])
-        if last <= after_seq:
-            return last, []
-        ids = conn.execute(
-            "SELECT embedding_id FROM embedding_removals WHERE seq > ? AND seq <= ? AND model = ?",
-            (after_seq, last, model),
-        ).fetchall()
-    return last, [int(r[0]) for r in ids]

@@ -181,6 +181,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE generation_runs ADD COLUMN stages_json TEXT NOT NULL DEFAULT '[]';
     """,
+    # 6 -> 7: the removal log is pruned (core/store/removals.py): each row's time (unix seconds;
+    # rows from before: 0) and the highest sequence number pruned, below which a reader reloads.
+    """
+    ALTER TABLE embedding_removals ADD COLUMN removed_at INTEGER NOT NULL DEFAULT 0;
+    DROP TRIGGER embeddings_removed;
+    CREATE TRIGGER embeddings_removed AFTER DELETE ON embeddings BEGIN
+        INSERT INTO embedding_removals(embedding_id, model, removed_at)
+        VALUES (old.id, old.model, CAST(strftime('%s', 'now') AS INTEGER));
+    END;
+    CREATE TABLE store_meta (
+        key    TEXT PRIMARY KEY,
+        value  INTEGER NOT NULL
+    );
+    INSERT INTO store_meta(key, value) VALUES ('removals_floor', 0);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

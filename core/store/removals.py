@@ -1,0 +1,58 @@
+"""The removal log: which embeddings were deleted, for the in-memory search indexes to follow.
+
+A trigger records every deleted embedding (``embedding_removals``: sequence number, id, model,
+time). Each search index (core/search.py) remembers the last sequence number it applied and reads
+only what came after. The log is pruned: rows older than ``KEEP_S`` go, and ``removals_floor``
+records the highest sequence number pruned; an index that last looked before the floor may have
+missed removals, so it reloads the gallery from scratch instead (correct, only slower). A replica
+that serves requests refreshes on every one, so only one idle for longer than ``KEEP_S`` reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from core.store.gallery import GalleryStore
+
+log = logging.getLogger(__name__)
+
+KEEP_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Removals:
+    last: int  # the log's newest sequence number (never below the floor)
+    ids: list[int]  # the model's embedding ids removed after the reader's position
+    floor: int  # removals up to this sequence number were pruned from the log
+
+
+def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> Removals:
+    """What ``model`` lost after sequence number ``after_seq``."""
+    with store.reader() as conn:
+        floor = int(conn.execute("SELECT value FROM store_meta WHERE key = 'removals_floor'").fetchone()[0])
+        last = max(floor, int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM embedding_removals").fetchone()[0]))
+        if last <= after_seq:
+            return Removals(last, [], floor)
+        ids = conn.execute(
+            "SELECT embedding_id FROM embedding_removals WHERE seq > ? AND seq <= ? AND model = ?",
+            (after_seq, last, model),
+        ).fetchall()
+    return Removals(last, [int(r[0]) for r in ids], floor)
+
+
+def prune_removals(store: GalleryStore, keep_s: float = KEEP_S, now: float | None = None) -> int:
+    """Drop the log's rows older than ``keep_s`` (a prefix in sequence order) and raise the
+    floor to the last one dropped; returns how many rows went."""
+    cutoff = int((time.time() if now is None else now) - keep_s)
+    with store.write_lock() as conn:
+        row = conn.execute("SELECT MAX(seq) FROM embedding_removals WHERE removed_at < ?", (cutoff,)).fetchone()
+        if row is None or row[0] is None:
+            return 0
+        upto = int(row[0])
+        dropped = conn.execute("DELETE FROM embedding_removals WHERE seq <= ?", (upto,)).rowcount
+        conn.execute("UPDATE store_meta SET value = MAX(value, ?) WHERE key = 'removals_floor'", (upto,))
+    if dropped:
+        log.info("removal log: pruned %d row(s) older than %.0f h (floor now %d)", dropped, keep_s / 3600, upto)
+    return int(dropped)
