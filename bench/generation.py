@@ -175,7 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="local SD 1.5 folder (default: random weights)")
     parser.add_argument("--size", choices=["full", "tiny"], default="full", help="random-weight architecture")
-    parser.add_argument("--steps", type=int, default=None, help="default 20 on CUDA, 2 on a CPU")
+    parser.add_argument("--steps", type=int, default=None, help="default 20 on CUDA, 4 on a CPU (1 denoising step)")
     parser.add_argument("--strength", type=float, default=0.45)
     parser.add_argument("--views", default=",".join(DEFAULT_VIEWS))
     parser.add_argument("--repeats", type=int, default=3)
@@ -192,7 +192,7 @@ def main() -> None:
     from core.augment.stable_diffusion import StableDiffusionAugmentor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    args.steps = args.steps or (20 if device == "cuda" else 2)
+    args.steps = args.steps or (20 if device == "cuda" else 4)
     args.compile = args.compile or ("default" if device == "cuda" else "none")
     if args.startup_child:
         return startup_child(args)

@@ -35,6 +35,9 @@ class GeneratorHealth(Schema):
     warm_up_s: float | None = None
     decode_views: int | Literal["auto"] | None = Field(None, description="views per VAE decode")
     memory_fallbacks: bool | None = Field(None, description="attention slicing / VAE tiling after an OOM")
+    text_encoder: str | None = Field(
+        None, description="where the CLIP text encoder sits: cpu once the prompts are cached"
+    )
 
 
 class Deployments(Schema):

@@ -17,13 +17,14 @@ what it accepts.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -115,6 +116,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):
             return None
         return value
+
+    @model_validator(mode="after")
+    def _some_denoising(self) -> Settings:
+        """img2img denoises int(steps x strength) steps: zero would fail at the first enrollment."""
+        if int(self.sd_steps * self.sd_strength) < 1:
+            raise ValueError(
+                f"sd_steps={self.sd_steps} at sd_strength={self.sd_strength:g} makes no denoising step "
+                f"(img2img runs int(steps x strength)); use sd_steps >= {math.ceil(1 / self.sd_strength)}"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -226,8 +237,10 @@ def describe(exc: ValidationError, origin: object) -> str:
     """One line per bad field: its name, what was given, what it accepts."""
     problems = []
     for error in exc.errors():
-        name = ".".join(str(p) for p in error["loc"]) or "settings"
-        if error["type"] == "extra_forbidden":
+        name = ".".join(str(p) for p in error["loc"])
+        if not name:  # a check across fields: its message names them (the input is every value)
+            problems.append(error["msg"].removeprefix("Value error, "))
+        elif error["type"] == "extra_forbidden":
             problems.append(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
         else:
             problems.append(f"{name}={error.get('input')!r}: {error['msg']}")

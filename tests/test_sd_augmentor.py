@@ -105,7 +105,7 @@ def test_concurrent_calls_on_one_augmentor_give_what_serial_calls_give(augmentor
 def test_prompt_embeddings_are_cached_and_custom_views_use_the_template(augmentor, obama):
     fixed = len(VIEW_PROMPTS) + 1  # every fixed view prompt plus the negative prompt
     assert augmentor.cached_prompts == fixed
-    assert NEGATIVE_PROMPT in augmentor._prompt_cache
+    assert NEGATIVE_PROMPT in augmentor._prompts
     result = augmentor.generate(*obama, plan_views(["wearing glasses", "left"], None, seed=0))
     assert result.views[0].request.source == "augmented_wearing_glasses"
     assert "wearing glasses" in result.views[0].prompt and "portrait photo" in result.views[0].prompt
@@ -190,3 +190,28 @@ def test_gate_rejects_what_random_weights_make(service, augmentor):
     assert all(s["seconds"] >= 0 and s["peak_mem_bytes"] is None for s in stages)  # no per-stage peak on a CPU
     assert sum(s["seconds"] for s in stages) <= runs[0]["total_s"]
     assert service.store.load_gallery(result.model).size == 1
+
+
+def test_custom_prompts_are_kept_in_a_bounded_lru_and_fixed_ones_stay():
+    from core.augment.sd_prompts import PromptCache
+
+    pipe = random_img2img_pipeline("tiny", seed=0)
+    cache = PromptCache(pipe, ("fixed a", "fixed b"), custom_kept=2)
+    first = cache.get("fixed a")
+    assert len(cache) == 2 and first.shape == (1, 77, pipe.text_encoder.config.hidden_size)
+    for name in ("c1", "c2", "c3"):  # one more custom prompt than kept: the oldest goes
+        cache.get(name)
+    assert len(cache) == 4 and "c1" not in cache and {"c2", "c3", "fixed a", "fixed b"} <= set(cache._cache)
+    cache.get("c2")  # a hit makes c2 the most recent: the next eviction takes c3
+    cache.get("c4")
+    assert "c3" not in cache and "c2" in cache and "c4" in cache
+    assert cache.get("fixed a") is first  # fixed prompts are encoded once and never evicted
+    assert cache.offload() is False and cache.encoder_device == "cpu"  # already on the CPU: nothing to move
+
+
+def test_steps_that_make_no_denoising_step_are_refused_clearly(augmentor, obama):
+    from core.errors import InvalidInput
+
+    region = augmentor.face_region(*obama)
+    with pytest.raises(InvalidInput, match=r"2 steps at strength 0.45 make no denoising step.*at least 3"):
+        augmentor._run_batches(region, plan_views(["left"], None, 0), 2, 0.45)

@@ -117,6 +117,7 @@ def test_a_plain_cpu_augmentor_skips_the_warm_up():
         "warm_up_s": None,
         "decode_views": "auto",
         "memory_fallbacks": False,
+        "text_encoder": "cpu",
     }
 
 
@@ -127,4 +128,4 @@ def test_health_carries_the_generator_state():
     augmentor = StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0), decode_views=2)
     health = GeneratorHealth.model_validate({"status": "ok", "generator": augmentor.name, **augmentor.state()})
     assert health.compile == "none" and health.compiled is False and health.warmed_up is False
-    assert health.decode_views == 2 and health.memory_fallbacks is False
+    assert health.decode_views == 2 and health.memory_fallbacks is False and health.text_encoder == "cpu"

@@ -109,6 +109,10 @@ def test_unknown_keys_and_bad_values_name_the_field(tmp_path: Path, monkeypatch:
     with pytest.raises(InvalidSetting, match="target_fpir"):
         Settings().replace(target_fpir=2.0)
     assert Settings().replace(top_k=3).top_k == 3
+    # a check across fields names them, and only them (not every value: the API key is one)
+    with pytest.raises(InvalidSetting, match=r"sd_steps=2 at sd_strength=0.45 makes no denoising step") as bad:
+        Settings.from_mapping({"sd_steps": 2, "api_key": "secret-value"})
+    assert "secret-value" not in str(bad.value) and "use sd_steps >= 3" in str(bad.value)
     monkeypatch.setenv("MANYANGLES_MATCH_MODE", "median")
     with pytest.raises(InvalidSetting, match=r"match_mode='median'.*'blend' or 'top2'"):
         Settings.load()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import resource
 import threading
@@ -38,9 +39,10 @@ from core.augment.base import (
     face_region_box,
     merge_stages,
 )
+from core.augment.sd_prompts import PromptCache
 from core.augment.sd_stages import StageClock, run_img2img
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
-from core.errors import GenerationFailed, ModelUnavailable, NoFaceFound
+from core.errors import GenerationFailed, InvalidInput, ModelUnavailable, NoFaceFound
 from core.faces.types import Face, FaceDetector
 from core.settings import CompileMode, Settings
 
@@ -103,7 +105,7 @@ class StableDiffusionAugmentor:
         self.healthy = True
         self.last_stats: GenerationStats | None = None
         self._pipe: Any = pipeline
-        self._prompt_cache: dict[str, Any] = {}
+        self._prompts: PromptCache | None = None
         # One call at a time: a diffusers scheduler keeps its step index in itself, so two threads
         # in one pipeline (a replica with max_ongoing_requests > 1) corrupt each other's denoising.
         self._lock = threading.RLock()
@@ -178,10 +180,11 @@ class StableDiffusionAugmentor:
         if self.compile_mode != "none" and not self.compiled:
             self._compile(pipe)
         self._pipe = pipe
-        self._prompt_cache.clear()
-        for view in VIEW_PROMPTS:  # the fixed prompts never change between enrollments
-            self._prompt_embeds(prompt_for(view))
-        self._negative_embeds()
+        # the fixed prompts never change between enrollments: encoded once; then the text
+        # encoder leaves the GPU (core/augment/sd_prompts.py)
+        self._prompts = PromptCache(pipe, (*(prompt_for(v) for v in VIEW_PROMPTS), NEGATIVE_PROMPT))
+        if self.device == "cuda":
+            self._prompts.offload()
 
     def _compile(self, pipe: Any) -> None:
         """``torch.compile`` the UNet (compiled lazily, on the first call: the warm-up's). Inductor's
@@ -228,12 +231,13 @@ class StableDiffusionAugmentor:
             "warm_up_s": None if self.warm_up_s is None else round(self.warm_up_s, 3),
             "decode_views": self.decode_views or "auto",
             "memory_fallbacks": self._memory_fallbacks,
+            "text_encoder": self._prompts.encoder_device if self._prompts is not None else None,
         }
 
     def unload_model(self) -> None:
         with self._lock:
             self._pipe = None
-            self._prompt_cache.clear()
+            self._prompts = None
         gc.collect()
         try:
             import torch
@@ -245,21 +249,16 @@ class StableDiffusionAugmentor:
 
     # --- prompts -----------------------------------------------------------------------------
     def _prompt_embeds(self, prompt: str) -> Any:
-        cached = self._prompt_cache.get(prompt)
-        if cached is None:
-            import torch
-
-            with torch.inference_mode():
-                cached, _ = self._pipe.encode_prompt(prompt, self._pipe.device, 1, False)
-            self._prompt_cache[prompt] = cached
-        return cached
+        if self._prompts is None:
+            raise GenerationFailed("the Stable Diffusion weights are not loaded")
+        return self._prompts.get(prompt)
 
     def _negative_embeds(self) -> Any:
         return self._prompt_embeds(NEGATIVE_PROMPT)
 
     @property
     def cached_prompts(self) -> int:
-        return len(self._prompt_cache)
+        return len(self._prompts) if self._prompts is not None else 0
 
     # --- generation --------------------------------------------------------------------------
     def face_region(self, rgb: np.ndarray, face: Face) -> np.ndarray:
@@ -277,6 +276,11 @@ class StableDiffusionAugmentor:
     def _run_batches(
         self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float
     ) -> GenerationResult:
+        if int(steps * strength) < 1:  # diffusers would fail deep inside the UNet with an empty batch
+            raise InvalidInput(
+                f"{steps} steps at strength {strength:g} make no denoising step (img2img runs "
+                f"int(steps x strength)); use at least {math.ceil(1 / strength)} steps"
+            )
         import torch
 
         if not requests:

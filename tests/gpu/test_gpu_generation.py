@@ -89,3 +89,16 @@ def test_compiled_unet_on_cuda(region, tmp_path: Path, monkeypatch):
     compiled = run(augmentor, region, 2)
     for a, b in zip(eager.views, compiled.views):
         assert np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).mean() < 2.0
+
+
+def test_the_text_encoder_leaves_the_gpu_once_the_prompts_are_cached(region):
+    pipe = random_img2img_pipeline("tiny", seed=0).to("cuda", torch.float16)
+    with torch.inference_mode():
+        on_gpu, _ = pipe.encode_prompt("portrait photo, wearing a hat", "cuda", 1, False)
+    augmentor = StableDiffusionAugmentor(pipeline=pipe, num_inference_steps=STEPS, strength=STRENGTH)
+    assert augmentor.state()["text_encoder"] == "cpu" and pipe.text_encoder.dtype == torch.float32
+    custom = augmentor._prompt_embeds("portrait photo, wearing a hat")  # encoded on the CPU, then moved
+    assert custom.device.type == "cuda" and custom.dtype == torch.float16
+    torch.testing.assert_close(custom, on_gpu, atol=2e-2, rtol=2e-2)
+    result = augmentor._run_batches(region, plan_views(["wearing a hat", "left"], None, 1), STEPS, STRENGTH)
+    assert len(result.views) == 2
