@@ -200,6 +200,16 @@ def test_eval_with_stable_diffusion_views(tmp_path: Path):
     assert all(v["acceptance_rate"] == 0.0 and v["generated"] == 3 for v in sd_views.values())
     assert report["conditions"]["+sd (max)"]["gallery_size"] == report["conditions"]["original"]["gallery_size"]
 
+    # calibrate with the views the service would make: SD's (all rejected here: no views, offset 0)
+    os.environ.update(env_steps)
+    try:
+        calibrated = cli(tmp_path / "data", "--sd-model", tmp_path / "sd", "calibrate", dataset)
+    finally:
+        for key in env_steps:
+            os.environ.pop(key)
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "half the gallery with sd views" in calibrated.stdout and "views offsets" in calibrated.stdout
+
     missing = cli(tmp_path / "data", "--sd-model", tmp_path / "nope", "eval", dataset, "--out", out)
     assert (
         missing.returncode == 7 and "model_unavailable" in missing.stderr and str(tmp_path / "nope") in missing.stderr

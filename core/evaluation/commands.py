@@ -67,11 +67,15 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         view_gate: float | None = service.gate_threshold()
     except NotCalibrated:
         view_gate = None
-    generators = ("classic",) if view_gate is not None and not args.no_views else ()
-    embedded = embed_folder(settings, folder, args.workers, generators, view_gate or 1.0, args.cache)
+    # the views the service makes: Stable Diffusion's when its weights are configured, else classic
+    generator = "sd" if settings.sd_model else "classic"
+    generators = (generator,) if view_gate is not None and not args.no_views else ()
+    # SD runs in one process: one copy of the weights on the GPU
+    workers = 1 if generator == "sd" else args.workers
+    embedded = embed_folder(settings, folder, workers, generators, view_gate or 1.0, args.cache)
     gate, n_pairs = calibrate_gate_threshold(embedded, settings.gate_fmr)
     defaults, _ = generator_views(generators)
-    views = tuple(f"classic:{v}" for v in defaults["classic"]) if generators else None
+    views = tuple(f"{generator}:{v}" for v in defaults[generator]) if generators else None
     dataset = str(folder.root)
     data = embedded.eval_data()
     offsets = calibrate_views_offsets(data, views) if views else {}
@@ -95,7 +99,7 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     pairs = next((r.n_negative for r in records if r.kind == "views_offset"), 0)
     out(
         f"model {model}: thresholds at FPIR {target:g} ({records[0].n_negative} impostor searches, "
-        f"{'half the gallery with classic views' if views else 'originals only'}): {rules}; "
+        f"{f'half the gallery with {generator} views' if views else 'originals only'}): {rules}; "
         + (
             f"views offsets (top {100 * VIEWS_OFFSET_TAIL:g}% of {pairs} impostor pairs): {shifted}; "
             if offsets
