@@ -147,7 +147,7 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     assert crossval["folds"] == 3 and crossval["seeds"] == 2  # 6 identities: 3 folds at most
     assert "cross-validated open set" in done.stdout
     mixed = crossval["conditions"]["+classic default (10)"]["top2"]["mixed"]
-    assert {"with_views_share", "fnir_with", "fnir_offset", "views_offset_offset"} <= set(mixed)
+    assert {"with_views_share", "fnir_with", "fnir_offset", "fnir_with_offset", "views_offset"} <= set(mixed)
     assert report["nested"] is None and "selection on unseen people: skipped" in done.stdout  # 6 identities
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]

@@ -226,7 +226,8 @@ def cross_validate(
                 stats = mixed.setdefault(f"{condition}|{rule}", {})
                 for suffix, offset in (("", 0.0), ("_offset", offsets[rule][0])):
                     for name, value in _mixed(data, enrolled, views, half, rule, offset).items():
-                        stats.setdefault(name + suffix, []).append(value)
+                        if name != "views_offset" or suffix:  # the offset once, under its own name
+                            stats.setdefault(name if name == "views_offset" else name + suffix, []).append(value)
 
     everyone = np.arange(n_id)
     results: dict[str, dict[str, RuleResult]] = {}
@@ -318,7 +319,7 @@ def format_mixed(m: dict[str, float]) -> str:
 
     return (
         f"mixed gallery (half with views, FPIR 10%): {one('')}; with the views offset "
-        f"{m.get('views_offset_offset', nan):.4f}: {one('_offset')}"
+        f"{m.get('views_offset', nan):.4f}: {one('_offset')}"
     )
 
 
