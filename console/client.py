@@ -51,8 +51,12 @@ class ApiClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/v1/health").json()
 
-    def persons(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/persons").json()
+    def persons(self, limit: int = 100, offset: int = 0, prefix: str | None = None) -> dict[str, Any]:
+        """A page of persons (GET /v1/persons): ``persons``, ``total``, ``next_offset``."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if prefix:
+            params["prefix"] = prefix
+        return self._call("GET", "/v1/persons", params=params).json()
 
     def person(self, person_id: int) -> dict[str, Any]:
         return self._call("GET", f"/v1/persons/{person_id}").json()

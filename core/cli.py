@@ -21,7 +21,8 @@ from core.batch.commands import COMMANDS as MODEL_COMMANDS
 from core.batch.commands import add_model_commands, model_command
 from core.cli_settings import add_settings_arguments, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
-from core.schemas import DeleteResponse, EnrollResponse, IdentifyResponse, PersonOut, VerifyResponse
+from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
+from core.schemas_gallery import DeleteResponse, PersonOut
 from core.settings import Settings
 
 log = logging.getLogger("core.cli")
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("photo_a")
     verify.add_argument("photo_b")
 
-    sub.add_parser("persons", help="list enrolled persons")
+    listing = sub.add_parser("persons", help="list enrolled persons, in name order")
+    listing.add_argument("--prefix", help="only names starting with this (case-sensitive)")
 
     sub.add_parser("check", help="integrity_check the store; remove files a crash left behind")
     backup = sub.add_parser("backup", help="copy the gallery (database + images) to DEST, while the service runs")
@@ -228,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             f"score {verdict.score:.4f}, threshold {verdict.threshold:.4f} ({verdict.model})"
         )
     elif args.command == "persons":
-        persons = [PersonOut.of(p) for p in service.persons()]
+        persons = [PersonOut.of(p) for p in service.persons(args.prefix)]
         if args.json:
             _out(json.dumps([p.model_dump() for p in persons]))
             return 0

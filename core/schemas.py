@@ -18,7 +18,6 @@ from core.errors import ManyAnglesError
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace
 from core.service import EnrollResult, IdentifyResult, ManyAnglesService, VerifyResult
-from core.store.records import ImageRecord, Person, PersonDetail
 
 
 class Schema(BaseModel):
@@ -231,63 +230,6 @@ class LegacyEnrollResponse(Schema):
     embeddings_count: int
     images: list[str]
     message: str
-
-
-# --- gallery ---------------------------------------------------------------------------------
-class PersonOut(Schema):
-    id: int
-    name: str
-    created_at: str
-    num_images: int
-    num_embeddings: int
-
-    @classmethod
-    def of(cls, person: Person) -> PersonOut:
-        return cls(**asdict(person))
-
-
-class ImageOut(Schema):
-    id: int
-    person_id: int
-    sha256: str
-    source: str
-    display_name: str
-    mime: str
-    width: int
-    height: int
-    num_bytes: int
-    generator: str | None
-    created_at: str
-    url: str
-
-    @classmethod
-    def of(cls, image: ImageRecord) -> ImageOut:
-        fields = {k: v for k, v in asdict(image).items() if k != "path"}
-        return cls(**fields, url=f"/v1/persons/{image.person_id}/images/{image.id}")
-
-
-class PersonDetailOut(PersonOut):
-    images: list[ImageOut]
-    embedding_counts: dict[str, dict[str, int]] = Field(description="model -> source -> count")
-
-    @classmethod
-    def of_detail(cls, detail: PersonDetail) -> PersonDetailOut:
-        return cls(
-            **asdict(detail.person),
-            images=[ImageOut.of(i) for i in detail.images],
-            embedding_counts=detail.embedding_counts,
-        )
-
-
-class DeleteResponse(Schema):
-    deleted: int = Field(description="the person id")
-    images: int
-    embeddings: int
-    files: int
-
-    @classmethod
-    def of(cls, person_id: int, counts: dict[str, int]) -> DeleteResponse:
-        return cls(deleted=person_id, **counts)
 
 
 # --- service ---------------------------------------------------------------------------------

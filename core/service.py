@@ -301,8 +301,8 @@ class ManyAnglesService:
         return [(filename, result) for (filename, _), result in zip(photos, results)]  # type: ignore[misc]
 
     # --- gallery -----------------------------------------------------------------------------
-    def persons(self) -> list[Person]:
-        return self.store.list_persons()
+    def persons(self, prefix: str | None = None) -> list[Person]:
+        return self.store.list_persons(prefix=prefix)
 
     def delete(self, key: int | str) -> dict[str, int]:
         person = self.store.find_person(key)

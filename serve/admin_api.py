@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -19,20 +19,15 @@ from core.batch.commands import resolve_model
 from core.batch.launch import launch_reembed
 from core.batch.reembed import switch_to
 from core.errors import ModelNotFound
-from core.schemas import ErrorResponse
 from core.schemas_models import JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
 from core.store.jobs import get_job, list_jobs
 from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
 from core.store.transfer import export_gallery
-from serve.deps import Admin, CanRead
+from serve.deps import Admin, CanRead, errors
 
 router = APIRouter()
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorResponse} for s in sorted({401, 403, 422, *statuses})}
 
 
 def _service(request: Request) -> ManyAnglesService:
@@ -47,13 +42,13 @@ def _models(service: ManyAnglesService) -> ModelsResponse:
     )
 
 
-@router.get("/v1/models", response_model=ModelsResponse, responses=_errors())
+@router.get("/v1/models", response_model=ModelsResponse, responses=errors())
 def models(request: Request, _: CanRead) -> ModelsResponse:
     """Every model version of the gallery: status (building, active, retired), vectors, thresholds."""
     return _models(_service(request))
 
 
-@router.post("/v1/models/reembed", status_code=202, response_model=JobOut, responses=_errors(409, 503))
+@router.post("/v1/models/reembed", status_code=202, response_model=JobOut, responses=errors(409, 503))
 def reembed(request: Request, _: Admin, body: ReembedRequest) -> JobOut:
     """Embed every stored image with ``model`` in the background, then switch to it. Follow it at
     ``GET /v1/jobs/{id}``; identification keeps answering with the active model meanwhile."""
@@ -61,12 +56,12 @@ def reembed(request: Request, _: Admin, body: ReembedRequest) -> JobOut:
     return JobOut.of(launch_reembed(service.settings, body.model, body.switch, body.allow_missing))
 
 
-@router.get("/v1/jobs", response_model=list[JobOut], responses=_errors())
+@router.get("/v1/jobs", response_model=list[JobOut], responses=errors())
 def jobs(request: Request, _: CanRead) -> list[JobOut]:
     return [JobOut.of(j) for j in list_jobs(_service(request).store)]
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=_errors(404))
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404))
 def job(request: Request, _: CanRead, job_id: int) -> JobOut:
     """A job's progress: done / total, rate and ETA (what a progress bar polls)."""
     record = get_job(_service(request).store, job_id)
@@ -75,7 +70,7 @@ def job(request: Request, _: CanRead, job_id: int) -> JobOut:
     return JobOut.of(record)
 
 
-@router.post("/v1/models/{name}/activate", response_model=ModelsResponse, responses=_errors(404, 409))
+@router.post("/v1/models/{name}/activate", response_model=ModelsResponse, responses=errors(404, 409))
 def activate(request: Request, _: Admin, name: str, allow_missing: bool = False) -> ModelsResponse:
     """Switch by hand to a model whose every image has a vector (after `reembed` with no switch)."""
     service = _service(request)
@@ -83,7 +78,7 @@ def activate(request: Request, _: Admin, name: str, allow_missing: bool = False)
     return _models(service)
 
 
-@router.delete("/v1/models/{name}/embeddings", response_model=ModelsResponse, responses=_errors(404, 409))
+@router.delete("/v1/models/{name}/embeddings", response_model=ModelsResponse, responses=errors(404, 409))
 def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
     """Remove every vector of a model that is not the active one."""
     service = _service(request)
@@ -94,7 +89,7 @@ def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
 @router.get(
     "/v1/export/gallery",
     response_class=FileResponse,
-    responses={200: {"content": {"application/zip": {}}, "description": "an export folder, zipped"}, **_errors()},
+    responses={200: {"content": {"application/zip": {}}, "description": "an export folder, zipped"}, **errors()},
 )
 def export_archive(
     request: Request,

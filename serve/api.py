@@ -18,14 +18,13 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 
 from core.enrollment import ProgressEvent
 from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy
 from core.schemas import (
     BatchingStats,
-    DeleteResponse,
     EmbedResponse,
     EnrollmentRun,
     EnrollmentStatsResponse,
@@ -37,42 +36,25 @@ from core.schemas import (
     IdentifyResponse,
     LegacyEnrollResponse,
     ModelInfoOut,
-    PersonDetailOut,
-    PersonOut,
     ThresholdsResponse,
     VerifyResponse,
 )
 from core.schemas_health import HealthResponse
 from core.service import ManyAnglesService
 from core.settings import Settings
-from core.store.export import export_table
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
 from serve.admin_api import router as admin_router
 from serve.admission import CLASSES, Admission
 from serve.auth import ensure_api_key
-from serve.deps import Admin, CanEnroll, CanIdentify, CanRead
+from serve.deps import CanEnroll, CanIdentify, CanRead, errors
+from serve.gallery_api import router as gallery_router
 from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
 NDJSON = "application/x-ndjson"
-PARQUET = "application/vnd.apache.parquet"
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    text = {
-        401: "no, wrong or revoked API key",
-        403: "the key's scope does not allow this call",
-        404: "unknown person or image",
-        409: "name already enrolled, or the model is not calibrated",
-        413: "upload over the byte or pixel cap",
-        422: "bad image, no face, several faces, or bad parameters",
-        503: "a deployment is busy (Retry-After) or a model is unavailable",
-    }
-    # every keyed route can answer 401 and 403, and 422 for malformed parameters
-    return {s: {"model": ErrorResponse, "description": text[s]} for s in sorted({401, 403, 422, *statuses})}
 
 
 app = FastAPI(
@@ -81,6 +63,7 @@ app = FastAPI(
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
 app.include_router(admin_router)
+app.include_router(gallery_router)
 
 
 @app.exception_handler(ManyAnglesError)
@@ -193,7 +176,7 @@ class API:
         app.state.api_key = self.api_key
         app.state.keys = KeyStore(store)
         app.state.admission = Admission(settings.queue_budget_s)
-        app.state.service = self.service  # for the routers (serve/admin_api.py)
+        app.state.service = self.service  # for the routers (serve/admin_api.py, serve/gallery_api.py)
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse)
@@ -218,20 +201,20 @@ class API:
             {"status": status, "deployments": {"embedder": embedder, "generator": generator}, "models": models}
         )
 
-    @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=_errors())
+    @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=errors())
     def generation_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:
         return GenerationStatsResponse(runs=[GenerationRun.of(r) for r in self.service.store.generation_runs(limit)])
 
-    @app.get("/v1/stats/batching", response_model=BatchingStats, responses=_errors(503))
+    @app.get("/v1/stats/batching", response_model=BatchingStats, responses=errors(503))
     def batching_stats(self, _: CanRead, recent: int = Query(500, ge=0, le=10_000)) -> BatchingStats:
         return BatchingStats(**wait(self._embedder.batch_stats.remote(recent), "embedder"))
 
-    @app.get("/v1/stats/enrollments", response_model=EnrollmentStatsResponse, responses=_errors())
+    @app.get("/v1/stats/enrollments", response_model=EnrollmentStatsResponse, responses=errors())
     def enrollment_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> EnrollmentStatsResponse:
         """End-to-end time of the latest enrollments, stage by stage."""
         return EnrollmentStatsResponse(runs=[EnrollmentRun.of(r) for r in self.service.store.enrollment_runs(limit)])
 
-    @app.get("/v1/thresholds", response_model=ThresholdsResponse, responses=_errors(503))
+    @app.get("/v1/thresholds", response_model=ThresholdsResponse, responses=errors(503))
     def thresholds(self, _: CanRead) -> ThresholdsResponse:
         """The thresholds in use now and every calibrated one in the store."""
         return ThresholdsResponse.of(self.service)
@@ -241,7 +224,7 @@ class API:
         "/v1/persons",
         status_code=201,
         response_model=EnrollResponse,
-        responses={**ENROLL_STREAM, **_errors(409, 413, 422, 503)},
+        responses={**ENROLL_STREAM, **errors(409, 413, 422, 503)},
     )
     def enroll(
         self,
@@ -294,9 +277,7 @@ class API:
             if kind != "event":
                 return
 
-    @app.post(
-        "/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=_errors(409, 413, 422, 503)
-    )
+    @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=errors(409, 413, 422, 503))
     def enroll_legacy(
         self,
         _: CanEnroll,
@@ -320,57 +301,8 @@ class API:
             message=f"enrolled {result.name} with {result.num_embeddings} embedding(s)",
         )
 
-    @app.get("/v1/persons", response_model=list[PersonOut], responses=_errors())
-    def persons(self, _: CanRead) -> list[PersonOut]:
-        return [PersonOut.of(p) for p in self.service.persons()]
-
-    @app.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=_errors(404))
-    def person(self, _: CanRead, person_id: int) -> PersonDetailOut:
-        return PersonDetailOut.of_detail(self.service.store.person_detail(person_id))
-
-    @app.get(
-        "/v1/persons/{person_id}/images/{image_id}",
-        response_class=Response,
-        responses={
-            200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored image"},
-            **_errors(404),
-        },
-    )
-    def person_image(self, _: CanRead, person_id: int, image_id: int) -> Response:
-        record, data = self.service.store.image(person_id, image_id)
-        return Response(
-            data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
-        )
-
-    @app.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=_errors(404, 409))
-    def rename_person(self, _: Admin, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
-        """Rename a person (the new name must be free)."""
-        return PersonOut.of(self.service.store.rename_person(person_id, name))
-
-    @app.get(
-        "/v1/export",
-        response_class=Response,
-        responses={200: {"content": {PARQUET: {}}, "description": "the table as Parquet"}, **_errors()},
-    )
-    def export(
-        self,
-        _: Admin,
-        table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
-        vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
-        person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
-    ) -> Response:
-        """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
-        data = export_table(self.service.store.db_path, table, with_vectors=vectors, person_ids=person_id)
-        return Response(
-            data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
-        )
-
-    @app.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=_errors(404))
-    def delete_person(self, _: Admin, person_id: int) -> DeleteResponse:
-        return DeleteResponse.of(person_id, self.service.delete(person_id))
-
     # --- recognition -------------------------------------------------------------------------
-    @app.post("/v1/identify", response_model=IdentifyResponse, responses=_errors(409, 413, 422, 503))
+    @app.post("/v1/identify", response_model=IdentifyResponse, responses=errors(409, 413, 422, 503))
     def identify(
         self,
         _: CanIdentify,
@@ -379,7 +311,7 @@ class API:
     ) -> IdentifyResponse:
         return IdentifyResponse.of(self.service.identify(_read_upload(photo, self.settings.max_upload_bytes), top_k))
 
-    @app.post("/v1/verify", response_model=VerifyResponse, responses=_errors(409, 413, 422, 503))
+    @app.post("/v1/verify", response_model=VerifyResponse, responses=errors(409, 413, 422, 503))
     def verify(
         self,
         _: CanIdentify,
@@ -389,13 +321,13 @@ class API:
         cap = self.settings.max_upload_bytes
         return VerifyResponse.of(self.service.verify(_read_upload(photo_a, cap), _read_upload(photo_b, cap)))
 
-    @app.post("/v1/embed", response_model=EmbedResponse, responses=_errors(413, 422, 503))
+    @app.post("/v1/embed", response_model=EmbedResponse, responses=errors(413, 422, 503))
     def embed(self, _: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
         cap = self.settings.max_upload_bytes
         uploads = [(p.filename or f"photo{i}", _read_upload(p, cap)) for i, p in enumerate(photos)]
         return EmbedResponse.of(self.service.model, self.service.embed(uploads))
 
-    @app.post("/v1/generate", response_model=GenerateResponse, responses=_errors(409, 413, 422, 503))
+    @app.post("/v1/generate", response_model=GenerateResponse, responses=errors(409, 413, 422, 503))
     def generate(
         self,
         _: CanEnroll,

@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from core.schemas import ErrorResponse
 from serve.auth import offered_key, require, scope_of
+
+_STATUS_TEXT = {
+    401: "no, wrong or revoked API key",
+    403: "the key's scope does not allow this call",
+    404: "unknown person, image, model or job",
+    409: "name already enrolled, the model is not calibrated, or a model switch is under way",
+    413: "upload over the byte or pixel cap",
+    422: "bad image, no face, several faces, or bad parameters",
+    503: "a deployment is busy (Retry-After) or a model is unavailable",
+}
 
 
 def _needs(permission: str) -> Any:
@@ -27,3 +38,9 @@ Admin = Annotated[None, _needs("admin")]
 CanEnroll = Annotated[None, _needs("enroll")]
 CanRead = Annotated[None, _needs("read")]
 CanIdentify = Annotated[None, _needs("identify")]
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a route: every keyed route can answer 401 and 403, and 422
+    for malformed parameters; each with the ErrorResponse body."""
+    return {s: {"model": ErrorResponse, "description": _STATUS_TEXT[s]} for s in sorted({401, 403, 422, *statuses})}

@@ -55,6 +55,8 @@ def test_identify_verify_persons(enrolled_store: Path):
 
     persons = cli(enrolled_store, "persons")
     assert "Angelina Jolie" in persons.stdout and "Barack Obama" in persons.stdout
+    some = cli(enrolled_store, "persons", "--prefix", "Bar")
+    assert "Barack Obama" in some.stdout and "Angelina Jolie" not in some.stdout
 
 
 def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:

@@ -194,6 +194,8 @@ print(1)
     assert peaks.loc["cuda float16, 5 views", "denoise"] == pytest.approx(2.9)
     system = page("system")
     assert not system.exception and system.metric[0].value == "ok"
+    total = console_env.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
+    assert total > 0 and system.metric[1].label == "Persons" and system.metric[1].value == str(total)
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
     shipped = system.dataframe[0].value
@@ -247,5 +249,5 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception, at.exception
     assert at.success and "Renamed to Renamed Leo" in at.success[0].value
-    names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH).json()]
+    names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()["persons"]]
     assert "Renamed Leo" in names and "Rename Me" not in names

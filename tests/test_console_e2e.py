@@ -110,5 +110,5 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
         page.get_by_role("button", name="Delete").click()
         page.get_by_text("Deleted:").wait_for(timeout=60_000)
         browser.close()
-    persons = api.get("/v1/persons", headers=AUTH).json()
+    persons = api.get("/v1/persons", headers=AUTH, params={"prefix": name}).json()["persons"]
     assert name not in [p["name"] for p in persons]

@@ -140,7 +140,7 @@ def kill_during_enrollments(
     assert "lost" in outcomes.values(), f"the kill hit no request in flight: {outcomes}"
 
     # nothing half-stored: exactly the 201s are in the gallery, with all their views
-    stored = {p["name"]: p for p in api.get("/v1/persons", headers=AUTH).json() if p["name"].startswith(prefix)}
+    stored = {p["name"]: p for p in api.get("/v1/persons", headers=AUTH, params={"prefix": prefix}).json()["persons"]}
     assert set(stored) == {n for n, o in outcomes.items() if o == "stored"}, (stored, outcomes)
 
     # Serve replaces the replica: the next enrollment succeeds within 30 s of the kill
@@ -162,7 +162,7 @@ def kill_during_enrollments(
     health = api.get("/v1/health").json()
     assert health["status"] == "ok", health
 
-    for person in api.get("/v1/persons", headers=AUTH).json():
+    for person in api.get("/v1/persons", headers=AUTH, params={"prefix": prefix}).json()["persons"]:
         if person["name"].startswith(prefix):
             assert api.delete(f"/v1/persons/{person['id']}", headers=AUTH).status_code == 200
     return outcomes, recovery_s

@@ -31,6 +31,29 @@ def test_health_needs_no_key(api: httpx.Client):
     assert api.get("/docs").status_code == 200 and "/v1/persons" in api.get("/openapi.json").text
 
 
+def test_persons_come_a_page_at_a_time(api: httpx.Client):
+    ids = []
+    for k, person in enumerate(["Bill_Frist", "Billy_Crystal", "Boris_Becker"]):
+        r = api.post("/v1/persons", headers=AUTH, data={"name": f"Paging {k}"}, files=files(photo=photo_bytes(person)))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["person_id"])
+    first = api.get("/v1/persons", headers=AUTH, params={"prefix": "Paging ", "limit": 2}).json()
+    assert (first["total"], first["limit"], first["offset"], first["next_offset"]) == (3, 2, 0, 2)
+    second = api.get("/v1/persons", headers=AUTH, params={"prefix": "Paging ", "limit": 2, "offset": 2}).json()
+    assert second["next_offset"] is None and second["total"] == 3
+    listed = first["persons"] + second["persons"]
+    assert [p["name"] for p in listed] == ["Paging 0", "Paging 1", "Paging 2"] and [p["id"] for p in listed] == ids
+    assert all(p["num_images"] == 1 and p["num_embeddings"] == 1 for p in listed)
+    everyone = api.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()
+    assert everyone["total"] == len(everyone["persons"]) >= 3  # this session's gallery is small
+    for bad, field in [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"offset": -1}, "offset")]:
+        refused = api.get("/v1/persons", headers=AUTH, params=bad)
+        assert refused.status_code == 422 and field in refused.json()["error"]["message"], refused.text
+    for pid in ids:
+        assert api.delete(f"/v1/persons/{pid}", headers=AUTH).status_code == 200
+    assert api.get("/v1/persons", headers=AUTH, params={"prefix": "Paging "}).json()["total"] == 0
+
+
 def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     original = photo_bytes("Barack_Obama")
     response = api.post(
@@ -45,7 +68,7 @@ def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     assert enrolled["sources"][0] == "original" and len(enrolled["views"]) == 3
     assert enrolled["num_embeddings"] == 1 + sum(v["accepted"] for v in enrolled["views"])
 
-    listed = api.get("/v1/persons", headers=AUTH).json()
+    listed = api.get("/v1/persons", headers=AUTH, params={"prefix": "Barack"}).json()["persons"]
     assert any(p["id"] == pid and p["name"] == "Barack Obama" for p in listed)
     detail = api.get(f"/v1/persons/{pid}", headers=AUTH).json()
     assert detail["images"][0]["display_name"] == "original.jpg"
@@ -340,7 +363,7 @@ def test_openapi_documents_every_response_body(api: httpx.Client):
 
 def test_identify_top_k_defaults_to_the_setting(api: httpx.Client):
     probe = files(photo=photo_bytes("Barack_Obama", 2))
-    assert len(api.get("/v1/persons", headers=AUTH).json()) > 5
+    assert api.get("/v1/persons", headers=AUTH).json()["total"] > 5
     default = api.post("/v1/identify", headers=AUTH, files=probe).json()["faces"][0]["candidates"]
     assert len(default) == 5  # Settings.top_k
     two = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "2"}).json()["faces"][0]["candidates"]

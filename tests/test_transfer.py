@@ -145,6 +145,6 @@ def test_the_api_exports_the_whole_gallery_as_an_importable_zip(api, tmp_path: P
         archive.extractall(tmp_path / "unzipped")
     store = GalleryStore(tmp_path / "fresh")
     report = import_gallery(store, tmp_path / "unzipped" / "gallery")
-    served = sorted(p["name"] for p in api.get("/v1/persons", headers=AUTH).json())
+    served = sorted(p["name"] for p in api.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()["persons"])
     assert sorted(p.name for p in store.list_persons()) == served and report.persons == len(served)
     assert not list(api.data_dir.glob("manyangles-export-*"))  # the temp folder is gone

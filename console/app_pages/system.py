@@ -21,7 +21,7 @@ for name, info in health["deployments"].items():
     st.subheader(name)
     st.json(info)
 try:
-    st.metric("Persons", len(api().persons()))
+    st.metric("Persons", api().persons(limit=1)["total"])
     thresholds = api().thresholds()
 except ApiError as exc:
     st.error(exc.friendly())

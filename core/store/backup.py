@@ -120,7 +120,7 @@ def restore(src: Path, data_dir: Path) -> BackupReport:
                 _place(path, data_dir / path.relative_to(src))
                 files += 1
         store = GalleryStore(data_dir)  # migrates an older backup, tightens modes
-        persons = len(store.list_persons())
+        persons = store.count_persons()
     except BaseException:
         for path in sorted(data_dir.rglob("*"), reverse=True):  # all or nothing
             with contextlib.suppress(OSError):

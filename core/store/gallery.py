@@ -42,6 +42,24 @@ _IMAGE_COLUMNS = (
 )
 
 
+_PERSON_SELECT = (
+    "SELECT p.id, p.name, p.created_at, "
+    "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
+    "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
+    "FROM persons p"
+)
+_LAST_CODE_POINT = "\U0010ffff"
+
+
+def _name_prefix(prefix: str | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE clause selecting names that start with ``prefix`` as a range of the name index
+    (LIKE would scan: it is case-insensitive and the index is not)."""
+    if not prefix:
+        return "", ()
+    cleaned = unicodedata.normalize("NFC", prefix)
+    return "WHERE p.name >= ? AND p.name < ?", (cleaned, cleaned + _LAST_CODE_POINT)
+
+
 def normalise_name(name: str) -> str:
     cleaned = unicodedata.normalize("NFC", name).strip()
     if not cleaned:
@@ -232,28 +250,28 @@ class GalleryStore(RunLog):
         return [StoredThreshold(*row) for row in rows]
 
     # --- reading -----------------------------------------------------------------------------
-    def list_persons(self) -> list[Person]:
+    def list_persons(self, limit: int | None = None, offset: int = 0, prefix: str | None = None) -> list[Person]:
+        """Persons by name; a page of them with ``limit``/``offset``; those whose name starts with
+        ``prefix`` (case-sensitive, as stored). Each page is a range of the name index."""
+        where, args = _name_prefix(prefix)
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT p.id, p.name, p.created_at, "
-                "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
-                "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
-                "FROM persons p ORDER BY p.name"
+                f"{_PERSON_SELECT} {where} ORDER BY p.name LIMIT ? OFFSET ?",
+                (*args, -1 if limit is None else limit, offset),
             ).fetchall()
         return [Person(*row) for row in rows]
+
+    def count_persons(self, prefix: str | None = None) -> int:
+        where, args = _name_prefix(prefix)
+        with self._connect() as conn:
+            return int(conn.execute(f"SELECT COUNT(*) FROM persons p {where}", args).fetchone()[0])
 
     def find_person(self, key: int | str) -> Person:
         """A person by id (int) or by name (str)."""
         column = "id" if isinstance(key, int) else "name"
         value = key if isinstance(key, int) else normalise_name(key)
         with self._connect() as conn:
-            row = conn.execute(
-                f"SELECT p.id, p.name, p.created_at, "
-                "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
-                "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
-                f"FROM persons p WHERE p.{column} = ?",
-                (value,),
-            ).fetchone()
+            row = conn.execute(f"{_PERSON_SELECT} WHERE p.{column} = ?", (value,)).fetchone()
         if row is None:
             raise PersonNotFound(f"no person with {column} {value!r}")
         return Person(*row)

@@ -196,6 +196,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO store_meta(key, value) VALUES ('removals_floor', 0);
     """,
+    # 7 -> 8: indexes for the per-person paths, which scanned whole tables: a person's embeddings
+    # (detail, counts, and the cascade of a delete), their runs (the cascade and SET NULL of a
+    # delete) and the images by file path (a delete checks each file is no longer referenced).
+    """
+    CREATE INDEX embeddings_person ON embeddings(person_id, model, source);
+    CREATE INDEX generation_runs_person ON generation_runs(person_id);
+    CREATE INDEX enrollment_runs_person ON enrollment_runs(person_id);
+    CREATE INDEX images_path ON images(path);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

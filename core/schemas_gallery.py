@@ -1,0 +1,90 @@
+"""HTTP shapes of the gallery: persons (a page of them, one in detail), their images, a deletion."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from pydantic import Field
+
+from core.schemas import Schema
+from core.store.records import ImageRecord, Person, PersonDetail
+
+
+class PersonOut(Schema):
+    id: int
+    name: str
+    created_at: str
+    num_images: int = Field(description="the original and the stored views")
+    num_embeddings: int = Field(
+        description="vectors of every model version (two per image while a re-embedding's model is kept); "
+        "per model and source in GET /v1/persons/{id}"
+    )
+
+    @classmethod
+    def of(cls, person: Person) -> PersonOut:
+        return cls(**asdict(person))
+
+
+class ImageOut(Schema):
+    id: int
+    person_id: int
+    sha256: str
+    source: str
+    display_name: str
+    mime: str
+    width: int
+    height: int
+    num_bytes: int
+    generator: str | None
+    created_at: str
+    url: str
+
+    @classmethod
+    def of(cls, image: ImageRecord) -> ImageOut:
+        fields = {k: v for k, v in asdict(image).items() if k != "path"}
+        return cls(**fields, url=f"/v1/persons/{image.person_id}/images/{image.id}")
+
+
+class PersonDetailOut(PersonOut):
+    images: list[ImageOut]
+    embedding_counts: dict[str, dict[str, int]] = Field(description="model -> source -> count")
+
+    @classmethod
+    def of_detail(cls, detail: PersonDetail) -> PersonDetailOut:
+        return cls(
+            **asdict(detail.person),
+            images=[ImageOut.of(i) for i in detail.images],
+            embedding_counts=detail.embedding_counts,
+        )
+
+
+class DeleteResponse(Schema):
+    deleted: int = Field(description="the person id")
+    images: int
+    embeddings: int
+    files: int
+
+    @classmethod
+    def of(cls, person_id: int, counts: dict[str, int]) -> DeleteResponse:
+        return cls(deleted=person_id, **counts)
+
+
+class PersonsPage(Schema):
+    """A page of persons in name order; ask for the next one with ``offset=next_offset``."""
+
+    persons: list[PersonOut]
+    total: int = Field(description="persons matching the query, all pages together")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page; null on the last page")
+
+    @classmethod
+    def of(cls, persons: list[Person], total: int, limit: int, offset: int) -> PersonsPage:
+        end = offset + len(persons)
+        return cls(
+            persons=[PersonOut.of(p) for p in persons],
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=end if end < total else None,
+        )

@@ -1,0 +1,92 @@
+"""Gallery routes: persons a page at a time, one person with their images, rename, delete, and a
+Parquet snapshot of one table. Each is one store call; none touches the Embedder or Generator.
+
+No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
+"""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from core.schemas_gallery import DeleteResponse, PersonDetailOut, PersonOut, PersonsPage
+from core.service import ManyAnglesService
+from core.store.export import export_table
+from core.store.gallery import MAX_NAME_LENGTH
+from serve.deps import Admin, CanRead, errors
+
+router = APIRouter()
+PARQUET = "application/vnd.apache.parquet"
+MAX_PAGE = 1000
+
+
+def _service(request: Request) -> ManyAnglesService:
+    service: ManyAnglesService = request.app.state.service
+    return service
+
+
+@router.get("/v1/persons", response_model=PersonsPage, responses=errors())
+def persons(
+    request: Request,
+    _: CanRead,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="persons per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="persons to skip, in name order")] = 0,
+    prefix: Annotated[
+        str | None, Query(max_length=MAX_NAME_LENGTH, description="only names starting with this (case-sensitive)")
+    ] = None,
+) -> PersonsPage:
+    """Enrolled persons in name order, a page at a time, with how many match in all."""
+    store = _service(request).store
+    page = store.list_persons(limit=limit, offset=offset, prefix=prefix)
+    return PersonsPage.of(page, store.count_persons(prefix), limit, offset)
+
+
+@router.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=errors(404))
+def person(request: Request, _: CanRead, person_id: int) -> PersonDetailOut:
+    return PersonDetailOut.of_detail(_service(request).store.person_detail(person_id))
+
+
+@router.get(
+    "/v1/persons/{person_id}/images/{image_id}",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}, "description": "the stored image"},
+        **errors(404),
+    },
+)
+def person_image(request: Request, _: CanRead, person_id: int, image_id: int) -> Response:
+    record, data = _service(request).store.image(person_id, image_id)
+    return Response(
+        data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
+    )
+
+
+@router.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=errors(404, 409))
+def rename_person(request: Request, _: Admin, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
+    """Rename a person (the new name must be free)."""
+    return PersonOut.of(_service(request).store.rename_person(person_id, name))
+
+
+@router.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=errors(404))
+def delete_person(request: Request, _: Admin, person_id: int) -> DeleteResponse:
+    """Erase every row and file of the person."""
+    return DeleteResponse.of(person_id, _service(request).delete(person_id))
+
+
+@router.get(
+    "/v1/export",
+    response_class=Response,
+    responses={200: {"content": {PARQUET: {}}, "description": "the table as Parquet"}, **errors()},
+)
+def export(
+    request: Request,
+    _: Admin,
+    table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
+    vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
+    person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
+) -> Response:
+    """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
+    data = export_table(_service(request).store.db_path, table, with_vectors=vectors, person_ids=person_id)
+    return Response(
+        data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
+    )

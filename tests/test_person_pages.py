@@ -1,0 +1,78 @@
+"""Persons a page at a time, and per-person paths that read an index, not a whole table."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from test_store import enrollment
+
+from core.schemas_gallery import PersonsPage
+from core.store.gallery import GalleryStore
+
+NAMES = ["Ada", "Adam", "Ádám", "Bob", "adam", "Zoë"]
+
+
+def test_pages_cover_everyone_once_in_name_order(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    for seed, name in enumerate(NAMES):
+        store.add_person(enrollment(name, seed, n_views=seed % 3))
+    everyone = store.list_persons()
+    assert [p.name for p in everyone] == sorted(NAMES)  # binary order of the stored (NFC) names
+    pages, offset = [], 0
+    while True:
+        page = PersonsPage.of(store.list_persons(limit=4, offset=offset), store.count_persons(), 4, offset)
+        pages.append(page)
+        if page.next_offset is None:
+            break
+        offset = page.next_offset
+    assert [len(p.persons) for p in pages] == [4, 2] and [p.next_offset for p in pages] == [4, None]
+    assert [p.name for page in pages for p in page.persons] == [p.name for p in everyone]
+    assert all(page.total == 6 for page in pages)
+    ada = next(p for p in pages[0].persons if p.name == "Ada")
+    assert (ada.num_images, ada.num_embeddings) == (1, 1)  # seed 0: no views
+    assert PersonsPage.of(store.list_persons(limit=4, offset=6), 6, 4, 6).persons == []
+
+
+def test_prefix_is_a_case_sensitive_range(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    for seed, name in enumerate(NAMES):
+        store.add_person(enrollment(name, seed))
+    assert [p.name for p in store.list_persons(prefix="Ad")] == ["Ada", "Adam"]
+    assert store.count_persons("Ad") == 2 and store.count_persons("ad") == 1
+    decomposed = "A\u0301d"  # A + combining acute: the NFC form of Ád
+    assert [p.name for p in store.list_persons(prefix=decomposed)] == ["Ádám"]
+    assert store.list_persons(prefix="Zz") == [] and store.count_persons("Zz") == 0
+    assert store.count_persons("") == store.count_persons() == 6
+
+
+def _plan(conn: sqlite3.Connection, sql: str, args: tuple[object, ...]) -> str:
+    return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+
+
+def test_per_person_statements_search_an_index(tmp_path: Path):
+    """What a delete, a person's detail and a page of persons run, each for one person: a
+    whole-table SCAN here costs seconds per call at a million embeddings (bench/person_ops.py)."""
+    store = GalleryStore(tmp_path)
+    store.add_person(enrollment("Ada", 1))
+    conn = sqlite3.connect(store.db_path)
+    statements = [
+        ("SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (1,)),
+        ("SELECT model, source, COUNT(*) FROM embeddings WHERE person_id = ? GROUP BY model, source", (1,)),
+        ("DELETE FROM embeddings WHERE person_id = ?", (1,)),  # the ON DELETE CASCADE lookups
+        ("DELETE FROM generation_runs WHERE person_id = ?", (1,)),
+        ("UPDATE enrollment_runs SET person_id = NULL WHERE person_id = ?", (1,)),  # ON DELETE SET NULL
+        ("DELETE FROM images WHERE person_id = ?", (1,)),
+        ("SELECT 1 FROM images WHERE path = ? LIMIT 1", ("images/ab/x.jpg",)),
+        (
+            "SELECT p.id, (SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
+            "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) FROM persons p "
+            "WHERE p.name >= ? AND p.name < ? ORDER BY p.name LIMIT 100",
+            ("A", "B"),
+        ),
+    ]
+    for sql, args in statements:
+        plan = _plan(conn, sql, args)
+        scans = [step for step in plan.split(" | ") if step.startswith("SCAN")]
+        assert not scans, f"{sql}: {plan}"
+    conn.close()
