@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("persons", help="list enrolled persons, in name order")
     listing.add_argument("--prefix", help="only names starting with this (case-sensitive)")
 
-    sub.add_parser("check", help="integrity_check the store; remove files a crash left behind")
+    check = sub.add_parser("check", help="check the store (SQLite quick_check); remove files a crash left behind")
+    check.add_argument("--full", action="store_true", help="integrity_check: also every index against its table")
     backup = sub.add_parser("backup", help="copy the gallery (database + images) to DEST, while the service runs")
     backup.add_argument("dest", type=Path)
     restore = sub.add_parser("restore", help="restore a backup into the (empty) data dir")
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         from core.store.gallery import GalleryStore
         from core.store.maintenance import check_store
 
-        report = check_store(GalleryStore(settings.data_dir))
+        report = check_store(GalleryStore(settings.data_dir), full=args.full)
         _out(
             json.dumps(asdict(report))
             if args.json

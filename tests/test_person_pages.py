@@ -1,4 +1,4 @@
-"""Persons a page at a time, and per-person paths that read an index, not a whole table."""
+"""Persons a page at a time, and per-request paths that read an index, not a whole table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from test_store import enrollment
 
 from core.schemas_gallery import PersonsPage
-from core.store.gallery import GalleryStore
+from core.store.gallery import PERSON_SELECT, GalleryStore
+from core.store.models import EMBEDDINGS_AFTER_SQL, embeddings_after
 
 NAMES = ["Ada", "Adam", "Ádám", "Bob", "adam", "Zoë"]
 
@@ -64,15 +65,25 @@ def test_per_person_statements_search_an_index(tmp_path: Path):
         ("UPDATE enrollment_runs SET person_id = NULL WHERE person_id = ?", (1,)),  # ON DELETE SET NULL
         ("DELETE FROM images WHERE person_id = ?", (1,)),
         ("SELECT 1 FROM images WHERE path = ? LIMIT 1", ("images/ab/x.jpg",)),
-        (
-            "SELECT p.id, (SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
-            "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) FROM persons p "
-            "WHERE p.name >= ? AND p.name < ? ORDER BY p.name LIMIT 100",
-            ("A", "B"),
-        ),
+        (f"{PERSON_SELECT} WHERE p.name >= ? AND p.name < ? ORDER BY p.name LIMIT 100 OFFSET 0", ("A", "B")),
+        (f"{PERSON_SELECT} WHERE p.id = ?", (1,)),
     ]
     for sql, args in statements:
         plan = _plan(conn, sql, args)
         scans = [step for step in plan.split(" | ") if step.startswith("SCAN")]
         assert not scans, f"{sql}: {plan}"
     conn.close()
+
+
+def test_identify_refresh_reads_only_the_new_rows(tmp_path: Path):
+    """Each identification brings its in-memory gallery up to date: the query must be a range of
+    the rowid past the last id it holds, not a walk over every vector of the model."""
+    store = GalleryStore(tmp_path)
+    store.add_person(enrollment("Ada", 1))
+    conn = sqlite3.connect(store.db_path)
+    plan = _plan(conn, EMBEDDINGS_AFTER_SQL, ("m1", 2))
+    conn.close()
+    assert "USING INTEGER PRIMARY KEY (rowid>?)" in plan and "SCAN" not in plan and "TEMP B-TREE" not in plan, plan
+    ids, persons, _, vectors = embeddings_after(store, "m1", 1)
+    assert list(ids) == [2, 3] and list(persons) == [1, 1] and vectors.shape == (2, 8)
+    assert embeddings_after(store, "other", 0)[0].size == 0

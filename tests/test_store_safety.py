@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from test_store import enrollment
 
-from core.errors import PersonNotFound
+from core.errors import PersonNotFound, StoreCorrupt
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.maintenance import check_store
+from core.store.maintenance import check_store, remove_orphans
 from core.store.records import EnrollmentRunRecord
 from serve.auth import ensure_api_key
 
@@ -183,6 +183,41 @@ def test_check_command(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert "integrity ok; removed 1 orphan image file(s) and 1 half-written temp file(s)" in done.stdout
+
+
+def test_a_corrupt_store_refuses_to_start(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    for seed in range(3):
+        store.add_person(enrollment(f"Person {seed}", seed))
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'embeddings'").fetchone()[0]
+    with open(store.db_path, "r+b") as db:  # the table's b-tree page header: an invalid page type
+        db.seek((root - 1) * page_size)
+        db.write(b"\x00" * 8)
+    for full in (False, True):
+        with pytest.raises(StoreCorrupt, match="integrity check"):
+            check_store(store, full=full)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYANGLES_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(tmp_path), "check", "--full"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "store_corrupt" in done.stderr, (done.returncode, done.stderr)
+
+
+def test_an_orphan_committed_after_the_walk_is_kept(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    person_id = store.add_person(enrollment("Late Commit", 5))
+    files = [tmp_path / r.path for r in store.person_detail(person_id).images]
+    orphan = crash_leftovers(store)["orphan"]
+    assert remove_orphans(store, [*files, orphan]) == 1  # the walk's list was stale: rows name these
+    assert all(f.exists() for f in files) and not orphan.exists()
 
 
 def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path):

@@ -42,7 +42,7 @@ _IMAGE_COLUMNS = (
 )
 
 
-_PERSON_SELECT = (
+PERSON_SELECT = (
     "SELECT p.id, p.name, p.created_at, "
     "(SELECT COUNT(*) FROM images i WHERE i.person_id = p.id), "
     "(SELECT COUNT(*) FROM embeddings e WHERE e.person_id = p.id) "
@@ -256,7 +256,7 @@ class GalleryStore(RunLog):
         where, args = _name_prefix(prefix)
         with self._connect() as conn:
             rows = conn.execute(
-                f"{_PERSON_SELECT} {where} ORDER BY p.name LIMIT ? OFFSET ?",
+                f"{PERSON_SELECT} {where} ORDER BY p.name LIMIT ? OFFSET ?",
                 (*args, -1 if limit is None else limit, offset),
             ).fetchall()
         return [Person(*row) for row in rows]
@@ -271,7 +271,7 @@ class GalleryStore(RunLog):
         column = "id" if isinstance(key, int) else "name"
         value = key if isinstance(key, int) else normalise_name(key)
         with self._connect() as conn:
-            row = conn.execute(f"{_PERSON_SELECT} WHERE p.{column} = ?", (value,)).fetchone()
+            row = conn.execute(f"{PERSON_SELECT} WHERE p.{column} = ?", (value,)).fetchone()
         if row is None:
             raise PersonNotFound(f"no person with {column} {value!r}")
         return Person(*row)

@@ -2,8 +2,9 @@
 
 An enrollment writes its files before its rows (core/store/gallery.py), so a process killed in
 between leaves image files that no row references, and a kill during a write leaves a ``.tmp-*``
-file. Both are found and removed under the store's write lock (no enrollment commits meanwhile);
-a temp file younger than ``min_age_s`` may belong to a write in flight and is left alone. The
+file. Both are found by a walk outside any lock; an orphan is removed only if, under the store's
+write lock (no enrollment commits meanwhile), still no row names it. A temp file younger than
+``min_age_s`` may belong to a write in flight and is left alone. The
 removal log's rows older than a day are pruned (core/store/removals.py).
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import StoreCorrupt
 from core.store.gallery import GalleryStore
@@ -38,35 +41,44 @@ def _removed(count: int, what: str, name: str) -> None:
         log.warning("start-up check: removed %s %s", what, name)
 
 
-def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
-    """integrity_check, then remove orphan image files and stale temp files; log what was done."""
+def check_store(store: GalleryStore, min_age_s: float = 60.0, full: bool = False) -> CheckReport:
+    """quick_check (``full``: integrity_check), then remove orphan image files and stale temp
+    files; log what was done.
+
+    Only the removals hold the write lock: the check reads in its own transaction and the file
+    walk happens outside any, so a replica starting next to a large gallery does not stall the
+    others' enrollments; each orphan found by the walk is checked again under the lock."""
     started = time.perf_counter()
-    orphans = temps = 0
-    with store.write_lock() as conn:
-        integrity = str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-        if integrity != "ok":
-            log.error("gallery.db failed integrity_check: %s; restore a backup", integrity)
-            raise StoreCorrupt(f"{store.db_path} failed SQLite's integrity_check: {integrity}")
+    try:
+        with store.reader() as conn:
+            integrity = str(conn.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check").fetchone()[0])
+    except sqlite3.DatabaseError as exc:  # damage the check itself trips over ("malformed")
+        integrity = str(exc)
+    if integrity != "ok":
+        log.error("gallery.db failed %s: %s; restore a backup", "integrity_check" if full else "quick_check", integrity)
+        raise StoreCorrupt(f"{store.db_path} failed SQLite's integrity check: {integrity}")
+    with store.reader() as conn:
         referenced = {row[0] for row in conn.execute("SELECT DISTINCT path FROM images")}
-        now = time.time()
-        for path in store.images_dir.rglob("*"):
-            if not path.is_file():
-                continue
-            name = path.relative_to(store.data_dir).as_posix()  # a content hash: names no one
-            if path.name.startswith(".tmp-"):
-                if now - path.stat().st_mtime >= min_age_s:
-                    path.unlink(missing_ok=True)
-                    temps += 1
-                    _removed(temps + orphans, "half-written file", name)
-            elif name not in referenced:
-                path.unlink(missing_ok=True)
-                orphans += 1
-                _removed(temps + orphans, "orphan image file (no row names it)", name)
-        for folder in store.data_dir.glob(EXPORT_PREFIX + "*"):  # an HTTP export cut short by a kill
-            if folder.is_dir() and now - folder.stat().st_mtime >= min_age_s:
-                shutil.rmtree(folder, ignore_errors=True)
-                temps += 1
-                _removed(temps + orphans, "unfinished export folder", folder.name)
+    now = time.time()
+    unreferenced, stale = [], []
+    for path in store.images_dir.rglob("*"):
+        if not path.is_file():
+            continue
+        if path.name.startswith(".tmp-"):
+            if now - path.stat().st_mtime >= min_age_s:
+                stale.append(path)
+        elif path.relative_to(store.data_dir).as_posix() not in referenced:
+            unreferenced.append(path)
+    orphans, temps = remove_orphans(store, unreferenced), 0
+    for path in stale:
+        path.unlink(missing_ok=True)
+        temps += 1
+        _removed(temps + orphans, "half-written file", path.relative_to(store.data_dir).as_posix())
+    for folder in store.data_dir.glob(EXPORT_PREFIX + "*"):  # an HTTP export cut short by a kill
+        if folder.is_dir() and now - folder.stat().st_mtime >= min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            temps += 1
+            _removed(temps + orphans, "unfinished export folder", folder.name)
     prune_removals(store)
     report = CheckReport(integrity, orphans, temps, time.perf_counter() - started)
     if orphans or temps:
@@ -79,3 +91,18 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0) -> CheckReport:
     else:
         log.info("start-up check of %s: integrity ok, nothing to clean (%.2f s)", store.data_dir, report.seconds)
     return report
+
+
+def remove_orphans(store: GalleryStore, candidates: list[Path]) -> int:
+    """Unlink the candidates no row names, checked under the write lock (an enrollment may have
+    committed a row for one since the walk; enrollments re-check their files under this lock)."""
+    removed = 0
+    with store.write_lock() as conn:
+        for path in candidates:
+            name = path.relative_to(store.data_dir).as_posix()  # a content hash: names no one
+            if conn.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (name,)).fetchone():
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+            _removed(removed, "orphan image file (no row names it)", name)
+    return removed

@@ -212,16 +212,21 @@ def prune_model(store: GalleryStore, name: str) -> int:
     return int(removed)
 
 
+EMBEDDINGS_AFTER_SQL = (
+    "SELECT id, person_id, source = 'original', dim, vector FROM embeddings WHERE +model = ? AND id > ? ORDER BY id"
+)
+
+
 def embeddings_after(
     store: GalleryStore, model: str, after_id: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(ids, person ids, is-original flags, vectors) of ``model``'s embeddings with id > after_id."""
+    """(ids, person ids, is-original flags, vectors) of ``model``'s embeddings with id > after_id.
+
+    Every identification asks this of its gallery: it reads the rowid range past ``after_id``
+    (``+model`` keeps the planner off the model index, which would walk every one of the model's
+    entries to find the few new ones)."""
     with store.reader() as conn:
-        rows = conn.execute(
-            "SELECT id, person_id, source = 'original', dim, vector FROM embeddings WHERE model = ? AND id > ? "
-            "ORDER BY id",
-            (model, after_id),
-        ).fetchall()
+        rows = conn.execute(EMBEDDINGS_AFTER_SQL, (model, after_id)).fetchall()
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 0), np.float32)
     dim = int(rows[0][3])
