@@ -70,7 +70,7 @@ class DeleteResponse(Schema):
 
 
 class PersonsPage(Schema):
-    """A page of persons in name order; ask for the next one with ``offset=next_offset``."""
+    """A page of persons; ask for the next one with ``offset=next_offset``."""
 
     persons: list[PersonOut]
     total: int = Field(description="persons matching the query, all pages together")

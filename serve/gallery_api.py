@@ -4,7 +4,7 @@ Parquet snapshot of one table. Each is one store call; none touches the Embedder
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -30,14 +30,15 @@ def persons(
     request: Request,
     _: CanRead,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="persons per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="persons to skip, in name order")] = 0,
+    offset: Annotated[int, Query(ge=0, description="persons to skip")] = 0,
     prefix: Annotated[
         str | None, Query(max_length=MAX_NAME_LENGTH, description="only names starting with this (case-sensitive)")
     ] = None,
+    order: Annotated[Literal["name", "newest"], Query(description="name order, or latest enrolled first")] = "name",
 ) -> PersonsPage:
-    """Enrolled persons in name order, a page at a time, with how many match in all."""
+    """Enrolled persons, a page at a time, with how many match in all."""
     store = _service(request).store
-    page = store.list_persons(limit=limit, offset=offset, prefix=prefix)
+    page = store.list_persons(limit=limit, offset=offset, prefix=prefix, newest_first=order == "newest")
     return PersonsPage.of(page, store.count_persons(prefix), limit, offset)
 
 

@@ -33,6 +33,8 @@ def test_pages_cover_everyone_once_in_name_order(tmp_path: Path):
     ada = next(p for p in pages[0].persons if p.name == "Ada")
     assert (ada.num_images, ada.num_embeddings) == (1, 1)  # seed 0: no views
     assert PersonsPage.of(store.list_persons(limit=4, offset=6), 6, 4, 6).persons == []
+    newest = store.list_persons(limit=2, offset=1, newest_first=True)
+    assert [p.name for p in newest] == [NAMES[-2], NAMES[-3]]  # enrolled in NAMES order
 
 
 def test_prefix_is_a_case_sensitive_range(tmp_path: Path):

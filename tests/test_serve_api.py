@@ -44,9 +44,17 @@ def test_persons_come_a_page_at_a_time(api: httpx.Client):
     listed = first["persons"] + second["persons"]
     assert [p["name"] for p in listed] == ["Paging 0", "Paging 1", "Paging 2"] and [p["id"] for p in listed] == ids
     assert all(p["num_images"] == 1 and p["num_embeddings"] == 1 for p in listed)
+    newest = api.get("/v1/persons", headers=AUTH, params={"prefix": "Paging ", "order": "newest"}).json()
+    assert [p["id"] for p in newest["persons"]] == ids[::-1]
     everyone = api.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()
     assert everyone["total"] == len(everyone["persons"]) >= 3  # this session's gallery is small
-    for bad, field in [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"offset": -1}, "offset")]:
+    bad_params = [
+        ({"limit": 0}, "limit"),
+        ({"limit": 1001}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"order": "x"}, "order"),
+    ]
+    for bad, field in bad_params:
         refused = api.get("/v1/persons", headers=AUTH, params=bad)
         assert refused.status_code == 422 and field in refused.json()["error"]["message"], refused.text
     for pid in ids:

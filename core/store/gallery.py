@@ -250,13 +250,17 @@ class GalleryStore(RunLog):
         return [StoredThreshold(*row) for row in rows]
 
     # --- reading -----------------------------------------------------------------------------
-    def list_persons(self, limit: int | None = None, offset: int = 0, prefix: str | None = None) -> list[Person]:
-        """Persons by name; a page of them with ``limit``/``offset``; those whose name starts with
-        ``prefix`` (case-sensitive, as stored). Each page is a range of the name index."""
+    def list_persons(
+        self, limit: int | None = None, offset: int = 0, prefix: str | None = None, newest_first: bool = False
+    ) -> list[Person]:
+        """Persons by name (``newest_first``: latest enrollment first); a page of them with
+        ``limit``/``offset``; those whose name starts with ``prefix`` (case-sensitive, as stored).
+        Each page is a range of the name index (newest first: of the id, which only grows)."""
         where, args = _name_prefix(prefix)
+        order = "p.id DESC" if newest_first else "p.name"
         with self._connect() as conn:
             rows = conn.execute(
-                f"{PERSON_SELECT} {where} ORDER BY p.name LIMIT ? OFFSET ?",
+                f"{PERSON_SELECT} {where} ORDER BY {order} LIMIT ? OFFSET ?",
                 (*args, -1 if limit is None else limit, offset),
             ).fetchall()
         return [Person(*row) for row in rows]
