@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_store import enrollment
 
 from core.schemas_gallery import PersonsPage
 from core.store.gallery import PERSON_SELECT, GalleryStore
 from core.store.models import EMBEDDINGS_AFTER_SQL, embeddings_after
+
+from conftest import photo_bytes
 
 NAMES = ["Ada", "Adam", "Ádám", "Bob", "adam", "Zoë"]
 
@@ -89,3 +93,40 @@ def test_identify_refresh_reads_only_the_new_rows(tmp_path: Path):
     ids, persons, _, vectors = embeddings_after(store, "m1", 1)
     assert list(ids) == [2, 3] and list(persons) == [1, 1] and vectors.shape == (2, 8)
     assert embeddings_after(store, "other", 0)[0].size == 0
+
+
+def test_no_request_scans_a_table(service, monkeypatch: pytest.MonkeyPatch):
+    """Every statement the service runs for enroll, identify, verify, detail, rename and delete,
+    traced as executed and planned against the same store: none walks a whole table or all of a
+    model's vectors (a page of persons walks the name index, bounded by its LIMIT)."""
+    executed: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(executed.append)
+        return conn
+
+    service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True)
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    service.identify(photo_bytes("Barack_Obama", 2))
+    service.verify(photo_bytes("Barack_Obama", 2), photo_bytes("Barack_Obama", 3))
+    person_id = service.enroll("Ari Fleischer", photo_bytes("Ari_Fleischer"), augment=True).person_id
+    service.store.person_detail(person_id)
+    service.store.list_persons(limit=10, prefix="Ari")
+    service.store.rename_person(person_id, "Ari F")
+    service.delete(person_id)
+    service.identify(photo_bytes("Barack_Obama", 2))
+    monkeypatch.undo()
+    planned = [s for s in dict.fromkeys(executed) if s.split()[0].upper() in ("SELECT", "INSERT", "UPDATE", "DELETE")]
+    assert len(planned) > 20  # the trace saw the session
+    conn = sqlite3.connect(service.store.db_path)
+    scans = {}
+    for sql in planned:
+        steps = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        bounded = "LIMIT" in sql and "ORDER BY p.name" in sql
+        walks = [s for s in steps if s.startswith("SCAN") or s.endswith("(model=?)")]  # model=?: every vector
+        if walks and not bounded:
+            scans[sql[:200]] = steps
+    conn.close()
+    assert not scans, scans
