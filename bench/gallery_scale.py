@@ -95,8 +95,19 @@ class SnapshotSource:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes:
-        return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids)
+    def export(
+        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+    ) -> bytes:
+        return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
+
+
+class WholeTables(SnapshotSource):
+    """The snapshot as it was before 2026-11-27: every column of every table."""
+
+    def export(
+        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+    ) -> bytes:
+        return super().export(table, vectors, person_ids, None if person_ids is None else columns)
 
 
 def main() -> None:
@@ -132,6 +143,7 @@ def main() -> None:
             megabytes = len(export_table(db, table)) / 1e6
             measure(f"export {table} ({megabytes:.1f} MB Parquet)", partial(export_table, db, table))
         measure("remote snapshot: export + load 3 tables", partial(analytics.Snapshot.load, SnapshotSource(db)), 1)
+        measure("remote snapshot, whole tables (before)", partial(analytics.Snapshot.load, WholeTables(db)), 1)
         snapshot = analytics.Snapshot.load(SnapshotSource(db))
         for sort in analytics.SORTS:
             measure(f"remote page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0))

@@ -19,14 +19,25 @@ import pyarrow.parquet as pq
 
 
 class Exporter(Protocol):
-    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes: ...
+    def export(
+        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+    ) -> bytes: ...
+
+
+# What the gallery queries read of a remote snapshot: a few columns, not the whole tables (at a
+# million embeddings the API answers these in ~6 s instead of ~16 s).
+SNAPSHOT_COLUMNS = {
+    "persons": ["id", "name", "created_at"],
+    "images": ["person_id"],
+    "embeddings": ["person_id", "model", "source"],
+}
 
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
     """The gallery tables of a remote service, downloaded once as Parquet into an in-memory
-    DuckDB (schema ``g``, the same SQL as the local store), without vectors: the few vectors a
-    projection needs are fetched for its persons only."""
+    DuckDB (schema ``g``, the same SQL as the local store), only the columns the gallery queries
+    read (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only."""
 
     client: Exporter
     con: duckdb.DuckDBPyConnection
@@ -36,8 +47,8 @@ class Snapshot:
     def load(cls, client: Exporter) -> Snapshot:
         con = duckdb.connect()
         con.execute("CREATE SCHEMA g")
-        for table in ("persons", "images", "embeddings"):
-            _load_table(con, table, client.export(table))
+        for table, columns in SNAPSHOT_COLUMNS.items():
+            _load_table(con, table, client.export(table, columns=columns))
         return cls(client, con, time.time())
 
 

@@ -67,11 +67,16 @@ class ApiClient:
     def rename(self, person_id: int, name: str) -> dict[str, Any]:
         return self._call("PATCH", f"/v1/persons/{person_id}", data={"name": name}).json()
 
-    def export(self, table: str, vectors: bool = False, person_ids: list[int] | None = None) -> bytes:
-        """One gallery table as Parquet bytes (GET /v1/export), or only some persons' rows."""
+    def export(
+        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+    ) -> bytes:
+        """One gallery table as Parquet bytes (GET /v1/export), or only some persons' rows, or
+        only some columns."""
         params: dict[str, Any] = {"table": table, "vectors": str(vectors).lower()}
         if person_ids is not None:
             params["person_id"] = [str(i) for i in person_ids]
+        if columns:
+            params["column"] = list(columns)
         return self._call("GET", "/v1/export", params=params).content
 
     def delete(self, person_id: int) -> dict[str, Any]:

@@ -85,9 +85,11 @@ def export(
     table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
     vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
     person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
+    column: Annotated[list[str] | None, Query(description="only these columns (repeat); default all")] = None,
 ) -> Response:
     """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
-    data = export_table(_service(request).store.db_path, table, with_vectors=vectors, person_ids=person_id)
+    store = _service(request).store
+    data = export_table(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
     return Response(
         data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
     )

@@ -411,4 +411,12 @@ def test_rename_and_export(api: httpx.Client):
     assert len(mine) == first.json()["num_embeddings"] and {e["source"] for e in mine} == set(first.json()["sources"])
     vector = np.frombuffer(mine[0]["vector"], dtype="<f4")
     assert vector.shape == (128,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+    slim = api.get(
+        "/v1/export", headers=AUTH, params={"table": "embeddings", "column": ["person_id", "source"], "person_id": pid}
+    )
+    table = pq.read_table(io.BytesIO(slim.content))
+    assert table.column_names == ["person_id", "source"] and table.num_rows == len(mine)
+    assert sorted(table.column("source").to_pylist()) == sorted(e["source"] for e in mine)
+    refused = api.get("/v1/export", headers=AUTH, params={"table": "embeddings", "column": "vectorz"})
+    assert refused.status_code == 422 and "no column 'vectorz'" in refused.json()["error"]["message"]
     assert second.status_code == 201

@@ -1,8 +1,9 @@
 """Parquet snapshots of the gallery (what a remote console reads with DuckDB).
 
 Tables: ``persons``, ``images`` (metadata, no bytes) and ``embeddings`` (with the float32 vector
-as a binary column, or without it). Read through sqlite3, written with pyarrow: no DuckDB sqlite
-scanner in the process that writes the store.
+as a binary column, or without it); all their columns, or the ones asked for. Read through
+sqlite3 in batches, written with pyarrow batch by batch (memory stays flat at a million rows): no
+DuckDB sqlite scanner in the process that writes the store.
 """
 
 from __future__ import annotations
@@ -16,39 +17,85 @@ import pyarrow.parquet as pq
 
 from core.errors import InvalidInput
 
-TABLES: dict[str, str] = {
-    "persons": "SELECT id, name, created_at FROM persons{where_id} ORDER BY id",
-    "images": "SELECT id, person_id, sha256, source, display_name, mime, width, height, num_bytes, generator, "
-    "created_at FROM images{where} ORDER BY id",
-    "embeddings": "SELECT id, person_id, image_id, source, model, dim, det_score, created_at{vector} "
-    "FROM embeddings{where} ORDER BY id",
+_INT, _TEXT = pa.int64(), pa.string()
+COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "persons": {"id": _INT, "name": _TEXT, "created_at": _TEXT},
+    "images": {
+        "id": _INT,
+        "person_id": _INT,
+        "sha256": _TEXT,
+        "source": _TEXT,
+        "display_name": _TEXT,
+        "mime": _TEXT,
+        "width": _INT,
+        "height": _INT,
+        "num_bytes": _INT,
+        "generator": _TEXT,  # NULL for uploads
+        "created_at": _TEXT,
+    },
+    "embeddings": {
+        "id": _INT,
+        "person_id": _INT,
+        "image_id": _INT,
+        "source": _TEXT,
+        "model": _TEXT,
+        "dim": _INT,
+        "det_score": pa.float64(),
+        "created_at": _TEXT,
+    },
 }
-
-
+VECTOR = pa.binary()  # embeddings only, on request: dim little-endian float32
+TABLES = tuple(COLUMNS)
 MAX_PERSON_IDS = 1000
+BATCH_ROWS = 65_536
 
 
-def export_table(db_path: Path, table: str, with_vectors: bool = False, person_ids: list[int] | None = None) -> bytes:
-    """One table as Parquet bytes; a consistent snapshot (one read transaction). With
-    ``person_ids``, only those persons' rows."""
-    if table not in TABLES:
-        raise InvalidInput(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+def _select(
+    table: str, with_vectors: bool, columns: list[str] | None, person_ids: list[int] | None
+) -> tuple[str, pa.Schema]:
+    if table not in COLUMNS:
+        raise InvalidInput(f"unknown table {table!r}; tables: {', '.join(COLUMNS)}")
     if person_ids is not None and len(person_ids) > MAX_PERSON_IDS:
         raise InvalidInput(f"at most {MAX_PERSON_IDS} person ids per export, got {len(person_ids)}")
-    marks = ",".join("?" * len(person_ids or []))
-    where = f" WHERE person_id IN ({marks})" if person_ids is not None else ""
-    sql = TABLES[table].format(
-        vector=", vector" if with_vectors else "", where=where, where_id=where.replace("person_id", "id")
-    )
+    known = {**COLUMNS[table], **({"vector": VECTOR} if table == "embeddings" else {})}
+    chosen = list(dict.fromkeys(columns)) if columns else list(COLUMNS[table])
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        raise InvalidInput(f"{table} has no column {', '.join(map(repr, unknown))}; columns: {', '.join(known)}")
+    if with_vectors and "vector" not in chosen:
+        chosen.append("vector")
+    where = ""
+    if person_ids is not None:
+        key = "id" if table == "persons" else "person_id"
+        where = f" WHERE {key} IN ({','.join('?' * len(person_ids))})"
+    schema = pa.schema([(name, known[name]) for name in chosen])
+    # in id order when the id is asked for; without it, in whatever order SQLite reads fastest
+    # (a covering index, say: person_id, model, source of a million embeddings without their vectors)
+    order = " ORDER BY id" if "id" in chosen else ""
+    return f"SELECT {', '.join(chosen)} FROM {table}{where}{order}", schema
+
+
+def export_table(
+    db_path: Path,
+    table: str,
+    with_vectors: bool = False,
+    person_ids: list[int] | None = None,
+    columns: list[str] | None = None,
+) -> bytes:
+    """One table as Parquet bytes; a consistent snapshot (one read transaction). With
+    ``person_ids``, only those persons' rows; with ``columns``, only those columns (rows in id
+    order when ``id`` is one of them)."""
+    sql, schema = _select(table, with_vectors, columns, person_ids)
+    buffer = io.BytesIO()
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        cursor = conn.execute(sql, [int(i) for i in person_ids or []])
-        columns = [c[0] for c in cursor.description]
-        rows = cursor.fetchall()
+        with pq.ParquetWriter(buffer, schema) as writer:
+            conn.execute("BEGIN")  # every batch from the same snapshot
+            cursor = conn.execute(sql, [int(i) for i in person_ids or []])
+            while rows := cursor.fetchmany(BATCH_ROWS):
+                columns_of_rows = zip(*rows)
+                arrays = [pa.array(values, type=field.type) for values, field in zip(columns_of_rows, schema)]
+                writer.write_batch(pa.record_batch(arrays, schema=schema))
     finally:
         conn.close()
-    data = {name: pa.array(values) for name, values in zip(columns, zip(*rows))}
-    buffer = io.BytesIO()
-    # an empty table still gets typed columns (strings), so queries over it run
-    pq.write_table(pa.table(data) if rows else pa.table({name: pa.array([], pa.string()) for name in columns}), buffer)
     return buffer.getvalue()

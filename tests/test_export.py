@@ -1,0 +1,64 @@
+"""Parquet snapshots of the gallery tables: typed columns, batches, a subset of columns."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_store import enrollment
+
+from core.errors import InvalidInput
+from core.store import export
+from core.store.gallery import GalleryStore
+
+
+def read(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def test_empty_tables_have_typed_columns(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    for table in export.TABLES:
+        snapshot = read(export.export_table(store.db_path, table))
+        assert snapshot.num_rows == 0 and snapshot.column_names == list(export.COLUMNS[table])
+    assert read(export.export_table(store.db_path, "embeddings")).schema.field("det_score").type == pa.float64()
+
+
+def test_batches_join_into_one_table_in_id_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(export, "BATCH_ROWS", 2)  # 3 images per person: batches split persons
+    store = GalleryStore(tmp_path)
+    for seed in range(3):
+        store.add_person(enrollment(f"Person {seed}", seed))
+    plain = enrollment("Generated", 9, n_views=0)  # its one image: made by a generator
+    generated = replace(plain, images=[replace(plain.images[0], generator="classic")])
+    store.add_person(generated)  # the only image with a generator: NULL in every earlier batch
+    images = read(export.export_table(store.db_path, "images")).to_pylist()
+    assert [r["id"] for r in images] == list(range(1, 11))
+    assert [r["generator"] for r in images] == [None] * 9 + ["classic"]
+    vectors = read(export.export_table(store.db_path, "embeddings", with_vectors=True))
+    assert vectors.num_rows == 10 and vectors.schema.field("vector").type == pa.binary()
+    assert all(len(v) == 8 * 4 for v in vectors.column("vector").to_pylist())
+
+
+def test_a_subset_of_columns_and_persons(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    first = store.add_person(enrollment("Ada", 1))
+    store.add_person(enrollment("Bob", 2))
+    slim = read(export.export_table(store.db_path, "embeddings", columns=["source", "person_id"], person_ids=[first]))
+    assert slim.column_names == ["source", "person_id"] and set(slim.column("person_id").to_pylist()) == {first}
+    assert sorted(slim.column("source").to_pylist()) == ["augmented_v0", "augmented_v1", "original"]
+    with_vector = read(export.export_table(store.db_path, "embeddings", with_vectors=True, columns=["id"]))
+    assert with_vector.column_names == ["id", "vector"]
+    persons = read(export.export_table(store.db_path, "persons", person_ids=[first]))
+    assert persons.column("name").to_pylist() == ["Ada"]
+    for table, columns, problem in [
+        ("images", ["id", "bytes"], "images has no column 'bytes'"),
+        ("persons", ["vector"], "persons has no column 'vector'"),
+        ("secrets", None, "unknown table 'secrets'"),
+    ]:
+        with pytest.raises(InvalidInput, match=problem):
+            export.export_table(store.db_path, table, columns=columns)
