@@ -28,11 +28,11 @@ from core.store.records import (
     NewImage,
     Person,
     PersonDetail,
-    StoredThreshold,
 )
 from core.store.runs import RunLog
 from core.store.schema import migrate
 from core.store.sqlutil import rowid, utc_now
+from core.store.threshold_rows import ThresholdRows
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def normalise_name(name: str) -> str:
     return cleaned
 
 
-class GalleryStore(RunLog):
+class GalleryStore(RunLog, ThresholdRows):
     def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "gallery.db"
@@ -240,15 +240,6 @@ class GalleryStore(RunLog):
             ),
         )
 
-    def thresholds(self) -> list[StoredThreshold]:
-        """Every stored (calibrated) threshold."""
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
-                "ORDER BY model, kind, rule, target"
-            ).fetchall()
-        return [StoredThreshold(*row) for row in rows]
-
     # --- reading -----------------------------------------------------------------------------
     def list_persons(
         self, limit: int | None = None, offset: int = 0, prefix: str | None = None, newest_first: bool = False
@@ -397,33 +388,6 @@ class GalleryStore(RunLog):
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # only succeeds when empty
         return removed
-
-    # --- thresholds --------------------------------------------------------------------------
-    def set_threshold(self, value: StoredThreshold) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
-                "dataset, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    value.model,
-                    value.kind,
-                    value.rule,
-                    value.target,
-                    value.threshold,
-                    value.n_negative,
-                    value.dataset,
-                    value.created_at,
-                ),
-            )
-
-    def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
-        with self._connect() as conn:
-            row = conn.execute(
-                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
-                "WHERE model = ? AND kind = ? AND rule = ? AND abs(target - ?) < 1e-12",
-                (model, kind, rule, target),
-            ).fetchone()
-        return StoredThreshold(*row) if row else None
 
 
 def _check_active(conn: sqlite3.Connection, models: set[str]) -> None:

@@ -1,0 +1,55 @@
+"""The calibrated thresholds table: per model, kind (``fpir``, ``gate_fmr``, ``views_offset``),
+matching rule and target (``manyangles calibrate`` writes them; core/thresholds.py resolves them).
+
+Mixed into GalleryStore, which provides the connections.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+
+from core.store.records import StoredThreshold
+
+
+class ThresholdRows:
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def set_threshold(self, value: StoredThreshold) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
+                "dataset, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    value.model,
+                    value.kind,
+                    value.rule,
+                    value.target,
+                    value.threshold,
+                    value.n_negative,
+                    value.dataset,
+                    value.created_at,
+                ),
+            )
+
+    def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                "WHERE model = ? AND kind = ? AND rule = ? AND abs(target - ?) < 1e-12",
+                (model, kind, rule, target),
+            ).fetchone()
+        return StoredThreshold(*row) if row else None
+
+    def thresholds(self) -> list[StoredThreshold]:
+        """Every stored (calibrated) threshold."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                "ORDER BY model, kind, rule, target"
+            ).fetchall()
+        return [StoredThreshold(*row) for row in rows]
