@@ -59,7 +59,7 @@ NDJSON = "application/x-ndjson"
 
 app = FastAPI(
     title="ManyAngles",
-    version="1.1",
+    version="1.2",  # 1.2: GET /v1/persons answers a page (persons, total, next_offset), not a list
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
 app.include_router(admin_router)
