@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 
 import httpx
 import pytest
@@ -196,6 +197,8 @@ print(1)
     assert not system.exception and system.metric[0].value == "ok"
     total = console_env.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
     assert total > 0 and system.metric[1].label == "Persons" and system.metric[1].value == str(total)
+    generator = next(json.loads(j.value) for j in system.json if '"generator"' in j.value)
+    assert generator["generator"] == "classic" and None not in generator.values() and "compile" not in generator
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
     shipped = system.dataframe[0].value

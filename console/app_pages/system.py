@@ -19,7 +19,7 @@ except ApiError as exc:
 st.metric("Status", health["status"])
 for name, info in health["deployments"].items():
     st.subheader(name)
-    st.json(info)
+    st.json({key: value for key, value in info.items() if value is not None})  # SD-only fields: not for classic
 try:
     st.metric("Persons", api().persons(limit=1)["total"])
     thresholds = api().thresholds()
