@@ -74,7 +74,7 @@ def test_a_failed_enrollment_never_removes_a_file_another_one_commits(tmp_path: 
     shared = store._write_image_file(first.images[0], created_by_b)
     assert created_by_b == [tmp_path / shared]
     racing = Interleaved(tmp_path)
-    racing.before_commit = [lambda: store._remove_unreferenced(created_by_b)]
+    racing.before_commit = [lambda: store.remove_unreferenced(created_by_b)]
     # ... exactly after A found the file present and before A's rows are committed
     person_id = racing.add_person(first)
     assert not racing.before_commit  # the interleaving happened

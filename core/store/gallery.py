@@ -137,7 +137,7 @@ class GalleryStore(RunLog, ThresholdRows):
         try:
             paths = [self._write_image_file(image, created_files) for image in enrollment.images]
             with self._transaction() as conn:
-                # Under the write lock no one removes files (see _remove_unreferenced): a file
+                # Under the write lock no one removes files (see remove_unreferenced): a file
                 # shared with a failed concurrent enrollment that was removed meanwhile is rewritten.
                 for image, path in zip(enrollment.images, paths):
                     if not (self.data_dir / path).exists():
@@ -171,7 +171,7 @@ class GalleryStore(RunLog, ThresholdRows):
                 for run in enrollment.generation_runs:
                     self._insert_generation_run(conn, run, person_id, now)
         except BaseException:
-            self._remove_unreferenced(created_files)
+            self.remove_unreferenced(created_files)
             raise
         log.info(
             "enrolled person %d: %d images, %d embeddings",
@@ -363,16 +363,17 @@ class GalleryStore(RunLog, ThresholdRows):
                 ).fetchone()[0],
             }
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
-        counts["files"] = self._remove_unreferenced([self.data_dir / p for p in set(paths)])
+        counts["files"] = len(self.remove_unreferenced([self.data_dir / p for p in set(paths)]))
         with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.info("deleted person %d: %s", person_id, counts)
         return counts
 
-    def _remove_unreferenced(self, files: list[Path]) -> int:
+    def remove_unreferenced(self, files: list[Path]) -> list[Path]:
+        """Unlink the files no image row names; returns those removed."""
         if not files:
-            return 0
-        removed = 0
+            return []
+        removed = []
         # Check and unlink under the write lock, so no enrollment commits a row for a file
         # between the check and the unlink (add_person re-checks its files under the same lock).
         with self._transaction() as conn:
@@ -382,7 +383,7 @@ class GalleryStore(RunLog, ThresholdRows):
                     continue
                 try:
                     path.unlink()
-                    removed += 1
+                    removed.append(path)
                 except FileNotFoundError:
                     pass
                 with contextlib.suppress(OSError):

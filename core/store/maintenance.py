@@ -94,15 +94,9 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0, full: bool = False
 
 
 def remove_orphans(store: GalleryStore, candidates: list[Path]) -> int:
-    """Unlink the candidates no row names, checked under the write lock (an enrollment may have
-    committed a row for one since the walk; enrollments re-check their files under this lock)."""
-    removed = 0
-    with store.write_lock() as conn:
-        for path in candidates:
-            name = path.relative_to(store.data_dir).as_posix()  # a content hash: names no one
-            if conn.execute("SELECT 1 FROM images WHERE path = ? LIMIT 1", (name,)).fetchone():
-                continue
-            path.unlink(missing_ok=True)
-            removed += 1
-            _removed(removed, "orphan image file (no row names it)", name)
-    return removed
+    """Unlink the candidates no row names (GalleryStore.remove_unreferenced checks each under the
+    write lock: an enrollment may have committed a row for one since the walk)."""
+    removed = store.remove_unreferenced(candidates)
+    for count, path in enumerate(removed, 1):
+        _removed(count, "orphan image file (no row names it)", path.relative_to(store.data_dir).as_posix())
+    return len(removed)
