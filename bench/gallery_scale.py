@@ -24,7 +24,8 @@ import numpy as np
 
 from bench.machine import describe_machine
 from console import analytics
-from core.store.export import TABLES, export_table
+from console.client import Tagged
+from core.store.export import TABLES, export_snapshot, export_table, gallery_stamp
 from core.store.gallery import GalleryStore
 
 log = logging.getLogger("bench.gallery_scale")
@@ -100,14 +101,33 @@ class SnapshotSource:
     ) -> bytes:
         return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
 
+    def export_tagged(
+        self,
+        table: str,
+        vectors: bool = False,
+        person_ids: list[int] | None = None,
+        columns: list[str] | None = None,
+        etag: str | None = None,
+    ) -> Tagged:
+        """What GET /v1/export does with If-None-Match: the stamp alone while it matches."""
+        if etag is not None and etag == gallery_stamp(self.db_path):
+            return Tagged(None, etag)
+        exported = export_snapshot(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
+        return Tagged(exported.data, exported.stamp)
+
 
 class WholeTables(SnapshotSource):
     """The snapshot as it was before 2026-11-27: every column of every table."""
 
-    def export(
-        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
-    ) -> bytes:
-        return super().export(table, vectors, person_ids, None if person_ids is None else columns)
+    def export_tagged(
+        self,
+        table: str,
+        vectors: bool = False,
+        person_ids: list[int] | None = None,
+        columns: list[str] | None = None,
+        etag: str | None = None,
+    ) -> Tagged:
+        return super().export_tagged(table, vectors, person_ids, None if person_ids is None else columns, etag)
 
 
 def main() -> None:
@@ -122,6 +142,9 @@ def main() -> None:
             started = time.perf_counter()
             build_store(data_dir, args.persons)
             log.info("built %d persons in %.1f s", args.persons, time.perf_counter() - started)
+        started = time.perf_counter()
+        GalleryStore(data_dir)  # a kept store of an older schema is migrated first
+        log.info("opened (migrated) in %.1f s", time.perf_counter() - started)
         size = (data_dir / "gallery.db").stat().st_size
         log.info("machine: %s; gallery.db %.0f MB", describe_machine(), size / 1e6)
         db = data_dir / "gallery.db"
@@ -145,6 +168,9 @@ def main() -> None:
         measure("remote snapshot: export + load 3 tables", partial(analytics.Snapshot.load, SnapshotSource(db)), 1)
         measure("remote snapshot, whole tables (before)", partial(analytics.Snapshot.load, WholeTables(db)), 1)
         snapshot = analytics.Snapshot.load(SnapshotSource(db))
+        if snapshot.revalidated() is not snapshot:
+            raise SystemExit("an unchanged gallery was downloaded again")
+        measure("remote snapshot re-checked, gallery unchanged (304)", snapshot.revalidated)
         for sort in analytics.SORTS:
             measure(f"remote page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0))
         measure("remote counts by source, 25 persons", partial(analytics.counts_by_source, snapshot, page_ids))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,22 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from console.client import Tagged
+
 
 class Exporter(Protocol):
     def export(
         self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
     ) -> bytes: ...
+
+    def export_tagged(
+        self,
+        table: str,
+        vectors: bool = False,
+        person_ids: list[int] | None = None,
+        columns: list[str] | None = None,
+        etag: str | None = None,
+    ) -> Tagged: ...
 
 
 # What the gallery queries read of a remote snapshot: a few columns, not the whole tables (at a
@@ -37,19 +49,64 @@ SNAPSHOT_COLUMNS = {
 class Snapshot:
     """The gallery tables of a remote service, downloaded once as Parquet into an in-memory
     DuckDB (schema ``g``, the same SQL as the local store), only the columns the gallery queries
-    read (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only."""
+    read (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only.
+    ``etag`` is the first table's: asked again with it, the API answers 304 while nothing changed."""
 
     client: Exporter
     con: duckdb.DuckDBPyConnection
     loaded_at: float
+    etag: str | None = None
 
     @classmethod
-    def load(cls, client: Exporter) -> Snapshot:
+    def load(cls, client: Exporter, first: Tagged | None = None) -> Snapshot:
+        """A new snapshot; ``first``: the first table's export when it is already at hand."""
         con = duckdb.connect()
         con.execute("CREATE SCHEMA g")
-        for table, columns in SNAPSHOT_COLUMNS.items():
-            _load_table(con, table, client.export(table, columns=columns))
-        return cls(client, con, time.time())
+        etag = None
+        for index, (table, columns) in enumerate(SNAPSHOT_COLUMNS.items()):
+            tagged = first if index == 0 and first is not None else client.export_tagged(table, columns=columns)
+            if tagged.data is None:
+                raise RuntimeError(f"GET /v1/export answered 'not modified' for {table} asked without an ETag")
+            etag = tagged.etag if index == 0 else etag
+            _load_table(con, table, tagged.data)
+        return cls(client, con, time.time(), etag)
+
+    def revalidated(self) -> Snapshot:
+        """This snapshot while the gallery is unchanged (one 304 answer: the API reads no table),
+        else a new one. The first table is the one asked: when a change landed while the tables
+        were downloaded, its ETag is the older one, so the next check reloads."""
+        table, columns = next(iter(SNAPSHOT_COLUMNS.items()))
+        tagged = self.client.export_tagged(table, columns=columns, etag=self.etag)
+        return self if tagged.data is None else Snapshot.load(self.client, first=tagged)
+
+
+class SnapshotCache:
+    """The console's snapshot of one remote service, re-checked when older than ``max_age_s``:
+    a conditional request, so a quiet gallery costs the API one stamp lookup per check instead of
+    an export of every table. Shared by the console's sessions (one download at a time)."""
+
+    def __init__(self, max_age_s: float = 30.0) -> None:
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+        self._checked = 0.0
+
+    def get(self, client: Exporter) -> Snapshot:
+        with self._lock:
+            snapshot = self._snapshot
+            if snapshot is not None and time.monotonic() - self._checked < self.max_age_s:
+                return snapshot
+            if snapshot is None or snapshot.client is not client or snapshot.etag is None:
+                snapshot = Snapshot.load(client)
+            else:
+                snapshot = snapshot.revalidated()
+            self._snapshot, self._checked = snapshot, time.monotonic()
+            return snapshot
+
+    def expire(self) -> None:
+        """Check again on the next ``get`` (after a rename or delete from this console)."""
+        with self._lock:
+            self._checked = float("-inf")
 
 
 Source = Path | Snapshot  # a local data dir, or a remote service's snapshot

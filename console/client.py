@@ -34,6 +34,14 @@ class Upload:
     mime: str = "image/jpeg"
 
 
+@dataclass(frozen=True)
+class Tagged:
+    """A Parquet export and its ETag; ``data`` is None when the API answered 304 (unchanged)."""
+
+    data: bytes | None
+    etag: str | None
+
+
 class ApiClient:
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -72,12 +80,28 @@ class ApiClient:
     ) -> bytes:
         """One gallery table as Parquet bytes (GET /v1/export), or only some persons' rows, or
         only some columns."""
+        data = self.export_tagged(table, vectors, person_ids, columns).data
+        assert data is not None  # asked without an ETag: never 304
+        return data
+
+    def export_tagged(
+        self,
+        table: str,
+        vectors: bool = False,
+        person_ids: list[int] | None = None,
+        columns: list[str] | None = None,
+        etag: str | None = None,
+    ) -> Tagged:
+        """``export`` with the gallery's ETag; given the ETag of a snapshot held, no data while
+        the gallery is unchanged (the API answers 304 without reading the table)."""
         params: dict[str, Any] = {"table": table, "vectors": str(vectors).lower()}
         if person_ids is not None:
             params["person_id"] = [str(i) for i in person_ids]
         if columns:
             params["column"] = list(columns)
-        return self._call("GET", "/v1/export", params=params).content
+        headers = {"If-None-Match": etag} if etag else {}
+        response = self._call("GET", "/v1/export", params=params, headers=headers)
+        return Tagged(None if response.status_code == 304 else response.content, response.headers.get("etag"))
 
     def delete(self, person_id: int) -> dict[str, Any]:
         return self._call("DELETE", f"/v1/persons/{person_id}").json()

@@ -59,7 +59,7 @@ NDJSON = "application/x-ndjson"
 
 app = FastAPI(
     title="ManyAngles",
-    version="1.2",  # 1.2: GET /v1/persons answers a page (persons, total, next_offset), not a list
+    version="1.3",  # 1.3: GET /v1/export has an ETag (304 to If-None-Match); 1.2: GET /v1/persons pages
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
 app.include_router(admin_router)

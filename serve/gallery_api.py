@@ -6,12 +6,12 @@ No ``from __future__ import annotations``: FastAPI resolves the annotations of t
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import Response
 
 from core.schemas_gallery import DeleteResponse, PersonDetailOut, PersonOut, PersonsPage
 from core.service import ManyAnglesService
-from core.store.export import export_table
+from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
 from serve.deps import Admin, CanRead, errors
 
@@ -77,7 +77,11 @@ def delete_person(request: Request, _: Admin, person_id: int) -> DeleteResponse:
 @router.get(
     "/v1/export",
     response_class=Response,
-    responses={200: {"content": {PARQUET: {}}, "description": "the table as Parquet"}, **errors()},
+    responses={
+        200: {"content": {PARQUET: {}}, "description": "the table as Parquet, with the gallery's ETag"},
+        304: {"description": "not modified: the gallery is unchanged since the snapshot tagged If-None-Match"},
+        **errors(),
+    },
 )
 def export(
     request: Request,
@@ -86,10 +90,28 @@ def export(
     vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
     person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
     column: Annotated[list[str] | None, Query(description="only these columns (repeat); default all")] = None,
+    if_none_match: Annotated[str | None, Header(description="the ETag of a snapshot held: 304 while unchanged")] = None,
 ) -> Response:
-    """A consistent Parquet snapshot of one gallery table, for analytics away from the store."""
+    """A consistent Parquet snapshot of one gallery table, for analytics away from the store.
+    Tagged with the gallery's stamp: asked again with ``If-None-Match`` it answers 304 (no body,
+    no table read) until a person, image or embedding changes."""
     store = _service(request).store
-    data = export_table(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
-    return Response(
-        data, media_type=PARQUET, headers={"Content-Disposition": f'attachment; filename="{table}.parquet"'}
-    )
+    headers = {"Cache-Control": "private, no-cache"}
+    if if_none_match is not None:
+        validate(table, vectors, person_id, column)
+        current = _etag(gallery_stamp(store.db_path))
+        if if_none_match.strip() == "*" or current in _etags(if_none_match):
+            return Response(status_code=304, headers={**headers, "ETag": current})
+    exported = export_snapshot(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
+    headers |= {"ETag": _etag(exported.stamp), "Content-Disposition": f'attachment; filename="{table}.parquet"'}
+    return Response(exported.data, media_type=PARQUET, headers=headers)
+
+
+def _etag(stamp: str) -> str:
+    return f'W/"{stamp}"'  # weak: the same rows, not promised byte for byte
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags of an If-None-Match header, compared weakly (RFC 9110: W/ ignored)."""
+    tags = (part.strip() for part in header.split(","))
+    return {_etag(tag.removeprefix("W/").strip('"')) for tag in tags if tag}

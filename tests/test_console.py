@@ -239,6 +239,33 @@ def test_gallery_works_against_a_remote_service(console_env: httpx.Client, monke
     assert len(points) == enrolled["num_embeddings"] and set(points["source"]) == set(enrolled["sources"])
 
 
+def test_the_remote_snapshot_is_downloaded_again_only_when_the_gallery_changed(console_env: httpx.Client):
+    """The console re-checks its snapshot with the ETag: the same snapshot while the API answers
+    304, a new one once a person was enrolled."""
+    from console.analytics import SnapshotCache, persons_page
+    from console.client import ApiClient
+
+    client = ApiClient(str(console_env.base_url), KEY)
+    cache = SnapshotCache(max_age_s=3600.0)
+    first = cache.get(client)
+    assert first.etag and cache.get(client) is first  # within max_age: not even asked
+    cache.expire()
+    assert cache.get(client) is first  # asked: 304
+    console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Snapshot Check"},
+        files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 1), "image/jpeg")},
+    )
+    assert cache.get(client) is first  # still within max_age
+    cache.expire()
+    second = cache.get(client)
+    assert second is not first and second.etag != first.etag
+    frame, total = persons_page(second, "Snapshot Check", "name", 0)
+    assert total == 1 and list(frame["name"]) == ["Snapshot Check"]
+    assert persons_page(first, "Snapshot Check", "name", 0)[1] == 0  # the old snapshot, as it was
+
+
 def test_rename_from_the_gallery(console_env: httpx.Client):
     console_env.post(
         "/v1/persons",

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_store import enrollment
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StoreSchemaError
 from core.store import export
 from core.store.gallery import GalleryStore
 
@@ -62,3 +62,58 @@ def test_a_subset_of_columns_and_persons(tmp_path: Path):
     ]:
         with pytest.raises(InvalidInput, match=problem):
             export.export_table(store.db_path, table, columns=columns)
+
+
+def test_the_stamp_changes_with_every_gallery_change_and_only_then(tmp_path: Path):
+    """Schema 9: any insert, update or delete of a person, image or embedding draws a new stamp;
+    reads and exports leave it; a snapshot carries the stamp it was read at."""
+    import sqlite3
+
+    store = GalleryStore(tmp_path)
+    seen = [export.gallery_stamp(store.db_path)]
+
+    def changed() -> None:
+        stamp = export.gallery_stamp(store.db_path)
+        assert stamp not in seen
+        seen.append(stamp)
+
+    pid = store.add_person(enrollment("Ada", 1))
+    changed()
+    store.list_persons()
+    store.person_detail(pid)
+    exported = export.export_snapshot(store.db_path, "embeddings", columns=["person_id", "source"])
+    assert exported.stamp == seen[-1] == export.gallery_stamp(store.db_path)
+    assert read(exported.data).num_rows == 3
+    store.rename_person(pid, "Ada B")
+    changed()
+    for table in ("persons", "images", "embeddings"):  # even an update that changes no value
+        with sqlite3.connect(store.db_path) as conn:
+            conn.execute(f"UPDATE {table} SET created_at = created_at WHERE id = (SELECT min(id) FROM {table})")
+        changed()
+    with sqlite3.connect(store.db_path) as conn:
+        conn.execute("DELETE FROM embeddings WHERE id = (SELECT max(id) FROM embeddings)")
+    changed()
+    store.delete_person(pid)  # the person, images and embeddings (cascade)
+    changed()
+    assert len(seen) == 8 and all(len(s) == 16 for s in seen)
+
+
+def test_a_schema_8_gallery_gains_a_stamp(tmp_path: Path):
+    import sqlite3
+
+    from core.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
+
+    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
+    for version in range(8):
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 8")
+    conn.close()
+    with pytest.raises(StoreSchemaError, match="no stamp"):  # before the migration
+        export.gallery_stamp(tmp_path / "gallery.db")
+    store = GalleryStore(tmp_path)
+    with sqlite3.connect(store.db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    before = export.gallery_stamp(store.db_path)
+    store.add_person(enrollment("Ada", 1))
+    assert export.gallery_stamp(store.db_path) != before

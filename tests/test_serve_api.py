@@ -420,3 +420,43 @@ def test_rename_and_export(api: httpx.Client):
     refused = api.get("/v1/export", headers=AUTH, params={"table": "embeddings", "column": "vectorz"})
     assert refused.status_code == 422 and "no column 'vectorz'" in refused.json()["error"]["message"]
     assert second.status_code == 201
+
+
+def test_export_answers_not_modified_while_the_gallery_is_unchanged(api: httpx.Client):
+    """ETag / If-None-Match: a client holding a snapshot is answered 304 (no body, no table read)
+    until a person, image or embedding changes."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    params = {"table": "persons", "column": ["id", "name"]}
+    first = api.get("/v1/export", headers=AUTH, params=params)
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and etag.startswith('W/"') and first.headers["cache-control"] == "private, no-cache"
+
+    def asked(tag: str, **extra: str) -> httpx.Response:
+        return api.get("/v1/export", headers={**AUTH, "If-None-Match": tag}, params={**params, **extra})
+
+    same = asked(etag)
+    assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == etag
+    assert asked(etag.removeprefix("W/")).status_code == 304  # compared weakly
+    assert asked(f'"0000000000000000", {etag}').status_code == 304 and asked("*").status_code == 304
+    other = asked('"0000000000000000"')
+    assert other.status_code == 200 and other.content == first.content
+    assert api.get("/v1/export", headers={"If-None-Match": etag}, params=params).status_code == 401
+    assert asked(etag, table="secrets").status_code == 422  # a bad request is refused, not "unchanged"
+    enrolled = api.post(
+        "/v1/persons", headers=AUTH, data={"name": "Etag Person"}, files=files(photo=photo_bytes("Jack_Dorsey", 2))
+    )
+    assert enrolled.status_code == 201
+    fresh = asked(etag)
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert "Etag Person" in pq.read_table(io.BytesIO(fresh.content)).column("name").to_pylist()
+    assert asked(fresh.headers["etag"]).status_code == 304
+    pid = enrolled.json()["person_id"]
+    assert api.patch(f"/v1/persons/{pid}", headers=AUTH, data={"name": "Etag Renamed"}).status_code == 200
+    renamed = asked(fresh.headers["etag"])
+    assert (
+        renamed.status_code == 200
+        and "Etag Renamed" in pq.read_table(io.BytesIO(renamed.content)).column("name").to_pylist()
+    )

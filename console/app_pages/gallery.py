@@ -5,23 +5,24 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from console.analytics import SORTS, Snapshot, Source, counts_by_source, persons_page, projection
+from console.analytics import SORTS, SnapshotCache, Source, counts_by_source, persons_page, projection
 from console.client import ApiError
 from console.config import api, load_config
 
 PAGE_SIZE = 25
 
 
-@st.cache_resource(ttl=30, max_entries=2)
-def _snapshot(api_url: str) -> Snapshot:
-    """A remote gallery, downloaded once (no vectors) and queried page by page for 30 s."""
-    return Snapshot.load(api())
+@st.cache_resource(max_entries=2)
+def _snapshots(api_url: str) -> SnapshotCache:
+    """A remote gallery, downloaded (no vectors) and queried page by page; checked every 30 s,
+    downloaded again only when it changed."""
+    return SnapshotCache(max_age_s=30.0)
 
 
 def _source() -> Source:
     """The local store when the data dir is here, else the API's Parquet snapshots."""
     config = load_config()
-    return config.data_dir if config.data_dir is not None else _snapshot(config.api_url)
+    return config.data_dir if config.data_dir is not None else _snapshots(config.api_url).get(api())
 
 
 @st.cache_data(ttl=5)
@@ -37,9 +38,9 @@ where = str(config.data_dir or config.api_url)
 st.caption(
     f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
 )
-if st.button("Refresh", help="re-read the gallery now (a remote snapshot is kept for 30 s)"):
+if st.button("Refresh", help="re-read the gallery now (a remote snapshot is checked for changes every 30 s)"):
     st.cache_data.clear()
-    _snapshot.clear()
+    _snapshots(config.api_url).expire()
 search = st.text_input("Search by name")
 sort = st.selectbox("Sort", list(SORTS))
 page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
@@ -82,7 +83,7 @@ if len(persons):
         try:
             api().rename(person_id, new_name)
             st.cache_data.clear()
-            _snapshot.clear()
+            _snapshots(config.api_url).expire()
             st.success(f"Renamed to {new_name}")
         except ApiError as exc:
             st.error(exc.friendly())
@@ -91,7 +92,7 @@ if len(persons):
             try:
                 gone = api().delete(person_id)
                 st.cache_data.clear()
-                _snapshot.clear()
+                _snapshots(config.api_url).expire()
                 st.success(
                     f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
                 )

@@ -4,18 +4,23 @@ Tables: ``persons``, ``images`` (metadata, no bytes) and ``embeddings`` (with th
 as a binary column, or without it); all their columns, or the ones asked for. Read through
 sqlite3 in batches, written with pyarrow batch by batch (memory stays flat at a million rows): no
 DuckDB sqlite scanner in the process that writes the store.
+
+Each snapshot carries the gallery's stamp (``store_meta.gallery_stamp``, a fresh random value on
+every change to a person, image or embedding; schema 9), read in the snapshot's own transaction:
+a client that holds a snapshot asks again with it and gets "not modified" until something changed.
 """
 
 from __future__ import annotations
 
 import io
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, StoreSchemaError
 
 _INT, _TEXT = pa.int64(), pa.string()
 COLUMNS: dict[str, dict[str, pa.DataType]] = {
@@ -75,22 +80,57 @@ def _select(
     return f"SELECT {', '.join(chosen)} FROM {table}{where}{order}", schema
 
 
-def export_table(
+def validate(
+    table: str, with_vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+) -> None:
+    """Raises InvalidInput for what ``export_snapshot`` would refuse (without reading the store)."""
+    _select(table, with_vectors, columns, person_ids)
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A table's Parquet bytes and the gallery stamp they were read at."""
+
+    data: bytes
+    stamp: str
+
+
+STAMP_SQL = "SELECT value FROM store_meta WHERE key = 'gallery_stamp'"
+
+
+def _stamp(conn: sqlite3.Connection) -> str:
+    row = conn.execute(STAMP_SQL).fetchone()
+    if row is None:
+        raise StoreSchemaError("the gallery has no stamp (schema older than 9): open it with ManyAngles to migrate it")
+    return f"{int(row[0]) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def gallery_stamp(db_path: Path) -> str:
+    """The gallery's current stamp (one indexed lookup): equal stamps, equal gallery tables."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        return _stamp(conn)
+    finally:
+        conn.close()
+
+
+def export_snapshot(
     db_path: Path,
     table: str,
     with_vectors: bool = False,
     person_ids: list[int] | None = None,
     columns: list[str] | None = None,
-) -> bytes:
-    """One table as Parquet bytes; a consistent snapshot (one read transaction). With
-    ``person_ids``, only those persons' rows; with ``columns``, only those columns (rows in id
-    order when ``id`` is one of them)."""
+) -> Exported:
+    """One table as Parquet bytes; a consistent snapshot (one read transaction) with the stamp it
+    was read at. With ``person_ids``, only those persons' rows; with ``columns``, only those
+    columns (rows in id order when ``id`` is one of them)."""
     sql, schema = _select(table, with_vectors, columns, person_ids)
     buffer = io.BytesIO()
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         with pq.ParquetWriter(buffer, schema) as writer:
-            conn.execute("BEGIN")  # every batch from the same snapshot
+            conn.execute("BEGIN")  # the stamp and every batch from the same snapshot
+            stamp = _stamp(conn)
             cursor = conn.execute(sql, [int(i) for i in person_ids or []])
             while rows := cursor.fetchmany(BATCH_ROWS):
                 columns_of_rows = zip(*rows)
@@ -98,4 +138,15 @@ def export_table(
                 writer.write_batch(pa.record_batch(arrays, schema=schema))
     finally:
         conn.close()
-    return buffer.getvalue()
+    return Exported(buffer.getvalue(), stamp)
+
+
+def export_table(
+    db_path: Path,
+    table: str,
+    with_vectors: bool = False,
+    person_ids: list[int] | None = None,
+    columns: list[str] | None = None,
+) -> bytes:
+    """One table as Parquet bytes (``export_snapshot`` without the stamp)."""
+    return export_snapshot(db_path, table, with_vectors, person_ids, columns).data

@@ -205,6 +205,39 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX enrollment_runs_person ON enrollment_runs(person_id);
     CREATE INDEX images_path ON images(path);
     """,
+    # 8 -> 9: a stamp of the gallery tables, a fresh random value on every change to a person,
+    # image or embedding (a restored copy gets no stale match, unlike a counter): GET /v1/export
+    # answers 304 Not Modified to a client that already holds the snapshot (ETag, If-None-Match).
+    """
+    INSERT INTO store_meta(key, value) VALUES ('gallery_stamp', random());
+    CREATE TRIGGER persons_stamp_insert AFTER INSERT ON persons BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER persons_stamp_update AFTER UPDATE ON persons BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER persons_stamp_delete AFTER DELETE ON persons BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER images_stamp_insert AFTER INSERT ON images BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER images_stamp_update AFTER UPDATE ON images BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER images_stamp_delete AFTER DELETE ON images BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER embeddings_stamp_insert AFTER INSERT ON embeddings BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER embeddings_stamp_update AFTER UPDATE ON embeddings BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    CREATE TRIGGER embeddings_stamp_delete AFTER DELETE ON embeddings BEGIN
+        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
+    END;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
