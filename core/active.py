@@ -1,7 +1,8 @@
 """The face analyzer that follows the gallery's active-model pointer.
 
 The configured model (settings ``embedder``/``detector``) is loaded first and becomes the active
-model of a gallery that has none. After a switch (core/store/models.py) the next call loads the
+model of a gallery that has none; when the gallery already records it and uses another, only the
+active one is loaded. After a switch (core/store/models.py) the next call loads the
 active model from its recorded spec, swaps it in and closes the old copy: calls wait for the load,
 none fails, and every result names the model that made its vectors. The CLI and each Embedder
 replica hold one of these, so every replica follows the pointer without a restart.
@@ -22,7 +23,7 @@ from core.pipeline import AnalyzedPhoto, FacePipeline, ModelInfo, default_worker
 from core.recognition import FaceEngine, FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.models import active_model, register_model
+from core.store.models import ModelRecord, active_model, register_model, registered_as
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("detector", "embedder", "insightface_pack")
@@ -55,12 +56,32 @@ class ActiveModelFaces:
         self.store = store
         self.in_service = in_service
         self._lock = threading.Lock()
-        self._pipeline = FacePipeline(settings, default_workers(settings, in_service), engine)
-        info = self._pipeline.info
-        register_model(
-            store, info.name, info.dim, model_spec(settings), shipped_thresholds(info), activate_if_none=True
-        )
+        active = active_model(store)
+        configured = registered_as(store, model_spec(settings))
+        if active is not None and configured is not None and configured != active.name:
+            # started with the settings of a model the gallery no longer uses (it is recorded
+            # already): load the active one only, not the configured one first (its weights may
+            # even be gone)
+            log.info("configured model %s is not the active one: loading %s", configured, active.name)
+            self._pipeline = self._load(active)
+        else:
+            self._pipeline = FacePipeline(settings, default_workers(settings, in_service), engine)
+            info = self._pipeline.info
+            register_model(
+                store, info.name, info.dim, model_spec(settings), shipped_thresholds(info), activate_if_none=True
+            )
         self.current()
+
+    def _load(self, model: ModelRecord) -> FacePipeline:
+        """A pipeline of a recorded model, from its spec; refused when the spec loads another."""
+        settings = with_spec(self.settings, model.spec)
+        pipeline = FacePipeline(settings, default_workers(settings, self.in_service))
+        if pipeline.info.name != model.name:
+            pipeline.close()
+            raise ModelUnavailable(
+                f"the active model is {model.name}, but its recorded settings load {pipeline.info.name} here"
+            )
+        return pipeline
 
     def current(self) -> FacePipeline:
         """The pipeline of the active model (loaded now when the pointer moved)."""
@@ -68,14 +89,8 @@ class ActiveModelFaces:
         with self._lock:
             if active is None or active.name == self._pipeline.info.name:
                 return self._pipeline
-            settings = with_spec(self.settings, active.spec)
             log.info("the active model is now %s: loading it", active.name)
-            new = FacePipeline(settings, default_workers(settings, self.in_service))
-            if new.info.name != active.name:
-                new.close()
-                raise ModelUnavailable(
-                    f"the active model is {active.name}, but its recorded settings load {new.info.name} here"
-                )
+            new = self._load(active)
             old, self._pipeline = self._pipeline, new
         old.close()
         log.info("switched to %s", new.info.name)

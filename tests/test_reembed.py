@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ModelNotReady, ModelSwitching
+from core.errors import ModelNotReady, ModelSwitching, ModelUnavailable
 from core.models import load_face_models
 from core.settings import Settings
 from core.store.gallery import GalleryStore
@@ -214,6 +214,32 @@ def test_switch_refuses_an_incomplete_model(tmp_path: Path, dlib_models):
     with pytest.raises(ModelNotReady, match="1 image"):
         activate_model(service.store, TINY, {"top2": 0.5})
     assert active_model(service.store).name == DLIB
+
+
+def test_a_process_started_with_a_retired_models_settings_loads_only_the_active_one(tmp_path: Path):
+    """After a switch, a replica restarted with the old settings loads the active model alone,
+    not the configured one first: it serves even where the old model's weights are gone."""
+    import shutil
+
+    from core.active import ActiveModelFaces, model_spec
+    from core.store.models import register_model, registered_as
+
+    settings = tiny_settings(tmp_path)  # configured: the tiny insightface pack
+    store = GalleryStore(settings.data_dir)
+    register_model(store, TINY, 512, model_spec(settings), {})  # recorded once, then switched away from
+    dlib = model_spec(settings.replace(detector="dlib", embedder="dlib"))
+    register_model(store, DLIB, 128, dlib, {}, activate_if_none=True)
+    assert active_model(store).name == DLIB and registered_as(store, model_spec(settings)) == TINY
+    shutil.rmtree(tmp_path / "models" / "tinypack")  # the old model can no longer load
+    faces = ActiveModelFaces(settings, store, in_service=False)
+    try:
+        assert faces.info.name == DLIB
+        analyzed = faces.analyze(photo_bytes(PEOPLE[0]))
+        assert [face.vector.shape for face in analyzed.faces] == [(128,)]
+    finally:
+        faces.close()
+    with pytest.raises(ModelUnavailable):  # a model the gallery does not record is still loaded first
+        ActiveModelFaces(tiny_settings(tmp_path / "other").replace(insightface_pack="missing"), store, False)
 
 
 def test_reembed_over_http_models_and_job_status(api):
