@@ -210,34 +210,15 @@ MIGRATIONS: tuple[str, ...] = (
     # answers 304 Not Modified to a client that already holds the snapshot (ETag, If-None-Match).
     """
     INSERT INTO store_meta(key, value) VALUES ('gallery_stamp', random());
-    CREATE TRIGGER persons_stamp_insert AFTER INSERT ON persons BEGIN
+"""
+    + "".join(
+        f"""    CREATE TRIGGER {table}_stamp_{event.lower()} AFTER {event} ON {table} BEGIN
         UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
     END;
-    CREATE TRIGGER persons_stamp_update AFTER UPDATE ON persons BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER persons_stamp_delete AFTER DELETE ON persons BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER images_stamp_insert AFTER INSERT ON images BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER images_stamp_update AFTER UPDATE ON images BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER images_stamp_delete AFTER DELETE ON images BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER embeddings_stamp_insert AFTER INSERT ON embeddings BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER embeddings_stamp_update AFTER UPDATE ON embeddings BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    CREATE TRIGGER embeddings_stamp_delete AFTER DELETE ON embeddings BEGIN
-        UPDATE store_meta SET value = random() WHERE key = 'gallery_stamp';
-    END;
-    """,
+"""
+        for table in ("persons", "images", "embeddings")
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
