@@ -1,4 +1,5 @@
-"""Core speed: detection per photo, embedding per face (single and batched).
+"""Core speed: detection per photo, embedding per face (single and batched), and for the dlib
+model its network on ONNX Runtime against dlib's own engine on the same chips.
 
     .venv/bin/python bench/core_speed.py [--faces ../shared/faces] [--photos 60]
 
@@ -14,6 +15,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,6 +32,17 @@ log = logging.getLogger("bench.core_speed")
 
 def _ms(values: list[float]) -> str:
     return f"{1000 * statistics.mean(values):.1f} ms (p50 {1000 * statistics.median(values):.1f})"
+
+
+def _dlib_engine(model: str) -> Any:
+    """dlib's own ResNet engine, when the embedder is the dlib model (else None)."""
+    if not model.startswith("dlib-"):
+        return None
+    import dlib
+
+    from core.faces.dlib_models import RESNET, dlib_model_path
+
+    return dlib.face_recognition_model_v1(str(dlib_model_path(RESNET)))
 
 
 def main() -> None:
@@ -67,6 +82,19 @@ def main() -> None:
             runs.append((time.perf_counter() - started) / batch)
         batched[batch] = min(runs)
 
+    # the same chips through dlib's own engine (its pip build), interleaved with ours face by face
+    reference = _dlib_engine(models.embedder.name)
+    ours_s, dlib_s, worst = [], [], 0.0
+    for crop in crops if reference else []:
+        chips = models.embedder.chips([crop])
+        started = time.perf_counter()
+        ours = models.embedder.forward(chips)
+        ours_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        theirs = np.asarray(reference.compute_face_descriptor(chips), dtype=np.float32)
+        dlib_s.append(time.perf_counter() - started)
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+
     small = [d for d, s in zip(detect_s, sizes) if s <= settings.dlib_upsample_below]
     large = [d for d, s in zip(detect_s, sizes) if s > settings.dlib_upsample_below]
     lines = [
@@ -81,6 +109,13 @@ def main() -> None:
         f"| embedding, one face per call (2 forward passes: face + mirror) | {_ms(single)} |",
     ]
     lines += [f"| embedding, batch of {b}, per face | {1000 * t:.1f} ms |" for b, t in batched.items()]
+    if dlib_s:
+        ratio = statistics.median(dlib_s) / statistics.median(ours_s)
+        lines += [
+            f"| network, face + mirror: {models.embedder.provider} | {_ms(ours_s)} |",
+            f"| network, face + mirror: dlib's own engine, same chips | {_ms(dlib_s)} |",
+            f"| ... speed-up (medians), largest difference of a descriptor value | {ratio:.1f}x, {worst:.1e} |",
+        ]
     sys.stdout.write("\n".join(lines) + "\n")
 
 

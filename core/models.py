@@ -43,7 +43,7 @@ def load_face_models(settings: Settings) -> FaceModels:
     elif settings.embedder == "dlib":
         from core.embedders.dlib_embedder import DlibEmbedder
 
-        embedder = DlibEmbedder()
+        embedder = DlibEmbedder(providers=settings.onnx_providers)
     else:
         raise ValueError(f"unknown embedder {settings.embedder!r} (dlib or insightface)")
     return FaceModels(detector=detector, embedder=embedder)

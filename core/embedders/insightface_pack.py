@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from core.embedders.base import embed_with_tta
+from core.embedders.onnx_runtime import choose_providers
 from core.errors import ModelUnavailable
 from core.faces.types import Face, sort_largest_first
 
@@ -28,22 +29,6 @@ _INSTALL_HINT = (
     "unzip it so that the .onnx files lie directly in {folder} (or point MANYANGLES_INSIGHTFACE_ROOT "
     "at the folder that holds models/<pack>/)"
 )
-
-
-def choose_providers(setting: str) -> list[str]:
-    """ONNX Runtime providers for a setting: "auto" prefers CUDA when the build offers it."""
-    import onnxruntime
-
-    available = onnxruntime.get_available_providers()
-    if setting.strip().lower() != "auto":
-        wanted = [p.strip() for p in setting.split(",") if p.strip()]
-        missing = [p for p in wanted if p not in available]
-        if missing:
-            raise ModelUnavailable(f"ONNX Runtime providers {missing} are not available (available: {available})")
-        return wanted
-    if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
 
 
 class InsightFacePack:
