@@ -29,7 +29,8 @@ class Layer:
     kind: ``input`` (per-channel means), ``con``, ``affine``, ``relu``, ``max_pool``,
     ``avg_pool`` (``size == (0, 0)``: the whole image), ``fc``, ``tag`` (remember the current
     output as ``tag``), ``skip`` (continue from tag ``tag``), ``add_prev`` (add tag ``tag``'s
-    output, dlib-style: the smaller tensor zero-padded to the larger).
+    output, dlib-style: the smaller tensor zero-padded to the larger), ``identity`` (a layer
+    saved disabled).
     """
 
     kind: str
@@ -151,20 +152,7 @@ def _con(r: _Reader) -> Layer:
 
 
 def _affine(r: _Reader) -> Layer:
-    version = r.expect("affine_", "affine_2", "bn_con2")
-    if version == "bn_con2":  # a batch norm as saved in training: fold its running statistics
-        params = r.tensor().reshape(-1)
-        gamma_shape, _ = r.alias(), r.alias()
-        for _ in range(2):  # the last mini-batch's means and inverse deviations
-            r.tensor()
-        means, variances = r.tensor().reshape(-1), r.tensor().reshape(-1)
-        r.integer(), r.integer()  # num_updates, running_stats_window_size
-        for _ in range(4):
-            r.scalar()
-        eps = r.scalar()
-        k = int(np.prod(gamma_shape))
-        gamma = params[:k] / np.sqrt(variances + eps)
-        return Layer("affine", arrays={"gamma": gamma, "beta": params[k : 2 * k] - gamma * means})
+    version = r.expect("affine_", "affine_2")  # a batch norm folded for inference
     params = r.tensor().reshape(-1)
     gamma_shape, _ = r.alias(), r.alias()
     mode = r.integer()
@@ -228,9 +216,9 @@ def read_dlib_resnet(path: Path) -> list[Layer]:
     # the wrappers' versions from the output inwards; the innermost wraps the input layer
     versions = [r.version(1) if w in ("tag", "skip") else r.version(1, 2) for w, _ in chain[:-1]]
     versions.append(r.version(2, 3))
-    r.expect("input_rgb_image_sized", "input_rgb_image")
+    r.expect("input_rgb_image_sized")
     means = np.array([r.scalar() for _ in range(3)], dtype=np.float32)
-    r.integer(), r.integer()  # the sized input's rows and columns (150 x 150)
+    r.integer(), r.integer()  # the input's rows and columns (150 x 150)
     layers = [Layer("input", arrays={"mean": means})]
     for index, ((wrapper, tag), version) in enumerate(zip(reversed(chain), reversed(versions))):
         if wrapper in ("tag", "skip"):
