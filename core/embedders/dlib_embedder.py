@@ -3,8 +3,8 @@
 Alignment is dlib's own: its 5-point shape predictor on the detected box and ``get_face_chip``
 (150 px, padding 0.25), the crops the network was trained on. The network is dlib's, weights
 and all, computed by ONNX Runtime (core/embedders/dlib_onnx.py): the same descriptors as dlib's
-``compute_face_descriptor`` to float rounding, ~15x faster on one core. Each face is embedded twice, as is
-and mirrored, and the two descriptors are summed and L2-normalised. On ../shared/faces the
+``compute_face_descriptor`` to float rounding, ~14x faster on one core. Each face is embedded
+twice, as is and mirrored, and the two descriptors are summed and L2-normalised. On ../shared/faces the
 normalisation and the mirror together cut FNIR at FPIR=1% from 23.5% (plain dlib, L2 distance)
 to about 17% (see BENCHMARKS.md).
 """
