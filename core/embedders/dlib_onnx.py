@@ -1,8 +1,8 @@
 """dlib's face-recognition ResNet as an ONNX graph, run by ONNX Runtime.
 
 The weights are dlib's own (read by core/embedders/dlib_weights.py from the file that ships in
-face_recognition_models); only the engine changes. dlib's pip build computes a 150x150 chip in
-~130 ms a pass on one core (no BLAS); ONNX Runtime computes the same function ~14x faster, on
+face_recognition_models); only the engine changes. dlib's pip build runs it on a 150x150 chip in
+~130 ms on one core (no BLAS); ONNX Runtime computes the same function ~14x faster, on
 the CPU or, with onnxruntime-gpu, on CUDA. The outputs agree with dlib's to float rounding
 (tests/test_dlib_onnx.py), so the model keeps its name and stored vectors stay comparable.
 
