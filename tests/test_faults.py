@@ -57,7 +57,9 @@ def sd_app(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_embedder_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(api: httpx.Client):
-    outcomes, recovery_s = kill_during_enrollments(api, "manyangles", "Embedder")
+    # killed while it holds two calls: one at least is a plain request's (an enrollment has one
+    # Embedder call at a time), so plain requests are lost too, not only the streamed one
+    outcomes, recovery_s = kill_during_enrollments(api, "manyangles", "Embedder", in_flight=2)
     assert "lost" in {o for n, o in outcomes.items() if "streamed" not in n}, outcomes  # plain requests too
 
 
@@ -68,12 +70,18 @@ def test_generator_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(
 
 
 def kill_during_enrollments(
-    api: httpx.Client, app: str, deployment: str, views: str | None = None, plain_requests: int = 3
+    api: httpx.Client,
+    app: str,
+    deployment: str,
+    views: str | None = None,
+    plain_requests: int = 3,
+    in_flight: int = 1,
 ) -> tuple[dict[str, str], float]:
-    """Plain augmented enrollments (three: four in all, the cold limit) and one streamed; half a second after the streamed one
-    says its views are being generated, the replica dies as in a crash. Every request ends stored (201, whole)
-    or lost (typed 503 ``replica_lost`` + Retry-After; never a 500), at least one is lost, nothing
-    is half-stored, and an enrollment succeeds again within 30 s of the kill."""
+    """Plain augmented enrollments (three: four in all, the cold limit) and one streamed; once the
+    streamed one says its views are being generated and the replica holds ``in_flight`` calls, it
+    dies as in a crash. Every request ends stored (201, whole) or lost (typed 503 ``replica_lost``
+    + Retry-After; never a 500), at least one is lost, nothing is half-stored, and an enrollment
+    succeeds again within 30 s of the kill."""
     prefix = f"Fault {deployment}"
     form = {"views": views} if views else {}
     plain: dict[str, httpx.Response] = {}
@@ -118,8 +126,13 @@ def kill_during_enrollments(
     for t in threads:
         t.start()
     assert generating.wait(120), "the streamed enrollment never reached the generation stage"
-    time.sleep(0.5)  # into the views' generation (SD: seconds) and gating (the Embedder: seconds)
-    ray.kill(replica, no_restart=True)  # as a crash would: the views of that enrollment are in it
+    # the kill comes when the replica holds ``in_flight`` calls (executing or queued in it): a
+    # moment decided by the replica's own count, not by a sleep that a faster model outruns
+    deadline = time.monotonic() + 30
+    while ray.get(replica.get_num_ongoing_requests.remote()) < in_flight:
+        assert time.monotonic() < deadline, f"{deployment} never held {in_flight} call(s) at once"
+        time.sleep(0.005)
+    ray.kill(replica, no_restart=True)  # as a crash would: the calls it holds die with it
     killed_at = time.monotonic()
     for t in threads:
         t.join()
