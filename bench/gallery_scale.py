@@ -24,7 +24,9 @@ import numpy as np
 
 from bench.machine import describe_machine
 from console import analytics
-from console.client import Tagged
+from console.client import Changed, Tagged
+from core.errors import ChangesUnavailable
+from core.store.changes import changes_since
 from core.store.export import TABLES, export_snapshot, export_table, gallery_stamp
 from core.store.gallery import GalleryStore
 
@@ -115,6 +117,14 @@ class SnapshotSource:
         exported = export_snapshot(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
         return Tagged(exported.data, exported.stamp)
 
+    def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
+        """What GET /v1/export/changes answers."""
+        try:
+            found = changes_since(self.db_path, since, limit)
+        except ChangesUnavailable:
+            return None
+        return Changed(found.token, found.stamp, found.person_ids, found.complete)
+
 
 class WholeTables(SnapshotSource):
     """The snapshot as it was before 2026-11-27: every column of every table."""
@@ -170,7 +180,29 @@ def main() -> None:
         snapshot = analytics.Snapshot.load(SnapshotSource(db))
         if snapshot.revalidated() is not snapshot:
             raise SystemExit("an unchanged gallery was downloaded again")
-        measure("remote snapshot re-checked, gallery unchanged (304)", snapshot.revalidated)
+        measure("remote snapshot re-checked, gallery unchanged", snapshot.revalidated)
+        store = GalleryStore(data_dir)
+        for label, change in (
+            ("one person renamed", lambda i: store.rename_person(1 + i, f"renamed {i} {time.time_ns()}")),
+            ("one person with 10 views deleted", lambda i: store.delete_person(args.persons - 1 - 2 * i)),
+        ):
+            runs = []
+            for i in range(3):
+                change(i)
+                started = time.perf_counter()
+                snapshot = snapshot.revalidated()
+                runs.append(time.perf_counter() - started)
+                if snapshot.updated != 1:
+                    raise SystemExit(f"{label}: the delta re-read {snapshot.updated} person(s), not 1")
+            rows.append((f"remote snapshot brought up to date, {label}", statistics.median(runs), runs))
+        fresh = analytics.Snapshot.load(SnapshotSource(db))
+        for table in analytics.SNAPSHOT_COLUMNS:
+            query = f"SELECT * FROM g.{table} ORDER BY ALL"
+            if (
+                analytics.connect(snapshot).execute(query).fetchall()
+                != analytics.connect(fresh).execute(query).fetchall()
+            ):
+                raise SystemExit(f"the snapshot brought up to date differs from a fresh one in {table}")
         for sort in analytics.SORTS:
             measure(f"remote page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0))
         measure("remote counts by source, 25 persons", partial(analytics.counts_by_source, snapshot, page_ids))

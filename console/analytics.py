@@ -9,16 +9,17 @@ import io
 import pathlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from console.client import Tagged
+from console.client import Changed, Tagged
 
 
 class Exporter(Protocol):
@@ -35,6 +36,8 @@ class Exporter(Protocol):
         etag: str | None = None,
     ) -> Tagged: ...
 
+    def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None: ...
+
 
 # What the gallery queries read of a remote snapshot: a few columns, not the whole tables (at a
 # million embeddings the API answers these in ~6 s instead of ~16 s).
@@ -45,21 +48,35 @@ SNAPSHOT_COLUMNS = {
 }
 
 
+# A delta re-reads the changed persons' rows, 1000 persons a request (GET /v1/export's cap);
+# past this many a full download is the cheaper way.
+MAX_DELTA_PERSONS = 2000
+_EXPORT_IDS = 1000
+
+
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """The gallery tables of a remote service, downloaded once as Parquet into an in-memory
-    DuckDB (schema ``g``, the same SQL as the local store), only the columns the gallery queries
-    read (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only.
-    ``etag`` is the first table's: asked again with it, the API answers 304 while nothing changed."""
+    """The gallery tables of a remote service, downloaded as Parquet into an in-memory DuckDB
+    (schema ``g``, the same SQL as the local store), only the columns the gallery queries read
+    (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only.
+
+    Kept up to date by change token (GET /v1/export/changes): a quiet gallery costs one small
+    request, a change re-reads only the changed persons' rows (``revalidated``). ``etag`` is the
+    first table's, for the conditional re-check of an API without change tokens."""
 
     client: Exporter
     con: duckdb.DuckDBPyConnection
     loaded_at: float
     etag: str | None = None
+    token: str | None = None  # the tables are at least as new as this change token
+    updated: int = 0  # persons re-read by the delta that made this snapshot (0: a full load)
 
     @classmethod
     def load(cls, client: Exporter, first: Tagged | None = None) -> Snapshot:
-        """A new snapshot; ``first``: the first table's export when it is already at hand."""
+        """A new snapshot; ``first``: the first table's export when it is already at hand. The
+        change token is taken before the tables are read: what changes meanwhile is re-read by
+        the next delta."""
+        changed = client.changes() if first is None else None
         con = duckdb.connect()
         con.execute("CREATE SCHEMA g")
         etag = None
@@ -69,21 +86,57 @@ class Snapshot:
                 raise RuntimeError(f"GET /v1/export answered 'not modified' for {table} asked without an ETag")
             etag = tagged.etag if index == 0 else etag
             _load_table(con, table, tagged.data)
-        return cls(client, con, time.time(), etag)
+        return cls(client, con, time.time(), etag, None if changed is None else changed.token)
 
     def revalidated(self) -> Snapshot:
-        """This snapshot while the gallery is unchanged (one 304 answer: the API reads no table),
-        else a new one. The first table is the one asked: when a change landed while the tables
-        were downloaded, its ETag is the older one, so the next check reloads."""
-        table, columns = next(iter(SNAPSHOT_COLUMNS.items()))
-        tagged = self.client.export_tagged(table, columns=columns, etag=self.etag)
-        return self if tagged.data is None else Snapshot.load(self.client, first=tagged)
+        """This snapshot while the gallery is unchanged, brought up to date when a few persons
+        changed, else a new one. A delta changes this snapshot's database in one transaction
+        (a query sees it before or after) and returns it under the new token."""
+        if self.token is None:
+            table, columns = next(iter(SNAPSHOT_COLUMNS.items()))
+            tagged = self.client.export_tagged(table, columns=columns, etag=self.etag)
+            return self if tagged.data is None else Snapshot.load(self.client, first=tagged)
+        changed = self.client.changes(self.token, limit=MAX_DELTA_PERSONS)
+        if changed is None or not changed.complete:  # a restored gallery, or too much changed
+            return Snapshot.load(self.client)
+        if not changed.person_ids:
+            return self
+        self._apply(changed.person_ids)
+        return replace(
+            self, loaded_at=time.time(), etag=changed.etag, token=changed.token, updated=len(changed.person_ids)
+        )
+
+    def _apply(self, person_ids: tuple[int, ...]) -> None:
+        """Replaces the rows of ``person_ids`` (those deleted: removes them) with the API's."""
+        rows: dict[str, list[pa.Table]] = {table: [] for table in SNAPSHOT_COLUMNS}
+        for start in range(0, len(person_ids), _EXPORT_IDS):
+            chunk = list(person_ids[start : start + _EXPORT_IDS])
+            for table, columns in SNAPSHOT_COLUMNS.items():
+                rows[table].append(
+                    pq.read_table(io.BytesIO(self.client.export(table, person_ids=chunk, columns=columns)))
+                )
+        con = self.con.cursor()
+        con.register("changed", pa.table({"id": pa.array(person_ids, pa.int64())}))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table, parts in rows.items():
+                key = "id" if table == "persons" else "person_id"
+                con.execute(f"DELETE FROM g.{table} WHERE {key} IN (SELECT id FROM changed)")
+                con.register("delta", pa.concat_tables(parts))
+                con.execute(f"INSERT INTO g.{table} SELECT * FROM delta")
+                con.unregister("delta")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.close()
 
 
 class SnapshotCache:
     """The console's snapshot of one remote service, re-checked when older than ``max_age_s``:
-    a conditional request, so a quiet gallery costs the API one stamp lookup per check instead of
-    an export of every table. Shared by the console's sessions (one download at a time)."""
+    one change-log lookup while the gallery is quiet, the changed persons' rows after a change,
+    instead of an export of every table. Shared by the console's sessions (one update at a time)."""
 
     def __init__(self, max_age_s: float = 30.0) -> None:
         self.max_age_s = max_age_s

@@ -42,6 +42,16 @@ class Tagged:
     etag: str | None
 
 
+@dataclass(frozen=True)
+class Changed:
+    """GET /v1/export/changes: the persons changed after a change token, and the next token."""
+
+    token: str
+    etag: str
+    person_ids: tuple[int, ...]
+    complete: bool  # False: too many changed to list; read the tables again
+
+
 class ApiClient:
     def __init__(self, base_url: str, api_key: str, timeout_s: float = 300.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -102,6 +112,18 @@ class ApiClient:
         headers = {"If-None-Match": etag} if etag else {}
         response = self._call("GET", "/v1/export", params=params, headers=headers)
         return Tagged(None if response.status_code == 304 else response.content, response.headers.get("etag"))
+
+    def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
+        """The persons changed after ``since`` (None: just the current token); None when the
+        token is from another copy of the gallery (a restore): read the tables again."""
+        params: dict[str, Any] = {"limit": limit} | ({"since": since} if since else {})
+        try:
+            body = self._call("GET", "/v1/export/changes", params=params).json()
+        except ApiError as exc:
+            if exc.code == "changes_unavailable":
+                return None
+            raise
+        return Changed(body["token"], body["etag"], tuple(body["person_ids"]), bool(body["complete"]))
 
     def delete(self, person_id: int) -> dict[str, Any]:
         return self._call("DELETE", f"/v1/persons/{person_id}").json()

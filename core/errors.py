@@ -155,6 +155,15 @@ class ModelNotReady(ManyAnglesError):
     exit_code = 6
 
 
+class ChangesUnavailable(ManyAnglesError):
+    """A change token from another copy of the gallery (restored, replaced) or from its future:
+    the changes since it cannot be told; the client reads the tables again."""
+
+    code = "changes_unavailable"
+    http_status = 409
+    exit_code = 6
+
+
 class ModelMismatch(ManyAnglesError):
     """Vectors of one model met a gallery of another (e.g. a pruned or retired model)."""
 

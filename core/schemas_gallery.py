@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pydantic import Field
 
 from core.schemas import Schema
+from core.store.changes import Changes
 from core.store.records import ImageRecord, Person, PersonDetail
 
 
@@ -88,3 +89,19 @@ class PersonsPage(Schema):
             offset=offset,
             next_offset=end if end < total else None,
         )
+
+
+class ChangesOut(Schema):
+    """The persons changed since a change token: re-read their rows (``GET /v1/export`` with
+    ``person_id``), drop the rows of those no longer there, and keep ``token`` for next time."""
+
+    token: str = Field(description="ask again with since=this for what changes next")
+    etag: str = Field(description="the gallery's ETag at this token (GET /v1/export's)")
+    person_ids: list[int] = Field(description="persons added, changed or deleted after since, ascending")
+    complete: bool = Field(
+        description="false: more than the limit changed and person_ids is empty; read the tables again instead"
+    )
+
+    @classmethod
+    def of(cls, changes: Changes, etag: str) -> ChangesOut:
+        return cls(token=changes.token, etag=etag, person_ids=list(changes.person_ids), complete=changes.complete)

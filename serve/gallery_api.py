@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import Response
 
-from core.schemas_gallery import DeleteResponse, PersonDetailOut, PersonOut, PersonsPage
+from core.schemas_gallery import ChangesOut, DeleteResponse, PersonDetailOut, PersonOut, PersonsPage
 from core.service import ManyAnglesService
+from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
 from serve.deps import Admin, CanRead, errors
@@ -105,6 +106,22 @@ def export(
     exported = export_snapshot(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
     headers |= {"ETag": _etag(exported.stamp), "Content-Disposition": f'attachment; filename="{table}.parquet"'}
     return Response(exported.data, media_type=PARQUET, headers=headers)
+
+
+@router.get("/v1/export/changes", response_model=ChangesOut, responses=errors(409))
+def export_changes(
+    request: Request,
+    _: Admin,
+    since: Annotated[
+        str | None, Query(max_length=40, description="the token of the snapshot held; none: only the current token")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_CHANGED, description="at most this many person ids")] = MAX_CHANGED,
+) -> ChangesOut:
+    """Which persons changed after a change token, so that a client holding a snapshot re-reads
+    only their rows. Take the token before reading the tables; a token from another copy of the
+    gallery (a restore) is answered 409 ``changes_unavailable``: read the tables again."""
+    changes = changes_since(_service(request).store.db_path, since, limit)
+    return ChangesOut.of(changes, _etag(changes.stamp))
 
 
 def _etag(stamp: str) -> str:

@@ -239,31 +239,52 @@ def test_gallery_works_against_a_remote_service(console_env: httpx.Client, monke
     assert len(points) == enrolled["num_embeddings"] and set(points["source"]) == set(enrolled["sources"])
 
 
-def test_the_remote_snapshot_is_downloaded_again_only_when_the_gallery_changed(console_env: httpx.Client):
-    """The console re-checks its snapshot with the ETag: the same snapshot while the API answers
-    304, a new one once a person was enrolled."""
-    from console.analytics import SnapshotCache, persons_page
+def test_the_remote_snapshot_re_reads_only_the_persons_that_changed(console_env: httpx.Client):
+    """The console keeps its snapshot by change token: unchanged while nothing changed, then only
+    the enrolled or deleted person's rows re-read, equal to a fresh download each time; a token
+    the API no longer knows (a restored gallery) means a fresh download."""
+    from dataclasses import replace
+
+    from console.analytics import SNAPSHOT_COLUMNS, Snapshot, SnapshotCache, connect, persons_page
     from console.client import ApiClient
 
     client = ApiClient(str(console_env.base_url), KEY)
+
+    def tables(snapshot: Snapshot) -> dict[str, list[tuple]]:
+        con = connect(snapshot)
+        return {t: con.execute(f"SELECT * FROM g.{t} ORDER BY ALL").fetchall() for t in SNAPSHOT_COLUMNS}
+
     cache = SnapshotCache(max_age_s=3600.0)
     first = cache.get(client)
-    assert first.etag and cache.get(client) is first  # within max_age: not even asked
+    assert first.token and first.etag and cache.get(client) is first  # within max_age: not even asked
     cache.expire()
-    assert cache.get(client) is first  # asked: 304
-    console_env.post(
+    assert cache.get(client) is first  # asked: nothing changed
+    created = console_env.post(
         "/v1/persons",
         headers=AUTH,
         data={"name": "Snapshot Check"},
         files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 1), "image/jpeg")},
     )
+    assert created.status_code == 201, created.text
     assert cache.get(client) is first  # still within max_age
     cache.expire()
     second = cache.get(client)
-    assert second is not first and second.etag != first.etag
+    assert second.updated == 1 and second.token != first.token and second.con is first.con  # a delta
     frame, total = persons_page(second, "Snapshot Check", "name", 0)
     assert total == 1 and list(frame["name"]) == ["Snapshot Check"]
-    assert persons_page(first, "Snapshot Check", "name", 0)[1] == 0  # the old snapshot, as it was
+    assert tables(second) == tables(Snapshot.load(client))
+
+    assert console_env.delete(f"/v1/persons/{created.json()['person_id']}", headers=AUTH).status_code == 200
+    cache.expire()
+    third = cache.get(client)
+    assert third.updated == 1 and persons_page(third, "Snapshot Check", "name", 0)[1] == 0
+    assert tables(third) == tables(Snapshot.load(client))
+
+    epoch, number = third.token.split("-")  # as if the API's gallery had been restored from a backup
+    orphan = replace(third, token=f"{int(epoch, 16) ^ 1:016x}-{number}")
+    reloaded = orphan.revalidated()
+    assert reloaded.updated == 0 and reloaded.con is not third.con and reloaded.token == third.token
+    assert tables(reloaded) == tables(third)
 
 
 def test_rename_from_the_gallery(console_env: httpx.Client):

@@ -33,6 +33,7 @@ NEEDS = {
     ("PATCH", "/v1/persons/{person_id}"): "admin",
     ("DELETE", "/v1/persons/{person_id}"): "admin",
     ("GET", "/v1/export"): "admin",
+    ("GET", "/v1/export/changes"): "admin",
     ("GET", "/v1/export/gallery"): "admin",
     ("GET", "/v1/models"): "read",
     ("POST", "/v1/models/reembed"): "admin",

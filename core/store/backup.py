@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InvalidInput, StoreCorrupt
+from core.store.changes import new_epoch
 from core.store.gallery import GalleryStore
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def restore(src: Path, data_dir: Path) -> BackupReport:
                 _place(path, data_dir / path.relative_to(src))
                 files += 1
         store = GalleryStore(data_dir)  # migrates an older backup, tightens modes
+        with store.write_lock() as conn:
+            new_epoch(conn)  # a console's change token of the live gallery must not match the copy
         persons = store.count_persons()
     except BaseException:
         for path in sorted(data_dir.rglob("*"), reverse=True):  # all or nothing

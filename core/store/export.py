@@ -98,11 +98,15 @@ class Exported:
 STAMP_SQL = "SELECT value FROM store_meta WHERE key = 'gallery_stamp'"
 
 
+def format_stamp(value: int) -> str:
+    return f"{int(value) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
 def _stamp(conn: sqlite3.Connection) -> str:
     row = conn.execute(STAMP_SQL).fetchone()
     if row is None:
         raise StoreSchemaError("the gallery has no stamp (schema older than 9): open it with ManyAngles to migrate it")
-    return f"{int(row[0]) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+    return format_stamp(row[0])
 
 
 def gallery_stamp(db_path: Path) -> str:

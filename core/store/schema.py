@@ -11,6 +11,15 @@ import sqlite3
 
 from core.errors import StoreSchemaError
 
+
+def _record_change(person: str) -> str:
+    """A trigger's statement: ``person`` changed at the counter's current number."""
+    return (
+        f"        INSERT INTO person_changes(person_id, seq) SELECT {person}, value FROM store_meta\n"
+        "            WHERE key = 'change_seq' ON CONFLICT(person_id) DO UPDATE SET seq = excluded.seq;\n"
+    )
+
+
 MIGRATIONS: tuple[str, ...] = (
     # AUTOINCREMENT: ids are never reused, so a deleted person's id never names someone else.
     # 0 -> 1: the first schema
@@ -218,6 +227,28 @@ MIGRATIONS: tuple[str, ...] = (
 """
         for table in ("persons", "images", "embeddings")
         for event in ("INSERT", "UPDATE", "DELETE")
+    ),
+    # 9 -> 10: which persons changed, in order (core/store/changes.py): every change to a person
+    # or one of their images or embeddings takes the next number of a counter and records it
+    # against the person (one row per person: the latest number), so a client that holds a
+    # snapshot asks for the persons changed since its number and re-reads only theirs. The epoch
+    # is random: a restored or replaced store is another sequence.
+    """
+    CREATE TABLE person_changes (
+        person_id  INTEGER PRIMARY KEY,
+        seq        INTEGER NOT NULL
+    );
+    CREATE INDEX person_changes_seq ON person_changes(seq);
+    INSERT INTO store_meta(key, value) VALUES ('change_seq', 0);
+    INSERT INTO store_meta(key, value) VALUES ('change_epoch', random());
+"""
+    + "".join(
+        f"""    CREATE TRIGGER {table}_changed_{event.lower()} AFTER {event} ON {table} BEGIN
+        UPDATE store_meta SET value = value + 1 WHERE key = 'change_seq';
+{"".join(_record_change(f"{row}.{key}") for row in rows)}    END;
+"""
+        for table, key in (("persons", "id"), ("images", "person_id"), ("embeddings", "person_id"))
+        for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",)))
     ),
 )
 

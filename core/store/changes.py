@@ -1,0 +1,83 @@
+"""Which persons changed since a client's snapshot (schema 10's change log).
+
+Every insert, update or delete of a person, image or embedding takes the next number of a
+counter (``store_meta.change_seq``) and records it against the person (``person_changes``: one
+row per person, their latest number; a deleted person keeps theirs). A snapshot taken at number
+``n`` is brought up to date by re-reading the rows of the persons recorded above ``n`` and
+dropping those that are gone: a handful of persons instead of a million rows.
+
+A token is ``EPOCH-SEQ``: the epoch is a random value of the store (a restore draws a new one),
+so a token from another copy of the gallery, or one ahead of the store, is refused
+(``ChangesUnavailable``) rather than answered with a wrong list.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import ChangesUnavailable, InvalidInput, StoreSchemaError
+from core.store.export import STAMP_SQL, format_stamp
+
+MAX_CHANGED = 10_000
+_TOKEN = re.compile(r"^([0-9a-f]{16})-([0-9]{1,19})$")
+_META = "SELECT key, value FROM store_meta WHERE key IN ('change_epoch', 'change_seq')"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The persons changed after ``since`` (ascending ids), read in one transaction with the
+    token and the gallery stamp of that moment. ``complete`` is False when more than ``limit``
+    changed (``person_ids`` is then empty): reading the tables again is cheaper."""
+
+    token: str
+    stamp: str
+    person_ids: tuple[int, ...]
+    complete: bool
+
+
+def _meta(conn: sqlite3.Connection) -> tuple[str, int]:
+    meta = dict(conn.execute(_META).fetchall())
+    if len(meta) != 2:
+        raise StoreSchemaError("the gallery has no change log (schema older than 10): open it with ManyAngles")
+    return f"{int(meta['change_epoch']) & 0xFFFF_FFFF_FFFF_FFFF:016x}", int(meta["change_seq"])
+
+
+def parse_token(token: str) -> tuple[str, int]:
+    match = _TOKEN.match(token.strip())
+    if match is None:
+        raise InvalidInput(f"since: {token!r} is not a change token (EPOCH-SEQ, as a previous answer gave it)")
+    return match.group(1), int(match.group(2))
+
+
+def changes_since(db_path: Path, since: str | None = None, limit: int = MAX_CHANGED) -> Changes:
+    """The persons changed after the token ``since`` (None: none, only the current token)."""
+    wanted = parse_token(since) if since is not None else None
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        conn.execute("BEGIN")  # the ids, the token and the stamp of one moment
+        epoch, seq = _meta(conn)
+        token = f"{epoch}-{seq}"
+        stamp = format_stamp(conn.execute(STAMP_SQL).fetchone()[0])
+        if wanted is None:
+            return Changes(token, stamp, (), True)
+        if wanted[0] != epoch or wanted[1] > seq:
+            raise ChangesUnavailable(
+                f"the change token {since} is from another copy of this gallery (restored or replaced): "
+                "read the tables again"
+            )
+        rows = conn.execute(
+            "SELECT person_id FROM person_changes WHERE seq > ? ORDER BY person_id LIMIT ?", (wanted[1], limit + 1)
+        ).fetchall()
+    finally:
+        conn.close()
+    if len(rows) > limit:
+        return Changes(token, stamp, (), False)
+    return Changes(token, stamp, tuple(int(r[0]) for r in rows), True)
+
+
+def new_epoch(conn: sqlite3.Connection) -> None:
+    """A restored copy is another sequence: tokens of the original are refused, not misread."""
+    conn.execute("UPDATE store_meta SET value = random() WHERE key = 'change_epoch'")

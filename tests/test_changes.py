@@ -1,0 +1,118 @@
+"""The change log (schema 10): which persons changed after a token, in the store and over HTTP."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+from test_store import enrollment
+
+from core.errors import ChangesUnavailable, InvalidInput
+from core.store.backup import backup, restore
+from core.store.changes import changes_since, parse_token
+from core.store.export import gallery_stamp
+from core.store.gallery import GalleryStore
+
+from conftest import AUTH, photo_bytes
+
+
+def seq(token: str) -> int:
+    return parse_token(token)[1]
+
+
+def test_each_row_written_takes_a_number_and_marks_its_person(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    start = changes_since(store.db_path)
+    assert seq(start.token) == 0 and start.person_ids == () and start.complete
+    ada = store.add_person(enrollment("Ada", 1, n_views=2))  # 1 person + 3 images + 3 embeddings
+    after_ada = changes_since(store.db_path, start.token)
+    assert after_ada.person_ids == (ada,) and seq(after_ada.token) == 7
+    bob = store.add_person(enrollment("Bob", 2, n_views=0))  # 1 + 1 + 1
+    assert seq(changes_since(store.db_path).token) == 10
+    assert changes_since(store.db_path, start.token).person_ids == (ada, bob)
+    assert changes_since(store.db_path, after_ada.token).person_ids == (bob,)  # Ada is not re-read
+
+    quiet = changes_since(store.db_path)
+    assert changes_since(store.db_path, quiet.token).person_ids == ()
+    store.rename_person(ada, "Ada L")  # one update
+    renamed = changes_since(store.db_path, quiet.token)
+    assert renamed.person_ids == (ada,) and seq(renamed.token) == 11
+    store.delete_person(bob)  # 1 person + the cascade of 1 image and 1 embedding
+    deleted = changes_since(store.db_path, renamed.token)
+    assert deleted.person_ids == (bob,) and seq(deleted.token) == 14
+    assert deleted.stamp == gallery_stamp(store.db_path)  # the ETag of the same moment
+
+
+def test_too_many_changes_are_not_listed(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    start = changes_since(store.db_path).token
+    for seed in range(3):
+        store.add_person(enrollment(f"P{seed}", seed, n_views=0))
+    assert changes_since(store.db_path, start, limit=3).complete
+    too_many = changes_since(store.db_path, start, limit=2)
+    assert not too_many.complete and too_many.person_ids == ()
+
+
+def test_a_token_of_another_copy_or_from_the_future_is_refused(tmp_path: Path):
+    store = GalleryStore(tmp_path / "live")
+    store.add_person(enrollment("Ada", 1, n_views=0))
+    token = changes_since(store.db_path).token
+    epoch, number = parse_token(token)
+    with pytest.raises(ChangesUnavailable, match="another copy"):
+        changes_since(store.db_path, f"{epoch}-{number + 1}")
+    backup(store, tmp_path / "backup")
+    restore(tmp_path / "backup", tmp_path / "restored")
+    copy = GalleryStore(tmp_path / "restored")
+    with pytest.raises(ChangesUnavailable):  # same rows, same counter: another epoch
+        changes_since(copy.db_path, token)
+    assert seq(changes_since(copy.db_path).token) == number
+    for bad in ("", "12-3", "zzzzzzzzzzzzzzzz-1", f"{epoch}-", f"{epoch}-1-2"):
+        with pytest.raises(InvalidInput, match="not a change token"):
+            changes_since(store.db_path, bad)
+
+
+def test_a_schema_9_gallery_starts_its_log_empty(tmp_path: Path):
+    from core.store.schema import MIGRATIONS, _statements
+
+    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
+    for version in range(9):
+        for statement in _statements(MIGRATIONS[version]):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 9")
+    conn.execute("INSERT INTO persons(id, name, created_at) VALUES (1, 'Old', '2026-11-26')")
+    conn.close()
+    store = GalleryStore(tmp_path)
+    start = changes_since(store.db_path)
+    assert seq(start.token) == 0
+    new = store.add_person(enrollment("New", 1, n_views=0))
+    assert changes_since(store.db_path, start.token).person_ids == (new,)
+
+
+def test_changes_over_http(api: httpx.Client):
+    first = api.get("/v1/export/changes", headers=AUTH)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["person_ids"] == [] and body["complete"] is True
+    assert body["etag"] == api.get("/v1/export", headers=AUTH).headers["etag"]
+    created = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Changes Http"},
+        files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 1), "image/jpeg")},
+    )
+    assert created.status_code == 201, created.text
+    person = created.json()["person_id"]
+    since = api.get("/v1/export/changes", headers=AUTH, params={"since": body["token"]}).json()
+    assert person in since["person_ids"] and since["token"] != body["token"]
+    assert api.delete(f"/v1/persons/{person}", headers=AUTH).status_code == 200
+    gone = api.get("/v1/export/changes", headers=AUTH, params={"since": since["token"]}).json()
+    assert gone["person_ids"] == [person]
+    bad = api.get("/v1/export/changes", headers=AUTH, params={"since": "yesterday"})
+    assert bad.status_code == 422 and "not a change token" in bad.json()["error"]["message"]
+    epoch, number = parse_token(gone["token"])
+    foreign = f"{(int(epoch, 16) ^ 1):016x}-{number}"
+    stale = api.get("/v1/export/changes", headers=AUTH, params={"since": foreign})
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "changes_unavailable"
+    assert api.get("/v1/export/changes").status_code == 401
