@@ -123,7 +123,7 @@ class SnapshotSource:
             found = changes_since(self.db_path, since, limit)
         except ChangesUnavailable:
             return None
-        return Changed(found.token, found.stamp, found.person_ids, found.complete)
+        return Changed(found.token, found.stamp, found.person_ids, found.deleted, found.complete)
 
 
 class WholeTables(SnapshotSource):

@@ -69,7 +69,7 @@ class Snapshot:
     loaded_at: float
     etag: str | None = None
     token: str | None = None  # the tables are at least as new as this change token
-    updated: int = 0  # persons re-read by the delta that made this snapshot (0: a full load)
+    updated: int = 0  # persons re-read or dropped by the delta that made this snapshot (0: a full load)
 
     @classmethod
     def load(cls, client: Exporter, first: Tagged | None = None) -> Snapshot:
@@ -99,27 +99,37 @@ class Snapshot:
         changed = self.client.changes(self.token, limit=MAX_DELTA_PERSONS)
         if changed is None or not changed.complete:  # a restored gallery, or too much changed
             return Snapshot.load(self.client)
-        if not changed.person_ids:
+        if not changed.person_ids and not changed.deleted:
             return self
-        self._apply(changed.person_ids)
-        return replace(
-            self, loaded_at=time.time(), etag=changed.etag, token=changed.token, updated=len(changed.person_ids)
-        )
+        updated = self._apply(changed.person_ids, changed.deleted)
+        return replace(self, loaded_at=time.time(), etag=changed.etag, token=changed.token, updated=updated)
 
-    def _apply(self, person_ids: tuple[int, ...]) -> None:
-        """Replaces the rows of ``person_ids`` (those deleted: removes them) with the API's."""
+    def _apply(self, person_ids: tuple[int, ...], deleted: bool) -> int:
+        """Replaces the rows of ``person_ids`` with the API's and, after deletions, drops the
+        persons no longer in its persons table; returns how many persons were re-read or dropped."""
         rows: dict[str, list[pa.Table]] = {table: [] for table in SNAPSHOT_COLUMNS}
         for start in range(0, len(person_ids), _EXPORT_IDS):
             chunk = list(person_ids[start : start + _EXPORT_IDS])
             for table, columns in SNAPSHOT_COLUMNS.items():
-                rows[table].append(
-                    pq.read_table(io.BytesIO(self.client.export(table, person_ids=chunk, columns=columns)))
-                )
+                data = self.client.export(table, person_ids=chunk, columns=columns)
+                rows[table].append(pq.read_table(io.BytesIO(data)))
+        present = pq.read_table(io.BytesIO(self.client.export("persons", columns=["id"]))) if deleted else None
         con = self.con.cursor()
         con.register("changed", pa.table({"id": pa.array(person_ids, pa.int64())}))
         con.execute("BEGIN TRANSACTION")
         try:
+            dropped = 0
+            if present is not None:
+                con.register("present", present)
+                absent = "NOT IN (SELECT id FROM present)"
+                found = con.execute(f"SELECT count(*) FROM g.persons WHERE id {absent}").fetchone()
+                dropped = int(found[0]) if found else 0
+                for table in ("images", "embeddings"):
+                    con.execute(f"DELETE FROM g.{table} WHERE person_id {absent}")
+                con.execute(f"DELETE FROM g.persons WHERE id {absent}")
             for table, parts in rows.items():
+                if not parts:
+                    continue
                 key = "id" if table == "persons" else "person_id"
                 con.execute(f"DELETE FROM g.{table} WHERE {key} IN (SELECT id FROM changed)")
                 con.register("delta", pa.concat_tables(parts))
@@ -131,6 +141,7 @@ class Snapshot:
             raise
         finally:
             con.close()
+        return len(person_ids) + dropped
 
 
 class SnapshotCache:

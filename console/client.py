@@ -48,7 +48,8 @@ class Changed:
 
     token: str
     etag: str
-    person_ids: tuple[int, ...]
+    person_ids: tuple[int, ...]  # added or changed
+    deleted: bool  # persons were deleted: drop those no longer in the persons table
     complete: bool  # False: too many changed to list; read the tables again
 
 
@@ -123,7 +124,9 @@ class ApiClient:
             if exc.code == "changes_unavailable":
                 return None
             raise
-        return Changed(body["token"], body["etag"], tuple(body["person_ids"]), bool(body["complete"]))
+        return Changed(
+            body["token"], body["etag"], tuple(body["person_ids"]), bool(body["deleted"]), bool(body["complete"])
+        )
 
     def delete(self, person_id: int) -> dict[str, Any]:
         return self._call("DELETE", f"/v1/persons/{person_id}").json()

@@ -97,11 +97,21 @@ class ChangesOut(Schema):
 
     token: str = Field(description="ask again with since=this for what changes next")
     etag: str = Field(description="the gallery's ETag at this token (GET /v1/export's)")
-    person_ids: list[int] = Field(description="persons added, changed or deleted after since, ascending")
+    person_ids: list[int] = Field(description="persons added or changed after since, ascending")
+    deleted: bool = Field(
+        description="persons were deleted after since: drop those whose id is no longer in the persons table "
+        "(GET /v1/export?table=persons&column=id); an erased person leaves no id behind"
+    )
     complete: bool = Field(
         description="false: more than the limit changed and person_ids is empty; read the tables again instead"
     )
 
     @classmethod
     def of(cls, changes: Changes, etag: str) -> ChangesOut:
-        return cls(token=changes.token, etag=etag, person_ids=list(changes.person_ids), complete=changes.complete)
+        return cls(
+            token=changes.token,
+            etag=etag,
+            person_ids=list(changes.person_ids),
+            deleted=changes.deleted,
+            complete=changes.complete,
+        )

@@ -39,10 +39,17 @@ def test_each_row_written_takes_a_number_and_marks_its_person(tmp_path: Path):
     store.rename_person(ada, "Ada L")  # one update
     renamed = changes_since(store.db_path, quiet.token)
     assert renamed.person_ids == (ada,) and seq(renamed.token) == 11
+    assert not renamed.deleted
     store.delete_person(bob)  # 1 person + the cascade of 1 image and 1 embedding
     deleted = changes_since(store.db_path, renamed.token)
-    assert deleted.person_ids == (bob,) and seq(deleted.token) == 14
+    assert deleted.person_ids == () and deleted.deleted and seq(deleted.token) == 14
     assert deleted.stamp == gallery_stamp(store.db_path)  # the ETag of the same moment
+    # an erased person leaves no row behind, not even in the change log
+    with sqlite3.connect(store.db_path) as conn:
+        assert conn.execute("SELECT person_id FROM person_changes ORDER BY person_id").fetchall() == [(ada,)]
+    assert changes_since(store.db_path, start.token).person_ids == (ada,)
+    after = changes_since(store.db_path, deleted.token)
+    assert after.person_ids == () and not after.deleted
 
 
 def test_too_many_changes_are_not_listed(tmp_path: Path):
@@ -108,7 +115,7 @@ def test_changes_over_http(api: httpx.Client):
     assert person in since["person_ids"] and since["token"] != body["token"]
     assert api.delete(f"/v1/persons/{person}", headers=AUTH).status_code == 200
     gone = api.get("/v1/export/changes", headers=AUTH, params={"since": since["token"]}).json()
-    assert gone["person_ids"] == [person]
+    assert gone["person_ids"] == [] and gone["deleted"] is True
     bad = api.get("/v1/export/changes", headers=AUTH, params={"since": "yesterday"})
     assert bad.status_code == 422 and "not a change token" in bad.json()["error"]["message"]
     epoch, number = parse_token(gone["token"])

@@ -2,9 +2,11 @@
 
 Every insert, update or delete of a person, image or embedding takes the next number of a
 counter (``store_meta.change_seq``) and records it against the person (``person_changes``: one
-row per person, their latest number; a deleted person keeps theirs). A snapshot taken at number
-``n`` is brought up to date by re-reading the rows of the persons recorded above ``n`` and
-dropping those that are gone: a handful of persons instead of a million rows.
+row per person, their latest number). A snapshot taken at number ``n`` is brought up to date by
+re-reading the rows of the persons recorded above ``n``: a handful of persons instead of a
+million rows. A deleted person's row is erased with them (nothing in the store names them
+after an erasure); the number of the latest deletion (``change_deleted``) tells a client that
+persons went, and it drops those whose id is no longer in the persons table.
 
 A token is ``EPOCH-SEQ``: the epoch is a random value of the store (a restore draws a new one),
 so a token from another copy of the gallery, or one ahead of the store, is refused
@@ -23,26 +25,29 @@ from core.store.export import STAMP_SQL, format_stamp
 
 MAX_CHANGED = 10_000
 _TOKEN = re.compile(r"^([0-9a-f]{16})-([0-9]{1,19})$")
-_META = "SELECT key, value FROM store_meta WHERE key IN ('change_epoch', 'change_seq')"
+_META = "SELECT key, value FROM store_meta WHERE key IN ('change_epoch', 'change_seq', 'change_deleted')"
 
 
 @dataclass(frozen=True)
 class Changes:
-    """The persons changed after ``since`` (ascending ids), read in one transaction with the
-    token and the gallery stamp of that moment. ``complete`` is False when more than ``limit``
-    changed (``person_ids`` is then empty): reading the tables again is cheaper."""
+    """The persons added or changed after ``since`` (ascending ids), read in one transaction with
+    the token and the gallery stamp of that moment; ``deleted``: persons were deleted after
+    ``since``. ``complete`` is False when more than ``limit`` changed (``person_ids`` is then
+    empty): reading the tables again is cheaper."""
 
     token: str
     stamp: str
     person_ids: tuple[int, ...]
+    deleted: bool
     complete: bool
 
 
-def _meta(conn: sqlite3.Connection) -> tuple[str, int]:
+def _meta(conn: sqlite3.Connection) -> tuple[str, int, int]:
     meta = dict(conn.execute(_META).fetchall())
-    if len(meta) != 2:
+    if len(meta) != 3:
         raise StoreSchemaError("the gallery has no change log (schema older than 10): open it with ManyAngles")
-    return f"{int(meta['change_epoch']) & 0xFFFF_FFFF_FFFF_FFFF:016x}", int(meta["change_seq"])
+    epoch = f"{int(meta['change_epoch']) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+    return epoch, int(meta["change_seq"]), int(meta["change_deleted"])
 
 
 def parse_token(token: str) -> tuple[str, int]:
@@ -58,11 +63,11 @@ def changes_since(db_path: Path, since: str | None = None, limit: int = MAX_CHAN
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         conn.execute("BEGIN")  # the ids, the token and the stamp of one moment
-        epoch, seq = _meta(conn)
+        epoch, seq, deleted_at = _meta(conn)
         token = f"{epoch}-{seq}"
         stamp = format_stamp(conn.execute(STAMP_SQL).fetchone()[0])
         if wanted is None:
-            return Changes(token, stamp, (), True)
+            return Changes(token, stamp, (), False, True)
         if wanted[0] != epoch or wanted[1] > seq:
             raise ChangesUnavailable(
                 f"the change token {since} is from another copy of this gallery (restored or replaced): "
@@ -73,9 +78,10 @@ def changes_since(db_path: Path, since: str | None = None, limit: int = MAX_CHAN
         ).fetchall()
     finally:
         conn.close()
+    deleted = deleted_at > wanted[1]
     if len(rows) > limit:
-        return Changes(token, stamp, (), False)
-    return Changes(token, stamp, tuple(int(r[0]) for r in rows), True)
+        return Changes(token, stamp, (), deleted, False)
+    return Changes(token, stamp, tuple(int(r[0]) for r in rows), deleted, True)
 
 
 def new_epoch(conn: sqlite3.Connection) -> None:

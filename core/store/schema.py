@@ -12,12 +12,27 @@ import sqlite3
 from core.errors import StoreSchemaError
 
 
-def _record_change(person: str) -> str:
-    """A trigger's statement: ``person`` changed at the counter's current number."""
+def _record_change(person: str, if_present: bool = False) -> str:
+    """A trigger's statement: ``person`` changed at the counter's current number (``if_present``:
+    only while the person exists; a deleted person's cascade leaves no trace of them)."""
+    present = f" AND EXISTS (SELECT 1 FROM persons WHERE id = {person})" if if_present else ""
     return (
         f"        INSERT INTO person_changes(person_id, seq) SELECT {person}, value FROM store_meta\n"
-        "            WHERE key = 'change_seq' ON CONFLICT(person_id) DO UPDATE SET seq = excluded.seq;\n"
+        f"            WHERE key = 'change_seq'{present} ON CONFLICT(person_id) DO UPDATE SET seq = excluded.seq;\n"
     )
+
+
+def _change_trigger(table: str, event: str, body: str) -> str:
+    return f"""    CREATE TRIGGER {table}_changed_{event.lower()} AFTER {event} ON {table} BEGIN
+        UPDATE store_meta SET value = value + 1 WHERE key = 'change_seq';
+{body}    END;
+"""
+
+
+_FORGET_PERSON = """        DELETE FROM person_changes WHERE person_id = OLD.id;
+        UPDATE store_meta SET value = (SELECT value FROM store_meta WHERE key = 'change_seq')
+            WHERE key = 'change_deleted';
+"""
 
 
 MIGRATIONS: tuple[str, ...] = (
@@ -231,8 +246,10 @@ MIGRATIONS: tuple[str, ...] = (
     # 9 -> 10: which persons changed, in order (core/store/changes.py): every change to a person
     # or one of their images or embeddings takes the next number of a counter and records it
     # against the person (one row per person: the latest number), so a client that holds a
-    # snapshot asks for the persons changed since its number and re-reads only theirs. The epoch
-    # is random: a restored or replaced store is another sequence.
+    # snapshot asks for the persons changed since its number and re-reads only theirs. A deleted
+    # person's row goes with them (erasure leaves no row naming them): the number of the latest
+    # deletion tells a client to drop the persons no longer there. The epoch is random: a
+    # restored or replaced store is another sequence.
     """
     CREATE TABLE person_changes (
         person_id  INTEGER PRIMARY KEY,
@@ -240,15 +257,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX person_changes_seq ON person_changes(seq);
     INSERT INTO store_meta(key, value) VALUES ('change_seq', 0);
+    INSERT INTO store_meta(key, value) VALUES ('change_deleted', 0);
     INSERT INTO store_meta(key, value) VALUES ('change_epoch', random());
 """
+    + _change_trigger("persons", "INSERT", _record_change("NEW.id"))
+    + _change_trigger("persons", "UPDATE", _record_change("NEW.id"))
+    + _change_trigger("persons", "DELETE", _FORGET_PERSON)
     + "".join(
-        f"""    CREATE TRIGGER {table}_changed_{event.lower()} AFTER {event} ON {table} BEGIN
-        UPDATE store_meta SET value = value + 1 WHERE key = 'change_seq';
-{"".join(_record_change(f"{row}.{key}") for row in rows)}    END;
-"""
-        for table, key in (("persons", "id"), ("images", "person_id"), ("embeddings", "person_id"))
-        for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",)))
+        _change_trigger(table, "INSERT", _record_change("NEW.person_id"))
+        + _change_trigger(
+            table, "UPDATE", _record_change("NEW.person_id") + _record_change("OLD.person_id", if_present=True)
+        )
+        + _change_trigger(table, "DELETE", _record_change("OLD.person_id", if_present=True))
+        for table in ("images", "embeddings")
     ),
 )
 
