@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_store import enrollment
+from test_store import enrollment, gallery_at_schema
 
 from core.errors import ChangesUnavailable, InvalidInput
 from core.store.backup import backup, restore
@@ -81,13 +81,7 @@ def test_a_token_of_another_copy_or_from_the_future_is_refused(tmp_path: Path):
 
 
 def test_a_schema_9_gallery_starts_its_log_empty(tmp_path: Path):
-    from core.store.schema import MIGRATIONS, _statements
-
-    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
-    for version in range(9):
-        for statement in _statements(MIGRATIONS[version]):
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 9")
+    conn = gallery_at_schema(tmp_path, 9)
     conn.execute("INSERT INTO persons(id, name, created_at) VALUES (1, 'Old', '2026-11-26')")
     conn.close()
     store = GalleryStore(tmp_path)

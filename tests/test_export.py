@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_store import enrollment
+from test_store import enrollment, gallery_at_schema
 
 from core.errors import InvalidInput, StoreSchemaError
 from core.store import export
@@ -101,14 +101,9 @@ def test_the_stamp_changes_with_every_gallery_change_and_only_then(tmp_path: Pat
 def test_a_schema_8_gallery_gains_a_stamp(tmp_path: Path):
     import sqlite3
 
-    from core.store.schema import MIGRATIONS, SCHEMA_VERSION, _statements
+    from core.store.schema import SCHEMA_VERSION
 
-    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
-    for version in range(8):
-        for statement in _statements(MIGRATIONS[version]):
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 8")
-    conn.close()
+    gallery_at_schema(tmp_path, 8).close()
     with pytest.raises(StoreSchemaError, match="no stamp"):  # before the migration
         export.gallery_stamp(tmp_path / "gallery.db")
     store = GalleryStore(tmp_path)

@@ -44,6 +44,18 @@ def enrollment(name: str, seed: int, n_views: int = 2, model: str = "m1") -> Enr
     return Enrollment(name=name, images=images, embeddings=embeddings, generation_runs=[run])
 
 
+def gallery_at_schema(data_dir: Path, version: int) -> sqlite3.Connection:
+    """A gallery.db as schema ``version`` left it (autocommit), for migration tests."""
+    from core.store.schema import MIGRATIONS, _statements
+
+    conn = sqlite3.connect(data_dir / "gallery.db", isolation_level=None)
+    for step in range(version):
+        for statement in _statements(MIGRATIONS[step]):
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return conn
+
+
 def test_schema_pragmas_and_version(tmp_path: Path):
     store = GalleryStore(tmp_path)
     conn = sqlite3.connect(store.db_path)
@@ -192,13 +204,8 @@ def test_migration_to_model_versions(tmp_path: Path):
     """A version-4 gallery: its models become 'retired' rows, a duplicate (image, model) vector is
     dropped, (image, model) becomes unique, and removals are logged from then on."""
     from core.store.models import active_model, list_models, register_model
-    from core.store.schema import MIGRATIONS, _statements
 
-    conn = sqlite3.connect(tmp_path / "gallery.db", isolation_level=None)
-    for version in range(4):
-        for statement in _statements(MIGRATIONS[version]):
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 4")
+    conn = gallery_at_schema(tmp_path, 4)
     conn.execute("INSERT INTO persons VALUES (1, 'a', 'then')")
     conn.execute(
         "INSERT INTO images VALUES (1, 1, 'ab', 'images/ab/x.jpg', 'original', 'o.jpg', 'image/jpeg', "
