@@ -61,8 +61,8 @@ class Snapshot:
     (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only.
 
     Kept up to date by change token (GET /v1/export/changes): a quiet gallery costs one small
-    request, a change re-reads only the changed persons' rows (``revalidated``). ``etag`` is the
-    first table's, for the conditional re-check of an API without change tokens."""
+    request, a change re-reads only the changed persons' rows (``revalidated``). ``etag``: the
+    gallery's ETag when the snapshot was taken (GET /v1/export's)."""
 
     client: Exporter
     con: duckdb.DuckDBPyConnection
@@ -72,19 +72,18 @@ class Snapshot:
     updated: int = 0  # persons re-read or dropped by the delta that made this snapshot (0: a full load)
 
     @classmethod
-    def load(cls, client: Exporter, first: Tagged | None = None) -> Snapshot:
-        """A new snapshot; ``first``: the first table's export when it is already at hand. The
-        change token is taken before the tables are read: what changes meanwhile is re-read by
-        the next delta."""
-        changed = client.changes() if first is None else None
+    def load(cls, client: Exporter) -> Snapshot:
+        """A new snapshot. The change token is taken before the tables are read: what changes
+        meanwhile is re-read by the next delta."""
+        changed = client.changes()
         con = duckdb.connect()
         con.execute("CREATE SCHEMA g")
         etag = None
-        for index, (table, columns) in enumerate(SNAPSHOT_COLUMNS.items()):
-            tagged = first if index == 0 and first is not None else client.export_tagged(table, columns=columns)
+        for table, columns in SNAPSHOT_COLUMNS.items():
+            tagged = client.export_tagged(table, columns=columns)
             if tagged.data is None:
                 raise RuntimeError(f"GET /v1/export answered 'not modified' for {table} asked without an ETag")
-            etag = tagged.etag if index == 0 else etag
+            etag = etag or tagged.etag
             _load_table(con, table, tagged.data)
         return cls(client, con, time.time(), etag, None if changed is None else changed.token)
 
@@ -92,11 +91,7 @@ class Snapshot:
         """This snapshot while the gallery is unchanged, brought up to date when a few persons
         changed, else a new one. A delta changes this snapshot's database in one transaction
         (a query sees it before or after) and returns it under the new token."""
-        if self.token is None:
-            table, columns = next(iter(SNAPSHOT_COLUMNS.items()))
-            tagged = self.client.export_tagged(table, columns=columns, etag=self.etag)
-            return self if tagged.data is None else Snapshot.load(self.client, first=tagged)
-        changed = self.client.changes(self.token, limit=MAX_DELTA_PERSONS)
+        changed = None if self.token is None else self.client.changes(self.token, limit=MAX_DELTA_PERSONS)
         if changed is None or not changed.complete:  # a restored gallery, or too much changed
             return Snapshot.load(self.client)
         if not changed.person_ids and not changed.deleted:
@@ -160,7 +155,7 @@ class SnapshotCache:
             snapshot = self._snapshot
             if snapshot is not None and time.monotonic() - self._checked < self.max_age_s:
                 return snapshot
-            if snapshot is None or snapshot.client is not client or snapshot.etag is None:
+            if snapshot is None or snapshot.client is not client or snapshot.token is None:
                 snapshot = Snapshot.load(client)
             else:
                 snapshot = snapshot.revalidated()
