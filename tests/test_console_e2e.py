@@ -102,6 +102,9 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
         search = page.get_by_label("Search by name")
         search.fill(name)
         search.press("Enter")
+        # the rerun may not have started when wait_idle looks (the session's gallery holds other
+        # tests' persons, so the unfiltered page says "N person(s)"): wait for the filtered page
+        page.get_by_text("1 person(s)").wait_for(timeout=60_000)
         wait_idle(page)
         assert page.get_by_text("1 person(s)").count() == 1
         page.screenshot(path=str(SHOTS / "gallery.png"))
