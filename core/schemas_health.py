@@ -27,6 +27,9 @@ class GeneratorHealth(Schema):
     error: str | None = None
     generator: str | None = None
     device: str | None = None
+    views: list[str] | None = Field(None, description="the view names this generator knows")
+    custom_views: bool | None = Field(None, description="other names are accepted too (they become prompts)")
+    default_views: list[str] | None = Field(None, description="what an enrollment that names no views makes")
     gpu: GpuInfo | None = None
     compile: CompileMode | None = Field(None, description="Stable Diffusion: torch.compile mode of the UNet")
     compiled: bool | None = None

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.augment.base import Augmentor, GenerationResult
 from core.augment.gate import ViewsOutcome
-from core.augment.views import ViewRequest
+from core.augment.views import DEFAULT_ORDER, ViewRequest
 from core.faces.types import Face
 from core.images import decode_image
 from core.settings import Settings
@@ -25,6 +25,11 @@ class GeneratorInfo:
     supported_views: tuple[str, ...] | None  # None: any name (custom views become prompts)
     default_views: tuple[str, ...]
     device: str = "cpu"
+
+    @property
+    def known_views(self) -> tuple[str, ...]:
+        """The view names to offer: every supported one, or (custom names allowed) the named prompts."""
+        return self.supported_views or tuple(dict.fromkeys((*self.default_views, *DEFAULT_ORDER)))
 
 
 class ViewMaker(Protocol):

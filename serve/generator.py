@@ -44,7 +44,14 @@ class Generator:
             raise RuntimeError("the generator hit an unrecoverable CUDA error")
 
     def health_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"generator": self.augmentor.name, "device": getattr(self.augmentor, "device", "cpu")}
+        views = generator_info(self.augmentor)
+        info: dict[str, Any] = {
+            "generator": views.name,
+            "device": views.device,
+            "views": list(views.known_views),
+            "custom_views": views.supported_views is None,
+            "default_views": list(views.default_views),
+        }
         state = getattr(self.augmentor, "state", None)
         if state is not None:  # Stable Diffusion: compile mode, warm-up, decode chunking
             info.update(state())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ast
+import io
 import json
 
 import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import AUTH, KEY, REPO, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
+from conftest import AUTH, KEY, REPO, free_port, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
 
 PAGES = REPO / "console" / "app_pages"
 
@@ -52,6 +53,32 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
     assert all(v["preview_jpeg_base64"] for v in result["views"])
     detail = console_env.get(f"/v1/persons/{result['person_id']}", headers=AUTH).json()
     assert detail["num_images"] == 1 + sum(v["accepted"] for v in result["views"])
+
+
+def test_enroll_offers_what_the_generator_draws(console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch):
+    """The views on offer and preselected are the running generator's (classic: all ten, no custom
+    prompt); untouched, an enrollment makes the service's default set."""
+    from core.augment.classic import CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
+
+    at = page("enroll")
+    assert at.multiselect[0].options == list(CLASSIC_VIEWS)
+    assert at.multiselect[0].value == list(CLASSIC_DEFAULT_VIEWS)
+    assert not any(t.label.startswith("Custom view") for t in at.text_input)  # classic draws no prompts
+    at.text_input[0].input("Default Views Krall")
+    at.file_uploader[0].set_value(("photo.jpg", photo_bytes("Diana_Krall", 2), "image/jpeg"))
+    at = at.button[0].click().run()
+    assert not at.exception, at.exception
+    made = [v["source"] for v in at.session_state["last_enrollment"]["views"]]
+    assert made == [f"augmented_{view}" for view in CLASSIC_DEFAULT_VIEWS]
+
+    # the service unreachable: a fixed list, custom prompts allowed, and the page says it guessed
+    monkeypatch.setenv("MANYANGLES_API_URL", f"http://127.0.0.1:{free_port()}")
+    at = page("enroll")
+    assert not at.exception, at.exception
+    assert at.multiselect[0].options == ["left", "right", "up", "down", "smiling", "serious"]
+    assert at.multiselect[0].value == []
+    assert any(t.label.startswith("Custom view") for t in at.text_input)
+    assert any("did not say which views" in c.value for c in at.caption)
 
 
 def test_several_faces_offer_a_chooser_and_enroll_the_chosen_face(
@@ -132,6 +159,36 @@ def test_identify_labels_the_face(console_env: httpx.Client):
     found = at.session_state["identify_result"]
     assert found["faces"][0]["label"] == "Identify Damon"
     assert any("Identify Damon" in m.value for m in at.markdown)
+
+
+def test_identify_boxes_a_sideways_phone_photo_where_the_face_is(console_env: httpx.Client):
+    """A photo stored sideways with an EXIF orientation tag: the service answers boxes in the upright
+    frame, and the console draws them on the photo turned the same way."""
+    from PIL import Image
+
+    from console.drawing import boxed
+
+    face = Image.open(photo("Matt_Damon", 2)).convert("RGB").resize((250, 250))
+    upright = Image.new("RGB", (400, 250), (255, 255, 255))
+    upright.paste(face, (0, 0))  # the face in the left part
+    stored = upright.rotate(90, expand=True)  # 250 x 400 on disk; orientation 6 turns it back
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", exif=exif, quality=95)
+    data = buffer.getvalue()
+    at = page("identify")
+    at.file_uploader[0].set_value(("sideways.jpg", data, "image/jpeg"))
+    at.run()
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    face = at.session_state["identify_result"]["faces"][0]
+    x1, y1, x2, y2 = face["bbox"]
+    assert 0 <= x1 < x2 <= 250 and 0 <= y1 < y2 <= 250  # upright frame: the left 250 x 250
+    drawn = boxed(data, [face["bbox"]], [face["label"]], ["red"])
+    assert drawn.size == (400, 250)
+    red = drawn.getpixel((round((x1 + x2) / 2), round(y1) + 1))
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60, red  # the box's top edge, where the face is
 
 
 def test_latency_chart_and_system_page(console_env: httpx.Client):

@@ -7,17 +7,47 @@ every face numbered on the photo and enrolls the one the admin picks (index 0 = 
 from __future__ import annotations
 
 import base64
-import io
 from dataclasses import dataclass, replace
 from typing import Any
 
 import streamlit as st
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image
 
 from console.client import ApiError, Upload
-from console.config import api
+from console.config import api, load_config
+from console.drawing import boxed, upright
 
-VIEWS = ["left", "right", "up", "down", "smiling", "serious"]
+# Offered when the service cannot say what its generator draws (it decides in the end).
+FALLBACK_VIEWS = ["left", "right", "up", "down", "smiling", "serious"]
+
+
+@dataclass(frozen=True)
+class ViewChoice:
+    """What the running generator draws: every name it knows, its default set, custom prompts or not."""
+
+    known: list[str]
+    defaults: list[str]
+    custom: bool
+    generator: str | None  # None: the service did not say (unreachable, or its generator is down)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _generator(api_url: str) -> dict[str, Any]:
+    """The Generator's health (cached a minute per API; a failure is not cached)."""
+    generator = api().health()["deployments"]["generator"]
+    if generator.get("status") != "ok" or not generator.get("views"):
+        raise ApiError(503, "generator_unavailable", generator.get("error") or "the generator is not ready")
+    return generator
+
+
+def _view_choice() -> ViewChoice:
+    try:
+        generator = _generator(load_config().api_url)
+    except ApiError:
+        return ViewChoice(FALLBACK_VIEWS, [], True, None)
+    return ViewChoice(
+        generator["views"], generator["default_views"], bool(generator["custom_views"]), generator["generator"]
+    )
 
 
 @dataclass(frozen=True)
@@ -36,7 +66,7 @@ def _eta(request: EnrollRequest) -> str:
     if not total:
         return ""
     try:
-        generator = api().health()["deployments"]["generator"]
+        generator = _generator(load_config().api_url)
         recent = [v["latency_s"] for run in api().generation_runs(limit=50) for v in run["views"]]
     except ApiError:
         return ""
@@ -81,7 +111,7 @@ def _enroll(request: EnrollRequest) -> tuple[dict[str, Any] | None, dict[str, An
 
 def _grid(photo: Upload, result: dict[str, Any]) -> None:
     """The original and every generated view, accepted or rejected, with its verdict."""
-    tiles: list[tuple[str, bytes, dict[str, Any] | None]] = [("original", photo.data, None)]
+    tiles: list[tuple[str, bytes | Image.Image, dict[str, Any] | None]] = [("original", upright(photo.data), None)]
     tiles += [(v["source"], base64.b64decode(v["preview_jpeg_base64"]), v) for v in result["views"]]
     for row in range(0, len(tiles), 4):
         for column, (source_tag, image, view) in zip(st.columns(4), tiles[row : row + 4]):
@@ -98,14 +128,7 @@ def _grid(photo: Upload, result: dict[str, Any]) -> None:
 
 
 def _numbered_faces(photo: Upload, faces: list[dict[str, Any]]) -> Image.Image:
-    image = ImageOps.exif_transpose(Image.open(io.BytesIO(photo.data))).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    width = max(2, image.width // 200)
-    for index, face in enumerate(faces):
-        x1, y1, x2, y2 = face["bbox"]
-        draw.rectangle((x1, y1, x2, y2), outline="yellow", width=width)
-        draw.text((x1 + width + 2, y1 + width + 2), str(index), fill="yellow")
-    return image
+    return boxed(photo.data, [f["bbox"] for f in faces], [str(i) for i in range(len(faces))], ["yellow"] * len(faces))
 
 
 def _run(request: EnrollRequest) -> None:
@@ -135,8 +158,19 @@ name = st.text_input("Name")
 uploaded = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp"])
 camera = st.camera_input("...or take a photo") if st.toggle("Use the camera") else None
 augment = st.checkbox("Use AI augmentation (recommended)", value=True)
-views = st.multiselect("Views to generate", VIEWS, default=VIEWS[:5], disabled=not augment)
-custom = st.text_input("Custom view (optional, e.g. 'wearing glasses')", disabled=not augment)
+choice = _view_choice()
+views = st.multiselect(
+    "Views to generate",
+    choice.known,
+    default=choice.defaults,
+    disabled=not augment,
+    help="Leave it empty for the service's default set.",
+)
+if choice.generator is None:
+    st.caption("The service did not say which views its generator draws; it will refuse any it cannot.")
+else:
+    st.caption(f"Generator: {choice.generator}. Preselected: its default set ({len(choice.defaults)} views).")
+custom = st.text_input("Custom view (optional, e.g. 'wearing glasses')", disabled=not augment) if choice.custom else ""
 with st.expander("Advanced"):
     seed = int(st.number_input("Seed", min_value=0, value=0, step=1))
     face = st.selectbox("Several faces in the photo", ["single", "largest", "0", "1", "2", "3"])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import streamlit as st
-from PIL import Image, ImageDraw
 
 from console.client import ApiError, Upload
 from console.config import api
+from console.drawing import boxed
 
 st.title("Identify and verify")
 probe = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp"], key="probe")
@@ -20,14 +18,9 @@ if probe is not None and st.button("Identify", type="primary"):
         st.error(exc.friendly())
         st.stop()
     st.session_state["identify_result"] = found
-    image = Image.open(io.BytesIO(probe.getvalue())).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    for face in found["faces"]:
-        x1, y1, x2, y2 = face["bbox"]
-        color = "lime" if face["identity"] else "red"
-        draw.rectangle((x1, y1, x2, y2), outline=color, width=max(2, image.width // 200))
-        draw.text((x1 + 4, y1 + 4), face["label"], fill=color)
-    st.image(image)
+    faces = found["faces"]
+    colors = ["lime" if face["identity"] else "red" for face in faces]
+    st.image(boxed(probe.getvalue(), [f["bbox"] for f in faces], [f["label"] for f in faces], colors))
     if not found["faces"]:
         st.warning("No face found in the photo.")
     for i, face in enumerate(found["faces"]):

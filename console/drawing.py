@@ -1,0 +1,29 @@
+"""Photos as the service sees them (EXIF orientation applied) with face boxes drawn on them.
+
+The service decodes uploads upright (``ImageOps.exif_transpose``) and answers boxes in that frame;
+a phone photo stored sideways with an orientation tag must be turned the same way before the
+boxes are drawn, or they land on the wrong part of the picture.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageOps
+
+
+def upright(data: bytes) -> Image.Image:
+    """The photo in RGB, turned by its EXIF orientation as the service turns it."""
+    return ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+
+
+def boxed(data: bytes, boxes: Sequence[Sequence[float]], labels: Sequence[str], colors: Sequence[str]) -> Image.Image:
+    """The upright photo with each box outlined in its colour and labelled in its top-left corner."""
+    image = upright(data)
+    draw = ImageDraw.Draw(image)
+    width = max(2, image.width // 200)
+    for (x1, y1, x2, y2), label, color in zip(boxes, labels, colors, strict=True):
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+        draw.text((x1 + width + 2, y1 + width + 2), label, fill=color)
+    return image
