@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 
 def upright(data: bytes) -> Image.Image:
@@ -19,11 +19,17 @@ def upright(data: bytes) -> Image.Image:
 
 
 def boxed(data: bytes, boxes: Sequence[Sequence[float]], labels: Sequence[str], colors: Sequence[str]) -> Image.Image:
-    """The upright photo with each box outlined in its colour and labelled in its top-left corner."""
+    """The upright photo with each box outlined in its colour and labelled above it (inside the box
+    when there is no room above), in type scaled to the photo so that it stays readable."""
     image = upright(data)
     draw = ImageDraw.Draw(image)
     width = max(2, image.width // 200)
+    font = ImageFont.load_default(size=max(12, max(image.size) // 40))
     for (x1, y1, x2, y2), label, color in zip(boxes, labels, colors, strict=True):
         draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
-        draw.text((x1 + width + 2, y1 + width + 2), label, fill=color)
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        height = bottom - top + 2 * width
+        y = y1 - height if y1 >= height else y1 + width
+        draw.rectangle((x1, y, x1 + right - left + 2 * width, y + height), fill=color)
+        draw.text((x1 + width - left, y + width - top), label, fill="black", font=font)
     return image
