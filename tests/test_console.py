@@ -237,6 +237,9 @@ print(1)
     specs = [c.proto.spec for c in at.get("vega_lite_chart")]
     assert len(specs) == 5, [e.type for e in at.main]  # enrollment total + stages, batches, per view, SD stages
     assert "total_s" in specs[0] and '"bar"' in specs[1]  # enrollment end to end, stages stacked
+    over_time = json.loads(specs[0])  # every run a point (a lone one shows), views counted as categories
+    marks = [layer["mark"]["type"] for layer in over_time["layer"]]
+    assert marks == ["line", "point"] and over_time["encoding"]["color"]["type"] == "nominal"
     stages = at.dataframe[0].value  # median seconds per stage, by views asked for
     assert {"detect_s", "embed_s", "generate_s", "gate_s", "store_s"} <= set(stages.columns) and 2 in stages.index
     assert '"faces"' in specs[2] and '"kind"' in specs[2]  # batch sizes over time, photos and views

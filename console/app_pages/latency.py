@@ -4,6 +4,7 @@ batch sizes over time."""
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -77,6 +78,22 @@ def _batches(url: str) -> pd.DataFrame:
     return frame
 
 
+def _over_time(frame: pd.DataFrame, y: str, color: str, line: bool = True) -> alt.LayerChart | alt.Chart:
+    """``y`` over wall-clock time, one colour per value of ``color`` (a category, never a scale).
+
+    Every run is a point (a lone run is visible; a line alone would draw nothing); the time axis
+    reads in hours, minutes and seconds whatever the span (Vega's own picks milliseconds for runs
+    within one second)."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("time:T", title="time", axis=alt.Axis(format="%b %d %H:%M:%S", labelAngle=-30, tickCount=6)),
+        y=alt.Y(f"{y}:Q", title=y),
+        color=alt.Color(f"{color}:N", title=color),
+        tooltip=[alt.Tooltip("time:T", format="%Y-%m-%d %H:%M:%S"), alt.Tooltip(f"{color}:N"), alt.Tooltip(f"{y}:Q")],
+    )
+    points = base.mark_point(filled=True, size=40)
+    return base.mark_line() + points if line else points
+
+
 def _in_range(frame: pd.DataFrame, start: object, end: object) -> pd.DataFrame:
     if frame.empty:
         return frame
@@ -104,7 +121,7 @@ enrolled = _in_range(enrollments, start, end)
 if enrolled.empty:
     st.info("No enrollment in these dates.")
 else:
-    st.line_chart(enrolled, x="time", y="total_s", color="views")
+    st.altair_chart(_over_time(enrolled, "total_s", "views"), use_container_width=True)
     stages = [c for c in enrolled.columns if c.endswith("_s") and c != "total_s"]
     medians = enrolled.groupby("views")[stages].median()
     st.bar_chart(medians, stack=True)
@@ -117,7 +134,7 @@ batched = _in_range(batches, start, end)
 if batched.empty:
     st.info("No embedding batch recorded since the Embedder replica started.")
 else:
-    st.scatter_chart(batched, x="time", y="faces", color="kind")
+    st.altair_chart(_over_time(batched, "faces", "kind", line=False), use_container_width=True)
     st.caption(f"{len(batched)} batch(es), mean {batched['faces'].mean():.1f} faces, max {batched['faces'].max()}")
 
 st.subheader("Generation, per view")
@@ -125,7 +142,7 @@ shown = _in_range(frame, start, end)
 if shown.empty:
     st.info("No generated view in these dates: enroll someone with augmentation.")
 else:
-    st.line_chart(shown, x="time", y="latency_s", color="view")
+    st.altair_chart(_over_time(shown, "latency_s", "view"), use_container_width=True)
     summary = (
         shown.groupby(["generator", "device", "steps", "views"], dropna=False)["latency_s"]
         .quantile([0.5, 0.95])
