@@ -239,7 +239,9 @@ print(1)
     assert "total_s" in specs[0] and '"bar"' in specs[1]  # enrollment end to end, stages stacked
     over_time = json.loads(specs[0])  # every run a point (a lone one shows), views counted as categories
     marks = [layer["mark"]["type"] for layer in over_time["layer"]]
-    assert marks == ["line", "point"] and over_time["encoding"]["color"]["type"] == "nominal"
+    assert marks == ["line", "point"] and {layer["encoding"]["color"]["type"] for layer in over_time["layer"]} == {
+        "nominal"
+    }
     stages = at.dataframe[0].value  # median seconds per stage, by views asked for
     assert {"detect_s", "embed_s", "generate_s", "gate_s", "store_s"} <= set(stages.columns) and 2 in stages.index
     assert '"faces"' in specs[2] and '"kind"' in specs[2]  # batch sizes over time, photos and views
@@ -257,11 +259,14 @@ print(1)
     assert not system.exception and system.metric[0].value == "ok"
     total = console_env.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
     assert total > 0 and system.metric[1].label == "Persons" and system.metric[1].value == str(total)
-    generator = next(json.loads(j.value) for j in system.json if '"generator"' in j.value)
-    assert generator["generator"] == "classic" and None not in generator.values() and "compile" not in generator
+    deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[:2]]
+    embedder, generator = deployments  # health as field/value tables, nested fields dotted, lists joined
+    assert embedder["model.name"] == "dlib-resnet-v1-flip" and embedder["model.default_thresholds.top2"] == "0.9372"
+    assert generator["generator"] == "classic" and "None" not in generator.values() and "compile" not in generator
+    assert generator["views"].startswith("left, right, up") and generator["custom_views"] == "False"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
-    shipped = system.dataframe[0].value
+    shipped = system.dataframe[2].value  # after the two deployments
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
     assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0

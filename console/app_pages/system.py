@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from console.client import ApiError
 from console.config import api, load_config
 
+
+def _rows(info: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """A deployment's health as (field, value) rows: nested fields dotted, lists joined, unset ones left out."""
+    rows: list[dict[str, str]] = []
+    for key, value in info.items():
+        if value is None or key == "status":
+            continue
+        if isinstance(value, dict):
+            rows += _rows(value, f"{prefix}{key}.")
+        else:
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            rows.append({"field": f"{prefix}{key}", "value": shown})
+    return rows
+
+
 st.title("System")
 config = load_config()
-st.write({"API": config.api_url, "API key": config.masked_key, "data dir": str(config.data_dir or "remote")})
+st.caption(f"API {config.api_url} - key {config.masked_key} - data dir {config.data_dir or 'remote (HTTP only)'}")
 try:
     health = api().health()
 except ApiError as exc:
@@ -18,8 +35,8 @@ except ApiError as exc:
     st.stop()
 st.metric("Status", health["status"])
 for name, info in health["deployments"].items():
-    st.subheader(name)
-    st.json({key: value for key, value in info.items() if value is not None})  # SD-only fields: not for classic
+    st.subheader(f"{name}: {info['status']}")
+    st.dataframe(_rows(info), hide_index=True, use_container_width=True)  # SD-only fields: not for classic
 try:
     st.metric("Persons", api().persons(limit=1)["total"])
     thresholds = api().thresholds()
