@@ -266,7 +266,9 @@ print(1)
     assert generator["views"].startswith("left, right, up") and generator["custom_views"] == "False"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
-    shipped = system.dataframe[2].value  # after the two deployments
+    shown = system.dataframe[2].value  # the values in use, after the two deployments
+    assert dict(zip(shown["field"], shown["value"], strict=True))["matching rule"] == in_use["match_mode"]
+    shipped = system.dataframe[3].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
     assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0

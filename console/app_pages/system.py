@@ -36,7 +36,8 @@ except ApiError as exc:
 st.metric("Status", health["status"])
 for name, info in health["deployments"].items():
     st.subheader(f"{name}: {info['status']}")
-    st.dataframe(_rows(info), hide_index=True, use_container_width=True)  # SD-only fields: not for classic
+    rows = _rows(info)  # SD-only fields are unset (left out) for the classic generator
+    st.dataframe(rows, hide_index=True, use_container_width=True, height=35 * (len(rows) + 1) + 3)
 try:
     st.metric("Persons", api().persons(limit=1)["total"])
     thresholds = api().thresholds()
@@ -52,7 +53,7 @@ in_use = {
     "identity-gate threshold": thresholds["gate_threshold"],
     "views offset (subtracted from persons with views)": thresholds["views_offset"],
 }
-st.write(in_use)
+st.dataframe([{"field": k, "value": str(v)} for k, v in in_use.items()], hide_index=True, use_container_width=True)
 for problem in thresholds["problems"]:
     st.warning(problem)
 st.caption("shipped with the model (FPIR 1%), per matching rule")
