@@ -1,5 +1,7 @@
 """How the console's gallery queries scale: a synthetic store of N persons, the Gallery page's
-DuckDB queries over it, locally (sqlite scanner) and remotely (the API's Parquet snapshots).
+DuckDB queries over it: on the store in place (sqlite scanner, what local mode did before), and on
+the console's snapshots of it, local (sqlite scanner once, then the change log) and remote (the
+API's Parquet exports), each kept up to date side by side after the same changes.
 
 The store is built with the real schema (GalleryStore) and filled with plain INSERTs: persons,
 image metadata rows (no files) and embeddings with random unit vectors. Half the persons have
@@ -24,10 +26,11 @@ import numpy as np
 
 from bench.machine import describe_machine
 from console import analytics
-from console.client import Changed, Tagged
+from console.client import Changed
+from console.local_tables import LocalTables
 from core.errors import ChangesUnavailable
 from core.store.changes import changes_since
-from core.store.export import TABLES, export_snapshot, export_table, gallery_stamp
+from core.store.export import TABLES, export_table
 from core.store.gallery import GalleryStore
 
 log = logging.getLogger("bench.gallery_scale")
@@ -103,20 +106,6 @@ class SnapshotSource:
     ) -> bytes:
         return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
 
-    def export_tagged(
-        self,
-        table: str,
-        vectors: bool = False,
-        person_ids: list[int] | None = None,
-        columns: list[str] | None = None,
-        etag: str | None = None,
-    ) -> Tagged:
-        """What GET /v1/export does with If-None-Match: the stamp alone while it matches."""
-        if etag is not None and etag == gallery_stamp(self.db_path):
-            return Tagged(None, etag)
-        exported = export_snapshot(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
-        return Tagged(exported.data, exported.stamp)
-
     def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
         """What GET /v1/export/changes answers."""
         try:
@@ -129,15 +118,17 @@ class SnapshotSource:
 class WholeTables(SnapshotSource):
     """The snapshot as it was before 2026-11-27: every column of every table."""
 
-    def export_tagged(
-        self,
-        table: str,
-        vectors: bool = False,
-        person_ids: list[int] | None = None,
-        columns: list[str] | None = None,
-        etag: str | None = None,
-    ) -> Tagged:
-        return super().export_tagged(table, vectors, person_ids, None if person_ids is None else columns, etag)
+    def export(
+        self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
+    ) -> bytes:
+        return super().export(table, vectors, person_ids, None if person_ids is None else columns)
+
+
+def same_tables(snapshot: analytics.Snapshot, fresh: analytics.Snapshot) -> None:
+    for table in analytics.SNAPSHOT_COLUMNS:
+        query = f"SELECT * FROM g.{table} ORDER BY ALL"
+        if analytics.connect(snapshot).execute(query).fetchall() != analytics.connect(fresh).execute(query).fetchall():
+            raise SystemExit(f"the snapshot brought up to date differs from a fresh one in {table}")
 
 
 def main() -> None:
@@ -164,7 +155,7 @@ def main() -> None:
             rows.append((label, *timed(fn, repeats)))
 
         page_ids = list(range(1, 26))
-        for sort in analytics.SORTS:
+        for sort in analytics.SORTS:  # before: the store queried in place, a full scan each time
             measure(f"local page 1, sort {sort}", partial(analytics.persons_page, data_dir, "", sort, 0))
         measure("local search 'person 00123'", partial(analytics.persons_page, data_dir, "person 00123", "name", 0))
         measure(
@@ -175,38 +166,50 @@ def main() -> None:
         for table in TABLES:
             megabytes = len(export_table(db, table)) / 1e6
             measure(f"export {table} ({megabytes:.1f} MB Parquet)", partial(export_table, db, table))
-        measure("remote snapshot: export + load 3 tables", partial(analytics.Snapshot.load, SnapshotSource(db)), 1)
-        measure("remote snapshot, whole tables (before)", partial(analytics.Snapshot.load, WholeTables(db)), 1)
-        snapshot = analytics.Snapshot.load(SnapshotSource(db))
-        if snapshot.revalidated() is not snapshot:
-            raise SystemExit("an unchanged gallery was downloaded again")
-        measure("remote snapshot re-checked, gallery unchanged", snapshot.revalidated)
+        remote, local = analytics.RemoteTables(SnapshotSource(db)), LocalTables(data_dir)
+        measure("remote snapshot: export + load 3 tables", partial(analytics.Snapshot.load, remote), 1)
+        measure(
+            "remote snapshot, whole tables (before)",
+            partial(analytics.Snapshot.load, analytics.RemoteTables(WholeTables(db))),
+            1,
+        )
+        measure("local snapshot: read 3 tables (sqlite scanner) + load", partial(analytics.Snapshot.load, local), 1)
+        snapshots = {"remote": analytics.Snapshot.load(remote), "local": analytics.Snapshot.load(local)}
+        for where, snapshot in snapshots.items():
+            if snapshot.revalidated() is not snapshot:
+                raise SystemExit(f"an unchanged gallery was read again ({where})")
+            measure(f"{where} snapshot re-checked, gallery unchanged", snapshot.revalidated)
         store = GalleryStore(data_dir)
         for label, change in (
             ("one person renamed", lambda i: store.rename_person(1 + i, f"renamed {i} {time.time_ns()}")),
             ("one person with 10 views deleted", lambda i: store.delete_person(args.persons - 1 - 2 * i)),
         ):
-            runs = []
+            runs: dict[str, list[float]] = {where: [] for where in snapshots}
             for i in range(3):
                 change(i)
-                started = time.perf_counter()
-                snapshot = snapshot.revalidated()
-                runs.append(time.perf_counter() - started)
-                if snapshot.updated != 1:
-                    raise SystemExit(f"{label}: the delta re-read {snapshot.updated} person(s), not 1")
-            rows.append((f"remote snapshot brought up to date, {label}", statistics.median(runs), runs))
-        fresh = analytics.Snapshot.load(SnapshotSource(db))
-        for table in analytics.SNAPSHOT_COLUMNS:
-            query = f"SELECT * FROM g.{table} ORDER BY ALL"
-            if (
-                analytics.connect(snapshot).execute(query).fetchall()
-                != analytics.connect(fresh).execute(query).fetchall()
-            ):
-                raise SystemExit(f"the snapshot brought up to date differs from a fresh one in {table}")
-        for sort in analytics.SORTS:
-            measure(f"remote page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0))
-        measure("remote counts by source, 25 persons", partial(analytics.counts_by_source, snapshot, page_ids))
-        measure("remote PCA of 5 persons (vectors fetched)", partial(analytics.projection, snapshot, [1, 2, 3, 4, 5]))
+                for where, snapshot in snapshots.items():  # side by side, the same change
+                    started = time.perf_counter()
+                    snapshots[where] = snapshot = snapshot.revalidated()
+                    runs[where].append(time.perf_counter() - started)
+                    if snapshot.updated != 1:
+                        raise SystemExit(f"{label}: the {where} delta re-read {snapshot.updated} person(s), not 1")
+            for where, times in runs.items():
+                rows.append((f"{where} snapshot brought up to date, {label}", statistics.median(times), times))
+        same_tables(snapshots["remote"], analytics.Snapshot.load(remote))
+        same_tables(snapshots["local"], analytics.Snapshot.load(local))
+        for where, snapshot in snapshots.items():
+            for sort in analytics.SORTS:
+                measure(
+                    f"{where} snapshot: page 1, sort {sort}", partial(analytics.persons_page, snapshot, "", sort, 0)
+                )
+            measure(
+                f"{where} snapshot: counts by source, 25 persons",
+                partial(analytics.counts_by_source, snapshot, page_ids),
+            )
+            measure(
+                f"{where} snapshot: PCA of 5 persons (their vectors read)",
+                partial(analytics.projection, snapshot, [1, 2, 3, 4, 5]),
+            )
         lines = [f"{args.persons} persons, gallery.db {size / 1e6:.0f} MB; {describe_machine()}", ""]
         lines += ["| query | median s | runs |", "|---|---|---|"]
         lines += [f"| {label} | {median:.3f} | {', '.join(f'{r:.3f}' for r in runs)} |" for label, median, runs in rows]

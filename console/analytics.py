@@ -1,7 +1,7 @@
-"""Read-only gallery analytics in DuckDB: over the SQLite store attached READ_ONLY when the data
-dir is on this machine (the sqlite scanner from its PyPI package: nothing is downloaded), over the
-API's Parquet snapshots (GET /v1/export) when it is not. The same SQL runs on both (schema ``g``).
-Vectors are BLOBs, decoded with numpy."""
+"""Read-only gallery analytics in DuckDB, on a snapshot of the gallery tables kept up to date by
+the store's change log: read from the SQLite store attached READ_ONLY when the data dir is on
+this machine (console/local_tables.py), from the API's Parquet exports (GET /v1/export) when it
+is not. The same SQL runs on both (schema ``g``). Vectors are BLOBs, decoded with numpy."""
 
 from __future__ import annotations
 
@@ -19,24 +19,43 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from console.client import Changed, Tagged
+from console.client import Changed
 
 
 class Exporter(Protocol):
+    """The API client's side of a remote snapshot (console/client.py's ApiClient)."""
+
     def export(
         self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
     ) -> bytes: ...
 
-    def export_tagged(
-        self,
-        table: str,
-        vectors: bool = False,
-        person_ids: list[int] | None = None,
-        columns: list[str] | None = None,
-        etag: str | None = None,
-    ) -> Tagged: ...
+    def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None: ...
+
+
+class Tables(Protocol):
+    """Where a snapshot's rows come from: the API (``RemoteTables``) or the store on this machine
+    (console/local_tables.py's ``LocalTables``)."""
 
     def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None: ...
+
+    def rows(
+        self, table: str, columns: list[str] | None = None, person_ids: list[int] | None = None, vectors: bool = False
+    ) -> pa.Table: ...
+
+
+@dataclass(frozen=True, eq=False)
+class RemoteTables:
+    """A remote service's tables: GET /v1/export (Parquet) and GET /v1/export/changes."""
+
+    client: Exporter
+
+    def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
+        return self.client.changes(since, limit)
+
+    def rows(
+        self, table: str, columns: list[str] | None = None, person_ids: list[int] | None = None, vectors: bool = False
+    ) -> pa.Table:
+        return pq.read_table(io.BytesIO(self.client.export(table, vectors, person_ids, columns)))
 
 
 # What the gallery queries read of a remote snapshot: a few columns, not the whole tables (at a
@@ -56,15 +75,16 @@ _EXPORT_IDS = 1000
 
 @dataclass(frozen=True, eq=False)
 class Snapshot:
-    """The gallery tables of a remote service, downloaded as Parquet into an in-memory DuckDB
-    (schema ``g``, the same SQL as the local store), only the columns the gallery queries read
-    (``SNAPSHOT_COLUMNS``): the few vectors a projection needs are fetched for its persons only.
+    """The gallery tables in an in-memory DuckDB (schema ``g``, the same SQL as the store), only
+    the columns the gallery queries read (``SNAPSHOT_COLUMNS``): the few vectors a projection
+    needs are read for its persons only. From a remote service (Parquet over HTTP) or from the
+    store on this machine, whose full scans through the sqlite scanner grow with the gallery.
 
-    Kept up to date by change token (GET /v1/export/changes): a quiet gallery costs one small
-    request, a change re-reads only the changed persons' rows (``revalidated``). ``etag``: the
-    gallery's ETag when the snapshot was taken (GET /v1/export's)."""
+    Kept up to date by change token (the store's change log): a quiet gallery costs one lookup, a
+    change re-reads only the changed persons' rows (``revalidated``). ``etag``: the gallery's
+    stamp when the snapshot was taken (GET /v1/export's ETag)."""
 
-    client: Exporter
+    tables: Tables
     con: duckdb.DuckDBPyConnection
     loaded_at: float
     etag: str | None = None
@@ -72,43 +92,39 @@ class Snapshot:
     updated: int = 0  # persons re-read or dropped by the delta that made this snapshot (0: a full load)
 
     @classmethod
-    def load(cls, client: Exporter) -> Snapshot:
+    def load(cls, tables: Tables) -> Snapshot:
         """A new snapshot. The change token is taken before the tables are read: what changes
         meanwhile is re-read by the next delta."""
-        changed = client.changes()
+        changed = tables.changes()
         con = duckdb.connect()
         con.execute("CREATE SCHEMA g")
-        etag = None
         for table, columns in SNAPSHOT_COLUMNS.items():
-            tagged = client.export_tagged(table, columns=columns)
-            if tagged.data is None:
-                raise RuntimeError(f"GET /v1/export answered 'not modified' for {table} asked without an ETag")
-            etag = etag or tagged.etag
-            _load_table(con, table, tagged.data)
-        return cls(client, con, time.time(), etag, None if changed is None else changed.token)
+            _load_table(con, table, tables.rows(table, columns))
+        if changed is None:
+            return cls(tables, con, time.time())
+        return cls(tables, con, time.time(), changed.etag, changed.token)
 
     def revalidated(self) -> Snapshot:
         """This snapshot while the gallery is unchanged, brought up to date when a few persons
         changed, else a new one. A delta changes this snapshot's database in one transaction
         (a query sees it before or after) and returns it under the new token."""
-        changed = None if self.token is None else self.client.changes(self.token, limit=MAX_DELTA_PERSONS)
+        changed = None if self.token is None else self.tables.changes(self.token, limit=MAX_DELTA_PERSONS)
         if changed is None or not changed.complete:  # a restored gallery, or too much changed
-            return Snapshot.load(self.client)
+            return Snapshot.load(self.tables)
         if not changed.person_ids and not changed.deleted:
             return self
         updated = self._apply(changed.person_ids, changed.deleted)
         return replace(self, loaded_at=time.time(), etag=changed.etag, token=changed.token, updated=updated)
 
     def _apply(self, person_ids: tuple[int, ...], deleted: bool) -> int:
-        """Replaces the rows of ``person_ids`` with the API's and, after deletions, drops the
+        """Replaces the rows of ``person_ids`` with the source's and, after deletions, drops the
         persons no longer in its persons table; returns how many persons were re-read or dropped."""
         rows: dict[str, list[pa.Table]] = {table: [] for table in SNAPSHOT_COLUMNS}
         for start in range(0, len(person_ids), _EXPORT_IDS):
             chunk = list(person_ids[start : start + _EXPORT_IDS])
             for table, columns in SNAPSHOT_COLUMNS.items():
-                data = self.client.export(table, person_ids=chunk, columns=columns)
-                rows[table].append(pq.read_table(io.BytesIO(data)))
-        present = pq.read_table(io.BytesIO(self.client.export("persons", columns=["id"]))) if deleted else None
+                rows[table].append(self.tables.rows(table, columns, chunk))
+        present = self.tables.rows("persons", ["id"]) if deleted else None
         con = self.con.cursor()
         con.register("changed", pa.table({"id": pa.array(person_ids, pa.int64())}))
         con.execute("BEGIN TRANSACTION")
@@ -140,23 +156,24 @@ class Snapshot:
 
 
 class SnapshotCache:
-    """The console's snapshot of one remote service, re-checked when older than ``max_age_s``:
-    one change-log lookup while the gallery is quiet, the changed persons' rows after a change,
-    instead of an export of every table. Shared by the console's sessions (one update at a time)."""
+    """The console's snapshot of one gallery, re-checked when older than ``max_age_s``: one
+    change-log lookup while the gallery is quiet, the changed persons' rows after a change,
+    instead of a read of every table. Shared by the console's sessions (one update at a time)."""
 
-    def __init__(self, max_age_s: float = 30.0) -> None:
+    def __init__(self, tables: Tables, max_age_s: float = 30.0) -> None:
+        self.tables = tables
         self.max_age_s = max_age_s
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._checked = 0.0
 
-    def get(self, client: Exporter) -> Snapshot:
+    def get(self) -> Snapshot:
         with self._lock:
             snapshot = self._snapshot
             if snapshot is not None and time.monotonic() - self._checked < self.max_age_s:
                 return snapshot
-            if snapshot is None or snapshot.client is not client or snapshot.token is None:
-                snapshot = Snapshot.load(client)
+            if snapshot is None or snapshot.token is None:
+                snapshot = Snapshot.load(self.tables)
             else:
                 snapshot = snapshot.revalidated()
             self._snapshot, self._checked = snapshot, time.monotonic()
@@ -168,13 +185,12 @@ class SnapshotCache:
             self._checked = float("-inf")
 
 
-Source = Path | Snapshot  # a local data dir, or a remote service's snapshot
+Source = Path | Snapshot  # a snapshot, or the local data dir queried in place (full scans; benchmarks)
 
 SORTS = {"name": "p.name", "newest": "p.created_at DESC", "most embeddings": "embeddings DESC"}
 
 
-def _load_table(con: duckdb.DuckDBPyConnection, table: str, parquet: bytes, schema: str = "g.") -> None:
-    arrow = pq.read_table(io.BytesIO(parquet))
+def _load_table(con: duckdb.DuckDBPyConnection, table: str, arrow: pa.Table, schema: str = "g.") -> None:
     con.register("snapshot", arrow)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM snapshot"
@@ -187,7 +203,12 @@ def _load_table(con: duckdb.DuckDBPyConnection, table: str, parquet: bytes, sche
 def connect(source: Source) -> duckdb.DuckDBPyConnection:
     if isinstance(source, Snapshot):
         return source.con.cursor()  # its own connection to the same in-memory database
-    data_dir = source
+    return attach(source)
+
+
+def attach(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB with the store attached READ_ONLY as schema ``g`` (the sqlite scanner from its PyPI
+    package: nothing is downloaded)."""
     import duckdb_extension_sqlite_scanner as package
 
     extension = next(pathlib.Path(package.__file__).parent.rglob("sqlite_scanner.duckdb_extension"))
@@ -262,7 +283,7 @@ def projection(source: Source, person_ids: list[int]) -> pd.DataFrame:
     try:
         table = "g.embeddings"
         if isinstance(source, Snapshot):  # this query's vectors only
-            _load_table(con, "chosen", source.client.export("embeddings", vectors=True, person_ids=ids), schema="")
+            _load_table(con, "chosen", source.tables.rows("embeddings", person_ids=ids, vectors=True), schema="")
             table = "chosen"
         rows = con.execute(
             f"SELECT p.name, e.source, e.model, e.vector FROM {table} e JOIN g.persons p ON p.id = e.person_id "

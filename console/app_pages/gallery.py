@@ -5,24 +5,29 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from console.analytics import SORTS, SnapshotCache, Source, counts_by_source, persons_page, projection
+from console.analytics import SORTS, RemoteTables, Snapshot, SnapshotCache, counts_by_source, persons_page, projection
 from console.client import ApiError
 from console.config import api, load_config
+from console.local_tables import LocalTables
 
 PAGE_SIZE = 25
 
 
 @st.cache_resource(max_entries=2)
-def _snapshots(api_url: str) -> SnapshotCache:
-    """A remote gallery, downloaded (no vectors) and queried page by page; checked every 30 s,
-    downloaded again only when it changed."""
-    return SnapshotCache(max_age_s=30.0)
-
-
-def _source() -> Source:
-    """The local store when the data dir is here, else the API's Parquet snapshots."""
+def _snapshots(where: str, api_key: str) -> SnapshotCache:
+    """The gallery tables (no vectors) in memory, queried page by page and kept up to date from
+    the change log: the local store's checked at every read (one SQLite lookup), a remote
+    service's every 30 s (one request); only the persons that changed are read again."""
     config = load_config()
-    return config.data_dir if config.data_dir is not None else _snapshots(config.api_url).get(api())
+    if config.data_dir is not None:
+        return SnapshotCache(LocalTables(config.data_dir), max_age_s=0.0)
+    return SnapshotCache(RemoteTables(api()), max_age_s=30.0)
+
+
+def _source() -> Snapshot:
+    """The local store when the data dir is here, else the API's Parquet exports."""
+    config = load_config()
+    return _snapshots(str(config.data_dir or config.api_url), config.api_key).get()
 
 
 @st.cache_data(ttl=5)
@@ -35,12 +40,10 @@ def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, 
 st.title("Gallery")
 config = load_config()
 where = str(config.data_dir or config.api_url)
-st.caption(
-    f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
-)
+st.caption(f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB")
 if st.button("Refresh", help="re-read the gallery now (a remote snapshot is checked for changes every 30 s)"):
     st.cache_data.clear()
-    _snapshots(config.api_url).expire()
+    _snapshots(where, config.api_key).expire()
 search = st.text_input("Search by name")
 sort = st.selectbox("Sort", list(SORTS))
 page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
@@ -83,7 +86,7 @@ if len(persons):
         try:
             api().rename(person_id, new_name)
             st.cache_data.clear()
-            _snapshots(config.api_url).expire()
+            _snapshots(where, config.api_key).expire()
             st.success(f"Renamed to {new_name}")
         except ApiError as exc:
             st.error(exc.friendly())
@@ -92,7 +95,7 @@ if len(persons):
             try:
                 gone = api().delete(person_id)
                 st.cache_data.clear()
-                _snapshots(config.api_url).expire()
+                _snapshots(where, config.api_key).expire()
                 st.success(
                     f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
                 )
