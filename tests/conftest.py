@@ -174,3 +174,11 @@ def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
     with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
         client.data_dir = data  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture()
+def console_env(api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> httpx.Client:
+    monkeypatch.setenv("MANYANGLES_API_URL", str(api.base_url))
+    monkeypatch.setenv("MANYANGLES_API_KEY", KEY)
+    monkeypatch.setenv("MANYANGLES_DATA_DIR", str(api.data_dir))  # type: ignore[attr-defined]
+    return api
