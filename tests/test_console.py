@@ -314,3 +314,17 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     assert at.success and "Renamed to Renamed Leo" in at.success[0].value
     names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()["persons"]]
     assert "Renamed Leo" in names and "Rename Me" not in names
+
+
+def test_the_enrollment_estimate_comes_from_comparable_enrollments():
+    from console.estimates import describe_eta, enrollment_eta
+
+    runs = [{"num_views": 10, "total_s": t} for t in (0.6, 0.8, 0.7)]
+    runs += [{"num_views": 0, "total_s": 0.2}, {"num_views": 5, "total_s": 0.5}]
+    assert enrollment_eta(10, runs) == pytest.approx(0.7)  # the median of the three with 10 views
+    assert enrollment_eta(0, runs) == pytest.approx(0.2)
+    # none with 3 views: every run with views, scaled by (1 + 3) / (1 + its views); median of four
+    assert enrollment_eta(3, runs) == pytest.approx((0.7 * 4 / 11 + 0.8 * 4 / 11) / 2)
+    assert enrollment_eta(3, [{"num_views": 0, "total_s": 0.2}]) is None and enrollment_eta(0, []) is None
+    assert describe_eta(None) == "" and describe_eta(0.4) == ", under a second"
+    assert describe_eta(2.345) == ", about 2.3 s" and describe_eta(42.4) == ", about 42 s"

@@ -16,6 +16,7 @@ from PIL import Image
 from console.client import ApiError, Upload
 from console.config import api, load_config
 from console.drawing import boxed, upright
+from console.estimates import describe_eta, enrollment_eta
 
 # Offered when the service cannot say what its generator draws (it decides in the end).
 FALLBACK_VIEWS = ["left", "right", "up", "down", "smiling", "serious"]
@@ -61,19 +62,15 @@ class EnrollRequest:
 
 
 def _eta(request: EnrollRequest) -> str:
-    """What will generate, and roughly how long, from recent per-view latencies."""
-    total = len(request.views) if request.augment else 0
-    if not total:
-        return ""
+    """Which generator on which device, and roughly how long, from recent enrollments."""
     try:
         generator = _generator(load_config().api_url)
-        recent = [v["latency_s"] for run in api().generation_runs(limit=50) for v in run["views"]]
+        runs = api().enrollment_runs(limit=50)
     except ApiError:
         return ""
-    eta = f" with {generator.get('generator')} on {generator.get('device')}"
-    if recent:
-        eta += f", about {sorted(recent)[len(recent) // 2] * total:.1f} s for {total} view(s)"
-    return eta
+    views = (len(request.views) or len(generator["default_views"])) if request.augment else 0
+    where = f" with {generator['generator']} on {generator['device']}" if views else ""
+    return where + describe_eta(enrollment_eta(views, runs))
 
 
 def _enroll(request: EnrollRequest) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -40,7 +40,9 @@ def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, 
 st.title("Gallery")
 config = load_config()
 where = str(config.data_dir or config.api_url)
-st.caption(f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB")
+st.caption(
+    f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
+)
 if st.button("Refresh", help="re-read the gallery now (a remote snapshot is checked for changes every 30 s)"):
     st.cache_data.clear()
     _snapshots(where, config.api_key).expire()
