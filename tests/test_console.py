@@ -152,6 +152,9 @@ def test_identify_labels_the_face(console_env: httpx.Client):
     found = at.session_state["identify_result"]
     assert found["faces"][0]["label"] == "Identify Damon"
     assert any("Identify Damon" in m.value for m in at.markdown)
+    candidates = at.dataframe[0].value
+    assert candidates["name"][0] == "Identify Damon" and bool(candidates["clears threshold"][0])
+    assert list(candidates["clears threshold"]) == [s >= found["threshold"] for s in candidates["score"]]
 
 
 def test_identify_boxes_a_sideways_phone_photo_where_the_face_is(console_env: httpx.Client):

@@ -25,7 +25,8 @@ if probe is not None and st.button("Identify", type="primary"):
         st.warning("No face found in the photo.")
     for i, face in enumerate(found["faces"]):
         st.markdown(f"**Face {i}: {face['label']}** (threshold {found['threshold']:.4f}, rule {found['match_mode']})")
-        st.dataframe(face["candidates"], hide_index=True)
+        rows = [{**c, "clears threshold": c["score"] >= found["threshold"]} for c in face["candidates"]]
+        st.dataframe(rows, hide_index=True)
 
 st.divider()
 st.subheader("Verify: same person?")
