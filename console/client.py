@@ -35,14 +35,6 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class Tagged:
-    """A Parquet export and its ETag; ``data`` is None when the API answered 304 (unchanged)."""
-
-    data: bytes | None
-    etag: str | None
-
-
-@dataclass(frozen=True)
 class Changed:
     """GET /v1/export/changes: the persons changed after a change token, and the next token."""
 
@@ -91,28 +83,12 @@ class ApiClient:
     ) -> bytes:
         """One gallery table as Parquet bytes (GET /v1/export), or only some persons' rows, or
         only some columns."""
-        data = self.export_tagged(table, vectors, person_ids, columns).data
-        assert data is not None  # asked without an ETag: never 304
-        return data
-
-    def export_tagged(
-        self,
-        table: str,
-        vectors: bool = False,
-        person_ids: list[int] | None = None,
-        columns: list[str] | None = None,
-        etag: str | None = None,
-    ) -> Tagged:
-        """``export`` with the gallery's ETag; given the ETag of a snapshot held, no data while
-        the gallery is unchanged (the API answers 304 without reading the table)."""
         params: dict[str, Any] = {"table": table, "vectors": str(vectors).lower()}
         if person_ids is not None:
             params["person_id"] = [str(i) for i in person_ids]
         if columns:
             params["column"] = list(columns)
-        headers = {"If-None-Match": etag} if etag else {}
-        response = self._call("GET", "/v1/export", params=params, headers=headers)
-        return Tagged(None if response.status_code == 304 else response.content, response.headers.get("etag"))
+        return self._call("GET", "/v1/export", params=params).content
 
     def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
         """The persons changed after ``since`` (None: just the current token); None when the
