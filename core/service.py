@@ -149,7 +149,9 @@ class ManyAnglesService:
         requests = None
         if augment:  # validate the request before any work
             info = self.views.generator_info()
-            requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
+            requests = plan_views(
+                views, num_variations, seed, info.supported_views, info.default_views, info.repeats_differ
+            )
         analyzed = self.faces.analyze(photo, face)
         model = analyzed.model
         timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
@@ -227,7 +229,9 @@ class ManyAnglesService:
     ) -> ViewsOutcome:
         """Generated views of a photo with their gate decisions; only the timing is stored."""
         info = self.views.generator_info()
-        requests = plan_views(views, num_variations, seed, info.supported_views, info.default_views)
+        requests = plan_views(
+            views, num_variations, seed, info.supported_views, info.default_views, info.repeats_differ
+        )
         analyzed = self.faces.analyze(photo, face)
         original = analyzed.faces[0]
         outcome = self.views.make_views(

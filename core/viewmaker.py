@@ -25,6 +25,7 @@ class GeneratorInfo:
     supported_views: tuple[str, ...] | None  # None: any name (custom views become prompts)
     default_views: tuple[str, ...]
     device: str = "cpu"
+    repeats_differ: bool = True  # False: a view asked for twice would be the same image twice
 
     @property
     def known_views(self) -> tuple[str, ...]:
@@ -46,6 +47,7 @@ def generator_info(augmentor: Augmentor) -> GeneratorInfo:
         augmentor.supported_views,
         augmentor.default_views,
         str(getattr(augmentor, "device", "cpu")),
+        augmentor.repeats_differ,
     )
 
 

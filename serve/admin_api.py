@@ -25,7 +25,7 @@ from core.store.jobs import get_job, list_jobs
 from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
 from core.store.transfer import export_gallery
-from serve.deps import Admin, CanRead, errors
+from serve.deps import Admin, CanRead, RowId, errors
 
 router = APIRouter()
 
@@ -62,7 +62,7 @@ def jobs(request: Request, _: CanRead) -> list[JobOut]:
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404))
-def job(request: Request, _: CanRead, job_id: int) -> JobOut:
+def job(request: Request, _: CanRead, job_id: RowId) -> JobOut:
     """A job's progress: done / total, rate and ETA (what a progress bar polls)."""
     record = get_job(_service(request).store, job_id)
     if record is None:

@@ -79,6 +79,13 @@ def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
 
 
+@app.exception_handler(Exception)
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug is still answered in the API's error shape; Serve logs the traceback (never the body)."""
+    message = f"{request.method} {request.url.path} failed unexpectedly ({type(exc).__name__}); the service log has the details"
+    return JSONResponse(ErrorResponse.of("internal_error", message).body(), status_code=500)
+
+
 @app.middleware("http")
 async def _size_cap(request: Request, call_next: Any) -> Any:
     """Refuse an oversized body from its Content-Length, before reading it."""

@@ -5,9 +5,10 @@ No ``from __future__ import annotations``: FastAPI resolves these annotations wh
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
 from core.schemas import ErrorResponse
+from core.store.sqlutil import MAX_ROW_ID
 from serve.auth import offered_key, require, scope_of
 
 _STATUS_TEXT = {
@@ -39,6 +40,10 @@ Admin = Annotated[None, _needs("admin")]
 CanEnroll = Annotated[None, _needs("enroll")]
 CanRead = Annotated[None, _needs("read")]
 CanIdentify = Annotated[None, _needs("identify")]
+
+
+# A row id in a path: a number SQLite cannot hold is a 422 naming the parameter, never a 500
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

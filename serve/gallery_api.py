@@ -14,7 +14,7 @@ from core.service import ManyAnglesService
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
-from serve.deps import Admin, CanRead, errors
+from serve.deps import Admin, CanRead, RowId, errors
 
 router = APIRouter()
 PARQUET = "application/vnd.apache.parquet"
@@ -44,7 +44,7 @@ def persons(
 
 
 @router.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=errors(404))
-def person(request: Request, _: CanRead, person_id: int) -> PersonDetailOut:
+def person(request: Request, _: CanRead, person_id: RowId) -> PersonDetailOut:
     return PersonDetailOut.of_detail(_service(request).store.person_detail(person_id))
 
 
@@ -56,7 +56,7 @@ def person(request: Request, _: CanRead, person_id: int) -> PersonDetailOut:
         **errors(404),
     },
 )
-def person_image(request: Request, _: CanRead, person_id: int, image_id: int) -> Response:
+def person_image(request: Request, _: CanRead, person_id: RowId, image_id: RowId) -> Response:
     record, data = _service(request).store.image(person_id, image_id)
     return Response(
         data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
@@ -64,13 +64,13 @@ def person_image(request: Request, _: CanRead, person_id: int, image_id: int) ->
 
 
 @router.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=errors(404, 409))
-def rename_person(request: Request, _: Admin, person_id: int, name: Annotated[str, Form()]) -> PersonOut:
+def rename_person(request: Request, _: Admin, person_id: RowId, name: Annotated[str, Form()]) -> PersonOut:
     """Rename a person (the new name must be free)."""
     return PersonOut.of(_service(request).store.rename_person(person_id, name))
 
 
 @router.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=errors(404))
-def delete_person(request: Request, _: Admin, person_id: int) -> DeleteResponse:
+def delete_person(request: Request, _: Admin, person_id: RowId) -> DeleteResponse:
     """Erase every row and file of the person."""
     return DeleteResponse.of(person_id, _service(request).delete(person_id))
 

@@ -74,6 +74,16 @@ def test_view_plans_are_validated(views, count, message):
         plan_views(views, count, 0)
 
 
+def test_a_generator_that_draws_the_same_image_each_time_takes_each_view_once(classic):
+    assert classic.repeats_differ is False
+    with pytest.raises(InvalidInput, match="'left' is asked for twice"):
+        plan_views(["left", "right", "Left"], None, 0, classic.supported_views, repeats_differ=False)
+    with pytest.raises(InvalidInput, match="between 0 and 3"):  # no cycling through the defaults either
+        plan_views(None, 4, 0, classic.supported_views, ("left", "right", "up"), repeats_differ=False)
+    plan = plan_views(None, 3, 0, classic.supported_views, ("left", "right", "up"), repeats_differ=False)
+    assert [r.display_stem for r in plan] == ["augmented_left_1", "augmented_right_1", "augmented_up_1"]
+
+
 def test_repeated_views_get_their_own_seed_and_name():
     plan = plan_views(None, 9, seed=5)
     assert [r.display_stem for r in plan][:2] == ["augmented_left_1", "augmented_right_1"]

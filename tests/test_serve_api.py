@@ -174,10 +174,29 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
         ),
         api.post("/v1/persons", headers=AUTH, data={"name": "Keeper"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
         api.post("/v1/identify", headers=AUTH, data={"top_k": "0"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.post(  # the classic generator draws the same image each time: a repeat is refused
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "X", "views": "left,left"},
+            files=files(photo=photo_bytes("Katy_Perry", 2)),
+        ),
         api.get("/v1/persons/not-a-number", headers=AUTH),
     ]
-    assert [p.status_code for p in problems] == [422, 422, 422, 409, 422, 422]
+    assert [p.status_code for p in problems] == [422, 422, 422, 409, 422, 422, 422]
+    assert "asked for twice" in problems[5].json()["error"]["message"]
     assert all("error" in p.json() and p.json()["error"]["message"] for p in problems)
+    huge = 2**63  # one past SQLite's largest integer: an id no row can have, refused by name, not a 500
+    too_big = [
+        api.get(f"/v1/persons/{huge}", headers=AUTH),
+        api.get(f"/v1/persons/1/images/{huge}", headers=AUTH),
+        api.patch(f"/v1/persons/{huge}", headers=AUTH, data={"name": "Nobody"}),
+        api.delete(f"/v1/persons/{huge}", headers=AUTH),
+        api.get(f"/v1/jobs/{huge}", headers=AUTH),
+        api.get("/v1/export", headers=AUTH, params={"table": "persons", "person_id": [1, huge]}),
+    ]
+    assert [p.status_code for p in too_big] == [422] * 6, [p.text for p in too_big]
+    for p in too_big:
+        assert "id" in p.json()["error"]["message"], p.text
     assert tree_digest(api.data_dir) == before
 
 
@@ -347,3 +366,18 @@ def test_export_answers_not_modified_while_the_gallery_is_unchanged(api: httpx.C
         renamed.status_code == 200
         and "Etag Renamed" in pq.read_table(io.BytesIO(renamed.content)).column("name").to_pylist()
     )
+
+
+def test_an_unexpected_error_is_answered_in_the_error_shape():
+    """A bug still answers JSON naming the call, with neither the traceback nor the exception's text."""
+    from starlette.requests import Request
+
+    from serve.api import _unexpected_error, app
+
+    assert app.exception_handlers[Exception] is _unexpected_error
+    scope = {"type": "http", "method": "POST", "path": "/v1/identify", "headers": [], "query_string": b""}
+    response = _unexpected_error(Request(scope), OverflowError("secret detail"))
+    body = json.loads(bytes(response.body))
+    assert response.status_code == 500 and body["error"]["code"] == "internal_error"
+    assert "POST /v1/identify" in body["error"]["message"] and "OverflowError" in body["error"]["message"]
+    assert "secret detail" not in response.body.decode()

@@ -75,6 +75,8 @@ class Augmentor(Protocol):
     # view names it can draw; None: any name (custom views become prompts)
     supported_views: tuple[str, ...] | None
     default_views: tuple[str, ...]
+    # whether asking for a view twice gives two different images (another seed); False: the same one
+    repeats_differ: bool
 
     def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult: ...
 

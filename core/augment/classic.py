@@ -50,6 +50,7 @@ class ClassicAugmentor:
     name = "classic"
     supported_views: tuple[str, ...] | None = CLASSIC_VIEWS
     default_views: tuple[str, ...] = CLASSIC_DEFAULT_VIEWS
+    repeats_differ = False  # a view is a fixed warp of the photo: the seed changes nothing
 
     def __init__(self, size: int = 320, expand: float = 1.9) -> None:
         self.size = size

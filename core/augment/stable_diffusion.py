@@ -68,6 +68,7 @@ class StableDiffusionAugmentor:
     name = "sd15-img2img"
     supported_views: tuple[str, ...] | None = None  # any name: custom views become prompts
     default_views: tuple[str, ...] = ("left", "right", "up", "down", "smiling", "serious", "frontal")
+    repeats_differ = True  # each repeat of a view is sampled with its own seed
 
     def __init__(
         self,

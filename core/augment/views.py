@@ -64,18 +64,21 @@ def plan_views(
     seed: int,
     supported: tuple[str, ...] | None = None,
     default_order: tuple[str, ...] = DEFAULT_ORDER,
+    repeats_differ: bool = True,
 ) -> list[ViewRequest]:
     """Validated requests for explicit ``views`` or for the first ``num_variations`` defaults.
 
     ``supported`` limits the names (the classic generator cannot draw arbitrary prompts);
-    None accepts custom names, which go into the prompt template.
+    None accepts custom names, which go into the prompt template. ``repeats_differ`` False (the
+    generator draws the same image however often it is asked): a view may be asked for once.
     """
     if views is not None and num_variations is not None and len(views) != num_variations:
         raise InvalidInput("give either views or num_variations (or both, agreeing in number)")
     if views is None:
         count = len(default_order) if num_variations is None else num_variations
-        if not 0 <= count <= MAX_VIEWS:
-            raise InvalidInput(f"num_variations must be between 0 and {MAX_VIEWS}, got {count}")
+        most = MAX_VIEWS if repeats_differ else min(MAX_VIEWS, len(default_order))
+        if not 0 <= count <= most:
+            raise InvalidInput(f"num_variations must be between 0 and {most}, got {count}")
         views = [default_order[i % len(default_order)] for i in range(count)]
     if len(views) > MAX_VIEWS:
         raise InvalidInput(f"at most {MAX_VIEWS} views per enrollment, got {len(views)}")
@@ -87,6 +90,8 @@ def plan_views(
             raise InvalidInput(f"view name {raw!r} is not valid: use 1-32 letters, digits or _")
         if supported is not None and name not in supported:
             raise InvalidInput(f"view {name!r} is not supported here; supported: {', '.join(supported)}")
+        if name in seen and not repeats_differ:
+            raise InvalidInput(f"view {name!r} is asked for twice; this generator draws the same image each time")
         seen[name] = seen.get(name, 0) + 1
         plan.append(ViewRequest(name, seen[name], prompt_for(name), view_seed(seed, name, seen[name])))
     return plan

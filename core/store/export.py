@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import InvalidInput, StoreSchemaError
+from core.store.sqlutil import MAX_ROW_ID
 
 _INT, _TEXT = pa.int64(), pa.string()
 COLUMNS: dict[str, dict[str, pa.DataType]] = {
@@ -62,6 +63,9 @@ def _select(
         raise InvalidInput(f"unknown table {table!r}; tables: {', '.join(COLUMNS)}")
     if person_ids is not None and len(person_ids) > MAX_PERSON_IDS:
         raise InvalidInput(f"at most {MAX_PERSON_IDS} person ids per export, got {len(person_ids)}")
+    outside = [i for i in person_ids or () if not 1 <= i <= MAX_ROW_ID]
+    if outside:
+        raise InvalidInput(f"person_id {outside[0]} is not an id: ids are whole numbers from 1 to {MAX_ROW_ID}")
     known = {**COLUMNS[table], **({"vector": VECTOR} if table == "embeddings" else {})}
     chosen = list(dict.fromkeys(columns)) if columns else list(COLUMNS[table])
     unknown = [c for c in chosen if c not in known]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: a larger id cannot be a row (and cannot be bound)
+
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
