@@ -35,8 +35,10 @@ def _out(text: str) -> None:
 
 def _read(path: str) -> bytes:
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise InvalidInput(f"{path}: no such file")
+    if not file.is_file():
+        raise InvalidInput(f"{path}: not a file")
     return file.read_bytes()
 
 

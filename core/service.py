@@ -18,12 +18,12 @@ import numpy as np
 from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
-from core.errors import ManyAnglesError, ModelMismatch, ModelSwitching
+from core.errors import InvalidInput, ManyAnglesError, ModelMismatch, ModelSwitching
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
 from core.search import GallerySearch
-from core.settings import Settings
+from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
 from core.store.records import EnrollmentRunRecord, Person
@@ -269,6 +269,8 @@ class ManyAnglesService:
 
     def identify(self, photo: bytes, top_k: int | None = None) -> IdentifyResult:
         """Every face in the photo with its top-k candidates (largest face first)."""
+        if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         analyzed = self.faces.analyze(photo, None)
         model, faces = analyzed.model, analyzed.faces
         self._check_active(model)

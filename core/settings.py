@@ -30,6 +30,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from core.errors import InvalidSetting
 
+MAX_TOP_K = 100  # candidates a search may return per face
+
 ENV_PREFIX = "MANYANGLES_"
 # MANYANGLES_* variables that are not settings.
 NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
@@ -98,7 +100,7 @@ class Settings(BaseSettings):
         description="score subtracted from persons with generated views; unset: calibrated or shipped; 0: none",
     )
     target_fpir: float = Field(0.01, gt=0.0, lt=1.0, description="false-positive identification rate")
-    top_k: int = Field(5, ge=1, le=100, description="candidates returned per face")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="candidates returned per face")
     search_exact_max: int = Field(
         50_000, ge=0, description="galleries up to this many vectors are searched exactly; above, an HNSW index"
     )

@@ -41,7 +41,7 @@ from core.schemas import (
 )
 from core.schemas_health import HealthResponse
 from core.service import ManyAnglesService
-from core.settings import Settings
+from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
@@ -314,7 +314,7 @@ class API:
         self,
         _: CanIdentify,
         photo: Annotated[UploadFile, File()],
-        top_k: Annotated[int | None, Form(ge=1, le=100, description="default: the top_k setting")] = None,
+        top_k: Annotated[int | None, Form(ge=1, le=MAX_TOP_K, description="default: the top_k setting")] = None,
     ) -> IdentifyResponse:
         return IdentifyResponse.of(self.service.identify(_read_upload(photo, self.settings.max_upload_bytes), top_k))
 

@@ -86,6 +86,14 @@ def test_bad_inputs_exit_non_zero_and_leave_the_store_unchanged(enrolled_store: 
         assert tree_digest(enrolled_store) == before, label
     missing = cli(enrolled_store, "identify", tmp_path / "nope.jpg")
     assert missing.returncode == 3 and "no such file" in missing.stderr
+    folder = cli(enrolled_store, "identify", tmp_path)
+    assert folder.returncode == 3 and "not a file" in folder.stderr
+    for top_k in ("0", "-3", "101"):  # the API's bounds, with a message rather than a traceback
+        refused = cli(enrolled_store, "identify", photo("Barack_Obama", 2), "--top-k", top_k)
+        assert refused.returncode == 3 and f"top_k must be between 1 and 100, got {top_k}" in refused.stderr
+    for bad_id in ("x", str(2**63)):
+        refused = cli(enrolled_store, "keys", "revoke", bad_id)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr and bad_id in refused.stderr
     duplicate = cli(enrolled_store, "enroll", "Barack Obama", photo("Barack_Obama", 3))
     assert duplicate.returncode == 5 and "already enrolled" in duplicate.stderr
     assert tree_digest(enrolled_store) == before

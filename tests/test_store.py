@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,20 @@ def test_duplicate_name_changes_nothing(tmp_path: Path):
     assert tree_digest(tmp_path) == before
 
 
-@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "x" * 201])
+@pytest.mark.parametrize("name", ["", "   ", "a\x00b", "Tab\tName", "\u202eevil", "x" * 201])
 def test_bad_names(tmp_path: Path, name: str):
     store = GalleryStore(tmp_path)
     with pytest.raises(InvalidName):
         store.add_person(enrollment(name, 1))
+
+
+@pytest.mark.parametrize("name", ["\u0639\u0644\u06cc\u200c\u0631\u0636\u0627", "Zoe\u0308 \U0001f469\u200d\U0001f52c"])
+def test_names_spelt_with_joiners_are_kept(tmp_path: Path, name: str):
+    """Alireza in Persian is written with a zero-width non-joiner; emoji sequences use a joiner."""
+    store = GalleryStore(tmp_path)
+    stored = store.find_person(name) if store.add_person(enrollment(name, 1)) else None
+    assert stored is not None and stored.name == unicodedata.normalize("NFC", name)
+    assert "\u200c" in stored.name or "\u200d" in stored.name
 
 
 def test_failure_after_first_embedding_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

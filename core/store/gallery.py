@@ -49,6 +49,9 @@ PERSON_SELECT = (
     "FROM persons p"
 )
 _LAST_CODE_POINT = "\U0010ffff"
+# Zero-width (non-)joiners are part of how names are spelt in Persian and Indic scripts (and of
+# emoji sequences); every other format character (bidi overrides, ...) can only disguise a name.
+_JOINERS = frozenset("\u200c\u200d")
 
 
 def _name_prefix(prefix: str | None) -> tuple[str, tuple[str, ...]]:
@@ -66,8 +69,11 @@ def normalise_name(name: str) -> str:
         raise InvalidName("the person's name is empty")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise InvalidName(f"the person's name is longer than {MAX_NAME_LENGTH} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in cleaned):
-        raise InvalidName("the person's name contains control characters")
+    hidden = [ch for ch in cleaned if unicodedata.category(ch).startswith("C") and ch not in _JOINERS]
+    if hidden:
+        raise InvalidName(
+            f"the person's name contains a control or invisible formatting character (U+{ord(hidden[0]):04X})"
+        )
     return cleaned
 
 
