@@ -311,12 +311,22 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     )
     at = page("gallery")
     at.text_input[0].input("Rename Me").run()
-    next(t for t in at.text_input if t.label == "New name").input("Renamed Leo").run()
+    next(t for t in at.text_input if t.label == "New name").input("Renamed *Leo* [2]").run()
     next(b for b in at.button if b.label == "Rename").click().run()
     assert not at.exception, at.exception
-    assert at.success and "Renamed to Renamed Leo" in at.success[0].value
+    # the name is shown as typed: its Markdown characters are escaped, not bold or a link
+    assert at.success and "Renamed to Renamed \\*Leo\\* \\[2\\]" in at.success[0].value
     names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()["persons"]]
-    assert "Renamed Leo" in names and "Rename Me" not in names
+    assert "Renamed *Leo* [2]" in names and "Rename Me" not in names
+
+
+def test_names_and_messages_are_shown_as_written():
+    from console.text import plain
+
+    assert plain("Ada *the* 1st") == "Ada \\*the\\* 1st"
+    assert plain("[x](javascript:alert(1))") == "\\[x\\]\\(javascript\\:alert\\(1\\)\\)"
+    assert plain("Ke$ha :red[x] <b>") == "Ke\\$ha \\:red\\[x\\] \\<b\\>"
+    assert plain("Zoë Saldaña") == "Zoë Saldaña"  # letters and spaces untouched
 
 
 def test_the_enrollment_estimate_comes_from_comparable_enrollments():

@@ -17,6 +17,7 @@ from console.client import ApiError, Upload
 from console.config import api, load_config
 from console.drawing import boxed, upright
 from console.estimates import describe_eta, enrollment_eta
+from console.text import plain
 
 # Offered when the service cannot say what its generator draws (it decides in the end).
 FALLBACK_VIEWS = ["left", "right", "up", "down", "smiling", "serious"]
@@ -136,17 +137,19 @@ def _run(request: EnrollRequest) -> None:
             try:
                 faces = api().faces(request.photo)
             except ApiError as exc:
-                st.error(exc.friendly())
+                st.error(plain(exc.friendly()))
                 return
         st.session_state["choose_face"] = (request, faces)
         st.rerun()
     if error is not None:
-        st.error(error["message"] if error.get("code") == "api_down" else f"{error['message']} ({error['code']})")
+        st.error(
+            plain(error["message"] if error.get("code") == "api_down" else f"{error['message']} ({error['code']})")
+        )
         return
     assert result is not None
     st.session_state.pop("choose_face", None)
     st.session_state["last_enrollment"] = result
-    st.success(f"Enrolled {result['name']} as person {result['person_id']} in {result['elapsed_s']:.1f} s")
+    st.success(f"Enrolled {plain(result['name'])} as person {result['person_id']} in {result['elapsed_s']:.1f} s")
     _grid(request.photo, result)
 
 
@@ -183,7 +186,7 @@ if st.button("Enroll", type="primary"):
     _run(EnrollRequest(name, photo, augment, wanted if augment else [], seed, face))
 elif "choose_face" in st.session_state:
     pending, faces = st.session_state["choose_face"]
-    st.warning(f"The photo shows {len(faces)} faces. Which one is {pending.name}?")
+    st.warning(f"The photo shows {len(faces)} faces. Which one is {plain(pending.name)}?")
     st.image(_numbered_faces(pending.photo, faces))
     picked = st.radio("Face", list(range(len(faces))), format_func=lambda i: f"face {i}", horizontal=True)
     if st.button(f"Enroll face {picked}"):

@@ -9,6 +9,7 @@ from console.analytics import SORTS, RemoteTables, Snapshot, SnapshotCache, coun
 from console.client import ApiError
 from console.config import api, load_config
 from console.local_tables import LocalTables
+from console.text import plain
 
 PAGE_SIZE = 25
 
@@ -52,7 +53,7 @@ page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
 try:
     persons, counts, total = _page(where, search, sort, page)
 except ApiError as exc:
-    st.error(exc.friendly())
+    st.error(plain(exc.friendly()))
     st.stop()
 if not counts.empty:  # one column per source tag: original, augmented_left, ...
     wide = counts.pivot_table(index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0)
@@ -68,9 +69,9 @@ if len(persons):
     try:
         detail = api().person(person_id)
     except ApiError as exc:
-        st.error(exc.friendly())
+        st.error(plain(exc.friendly()))
         st.stop()
-    st.subheader(detail["name"])
+    st.subheader(plain(detail["name"]))
     st.dataframe(
         pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
         use_container_width=True,
@@ -89,9 +90,9 @@ if len(persons):
             api().rename(person_id, new_name)
             st.cache_data.clear()
             _snapshots(where, config.api_key).expire()
-            st.success(f"Renamed to {new_name}")
+            st.success(f"Renamed to {plain(new_name)}")
         except ApiError as exc:
-            st.error(exc.friendly())
+            st.error(plain(exc.friendly()))
     if st.checkbox(f"I want to delete {detail['name']} and every image and embedding of theirs"):
         if st.button("Delete", type="primary"):
             try:
@@ -102,7 +103,7 @@ if len(persons):
                     f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
                 )
             except ApiError as exc:
-                st.error(exc.friendly())
+                st.error(plain(exc.friendly()))
 
     st.subheader("Embeddings in 2-D (PCA)")
     picked = st.multiselect("Persons", [f"{r['id']}: {r['name']}" for r in records], default=[chosen])

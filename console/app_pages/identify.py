@@ -7,6 +7,7 @@ import streamlit as st
 from console.client import ApiError, Upload
 from console.config import api
 from console.drawing import boxed
+from console.text import plain
 
 st.title("Identify and verify")
 probe = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp"], key="probe")
@@ -15,7 +16,7 @@ if probe is not None and st.button("Identify", type="primary"):
     try:
         found = api().identify(Upload(probe.name, probe.getvalue(), probe.type or "image/jpeg"), top_k)
     except ApiError as exc:
-        st.error(exc.friendly())
+        st.error(plain(exc.friendly()))
         st.stop()
     st.session_state["identify_result"] = found
     faces = found["faces"]
@@ -24,7 +25,9 @@ if probe is not None and st.button("Identify", type="primary"):
     if not found["faces"]:
         st.warning("No face found in the photo.")
     for i, face in enumerate(found["faces"]):
-        st.markdown(f"**Face {i}: {face['label']}** (threshold {found['threshold']:.4f}, rule {found['match_mode']})")
+        st.markdown(
+            f"**Face {i}: {plain(face['label'])}** (threshold {found['threshold']:.4f}, rule {found['match_mode']})"
+        )
         rows = [{**c, "clears threshold": c["score"] >= found["threshold"]} for c in face["candidates"]]
         st.dataframe(rows, hide_index=True)
 
@@ -36,7 +39,7 @@ if a is not None and b is not None and st.button("Verify"):
     try:
         verdict = api().verify(Upload(a.name, a.getvalue()), Upload(b.name, b.getvalue()))
     except ApiError as exc:
-        st.error(exc.friendly())
+        st.error(plain(exc.friendly()))
         st.stop()
     text = "Same person" if verdict["same_person"] else "Different persons"
     st.metric(text, f"{verdict['score']:.4f}", f"threshold {verdict['threshold']:.4f}")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from console.client import ApiError
 from console.config import api
+from console.text import plain
 
 STAGES = ["prompt", "vae_encode", "denoise", "vae_decode", "to_uint8"]
 
@@ -105,7 +106,7 @@ try:
     generation = _generation_runs(api().base_url)
     frame, enrollments, batches = _runs(generation), _enrollments(api().base_url), _batches(api().base_url)
 except ApiError as exc:
-    st.error(exc.friendly())
+    st.error(plain(exc.friendly()))
     st.stop()
 if frame.empty and enrollments.empty:
     st.info("No enrollment yet: enroll someone (with augmentation to see generation).")

@@ -8,6 +8,7 @@ import streamlit as st
 
 from console.client import ApiError
 from console.config import api, load_config
+from console.text import plain
 
 
 def _rows(info: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
@@ -30,7 +31,7 @@ st.caption(f"API {config.api_url} - key {config.masked_key} - data dir {config.d
 try:
     health = api().health()
 except ApiError as exc:
-    st.error(exc.friendly())
+    st.error(plain(exc.friendly()))
     st.info("Start the service with `make run`, or point MANYANGLES_API_URL at it.")
     st.stop()
 st.metric("Status", health["status"])
@@ -42,7 +43,7 @@ try:
     st.metric("Persons", api().persons(limit=1)["total"])
     thresholds = api().thresholds()
 except ApiError as exc:
-    st.error(exc.friendly())
+    st.error(plain(exc.friendly()))
     st.stop()
 st.subheader("Thresholds")
 in_use = {
