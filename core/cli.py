@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.batch.commands import COMMANDS as MODEL_COMMANDS
 from core.batch.commands import add_model_commands, model_command
-from core.cli_settings import add_settings_arguments, settings_from_args
+from core.cli_settings import add_settings_arguments, count, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
 from core.schemas_gallery import DeleteResponse, PersonOut
@@ -123,17 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("eval", "evaluate on <identity>/<n>.jpg"), ("calibrate", "store a threshold")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("dir", type=Path)
-        cmd.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+        cmd.add_argument("--workers", type=count(), default=None, help="processes (default: all cores)")
         cmd.add_argument("--no-views", action="store_true", help="original only: skip generated views")
         cmd.add_argument(
             "--cache", type=Path, default=None, help="keep embeddings here between runs (keyed by photo and models)"
         )
         if name == "eval":
             cmd.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON report path")
-            cmd.add_argument("--seeds", type=int, default=10, help="random identity splits of the cross-validation")
+            cmd.add_argument("--seeds", type=count(), default=10, help="random identity splits of the cross-validation")
             cmd.add_argument(
                 "--unseen-repeats",
-                type=int,
+                type=count(0),
                 default=20,
                 help="nested check: select on half the identities, measure on the other half, this many times (0: skip)",
             )

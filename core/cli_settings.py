@@ -19,6 +19,21 @@ def _bool(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
+def count(least: int = 1) -> typing.Callable[[str], int]:
+    """An argparse type for a whole number of at least ``least`` (workers, batch sizes, repeats)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text} is too small: at least {least}")
+        return value
+
+    return parse
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

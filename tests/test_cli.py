@@ -94,6 +94,9 @@ def test_bad_inputs_exit_non_zero_and_leave_the_store_unchanged(enrolled_store: 
     for bad_id in ("x", str(2**63)):
         refused = cli(enrolled_store, "keys", "revoke", bad_id)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr and bad_id in refused.stderr
+    for option in ("--workers", "--batch-size"):  # 0 once meant "the default", -1 reached Ray
+        refused = cli(enrolled_store, "reembed", "--model", "dlib", option, "0")
+        assert refused.returncode == 2 and f"{option}: 0 is too small: at least 1" in refused.stderr
     duplicate = cli(enrolled_store, "enroll", "Barack Obama", photo("Barack_Obama", 3))
     assert duplicate.returncode == 5 and "already enrolled" in duplicate.stderr
     assert tree_digest(enrolled_store) == before

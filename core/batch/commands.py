@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
+from core.cli_settings import count
 from core.errors import ModelNotFound
 from core.settings import Settings
 from core.store.gallery import GalleryStore
@@ -22,8 +23,8 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     reembed.add_argument(
         "--address", default=None, help="Ray cluster (auto, host:port, ray://host:10001); default: a local one"
     )
-    reembed.add_argument("--workers", type=int, default=None, help="model actors (default: cores - 1)")
-    reembed.add_argument("--batch-size", type=int, default=None, help="images per model call")
+    reembed.add_argument("--workers", type=count(), default=None, help="model actors (default: cores - 1)")
+    reembed.add_argument("--batch-size", type=count(), default=None, help="images per model call")
     reembed.add_argument("--no-switch", action="store_true", help="embed only; switch later with `switch`")
     reembed.add_argument(
         "--allow-missing", action="store_true", help="switch even if some persons get no vector of the model"
