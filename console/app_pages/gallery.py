@@ -5,36 +5,21 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from console.analytics import SORTS, RemoteTables, Snapshot, SnapshotCache, counts_by_source, persons_page, projection
+from console import gallery_source
+from console.analytics import SORTS, counts_by_source, persons_page, projection
 from console.client import ApiError
 from console.config import api, load_config
-from console.local_tables import LocalTables
 from console.text import plain
 
 PAGE_SIZE = 25
 
 
-@st.cache_resource(max_entries=2)
-def _snapshots(where: str, api_key: str) -> SnapshotCache:
-    """The gallery tables (no vectors) in memory, queried page by page and kept up to date from
-    the change log: the local store's checked at every read (one SQLite lookup), a remote
-    service's every 30 s (one request); only the persons that changed are read again."""
-    config = load_config()
-    if config.data_dir is not None:
-        return SnapshotCache(LocalTables(config.data_dir), max_age_s=0.0)
-    return SnapshotCache(RemoteTables(api()), max_age_s=30.0)
-
-
-def _source() -> Snapshot:
-    """The local store when the data dir is here, else the API's Parquet exports."""
-    config = load_config()
-    return _snapshots(str(config.data_dir or config.api_url), config.api_key).get()
-
-
 @st.cache_data(ttl=5)
 def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    persons, total = persons_page(_source(), search, sort, page, PAGE_SIZE)
-    counts = counts_by_source(_source(), [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
+    persons, total = persons_page(gallery_source.source(), search, sort, page, PAGE_SIZE)
+    counts = (
+        counts_by_source(gallery_source.source(), [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
+    )
     return persons, counts, total
 
 
@@ -46,7 +31,7 @@ st.caption(
 )
 if st.button("Refresh", help="re-read the gallery now (a remote snapshot is checked for changes every 30 s)"):
     st.cache_data.clear()
-    _snapshots(where, config.api_key).expire()
+    gallery_source.current().expire()
 search = st.text_input("Search by name")
 sort = st.selectbox("Sort", list(SORTS))
 page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
@@ -89,7 +74,7 @@ if len(persons):
         try:
             api().rename(person_id, new_name)
             st.cache_data.clear()
-            _snapshots(where, config.api_key).expire()
+            gallery_source.current().expire()
             st.success(f"Renamed to {plain(new_name)}")
         except ApiError as exc:
             st.error(plain(exc.friendly()))
@@ -98,7 +83,7 @@ if len(persons):
             try:
                 gone = api().delete(person_id)
                 st.cache_data.clear()
-                _snapshots(where, config.api_key).expire()
+                gallery_source.current().expire()
                 st.success(
                     f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
                 )
@@ -108,7 +93,7 @@ if len(persons):
     st.subheader("Embeddings in 2-D (PCA)")
     picked = st.multiselect("Persons", [f"{r['id']}: {r['name']}" for r in records], default=[chosen])
     if picked:
-        points = projection(_source(), [int(p.split(":", 1)[0]) for p in picked])
+        points = projection(gallery_source.source(), [int(p.split(":", 1)[0]) for p in picked])
         st.session_state["projection"] = points
         st.scatter_chart(points, x="x", y="y", color="person")
         st.dataframe(points, hide_index=True)
