@@ -130,10 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "eval":
             cmd.add_argument("--out", type=Path, default=Path("eval.json"), help="JSON report path")
-            cmd.add_argument("--seeds", type=count(), default=10, help="random identity splits of the cross-validation")
+            cmd.add_argument("--seeds", type=int, default=10, help="random identity splits of the cross-validation")
             cmd.add_argument(
                 "--unseen-repeats",
-                type=count(0),
+                type=int,
                 default=20,
                 help="nested check: select on half the identities, measure on the other half, this many times (0: skip)",
             )
