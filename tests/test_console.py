@@ -108,8 +108,16 @@ def test_enroll_errors_are_messages_not_tracebacks(console_env: httpx.Client):
     at = enroll(page("enroll"), "Nobody Here", no_face_jpeg(), [])
     assert not at.exception
     assert at.error and "no\\_face" in at.error[0].value  # shown as "no_face" (Markdown-escaped)
-    at = enroll(page("enroll"), "Console Obama", photo_bytes("Barack_Obama", 3), [])  # the name is taken
+    taken = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Taken Name"},
+        files={"photo": ("p.jpg", photo_bytes("Matt_Damon", 2))},
+    )
+    assert taken.status_code == 201, taken.text
+    at = enroll(page("enroll"), "Taken Name", photo_bytes("Barack_Obama", 3), [])
     assert at.error and "person\\_exists" in at.error[0].value
+    assert console_env.delete(f"/v1/persons/{taken.json()['person_id']}", headers=AUTH).status_code == 200
 
 
 def test_gallery_counts_per_source_equal_the_store(console_env: httpx.Client):
