@@ -9,11 +9,11 @@ Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-A
 # No `from __future__ import annotations` here: Serve ships the ingress class to replicas by
 # value, and FastAPI must resolve these annotations there (string annotations would not).
 
+import asyncio
 import json
 import logging
-import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -54,6 +54,12 @@ from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 log = logging.getLogger("ray.serve")
+
+
+class _ClientGone(Exception):
+    """Raised in a streamed enrollment's thread when its client has hung up."""
+
+
 NDJSON = "application/x-ndjson"
 
 
@@ -257,32 +263,50 @@ class API:
             return StreamingResponse(self._stream_enroll(name, data, kwargs), media_type=NDJSON)
         return EnrollResponse.of(self.service.enroll(name, data, **kwargs))
 
-    def _stream_enroll(self, name: str, data: bytes, kwargs: dict[str, Any]) -> Iterator[bytes]:
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    async def _stream_enroll(self, name: str, data: bytes, kwargs: dict[str, Any]) -> AsyncIterator[bytes]:
+        """Progress lines, then the result or the error. The enrollment runs on its own thread; a
+        client that hangs up before the result (Serve cancels this generator) stops it at its next
+        step before the store, as a hang-up stops a plain request: nothing is stored."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        hung_up = threading.Event()
+
+        def put(kind: str, item: Any) -> None:  # from the enrollment's thread into this loop
+            loop.call_soon_threadsafe(events.put_nowait, (kind, item))
+
+        def progress(event: ProgressEvent) -> None:
+            if hung_up.is_set() and event.stage != "stored":  # "stored" comes after the commit
+                raise _ClientGone
+            put("event", event)
 
         def run() -> None:
             try:
-                result = self.service.enroll(name, data, progress=lambda e: events.put(("event", e)), **kwargs)
-                events.put(("result", result))
+                result = self.service.enroll(name, data, progress=progress, **kwargs)
+                put("result", result)
+            except _ClientGone:
+                log.info("streamed enrollment stopped before storing: the client hung up; nothing was stored")
             except ManyAnglesError as exc:
-                events.put(("error", ErrorResponse.of_error(exc).body()))
+                put("error", ErrorResponse.of_error(exc).body())
             except Exception:
                 log.exception("enrollment failed")
-                events.put(("error", ErrorResponse.of("internal", "enrollment failed; nothing was stored").body()))
+                put("error", ErrorResponse.of("internal_error", "enrollment failed; nothing was stored").body())
 
         threading.Thread(target=run, daemon=True).start()
-        while True:
-            kind, item = events.get()
-            if kind == "event":
-                event: ProgressEvent = item
-                line = {"type": "progress", "stage": event.stage, "message": event.message, **event.data}
-            elif kind == "result":
-                line = {"type": "result", **EnrollResponse.of(item).model_dump()}
-            else:
-                line = {"type": "error", **item}
-            yield (json.dumps(line) + "\n").encode()
-            if kind != "event":
-                return
+        try:
+            while True:
+                kind, item = await events.get()
+                if kind == "event":
+                    event: ProgressEvent = item
+                    line = {"type": "progress", "stage": event.stage, "message": event.message, **event.data}
+                elif kind == "result":
+                    line = {"type": "result", **EnrollResponse.of(item).model_dump()}
+                else:
+                    line = {"type": "error", **item}
+                yield (json.dumps(line) + "\n").encode()
+                if kind != "event":
+                    return
+        finally:
+            hung_up.set()  # after the last line too: harmless, the enrollment has ended
 
     @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=errors(409, 413, 422, 503))
     def enroll_legacy(
