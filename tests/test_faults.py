@@ -13,7 +13,7 @@ import httpx
 import pytest
 import ray
 
-from conftest import AUTH, KEY, photo_bytes
+from conftest import AUTH, KEY, photo_bytes, tree_digest
 
 PEOPLE = ["George_Clooney", "Matt_Damon", "Katy_Perry", "Cate_Blanchett"]
 RECOVERY_S = 30.0
@@ -52,6 +52,7 @@ def sd_app(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
     serve.run(compose(settings, options), name="faults", route_prefix="/faults")
     with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}/faults", timeout=300) as client:
         assert client.get("/v1/health").json()["models"]["generator"] == "sd15-img2img"
+        client.data_dir = settings.data_dir  # type: ignore[attr-defined]
         yield client
     serve.delete("faults")
 
@@ -67,6 +68,53 @@ def test_generator_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(
     # SD on 2 CPU cores: ~2 s a call; two enrollments, so that the retried one and the next one
     # fit in the 30 s with the replica's restart (a GPU replica is faster on every count)
     kill_during_enrollments(sd_app, "faults", "Generator", views="left,right", plain_requests=1)
+
+
+def test_a_client_that_hangs_up_stops_its_enrollment_and_nothing_is_stored(sd_app: httpx.Client):
+    """Plain or streamed, an enrollment whose client hangs up before the answer stops before the
+    store (Serve cancels the request; the streamed one's thread is told at its next step): no
+    person, no file, no row. SD views take seconds here, so the hang-up lands mid-generation."""
+    form = {"use_augmentation": "true", "views": "left,right"}
+
+    def streamed(name: str, who: str, stop_at: str | None) -> list[dict]:
+        seen: list[dict] = []
+        with (
+            httpx.Client(base_url=sd_app.base_url, timeout=120) as http,
+            http.stream(
+                "POST",
+                "/v1/persons",
+                headers={**AUTH, "Accept": "application/x-ndjson"},
+                data={"name": name, **form},
+                files={"photo": ("p.jpg", photo_bytes(who, 1), "image/jpeg")},
+            ) as response,
+        ):
+            for line in response.iter_lines():
+                seen.append(json.loads(line))
+                if seen[-1].get("stage") == stop_at:
+                    break  # leaving the block closes the connection: the client hangs up
+        return seen
+
+    started = time.monotonic()
+    whole = streamed("Hang Up Whole", "Matt_Damon", None)  # how long a whole one takes here
+    took = time.monotonic() - started
+    assert whole[-1]["type"] == "result", whole[-1]
+    assert sd_app.delete(f"/v1/persons/{whole[-1]['person_id']}", headers=AUTH).status_code == 200
+    before = tree_digest(sd_app.data_dir)  # type: ignore[attr-defined]
+
+    cut = streamed("Hang Up Streamed", "George_Clooney", "generating")
+    assert [e["stage"] for e in cut][-1] == "generating"
+    plain_timeout = httpx.Timeout(30, read=1.0)  # the upload goes whole; the answer is not waited for
+    with httpx.Client(base_url=sd_app.base_url, timeout=plain_timeout) as http, pytest.raises(httpx.ReadTimeout):
+        http.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "Hang Up Plain", **form},
+            files={"photo": ("p.jpg", photo_bytes("Katy_Perry", 1), "image/jpeg")},
+        )
+    time.sleep(2 * took + 2)  # both would have been stored by now
+    listed = sd_app.get("/v1/persons", headers=AUTH, params={"prefix": "Hang Up"}).json()
+    assert listed["total"] == 0, listed
+    assert tree_digest(sd_app.data_dir) == before  # type: ignore[attr-defined]
 
 
 def kill_during_enrollments(
