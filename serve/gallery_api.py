@@ -14,6 +14,7 @@ from core.service import ManyAnglesService
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
+from core.store.sqlutil import MAX_ROW_ID
 from serve.deps import Admin, CanRead, RowId, errors
 
 router = APIRouter()
@@ -31,7 +32,7 @@ def persons(
     request: Request,
     _: CanRead,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="persons per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="persons to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="persons to skip")] = 0,
     prefix: Annotated[
         str | None, Query(max_length=MAX_NAME_LENGTH, description="only names starting with this (case-sensitive)")
     ] = None,

@@ -193,10 +193,13 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
         api.delete(f"/v1/persons/{huge}", headers=AUTH),
         api.get(f"/v1/jobs/{huge}", headers=AUTH),
         api.get("/v1/export", headers=AUTH, params={"table": "persons", "person_id": [1, huge]}),
+        api.get("/v1/persons", headers=AUTH, params={"offset": huge}),
     ]
-    assert [p.status_code for p in too_big] == [422] * 6, [p.text for p in too_big]
-    for p in too_big:
-        assert "id" in p.json()["error"]["message"], p.text
+    assert [p.status_code for p in too_big] == [422] * 7, [p.text for p in too_big]
+    for p, parameter in zip(
+        too_big, ["person_id", "image_id", "person_id", "person_id", "job_id", "person_id", "offset"]
+    ):
+        assert parameter in p.json()["error"]["message"], p.text
     assert tree_digest(api.data_dir) == before
 
 
