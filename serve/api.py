@@ -20,6 +20,7 @@ from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.enrollment import ProgressEvent
 from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy
@@ -61,6 +62,7 @@ class _ClientGone(Exception):
 
 
 NDJSON = "application/x-ndjson"
+MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory and its time on the Embedder
 
 
 app = FastAPI(
@@ -83,6 +85,18 @@ def _typed_error(_: Request, exc: ManyAnglesError) -> JSONResponse:
 def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
     return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
+
+
+@app.exception_handler(StarletteHTTPException)
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (an unknown path, a method a path does not take) in the API's error shape."""
+    if exc.status_code == 404:
+        code, message = "not_found", f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"{request.url.path} does not take {request.method}"
+    else:
+        code, message = "http_error", str(exc.detail)
+    return JSONResponse(ErrorResponse.of(code, message).body(), status_code=exc.status_code, headers=exc.headers)
 
 
 @app.exception_handler(Exception)
@@ -354,6 +368,8 @@ class API:
 
     @app.post("/v1/embed", response_model=EmbedResponse, responses=errors(413, 422, 503))
     def embed(self, _: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
+        if len(photos) > MAX_EMBED_PHOTOS:  # before reading any: each may be max_upload_bytes
+            raise InvalidInput(f"at most {MAX_EMBED_PHOTOS} photos per call, got {len(photos)}; send them in parts")
         cap = self.settings.max_upload_bytes
         uploads = [(p.filename or f"photo{i}", _read_upload(p, cap)) for i, p in enumerate(photos)]
         return EmbedResponse.of(self.service.model, self.service.embed(uploads))

@@ -200,6 +200,14 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
         too_big, ["person_id", "image_id", "person_id", "person_id", "job_id", "person_id", "offset"]
     ):
         assert parameter in p.json()["error"]["message"], p.text
+    many = [("photos", (f"p{i}.jpg", no_face_jpeg(), "image/jpeg")) for i in range(65)]
+    refused = api.post("/v1/embed", headers=AUTH, files=many)  # bounded before any photo is read
+    assert refused.status_code == 422 and "at most 64 photos per call, got 65" in refused.json()["error"]["message"]
+    unknown, wrong_method = api.get("/v1/nope", headers=AUTH), api.put("/v1/persons", headers=AUTH)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    assert "GET /v1/nope" in unknown.json()["error"]["message"]
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong_method.headers["allow"]
     assert tree_digest(api.data_dir) == before
 
 
