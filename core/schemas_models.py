@@ -55,7 +55,9 @@ class JobOut(Schema):
     total: int
     done: int
     skipped: int
-    fraction: float = Field(description="(done + skipped) / total; 1 when there was nothing to do")
+    fraction: float = Field(
+        description="(done + skipped) / total; 1 when there was nothing to do, 0 while the work is being counted"
+    )
     images_per_s: float | None
     eta_s: float | None = Field(description="seconds left at the rate so far")
     message: str | None
@@ -77,7 +79,8 @@ class JobOut(Schema):
             total=j.total,
             done=j.done,
             skipped=j.skipped,
-            fraction=1.0 if j.total == 0 else min(1.0, seen / j.total),
+            # total 0: nothing to do once ended, not yet counted while running (a bar at 0, not full)
+            fraction=(0.0 if j.state == "running" else 1.0) if j.total == 0 else min(1.0, seen / j.total),
             images_per_s=rate,
             eta_s=(0.0 if j.state != "running" else (left / rate if rate else None)),
             message=j.message,

@@ -397,3 +397,17 @@ def test_the_service_keeps_answering_through_a_switch_and_its_embedder_follows(s
     assert set(models[models.index(TINY) :]) == {TINY}
     assert all(a[2] in PEOPLE and a[3] > 0.999 for a in served), served[:5]
     assert client.get("/v1/health").json()["models"]["embedder"] == TINY
+
+
+def test_a_job_s_fraction_is_zero_while_its_work_is_counted():
+    from core.schemas_models import JobOut
+    from core.store.jobs import JobRecord
+
+    def job(state: str, total: int, done: int = 0, skipped: int = 0) -> JobRecord:
+        stamp = "2026-11-27T00:00:00.000+00:00"
+        return JobRecord(1, "reembed", DLIB, state, total, done, skipped, None, None, None, stamp, stamp, None)
+
+    assert JobOut.of(job("running", 0)).fraction == 0.0  # just started: a progress bar at 0, not full
+    assert JobOut.of(job("done", 0)).fraction == 1.0  # nothing was to do
+    assert JobOut.of(job("failed", 0)).fraction == 1.0
+    assert JobOut.of(job("running", 10, done=3, skipped=1)).fraction == pytest.approx(0.4)
