@@ -4,10 +4,12 @@ and the next enrollment succeeds within 30 s of the kill."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -57,6 +59,24 @@ def sd_app(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
     serve.delete("faults")
 
 
+@contextlib.contextmanager
+def streamed_enrollment(api: httpx.Client, name: str, photo: bytes, form: dict[str, str]) -> Iterator[Iterator[dict]]:
+    """An NDJSON enrollment on its own connection: its events as they come; leaving the block
+    closes the connection (a client that stops reading hangs up)."""
+    with (
+        httpx.Client(base_url=api.base_url, timeout=120) as http,
+        http.stream(
+            "POST",
+            "/v1/persons",
+            headers={**AUTH, "Accept": "application/x-ndjson"},
+            data={"name": name, **form},
+            files={"photo": ("p.jpg", photo, "image/jpeg")},
+        ) as response,
+    ):
+        assert response.status_code == 200, response.read()
+        yield (json.loads(line) for line in response.iter_lines())
+
+
 def test_embedder_killed_mid_enrollment_gives_retryable_503_and_leaves_nothing(api: httpx.Client):
     # killed while it holds two calls: one at least is a plain request's (an enrollment has one
     # Embedder call at a time), so plain requests are lost too, not only the streamed one
@@ -78,19 +98,10 @@ def test_a_client_that_hangs_up_stops_its_enrollment_and_nothing_is_stored(sd_ap
 
     def streamed(name: str, who: str, stop_at: str | None) -> list[dict]:
         seen: list[dict] = []
-        with (
-            httpx.Client(base_url=sd_app.base_url, timeout=120) as http,
-            http.stream(
-                "POST",
-                "/v1/persons",
-                headers={**AUTH, "Accept": "application/x-ndjson"},
-                data={"name": name, **form},
-                files={"photo": ("p.jpg", photo_bytes(who, 1), "image/jpeg")},
-            ) as response,
-        ):
-            for line in response.iter_lines():
-                seen.append(json.loads(line))
-                if seen[-1].get("stage") == stop_at:
+        with streamed_enrollment(sd_app, name, photo_bytes(who, 1), form) as events:
+            for event in events:
+                seen.append(event)
+                if event.get("stage") == stop_at:
                     break  # leaving the block closes the connection: the client hangs up
         return seen
 
@@ -147,19 +158,8 @@ def kill_during_enrollments(
 
     def enroll_streamed(name: str, who: str) -> None:
         """The trigger: the kill comes when this enrollment says its views are being generated."""
-        with (
-            httpx.Client(base_url=api.base_url, timeout=120) as http,
-            http.stream(
-                "POST",
-                "/v1/persons",
-                headers={**AUTH, "Accept": "application/x-ndjson"},
-                data={"name": name, "use_augmentation": "true", **form},
-                files={"photo": ("p.jpg", photo_bytes(who, 2), "image/jpeg")},
-            ) as response,
-        ):
-            assert response.status_code == 200, response.read()
-            for line in response.iter_lines():
-                event = json.loads(line)
+        with streamed_enrollment(api, name, photo_bytes(who, 2), {"use_augmentation": "true", **form}) as events:
+            for event in events:
                 if event["type"] == "progress" and event["stage"] == "generating":
                     generating.set()
                 if event["type"] != "progress":

@@ -16,16 +16,15 @@ PAGE_SIZE = 25
 
 @st.cache_data(ttl=5)
 def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    persons, total = persons_page(gallery_source.source(), search, sort, page, PAGE_SIZE)
-    counts = (
-        counts_by_source(gallery_source.source(), [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
-    )
+    snapshot = gallery_source.source()  # one freshness check for both queries
+    persons, total = persons_page(snapshot, search, sort, page, PAGE_SIZE)
+    counts = counts_by_source(snapshot, [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
     return persons, counts, total
 
 
 st.title("Gallery")
 config = load_config()
-where = str(config.data_dir or config.api_url)
+where = gallery_source.where()
 st.caption(
     f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
 )
