@@ -48,17 +48,6 @@ def _face_policy(args: argparse.Namespace) -> str | int:
     return "largest" if args.largest else "single"
 
 
-def _row_id(text: str) -> int:
-    """An id on the command line: a number SQLite cannot hold is a usage error, not a traceback."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= MAX_ROW_ID:
-        raise argparse.ArgumentTypeError(f"{text} is not an id: ids are whole numbers from 1 to {MAX_ROW_ID}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="manyangles", description="ManyAngles face enrollment")
     parser.add_argument("--json", action="store_true", help="print JSON (the HTTP API's shapes)")
@@ -113,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True, help="who or what uses it")
     keys_sub.add_parser("list", help="every key: id, name, scope, first characters, revoked")
     revoke = keys_sub.add_parser("revoke", help="stop a key from working")
-    revoke.add_argument("id", type=_row_id)
+    revoke.add_argument("id", type=count(1, MAX_ROW_ID))
 
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")

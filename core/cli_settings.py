@@ -19,8 +19,9 @@ def _bool(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
-def count(least: int = 1) -> typing.Callable[[str], int]:
-    """An argparse type for a whole number of at least ``least`` (workers, batch sizes, repeats)."""
+def count(least: int = 1, most: int | None = None) -> typing.Callable[[str], int]:
+    """An argparse type for a whole number in [least, most] (workers, batch sizes, row ids): a
+    value out of range is a usage error naming the range, not a traceback further on."""
 
     def parse(text: str) -> int:
         try:
@@ -29,6 +30,8 @@ def count(least: int = 1) -> typing.Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < least:
             raise argparse.ArgumentTypeError(f"{text} is too small: at least {least}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"{text} is too large: at most {most}")
         return value
 
     return parse
