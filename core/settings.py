@@ -39,7 +39,8 @@ NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 ModelKind = Literal["dlib", "insightface"]
 MatchMode = Literal["max", "mean", "blend", "top2"]  # core/matching_rules.py
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-CompileMode = Literal["none", "default", "max-autotune"]  # torch.compile of the SD UNet
+# torch.compile of the SD UNet (and on CUDA the VAE); reduce-overhead and max-autotune add CUDA graphs
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
 
 
 class Settings(BaseSettings):
@@ -84,7 +85,7 @@ class Settings(BaseSettings):
         0, ge=0, description="views per VAE decode; 0: as many as fit under the denoising peak (GPU), all (CPU)"
     )
     sd_compile: CompileMode = Field(
-        "none", description="torch.compile the UNet at load: none, default, max-autotune (cache in <data_dir>/cache)"
+        "none", description="torch.compile the UNet at load: none, default, reduce-overhead, max-autotune (cache in <data_dir>/cache)"
     )
     gate_threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"

@@ -129,3 +129,33 @@ def test_health_carries_the_generator_state():
     health = GeneratorHealth.model_validate({"status": "ok", "generator": augmentor.name, **augmentor.state()})
     assert health.compile == "none" and health.compiled is False and health.warmed_up is False
     assert health.decode_views == 2 and health.memory_fallbacks is False and health.text_encoder == "cpu"
+
+
+def test_a_text_encoder_offloaded_in_float32_does_not_change_the_calls_dtype(region):
+    """On a GPU the text encoder is offloaded to the CPU in float32 once the prompts are cached;
+    diffusers would then cast the given embeddings (and so the latents) to float32 beside an fp16
+    UNet, and take the CPU as its device. The same dtype split on the CPU: fp16 UNet and VAE."""
+    import torch
+
+    from core.augment.sd_prompts import PromptCache
+    from core.augment.sd_stages import StageClock, run_img2img
+    from core.augment.views import NEGATIVE_PROMPT
+
+    pipe = random_img2img_pipeline("tiny", seed=0).to(dtype=torch.float16)
+    prompts = PromptCache(pipe, ("portrait photo", NEGATIVE_PROMPT))
+    pipe.text_encoder.to(torch.float32)  # what PromptCache.offload does (there: to the CPU)
+    assert prompts.get("portrait photo").dtype == torch.float16
+    views = run_img2img(
+        pipe,
+        region,
+        [prompts.get("portrait photo")] * 2,
+        prompts.get(NEGATIVE_PROMPT),
+        [1, 2],
+        steps=STEPS,
+        strength=STRENGTH,
+        guidance=7.5,
+        decode_views=0,
+        clock=StageClock("cpu"),
+    )
+    assert [v.shape for v in views] == [region.shape] * 2 and views[0].dtype == np.uint8
+    assert pipe.text_encoder is not None and pipe.text_encoder.dtype == torch.float32  # put back

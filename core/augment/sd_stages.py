@@ -115,6 +115,25 @@ def decode_in_chunks(pipe: Any, latents: Any, decode_views: int, device: str, ce
     return out
 
 
+@contextmanager
+def text_encoder_set_aside(pipe: Any) -> Iterator[None]:
+    """The pipeline without its text encoder for one call that is given the prompt embeddings.
+
+    diffusers casts given embeddings to the text encoder's dtype and device, and takes its execution
+    device from its first module, the text encoder: once the encoder is offloaded to the CPU in
+    float32 (``PromptCache.offload``) a call would move the embeddings, hence the latents, to the
+    CPU or to float32 beside an fp16 UNet on the GPU. Without a text encoder it uses the UNet's."""
+    encoder = pipe.text_encoder
+    if encoder is None or (encoder.device == pipe.vae.device and encoder.dtype == pipe.vae.dtype):
+        yield
+        return
+    pipe.text_encoder = None
+    try:
+        yield
+    finally:
+        pipe.text_encoder = encoder
+
+
 def run_img2img(
     pipe: Any,
     region: np.ndarray,
@@ -140,16 +159,17 @@ def run_img2img(
             latent = encode_region(pipe, region)
         with clock.stage("denoise"):
             generators = [torch.Generator(device=clock.device).manual_seed(seed) for seed in seeds]
-            latents = pipe(
-                image=latent.expand(n, -1, -1, -1),
-                prompt_embeds=embeds,
-                negative_prompt_embeds=negatives,
-                strength=strength,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                generator=generators,
-                output_type="latent",
-            ).images
+            with text_encoder_set_aside(pipe):
+                latents = pipe(
+                    image=latent.expand(n, -1, -1, -1),
+                    prompt_embeds=embeds,
+                    negative_prompt_embeds=negatives,
+                    strength=strength,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=generators,
+                    output_type="latent",
+                ).images
             del latent
         denoise_peak = clock.last_peak()
         with clock.stage("vae_decode"):

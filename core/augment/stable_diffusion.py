@@ -84,6 +84,7 @@ class StableDiffusionAugmentor:
         decode_views: int = 0,
         compile_mode: CompileMode = "none",
         compile_cache_dir: Path | None = None,
+        compile_vae: bool = True,
         expand: float = 1.8,
         detector: FaceDetector | None = None,
         pipeline: Any | None = None,
@@ -99,6 +100,7 @@ class StableDiffusionAugmentor:
         self.decode_views = decode_views
         self.compile_mode = compile_mode
         self.compile_cache_dir = compile_cache_dir
+        self.compile_vae = compile_vae
         self.compiled = False
         self.warm_up_s: float | None = None  # None: no warm-up ran
         self.expand = expand
@@ -178,6 +180,9 @@ class StableDiffusionAugmentor:
 
             pipe.unet.set_attn_processor(AttnProcessor2_0())
             pipe.unet.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)
+            # fixed shapes (the warm-up runs the enrollment's): let cuDNN time its conv algorithms once
+            torch.backends.cudnn.benchmark = True
         if self.compile_mode != "none" and not self.compiled:
             self._compile(pipe)
         self._pipe = pipe
@@ -188,8 +193,10 @@ class StableDiffusionAugmentor:
             self._prompts.offload()
 
     def _compile(self, pipe: Any) -> None:
-        """``torch.compile`` the UNet (compiled lazily, on the first call: the warm-up's). Inductor's
-        cache goes to ``compile_cache_dir`` (under the data dir), so a restarted replica reuses it."""
+        """``torch.compile`` the UNet in the configured mode and, on CUDA, the VAE's encoder and
+        decoder (default mode: the decode's chunk sizes vary, CUDA graphs would be recorded per
+        size); compiled lazily, on the first call: the warm-up's. Inductor's cache goes to
+        ``compile_cache_dir`` (under the data dir), so a restarted replica reuses it."""
         import torch
 
         if self.compile_cache_dir is not None:
@@ -198,8 +205,18 @@ class StableDiffusionAugmentor:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.compile_cache_dir)
         mode = None if self.compile_mode == "default" else self.compile_mode
         pipe.unet = torch.compile(pipe.unet, mode=mode)
+        parts = ["UNet"]
+        if self.compile_vae and self.device == "cuda":
+            pipe.vae.encoder = torch.compile(pipe.vae.encoder)
+            pipe.vae.decoder = torch.compile(pipe.vae.decoder)
+            parts.append("VAE")
         self.compiled = True
-        log.info("UNet compiled with torch.compile (mode %s, cache %s)", self.compile_mode, self.compile_cache_dir)
+        log.info(
+            "%s compiled with torch.compile (mode %s, cache %s)",
+            " and ".join(parts),
+            self.compile_mode,
+            self.compile_cache_dir,
+        )
 
     def warm_up(self, num_views: int | None = None) -> None:
         """Load the weights and, on a GPU or with a compiled UNet, run the exact call an enrollment

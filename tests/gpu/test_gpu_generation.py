@@ -40,6 +40,12 @@ def test_fp16_on_cuda_with_stage_peaks(region):
     assert all(v.rgb.dtype == np.uint8 for v in result.views)
     assert all(s.peak_mem_bytes and s.peak_mem_bytes > 0 for s in result.stats.stages)
     assert result.stats.peak_mem_bytes > 0
+    # the CUDA tunings: cuDNN times its conv algorithms, both the UNet and the VAE are channels_last
+    assert torch.backends.cudnn.benchmark
+    pipe = augmentor._pipe
+    for module in (pipe.unet, pipe.vae):
+        conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_same_seed_same_views_on_cuda(region):
@@ -80,15 +86,23 @@ def test_out_of_memory_falls_back_to_smaller_calls(region):
     assert len(result.views) == 8 and max(result.stats.batches) < 8 and sum(result.stats.batches) == 8
 
 
-def test_compiled_unet_on_cuda(region, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("mode", ["reduce-overhead", "default"])
+def test_compiled_unet_and_vae_on_cuda(region, tmp_path: Path, monkeypatch, mode):
+    """reduce-overhead (CUDA graphs for the UNet) and default: the UNet and the VAE compiled, the
+    warm-up compiles into the given cache, and the views match the eager ones."""
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))
+    torch._dynamo.reset()
     eager = run(cuda_augmentor(), region, 2)
-    augmentor = cuda_augmentor(compile_mode="default", compile_cache_dir=tmp_path / "inductor")
+    augmentor = cuda_augmentor(compile_mode=mode, compile_cache_dir=tmp_path / "inductor")
+    pipe = augmentor._pipe
+    assert all(hasattr(m, "_orig_mod") for m in (pipe.unet, pipe.vae.encoder, pipe.vae.decoder))
     augmentor.warm_up(num_views=2)
     assert augmentor.state()["warmed_up"] and augmentor.state()["compiled"]
-    compiled = run(augmentor, region, 2)
-    for a, b in zip(eager.views, compiled.views):
+    assert any(p.is_file() for p in (tmp_path / "inductor").rglob("*"))
+    compiled, again = run(augmentor, region, 2), run(augmentor, region, 2)  # graphs replayed
+    for a, b, c in zip(eager.views, compiled.views, again.views):
         assert np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).mean() < 2.0
+        assert np.array_equal(b.rgb, c.rgb)
 
 
 def test_the_text_encoder_leaves_the_gpu_once_the_prompts_are_cached(region):
