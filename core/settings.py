@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         0, ge=0, description="views per VAE decode; 0: as many as fit under the denoising peak (GPU), all (CPU)"
     )
     sd_compile: CompileMode = Field(
-        "none", description="torch.compile the UNet at load: none, default, reduce-overhead, max-autotune (cache in <data_dir>/cache)"
+        "none",
+        description="torch.compile the UNet at load: none, default, reduce-overhead, max-autotune (cache in <data_dir>/cache)",
     )
     gate_threshold: float | None = Field(
         None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"

@@ -138,7 +138,7 @@ def test_a_text_encoder_offloaded_in_float32_does_not_change_the_calls_dtype(reg
     import torch
 
     from core.augment.sd_prompts import PromptCache
-    from core.augment.sd_stages import StageClock, run_img2img
+    from core.augment.sd_stages import StageClock, run_img2img, text_encoder_set_aside
     from core.augment.views import NEGATIVE_PROMPT
 
     pipe = random_img2img_pipeline("tiny", seed=0).to(dtype=torch.float16)
@@ -159,3 +159,5 @@ def test_a_text_encoder_offloaded_in_float32_does_not_change_the_calls_dtype(reg
     )
     assert [v.shape for v in views] == [region.shape] * 2 and views[0].dtype == np.uint8
     assert pipe.text_encoder is not None and pipe.text_encoder.dtype == torch.float32  # put back
+    with text_encoder_set_aside(pipe):  # what /v1/health reads meanwhile, from another thread
+        assert pipe.text_encoder is None and prompts.encoder_device == "cpu"

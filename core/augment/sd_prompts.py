@@ -22,6 +22,8 @@ CUSTOM_KEPT = 64
 class PromptCache:
     def __init__(self, pipe: Any, fixed: tuple[str, ...], custom_kept: int = CUSTOM_KEPT) -> None:
         self._pipe = pipe
+        # its own reference: during a generation the pipeline holds none (sd_stages.text_encoder_set_aside)
+        self._encoder = pipe.text_encoder
         self._fixed = frozenset(fixed)
         self._kept = custom_kept
         self._cache: OrderedDict[str, Any] = OrderedDict()
@@ -36,7 +38,7 @@ class PromptCache:
 
     @property
     def encoder_device(self) -> str:
-        return str(self._pipe.text_encoder.device.type)
+        return str(self._encoder.device.type)
 
     def get(self, prompt: str) -> Any:
         """The (1, 77, 768) embedding of ``prompt`` on the UNet's device, in its dtype."""
@@ -48,7 +50,7 @@ class PromptCache:
 
         target = self._pipe.vae  # the UNet may be a torch.compile wrapper; the VAE sits beside it
         with torch.inference_mode():
-            embeds, _ = self._pipe.encode_prompt(prompt, self._pipe.text_encoder.device, 1, False)
+            embeds, _ = self._pipe.encode_prompt(prompt, self._encoder.device, 1, False)
         embeds = embeds.to(device=target.device, dtype=target.dtype)
         self._cache[prompt] = embeds
         custom = [p for p in self._cache if p not in self._fixed]
@@ -58,7 +60,7 @@ class PromptCache:
 
     def offload(self) -> bool:
         """Move the text encoder to the CPU (float32) when it sits on a GPU; True if it moved."""
-        encoder = self._pipe.text_encoder
+        encoder = self._encoder
         if encoder.device.type == "cpu":
             return False
         import torch
