@@ -114,12 +114,8 @@ def our_call(augmentor: Any, region: np.ndarray, views: list[str], steps: int, s
     }
 
 
-def reserved_bytes() -> int | None:
-    """What the CUDA caching allocator holds now, CUDA graph pools included (``peak_mem_bytes`` is
-    ``max_memory_allocated``, which does not see the memory a CUDA graph keeps for itself)."""
-    import torch
-
-    return int(torch.cuda.memory_reserved()) if torch.cuda.is_available() else None
+def failure(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def timed(name: str, call: Any, repeats: int, **info: Any) -> dict[str, Any]:
@@ -130,7 +126,9 @@ def timed(name: str, call: Any, repeats: int, **info: Any) -> dict[str, Any]:
         torch.cuda.empty_cache()  # so that what is reserved after the runs is this method's
     call()
     runs = [call() for _ in range(repeats)]
-    reserved = reserved_bytes()
+    # what the caching allocator holds, CUDA graph pools included: max_memory_allocated (the
+    # peaks) does not see the memory a CUDA graph keeps for itself
+    reserved = int(torch.cuda.memory_reserved()) if torch.cuda.is_available() else None
     seconds = [r["seconds"] for r in runs]
     median = statistics.median(seconds)
     middle = min(runs, key=lambda r: abs(r["seconds"] - median))
@@ -209,7 +207,7 @@ class Report:
             row = timed(name, call, repeats, views=views)
         except Exception as exc:  # one failing method must not cost the others' figures
             log.exception("%s failed", name)
-            row = {"method": name, "views": views, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            row = {"method": name, "views": views, "error": failure(exc)}
         self.data["rows"].append(row)
         seed = self.data["rows"][0]
         if "median_s" in seed and "median_s" in row and row["views"] == seed["views"]:
@@ -320,7 +318,7 @@ def main() -> None:
                 first = run(compiled)()["seconds"]
             except Exception as exc:
                 log.exception("%s failed", name)
-                report.data["compiled"].append({"method": name, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                report.data["compiled"].append({"method": name, "error": failure(exc)})
                 report.save()
                 continue
             row = report.row(name, run(compiled), repeats, len(views))
