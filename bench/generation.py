@@ -8,9 +8,11 @@ Methods, each with the same 512x512 face region, views, seeds, steps and strengt
 - seed's way: one pipeline call per view, attention slicing on, prompts encoded on every call;
 - ours: StableDiffusionAugmentor, all views in ONE batched call (cached prompt embeddings, the
   region encoded once, fp16 + SDPA + channels_last on CUDA), VAE decode all at once or sized
-  (the default: never above the denoising peak);
-- on CUDA, what each tuning gives: the sized decode without cuDNN's autotuning, and with a VAE
-  that is not channels_last;
+  (the default: as few calls as fit under ``sd_memory_budget_gb`` or the denoising's peak,
+  whichever is higher; and without the budget);
+- on CUDA, what each tuning gives: the sized decode without cuDNN's autotuning, with the VAE's
+  decoder in NCHW (its encoder channels_last: the UNet's input), and with a VAE that is not
+  channels_last at all;
 - ours compiled (``--compile``, default ``reduce-overhead`` on CUDA: CUDA graphs): the UNet and the
   VAE compiled, its compile + warm-up time on an empty cache and the first request after the
   warm-up against the steady state; then, each on its own empty cache, the UNet alone in
@@ -285,16 +287,25 @@ def main() -> None:
     eager_all, eager = ours(decode_views=len(views)), ours()
     report.row("ours: 1 batched call, decode all at once", run(eager_all), repeats, len(views))
     report.row("ours: 1 batched call, sized decode", run(eager), repeats, len(views))
-    if device == "cuda":  # what each of the two CUDA tunings gives, the other one kept
+    report.row("ours, sized under the denoising peak (no budget)", run(ours(memory_budget_gb=0)), repeats, len(views))
+    if device == "cuda":  # what each CUDA tuning gives, the others kept
         torch.backends.cudnn.benchmark = False
         report.row("ours, sized decode, without cuDNN autotuning", run(eager), repeats, len(views))
         torch.backends.cudnn.benchmark = True
-        pipe.vae.to(memory_format=torch.contiguous_format)
-        report.row("ours, sized decode, VAE not channels_last", run(eager), repeats, len(views))
+        # the VAE's encoder channels_last (the UNet's input), its decoder NCHW
+        nchw_all, nchw = ours(decode_views=len(views), decoder_channels_last=False), ours(decoder_channels_last=False)
+        report.row("ours, decoder NCHW, decode all at once", run(nchw_all), repeats, len(views))
+        report.row("ours, decoder NCHW, sized decode", run(nchw), repeats, len(views))
+        pipe.vae.to(memory_format=torch.contiguous_format)  # encoder too: NCHW latents into the UNet
+        report.row("ours, sized decode, VAE not channels_last", run(nchw), repeats, len(views))
         pipe.vae.to(memory_format=torch.channels_last)
     if args.ten or device == "cuda":
         report.row("ours: 10 views, decode all at once", run(ours(decode_views=10), 10), repeats, 10)
         report.row("ours: 10 views, sized decode", run(eager, 10), repeats, 10)
+        if device == "cuda":
+            nchw = ours(decoder_channels_last=False)  # sets the decoder NCHW again
+            report.row("ours: 10 views, decoder NCHW, sized decode", run(nchw, 10), repeats, 10)
+            pipe.vae.to(memory_format=torch.channels_last)
     if args.compile == "none":
         report.save()
         sys.stdout.write(markdown(report.data) + "\n")

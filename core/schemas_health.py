@@ -37,6 +37,7 @@ class GeneratorHealth(Schema):
     warmed_up: bool | None = Field(None, description="the start-up warm-up of the enrollment call shapes ran")
     warm_up_s: float | None = None
     decode_views: int | Literal["auto"] | None = Field(None, description="views per VAE decode")
+    memory_budget_gb: float | None = Field(None, description="what a sized VAE decode may fill the GPU up to")
     memory_fallbacks: bool | None = Field(None, description="attention slicing / VAE tiling after an OOM")
     text_encoder: str | None = Field(
         None, description="where the CLIP text encoder sits: cpu once the prompts are cached"

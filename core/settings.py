@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     sd_decode_views: int = Field(
         0, ge=0, description="views per VAE decode; 0: as many as fit under the denoising peak (GPU), all (CPU)"
     )
+    sd_memory_budget_gb: float = Field(
+        3.0,
+        ge=0.0,
+        description="GPU memory (GB, weights included) a sized VAE decode may fill when above the "
+        "denoising's peak; 0: that peak",
+    )
     sd_compile: CompileMode = Field(
         "none",
         description="torch.compile the UNet at load: none, default, reduce-overhead, max-autotune (cache in <data_dir>/cache)",

@@ -9,7 +9,7 @@ import pytest
 
 from core.augment.base import Stage, merge_stages
 from core.augment.sd_build import random_img2img_pipeline
-from core.augment.sd_stages import STAGES, decode_chunk
+from core.augment.sd_stages import STAGES, DecodeOptions, plan_chunks
 from core.augment.stable_diffusion import StableDiffusionAugmentor
 from core.augment.views import plan_views
 
@@ -17,15 +17,27 @@ STEPS, STRENGTH = 4, 0.5
 MB = 2**20
 
 
-def test_decode_chunk_fills_the_room_under_the_ceiling():
-    # 1200 MB of room at 500 MB a view: 2 views
-    assert decode_chunk(9, 500 * MB, 2000 * MB, 3200 * MB) == 2
-    assert decode_chunk(9, 500 * MB, 2000 * MB, 6600 * MB) == 9  # room for 9.2: all that remain
-    assert decode_chunk(3, 500 * MB, 2000 * MB, 6600 * MB) == 3
-    assert decode_chunk(9, 500 * MB, 3000 * MB, 3200 * MB) == 1  # no room for one: still one
-    assert decode_chunk(9, 500 * MB, 3500 * MB, 3200 * MB) == 1  # above the ceiling already
-    assert decode_chunk(0, 500 * MB, 2000 * MB, 3200 * MB) == 0
-    assert decode_chunk(4, 0, 2000 * MB, 3200 * MB) == 4  # nothing measured yet
+def test_plan_chunks_makes_as_few_calls_as_fit_under_the_ceiling():
+    # 1200 MB of room at 500 MB a view: 2 views a call; 9 views in 5 calls, dealt evenly
+    assert plan_chunks(9, 500 * MB, 2000 * MB, 3200 * MB) == [2, 2, 2, 2, 1]
+    assert plan_chunks(9, 500 * MB, 2000 * MB, 6600 * MB) == [9]  # room for 9.2: all that remain
+    assert plan_chunks(3, 500 * MB, 2000 * MB, 6600 * MB) == [3]
+    assert plan_chunks(7, 500 * MB, 2000 * MB, 3600 * MB) == [3, 2, 2]  # room for 3: 3 calls, not 3+3+1
+    assert plan_chunks(4, 500 * MB, 2000 * MB, 3600 * MB) == [2, 2]  # 3+1 would be as many calls
+    assert plan_chunks(3, 500 * MB, 3000 * MB, 3200 * MB) == [1, 1, 1]  # no room for one: still one
+    assert plan_chunks(2, 500 * MB, 3500 * MB, 3200 * MB) == [1, 1]  # above the ceiling already
+    assert plan_chunks(0, 500 * MB, 2000 * MB, 3200 * MB) == []
+    assert plan_chunks(4, 0, 2000 * MB, 3200 * MB) == [4]  # nothing measured
+
+
+def test_decode_options_follow_the_settings():
+    from core.settings import Settings
+
+    augmentor = StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0), memory_budget_gb=3.6)
+    assert augmentor.decode == DecodeOptions(views=0, budget_bytes=3_600_000_000, channels_last=True)
+    assert StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0)).decode.budget_bytes == int(
+        Settings.model_fields["sd_memory_budget_gb"].default * 1e9
+    )
 
 
 def test_merge_stages_sums_seconds_and_keeps_the_highest_peak():
@@ -116,6 +128,7 @@ def test_a_plain_cpu_augmentor_skips_the_warm_up():
         "warmed_up": False,
         "warm_up_s": None,
         "decode_views": "auto",
+        "memory_budget_gb": 3.0,
         "memory_fallbacks": False,
         "text_encoder": "cpu",
     }
@@ -129,6 +142,7 @@ def test_health_carries_the_generator_state():
     health = GeneratorHealth.model_validate({"status": "ok", "generator": augmentor.name, **augmentor.state()})
     assert health.compile == "none" and health.compiled is False and health.warmed_up is False
     assert health.decode_views == 2 and health.memory_fallbacks is False and health.text_encoder == "cpu"
+    assert health.memory_budget_gb == 3.0
 
 
 def test_a_text_encoder_offloaded_in_float32_does_not_change_the_calls_dtype(region):
@@ -154,7 +168,7 @@ def test_a_text_encoder_offloaded_in_float32_does_not_change_the_calls_dtype(reg
         steps=STEPS,
         strength=STRENGTH,
         guidance=7.5,
-        decode_views=0,
+        decode=DecodeOptions(),
         clock=StageClock("cpu"),
     )
     assert [v.shape for v in views] == [region.shape] * 2 and views[0].dtype == np.uint8

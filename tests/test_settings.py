@@ -38,6 +38,7 @@ TABLE: dict[str, tuple[str, object]] = {
     "sd_guidance": ("5.5", 5.5),
     "sd_max_batch": ("2", 2),
     "sd_decode_views": ("1", 1),
+    "sd_memory_budget_gb": ("3.6", 3.6),
     "sd_compile": ("max-autotune", "max-autotune"),
     "gate_threshold": ("0.9", 0.9),
     "gate_fmr": ("0.01", 0.01),

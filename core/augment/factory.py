@@ -20,6 +20,7 @@ def load_augmentor(settings: Settings, detector: FaceDetector | None = None) -> 
             guidance_scale=settings.sd_guidance,
             max_batch=settings.sd_max_batch or None,
             decode_views=settings.sd_decode_views,
+            memory_budget_gb=settings.sd_memory_budget_gb,
             compile_mode=settings.sd_compile,
             compile_cache_dir=settings.data_dir / "cache" / "inductor",
             detector=detector,

@@ -3,7 +3,7 @@
 Stages: ``prompt`` (the cached text embeddings of the views, concatenated), ``vae_encode`` (the face
 region, encoded ONCE: every view starts from the same latent, where diffusers would encode it once
 per view), ``denoise`` (the diffusers pipeline up to the latents: noise, scheduler, UNet), ``vae_decode``
-(in chunks, see ``decode_chunk``) and ``to_uint8`` (on the device, then one copy to the host).
+(in chunks, see ``plan_chunks``) and ``to_uint8`` (on the device, then one copy to the host).
 
 On CUDA the stages are timed with CUDA events (one synchronisation at the end) and each stage's peak
 is ``torch.cuda.max_memory_allocated`` since the stage began; on a CPU they are wall-clock times and
@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,13 +62,32 @@ class StageClock:
         return [Stage(name, end - start, peak) for name, start, end, peak in self._open]
 
 
-def decode_chunk(remaining: int, per_view_bytes: int, allocated_bytes: int, ceiling_bytes: int) -> int:
-    """Views to decode in the next VAE call: as many as fit between what is allocated now and the
-    ceiling (the denoising peak, capped by the free memory), at least one."""
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How the VAE decode is split and laid out.
+
+    ``views``: views per decode call (0: sized to memory on a GPU, all at once on a CPU).
+    ``budget_bytes``: what a sized decode may fill the GPU up to, weights included, when that is
+    above the denoising's own peak (0: the denoising's peak is the ceiling).
+    ``channels_last``: decode in channels_last (the VAE's layout on CUDA); False decodes contiguous
+    NCHW latents with the decoder's weights in NCHW (``StableDiffusionAugmentor`` sets them so)."""
+
+    views: int = 0
+    budget_bytes: int = 0
+    channels_last: bool = True
+
+
+def plan_chunks(remaining: int, per_view_bytes: int, allocated_bytes: int, ceiling_bytes: int) -> list[int]:
+    """Views per decode call for ``remaining`` views: as few calls as fit between what is allocated
+    now and the ceiling, each at least one view, the views dealt as evenly as the calls allow
+    (7 views with room for 3 a call: 3, 2, 2)."""
     if remaining <= 0:
-        return 0
+        return []
     room = ceiling_bytes - allocated_bytes
-    return max(1, min(remaining, math.floor(room / per_view_bytes) if per_view_bytes > 0 else remaining))
+    fits = math.floor(room / per_view_bytes) if per_view_bytes > 0 else remaining
+    calls = math.ceil(remaining / max(1, min(remaining, fits)))
+    base, extra = divmod(remaining, calls)
+    return [base + 1] * extra + [base] * (calls - extra)
 
 
 def to_uint8(images: Any) -> Any:
@@ -86,31 +106,37 @@ def encode_region(pipe: Any, region: np.ndarray) -> Any:
     return pipe.vae.encode(image).latent_dist.mean * pipe.vae.config.scaling_factor
 
 
-def decode_in_chunks(pipe: Any, latents: Any, decode_views: int, device: str, ceiling: int | None) -> list[Any]:
-    """uint8 views (on the device), decoded in chunks: ``decode_views`` per call when set; else
-    sized so that decoding never needs more memory than ``ceiling`` (the denoising's peak) nor more
-    than is free. The first chunk of an unsized decode is one view: it measures a view's cost."""
+def decode_in_chunks(
+    pipe: Any, latents: Any, options: DecodeOptions, device: str, denoise_peak: int | None
+) -> list[Any]:
+    """uint8 views (on the device), decoded in chunks: ``options.views`` per call when set; else
+    sized so that decoding needs no more memory than the ceiling: the denoising's peak or the
+    budget, whichever is higher, and never more than is free. The first chunk of a sized decode is
+    one view: it measures a view's cost; the others are planned from it (``plan_chunks``)."""
     import torch
 
     latents = latents / pipe.vae.config.scaling_factor
+    if device == "cuda":  # a conv with either operand channels_last runs channels_last
+        layout = torch.channels_last if options.channels_last else torch.contiguous_format
+        latents = latents.contiguous(memory_format=layout)
     n = latents.shape[0]
-    out: list[Any] = []
-    if decode_views or device != "cuda" or ceiling is None:
-        step = decode_views or n
-        for start in range(0, n, step):
-            out.append(to_uint8(pipe.vae.decode(latents[start : start + step], return_dict=False)[0]))
-        return out
+
+    def decode(part: Any) -> Any:
+        return to_uint8(pipe.vae.decode(part, return_dict=False)[0])
+
+    if options.views or device != "cuda" or denoise_peak is None:
+        step = options.views or n
+        return [decode(latents[start : start + step]) for start in range(0, n, step)]
     free, _ = torch.cuda.mem_get_info()
-    ceiling = min(ceiling, int(torch.cuda.memory_allocated()) + int(0.9 * free))
+    ceiling = min(max(denoise_peak, options.budget_bytes), int(torch.cuda.memory_allocated()) + int(0.9 * free))
     # the clock reset the peak counter when this stage began: after the first chunk (one view)
     # it holds that view's decode cost; not reset again, so the stage's peak is the whole decode's
     before = int(torch.cuda.memory_allocated())
-    out.append(to_uint8(pipe.vae.decode(latents[:1], return_dict=False)[0]))
+    out = [decode(latents[:1])]
     per_view = max(int(torch.cuda.max_memory_allocated()) - before, 1)
     start = 1
-    while start < n:
-        chunk = decode_chunk(n - start, per_view, int(torch.cuda.memory_allocated()), ceiling)
-        out.append(to_uint8(pipe.vae.decode(latents[start : start + chunk], return_dict=False)[0]))
+    for chunk in plan_chunks(n - 1, per_view, int(torch.cuda.memory_allocated()), ceiling):
+        out.append(decode(latents[start : start + chunk]))
         start += chunk
     return out
 
@@ -144,7 +170,7 @@ def run_img2img(
     steps: int,
     strength: float,
     guidance: float,
-    decode_views: int,
+    decode: DecodeOptions,
     clock: StageClock,
 ) -> list[np.ndarray]:
     """RGB uint8 views of ``region``, one per prompt embedding and seed, in one denoising call."""
@@ -173,7 +199,7 @@ def run_img2img(
             del latent
         denoise_peak = clock.last_peak()
         with clock.stage("vae_decode"):
-            decoded = decode_in_chunks(pipe, latents, decode_views, clock.device, denoise_peak)
+            decoded = decode_in_chunks(pipe, latents, decode, clock.device, denoise_peak)
             del latents
         with clock.stage("to_uint8"):
             views = torch.cat(decoded).cpu().numpy()

@@ -40,7 +40,7 @@ from core.augment.base import (
     merge_stages,
 )
 from core.augment.sd_prompts import PromptCache
-from core.augment.sd_stages import StageClock, run_img2img
+from core.augment.sd_stages import DecodeOptions, StageClock, run_img2img
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
 from core.errors import GenerationFailed, InvalidInput, ModelUnavailable, NoFaceFound
 from core.faces.types import Face, FaceDetector
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 DEFAULT_STRENGTH: float = Settings.model_fields["sd_strength"].default
 DEFAULT_STEPS: int = Settings.model_fields["sd_steps"].default
 DEFAULT_GUIDANCE: float = Settings.model_fields["sd_guidance"].default
+DEFAULT_MEMORY_BUDGET_GB: float = Settings.model_fields["sd_memory_budget_gb"].default
 
 
 def _where_it_looked(model_id: str) -> str:
@@ -82,6 +83,8 @@ class StableDiffusionAugmentor:
         resolution: int = 512,
         max_batch: int | None = None,
         decode_views: int = 0,
+        memory_budget_gb: float = DEFAULT_MEMORY_BUDGET_GB,
+        decoder_channels_last: bool = True,
         compile_mode: CompileMode = "none",
         compile_cache_dir: Path | None = None,
         compile_vae: bool = True,
@@ -97,7 +100,7 @@ class StableDiffusionAugmentor:
         self.guidance_scale = guidance_scale
         self.resolution = resolution
         self.max_batch = max_batch
-        self.decode_views = decode_views
+        self.decode = DecodeOptions(decode_views, int(memory_budget_gb * 1e9), decoder_channels_last)
         self.compile_mode = compile_mode
         self.compile_cache_dir = compile_cache_dir
         self.compile_vae = compile_vae
@@ -180,7 +183,10 @@ class StableDiffusionAugmentor:
 
             pipe.unet.set_attn_processor(AttnProcessor2_0())
             pipe.unet.to(memory_format=torch.channels_last)
-            pipe.vae.to(memory_format=torch.channels_last)
+            pipe.vae.to(memory_format=torch.channels_last)  # the encoded latent, hence the UNet's input
+            if not self.decode.channels_last:
+                pipe.vae.post_quant_conv.to(memory_format=torch.contiguous_format)
+                pipe.vae.decoder.to(memory_format=torch.contiguous_format)
             # fixed shapes (the warm-up runs the enrollment's): let cuDNN time its conv algorithms once
             torch.backends.cudnn.benchmark = True
         if self.compile_mode != "none" and not self.compiled:
@@ -247,7 +253,8 @@ class StableDiffusionAugmentor:
             "compile_cache_dir": str(self.compile_cache_dir) if self.compile_cache_dir else None,
             "warmed_up": self.warm_up_s is not None,
             "warm_up_s": None if self.warm_up_s is None else round(self.warm_up_s, 3),
-            "decode_views": self.decode_views or "auto",
+            "decode_views": self.decode.views or "auto",
+            "memory_budget_gb": round(self.decode.budget_bytes / 1e9, 3),
             "memory_fallbacks": self._memory_fallbacks,
             "text_encoder": self._prompts.encoder_device if self._prompts is not None else None,
         }
@@ -368,7 +375,7 @@ class StableDiffusionAugmentor:
                 steps=steps,
                 strength=strength,
                 guidance=self.guidance_scale,
-                decode_views=self.decode_views,
+                decode=self.decode,
                 clock=clock,
             )
             parts.append(clock.stages())  # (synchronises the device)

@@ -56,15 +56,55 @@ def test_same_seed_same_views_on_cuda(region):
     assert not np.array_equal(first.views[0].rgb, other.views[0].rgb)
 
 
-def test_sized_decode_stays_under_the_denoising_peak(region):
-    def peaks(decode_views: int) -> dict[str, int]:
-        stats = run(cuda_augmentor(decode_views=decode_views), region, 6).stats
-        return {s.name: s.peak_mem_bytes for s in stats.stages}
+def decode_peaks(region: np.ndarray, **kwargs) -> tuple[dict[str, int], int]:
+    """Each stage's peak for 6 views, and how many VAE decode calls made them."""
+    augmentor = cuda_augmentor(**kwargs)
+    vae, calls = augmentor._pipe.vae, []
+    decode = vae.decode
 
-    together, one_by_one, sized = peaks(6), peaks(1), peaks(0)
+    def counted(*args, **kw):
+        calls.append(args[0].shape[0])
+        return decode(*args, **kw)
+
+    vae.decode = counted
+    run(augmentor, region, 6)  # kernel selection (cuDNN's workspace) out of the way
+    calls.clear()
+    stats = run(augmentor, region, 6).stats
+    return {s.name: s.peak_mem_bytes for s in stats.stages}, len(calls)
+
+
+def test_sized_decode_stays_under_the_denoising_peak(region):
+    (together, _), (one_by_one, _) = decode_peaks(region, decode_views=6), decode_peaks(region, decode_views=1)
+    sized, _ = decode_peaks(region, memory_budget_gb=0)
     assert sized["vae_decode"] <= together["vae_decode"]
     # never above what the denoising needed, except that one view at a time is the least there is
     assert sized["vae_decode"] <= max(sized["denoise"], one_by_one["vae_decode"]) * 1.05
+
+
+def test_sized_decode_fills_the_memory_budget_and_no_more(region):
+    """A budget with room for about three views' decode above one view's: fewer calls than one view
+    at a time, a peak above it, and not above the budget."""
+    (together, _), (one_by_one, six_calls) = decode_peaks(region, decode_views=6), decode_peaks(region, decode_views=1)
+    per_view = (together["vae_decode"] - one_by_one["vae_decode"]) / 5
+    assert per_view > 0 and six_calls == 6
+    budget = one_by_one["vae_decode"] + 2.5 * per_view
+    sized, calls = decode_peaks(region, memory_budget_gb=budget / 1e9)
+    assert 1 < calls < 6
+    assert one_by_one["vae_decode"] < sized["vae_decode"] <= budget * 1.05
+
+
+def test_a_decoder_in_nchw_decodes_the_same_views(region):
+    """The VAE's encoder channels_last (the UNet's input), its decoder NCHW: same views."""
+    nchw = cuda_augmentor(decoder_channels_last=False)
+    vae = nchw._pipe.vae
+
+    def first_conv(module):
+        return next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+
+    assert first_conv(vae.encoder).weight.is_contiguous(memory_format=torch.channels_last)
+    assert first_conv(vae.decoder).weight.is_contiguous()
+    for a, b in zip(run(cuda_augmentor(), region, 2).views, run(nchw, region, 2).views):
+        assert np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).mean() < 2.0
 
 
 def test_out_of_memory_falls_back_to_smaller_calls(region):
