@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -227,6 +227,12 @@ class API:
         return HealthResponse.model_validate(
             {"status": status, "deployments": {"embedder": embedder, "generator": generator}, "models": models}
         )
+
+    @app.head("/v1/health", include_in_schema=False)
+    def health_head(self) -> Response:
+        """What a load balancer's HEAD probe gets: GET's status code, no body; the overall status
+        (``ok`` or ``degraded``) in ``X-Health-Status``."""
+        return Response(headers={"X-Health-Status": self.health().status})
 
     @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=errors())
     def generation_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:

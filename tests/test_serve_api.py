@@ -26,6 +26,8 @@ def test_health_needs_no_key(api: httpx.Client):
     assert body["deployments"]["generator"]["generator"] == "classic"
     assert body["models"] == {"embedder": "dlib-resnet-v1-flip", "generator": "classic"}
     assert api.get("/docs").status_code == 200 and "/v1/persons" in api.get("/openapi.json").text
+    probe = api.head("/v1/health")  # a load balancer's probe
+    assert probe.status_code == 200 and probe.content == b"" and probe.headers["x-health-status"] == "ok"
 
 
 def test_persons_come_a_page_at_a_time(api: httpx.Client):
