@@ -185,8 +185,9 @@ class StableDiffusionAugmentor:
             pipe.unet.to(memory_format=torch.channels_last)
             pipe.vae.to(memory_format=torch.channels_last)  # the encoded latent, hence the UNet's input
             if not self.decode.channels_last:
-                pipe.vae.post_quant_conv.to(memory_format=torch.contiguous_format)
-                pipe.vae.decoder.to(memory_format=torch.contiguous_format)
+                for part in (pipe.vae.post_quant_conv, pipe.vae.decoder):  # post_quant_conv: None in some VAEs
+                    if part is not None:
+                        part.to(memory_format=torch.contiguous_format)
             # fixed shapes (the warm-up runs the enrollment's): let cuDNN time its conv algorithms once
             torch.backends.cudnn.benchmark = True
         if self.compile_mode != "none" and not self.compiled:
