@@ -36,6 +36,9 @@ class GeneratorHealth(Schema):
     compile_cache_dir: str | None = None
     warmed_up: bool | None = Field(None, description="the start-up warm-up of the enrollment call shapes ran")
     warm_up_s: float | None = None
+    warmed_batch: int | None = Field(
+        None, description="compiled: the views per call the warm-up compiled for; every call runs at it"
+    )
     decode_views: int | Literal["auto"] | None = Field(None, description="views per VAE decode")
     memory_budget_gb: float | None = Field(None, description="what a sized VAE decode may fill the GPU up to")
     memory_fallbacks: bool | None = Field(None, description="attention slicing / VAE tiling after an OOM")

@@ -82,7 +82,10 @@ class Settings(BaseSettings):
     sd_guidance: float = Field(7.5, ge=0.0, le=30.0, description="classifier-free guidance scale")
     sd_max_batch: int = Field(0, ge=0, description="views per pipeline call; 0: all in one call")
     sd_decode_views: int = Field(
-        0, ge=0, description="views per VAE decode; 0: as many as fit under the denoising peak (GPU), all (CPU)"
+        0,
+        ge=0,
+        description="views per VAE decode; 0: as many as fit under sd_memory_budget_gb or the denoising peak (GPU), "
+        "all (CPU)",
     )
     sd_memory_budget_gb: float = Field(
         3.0,

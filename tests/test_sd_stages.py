@@ -115,6 +115,16 @@ def test_compiled_unet_warms_up_the_enrollment_shapes_and_caches_on_disk(region,
     compiled = views_of(augmentor, region, 2)
     for a, b in zip(eager, compiled):
         assert np.abs(a.astype(np.int16) - b.astype(np.int16)).mean() < 1.0
+    # other view counts run at the warmed batch (padded, or split and padded): nothing compiles again
+    from torch._dynamo.utils import counters
+
+    assert state["warmed_batch"] == 2
+    graphs = counters["stats"]["unique_graphs"]
+    one, three = views_of(augmentor, region, 1), augmentor._run_batches(region, plan_views(None, 3, 5), STEPS, STRENGTH)
+    assert counters["stats"]["unique_graphs"] == graphs, "a view count other than the warmed one compiled again"
+    assert len(one) == 1  # the padding changes no view (a decode of one, not two: rounding at most)
+    assert np.abs(one[0].astype(np.int16) - compiled[0].astype(np.int16)).max() <= 1
+    assert len(three.views) == 3 and three.stats.batches == [2, 1]
 
 
 def test_a_plain_cpu_augmentor_skips_the_warm_up():
@@ -127,6 +137,7 @@ def test_a_plain_cpu_augmentor_skips_the_warm_up():
         "compile_cache_dir": None,
         "warmed_up": False,
         "warm_up_s": None,
+        "warmed_batch": None,
         "decode_views": "auto",
         "memory_budget_gb": 3.0,
         "memory_fallbacks": False,

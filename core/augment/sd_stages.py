@@ -172,8 +172,10 @@ def run_img2img(
     guidance: float,
     decode: DecodeOptions,
     clock: StageClock,
+    keep: int | None = None,
 ) -> list[np.ndarray]:
-    """RGB uint8 views of ``region``, one per prompt embedding and seed, in one denoising call."""
+    """RGB uint8 views of ``region``, one per prompt embedding and seed, in one denoising call;
+    only the first ``keep`` are decoded (the others pad the call to a compiled batch)."""
     import torch
 
     n = len(seeds)
@@ -199,7 +201,7 @@ def run_img2img(
             del latent
         denoise_peak = clock.last_peak()
         with clock.stage("vae_decode"):
-            decoded = decode_in_chunks(pipe, latents, decode, clock.device, denoise_peak)
+            decoded = decode_in_chunks(pipe, latents[:keep], decode, clock.device, denoise_peak)
             del latents
         with clock.stage("to_uint8"):
             views = torch.cat(decoded).cpu().numpy()

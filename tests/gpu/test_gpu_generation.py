@@ -143,6 +143,14 @@ def test_compiled_unet_and_vae_on_cuda(region, tmp_path: Path, monkeypatch, mode
     for a, b, c in zip(eager.views, compiled.views, again.views):
         assert np.abs(a.rgb.astype(np.int16) - b.rgb.astype(np.int16)).mean() < 2.0
         assert np.array_equal(b.rgb, c.rgb)
+    # other view counts run at the warmed batch, the decode one view a call: nothing compiles again
+    from torch._dynamo.utils import counters
+
+    assert augmentor.state()["warmed_batch"] == 2 and augmentor.state()["decode_views"] == 1
+    graphs = counters["stats"]["unique_graphs"]
+    one, three = run(augmentor, region, 1), run(augmentor, region, 3)
+    assert counters["stats"]["unique_graphs"] == graphs, "a view count other than the warmed one compiled again"
+    assert len(one.views) == 1 and len(three.views) == 3 and three.stats.batches == [2, 1]
 
 
 def test_the_text_encoder_leaves_the_gpu_once_the_prompts_are_cached(region):
