@@ -101,7 +101,9 @@ def _enroll(request: EnrollRequest) -> tuple[dict[str, Any] | None, dict[str, An
             error = {"code": exc.code, "message": exc.friendly()}
         if result is not None:
             bar.progress(1.0, text="Done")
-            status.update(label=f"Enrolled {result['name']} ({result['num_embeddings']} embeddings)", state="complete")
+            status.update(
+                label=f"Enrolled {plain(result['name'])} ({result['num_embeddings']} embeddings)", state="complete"
+            )
         else:
             status.update(label="Enrollment failed", state="error")
     return result, error

@@ -77,7 +77,7 @@ if len(persons):
             st.success(f"Renamed to {plain(new_name)}")
         except ApiError as exc:
             st.error(plain(exc.friendly()))
-    if st.checkbox(f"I want to delete {detail['name']} and every image and embedding of theirs"):
+    if st.checkbox(f"I want to delete {plain(detail['name'])} and every image and embedding of theirs"):
         if st.button("Delete", type="primary"):
             try:
                 gone = api().delete(person_id)
