@@ -7,7 +7,8 @@
 # Steps, each under its own time limit so that one failing part still leaves the others' results:
 # the environment (GPU, versions), `python -m bench.generation --startup` (full SD 1.5
 # architecture, random weights, fp16, 20 steps: the seed's way, ours eager with decode all at once
-# and sized, each CUDA tuning left out in turn, 10 views, torch.compile in three configurations,
+# and sized (with and without the memory budget), each CUDA tuning left out in turn, the decoder
+# NCHW behind a channels_last encoder, 10 views, torch.compile in three configurations,
 # and a fresh process on the warm inductor cache), then the CUDA tests (tests/gpu: fp16, seeds, the
 # OOM path under a memory cap, the compiled UNet and VAE, the sized decode). Everything lands in $OUT (the device tool brings it back), or out/gpu_lease.
 # On a machine without CUDA it runs the same steps on the tiny pipeline (a check of this script):
