@@ -84,7 +84,7 @@ class LocalTables:
             if person_ids is None:
                 con = attach(self.data_dir)
                 try:
-                    return con.execute(f"SELECT {select} FROM g.{table}").fetch_arrow_table()
+                    return con.execute(f"SELECT {select} FROM g.{table}").to_arrow_table()
                 finally:
                     con.close()
             key = "id" if table == "persons" else "person_id"
