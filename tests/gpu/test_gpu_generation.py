@@ -82,12 +82,13 @@ def test_sized_decode_stays_under_the_denoising_peak(region):
 
 
 def test_sized_decode_fills_the_memory_budget_and_no_more(region):
-    """A budget with room for about three views' decode above one view's: fewer calls than one view
-    at a time, a peak above it, and not above the budget."""
+    """A budget with room for about five views' decode above one view's (a one-view probe may cost
+    more than a view in a batch): fewer calls than one view at a time, a peak above it, and not
+    above the budget."""
     (together, _), (one_by_one, six_calls) = decode_peaks(region, decode_views=6), decode_peaks(region, decode_views=1)
     per_view = (together["vae_decode"] - one_by_one["vae_decode"]) / 5
     assert per_view > 0 and six_calls == 6
-    budget = one_by_one["vae_decode"] + 2.5 * per_view
+    budget = one_by_one["vae_decode"] + 4.5 * per_view
     sized, calls = decode_peaks(region, memory_budget_gb=budget / 1e9)
     assert 1 < calls < 6
     assert one_by_one["vae_decode"] < sized["vae_decode"] <= budget * 1.05
