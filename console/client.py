@@ -107,6 +107,16 @@ class ApiClient:
     def delete(self, person_id: int) -> dict[str, Any]:
         return self._call("DELETE", f"/v1/persons/{person_id}").json()
 
+    def delete_image(self, person_id: int, image_id: int) -> dict[str, Any]:
+        return self._call("DELETE", f"/v1/persons/{person_id}/images/{image_id}").json()
+
+    def add_photo(self, person_id: int, photo: Upload, augment: bool = False, force: bool = False) -> dict[str, Any]:
+        """Another photo of an enrolled person (POST /v1/persons/{id}/photos); ``augment``: with
+        the generator's default views of it."""
+        data = {"use_augmentation": str(augment).lower(), "force": str(force).lower()}
+        files = {"photo": (photo.name, photo.data, photo.mime)}
+        return self._call("POST", f"/v1/persons/{person_id}/photos", data=data, files=files).json()
+
     def identify(self, photo: Upload, top_k: int = 5) -> dict[str, Any]:
         files = {"photo": (photo.name, photo.data, photo.mime)}
         return self._call("POST", "/v1/identify", files=files, data={"top_k": str(top_k)}).json()

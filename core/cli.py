@@ -1,9 +1,10 @@
-"""``manyangles`` (also ``python -m core``): enroll, identify, verify, persons, delete, eval,
-calibrate.
+"""``manyangles`` (also ``python -m core``): enroll, add-photo, identify, verify, persons, images,
+remove-image, delete, eval, calibrate, and the gallery's upkeep (check, backup, keys, models, ...).
 
 Results go to standard output (``--json``: the same shapes as the HTTP API, core/schemas.py);
 diagnostics, progress and errors go to standard error. Exit codes: 0 ok, 2 usage or bad
-setting, 3 bad input, 4 not found, 5 already exists, 6 not calibrated, 7 model unavailable,
+setting, 3 bad input, 4 not found, 5 already exists, 6 refused in the gallery's state (not
+calibrated, a person's last photo, a photo identified as someone else), 7 model unavailable,
 1 anything else.
 """
 
@@ -16,13 +17,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from core.batch.commands import COMMANDS as MODEL_COMMANDS
 from core.batch.commands import add_model_commands, model_command
 from core.cli_settings import add_settings_arguments, count, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
-from core.schemas_gallery import DeleteResponse, PersonOut
+from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, PersonDetailOut, PersonOut
 from core.settings import Settings
 from core.store.sqlutil import MAX_ROW_ID
 
@@ -56,14 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     enroll = sub.add_parser("enroll", help="enroll a person from one photo")
-    enroll.add_argument("name")
-    enroll.add_argument("photo")
-    enroll.add_argument("--largest", action="store_true", help="use the largest face if several")
-    enroll.add_argument("--face", type=int, help="use face N (0 = largest) if several")
-    enroll.add_argument("--augment", action="store_true", help="add generated views (identity-gated)")
-    enroll.add_argument("--views", help="comma-separated views, e.g. left,right,smiling")
-    enroll.add_argument("--num-variations", type=int, help="how many of the default views (default: all of them)")
-    enroll.add_argument("--seed", type=int, default=0)
+    add_photo = sub.add_parser("add-photo", help="add another photo of an enrolled person (and views of it)")
+    for cmd in (enroll, add_photo):
+        cmd.add_argument("name")
+        cmd.add_argument("photo")
+        cmd.add_argument("--largest", action="store_true", help="use the largest face if several")
+        cmd.add_argument("--face", type=int, help="use face N (0 = largest) if several")
+        cmd.add_argument("--augment", action="store_true", help="add generated views (identity-gated)")
+        cmd.add_argument("--views", help="comma-separated views, e.g. left,right,smiling")
+        cmd.add_argument("--num-variations", type=int, help="how many of the default views (default: all of them)")
+        cmd.add_argument("--seed", type=int, default=0)
+    add_photo.add_argument("--force", action="store_true", help="add it even if it is identified as someone else")
 
     identify = sub.add_parser("identify", help="identify every face in a photo")
     identify.add_argument("photo")
@@ -106,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")
+    images = sub.add_parser("images", help="a person's images: id, source, display name")
+    images.add_argument("name")
+    remove = sub.add_parser("remove-image", help="erase one image of a person (a view, or one of several photos)")
+    remove.add_argument("name")
+    remove.add_argument("image_id", type=count(1, MAX_ROW_ID))
 
     add_model_commands(sub)
 
@@ -195,23 +205,26 @@ def run(args: argparse.Namespace) -> int:
     from core.service import ManyAnglesService
 
     service = ManyAnglesService.from_settings(settings)
-    if args.command == "enroll":
+    if args.command in ("enroll", "add-photo"):
         views = [v for v in args.views.split(",") if v.strip()] if args.views else None
-        result = service.enroll(
-            args.name,
-            _read(args.photo),
-            face=_face_policy(args),
-            augment=args.augment or views is not None or args.num_variations is not None,
-            views=views,
-            num_variations=args.num_variations,
-            seed=args.seed,
-        )
+        options: dict[str, Any] = {
+            "face": _face_policy(args),
+            "augment": args.augment or views is not None or args.num_variations is not None,
+            "views": views,
+            "num_variations": args.num_variations,
+            "seed": args.seed,
+        }
+        if args.command == "enroll":
+            result = service.enroll(args.name, _read(args.photo), **options)
+        else:
+            person = service.store.find_person(args.name)
+            result = service.add_photo(person.id, _read(args.photo), force=args.force, **options)
         if args.json:
             _out(EnrollResponse.of(result).model_dump_json())
             return 0
         _out(
-            f"enrolled {result.name!r} as person {result.person_id} "
-            f"({result.num_embeddings} embedding(s): {', '.join(result.sources)}; model {result.model})"
+            f"{'enrolled' if args.command == 'enroll' else 'added a photo of'} {result.name!r} as person "
+            f"{result.person_id} ({result.num_embeddings} embedding(s): {', '.join(result.sources)}; model {result.model})"
         )
         for view in result.views:
             _out(f"  view {view['view']}: {view['reason']}")
@@ -248,6 +261,22 @@ def run(args: argparse.Namespace) -> int:
             if args.json
             else f"deleted {args.name!r}: {deleted.images} image(s), {deleted.embeddings} embedding(s), "
             f"{deleted.files} file(s)"
+        )
+    elif args.command == "images":
+        detail = PersonDetailOut.of_detail(service.store.person_detail(service.store.find_person(args.name).id))
+        if args.json:
+            _out(detail.model_dump_json())
+            return 0
+        for img in detail.images:
+            _out(f"{img.id:8d}  {img.source:24s} {img.display_name}  ({img.width}x{img.height})")
+    elif args.command == "remove-image":
+        person = service.store.find_person(args.name)
+        removed = ImageDeleteResponse.of(person.id, args.image_id, service.delete_image(person.id, args.image_id))
+        _out(
+            removed.model_dump_json()
+            if args.json
+            else f"removed image {args.image_id} of {args.name!r}: {removed.embeddings} embedding(s), "
+            f"{removed.files} file(s)"
         )
     return 0
 

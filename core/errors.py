@@ -135,6 +135,30 @@ class PersonExists(ManyAnglesError):
     exit_code = 5
 
 
+class PhotoExists(ManyAnglesError):
+    """The photo added to a person is already one of theirs (same bytes)."""
+
+    code = "photo_exists"
+    http_status = 409
+    exit_code = 5
+
+
+class LastPhoto(ManyAnglesError):
+    """Removing this image would leave the person without an uploaded photo."""
+
+    code = "last_photo"
+    http_status = 409
+    exit_code = 6
+
+
+class MatchesAnotherPerson(ManyAnglesError):
+    """A photo added to a person is identified as someone else (``force`` adds it anyway)."""
+
+    code = "matches_another_person"
+    http_status = 409
+    exit_code = 6
+
+
 class NotCalibrated(ManyAnglesError):
     code = "not_calibrated"
     http_status = 409

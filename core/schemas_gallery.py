@@ -70,6 +70,19 @@ class DeleteResponse(Schema):
         return cls(deleted=person_id, **counts)
 
 
+class ImageDeleteResponse(Schema):
+    """One image erased: its row, its embeddings (every model) and its file unless shared."""
+
+    person_id: int
+    deleted_image: int = Field(description="the image id")
+    embeddings: int
+    files: int
+
+    @classmethod
+    def of(cls, person_id: int, image_id: int, counts: dict[str, int]) -> ImageDeleteResponse:
+        return cls(person_id=person_id, deleted_image=image_id, embeddings=counts["embeddings"], files=counts["files"])
+
+
 class PersonsPage(Schema):
     """A page of persons; ask for the next one with ``offset=next_offset``."""
 

@@ -18,7 +18,15 @@ import numpy as np
 from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
-from core.errors import InvalidInput, ManyAnglesError, ModelMismatch, ModelSwitching
+from core.errors import (
+    InvalidInput,
+    ManyAnglesError,
+    MatchesAnotherPerson,
+    ModelMismatch,
+    ModelSwitching,
+    NotCalibrated,
+    PhotoExists,
+)
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
@@ -43,6 +51,19 @@ class FaceAnalyzer(Protocol):
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    """What to do with a photo being stored: which face, which views, and for a photo added to
+    a person, whether to add it even when it looks like someone else."""
+
+    face: FacePolicy = "single"
+    augment: bool = False
+    views: list[str] | None = None
+    num_variations: int | None = None
+    seed: int = 0
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,9 +164,42 @@ class ManyAnglesService:
         progress: ProgressCallback | None = None,
     ) -> EnrollResult:
         """Enroll from one photo, with generated views when ``augment``; all or nothing."""
+        return self._store_photo(
+            normalise_name(name),
+            None,
+            photo,
+            PhotoRequest(face, augment, views, num_variations, seed),
+            progress,
+        )
+
+    def add_photo(
+        self,
+        person_id: int,
+        photo: bytes,
+        *,
+        face: FacePolicy = "single",
+        augment: bool = False,
+        views: list[str] | None = None,
+        num_variations: int | None = None,
+        seed: int = 0,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> EnrollResult:
+        """Add another photo of an enrolled person (with views of it when ``augment``); all or
+        nothing. Refused when the person already has this photo, and, unless ``force``, when the
+        photo is identified as someone else and not as them (the wrong person picked)."""
+        person = self.store.find_person(person_id)
+        request = PhotoRequest(face, augment, views, num_variations, seed, force)
+        return self._store_photo(person.name, person.id, photo, request, progress)
+
+    def _store_photo(
+        self, name: str, into: int | None, photo: bytes, ask: PhotoRequest, progress: ProgressCallback | None
+    ) -> EnrollResult:
+        """A new person (``into`` None) or one more photo of person ``into``: the photo, its
+        views when asked for, their embeddings, stored in one transaction."""
         started = time.perf_counter()
         emit = progress or (lambda event: None)
-        name = normalise_name(name)
+        face, augment, views, num_variations, seed = ask.face, ask.augment, ask.views, ask.num_variations, ask.seed
         requests = None
         if augment:  # validate the request before any work
             info = self.views.generator_info()
@@ -163,6 +217,12 @@ class ManyAnglesService:
                 "detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}
             )
         )
+        if into is not None:  # before any view is generated
+            known = self.store.find_image(into, image.sha256, "original")
+            if known is not None:
+                raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
+            if not ask.force:
+                self._check_same_person(into, model, original.vector)
         outcome: ViewsOutcome | None = None
         if requests is not None:
             emit(
@@ -180,7 +240,7 @@ class ManyAnglesService:
         enrollment = build_enrollment(name, photo, image, original, model.name, outcome)
         emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model.name}"))
         store_started = time.perf_counter()
-        person_id = self.store.add_person(enrollment)
+        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None)
         timings["store"] = time.perf_counter() - store_started
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
@@ -199,6 +259,25 @@ class ManyAnglesService:
                 for d in (outcome.decisions if outcome else [])
             ],
             timings_s={k: round(v, 4) for k, v in timings.items()},
+        )
+
+    def _check_same_person(self, person_id: int, model: ModelInfo, vector: np.ndarray) -> None:
+        """Refuse a photo added to ``person_id`` that is identified as another person and not
+        as them (at the identification threshold): most likely the wrong person was picked."""
+        self._check_active(model)
+        try:
+            threshold = self.threshold(model)
+        except NotCalibrated:
+            return  # no threshold to tell a match by: nothing to check against
+        [match] = self.match(model.name, vector[None], self.settings.top_k, threshold, self.views_offset(model))
+        top = match.identity
+        if top is None or top.person_id == person_id:
+            return
+        if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
+            return
+        raise MatchesAnotherPerson(
+            f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f}), "
+            f"not as person {person_id}; send force=true to add it anyway; nothing was stored"
         )
 
     def _record_run(
@@ -314,4 +393,10 @@ class ManyAnglesService:
         person = self.store.find_person(key)
         counts = self.store.delete_person(person.id)
         prune_removals(self.store)  # the removal log keeps a day (core/store/removals.py)
+        return counts
+
+    def delete_image(self, person_id: int, image_id: int) -> dict[str, int]:
+        """Erase one image of a person (a view, or one of several photos) with its embeddings."""
+        counts = self.store.delete_image(person_id, image_id)
+        prune_removals(self.store)
         return counts

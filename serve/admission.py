@@ -14,6 +14,7 @@ are in flight, everything is admitted.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +28,17 @@ CLASSES: dict[tuple[str, str], str] = {
     ("POST", "/api/enroll"): "enroll",
     ("POST", "/v1/generate"): "enroll",
 }
+
+_ADD_PHOTO = re.compile(r"/v1/persons/\d+/photos")
+
+
+def request_class(method: str, path: str) -> str | None:
+    """The admission class of a request (None: not admission-controlled)."""
+    path = path.rstrip("/")
+    if method == "POST" and _ADD_PHOTO.fullmatch(path):
+        return "enroll"
+    return CLASSES.get((method, path))
+
 
 # In flight at most, per class, before its throughput is known (a burst at start-up).
 COLD_LIMIT: dict[str, int] = {"identify": 8, "enroll": 4}

@@ -9,11 +9,8 @@ Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-A
 # No `from __future__ import annotations` here: Serve ships the ingress class to replicas by
 # value, and FastAPI must resolve these annotations there (string annotations would not).
 
-import asyncio
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -22,7 +19,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.enrollment import ProgressEvent
 from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy
 from core.schemas import (
     BatchingStats,
@@ -47,9 +43,10 @@ from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
 from serve.admin_api import router as admin_router
-from serve.admission import CLASSES, Admission
+from serve.admission import Admission, request_class
 from serve.auth import ensure_api_key
-from serve.deps import CanEnroll, CanIdentify, CanRead, errors
+from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors
+from serve.enroll_stream import NDJSON, stream_enrollment
 from serve.gallery_api import router as gallery_router
 from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
@@ -57,17 +54,14 @@ from serve.remote import RemoteFaces, RemoteViews, wait
 log = logging.getLogger("ray.serve")
 
 
-class _ClientGone(Exception):
-    """Raised in a streamed enrollment's thread when its client has hung up."""
-
-
-NDJSON = "application/x-ndjson"
 MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory and its time on the Embedder
 
 
 app = FastAPI(
     title="ManyAngles",
-    version="1.3",  # 1.3: GET /v1/export has an ETag (304 to If-None-Match); 1.2: GET /v1/persons pages
+    # 1.4: a photo added to a person, one image deleted; 1.3: GET /v1/export has an ETag (304 to
+    # If-None-Match); 1.2: GET /v1/persons pages
+    version="1.4",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
 )
 app.include_router(admin_router)
@@ -121,7 +115,7 @@ async def _size_cap(request: Request, call_next: Any) -> Any:
 async def _shed_load(request: Request, call_next: Any) -> Any:
     """503 + Retry-After at once when the expected wait is over the budget (serve/admission.py)."""
     admission: Admission | None = getattr(request.app.state, "admission", None)
-    kind = CLASSES.get((request.method, request.url.path.rstrip("/")))
+    kind = request_class(request.method, request.url.path)
     if admission is None or kind is None:
         return await call_next(request)
     verdict = admission.enter(kind)
@@ -280,53 +274,47 @@ class API:
             "seed": seed,
         }
         if NDJSON in request.headers.get("accept", ""):
-            return StreamingResponse(self._stream_enroll(name, data, kwargs), media_type=NDJSON)
+            stream = stream_enrollment(lambda progress: self.service.enroll(name, data, progress=progress, **kwargs))
+            return StreamingResponse(stream, media_type=NDJSON)
         return EnrollResponse.of(self.service.enroll(name, data, **kwargs))
 
-    async def _stream_enroll(self, name: str, data: bytes, kwargs: dict[str, Any]) -> AsyncIterator[bytes]:
-        """Progress lines, then the result or the error. The enrollment runs on its own thread; a
-        client that hangs up before the result (Serve cancels this generator) stops it at its next
-        step before the store, as a hang-up stops a plain request: nothing is stored."""
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        hung_up = threading.Event()
-
-        def put(kind: str, item: Any) -> None:  # from the enrollment's thread into this loop
-            loop.call_soon_threadsafe(events.put_nowait, (kind, item))
-
-        def progress(event: ProgressEvent) -> None:
-            if hung_up.is_set() and event.stage != "stored":  # "stored" comes after the commit
-                raise _ClientGone
-            put("event", event)
-
-        def run() -> None:
-            try:
-                result = self.service.enroll(name, data, progress=progress, **kwargs)
-                put("result", result)
-            except _ClientGone:
-                log.info("streamed enrollment stopped before storing: the client hung up; nothing was stored")
-            except ManyAnglesError as exc:
-                put("error", ErrorResponse.of_error(exc).body())
-            except Exception:
-                log.exception("enrollment failed")
-                put("error", ErrorResponse.of("internal_error", "enrollment failed; nothing was stored").body())
-
-        threading.Thread(target=run, daemon=True).start()
-        try:
-            while True:
-                kind, item = await events.get()
-                if kind == "event":
-                    event: ProgressEvent = item
-                    line = {"type": "progress", "stage": event.stage, "message": event.message, **event.data}
-                elif kind == "result":
-                    line = {"type": "result", **EnrollResponse.of(item).model_dump()}
-                else:
-                    line = {"type": "error", **item}
-                yield (json.dumps(line) + "\n").encode()
-                if kind != "event":
-                    return
-        finally:
-            hung_up.set()  # after the last line too: harmless, the enrollment has ended
+    @app.post(
+        "/v1/persons/{person_id}/photos",
+        status_code=201,
+        response_model=EnrollResponse,
+        responses={**ENROLL_STREAM, **errors(404, 409, 413, 422, 503)},
+    )
+    def add_photo(
+        self,
+        _: CanEnroll,
+        request: Request,
+        person_id: RowId,
+        photo: Annotated[UploadFile, File()],
+        use_augmentation: Annotated[bool, Form()] = False,
+        num_variations: Annotated[int | None, Form()] = None,
+        views: Annotated[str | None, Form(description="comma-separated or JSON list")] = None,
+        seed: Annotated[int, Form()] = 0,
+        face: Annotated[str, Form(description="single, largest or an index")] = "single",
+        force: Annotated[bool, Form(description="add it even if it is identified as someone else")] = False,
+    ) -> Any:
+        """Another photo of an enrolled person, with views of it when asked for; all or nothing.
+        409 when the person already has this photo, or when it is identified as another person
+        and not as them (``force=true`` adds it anyway)."""
+        data = _read_upload(photo, self.settings.max_upload_bytes)
+        kwargs: dict[str, Any] = {
+            "face": _face_policy(face),
+            "augment": use_augmentation or views is not None or num_variations is not None,
+            "views": _views(views),
+            "num_variations": num_variations,
+            "seed": seed,
+            "force": force,
+        }
+        if NDJSON in request.headers.get("accept", ""):
+            stream = stream_enrollment(
+                lambda progress: self.service.add_photo(person_id, data, progress=progress, **kwargs)
+            )
+            return StreamingResponse(stream, media_type=NDJSON)
+        return EnrollResponse.of(self.service.add_photo(person_id, data, **kwargs))
 
     @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=errors(409, 413, 422, 503))
     def enroll_legacy(

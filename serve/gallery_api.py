@@ -1,5 +1,5 @@
-"""Gallery routes: persons a page at a time, one person with their images, rename, delete, and a
-Parquet snapshot of one table. Each is one store call; none touches the Embedder or Generator.
+"""Gallery routes: persons a page at a time, one person with their images, rename, delete (a
+person or one of their images), and a Parquet snapshot of one table. Each is one store call; none touches the Embedder or Generator.
 
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
@@ -9,7 +9,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import Response
 
-from core.schemas_gallery import ChangesOut, DeleteResponse, PersonDetailOut, PersonOut, PersonsPage
+from core.schemas_gallery import (
+    ChangesOut,
+    DeleteResponse,
+    ImageDeleteResponse,
+    PersonDetailOut,
+    PersonOut,
+    PersonsPage,
+)
 from core.service import ManyAnglesService
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
@@ -74,6 +81,15 @@ def rename_person(request: Request, _: Admin, person_id: RowId, name: Annotated[
 def delete_person(request: Request, _: Admin, person_id: RowId) -> DeleteResponse:
     """Erase every row and file of the person."""
     return DeleteResponse.of(person_id, _service(request).delete(person_id))
+
+
+@router.delete(
+    "/v1/persons/{person_id}/images/{image_id}", response_model=ImageDeleteResponse, responses=errors(404, 409)
+)
+def delete_image(request: Request, _: Admin, person_id: RowId, image_id: RowId) -> ImageDeleteResponse:
+    """Erase one image of a person (a generated view, or one of several photos) with its
+    embeddings; 409 for the person's only uploaded photo (delete the person instead)."""
+    return ImageDeleteResponse.of(person_id, image_id, _service(request).delete_image(person_id, image_id))
 
 
 @router.get(

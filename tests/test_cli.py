@@ -118,6 +118,31 @@ def test_two_faces_with_largest_and_delete(tmp_path: Path):
     assert again.returncode == 4 and "person_not_found" in again.stderr
 
 
+def test_add_a_photo_list_and_remove_images(tmp_path: Path):
+    data = tmp_path / "data"
+    assert cli(data, "enroll", "Cate", photo("Cate_Blanchett")).returncode == 0
+    added = cli(data, "add-photo", "Cate", photo("Cate_Blanchett", 2), "--views", "left")
+    assert added.returncode == 0, added.stderr
+    assert "added a photo of 'Cate'" in added.stdout and "original, augmented_left" in added.stdout
+    before = tree_digest(data)
+    again = cli(data, "add-photo", "Cate", photo("Cate_Blanchett", 2))
+    assert again.returncode == 5 and "photo_exists" in again.stderr
+    assert cli(data, "add-photo", "Nobody", photo("Cate_Blanchett", 3)).returncode == 4
+    assert tree_digest(data) == before
+    listed = cli(data, "--json", "images", "Cate")
+    assert listed.returncode == 0, listed.stderr
+    images = json.loads(listed.stdout)["images"]
+    assert [i["display_name"] for i in images] == ["original.jpg", "original_2.jpg", "augmented_left_1.png"]
+    view, first, second = images[2]["id"], images[0]["id"], images[1]["id"]
+    removed = cli(data, "remove-image", "Cate", view)
+    assert removed.returncode == 0 and "1 embedding(s), 1 file(s)" in removed.stdout
+    assert cli(data, "remove-image", "Cate", first).returncode == 0
+    last = cli(data, "remove-image", "Cate", second)
+    assert last.returncode == 6 and "last_photo" in last.stderr
+    text = cli(data, "images", "Cate").stdout.splitlines()
+    assert len(text) == 1 and "original_2.jpg" in text[0] and str(second) in text[0]
+
+
 def small_dataset(root: Path, identities: list[str]) -> Path:
     for identity in identities:
         (root / identity).mkdir(parents=True)

@@ -328,6 +328,41 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     assert "Renamed *Leo* [2]" in names and "Rename Me" not in names
 
 
+def test_add_a_photo_and_remove_a_view_from_the_gallery(console_env: httpx.Client):
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Photo Adder", "views": "left"},
+        files={"photo": ("p.jpg", photo_bytes("Sarah_Jessica_Parker", 1), "image/jpeg")},
+    ).json()
+    person = enrolled["person_id"]
+    try:
+        at = page("gallery")
+        at.text_input[0].input("Photo Adder").run()
+        at.file_uploader[0].set_value(("p.jpg", photo_bytes("Sarah_Jessica_Parker", 2), "image/jpeg"))
+        next(b for b in at.button if b.label == "Add photo").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.success and "Added a photo of Photo Adder: 1 embedding(s)" in at.success[0].value
+        images = console_env.get(f"/v1/persons/{person}", headers=AUTH).json()["images"]
+        assert [i["display_name"] for i in images] == ["original.jpg", "augmented_left_1.png", "original_2.jpg"]
+
+        at.file_uploader[0].set_value(("p.jpg", photo_bytes("Sarah_Jessica_Parker", 2), "image/jpeg"))
+        next(b for b in at.button if b.label == "Add photo").click().run()
+        assert at.error and "already has this photo" in at.error[0].value and "photo\\_exists" in at.error[0].value
+
+        at.toggle[0].set_value(True).run()
+        at.button(key=f"remove-{images[1]['id']}").click().run()
+        assert not at.exception, at.exception
+        assert at.success and "Removed augmented\\_left\\_1\\.png and 1 embedding(s)" in at.success[0].value
+        left = console_env.get(f"/v1/persons/{person}", headers=AUTH).json()
+        assert [i["display_name"] for i in left["images"]] == ["original.jpg", "original_2.jpg"]
+        assert left["embedding_counts"]["dlib-resnet-v1-flip"] == {"original": 2}
+        [row] = [r for r in at.session_state["gallery_rows"] if r["id"] == person]  # the DuckDB view, re-read
+        assert row["original"] == 2 and row.get("augmented_left", 0) == 0
+    finally:
+        console_env.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
 def test_names_and_messages_are_shown_as_written():
     from console.text import plain
 

@@ -10,11 +10,22 @@ import time
 
 import httpx
 
-from serve.admission import HEADROOM, Admission
+from serve.admission import HEADROOM, Admission, request_class
 
 from conftest import AUTH, photo_bytes
 
 log = logging.getLogger(__name__)  # figures for RELIABILITY.md: pytest --log-cli-level=INFO
+
+
+def test_each_costly_route_has_its_admission_class():
+    assert request_class("POST", "/v1/persons") == "enroll"
+    assert request_class("POST", "/v1/persons/12/photos") == "enroll"
+    assert request_class("POST", "/v1/persons/12/photos/") == "enroll"
+    assert request_class("POST", "/v1/identify/") == "identify"
+    assert request_class("POST", "/v1/persons/12") is None
+    assert request_class("GET", "/v1/persons/12/photos") is None
+    assert request_class("POST", "/v1/persons/x/photos") is None
+    assert request_class("DELETE", "/v1/persons/12/images/3") is None
 
 
 def test_admission_refuses_only_what_would_wait_too_long(monkeypatch):

@@ -1,4 +1,5 @@
-"""Who is enrolled, from which sources; a person's images; rename, delete; a 2-D projection."""
+"""Who is enrolled, from which sources; a person's images (remove one, add a photo); rename,
+delete; a 2-D projection."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import streamlit as st
 
 from console import gallery_source
 from console.analytics import SORTS, counts_by_source, persons_page, projection
-from console.client import ApiError
+from console.client import ApiError, Upload
 from console.config import api, load_config
 from console.text import plain
 
@@ -22,6 +23,19 @@ def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, 
     return persons, counts, total
 
 
+def _expire() -> None:
+    """The gallery changed: read it again."""
+    st.cache_data.clear()
+    gallery_source.current().expire()
+
+
+def _changed(notice: str) -> None:
+    """The open person changed: read the gallery again and show them anew, with ``notice``."""
+    _expire()
+    st.session_state["gallery_notice"] = notice
+    st.rerun()
+
+
 st.title("Gallery")
 config = load_config()
 where = gallery_source.where()
@@ -29,8 +43,7 @@ st.caption(
     f"reading {'the local store ' + where if config.data_dir else 'Parquet snapshots from ' + where} with DuckDB"
 )
 if st.button("Refresh", help="re-read the gallery now (a remote snapshot is checked for changes every 30 s)"):
-    st.cache_data.clear()
-    gallery_source.current().expire()
+    _expire()
 search = st.text_input("Search by name")
 sort = st.selectbox("Sort", list(SORTS))
 page = int(st.number_input("Page", min_value=1, value=1, step=1)) - 1
@@ -56,6 +69,8 @@ if len(persons):
         st.error(plain(exc.friendly()))
         st.stop()
     st.subheader(plain(detail["name"]))
+    if notice := st.session_state.pop("gallery_notice", None):
+        st.success(notice)
     st.dataframe(
         pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
         use_container_width=True,
@@ -63,17 +78,43 @@ if len(persons):
     by_source: dict[str, list[dict]] = {}
     for image in detail["images"]:
         by_source.setdefault(image["source"], []).append(image)
+    editing = st.toggle("Remove images", help="a Remove button under each image; the person's last photo stays")
     for column, (source, images) in zip(st.columns(max(1, len(by_source))), by_source.items()):
         with column:
             st.caption(source)
             for image in images:
-                st.image(api().image(image["url"]), use_container_width=True)
+                st.image(api().image(image["url"]), caption=plain(image["display_name"]), use_container_width=True)
+                if editing and st.button("Remove", key=f"remove-{image['id']}"):
+                    try:
+                        gone = api().delete_image(person_id, image["id"])
+                        _changed(f"Removed {plain(image['display_name'])} and {gone['embeddings']} embedding(s)")
+                    except ApiError as exc:
+                        st.error(plain(exc.friendly()))
+    with st.expander("Add a photo of this person"):
+        extra = st.file_uploader("Another photo", type=["jpg", "jpeg", "png", "webp"], key=f"add-{person_id}")
+        with_views = st.checkbox("Generate views of it too (the generator's default set)", key=f"views-{person_id}")
+        force = st.checkbox("Add it even if it is identified as someone else", key=f"force-{person_id}")
+        if st.button("Add photo"):
+            if extra is None:
+                st.error("Choose a photo.")
+            else:
+                upload = Upload(extra.name or "photo.jpg", extra.getvalue(), extra.type or "image/jpeg")
+                try:
+                    added = api().add_photo(person_id, upload, augment=with_views, force=force)
+                    accepted = sum(v["accepted"] for v in added["views"])
+                    _changed(
+                        f"Added a photo of {plain(added['name'])}: {added['num_embeddings']} embedding(s), "
+                        f"{accepted} of {len(added['views'])} view(s) kept"
+                    )
+                except ApiError as exc:
+                    st.error(plain(exc.friendly()))
+                    if exc.code == "matches_another_person":
+                        st.caption("If it is them, tick 'Add it even if it is identified as someone else'.")
     new_name = st.text_input("New name", value=detail["name"], key=f"rename-{person_id}")
     if st.button("Rename") and new_name != detail["name"]:
         try:
             api().rename(person_id, new_name)
-            st.cache_data.clear()
-            gallery_source.current().expire()
+            _expire()
             st.success(f"Renamed to {plain(new_name)}")
         except ApiError as exc:
             st.error(plain(exc.friendly()))
@@ -81,8 +122,7 @@ if len(persons):
         if st.button("Delete", type="primary"):
             try:
                 gone = api().delete(person_id)
-                st.cache_data.clear()
-                gallery_source.current().expire()
+                _expire()
                 st.success(
                     f"Deleted: {gone['images']} image(s), {gone['embeddings']} embedding(s), {gone['files']} file(s)"
                 )

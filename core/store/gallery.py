@@ -9,6 +9,7 @@ failure the rows roll back and the files it created are removed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sqlite3
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import InvalidName, ModelSwitching, PersonExists, PersonNotFound
+from core.errors import InvalidName, LastPhoto, ModelSwitching, PersonExists, PersonNotFound, PhotoExists
 from core.store.records import (
     Enrollment,
     GalleryMatrix,
@@ -131,11 +132,16 @@ class GalleryStore(RunLog, ThresholdRows):
         return self._transaction()
 
     # --- enrollment --------------------------------------------------------------------------
-    def add_person(self, enrollment: Enrollment, into: int | None = None, any_model: bool = False) -> int:
+    def add_person(
+        self, enrollment: Enrollment, into: int | None = None, any_model: bool = False, new_photo: bool = False
+    ) -> int:
         """Store a person with all their images, embeddings and generation runs, atomically.
 
-        ``into``: add them to that existing person instead (an import's merge), leaving out an
-        image the person already has (same bytes, same source) and its embeddings.
+        ``into``: add them to that existing person instead (an import's merge, a photo added to
+        a person), leaving out an image the person already has (same bytes, same source) and its
+        embeddings; a display name the person already uses gets the next free number
+        (``original_2.jpg``, ``augmented_left_2.png``). ``new_photo``: the first image is a photo
+        added to ``into``, refused if the person already has it.
         Vectors must be of the active model (checked under the write lock: an enrollment that
         raced a model switch is refused, not stored half-embedded); ``any_model``: an import."""
         name = normalise_name(enrollment.name)
@@ -152,6 +158,7 @@ class GalleryStore(RunLog, ThresholdRows):
                     _check_active(conn, {e.model for e in enrollment.embeddings})
                 now = utc_now()
                 had: set[tuple[str, str]] = set()
+                taken: set[str] = set()
                 if into is None:
                     try:
                         person_id = rowid(
@@ -163,11 +170,20 @@ class GalleryStore(RunLog, ThresholdRows):
                     if conn.execute("SELECT 1 FROM persons WHERE id = ?", (into,)).fetchone() is None:
                         raise PersonNotFound(f"no person with id {into}")
                     person_id = into
-                    had = set(conn.execute("SELECT sha256, source FROM images WHERE person_id = ?", (into,)))
+                    known = conn.execute(
+                        "SELECT id, sha256, source, display_name FROM images WHERE person_id = ?", (into,)
+                    )
+                    for image_id, sha256, source, display_name in known:
+                        had.add((sha256, source))
+                        taken.add(display_name)
+                        if new_photo and sha256 == enrollment.images[0].sha256 and source == "original":
+                            raise PhotoExists(
+                                f"person {into} already has this photo (image {image_id}); nothing was stored"
+                            )
                 image_ids = [
                     None
                     if (image.sha256, image.source) in had
-                    else self._insert_image(conn, person_id, image, path, now)
+                    else self._insert_image(conn, person_id, _free_display_name(image, taken), path, now)
                     for image, path in zip(enrollment.images, paths)
                 ]
                 for embedding in enrollment.embeddings:
@@ -307,6 +323,15 @@ class GalleryStore(RunLog, ThresholdRows):
         record = ImageRecord(*row)
         return record, (self.data_dir / record.path).read_bytes()
 
+    def find_image(self, person_id: int, sha256: str, source: str) -> int | None:
+        """The id of the person's image with these bytes and source, if they have one."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT id FROM images WHERE person_id = ? AND sha256 = ? AND source = ? LIMIT 1",
+                (person_id, sha256, source),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def gallery_version(self, model: str) -> tuple[int, int, float]:
         """Changes whenever the model's embeddings change (a cheap cache key)."""
         with self._connect() as conn:
@@ -375,6 +400,41 @@ class GalleryStore(RunLog, ThresholdRows):
         log.info("deleted person %d: %s", person_id, counts)
         return counts
 
+    def delete_image(self, person_id: int, image_id: int) -> dict[str, int]:
+        """Erase one image of a person: its row, its embeddings (every model) and its file when no
+        other row names it. The person's last uploaded photo stays (delete the person instead)."""
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+                raise PersonNotFound(f"no person with id {person_id}")
+            row = conn.execute(
+                "SELECT path, source FROM images WHERE id = ? AND person_id = ?", (image_id, person_id)
+            ).fetchone()
+            if row is None:
+                raise PersonNotFound(f"person {person_id} has no image {image_id}")
+            path, source = row
+            if source == "original":
+                others = conn.execute(
+                    "SELECT COUNT(*) FROM images WHERE person_id = ? AND source = 'original' AND id != ?",
+                    (person_id, image_id),
+                ).fetchone()[0]
+                if not others:
+                    raise LastPhoto(
+                        f"image {image_id} is person {person_id}'s only uploaded photo; "
+                        "delete the person instead; nothing was changed"
+                    )
+            counts = {
+                "images": 1,
+                "embeddings": conn.execute(
+                    "SELECT COUNT(*) FROM embeddings WHERE image_id = ?", (image_id,)
+                ).fetchone()[0],
+            }
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))  # its embeddings cascade
+        counts["files"] = len(self.remove_unreferenced([self.data_dir / path]))
+        with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        log.info("deleted image %d of person %d: %s", image_id, person_id, counts)
+        return counts
+
     def remove_unreferenced(self, files: list[Path]) -> list[Path]:
         """Unlink the files no image row names; returns those removed."""
         if not files:
@@ -395,6 +455,25 @@ class GalleryStore(RunLog, ThresholdRows):
                 with contextlib.suppress(OSError):
                     path.parent.rmdir()  # only succeeds when empty
         return removed
+
+
+def _free_display_name(image: NewImage, taken: set[str]) -> NewImage:
+    """``image`` with a display name no other image of the person has (and marks it taken):
+    ``original.jpg`` -> ``original_2.jpg``, ``augmented_left_1.png`` -> ``augmented_left_2.png``."""
+    name = image.display_name
+    if name in taken:
+        stem, dot, extension = name.rpartition(".")
+        stem, extension = (stem, dot + extension) if dot else (name, "")
+        base, _, number = stem.rpartition("_")
+        base, start = (base, int(number) + 1) if base and number.isdigit() else (stem, 2)
+        name = next(
+            f"{base}_{k}{extension}"
+            for k in range(start, start + len(taken) + 2)
+            if f"{base}_{k}{extension}" not in taken
+        )
+        image = dataclasses.replace(image, display_name=name)
+    taken.add(name)
+    return image
 
 
 def _check_active(conn: sqlite3.Connection, models: set[str]) -> None:

@@ -1,0 +1,220 @@
+"""One more photo of an enrolled person, and one image of a person erased: in the store, then
+over real HTTP on the session's Serve app."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+from test_store import enrollment, image
+
+from core.errors import LastPhoto, PersonNotFound, PhotoExists
+from core.store.changes import changes_since
+from core.store.gallery import GalleryStore, _free_display_name
+from core.store.records import Enrollment
+
+from conftest import AUTH, photo_bytes, tree_digest
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def second_photo(name: str, seed: int, n_views: int = 1) -> Enrollment:
+    """Another photo of ``name`` with its views: different bytes, the same display names."""
+    first = enrollment(name, seed, n_views)
+    images = [dataclasses.replace(img, data=b"second " + img.data) for img in first.images]
+    images = [dataclasses.replace(img, sha256=image(img.data).sha256) for img in images]
+    return dataclasses.replace(first, images=images)
+
+
+@pytest.mark.parametrize(
+    "name, taken, expected",
+    [
+        ("original.jpg", set(), "original.jpg"),
+        ("original.jpg", {"original.jpg"}, "original_2.jpg"),
+        ("original.jpg", {"original.jpg", "original_2.jpg"}, "original_3.jpg"),
+        ("augmented_left_1.png", {"augmented_left_1.png"}, "augmented_left_2.png"),
+        ("augmented_left_1.png", {"augmented_left_1.png", "augmented_left_2.png"}, "augmented_left_3.png"),
+        ("augmented_up_2.png", {"augmented_up_2.png"}, "augmented_up_3.png"),
+        ("noextension", {"noextension"}, "noextension_2"),
+    ],
+)
+def test_display_names_get_the_next_free_number(name: str, taken: set[str], expected: str):
+    picked = _free_display_name(dataclasses.replace(image(b"x"), display_name=name), taken)
+    assert picked.display_name == expected and expected in taken
+
+
+def test_a_second_photo_joins_the_person_with_names_of_its_own(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada = store.add_person(enrollment("Ada", 1, n_views=1))
+    token = changes_since(store.db_path).token
+    assert store.add_person(second_photo("Ada", 2), into=ada, new_photo=True) == ada
+    detail = store.person_detail(ada)
+    assert [i.display_name for i in detail.images] == [
+        "original.jpg",
+        "augmented_v0.png",
+        "original_2.jpg",
+        "augmented_v0_2.png",
+    ]
+    assert detail.embedding_counts == {"m1": {"augmented_v0": 2, "original": 2}}
+    assert store.find_image(ada, image(b"second photo of Ada").sha256, "original") == detail.images[2].id
+    assert changes_since(store.db_path, token).person_ids == (ada,)
+
+
+def test_the_same_photo_twice_is_refused_and_changes_nothing(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada = store.add_person(enrollment("Ada", 1, n_views=1))
+    before = tree_digest(tmp_path)
+    with pytest.raises(PhotoExists, match="already has this photo"):
+        store.add_person(enrollment("Ada", 3, n_views=2), into=ada, new_photo=True)
+    assert tree_digest(tmp_path) == before
+    with pytest.raises(PersonNotFound):
+        store.add_person(second_photo("Ada", 2), into=ada + 100, new_photo=True)
+    assert tree_digest(tmp_path) == before
+
+
+def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada_enrollment = enrollment("Ada", 1, n_views=2)
+    ada = store.add_person(ada_enrollment)
+    bob = store.add_person(enrollment("Bob", 2))
+    bob_before = store.person_detail(bob)
+    view = store.person_detail(ada).images[1]
+    token = changes_since(store.db_path).token
+    assert store.delete_image(ada, view.id) == {"images": 1, "embeddings": 1, "files": 1}
+    detail = store.person_detail(ada)
+    assert [i.id for i in detail.images] == [i.id for i in store.person_detail(ada).images]
+    assert view.id not in {i.id for i in detail.images} and len(detail.images) == 2
+    assert detail.embedding_counts == {"m1": {"augmented_v1": 1, "original": 1}}
+    assert store.person_detail(bob) == bob_before
+    assert not (tmp_path / view.path).exists()
+    assert changes_since(store.db_path, token).person_ids == (ada,)
+    conn = sqlite3.connect(store.db_path)
+    assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE image_id = ?", (view.id,)).fetchone()[0] == 0
+    removed = conn.execute("SELECT COUNT(*) FROM embedding_removals").fetchone()[0]
+    conn.close()
+    assert removed == 1  # the search index drops the vector at its next refresh
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    erased = ada_enrollment.embeddings[1]
+    assert erased.vector.astype("<f4").tobytes() not in on_disk, "the erased vector is still readable"
+    assert ada_enrollment.images[1].data not in on_disk, "the erased view's bytes are still readable"
+    assert ada_enrollment.embeddings[0].vector.astype("<f4").tobytes() in on_disk  # the scan would see it
+
+
+def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada = store.add_person(enrollment("Ada", 1, n_views=0))
+    carol_enrollment = enrollment("Carol", 5, n_views=0)
+    carol = store.add_person(Enrollment("Carol", [image(b"photo of Ada")], carol_enrollment.embeddings[:1]))
+    assert store.add_person(second_photo("Carol", 6, n_views=0), into=carol, new_photo=True) == carol
+    shared = store.person_detail(carol).images[0]
+    assert store.delete_image(carol, shared.id) == {"images": 1, "embeddings": 1, "files": 0}
+    assert store.image(ada, store.person_detail(ada).images[0].id)[1] == b"photo of Ada"
+    before = tree_digest(tmp_path)
+    last = store.person_detail(carol).images[0]
+    with pytest.raises(LastPhoto, match="only uploaded photo"):
+        store.delete_image(carol, last.id)
+    with pytest.raises(PersonNotFound, match="has no image"):
+        store.delete_image(ada, last.id)  # Carol's image, asked of Ada
+    with pytest.raises(PersonNotFound, match="no person"):
+        store.delete_image(carol + 100, last.id)
+    assert tree_digest(tmp_path) == before
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+
+def enroll(api: httpx.Client, name: str, identity: str, n: int = 1) -> int:
+    response = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": name},
+        files={"photo": ("p.jpg", photo_bytes(identity, n), "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json()["person_id"])
+
+
+def add(api: httpx.Client, person_id: int, identity: str, n: int, **form: str) -> httpx.Response:
+    return api.post(
+        f"/v1/persons/{person_id}/photos",
+        headers=AUTH,
+        data=form,
+        files={"photo": ("p.jpg", photo_bytes(identity, n), "image/jpeg")},
+    )
+
+
+def test_add_a_photo_then_remove_images_over_http(api: httpx.Client):
+    images_dir = api.data_dir / "images"  # type: ignore[attr-defined]
+    scarlett = enroll(api, "Scarlett Photos", "Scarlett_Johansson")
+    winona = enroll(api, "Winona Photos", "Winona_Ryder")
+    try:
+        added = add(api, scarlett, "Scarlett_Johansson", 2, views="left,smiling")
+        assert added.status_code == 201, added.text
+        body = added.json()
+        assert body["person_id"] == scarlett and body["name"] == "Scarlett Photos"
+        assert body["sources"][0] == "original" and len(body["views"]) == 2
+        detail = api.get(f"/v1/persons/{scarlett}", headers=AUTH).json()
+        names = [i["display_name"] for i in detail["images"]]
+        assert names[:2] == ["original.jpg", "original_2.jpg"] and len(names) == body["num_images"] + 1
+        assert detail["embedding_counts"]["dlib-resnet-v1-flip"]["original"] == 2
+
+        before = tree_digest(images_dir)
+        again = add(api, scarlett, "Scarlett_Johansson", 2)
+        assert again.status_code == 409 and again.json()["error"]["code"] == "photo_exists"
+        wrong = add(api, scarlett, "Winona_Ryder", 2, views="left")
+        assert wrong.status_code == 409, wrong.text
+        error = wrong.json()["error"]
+        assert error["code"] == "matches_another_person" and f"person {winona}" in error["message"]
+        missing = add(api, 999_999_999, "Scarlett_Johansson", 3)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"
+        assert tree_digest(images_dir) == before
+        assert api.get(f"/v1/persons/{scarlett}", headers=AUTH).json() == detail
+
+        forced = add(api, scarlett, "Winona_Ryder", 2, force="true")
+        assert forced.status_code == 201, forced.text
+        wrong_image = api.get(f"/v1/persons/{scarlett}", headers=AUTH).json()["images"][-1]
+        assert wrong_image["display_name"] == "original_3.jpg"
+        gone = api.delete(f"/v1/persons/{scarlett}/images/{wrong_image['id']}", headers=AUTH)
+        assert gone.status_code == 200, gone.text
+        assert gone.json() == {"person_id": scarlett, "deleted_image": wrong_image["id"], "embeddings": 1, "files": 1}
+        assert api.get(wrong_image["url"], headers=AUTH).status_code == 404
+        probe = {"photo": ("p.jpg", photo_bytes("Winona_Ryder", 2), "image/jpeg")}
+        found = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "3"}).json()["faces"][0]
+        assert found["identity"]["person_id"] == winona  # Scarlett's wrong photo no longer answers
+
+        images = api.get(f"/v1/persons/{scarlett}", headers=AUTH).json()["images"]
+        for victim in [i for i in images if i["source"] != "original"] + images[:1]:
+            assert api.delete(f"/v1/persons/{scarlett}/images/{victim['id']}", headers=AUTH).status_code == 200
+        [last] = api.get(f"/v1/persons/{scarlett}", headers=AUTH).json()["images"]
+        assert last["display_name"] == "original_2.jpg"
+        refused = api.delete(f"/v1/persons/{scarlett}/images/{last['id']}", headers=AUTH)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "last_photo"
+        probe = {"photo": ("p.jpg", photo_bytes("Scarlett_Johansson", 3), "image/jpeg")}
+        found = api.post("/v1/identify", headers=AUTH, files=probe).json()["faces"][0]
+        assert found["identity"]["person_id"] == scarlett
+    finally:
+        for person in (scarlett, winona):
+            api.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
+def test_a_streamed_added_photo_reports_progress_then_the_result(api: httpx.Client):
+    person = enroll(api, "Jennifer Photos", "Jennifer_Aniston")
+    try:
+        with api.stream(
+            "POST",
+            f"/v1/persons/{person}/photos",
+            headers={**AUTH, "Accept": "application/x-ndjson"},
+            data={"views": "up"},
+            files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 2), "image/jpeg")},
+        ) as response:
+            assert response.status_code == 200
+            lines = [json.loads(line) for line in response.iter_lines() if line.strip()]
+        stages = [line.get("stage") for line in lines[:-1]]
+        assert stages[:3] == ["decoded", "detected", "generating"] and stages[-2:] == ["embedded", "stored"]
+        assert lines[-1]["type"] == "result" and lines[-1]["person_id"] == person
+    finally:
+        api.delete(f"/v1/persons/{person}", headers=AUTH)
