@@ -143,16 +143,30 @@ class ApiClient:
         return self._call("POST", "/v1/embed", files=files).json()["results"][0]["faces"]
 
     def enroll_stream(
-        self, name: str, photo: Upload, augment: bool, views: list[str] | None, seed: int, face: str = "single"
+        self,
+        name: str,
+        photo: Upload,
+        augment: bool,
+        views: list[str] | None,
+        seed: int,
+        face: str = "single",
+        into: int | None = None,
+        force: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """The NDJSON lines of a streamed enrollment; the last is a result or an error line."""
-        data = {"name": name, "use_augmentation": str(augment).lower(), "seed": str(seed), "face": face}
+        """The NDJSON lines of a streamed enrollment (``into``: the photo added to that person,
+        ``force``: even if it is identified as someone else); the last is a result or an error line."""
+        data = {"use_augmentation": str(augment).lower(), "seed": str(seed), "face": face}
+        if into is None:
+            data["name"] = name
+        else:
+            data["force"] = str(force).lower()
         if augment and views:
             data["views"] = ",".join(views)
         files = {"photo": (photo.name, photo.data, photo.mime)}
         headers = {"Accept": "application/x-ndjson"}
+        path = "/v1/persons" if into is None else f"/v1/persons/{into}/photos"
         try:
-            with self._http.stream("POST", "/v1/persons", data=data, files=files, headers=headers) as response:
+            with self._http.stream("POST", path, data=data, files=files, headers=headers) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)

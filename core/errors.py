@@ -152,11 +152,16 @@ class LastPhoto(ManyAnglesError):
 
 
 class MatchesAnotherPerson(ManyAnglesError):
-    """A photo added to a person is identified as someone else (``force`` adds it anyway)."""
+    """A photo added to a person is identified as someone else (``force`` adds it anyway):
+    ``match`` (person_id, name, score, threshold) says who."""
 
     code = "matches_another_person"
     http_status = 409
     exit_code = 6
+
+    def __init__(self, message: str, match: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.match = match
 
 
 class NotCalibrated(ManyAnglesError):

@@ -30,11 +30,21 @@ class ErrorFace(Schema):
     score: float = Field(description="detector confidence")
 
 
+class ErrorMatch(Schema):
+    person_id: int
+    name: str
+    score: float = Field(description="the photo's score against that person under the matching rule")
+    threshold: float = Field(description="the identification threshold it clears")
+
+
 class ErrorDetail(Schema):
     code: str = Field(description="stable machine-readable code, e.g. no_face, person_exists, busy")
     message: str = Field(description="what went wrong, for a person to read")
     faces: list[ErrorFace] | None = Field(
         None, description="multiple_faces only: every face, largest first (the order of the `face` index)"
+    )
+    match: ErrorMatch | None = Field(
+        None, description="matches_another_person only: the person the photo is identified as"
     )
 
 
@@ -42,16 +52,23 @@ class ErrorResponse(Schema):
     error: ErrorDetail
 
     @classmethod
-    def of(cls, code: str, message: str, faces: list[dict[str, Any]] | None = None) -> ErrorResponse:
+    def of(
+        cls,
+        code: str,
+        message: str,
+        faces: list[dict[str, Any]] | None = None,
+        match: dict[str, Any] | None = None,
+    ) -> ErrorResponse:
         boxes = [ErrorFace(**f) for f in faces] if faces else None
-        return cls(error=ErrorDetail(code=code, message=message, faces=boxes))
+        who = ErrorMatch(**match) if match else None
+        return cls(error=ErrorDetail(code=code, message=message, faces=boxes, match=who))
 
     @classmethod
     def of_error(cls, exc: ManyAnglesError) -> ErrorResponse:
-        return cls.of(exc.code, exc.message, getattr(exc, "faces", None))
+        return cls.of(exc.code, exc.message, getattr(exc, "faces", None), getattr(exc, "match", None))
 
     def body(self) -> dict[str, Any]:
-        """The JSON body: ``faces`` only where there are some."""
+        """The JSON body: ``faces`` and ``match`` only where there are some."""
         return self.model_dump(exclude_none=True)
 
 

@@ -25,6 +25,7 @@ from core.errors import (
     ModelMismatch,
     ModelSwitching,
     NotCalibrated,
+    PersonExists,
     PhotoExists,
 )
 from core.matching import Candidate, MatchResult
@@ -200,6 +201,8 @@ class ManyAnglesService:
         started = time.perf_counter()
         emit = progress or (lambda event: None)
         face, augment, views, num_variations, seed = ask.face, ask.augment, ask.views, ask.num_variations, ask.seed
+        if into is None and self.store.has_person(name):  # before any work; the store checks again
+            raise PersonExists(f"a person named {name!r} is already enrolled")
         requests = None
         if augment:  # validate the request before any work
             info = self.views.generator_info()
@@ -277,7 +280,8 @@ class ManyAnglesService:
             return
         raise MatchesAnotherPerson(
             f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f}), "
-            f"not as person {person_id}; send force=true to add it anyway; nothing was stored"
+            f"not as person {person_id}; send force=true to add it anyway; nothing was stored",
+            {"person_id": top.person_id, "name": top.name, "score": top.score, "threshold": threshold},
         )
 
     def _record_run(

@@ -363,6 +363,45 @@ def test_add_a_photo_and_remove_a_view_from_the_gallery(console_env: httpx.Clien
         console_env.delete(f"/v1/persons/{person}", headers=AUTH)
 
 
+def test_enrolling_a_known_name_offers_to_add_the_photo_to_them(console_env: httpx.Client):
+    ids = [
+        console_env.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": name},
+            files={"photo": ("p.jpg", photo_bytes(identity, 1), "image/jpeg")},
+        ).json()["person_id"]
+        for name, identity in (("Offer Tony", "Tony_Stewart"), ("Offer Valentino", "Valentino_Rossi"))
+    ]
+    try:
+        at = enroll(page("enroll"), "Offer Tony", photo_bytes("Tony_Stewart", 2), ["left"])
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.warning and "Offer Tony is already enrolled" in at.warning[0].value
+        next(b for b in at.button if b.label == "Add the photo to Offer Tony").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.success and "Added a photo of Offer Tony as person" in at.success[0].value
+        detail = console_env.get(f"/v1/persons/{ids[0]}", headers=AUTH).json()
+        assert [i["display_name"] for i in detail["images"]][:2] == ["original.jpg", "original_2.jpg"]
+
+        # a photo of someone else under Tony's name: offered, refused as Valentino's, added only when asked
+        at = enroll(at, "Offer Tony", photo_bytes("Valentino_Rossi", 2), [])
+        next(b for b in at.button if b.label == "Add the photo to Offer Tony").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.warning and "identified as Offer Valentino" in at.warning[0].value
+
+        def originals() -> list[str]:
+            images = console_env.get(f"/v1/persons/{ids[0]}", headers=AUTH).json()["images"]
+            return [i["display_name"] for i in images if i["source"] == "original"]
+
+        assert originals() == ["original.jpg", "original_2.jpg"]  # nothing stored by the refusal
+        next(b for b in at.button if b.label == "Add it to Offer Tony anyway").click().run()
+        assert at.success and "Added a photo of Offer Tony" in at.success[0].value
+        assert originals() == ["original.jpg", "original_2.jpg", "original_3.jpg"]
+    finally:
+        for person in ids:
+            console_env.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
 def test_names_and_messages_are_shown_as_written():
     from console.text import plain
 

@@ -169,6 +169,8 @@ def test_add_a_photo_then_remove_images_over_http(api: httpx.Client):
         assert wrong.status_code == 409, wrong.text
         error = wrong.json()["error"]
         assert error["code"] == "matches_another_person" and f"person {winona}" in error["message"]
+        assert error["match"]["person_id"] == winona and error["match"]["name"] == "Winona Photos"
+        assert error["match"]["score"] >= error["match"]["threshold"] > 0
         missing = add(api, 999_999_999, "Scarlett_Johansson", 3)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"
         assert tree_digest(images_dir) == before
@@ -202,19 +204,27 @@ def test_add_a_photo_then_remove_images_over_http(api: httpx.Client):
 
 
 def test_a_streamed_added_photo_reports_progress_then_the_result(api: httpx.Client):
-    person = enroll(api, "Jennifer Photos", "Jennifer_Aniston")
+    person = enroll(api, "Steven Photos", "Steven_Spielberg")
     try:
         with api.stream(
             "POST",
             f"/v1/persons/{person}/photos",
             headers={**AUTH, "Accept": "application/x-ndjson"},
             data={"views": "up"},
-            files={"photo": ("p.jpg", photo_bytes("Jennifer_Aniston", 2), "image/jpeg")},
+            files={"photo": ("p.jpg", photo_bytes("Steven_Spielberg", 2), "image/jpeg")},
         ) as response:
             assert response.status_code == 200
             lines = [json.loads(line) for line in response.iter_lines() if line.strip()]
         stages = [line.get("stage") for line in lines[:-1]]
         assert stages[:3] == ["decoded", "detected", "generating"] and stages[-2:] == ["embedded", "stored"]
         assert lines[-1]["type"] == "result" and lines[-1]["person_id"] == person
+        taken = api.post(  # a name already enrolled is refused before any view is generated
+            "/v1/persons",
+            headers={**AUTH, "Accept": "application/x-ndjson"},
+            data={"name": "Steven Photos", "views": "up,down"},
+            files={"photo": ("p.jpg", photo_bytes("Steven_Spielberg", 3), "image/jpeg")},
+        )
+        [line] = [json.loads(text) for text in taken.text.splitlines() if text.strip()]
+        assert line["type"] == "error" and line["error"]["code"] == "person_exists"
     finally:
         api.delete(f"/v1/persons/{person}", headers=AUTH)

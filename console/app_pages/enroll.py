@@ -1,12 +1,15 @@
 """Enroll a person from one photo; generation progress streams live, then the preview grid.
 
 When the photo shows several faces the API refuses with ``multiple_faces``; the page then draws
-every face numbered on the photo and enrolls the one the admin picks (index 0 = largest).
+every face numbered on the photo and enrolls the one the admin picks (index 0 = largest). When the
+name is already enrolled (``person_exists``) it offers to add the photo to that person instead,
+and when such a photo is identified as someone else (``matches_another_person``), to add it anyway.
 """
 
 from __future__ import annotations
 
 import base64
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -60,6 +63,8 @@ class EnrollRequest:
     views: list[str]
     seed: int
     face: str = "single"
+    into: int | None = None  # the photo is added to this enrolled person
+    force: bool = False  # ...even if it is identified as someone else
 
 
 def _eta(request: EnrollRequest) -> str:
@@ -81,7 +86,14 @@ def _enroll(request: EnrollRequest) -> tuple[dict[str, Any] | None, dict[str, An
         bar = st.progress(0.0, text="Uploading")
         try:
             lines = api().enroll_stream(
-                request.name, request.photo, request.augment, request.views, request.seed, request.face
+                request.name,
+                request.photo,
+                request.augment,
+                request.views,
+                request.seed,
+                request.face,
+                request.into,
+                request.force,
             )
             for line in lines:
                 if line["type"] == "progress":
@@ -101,8 +113,9 @@ def _enroll(request: EnrollRequest) -> tuple[dict[str, Any] | None, dict[str, An
             error = {"code": exc.code, "message": exc.friendly()}
         if result is not None:
             bar.progress(1.0, text="Done")
+            done = "Enrolled" if request.into is None else "Added a photo of"
             status.update(
-                label=f"Enrolled {plain(result['name'])} ({result['num_embeddings']} embeddings)", state="complete"
+                label=f"{done} {plain(result['name'])} ({result['num_embeddings']} embeddings)", state="complete"
             )
         else:
             status.update(label="Enrollment failed", state="error")
@@ -131,6 +144,17 @@ def _numbered_faces(photo: Upload, faces: list[dict[str, Any]]) -> Image.Image:
     return boxed(photo.data, [f["bbox"] for f in faces], [str(i) for i in range(len(faces))], ["yellow"] * len(faces))
 
 
+def _person_named(name: str) -> int | None:
+    """The id of the person enrolled under ``name`` (as the service stores names: NFC, trimmed)."""
+    wanted = unicodedata.normalize("NFC", name).strip()
+    try:
+        page = api().persons(limit=10, prefix=wanted)
+    except ApiError as exc:
+        st.error(plain(exc.friendly()))
+        return None
+    return next((int(p["id"]) for p in page["persons"] if p["name"] == wanted), None)
+
+
 def _run(request: EnrollRequest) -> None:
     result, error = _enroll(request)
     if error is not None and error.get("code") == "multiple_faces":
@@ -143,6 +167,10 @@ def _run(request: EnrollRequest) -> None:
                 return
         st.session_state["choose_face"] = (request, faces)
         st.rerun()
+    offers = {"person_exists": request.into is None, "matches_another_person": not request.force}
+    if error is not None and offers.get(error.get("code", "")):
+        st.session_state["offer"] = (request, error)  # add to the existing person / add anyway
+        st.rerun()
     if error is not None:
         st.error(
             plain(error["message"] if error.get("code") == "api_down" else f"{error['message']} ({error['code']})")
@@ -150,8 +178,10 @@ def _run(request: EnrollRequest) -> None:
         return
     assert result is not None
     st.session_state.pop("choose_face", None)
+    st.session_state.pop("offer", None)
     st.session_state["last_enrollment"] = result
-    st.success(f"Enrolled {plain(result['name'])} as person {result['person_id']} in {result['elapsed_s']:.1f} s")
+    done = "Enrolled" if request.into is None else "Added a photo of"
+    st.success(f"{done} {plain(result['name'])} as person {result['person_id']} in {result['elapsed_s']:.1f} s")
     _grid(request.photo, result)
 
 
@@ -183,6 +213,7 @@ if st.button("Enroll", type="primary"):
         st.error("Give a name and a photo.")
         st.stop()
     st.session_state.pop("choose_face", None)
+    st.session_state.pop("offer", None)
     photo = Upload(source.name or "photo.jpg", source.getvalue(), source.type or "image/jpeg")
     wanted = views + ([custom.strip()] if custom.strip() else [])
     _run(EnrollRequest(name, photo, augment, wanted if augment else [], seed, face))
@@ -193,3 +224,22 @@ elif "choose_face" in st.session_state:
     picked = st.radio("Face", list(range(len(faces))), format_func=lambda i: f"face {i}", horizontal=True)
     if st.button(f"Enroll face {picked}"):
         _run(replace(pending, face=str(picked)))
+elif "offer" in st.session_state:
+    pending, refusal = st.session_state["offer"]
+    if refusal["code"] == "person_exists":
+        st.warning(f"{plain(pending.name)} is already enrolled. Add this photo (and its views) to them instead?")
+        if st.button(f"Add the photo to {plain(pending.name)}"):
+            person = _person_named(pending.name)
+            if person is None:
+                st.session_state.pop("offer", None)
+                st.error(f"No person named {plain(pending.name)} any more.")
+            else:
+                _run(replace(pending, into=person))
+    else:
+        who = refusal.get("match") or {}
+        st.warning(
+            f"This photo is identified as {plain(who.get('name', 'someone else'))} (score "
+            f"{who.get('score', 0):.3f}), not as {plain(pending.name)}. Is it {plain(pending.name)} all the same?"
+        )
+        if st.button(f"Add it to {plain(pending.name)} anyway"):
+            _run(replace(pending, force=True))

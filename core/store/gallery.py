@@ -323,6 +323,12 @@ class GalleryStore(RunLog, ThresholdRows):
         record = ImageRecord(*row)
         return record, (self.data_dir / record.path).read_bytes()
 
+    def has_person(self, name: str) -> bool:
+        """Whether a person is enrolled under ``name`` (normalised)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT 1 FROM persons WHERE name = ?", (normalise_name(name),)).fetchone()
+        return row is not None
+
     def find_image(self, person_id: int, sha256: str, source: str) -> int | None:
         """The id of the person's image with these bytes and source, if they have one."""
         with self._connect() as conn:
