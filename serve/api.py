@@ -11,6 +11,7 @@ Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-A
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.enrollment import ProgressCallback
 from core.errors import ImageTooLarge, InvalidInput, ManyAnglesError, ServiceBusy
 from core.schemas import (
     BatchingStats,
@@ -37,7 +39,7 @@ from core.schemas import (
     VerifyResponse,
 )
 from core.schemas_health import HealthResponse
-from core.service import ManyAnglesService
+from core.service import EnrollResult, ManyAnglesService
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
@@ -169,6 +171,26 @@ def _face_policy(face: str) -> str | int:
     return int(face) if face.strip().lstrip("-").isdigit() else face.strip()
 
 
+def _photo_options(
+    face: str, use_augmentation: bool, views: str | None, num_variations: int | None, seed: int
+) -> dict[str, Any]:
+    """An enrollment form's options as the service's keywords (views asked for: augmentation on)."""
+    return {
+        "face": _face_policy(face),
+        "augment": use_augmentation or views is not None or num_variations is not None,
+        "views": _views(views),
+        "num_variations": num_variations,
+        "seed": seed,
+    }
+
+
+def _answer(request: Request, enroll: Callable[[ProgressCallback | None], EnrollResult]) -> Any:
+    """The enrollment's result, or its NDJSON progress stream when the client accepts one."""
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(stream_enrollment(enroll), media_type=NDJSON)
+    return EnrollResponse.of(enroll(None))
+
+
 ENROLL_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "with `Accept: application/x-ndjson`: one JSON object per line, "
@@ -266,17 +288,8 @@ class API:
         face: Annotated[str, Form(description="single, largest or an index")] = "single",
     ) -> Any:
         data = _read_upload(photo, self.settings.max_upload_bytes)
-        kwargs: dict[str, Any] = {
-            "face": _face_policy(face),
-            "augment": use_augmentation or views is not None or num_variations is not None,
-            "views": _views(views),
-            "num_variations": num_variations,
-            "seed": seed,
-        }
-        if NDJSON in request.headers.get("accept", ""):
-            stream = stream_enrollment(lambda progress: self.service.enroll(name, data, progress=progress, **kwargs))
-            return StreamingResponse(stream, media_type=NDJSON)
-        return EnrollResponse.of(self.service.enroll(name, data, **kwargs))
+        kwargs = _photo_options(face, use_augmentation, views, num_variations, seed)
+        return _answer(request, lambda progress: self.service.enroll(name, data, progress=progress, **kwargs))
 
     @app.post(
         "/v1/persons/{person_id}/photos",
@@ -301,20 +314,10 @@ class API:
         409 when the person already has this photo, or when it is identified as another person
         and not as them (``force=true`` adds it anyway)."""
         data = _read_upload(photo, self.settings.max_upload_bytes)
-        kwargs: dict[str, Any] = {
-            "face": _face_policy(face),
-            "augment": use_augmentation or views is not None or num_variations is not None,
-            "views": _views(views),
-            "num_variations": num_variations,
-            "seed": seed,
-            "force": force,
-        }
-        if NDJSON in request.headers.get("accept", ""):
-            stream = stream_enrollment(
-                lambda progress: self.service.add_photo(person_id, data, progress=progress, **kwargs)
-            )
-            return StreamingResponse(stream, media_type=NDJSON)
-        return EnrollResponse.of(self.service.add_photo(person_id, data, **kwargs))
+        kwargs = _photo_options(face, use_augmentation, views, num_variations, seed)
+        return _answer(
+            request, lambda progress: self.service.add_photo(person_id, data, force=force, progress=progress, **kwargs)
+        )
 
     @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=errors(409, 413, 422, 503))
     def enroll_legacy(

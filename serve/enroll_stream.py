@@ -29,7 +29,7 @@ class _ClientGone(Exception):
     """Raised in a streamed enrollment's thread when its client has hung up."""
 
 
-async def stream_enrollment(enroll: Callable[[ProgressCallback], EnrollResult]) -> AsyncIterator[bytes]:
+async def stream_enrollment(enroll: Callable[[ProgressCallback | None], EnrollResult]) -> AsyncIterator[bytes]:
     """NDJSON lines of ``enroll(progress)``: its progress events, then its result or error."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
