@@ -12,6 +12,7 @@ CPU override of serve/config.py is applied to a copy of the config, and we say s
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import os
 import re
@@ -80,7 +81,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
                     return True
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or not HTTP yet on that port
             pass
         time.sleep(1)
     return False

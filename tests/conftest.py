@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -135,10 +136,21 @@ KEY = "test-key-123"
 AUTH = {"X-API-Key": KEY}
 
 
+# Ports for the services the tests start, outside Ray's worker ports (10002-19999) and the
+# kernel's ephemeral range (32768-60999 here), from which Ray's own servers take theirs: a port the
+# kernel handed out as free could be taken by a Ray process before our server binds it.
+TEST_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for port in random.sample(TEST_PORTS, 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {TEST_PORTS}")
 
 
 @pytest.fixture(scope="session")
