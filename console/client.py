@@ -154,12 +154,11 @@ class ApiClient:
         force: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """The NDJSON lines of a streamed enrollment (``into``: the photo added to that person,
-        ``force``: even if it is identified as someone else); the last is a result or an error line."""
-        data = {"use_augmentation": str(augment).lower(), "seed": str(seed), "face": face}
+        ``force``: even if it is identified as someone else, or a new person's face as someone
+        already enrolled); the last is a result or an error line."""
+        data = {"use_augmentation": str(augment).lower(), "seed": str(seed), "face": face, "force": str(force).lower()}
         if into is None:
             data["name"] = name
-        else:
-            data["force"] = str(force).lower()
         if augment and views:
             data["views"] = ",".join(views)
         files = {"photo": (photo.name, photo.data, photo.mime)}

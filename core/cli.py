@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--views", help="comma-separated views, e.g. left,right,smiling")
         cmd.add_argument("--num-variations", type=int, help="how many of the default views (default: all of them)")
         cmd.add_argument("--seed", type=int, default=0)
+    enroll.add_argument(
+        "--force", action="store_true", help="enroll even if the face is identified as someone already enrolled"
+    )
     add_photo.add_argument("--force", action="store_true", help="add it even if it is identified as someone else")
 
     identify = sub.add_parser("identify", help="identify every face in a photo")
@@ -213,12 +216,13 @@ def run(args: argparse.Namespace) -> int:
             "views": views,
             "num_variations": args.num_variations,
             "seed": args.seed,
+            "force": args.force,
         }
         if args.command == "enroll":
             result = service.enroll(args.name, _read(args.photo), **options)
         else:
             person = service.store.find_person(args.name)
-            result = service.add_photo(person.id, _read(args.photo), force=args.force, **options)
+            result = service.add_photo(person.id, _read(args.photo), **options)
         if args.json:
             _out(EnrollResponse.of(result).model_dump_json())
             return 0

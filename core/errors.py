@@ -164,6 +164,13 @@ class MatchesAnotherPerson(ManyAnglesError):
         self.match = match
 
 
+class AlreadyEnrolled(MatchesAnotherPerson):
+    """A new person's photo is identified as a person already enrolled (under another name:
+    a duplicate enrollment, or a lookalike): ``match`` says who; ``force`` enrolls anyway."""
+
+    code = "already_enrolled"
+
+
 class NotCalibrated(ManyAnglesError):
     code = "not_calibrated"
     http_status = 409

@@ -44,7 +44,7 @@ class ErrorDetail(Schema):
         None, description="multiple_faces only: every face, largest first (the order of the `face` index)"
     )
     match: ErrorMatch | None = Field(
-        None, description="matches_another_person only: the person the photo is identified as"
+        None, description="matches_another_person and already_enrolled only: the person the photo is identified as"
     )
 
 

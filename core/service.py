@@ -19,6 +19,7 @@ from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
 from core.errors import (
+    AlreadyEnrolled,
     InvalidInput,
     ManyAnglesError,
     MatchesAnotherPerson,
@@ -56,8 +57,8 @@ class FaceAnalyzer(Protocol):
 
 @dataclass(frozen=True)
 class PhotoRequest:
-    """What to do with a photo being stored: which face, which views, and for a photo added to
-    a person, whether to add it even when it looks like someone else."""
+    """What to do with a photo being stored: which face, which views, and whether to store it
+    even when it is identified as someone else (a new person's: as someone already enrolled)."""
 
     face: FacePolicy = "single"
     augment: bool = False
@@ -162,14 +163,16 @@ class ManyAnglesService:
         views: list[str] | None = None,
         num_variations: int | None = None,
         seed: int = 0,
+        force: bool = False,
         progress: ProgressCallback | None = None,
     ) -> EnrollResult:
-        """Enroll from one photo, with generated views when ``augment``; all or nothing."""
+        """Enroll from one photo, with generated views when ``augment``; all or nothing.
+        Refused, unless ``force``, when the face is identified as a person already enrolled."""
         return self._store_photo(
             normalise_name(name),
             None,
             photo,
-            PhotoRequest(face, augment, views, num_variations, seed),
+            PhotoRequest(face, augment, views, num_variations, seed, force),
             progress,
         )
 
@@ -224,8 +227,8 @@ class ManyAnglesService:
             known = self.store.find_image(into, image.sha256, "original")
             if known is not None:
                 raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
-            if not ask.force:
-                self._check_same_person(into, model, original.vector)
+        if not ask.force:
+            self._check_same_person(into, model, original.vector)
         outcome: ViewsOutcome | None = None
         if requests is not None:
             emit(
@@ -264,9 +267,11 @@ class ManyAnglesService:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _check_same_person(self, person_id: int, model: ModelInfo, vector: np.ndarray) -> None:
-        """Refuse a photo added to ``person_id`` that is identified as another person and not
-        as them (at the identification threshold): most likely the wrong person was picked."""
+    def _check_same_person(self, person_id: int | None, model: ModelInfo, vector: np.ndarray) -> None:
+        """Refuse, at the identification threshold, a new person's photo (``person_id`` None)
+        that is identified as someone already enrolled (a duplicate enrollment, or a lookalike),
+        and a photo added to ``person_id`` that is identified as another person and not as them
+        (most likely the wrong person was picked)."""
         self._check_active(model)
         try:
             threshold = self.threshold(model)
@@ -278,10 +283,16 @@ class ManyAnglesService:
             return
         if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
             return
+        who = {"person_id": top.person_id, "name": top.name, "score": top.score, "threshold": threshold}
+        found = f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f})"
+        if person_id is None:
+            raise AlreadyEnrolled(
+                f"{found}, already enrolled; add the photo to that person, or send force=true to enroll "
+                "a new person anyway; nothing was stored",
+                who,
+            )
         raise MatchesAnotherPerson(
-            f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f}), "
-            f"not as person {person_id}; send force=true to add it anyway; nothing was stored",
-            {"person_id": top.person_id, "name": top.name, "score": top.score, "threshold": threshold},
+            f"{found}, not as person {person_id}; send force=true to add it anyway; nothing was stored", who
         )
 
     def _record_run(

@@ -286,10 +286,18 @@ class API:
         views: Annotated[str | None, Form(description="comma-separated or JSON list")] = None,
         seed: Annotated[int, Form()] = 0,
         face: Annotated[str, Form(description="single, largest or an index")] = "single",
+        force: Annotated[
+            bool, Form(description="enroll even if the face is identified as someone already enrolled")
+        ] = False,
     ) -> Any:
+        """Enroll a person from one photo, with views of it when asked for; all or nothing. 409
+        when the name is taken, or when the face is identified as a person already enrolled
+        (``already_enrolled``, with ``match``; ``force=true`` enrolls anyway)."""
         data = _read_upload(photo, self.settings.max_upload_bytes)
         kwargs = _photo_options(face, use_augmentation, views, num_variations, seed)
-        return _answer(request, lambda progress: self.service.enroll(name, data, progress=progress, **kwargs))
+        return _answer(
+            request, lambda progress: self.service.enroll(name, data, force=force, progress=progress, **kwargs)
+        )
 
     @app.post(
         "/v1/persons/{person_id}/photos",
@@ -328,10 +336,15 @@ class API:
         use_augmentation: Annotated[bool, Form()] = True,
         num_variations: Annotated[int, Form()] = 5,
     ) -> LegacyEnrollResponse:
-        """The seed document's enrollment call, kept for clients of the earlier system."""
+        """The seed document's enrollment call, kept for clients of the earlier system: as there,
+        a face already enrolled under another name is enrolled again (no ``already_enrolled``)."""
         data = _read_upload(image, self.settings.max_upload_bytes)
         result = self.service.enroll(
-            name, data, augment=use_augmentation, num_variations=num_variations if use_augmentation else None
+            name,
+            data,
+            augment=use_augmentation,
+            num_variations=num_variations if use_augmentation else None,
+            force=True,
         )
         detail = self.service.store.person_detail(result.person_id)
         return LegacyEnrollResponse(

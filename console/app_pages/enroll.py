@@ -4,6 +4,8 @@ When the photo shows several faces the API refuses with ``multiple_faces``; the 
 every face numbered on the photo and enrolls the one the admin picks (index 0 = largest). When the
 name is already enrolled (``person_exists``) it offers to add the photo to that person instead,
 and when such a photo is identified as someone else (``matches_another_person``), to add it anyway.
+A face already enrolled under another name (``already_enrolled``): add the photo to that person,
+or enroll the new name anyway.
 """
 
 from __future__ import annotations
@@ -167,7 +169,11 @@ def _run(request: EnrollRequest) -> None:
                 return
         st.session_state["choose_face"] = (request, faces)
         st.rerun()
-    offers = {"person_exists": request.into is None, "matches_another_person": not request.force}
+    offers = {
+        "person_exists": request.into is None,
+        "matches_another_person": not request.force,
+        "already_enrolled": not request.force,
+    }
     if error is not None and offers.get(error.get("code", "")):
         st.session_state["offer"] = (request, error)  # add to the existing person / add anyway
         st.rerun()
@@ -235,6 +241,18 @@ elif "offer" in st.session_state:
                 st.error(f"No person named {plain(pending.name)} any more.")
             else:
                 _run(replace(pending, into=person))
+    elif refusal["code"] == "already_enrolled":
+        who = refusal.get("match") or {}
+        known = plain(who.get("name", "someone"))
+        st.warning(
+            f"This face is already enrolled as {known} (person {who.get('person_id')}, score "
+            f"{who.get('score', 0):.3f}). Add the photo to {known}, or is {plain(pending.name)} someone else?"
+        )
+        add, anyway = st.columns(2)
+        if add.button(f"Add the photo to {known}") and who.get("person_id") is not None:
+            _run(replace(pending, into=int(who["person_id"])))
+        if anyway.button(f"Enroll {plain(pending.name)} as a new person"):
+            _run(replace(pending, force=True))
     else:
         who = refusal.get("match") or {}
         st.warning(
