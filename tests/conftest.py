@@ -134,6 +134,9 @@ def off_process(script: str, **values: Any) -> Any:
 # --- one real Ray Serve application on loopback for every HTTP and console test ----------------
 KEY = "test-key-123"
 AUTH = {"X-API-Key": KEY}
+# enrollment form fields for a face other tests of the session's Serve app may have enrolled too
+# (the duplicate-face check is tested on its own: tests/test_person_photos.py)
+FORCE = {"force": "true"}
 
 
 # Ports for the services the tests start, outside Ray's worker ports (10002-19999) and the

@@ -143,6 +143,21 @@ def test_add_a_photo_list_and_remove_images(tmp_path: Path):
     assert len(text) == 1 and "original_2.jpg" in text[0] and str(second) in text[0]
 
 
+def test_a_face_already_enrolled_under_another_name_is_refused_unless_forced(tmp_path: Path):
+    data = tmp_path / "data"
+    assert cli(data, "enroll", "Nicolas", photo("Nicolas_Cage")).returncode == 0
+    before = tree_digest(data / "images")
+    again = cli(data, "enroll", "Nick C", photo("Nicolas_Cage"), "--augment")
+    assert again.returncode == 6 and "already_enrolled" in again.stderr and "'Nicolas'" not in again.stdout
+    assert "identified as person 1" in again.stderr
+    assert tree_digest(data / "images") == before
+    assert [p["name"] for p in json.loads(cli(data, "--json", "persons").stdout)["persons"]] == ["Nicolas"]
+    forced = cli(data, "enroll", "Nick C", photo("Nicolas_Cage"), "--force")
+    assert forced.returncode == 0 and "as person 2" in forced.stdout, forced.stderr
+    other = cli(data, "enroll", "Guido", photo("Guido_van_Rossum"))  # someone else: no question asked
+    assert other.returncode == 0, other.stderr
+
+
 def small_dataset(root: Path, identities: list[str]) -> Path:
     for identity in identities:
         (root / identity).mkdir(parents=True)

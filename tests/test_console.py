@@ -405,6 +405,41 @@ def test_enrolling_a_known_name_offers_to_add_the_photo_to_them(console_env: htt
             console_env.delete(f"/v1/persons/{person}", headers=AUTH)
 
 
+def test_enrolling_a_known_face_under_a_new_name_offers_both_ways(console_env: httpx.Client):
+    known = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Known Hugh"},
+        files={"photo": ("p.jpg", photo_bytes("Hugh_Grant", 1), "image/jpeg")},
+    ).json()["person_id"]
+    made: list[int] = []
+    try:
+        at = enroll(page("enroll"), "Hugh Typo", photo_bytes("Hugh_Grant", 1), [])
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.warning and f"already enrolled as Known Hugh (person {known}" in at.warning[0].value
+        listed = console_env.get("/v1/persons", headers=AUTH, params={"prefix": "Hugh Typo"}).json()
+        assert listed["total"] == 0  # nothing stored by the refusal
+        next(b for b in at.button if b.label == "Enroll Hugh Typo as a new person").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.success and "Enrolled Hugh Typo as person" in at.success[0].value
+        made.append(at.session_state["last_enrollment"]["person_id"])
+
+        # another photo of the face under a third name (it scores 0.9645 against photo 1, over
+        # the threshold): offered to the Hugh it is identified as (both hold photo 1) and added there
+        at = enroll(at, "Hugh Third", photo_bytes("Hugh_Grant", 2), [])
+        assert at.warning and "already enrolled as" in at.warning[0].value, at.warning
+        target = next(b for b in at.button if b.label.startswith("Add the photo to "))
+        owner = target.label.removeprefix("Add the photo to ")
+        assert owner in ("Known Hugh", "Hugh Typo")
+        target.click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        assert at.success and f"Added a photo of {owner}" in at.success[0].value
+        assert console_env.get("/v1/persons", headers=AUTH, params={"prefix": "Hugh Third"}).json()["total"] == 0
+    finally:
+        for person in [known, *made]:
+            console_env.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
 def test_names_and_messages_are_shown_as_written():
     from console.text import plain
 

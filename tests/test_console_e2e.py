@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AUTH, KEY, REPO, free_port, photo
+from conftest import AUTH, FORCE, KEY, REPO, free_port, photo, photo_bytes
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -83,39 +83,53 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
     SHOTS.mkdir(parents=True, exist_ok=True)
     name = "Browser Clooney (www.clooney.example)"  # shown as typed: not a link, not Markdown
     shown = "Browser Clooney"  # what the page is searched for (a word joiner breaks the URL there)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(console_url)
-        wait_idle(page)
-        page.get_by_label("Name").fill(name)
-        page.locator('input[type="file"]').first.set_input_files(str(photo("George_Clooney", 1)))
-        wait_idle(page)
-        page.get_by_role("button", name="Enroll").click()
-        page.get_by_text(f"Enrolled {shown}").first.wait_for(timeout=180_000)
-        wait_idle(page)
-        assert page.get_by_role("link", name=re.compile("clooney", re.I)).count() == 0
-        assert page.get_by_text("the uploaded photo").count() == 1
-        page.locator('[data-testid="stImage"]').nth(1).wait_for(timeout=60_000)  # images render last
-        assert page.locator('[data-testid="stImage"]').count() >= 2  # original + every view
-        page.screenshot(path=str(SHOTS / "enroll.png"))
+    known = api.post(  # the face is enrolled already: the page asks before it enrolls it again
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Known Clooney", **FORCE},
+        files={"photo": ("p.jpg", photo_bytes("George_Clooney", 1), "image/jpeg")},
+    )
+    assert known.status_code == 201, known.text
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.goto(console_url)
+            wait_idle(page)
+            page.get_by_label("Name").fill(name)
+            page.locator('input[type="file"]').first.set_input_files(str(photo("George_Clooney", 1)))
+            wait_idle(page)
+            page.get_by_role("button", name="Enroll").click()
+            page.get_by_text("This face is already enrolled as").wait_for(timeout=180_000)
+            wait_idle(page)
+            page.screenshot(path=str(SHOTS / "enroll-known-face.png"))
+            page.get_by_role("button", name=re.compile(f"^Enroll {shown}.* as a new person$")).click()
+            page.get_by_text(f"Enrolled {shown}").first.wait_for(timeout=180_000)
+            wait_idle(page)
+            assert page.get_by_role("link", name=re.compile("clooney", re.I)).count() == 0
+            assert page.get_by_text("the uploaded photo").count() == 1
+            page.locator('[data-testid="stImage"]').nth(1).wait_for(timeout=60_000)  # images render last
+            assert page.locator('[data-testid="stImage"]').count() >= 2  # original + every view
+            page.screenshot(path=str(SHOTS / "enroll.png"))
 
-        page.get_by_role("link", name="Gallery").click()
-        wait_idle(page)
-        search = page.get_by_label("Search by name")
-        search.fill(shown)
-        search.press("Enter")
-        # the rerun may not have started when wait_idle looks (the session's gallery holds other
-        # tests' persons, so the unfiltered page says "N person(s)"): wait for the filtered page
-        page.get_by_text("1 person(s)").wait_for(timeout=60_000)
-        wait_idle(page)
-        assert page.get_by_text("1 person(s)").count() == 1
-        assert page.get_by_role("link", name=re.compile("clooney", re.I)).count() == 0
-        page.screenshot(path=str(SHOTS / "gallery.png"))
-        page.get_by_text(f"I want to delete {shown}").click()
-        wait_idle(page)
-        page.get_by_role("button", name="Delete").click()
-        page.get_by_text("Deleted:").wait_for(timeout=60_000)
-        browser.close()
-    persons = api.get("/v1/persons", headers=AUTH, params={"prefix": name}).json()["persons"]
-    assert name not in [p["name"] for p in persons]
+            page.get_by_role("link", name="Gallery").click()
+            wait_idle(page)
+            search = page.get_by_label("Search by name")
+            search.fill(shown)
+            search.press("Enter")
+            # the rerun may not have started when wait_idle looks (the session's gallery holds other
+            # tests' persons, so the unfiltered page says "N person(s)"): wait for the filtered page
+            page.get_by_text("1 person(s)").wait_for(timeout=60_000)
+            wait_idle(page)
+            assert page.get_by_text("1 person(s)").count() == 1
+            assert page.get_by_role("link", name=re.compile("clooney", re.I)).count() == 0
+            page.screenshot(path=str(SHOTS / "gallery.png"))
+            page.get_by_text(f"I want to delete {shown}").click()
+            wait_idle(page)
+            page.get_by_role("button", name="Delete").click()
+            page.get_by_text("Deleted:").wait_for(timeout=60_000)
+            browser.close()
+        persons = api.get("/v1/persons", headers=AUTH, params={"prefix": name}).json()["persons"]
+        assert name not in [p["name"] for p in persons]
+    finally:
+        api.delete(f"/v1/persons/{known.json()['person_id']}", headers=AUTH)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import ray
 
-from conftest import AUTH, KEY, photo_bytes, tree_digest
+from conftest import AUTH, FORCE, KEY, photo_bytes, tree_digest
 
 PEOPLE = ["George_Clooney", "Matt_Damon", "Katy_Perry", "Cate_Blanchett"]
 RECOVERY_S = 30.0
@@ -94,7 +94,7 @@ def test_a_client_that_hangs_up_stops_its_enrollment_and_nothing_is_stored(sd_ap
     """Plain or streamed, an enrollment whose client hangs up before the answer stops before the
     store (Serve cancels the request; the streamed one's thread is told at its next step): no
     person, no file, no row. SD views take seconds here, so the hang-up lands mid-generation."""
-    form = {"use_augmentation": "true", "views": "left,right"}
+    form = {"use_augmentation": "true", "views": "left,right", **FORCE}
 
     def streamed(name: str, who: str, stop_at: str | None) -> list[dict]:
         seen: list[dict] = []
@@ -142,7 +142,7 @@ def kill_during_enrollments(
     + Retry-After; never a 500), at least one is lost, nothing is half-stored, and an enrollment
     succeeds again within 30 s of the kill."""
     prefix = f"Fault {deployment}"
-    form = {"views": views} if views else {}
+    form = {**FORCE, **({"views": views} if views else {})}
     plain: dict[str, httpx.Response] = {}
     streamed: dict[str, dict] = {}
     generating = threading.Event()
@@ -209,7 +209,7 @@ def kill_during_enrollments(
         response = api.post(
             "/v1/persons",
             headers=AUTH,
-            data={"name": f"{prefix} after", "views": "left"},
+            data={"name": f"{prefix} after", "views": "left", **FORCE},
             files={"photo": ("p.jpg", photo_bytes(PEOPLE[0], 2), "image/jpeg")},
         )
         if response.status_code == 201:

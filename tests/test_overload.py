@@ -12,7 +12,7 @@ import httpx
 
 from serve.admission import HEADROOM, Admission, request_class
 
-from conftest import AUTH, photo_bytes
+from conftest import AUTH, FORCE, photo_bytes
 
 log = logging.getLogger(__name__)  # figures for RELIABILITY.md: pytest --log-cli-level=INFO
 
@@ -89,7 +89,7 @@ def test_64_clients_succeed_in_time_or_are_refused_at_once(api: httpx.Client):
                 response = http.post(
                     "/v1/persons",
                     headers=AUTH,
-                    data={"name": f"Load Person {i}"},
+                    data={"name": f"Load Person {i}", **FORCE},
                     files={"photo": ("p.jpg", photo_bytes("Angelina_Jolie", 1 + i % 3), "image/jpeg")},
                 )
             else:

@@ -228,3 +228,49 @@ def test_a_streamed_added_photo_reports_progress_then_the_result(api: httpx.Clie
         assert line["type"] == "error" and line["error"]["code"] == "person_exists"
     finally:
         api.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
+def test_a_face_enrolled_under_another_name_is_refused_unless_forced(api: httpx.Client):
+    images_dir = api.data_dir / "images"  # type: ignore[attr-defined]
+    keanu = enroll(api, "Keanu Duplicate", "Keanu_Reeves")
+    forced: int | None = None
+    try:
+        before = tree_digest(images_dir)
+        again = api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "Keanu Again", "views": "left,up"},
+            files={"photo": ("p.jpg", photo_bytes("Keanu_Reeves", 1), "image/jpeg")},
+        )
+        assert again.status_code == 409, again.text
+        error = again.json()["error"]
+        assert error["code"] == "already_enrolled" and f"person {keanu}" in error["message"]
+        assert error["match"]["person_id"] == keanu and error["match"]["name"] == "Keanu Duplicate"
+        assert error["match"]["score"] >= error["match"]["threshold"] > 0
+        with api.stream(  # streamed: refused before any view is generated
+            "POST",
+            "/v1/persons",
+            headers={**AUTH, "Accept": "application/x-ndjson"},
+            data={"name": "Keanu Again", "views": "left,up"},
+            files={"photo": ("p.jpg", photo_bytes("Keanu_Reeves", 1), "image/jpeg")},
+        ) as response:
+            lines = [json.loads(line) for line in response.iter_lines() if line.strip()]
+        assert [line.get("stage") for line in lines[:-1]] == ["decoded", "detected"]
+        assert lines[-1]["type"] == "error" and lines[-1]["error"]["code"] == "already_enrolled"
+        assert tree_digest(images_dir) == before
+        listed = api.get("/v1/persons", headers=AUTH, params={"prefix": "Keanu "}).json()
+        assert [p["name"] for p in listed["persons"]] == ["Keanu Duplicate"]
+
+        made = api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "Keanu Again", "force": "true"},
+            files={"photo": ("p.jpg", photo_bytes("Keanu_Reeves", 1), "image/jpeg")},
+        )
+        assert made.status_code == 201, made.text
+        forced = int(made.json()["person_id"])
+        assert forced != keanu
+    finally:
+        for person in (keanu, forced):
+            if person is not None:
+                api.delete(f"/v1/persons/{person}", headers=AUTH)

@@ -9,7 +9,7 @@ import os
 import httpx
 import numpy as np
 
-from conftest import AUTH, FACES, KEY, no_face_jpeg, photo, photo_bytes, side_by_side, tree_digest
+from conftest import AUTH, FACES, FORCE, KEY, no_face_jpeg, photo, photo_bytes, side_by_side, tree_digest
 from test_images import bomb_png
 
 
@@ -66,7 +66,7 @@ def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     response = api.post(
         "/v1/persons",
         headers={"Authorization": f"Bearer {KEY}"},
-        data={"name": "Barack Obama", "use_augmentation": "true", "views": "left,right,smiling", "seed": "3"},
+        data={"name": "Barack Obama", "use_augmentation": "true", "views": "left,right,smiling", "seed": "3", **FORCE},
         files=files(photo=original),
     )
     assert response.status_code == 201, response.text
@@ -218,7 +218,7 @@ def test_streamed_enrollment_events_in_order(api: httpx.Client):
         "POST",
         "/v1/persons",
         headers={**AUTH, "Accept": "application/x-ndjson"},
-        data={"name": "Angelina Jolie", "views": "left,right,up"},
+        data={"name": "Angelina Jolie", "views": "left,right,up", **FORCE},
         files=files(photo=photo_bytes("Angelina_Jolie")),
     ) as response:
         assert response.status_code == 200  # a stream: success or failure is its last line
@@ -286,7 +286,10 @@ def test_openapi_documents_every_response_body(api: httpx.Client):
 def test_identify_top_k_defaults_to_the_setting(api: httpx.Client):
     for person in sorted(p.name for p in FACES.iterdir() if p.is_dir())[60:66]:  # more persons than the default 5
         r = api.post(
-            "/v1/persons", headers=AUTH, data={"name": f"Top-k {person}"}, files=files(photo=photo_bytes(person))
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": f"Top-k {person}", **FORCE},
+            files=files(photo=photo_bytes(person)),
         )
         assert r.status_code == 201, r.text
     probe = files(photo=photo_bytes("Barack_Obama", 2))
@@ -365,7 +368,10 @@ def test_export_answers_not_modified_while_the_gallery_is_unchanged(api: httpx.C
     assert api.get("/v1/export", headers={"If-None-Match": etag}, params=params).status_code == 401
     assert asked(etag, table="secrets").status_code == 422  # a bad request is refused, not "unchanged"
     enrolled = api.post(
-        "/v1/persons", headers=AUTH, data={"name": "Etag Person"}, files=files(photo=photo_bytes("Jack_Dorsey", 2))
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Etag Person", **FORCE},
+        files=files(photo=photo_bytes("Jack_Dorsey", 2)),
     )
     assert enrolled.status_code == 201
     fresh = asked(etag)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from test_serve_api import files
 
-from conftest import AUTH, FACES, KEY, photo_bytes
+from conftest import AUTH, FACES, FORCE, KEY, photo_bytes
 
 
 def test_twenty_parallel_enrollments(api: httpx.Client):
@@ -17,7 +17,7 @@ def test_twenty_parallel_enrollments(api: httpx.Client):
 
     def enroll(index_and_name: tuple[int, str]) -> httpx.Response:
         index, name = index_and_name
-        data = {"name": f"Parallel {name}"}
+        data = {"name": f"Parallel {name}", **FORCE}
         if index % 5 == 0:
             data["views"] = "left,smiling"
         for _ in range(30):  # as a well-behaved client: a 503 is retried after its Retry-After

@@ -25,7 +25,7 @@ from core.store.maintenance import check_store, remove_orphans
 from core.store.records import EnrollmentRunRecord
 from serve.auth import ensure_api_key
 
-from conftest import AUTH, REPO, photo_bytes
+from conftest import AUTH, FORCE, REPO, photo_bytes
 
 
 def mode(path: Path) -> int:
@@ -112,7 +112,7 @@ def test_concurrent_http_deletes_one_200_the_rest_404(api: httpx.Client):
     enrolled = api.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": "Deleted Concurrently"},
+        data={"name": "Deleted Concurrently", **FORCE},
         files={"photo": ("p.jpg", photo_bytes("George_Clooney", 2), "image/jpeg")},
     ).json()
     statuses: list[int] = []
@@ -260,7 +260,7 @@ def test_hostile_names_are_stored_verbatim_or_refused(api: httpx.Client, name: s
     response = api.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": name},
+        data={"name": name, **FORCE},
         files={"photo": ("p.jpg", photo_bytes("Cate_Blanchett", 1), "image/jpeg")},
     )
     if not stored:
