@@ -35,6 +35,9 @@ class ErrorMatch(Schema):
     name: str
     score: float = Field(description="the photo's score against that person under the matching rule")
     threshold: float = Field(description="the identification threshold it clears")
+    same_photo: bool | None = Field(
+        None, description="already_enrolled only: that person has this very photo (adding it to them is pointless)"
+    )
 
 
 class ErrorDetail(Schema):

@@ -228,7 +228,7 @@ class ManyAnglesService:
             if known is not None:
                 raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
         if not ask.force:
-            self._check_same_person(into, model, original.vector)
+            self._check_same_person(into, model, original.vector, image.sha256)
         outcome: ViewsOutcome | None = None
         if requests is not None:
             emit(
@@ -267,7 +267,7 @@ class ManyAnglesService:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _check_same_person(self, person_id: int | None, model: ModelInfo, vector: np.ndarray) -> None:
+    def _check_same_person(self, person_id: int | None, model: ModelInfo, vector: np.ndarray, sha256: str) -> None:
         """Refuse, at the identification threshold, a new person's photo (``person_id`` None)
         that is identified as someone already enrolled (a duplicate enrollment, or a lookalike),
         and a photo added to ``person_id`` that is identified as another person and not as them
@@ -283,13 +283,16 @@ class ManyAnglesService:
             return
         if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
             return
-        who = {"person_id": top.person_id, "name": top.name, "score": top.score, "threshold": threshold}
+        who: dict[str, object] = {"person_id": top.person_id, "name": top.name, "score": top.score}
+        who["threshold"] = threshold
         found = f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f})"
         if person_id is None:
+            same = self.store.find_image(top.person_id, sha256, "original") is not None
             raise AlreadyEnrolled(
-                f"{found}, already enrolled; add the photo to that person, or send force=true to enroll "
-                "a new person anyway; nothing was stored",
-                who,
+                f"{found}, already enrolled"
+                + (" with this very photo" if same else "; add the photo to that person")
+                + ", or send force=true to enroll a new person anyway; nothing was stored",
+                {**who, "same_photo": same},
             )
         raise MatchesAnotherPerson(
             f"{found}, not as person {person_id}; send force=true to add it anyway; nothing was stored", who

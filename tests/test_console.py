@@ -417,6 +417,8 @@ def test_enrolling_a_known_face_under_a_new_name_offers_both_ways(console_env: h
         at = enroll(page("enroll"), "Hugh Typo", photo_bytes("Hugh_Grant", 1), [])
         assert not at.exception and not at.error, (at.exception, at.error)
         assert at.warning and f"already enrolled as Known Hugh (person {known}" in at.warning[0].value
+        assert "with this very photo" in at.warning[0].value  # so no offer to add it to them
+        assert not [b for b in at.button if b.label.startswith("Add the photo to")]
         listed = console_env.get("/v1/persons", headers=AUTH, params={"prefix": "Hugh Typo"}).json()
         assert listed["total"] == 0  # nothing stored by the refusal
         next(b for b in at.button if b.label == "Enroll Hugh Typo as a new person").click().run()
@@ -428,6 +430,7 @@ def test_enrolling_a_known_face_under_a_new_name_offers_both_ways(console_env: h
         # the threshold): offered to the Hugh it is identified as (both hold photo 1) and added there
         at = enroll(at, "Hugh Third", photo_bytes("Hugh_Grant", 2), [])
         assert at.warning and "already enrolled as" in at.warning[0].value, at.warning
+        assert "very photo" not in at.warning[0].value
         target = next(b for b in at.button if b.label.startswith("Add the photo to "))
         owner = target.label.removeprefix("Add the photo to ")
         assert owner in ("Known Hugh", "Hugh Typo")

@@ -247,6 +247,7 @@ def test_a_face_enrolled_under_another_name_is_refused_unless_forced(api: httpx.
         assert error["code"] == "already_enrolled" and f"person {keanu}" in error["message"]
         assert error["match"]["person_id"] == keanu and error["match"]["name"] == "Keanu Duplicate"
         assert error["match"]["score"] >= error["match"]["threshold"] > 0
+        assert error["match"]["same_photo"] is True and "with this very photo" in error["message"]
         with api.stream(  # streamed: refused before any view is generated
             "POST",
             "/v1/persons",
@@ -261,6 +262,15 @@ def test_a_face_enrolled_under_another_name_is_refused_unless_forced(api: httpx.
         listed = api.get("/v1/persons", headers=AUTH, params={"prefix": "Keanu "}).json()
         assert [p["name"] for p in listed["persons"]] == ["Keanu Duplicate"]
 
+        other = api.post(  # another photo of him (0.9604 to photo 1): identified, not the same bytes
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "Keanu Again"},
+            files={"photo": ("p.jpg", photo_bytes("Keanu_Reeves", 2), "image/jpeg")},
+        )
+        assert other.status_code == 409 and other.json()["error"]["match"]["person_id"] == keanu, other.text
+        assert other.json()["error"]["match"]["same_photo"] is False
+        assert "add the photo to that person" in other.json()["error"]["message"]
         made = api.post(
             "/v1/persons",
             headers=AUTH,

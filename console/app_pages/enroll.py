@@ -244,12 +244,16 @@ elif "offer" in st.session_state:
     elif refusal["code"] == "already_enrolled":
         who = refusal.get("match") or {}
         known = plain(who.get("name", "someone"))
-        st.warning(
-            f"This face is already enrolled as {known} (person {who.get('person_id')}, score "
-            f"{who.get('score', 0):.3f}). Add the photo to {known}, or is {plain(pending.name)} someone else?"
+        same = bool(who.get("same_photo"))
+        found = (
+            f"This face is already enrolled as {known} (person {who.get('person_id')}, score {who.get('score', 0):.3f})"
         )
+        if same:
+            st.warning(f"{found}, with this very photo. Is {plain(pending.name)} someone else?")
+        else:
+            st.warning(f"{found}. Add the photo to {known}, or is {plain(pending.name)} someone else?")
         add, anyway = st.columns(2)
-        if add.button(f"Add the photo to {known}") and who.get("person_id") is not None:
+        if not same and add.button(f"Add the photo to {known}") and who.get("person_id") is not None:
             _run(replace(pending, into=int(who["person_id"])))
         if anyway.button(f"Enroll {plain(pending.name)} as a new person"):
             _run(replace(pending, force=True))
