@@ -288,10 +288,10 @@ class ManyAnglesService:
         found = f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f})"
         if person_id is None:
             same = self.store.find_image(top.person_id, sha256, "original") is not None
+            then = "; send" if same else "; add the photo to that person, or send"
             raise AlreadyEnrolled(
-                f"{found}, already enrolled"
-                + (" with this very photo" if same else "; add the photo to that person")
-                + ", or send force=true to enroll a new person anyway; nothing was stored",
+                f"{found}, already enrolled{' with this very photo' if same else ''}{then} force=true "
+                "to enroll a new person anyway; nothing was stored",
                 {**who, "same_photo": same},
             )
         raise MatchesAnotherPerson(
