@@ -1,4 +1,4 @@
-"""bench/multi_photo.py: the paired FNIR difference and one split, on hand-made vectors."""
+"""bench/multi_photo.py and bench/gallery_size.py: their arithmetic on hand-made vectors."""
 
 from __future__ import annotations
 
@@ -48,3 +48,28 @@ def test_one_split_counts_hits_misses_and_false_accepts() -> None:
             assert (totals.mated_one, totals.miss_one, totals.mated_two) == (12, p0_enrolled, 0)
         else:  # everyone has the second photo: nobody is missed
             assert (totals.mated_two, totals.miss_two, totals.mated_one) == (12, 0, 0)
+
+
+def test_fpir_of_a_gallery_follows_the_per_person_rate() -> None:
+    from bench.gallery_size import SIZES, measure, predicted_fpir
+
+    assert predicted_fpir(0.5, 2) == pytest.approx(0.75)  # 1 - 0.5^2
+    assert predicted_fpir(0.0, 10_000) == 0.0 and predicted_fpir(1e-4, 1) == pytest.approx(1e-4)
+    from core.evaluation.crossval import EvalData
+
+    # six people, every vector the same: every search clears any threshold against every person
+    same = _unit(0)
+    data = EvalData(
+        identities=[f"p{i}" for i in range(6)],
+        originals=np.stack([same] * 6),
+        views=[{"classic:left": same} for _ in range(6)],
+        probe_identity=np.array([0, 1, 2, 3, 4, 5]),
+        probe_vectors=np.stack([same] * 6),
+        probe_found=np.array([True] * 5 + [False]),
+    )
+    results = measure(data, "top2", 0.99, 0.0, splits=2)
+    assert [r.size for r in results] == list(SIZES)
+    for r in results:  # 3 strangers: their 3 originals and their found probes (2 or 3) per split
+        enrolled = min(r.size, 3)
+        assert r.fpir == 1.0 and r.fmr == 1.0 and r.pairs == r.searches * enrolled
+        assert 2 * 5 <= r.searches <= 2 * 6
