@@ -14,34 +14,21 @@ embedded here unless the cache misses), then prints the placebo's row beside ori
 
 from __future__ import annotations
 
-import argparse
 import logging
-from pathlib import Path
 
+from bench.cached_study import cached_eval_data, start, study_parser
 from bench.machine import describe_machine
 from core.evaluation.crossval import cross_validate, format_crossval
-from core.evaluation.dataset import load_labelled_folder
-from core.evaluation.evaluate import embed_folder
-from core.service import ManyAnglesService
-from core.settings import Settings
 
 log = logging.getLogger("bench.crossval_noise")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", type=Path)
-    parser.add_argument("--cache", type=Path, required=True, help="the embedding cache of `manyangles eval`")
+    parser = study_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings()
-    service = ManyAnglesService.from_settings(settings)
-    folder = load_labelled_folder(args.dir)
-    embedded = embed_folder(settings, folder, args.workers, ("classic",), service.gate_threshold(), args.cache)
+    args, settings, service = start(parser)
     conditions: dict[str, tuple[str, ...] | None] = {"original": None, "placebo: +mirror": ("classic:mirror",)}
-    report = cross_validate(embedded.eval_data(), conditions, rules=("mean",), seeds=args.seeds)
+    report = cross_validate(cached_eval_data(args, settings, service), conditions, rules=("mean",), seeds=args.seeds)
     log.info("%s", describe_machine())
     log.info("%s", format_crossval(report))
 

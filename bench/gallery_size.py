@@ -14,20 +14,15 @@ Reads the embeddings of ``manyangles eval DIR --cache CACHE`` (run that first).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from bench.cached_study import cached_eval_data, start, study_parser
 from bench.machine import describe_machine
 from core.evaluation.crossval import EvalData
-from core.evaluation.dataset import load_labelled_folder
-from core.evaluation.evaluate import embed_folder
 from core.matching_rules import RULES, GalleryIndex, person_scores
-from core.service import ManyAnglesService
-from core.settings import Settings
 
 log = logging.getLogger("bench.gallery_size")
 SIZES = (4, 8, 16, 33, 66)
@@ -89,18 +84,10 @@ def measure(data: EvalData, rule: str, threshold: float, offset: float, splits: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", type=Path)
-    parser.add_argument("--cache", type=Path, required=True, help="the embedding cache of `manyangles eval`")
+    parser = study_parser(__doc__)
     parser.add_argument("--splits", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    settings = Settings()
-    service = ManyAnglesService.from_settings(settings)
-    folder = load_labelled_folder(args.dir)
-    embedded = embed_folder(settings, folder, args.workers, ("classic",), service.gate_threshold(), args.cache)
-    data = embedded.eval_data()
+    args, settings, service = start(parser)
+    data = cached_eval_data(args, settings, service)
     thresholds, offsets = service.model.default_thresholds, service.model.default_views_offsets
     log.info("%s", describe_machine())
     sizes = " | ".join(f"N={n}" for n in SIZES)

@@ -18,7 +18,6 @@ for the two-photo persons (an add-photo with views). Reads the embeddings of
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cached_study import start, study_parser
 from bench.machine import describe_machine
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.embedding import EmbeddingCache, PhotoEmbedding, embed_photos
@@ -65,9 +65,9 @@ def _accepted(record: PhotoEmbedding) -> tuple[np.ndarray, ...]:
     return tuple(v.vector for views in made.values() for v in views if v.accepted and v.vector is not None)
 
 
-def load_persons(folder_dir: Path, cache_dir: Path, workers: int) -> list[Person]:
-    settings = Settings()
-    service = ManyAnglesService.from_settings(settings)
+def load_persons(
+    folder_dir: Path, cache_dir: Path, workers: int, settings: Settings, service: ManyAnglesService
+) -> list[Person]:
     folder = load_labelled_folder(folder_dir)
     gate = service.gate_threshold()
     cache = EmbeddingCache(cache_dir, settings, ("classic",), gate)
@@ -168,18 +168,13 @@ def _pct(a: int, b: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dir", type=Path)
-    parser.add_argument("--cache", type=Path, required=True, help="the embedding cache of `manyangles eval`")
+    parser = study_parser(__doc__)
     parser.add_argument("--splits", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shares", default="0,0.5,1", help="the shares of enrolled persons given a second photo")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    service = ManyAnglesService.from_settings(Settings())
+    args, settings, service = start(parser)
     thresholds = service.model.default_thresholds
     offsets = service.model.default_views_offsets
-    persons = load_persons(args.dir, args.cache, args.workers)
+    persons = load_persons(args.dir, args.cache, args.workers, settings, service)
     log.info("%s", describe_machine())
     log.info("%d identities with a second photo and at least one more to search with", len(persons))
     log.info(
