@@ -8,8 +8,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from core.evaluation.crossval import EvalData
 from core.evaluation.dataset import load_labelled_folder
+from core.evaluation.eval_data import EvalData
 from core.evaluation.evaluate import embed_folder
 from core.service import ManyAnglesService
 from core.settings import Settings

@@ -147,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="default: the target_fpir setting",
             )
+            cmd.add_argument(
+                "--gallery-size",
+                type=count(1),
+                default=None,
+                help="persons the target FPIR must hold for (default: half the folder's identities); "
+                "a larger gallery needs a higher threshold, and a folder with enough impostor pairs to measure it",
+            )
     return parser
 
 

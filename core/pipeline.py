@@ -45,6 +45,8 @@ class ModelInfo:
     default_gate_threshold: float | None
     workers: int = 1
     default_views_offsets: dict[str, float] = field(default_factory=dict)  # matching rule -> shipped offset
+    # matching rule -> per-person false match rate at the shipped threshold (core/gallery_fpir.py)
+    default_person_fmrs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +81,7 @@ def _model_info(engine: FaceEngine) -> ModelInfo:
         dict(e.default_thresholds),
         e.default_gate_threshold,
         default_views_offsets=dict(e.default_views_offsets),
+        default_person_fmrs=dict(e.default_person_fmrs),
     )
 
 

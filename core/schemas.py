@@ -344,6 +344,10 @@ class ThresholdOut(Schema):
     n_negative: int = Field(description="impostor searches or pairs it was calibrated on")
     dataset: str
     created_at: str
+    person_fmr: float | None = Field(
+        None, description="identification: share of impostor (search, person) pairs at or over it"
+    )
+    gallery_size: int | None = Field(None, description="identification: the persons its target FPIR holds for")
 
 
 class ThresholdsResponse(Schema):
@@ -357,6 +361,15 @@ class ThresholdsResponse(Schema):
     shipped: dict[str, float] = Field(description="the model's shipped identification thresholds per rule")
     shipped_views_offsets: dict[str, float] = Field(description="the model's shipped views offsets per rule")
     stored: list[ThresholdOut] = Field(description="every calibrated threshold in the store, all models")
+    persons: int = Field(description="persons enrolled now")
+    person_fmr: float | None = Field(
+        description="per-person false match rate at the identify threshold (None: not measured): a stranger's "
+        "search is falsely accepted when any person clears it"
+    )
+    calibrated_for: int | None = Field(description="the persons the stored calibration's target FPIR holds for")
+    expected_fpir: float | None = Field(description="FPIR at this gallery's size: 1 - (1 - person_fmr) ** persons")
+    holds_up_to: int | None = Field(description="the most persons at which FPIR stays at the target")
+    warnings: list[str] = Field(description="set when the gallery has outgrown its threshold")
 
     @classmethod
     def of(cls, service: ManyAnglesService) -> ThresholdsResponse:
@@ -369,6 +382,7 @@ class ThresholdsResponse(Schema):
                 problems.append(exc.message)
                 values.append(None)
         settings = service.settings
+        fit = service.gallery_fit()
         return cls(
             model=service.model.name,
             match_mode=settings.match_mode,
@@ -380,4 +394,10 @@ class ThresholdsResponse(Schema):
             shipped=service.model.default_thresholds,
             shipped_views_offsets=service.model.default_views_offsets,
             stored=[ThresholdOut(**asdict(t)) for t in service.store.thresholds()],
+            persons=fit.persons,
+            person_fmr=fit.person_fmr,
+            calibrated_for=fit.calibrated_for,
+            expected_fpir=fit.expected_fpir,
+            holds_up_to=fit.holds_up_to,
+            warnings=[fit.warning] if fit.warning else [],
         )

@@ -38,7 +38,7 @@ from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
 from core.store.records import EnrollmentRunRecord, Person
 from core.store.removals import prune_removals
-from core.thresholds import resolve_threshold, resolve_views_offset
+from core.thresholds import GalleryFit, gallery_fit, resolve_threshold, resolve_views_offset
 from core.viewmaker import ViewMaker
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,13 @@ class ManyAnglesService:
         """The model's (default: the active one's) identification threshold at the configured FPIR."""
         return resolve_threshold(
             self.store, model or self.model, "fpir", self.settings.target_fpir, self.settings.match_mode
+        )
+
+    def gallery_fit(self) -> GalleryFit:
+        """How the active model's identification threshold holds at the gallery's size now."""
+        settings = self.settings
+        return gallery_fit(
+            self.store, self.model, settings.target_fpir, settings.match_mode, self.store.count_persons()
         )
 
     def views_offset(self, model: ModelInfo | None = None) -> float:

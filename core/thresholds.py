@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import NotCalibrated
+from core.gallery_fpir import MIN_PAIR_HITS, expected_fpir, person_fmr_for, persons_within
 from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
@@ -52,3 +55,42 @@ def resolve_views_offset(store: GalleryStore, model: ModelInfo, rule: str, expli
     if stored is not None:
         return stored.threshold
     return model.default_views_offsets.get(rule, 0.0)
+
+
+@dataclass(frozen=True)
+class GalleryFit:
+    """How the identification threshold in use holds at the gallery's size (core/gallery_fpir.py)."""
+
+    persons: int
+    person_fmr: float | None  # at the threshold in use; None: not measured (an older calibration)
+    calibrated_for: int | None  # persons its calibration's target FPIR holds for; None: shipped or older
+    expected_fpir: float | None  # the FPIR this gallery answers at that threshold
+    holds_up_to: int | None  # the most persons at which FPIR stays at the target
+    warning: str | None  # set when the gallery has outgrown the threshold
+
+
+def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str, persons: int) -> GalleryFit:
+    """What the threshold ``resolve_threshold`` picks for ``rule`` promises at ``persons``:
+    its per-person false match rate (stored with a calibration, else the model's shipped one)
+    turned into the FPIR of this gallery, and a warning once that is above 1.5x the target."""
+    stored = store.get_threshold(model.name, "fpir", target, rule)
+    calibrated_for = None
+    if stored is not None:
+        fmr, calibrated_for = stored.person_fmr, stored.gallery_size
+    elif abs(target - SHIPPED_TARGETS["fpir"]) < 1e-12:
+        fmr = model.default_person_fmrs.get(rule)
+    else:
+        fmr = None
+    if fmr is None:
+        return GalleryFit(persons, None, calibrated_for, None, None, None)
+    expected, holds = expected_fpir(fmr, persons), persons_within(fmr, target)
+    warning = None
+    if expected > 1.5 * target:
+        need = math.ceil(MIN_PAIR_HITS / person_fmr_for(target, persons))
+        warning = (
+            f"with {persons:,} persons enrolled, about {expected:.1%} of searches by people not enrolled would be "
+            f"named as someone (target FPIR {target:.1%}; this threshold holds it up to ~{holds:,} persons): "
+            f"calibrate for this gallery with `manyangles calibrate DIR --gallery-size {persons}` on a labelled "
+            f"folder of people not enrolled, large enough for about {need:,} impostor pairs"
+        )
+    return GalleryFit(persons, fmr, calibrated_for, expected, holds, warning)

@@ -55,7 +55,7 @@ def test_fpir_of_a_gallery_follows_the_per_person_rate() -> None:
 
     assert predicted_fpir(0.5, 2) == pytest.approx(0.75)  # 1 - 0.5^2
     assert predicted_fpir(0.0, 10_000) == 0.0 and predicted_fpir(1e-4, 1) == pytest.approx(1e-4)
-    from core.evaluation.crossval import EvalData
+    from core.evaluation.eval_data import EvalData
 
     # six people, every vector the same: every search clears any threshold against every person
     same = _unit(0)

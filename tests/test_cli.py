@@ -219,6 +219,14 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     for fpir in fpirs:
         assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
         assert fpir["n_negative"] == original["n_closed_set"]
+        assert fpir["gallery_size"] == 3 and 0.0 <= fpir["person_fmr"] <= 0.1  # galleries of half the six
+    # for a gallery of a given size: its per-person rate, read off the impostor pairs
+    sized = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.5", "--gallery-size", "2", "--no-views")
+    assert sized.returncode == 0, sized.stderr
+    for fpir in (r for r in json.loads(sized.stdout) if r["kind"] == "fpir"):  # 1 - 0.5 ** (1 / 2) = 0.29
+        assert fpir["gallery_size"] == 2 and 0.2 <= fpir["person_fmr"] <= 0.2929
+    too_big = cli(data, "calibrate", dataset, "--gallery-size", "1000", "--no-views")
+    assert too_big.returncode == 3 and "a gallery of 1,000 persons at FPIR 0.01 needs" in too_big.stderr
     assert gate["rule"] == ""
     assert gate["kind"] == "gate_fmr" and gate["target"] == 0.001 and 0 < gate["threshold"] < 1
 

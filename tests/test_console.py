@@ -275,10 +275,68 @@ print(1)
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
     shown = system.dataframe[2].value  # the values in use, after the two deployments
     assert dict(zip(shown["field"], shown["value"], strict=True))["matching rule"] == in_use["match_mode"]
-    shipped = system.dataframe[3].value
+    shipped = system.dataframe[4].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
     assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0
+    fit = dict(zip(system.dataframe[3].value["field"], system.dataframe[3].value["value"], strict=True))
+    assert fit["persons enrolled"] == f"{in_use['persons']:,}" and fit["per-person false match rate"] == "1.25e-04"
+    assert fit["FPIR 1% holds up to"] == "80 persons" and fit["expected FPIR at this size"].endswith("%")
+
+
+def test_system_warns_when_the_gallery_outgrows_its_threshold(console_env: httpx.Client):
+    """A calibration whose per-person rate is 1% (the shipped threshold's value, so identify
+    answers the same): a handful of persons already make FPIR far above the 1% target."""
+    from console.text import plain
+
+    in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
+    rule, threshold = in_use["match_mode"], in_use["identify_threshold"]
+    script = """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.records import StoredThreshold
+args = json.loads(sys.argv[1])
+row = StoredThreshold(args["model"], "fpir", args["rule"], 0.01, args["threshold"], 50, "test-size", "t", 0.01, 10)
+GalleryStore(args["data_dir"]).set_threshold(row)
+print(1)
+"""
+    model = in_use["model"]
+    off_process(script, data_dir=console_env.data_dir, model=model, rule=rule, threshold=threshold)  # type: ignore[attr-defined]
+    added = []
+    try:
+        for who in ("Gil_de_Ferran", "Hal_Gehman"):  # 2 persons at 1% each: 1.99%, above 1.5x the target
+            r = console_env.post(
+                "/v1/persons",
+                headers=AUTH,
+                data={"name": f"Size {who}"},
+                files={"photo": ("p.jpg", photo_bytes(who), "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+            added.append(r.json()["person_id"])
+        body = console_env.get("/v1/thresholds", headers=AUTH).json()
+        at = page("system")
+    finally:  # later tests see the shipped values again
+        delete = """
+import json, sqlite3, sys
+args = json.loads(sys.argv[1])
+db = sqlite3.connect(args["db"])
+with db:
+    db.execute("DELETE FROM thresholds WHERE dataset = 'test-size'")
+db.close()
+print(1)
+"""
+        off_process(delete, db=console_env.data_dir / "gallery.db")  # type: ignore[attr-defined]
+        for person_id in added:
+            console_env.delete(f"/v1/persons/{person_id}", headers=AUTH)
+    persons = body["persons"]
+    assert body["identify_threshold"] == threshold and (body["person_fmr"], body["calibrated_for"]) == (0.01, 10)
+    assert body["holds_up_to"] == 1 and abs(body["expected_fpir"] - (1 - 0.99**persons)) < 1e-12
+    assert len(body["warnings"]) == 1 and f"with {persons:,} persons enrolled" in body["warnings"][0]
+    assert not at.exception, at.exception
+    assert plain(body["warnings"][0]) in [w.value for w in at.warning]
+    fit = dict(zip(at.dataframe[3].value["field"], at.dataframe[3].value["value"], strict=True))
+    assert fit["calibrated for"] == "10 persons" and fit["per-person false match rate"] == "1.00e-02"
+    assert console_env.get("/v1/thresholds", headers=AUTH).json()["warnings"] == [] or persons > 120
 
 
 def test_the_console_imports_no_model_code():

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.evaluation.crossval import EvalData, _deal, calibrate_rules, cross_validate
+from core.errors import InvalidInput
+from core.evaluation.calibration import calibrate_rules
+from core.evaluation.crossval import _deal, cross_validate
+from core.evaluation.eval_data import EvalData
 from core.matching import Matcher
 from core.matching_rules import RULES, GalleryIndex, person_scores
 from core.store.records import GalleryMatrix
@@ -108,9 +111,40 @@ def test_calibrate_rules_by_hand():
     vectors[3] = np.array([0.5, np.sqrt(0.75), 0, 0, 0], dtype=np.float32)  # p1's 2nd probe: cos 0.5 to p0
     data = EvalData(data.identities, data.originals, data.views, data.probe_identity, vectors, data.probe_found)
     out = calibrate_rules(data, None, target=0.25)
-    # 8 impostor searches pooled, 25% may pass: 2; scores sorted: 0.5, 0, 0, ... -> just above 0
+    # 8 impostor searches pooled, 25% may pass: 2; scores sorted: 0.5, 0, 0, ... -> just above 0.
+    # Pairs: 8 probes x the 3 other identities = 24, one of them (0.5) over the threshold.
     for rule in RULES:
-        threshold, n = out[rule]
-        assert n == 8 and threshold == pytest.approx(np.nextafter(0.0, 1.0))
+        c = out[rule]
+        assert c.searches == 8 and c.threshold == pytest.approx(np.nextafter(0.0, 1.0))
+        assert (c.pairs, c.person_fmr, c.gallery_size) == (24, pytest.approx(1 / 24), 2)
     out = calibrate_rules(data, None, target=0.1)  # none may pass: just above 0.5
-    assert out["max"][0] == pytest.approx(np.nextafter(np.float32(0.5), 1.0), abs=1e-6)
+    assert out["max"].threshold == pytest.approx(np.nextafter(np.float32(0.5), 1.0), abs=1e-6)
+    assert out["max"].person_fmr == 0.0
+
+
+def _tilted(n: int = 12) -> EvalData:
+    """n identities, 2 probes each; identity i's first probe leans b_i = 0.05 (i + 1) towards
+    identity i + 1: 12 impostor pairs score 0.05..0.6, the other 252 of 24 x 11 score 0."""
+    data = _data(n, 1.0)
+    vectors = data.probe_vectors.copy()
+    for i in range(n):
+        b = 0.05 * (i + 1)
+        vectors[2 * i] = 0.0
+        vectors[2 * i, i], vectors[2 * i, (i + 1) % n] = np.sqrt(1 - b * b), b
+    return EvalData(data.identities, data.originals, data.views, data.probe_identity, vectors, data.probe_found)
+
+
+def test_calibrate_rules_for_a_gallery_size_by_hand():
+    # FPIR 8% in a gallery of 2: per-person rate 1 - 0.92 ** (1 / 2) = 0.0408; 264 pairs x 0.0408
+    # = 10.8: 10 may pass, the threshold sits just above the 11th highest pair score (0.10)
+    out = calibrate_rules(_tilted(), None, target=0.08, gallery_size=2)
+    for rule in RULES:
+        c = out[rule]
+        assert c.threshold == pytest.approx(0.1, abs=1e-6)
+        assert (c.pairs, c.person_fmr, c.gallery_size) == (264, pytest.approx(10 / 264), 2)
+
+
+def test_calibrating_for_a_gallery_the_folder_cannot_measure_is_refused():
+    # a gallery of 3: rate 0.0274, 264 pairs give 7 hits, fewer than the 10 a rate needs
+    with pytest.raises(InvalidInput, match=r"a gallery of 3 persons .* 365 impostor pairs .* this folder gives 264"):
+        calibrate_rules(_tilted(), None, target=0.08, gallery_size=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.evaluation.crossval import EvalData
+from core.evaluation.eval_data import EvalData
 from core.evaluation.nested import NestedReport, UnseenRepeat, format_nested, nested_selection
 
 

@@ -400,3 +400,25 @@ def test_an_unexpected_error_is_answered_in_the_error_shape():
     assert response.status_code == 500 and body["error"]["code"] == "internal_error"
     assert "POST /v1/identify" in body["error"]["message"] and "OverflowError" in body["error"]["message"]
     assert "secret detail" not in response.body.decode()
+
+
+def test_thresholds_say_what_the_gallery_size_does_to_fpir(api: httpx.Client):
+    """The shipped top2 rate 1.25e-4: FPIR = 1 - (1 - fmr) ** persons, held to 1% up to 80 persons."""
+    added = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Size Brown", **FORCE},
+        files=files(photo=photo_bytes("Gordon_Brown")),
+    )
+    assert added.status_code == 201, added.text
+    try:
+        r = api.get("/v1/thresholds", headers=AUTH)
+        persons = api.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
+    finally:
+        api.delete(f"/v1/persons/{added.json()['person_id']}", headers=AUTH)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["match_mode"] == "top2" and body["persons"] == persons > 0
+    assert body["person_fmr"] == 1.25e-4 and body["holds_up_to"] == 80 and body["calibrated_for"] is None
+    assert abs(body["expected_fpir"] - (1 - (1 - 1.25e-4) ** persons)) < 1e-12
+    assert body["warnings"] == [] or persons > 120  # the line: 1.5x the target

@@ -180,6 +180,10 @@ def test_thresholds_roundtrip(tmp_path: Path):
     assert stored is not None and stored.threshold == 0.94 and stored.n_negative == 500
     assert store.get_threshold("m1", "gate_fmr", 0.01).threshold == 0.97
     assert store.get_threshold("m1", "fpir", 0.1, "max") is None
+    assert stored.person_fmr is None and stored.gallery_size is None  # not measured
+    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 500, "faces", "t", 1.25e-4, 66))
+    top2 = store.get_threshold("m1", "fpir", 0.01, "top2")
+    assert top2 is not None and (top2.person_fmr, top2.gallery_size) == (1.25e-4, 66)
 
 
 def test_gallery_version_changes_with_content(tmp_path: Path):
@@ -206,6 +210,7 @@ def test_migration_keeps_thresholds_under_the_max_rule(tmp_path: Path):
     conn.close()
     store = GalleryStore(tmp_path)
     assert store.get_threshold("m1", "fpir", 0.01, "max").threshold == 0.93
+    assert store.get_threshold("m1", "fpir", 0.01, "max").person_fmr is None  # unmeasured then
     assert store.get_threshold("m1", "gate_fmr", 0.001).threshold == 0.92
     assert store.get_threshold("m1", "fpir", 0.01, "mean") is None
 

@@ -37,7 +37,9 @@ def gallery(tmp_path: Path, dlib_models):
     service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
     for who in PEOPLE[1:]:
         service.enroll(who.replace("_", " "), photo_bytes(who))
-    service.store.set_threshold(StoredThreshold("dlib-resnet-v1-flip", "fpir", "top2", 0.01, 0.93, 250, "test", "t"))
+    service.store.set_threshold(
+        StoredThreshold("dlib-resnet-v1-flip", "fpir", "top2", 0.01, 0.93, 250, "test", "t", 2e-4, 40)
+    )
     return service
 
 
@@ -58,6 +60,7 @@ def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp
     imported = import_gallery(target.store, tmp_path / "export")
     assert (imported.persons, imported.images, imported.embeddings) == (3, exported.images, exported.embeddings)
     assert answers(target) == answers(gallery)  # same names, same scores, same threshold
+    assert target.store.thresholds() == gallery.store.thresholds()  # with what they hold at a gallery's size
     assert {p.name for p in target.store.list_persons()} == {p.name for p in gallery.store.list_persons()}
     obama = target.store.find_person("Barack Obama")
     sources = {i.source for i in target.store.person_detail(obama.id).images}

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.evaluation.crossval import EvalData, _mixed, calibrate_rules, calibrate_views_offsets
+from core.evaluation.calibration import calibrate_rules, calibrate_views_offsets
+from core.evaluation.crossval import _mixed
+from core.evaluation.eval_data import EvalData
 from core.matching import Matcher
 from core.matching_rules import RULES, VIEWS_OFFSET_TAIL, GalleryIndex, person_scores
 from core.settings import Settings
@@ -73,8 +75,8 @@ def test_thresholds_are_calibrated_with_the_offset():
     # mixed gallery: every other enrolled person has the view; impostors score 0.36 (max) on those
     plain = calibrate_rules(data, ("classic:left",), target=0.1)
     corrected = calibrate_rules(data, ("classic:left",), target=0.1, offsets={"max": 0.36})
-    assert plain["max"][0] == pytest.approx(np.nextafter(np.float32(0.36), 1.0), abs=1e-6)
-    assert corrected["max"][0] == pytest.approx(0.0, abs=1e-6)  # all impostors back on the originals' 0
+    assert plain["max"].threshold == pytest.approx(np.nextafter(np.float32(0.36), 1.0), abs=1e-6)
+    assert corrected["max"].threshold == pytest.approx(0.0, abs=1e-6)  # all impostors back on the originals' 0
 
 
 def test_mixed_gallery_share_by_hand():

@@ -25,6 +25,20 @@ def _rows(info: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
     return rows
 
 
+def gallery_fit_rows(thresholds: dict[str, Any]) -> list[dict[str, str]]:
+    """What the identify threshold holds at the gallery's size, as (field, value) rows."""
+    fmr, expected, holds = thresholds["person_fmr"], thresholds["expected_fpir"], thresholds["holds_up_to"]
+    values = {
+        "persons enrolled": f"{thresholds['persons']:,}",
+        "per-person false match rate": "not measured (calibrate again)" if fmr is None else f"{fmr:.2e}",
+        "expected FPIR at this size": "unknown" if expected is None else f"{expected:.2%}",
+        f"FPIR {100 * thresholds['target_fpir']:g}% holds up to": "unknown" if holds is None else f"{holds:,} persons",
+    }
+    if thresholds["calibrated_for"] is not None:
+        values["calibrated for"] = f"{thresholds['calibrated_for']:,} persons"
+    return [{"field": k, "value": v} for k, v in values.items()]
+
+
 st.title("System")
 config = load_config()
 st.caption(f"API {config.api_url} - key {config.masked_key} - data dir {config.data_dir or 'remote (HTTP only)'}")
@@ -57,6 +71,13 @@ in_use = {
 st.dataframe([{"field": k, "value": str(v)} for k, v in in_use.items()], hide_index=True, use_container_width=True)
 for problem in thresholds["problems"]:
     st.warning(problem)
+st.caption(
+    "the gallery's size: a stranger is falsely accepted when ANY enrolled person clears the threshold, "
+    "so FPIR grows with the persons enrolled"
+)
+st.dataframe(gallery_fit_rows(thresholds), hide_index=True, use_container_width=True)
+for warning in thresholds["warnings"]:
+    st.warning(plain(warning))
 st.caption("shipped with the model (FPIR 1%), per matching rule")
 offsets = thresholds["shipped_views_offsets"]
 st.dataframe(

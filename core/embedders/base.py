@@ -19,7 +19,8 @@ class Embedder(Protocol):
     ``default_thresholds`` are the cosine thresholds shipped with the model per matching rule
     (calibrated at 1% FPIR), empty when it has not been calibrated here; ``default_gate_threshold`` likewise for the
     identity gate of generated views (calibrated at FMR = 0.1%), and ``default_views_offsets``
-    for the score correction of persons with views (core/matching_rules.py).
+    for the score correction of persons with views (core/matching_rules.py); ``default_person_fmrs``
+    the share of impostor pairs at or over each shipped threshold (core/gallery_fpir.py).
     """
 
     name: str
@@ -28,6 +29,8 @@ class Embedder(Protocol):
     default_thresholds: dict[str, float]  # matching rule -> cosine threshold at FPIR 1% ({}: none shipped)
     default_gate_threshold: float | None
     default_views_offsets: dict[str, float]  # matching rule -> score offset of persons with views ({}: 0)
+    # matching rule -> per-person false match rate at the shipped threshold ({}: unmeasured)
+    default_person_fmrs: dict[str, float]
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int
 

@@ -106,6 +106,7 @@ class InsightFaceEmbedder:
     default_thresholds: dict[str, float] = {}
     default_gate_threshold: float | None = None
     default_views_offsets: dict[str, float] = {}
+    default_person_fmrs: dict[str, float] = {}
     tta = 1
 
     def __init__(self, pack: InsightFacePack) -> None:

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 
 from core.errors import InvalidInput, NotCalibrated
-from core.evaluation.crossval import calibrate_rules, calibrate_views_offsets
+from core.evaluation.calibration import calibrate_rules, calibrate_views_offsets
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.evaluate import (
     calibrate_gate_threshold,
@@ -80,9 +80,12 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     data = embedded.eval_data()
     offsets = calibrate_views_offsets(data, views) if views else {}
     shifts = {rule: offset for rule, (offset, _) in offsets.items()}
+    rules = calibrate_rules(data, views, target, offsets=shifts, gallery_size=args.gallery_size)
     records = [
-        StoredThreshold(model, "fpir", rule, target, threshold, n, dataset, utc_now())
-        for rule, (threshold, n) in calibrate_rules(data, views, target, offsets=shifts).items()
+        StoredThreshold(
+            model, "fpir", rule, target, c.threshold, c.searches, dataset, utc_now(), c.person_fmr, c.gallery_size
+        )
+        for rule, c in rules.items()
     ]
     records += [
         StoredThreshold(model, "views_offset", rule, VIEWS_OFFSET_TAIL, offset, n, dataset, utc_now())
@@ -94,12 +97,14 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     if args.json:
         out(json.dumps([r.__dict__ for r in records]))
         return 0
-    rules = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "fpir")
+    fpir = [r for r in records if r.kind == "fpir"]
+    listed = ", ".join(f"{r.rule} {r.threshold:.4f} (per-person FMR {r.person_fmr:.1e})" for r in fpir)
+    size = f"{fpir[0].gallery_size:,} persons" if args.gallery_size else f"galleries of {fpir[0].gallery_size} persons"
     shifted = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "views_offset")
     pairs = next((r.n_negative for r in records if r.kind == "views_offset"), 0)
     out(
-        f"model {model}: thresholds at FPIR {target:g} ({records[0].n_negative} impostor searches, "
-        f"{f'half the gallery with {generator} views' if views else 'originals only'}): {rules}; "
+        f"model {model}: thresholds at FPIR {target:g} for {size} ({records[0].n_negative} impostor searches, "
+        f"{f'half the gallery with {generator} views' if views else 'originals only'}): {listed}; "
         + (
             f"views offsets (top {100 * VIEWS_OFFSET_TAIL:g}% of {pairs} impostor pairs): {shifted}; "
             if offsets

@@ -24,37 +24,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from core.evaluation.calibration import calibrate_views_offsets
+from core.evaluation.eval_data import EvalData, gallery_index, top_searches
 from core.evaluation.metrics import threshold_for_fpir
-from core.matching_rules import RULES, VIEWS_OFFSET_TAIL, GalleryIndex, person_scores
+from core.matching_rules import RULES
 
 FPIRS = (0.01, 0.1)
-
-
-@dataclass(frozen=True, eq=False)
-class EvalData:
-    """Vectors of a labelled folder: one original per identity, its views, and the probes."""
-
-    identities: list[str]
-    originals: np.ndarray  # (I, d)
-    views: list[dict[str, np.ndarray]]  # per identity: view name -> vector (gate-accepted only)
-    probe_identity: np.ndarray  # (Q,) identity index of each probe
-    probe_vectors: np.ndarray  # (Q, d); rows of probes without a face are zeros
-    probe_found: np.ndarray  # (Q,) bool: a face was found
-
-    def subset(self, identities: np.ndarray) -> EvalData:
-        """The same data restricted to ``identities`` (indices), renumbered in ascending order."""
-        keep = np.sort(np.asarray(identities, dtype=np.int64))
-        renumber = np.full(len(self.identities), -1, dtype=np.int64)
-        renumber[keep] = np.arange(len(keep))
-        probes = np.isin(self.probe_identity, keep)
-        return EvalData(
-            [self.identities[i] for i in keep],
-            self.originals[keep],
-            [self.views[i] for i in keep],
-            renumber[self.probe_identity[probes]],
-            self.probe_vectors[probes],
-            self.probe_found[probes],
-        )
 
 
 @dataclass(frozen=True)
@@ -101,38 +76,6 @@ class CrossValReport:
         return asdict(self)
 
 
-def _gallery(
-    data: EvalData, enrolled: np.ndarray, views: tuple[str, ...] | None, with_views: np.ndarray | None = None
-) -> GalleryIndex:
-    """Persons 0..len(enrolled)-1 in ``enrolled`` order; ``with_views`` limits who gets views."""
-    vectors, person, original = [], [], []
-    for p, identity in enumerate(enrolled):
-        vectors.append(data.originals[identity])
-        person.append(p)
-        original.append(True)
-        if views and (with_views is None or with_views[p]):
-            for name in views:
-                vector = data.views[identity].get(name)
-                if vector is not None:
-                    vectors.append(vector)
-                    person.append(p)
-                    original.append(False)
-    return GalleryIndex.build(np.stack(vectors), np.array(person), np.array(original))
-
-
-def _searches(
-    data: EvalData, index: GalleryIndex, enrolled: np.ndarray, rule: str, views_offset: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per probe: top score (-inf without a face), whether the top person is the probe's own
-    identity, and the top person's index."""
-    scores = person_scores(rule, index, data.probe_vectors, views_offset)
-    top = np.argmax(scores, axis=1)
-    top_score = scores[np.arange(len(top)), top].astype(np.float64)
-    top_score[~data.probe_found] = -np.inf
-    own = enrolled[top] == data.probe_identity
-    return top_score, own & data.probe_found, top
-
-
 def _deal(n: int, folds: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % folds)
 
@@ -143,9 +86,9 @@ def _mixed(
     """A gallery where the ``half`` of the enrolled persons have views, threshold at FPIR 10% in
     sample (a share, not a rate: at 1% only 2-3 false accepts exist): the share of false accepts
     landing on the with-views half, and FNIR of each half and of all."""
-    index = _gallery(data, enrolled, views, with_views=half)
+    index = gallery_index(data, enrolled, views, with_views=half)
     mated = np.isin(data.probe_identity, enrolled)
-    score, hit, top = _searches(data, index, enrolled, rule, offset)
+    score, hit, top = top_searches(data, index, enrolled, rule, offset)
     threshold = threshold_for_fpir(score[~mated], 0.1)
     false_accepts = (~mated) & (score >= threshold)
     own_half = half[np.searchsorted(enrolled, data.probe_identity[mated])]
@@ -193,10 +136,10 @@ def cross_validate(
         mated = is_enrolled[data.probe_identity]
         probe_fold = fold_of[data.probe_identity]
         for condition, views in conditions.items():
-            index = _gallery(data, enrolled, views)
+            index = gallery_index(data, enrolled, views)
             sizes.setdefault(condition, []).append(int(index.vectors.shape[0]))
             for rule in rules:
-                score, hit, _ = _searches(data, index, enrolled, rule)
+                score, hit, _ = top_searches(data, index, enrolled, rule)
                 for fpir in FPIRS:
                     key = (condition, rule, f"{fpir:g}")
                     miss_count = misses.setdefault(key, np.zeros(n_id))
@@ -234,10 +177,10 @@ def cross_validate(
     rng = np.random.default_rng(12345)
     samples = rng.integers(0, n_id, size=(bootstrap, n_id))
     for condition, views in conditions.items():
-        closed = _gallery(data, everyone, views)
+        closed = gallery_index(data, everyone, views)
         results[condition] = {}
         for rule in rules:
-            _, hit, _ = _searches(data, closed, everyone, rule)
+            _, hit, _ = top_searches(data, closed, everyone, rule)
             out = {}
             for fpir in FPIRS:
                 key = (condition, rule, f"{fpir:g}")
@@ -321,69 +264,3 @@ def format_mixed(m: dict[str, float]) -> str:
         f"mixed gallery (half with views, FPIR 10%): {one('')}; with the views offset "
         f"{m.get('views_offset', nan):.4f}: {one('_offset')}"
     )
-
-
-def calibrate_views_offsets(
-    data: EvalData, views: tuple[str, ...] | None, rules: tuple[str, ...] = RULES, tail: float = VIEWS_OFFSET_TAIL
-) -> dict[str, tuple[float, int]]:
-    """Per rule: the views offset (core/matching_rules.py), and the impostor pairs it rests on.
-
-    The same persons are enrolled twice, from the photo alone and with ``views``; impostor
-    probes are scored against every person (pairs, not just the top one: thousands of them);
-    the offset is how far the top ``tail`` of those scores rises with the views. The gallery is
-    each half of the identities in turn (even positions, then odd), the probes of the other
-    half the impostors.
-    """
-    n_id = len(data.identities)
-    plain: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
-    viewed: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
-    for first in (0, 1):
-        enrolled = np.arange(first, n_id, 2)
-        impostor = ~np.isin(data.probe_identity, enrolled) & data.probe_found
-        if not views or not enrolled.size or not impostor.any():
-            continue
-        alone, with_views = _gallery(data, enrolled, None), _gallery(data, enrolled, views)
-        for rule in rules:
-            plain[rule].append(person_scores(rule, alone, data.probe_vectors[impostor]).ravel())
-            viewed[rule].append(person_scores(rule, with_views, data.probe_vectors[impostor]).ravel())
-    out = {}
-    for rule in rules:
-        if not plain[rule]:
-            out[rule] = (0.0, 0)
-            continue
-        a, b = np.concatenate(plain[rule]), np.concatenate(viewed[rule])
-        shift = float(np.quantile(b, 1.0 - tail) - np.quantile(a, 1.0 - tail))
-        out[rule] = (round(shift, 4), int(a.size))
-    return out
-
-
-def calibrate_rules(
-    data: EvalData,
-    views: tuple[str, ...] | None,
-    target: float,
-    rules: tuple[str, ...] = RULES,
-    offsets: dict[str, float] | None = None,
-) -> dict[str, tuple[float, int]]:
-    """Per rule: the threshold at ``target`` FPIR, and the impostor searches it rests on.
-
-    The gallery is mixed as a real one is: of the enrolled half of the identities (even
-    positions, then odd: both halves' impostor searches are pooled), every other person has
-    ``views``, the rest only their original; persons with views are scored ``offsets[rule]``
-    lower, as the service scores them.
-    """
-    offsets = offsets or {}
-    n_id = len(data.identities)
-    pooled: dict[str, list[np.ndarray]] = {rule: [] for rule in rules}
-    for first in (0, 1):
-        enrolled = np.arange(first, n_id, 2)
-        with_views = np.arange(len(enrolled)) % 2 == 0
-        index = _gallery(data, enrolled, views, with_views=with_views)
-        impostor = ~np.isin(data.probe_identity, enrolled)
-        for rule in rules:
-            score, _, _ = _searches(data, index, enrolled, rule, offsets.get(rule, 0.0))
-            pooled[rule].append(score[impostor])
-    out = {}
-    for rule, parts in pooled.items():
-        scores = np.concatenate(parts)
-        out[rule] = (threshold_for_fpir(scores, target), int(scores.size))
-    return out

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.evaluation.crossval import CrossValReport, EvalData, cross_validate, format_crossval
+from core.evaluation.crossval import CrossValReport, cross_validate, format_crossval
 from core.evaluation.dataset import LabelledFolder
 from core.evaluation.embedding import EmbeddingCache, PhotoEmbedding, embed_photos
+from core.evaluation.eval_data import EvalData
 from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
 from core.evaluation.nested import MIN_IDENTITIES, NestedReport, format_nested, nested_selection
 from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core.evaluation.crossval import FPIRS, EvalData, cross_validate
+from core.evaluation.crossval import FPIRS, cross_validate
+from core.evaluation.eval_data import EvalData
 
 log = logging.getLogger(__name__)
 

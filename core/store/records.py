@@ -126,3 +126,7 @@ class StoredThreshold:
     n_negative: int
     dataset: str
     created_at: str
+    # identification thresholds (None where unmeasured: older calibrations, other kinds): the share
+    # of impostor (search, person) pairs at or over it, and the persons the target FPIR holds for
+    person_fmr: float | None = None
+    gallery_size: int | None = None

@@ -271,6 +271,12 @@ MIGRATIONS: tuple[str, ...] = (
         + _change_trigger(table, "DELETE", _record_change("OLD.person_id", if_present=True))
         for table in ("images", "embeddings")
     ),
+    # 10 -> 11: what an identification threshold holds at the size of a gallery
+    # (core/gallery_fpir.py): its per-person false match rate, and the persons it was calibrated for
+    """
+    ALTER TABLE thresholds ADD COLUMN person_fmr REAL;       -- share of impostor pairs at or over it
+    ALTER TABLE thresholds ADD COLUMN gallery_size INTEGER;  -- persons the target FPIR holds for
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 
 from core.store.records import StoredThreshold
 
+_COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size"
+
 
 class ThresholdRows:
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -23,7 +25,7 @@ class ThresholdRows:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
-                "dataset, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                "dataset, created_at, person_fmr, gallery_size) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     value.model,
                     value.kind,
@@ -33,13 +35,15 @@ class ThresholdRows:
                     value.n_negative,
                     value.dataset,
                     value.created_at,
+                    value.person_fmr,
+                    value.gallery_size,
                 ),
             )
 
     def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
+                f"SELECT {_COLUMNS} FROM thresholds "
                 "WHERE model = ? AND kind = ? AND rule = ? AND abs(target - ?) < 1e-12",
                 (model, kind, rule, target),
             ).fetchone()
@@ -48,8 +52,5 @@ class ThresholdRows:
     def thresholds(self) -> list[StoredThreshold]:
         """Every stored (calibrated) threshold."""
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at FROM thresholds "
-                "ORDER BY model, kind, rule, target"
-            ).fetchall()
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM thresholds ORDER BY model, kind, rule, target").fetchall()
         return [StoredThreshold(*row) for row in rows]

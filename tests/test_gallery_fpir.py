@@ -1,0 +1,60 @@
+"""FPIR against the gallery's size: the formula, and what the service reports, by hand."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from core.gallery_fpir import expected_fpir, person_fmr_for, persons_within
+from core.pipeline import ModelInfo
+from core.store.gallery import GalleryStore
+from core.store.records import StoredThreshold
+from core.thresholds import gallery_fit
+
+MODEL = ModelInfo("m1", 4, "cpu", "dlib", 1, {"top2": 0.9}, None, default_person_fmrs={"top2": 1.25e-4})
+
+
+def test_the_formula_by_hand():
+    assert expected_fpir(0.5, 2) == pytest.approx(0.75)  # 1 - 0.5 ** 2
+    assert expected_fpir(1e-4, 100) == pytest.approx(1 - 0.9999**100)
+    assert expected_fpir(1e-4, 0) == 0.0 and expected_fpir(0.0, 1000) == 0.0
+    assert person_fmr_for(0.75, 2) == pytest.approx(0.5)
+    assert expected_fpir(person_fmr_for(0.01, 1000), 1000) == pytest.approx(0.01)
+    assert persons_within(0.5, 0.75) == 2 and persons_within(0.5, 0.74) == 1
+    # ln(0.99) / ln(1 - 1.25e-4) = 80.4: the shipped top2 threshold keeps FPIR 1% up to 80 persons
+    assert persons_within(1.25e-4, 0.01) == 80 and persons_within(0.0, 0.01) is None
+
+
+def test_the_shipped_rate_holds_a_small_gallery_and_warns_for_a_large_one(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    small = gallery_fit(store, MODEL, 0.01, "top2", 50)
+    assert small.expected_fpir == pytest.approx(1 - (1 - 1.25e-4) ** 50)  # 0.62%
+    assert (small.person_fmr, small.holds_up_to, small.calibrated_for, small.warning) == (1.25e-4, 80, None, None)
+    large = gallery_fit(store, MODEL, 0.01, "top2", 1000)
+    assert large.expected_fpir == pytest.approx(0.1175, abs=1e-4)
+    need = math.ceil(10 / person_fmr_for(0.01, 1000))  # 995,003 pairs for 10 over a rate of 1.0e-5
+    assert large.warning is not None and "1,000 persons enrolled, about 11.8% of searches" in large.warning
+    assert "--gallery-size 1000" in large.warning and f"{need:,} impostor pairs" in large.warning
+    assert "up to ~80 persons" in large.warning
+    # 1.5x the target is the line: 120 persons answer 1.49%, 121 persons 1.50%
+    assert gallery_fit(store, MODEL, 0.01, "top2", 120).warning is None
+    assert gallery_fit(store, MODEL, 0.01, "top2", 121).warning is not None
+
+
+def test_a_calibration_for_the_gallery_replaces_the_shipped_rate(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 5000, "big", "t", 1.0e-5, 1000))
+    fit = gallery_fit(store, MODEL, 0.01, "top2", 1000)
+    assert (fit.person_fmr, fit.calibrated_for, fit.holds_up_to, fit.warning) == (1.0e-5, 1000, 1005, None)
+    assert fit.expected_fpir == pytest.approx(1 - (1 - 1e-5) ** 1000)
+
+
+def test_nothing_is_promised_without_a_measured_rate(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    unmeasured = gallery_fit(store, MODEL, 0.001, "top2", 1000)  # a target nothing was calibrated at
+    assert (unmeasured.person_fmr, unmeasured.expected_fpir, unmeasured.warning) == (None, None, None)
+    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 500, "old", "t"))  # before rates
+    older = gallery_fit(store, MODEL, 0.01, "top2", 1000)
+    assert (older.person_fmr, older.holds_up_to, older.warning) == (None, None, None) and older.persons == 1000
