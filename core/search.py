@@ -113,6 +113,11 @@ class GallerySearch:
         return self._n
 
     @property
+    def last_id(self) -> int:
+        """The newest embedding id this search holds: what a search saw of the store."""
+        return self._last_id
+
+    @property
     def approximate(self) -> bool:
         return self._index is not None
 

@@ -19,20 +19,19 @@ from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
 from core.errors import (
-    AlreadyEnrolled,
     InvalidInput,
     ManyAnglesError,
-    MatchesAnotherPerson,
     ModelMismatch,
     ModelSwitching,
     NotCalibrated,
     PersonExists,
     PhotoExists,
 )
+from core.face_check import FaceCheck, recheck_guard, same_face_error
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
-from core.search import GallerySearch
+from core.search import GallerySearch, Hit
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
@@ -234,8 +233,7 @@ class ManyAnglesService:
             known = self.store.find_image(into, image.sha256, "original")
             if known is not None:
                 raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
-        if not ask.force:
-            self._check_same_person(into, model, original.vector, image.sha256)
+        checked = None if ask.force else self._check_same_person(into, model, original.vector, image.sha256)
         outcome: ViewsOutcome | None = None
         if requests is not None:
             emit(
@@ -253,7 +251,12 @@ class ManyAnglesService:
         enrollment = build_enrollment(name, photo, image, original, model.name, outcome)
         emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model.name}"))
         store_started = time.perf_counter()
-        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None)
+        # a new person enrolled meanwhile (another request, another replica) was not in the
+        # search: the face is checked against what committed since, under the write lock
+        guard = None
+        if checked is not None and into is None:
+            guard = recheck_guard(self.store, self.settings.match_mode, checked, original.vector, image.sha256)
+        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None, guard=guard)
         timings["store"] = time.perf_counter() - store_started
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
@@ -274,36 +277,31 @@ class ManyAnglesService:
             timings_s={k: round(v, 4) for k, v in timings.items()},
         )
 
-    def _check_same_person(self, person_id: int | None, model: ModelInfo, vector: np.ndarray, sha256: str) -> None:
+    def _check_same_person(
+        self, person_id: int | None, model: ModelInfo, vector: np.ndarray, sha256: str
+    ) -> FaceCheck | None:
         """Refuse, at the identification threshold, a new person's photo (``person_id`` None)
         that is identified as someone already enrolled (a duplicate enrollment, or a lookalike),
         and a photo added to ``person_id`` that is identified as another person and not as them
-        (most likely the wrong person was picked)."""
+        (most likely the wrong person was picked). Returns what the check rested on (None: no
+        threshold to tell a match by, nothing checked)."""
         self._check_active(model)
         try:
             threshold = self.threshold(model)
         except NotCalibrated:
-            return  # no threshold to tell a match by: nothing to check against
-        [match] = self.match(model.name, vector[None], self.settings.top_k, threshold, self.views_offset(model))
+            return None
+        offset = self.views_offset(model)
+        with self._search_lock:
+            search = self._refreshed(model.name)
+            hits = search.search(vector[None], self.settings.top_k, self.settings.match_mode, offset)
+            checked = FaceCheck(model.name, threshold, offset, search.last_id)
+        [match] = self._named(hits, threshold)
         top = match.identity
         if top is None or top.person_id == person_id:
-            return
+            return checked
         if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
-            return
-        who: dict[str, object] = {"person_id": top.person_id, "name": top.name, "score": top.score}
-        who["threshold"] = threshold
-        found = f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f})"
-        if person_id is None:
-            same = self.store.find_image(top.person_id, sha256, "original") is not None
-            then = "; send" if same else "; add the photo to that person, or send"
-            raise AlreadyEnrolled(
-                f"{found}, already enrolled{' with this very photo' if same else ''}{then} force=true "
-                "to enroll a new person anyway; nothing was stored",
-                {**who, "same_photo": same},
-            )
-        raise MatchesAnotherPerson(
-            f"{found}, not as person {person_id}; send force=true to add it anyway; nothing was stored", who
-        )
+            return checked
+        raise same_face_error(self.store, person_id, top, threshold, sha256)
 
     def _record_run(
         self, person_id: int, model: str, num_views: int, num_accepted: int, timings: dict[str, float]
@@ -359,6 +357,10 @@ class ManyAnglesService:
         """Top-k persons per probe among ``model``'s gallery, with their current names."""
         with self._search_lock:
             hits = self._refreshed(model).search(probes, top_k, self.settings.match_mode, views_offset)
+        return self._named(hits, threshold)
+
+    def _named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
+        """Search hits with the persons' current names."""
         names = self.store.person_names({h.person_id for row in hits for h in row})
         return [
             MatchResult([Candidate(h.person_id, names.get(h.person_id, "?"), h.score) for h in row], threshold)

@@ -284,3 +284,40 @@ def test_a_face_enrolled_under_another_name_is_refused_unless_forced(api: httpx.
         for person in (keanu, forced):
             if person is not None:
                 api.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
+def test_two_enrollments_of_one_face_at_the_same_moment_are_told_apart(service, tmp_path: Path):
+    """Each searched a gallery without the other; the second to commit is checked again under
+    the write lock against what committed since its search, and refused."""
+    from core.errors import AlreadyEnrolled
+
+    meanwhile: dict[str, object] = {}
+
+    def enroll_meanwhile(name: str, data: bytes):
+        def on_event(event) -> None:
+            if event.stage == "embedded" and name not in meanwhile:  # searched, not yet stored
+                meanwhile[name] = service.enroll(name, data).person_id
+
+        return on_event
+
+    obama, obama_2 = photo_bytes("Barack_Obama"), photo_bytes("Barack_Obama", 2)
+    with pytest.raises(AlreadyEnrolled) as refused:
+        service.enroll("Barack O", obama_2, progress=enroll_meanwhile("Barack Obama", obama))
+    match = refused.value.match
+    assert match is not None and (match["person_id"], match["name"]) == (meanwhile["Barack Obama"], "Barack Obama")
+    assert match["same_photo"] is False and match["score"] >= match["threshold"]
+    assert "nothing was stored" in refused.value.message
+    assert [p.name for p in service.persons()] == ["Barack Obama"]
+    files = [p for p in (service.store.data_dir / "images").rglob("*") if p.is_file()]
+    assert len(files) == len(service.store.person_detail(meanwhile["Barack Obama"]).images)  # none of B. O's
+    aniston = photo_bytes("Jennifer_Aniston")
+    with pytest.raises(AlreadyEnrolled) as same:  # the very same photo, at the same moment
+        service.enroll("J. Aniston", aniston, progress=enroll_meanwhile("Jennifer Aniston", aniston))
+    assert same.value.match is not None and same.value.match["same_photo"] is True
+    # someone else enrolled meanwhile: both stored; force skips both checks
+    katy = service.enroll(
+        "Katy Perry", photo_bytes("Katy_Perry"), progress=enroll_meanwhile("Hugh Grant", photo_bytes("Hugh_Grant"))
+    )
+    assert katy.person_id and {"Katy Perry", "Hugh Grant"} <= {p.name for p in service.persons()}
+    forced = service.enroll("Barack O", obama_2, force=True)
+    assert forced.name == "Barack O"

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,12 @@ class GalleryStore(Erasure, RunLog, ThresholdRows):
 
     # --- enrollment --------------------------------------------------------------------------
     def add_person(
-        self, enrollment: Enrollment, into: int | None = None, any_model: bool = False, new_photo: bool = False
+        self,
+        enrollment: Enrollment,
+        into: int | None = None,
+        any_model: bool = False,
+        new_photo: bool = False,
+        guard: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
         """Store a person with all their images, embeddings and generation runs, atomically.
 
@@ -144,7 +149,9 @@ class GalleryStore(Erasure, RunLog, ThresholdRows):
         (``original_2.jpg``, ``augmented_left_2.png``). ``new_photo``: the first image is a photo
         added to ``into``, refused if the person already has it.
         Vectors must be of the active model (checked under the write lock: an enrollment that
-        raced a model switch is refused, not stored half-embedded); ``any_model``: an import."""
+        raced a model switch is refused, not stored half-embedded); ``any_model``: an import.
+        ``guard`` runs under the write lock before anything is written; what it raises refuses
+        the enrollment (the face check against what committed since its search)."""
         name = normalise_name(enrollment.name)
         created_files: list[Path] = []
         try:
@@ -157,6 +164,8 @@ class GalleryStore(Erasure, RunLog, ThresholdRows):
                         self._write_image_file(image, created_files)
                 if not any_model:
                     _check_active(conn, {e.model for e in enrollment.embeddings})
+                if guard is not None:
+                    guard(conn)
                 now = utc_now()
                 had: set[tuple[str, str]] = set()
                 taken: set[str] = set()

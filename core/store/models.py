@@ -236,7 +236,15 @@ def embeddings_after(
     (``+model`` keeps the planner off the model index, which would walk every one of the model's
     entries to find the few new ones)."""
     with store.reader() as conn:
-        rows = conn.execute(EMBEDDINGS_AFTER_SQL, (model, after_id)).fetchall()
+        return read_embeddings_after(conn, model, after_id)
+
+
+def read_embeddings_after(
+    conn: sqlite3.Connection, model: str, after_id: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``embeddings_after`` on an open connection (inside a write transaction: what committed
+    since a search read the gallery)."""
+    rows = conn.execute(EMBEDDINGS_AFTER_SQL, (model, after_id)).fetchall()
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), np.zeros((0, 0), np.float32)
     dim = int(rows[0][3])
