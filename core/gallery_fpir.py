@@ -14,6 +14,8 @@ import math
 # A per-person rate is measured from the impostor pairs over the threshold: with fewer than
 # this many, it is a guess (10 hits: +-30% at one standard error).
 MIN_PAIR_HITS = 10
+# A gallery has outgrown its threshold once the FPIR it answers passes this multiple of the target.
+OUTGROWN = 1.5
 
 
 def expected_fpir(person_fmr: float, persons: int) -> float:

@@ -28,6 +28,7 @@ from core.errors import (
     PhotoExists,
 )
 from core.face_check import FaceCheck, recheck_guard, same_face_error
+from core.gallery_fpir import OUTGROWN, expected_fpir
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace, FacePolicy
@@ -147,6 +148,18 @@ class ManyAnglesService:
             self.store, self.model, settings.target_fpir, settings.match_mode, self.store.count_persons()
         )
 
+    def _warn_if_outgrown(self) -> None:
+        """Log, once, from the enrollment that takes the gallery past what its identification
+        threshold holds (GET /v1/thresholds keeps saying so); never fails the enrollment."""
+        try:
+            fit = self.gallery_fit()
+            if fit.warning is None or fit.person_fmr is None:
+                return
+            if expected_fpir(fit.person_fmr, fit.persons - 1) <= OUTGROWN * self.settings.target_fpir:
+                log.warning("%s", fit.warning)
+        except Exception:  # the person is stored; a lost warning is only logged
+            log.exception("could not check the gallery's size against its threshold")
+
     def views_offset(self, model: ModelInfo | None = None) -> float:
         """What a person with generated views loses from their score (core/matching_rules.py)."""
         return resolve_views_offset(
@@ -261,6 +274,8 @@ class ManyAnglesService:
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
         self._record_run(person_id, model.name, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
+        if into is None:
+            self._warn_if_outgrown()
         emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
         return EnrollResult(
             person_id=person_id,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import NotCalibrated
-from core.gallery_fpir import MIN_PAIR_HITS, expected_fpir, person_fmr_for, persons_within
+from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within
 from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
@@ -72,7 +72,7 @@ class GalleryFit:
 def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str, persons: int) -> GalleryFit:
     """What the threshold ``resolve_threshold`` picks for ``rule`` promises at ``persons``:
     its per-person false match rate (stored with a calibration, else the model's shipped one)
-    turned into the FPIR of this gallery, and a warning once that is above 1.5x the target."""
+    turned into the FPIR of this gallery, and a warning once that is above ``OUTGROWN`` x the target."""
     stored = store.get_threshold(model.name, "fpir", target, rule)
     calibrated_for = None
     if stored is not None:
@@ -85,11 +85,11 @@ def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str,
         return GalleryFit(persons, None, calibrated_for, None, None, None)
     expected, holds = expected_fpir(fmr, persons), persons_within(fmr, target)
     warning = None
-    if expected > 1.5 * target:
+    if expected > OUTGROWN * target:
         need = math.ceil(MIN_PAIR_HITS / person_fmr_for(target, persons))
         warning = (
             f"with {persons:,} persons enrolled, about {expected:.1%} of searches by people not enrolled would be "
-            f"named as someone (target FPIR {target:.1%}; this threshold holds it up to ~{holds:,} persons): "
+            f"named as someone (target FPIR {target:.1%}; this threshold holds it up to ~{holds:,} person{'' if holds == 1 else 's'}): "
             f"calibrate for this gallery with `manyangles calibrate DIR --gallery-size {persons}` on a labelled "
             f"folder of people not enrolled, large enough for about {need:,} impostor pairs"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
 from core.store.records import StoredThreshold
 from core.thresholds import gallery_fit
+
+from conftest import photo_bytes
 
 MODEL = ModelInfo("m1", 4, "cpu", "dlib", 1, {"top2": 0.9}, None, default_person_fmrs={"top2": 1.25e-4})
 
@@ -58,3 +61,22 @@ def test_nothing_is_promised_without_a_measured_rate(tmp_path: Path):
     store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 500, "old", "t"))  # before rates
     older = gallery_fit(store, MODEL, 0.01, "top2", 1000)
     assert (older.person_fmr, older.holds_up_to, older.warning) == (None, None, None) and older.persons == 1000
+
+
+def test_the_enrollment_that_outgrows_the_threshold_logs_it_once(service, caplog: pytest.LogCaptureFixture):
+    """A calibration at 1% per person (the shipped threshold's value): one person answers FPIR
+    1%, two 1.99% (past 1.5x the target: logged), three 2.97% (still past: not logged again)."""
+    model = service.model
+    threshold = service.threshold()
+    row = StoredThreshold(model.name, "fpir", service.settings.match_mode, 0.01, threshold, 50, "t", "t", 0.01, 10)
+    service.store.set_threshold(row)
+    logged = []
+    for who in ("Angelina_Jolie", "Matt_Damon", "Katy_Perry"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="core.service"):
+            service.enroll(who.replace("_", " "), photo_bytes(who))
+        logged.append([r.getMessage() for r in caplog.records if "persons enrolled" in r.getMessage()])
+    assert logged[0] == [] and logged[2] == []
+    assert len(logged[1]) == 1 and "with 2 persons enrolled, about 2.0% of searches" in logged[1][0]
+    assert "holds it up to ~1 person)" in logged[1][0]
+    assert service.gallery_fit().warning is not None  # /v1/thresholds keeps saying so
