@@ -284,7 +284,7 @@ print(1)
     assert fit["FPIR 1% holds up to"] == "80 persons" and fit["expected FPIR at this size"].endswith("%")
 
 
-def test_system_warns_when_the_gallery_outgrows_its_threshold(console_env: httpx.Client):
+def test_system_and_identify_warn_when_the_gallery_outgrows_its_threshold(console_env: httpx.Client):
     """A calibration whose per-person rate is 1% (the shipped threshold's value, so identify
     answers the same): a handful of persons already make FPIR far above the 1% target."""
     from console.text import plain
@@ -315,6 +315,10 @@ print(1)
             added.append(r.json()["person_id"])
         body = console_env.get("/v1/thresholds", headers=AUTH).json()
         at = page("system")
+        identified = page("identify")
+        identified.file_uploader[0].set_value(("q.jpg", photo_bytes("Gil_de_Ferran", 2), "image/jpeg"))
+        identified.run()
+        identified.button[0].click().run()
     finally:  # later tests see the shipped values again
         delete = """
 import json, sqlite3, sys
@@ -337,6 +341,10 @@ print(1)
     fit = dict(zip(at.dataframe[3].value["field"], at.dataframe[3].value["value"], strict=True))
     assert fit["calibrated for"] == "10 persons" and fit["per-person false match rate"] == "1.00e-02"
     assert console_env.get("/v1/thresholds", headers=AUTH).json()["warnings"] == [] or persons > 120
+    # the Identify page says it beside the answer
+    assert not identified.exception, identified.exception
+    assert identified.session_state["identify_result"]["faces"][0]["label"] == "Size Gil_de_Ferran"
+    assert plain(body["warnings"][0]) in [w.value for w in identified.warning]
 
 
 def test_the_console_imports_no_model_code():

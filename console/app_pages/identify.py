@@ -24,6 +24,12 @@ if probe is not None and st.button("Identify", type="primary"):
     st.image(boxed(probe.getvalue(), [f["bbox"] for f in faces], [f["label"] for f in faces], colors))
     if not found["faces"]:
         st.warning("No face found in the photo.")
+    try:  # a gallery past what its threshold holds names strangers more often: say so here too
+        outgrown = api().thresholds()["warnings"]
+    except ApiError:  # an identify-only key may not read the thresholds
+        outgrown = []
+    for warning in outgrown:
+        st.warning(plain(warning))
     for i, face in enumerate(found["faces"]):
         st.markdown(
             f"**Face {i}: {plain(face['label'])}** (threshold {found['threshold']:.4f}, rule {found['match_mode']})"
