@@ -361,7 +361,9 @@ class ThresholdsResponse(Schema):
     shipped: dict[str, float] = Field(description="the model's shipped identification thresholds per rule")
     shipped_views_offsets: dict[str, float] = Field(description="the model's shipped views offsets per rule")
     stored: list[ThresholdOut] = Field(description="every calibrated threshold in the store, all models")
-    persons: int = Field(description="persons enrolled now")
+    persons: int = Field(
+        description="persons enrolled now (with a vector of the active model: those a search can name)"
+    )
     person_fmr: float | None = Field(
         description="per-person false match rate at the identify threshold (None: not measured): a stranger's "
         "search is falsely accepted when any person clears it"

@@ -113,6 +113,11 @@ class GallerySearch:
         return self._n
 
     @property
+    def num_persons(self) -> int:
+        """Persons with at least one vector here: those a search can name."""
+        return len(self._by_person)
+
+    @property
     def last_id(self) -> int:
         """The newest embedding id this search holds: what a search saw of the store."""
         return self._last_id

@@ -142,11 +142,13 @@ class ManyAnglesService:
         )
 
     def gallery_fit(self) -> GalleryFit:
-        """How the active model's identification threshold holds at the gallery's size now."""
-        settings = self.settings
-        return gallery_fit(
-            self.store, self.model, settings.target_fpir, settings.match_mode, self.store.count_persons()
-        )
+        """How the active model's identification threshold holds at the gallery's size now: the
+        persons a search can name (from the in-memory search, brought up to date: no count
+        over the persons table)."""
+        settings, model = self.settings, self.model
+        with self._search_lock:
+            persons = self._refreshed(model.name).num_persons
+        return gallery_fit(self.store, model, settings.target_fpir, settings.match_mode, persons)
 
     def _warn_if_outgrown(self) -> None:
         """Log, once, from the enrollment that takes the gallery past what its identification
