@@ -1,0 +1,99 @@
+"""How the HTTP API answers what its routes do not: errors in the ErrorResponse shape, an
+oversized body refused from its Content-Length, and load shed with 503 + Retry-After.
+
+No ``from __future__ import annotations``: FastAPI resolves these annotations at runtime.
+"""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import ManyAnglesError, ServiceBusy
+from core.schemas import ErrorResponse
+from serve.admission import Admission, request_class
+
+
+def typed_error(_: Request, exc: ManyAnglesError) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusy) else None
+    body = ErrorResponse.of_error(exc).body()
+    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+
+def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
+    return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (an unknown path, a method a path does not take) in the API's error shape."""
+    if exc.status_code == 404:
+        code, message = "not_found", f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", f"{request.url.path} does not take {request.method}"
+    else:
+        code, message = "http_error", str(exc.detail)
+    return JSONResponse(ErrorResponse.of(code, message).body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug is still answered in the API's error shape; Serve logs the traceback (never the body)."""
+    message = f"{request.method} {request.url.path} failed unexpectedly ({type(exc).__name__}); the service log has the details"
+    return JSONResponse(ErrorResponse.of("internal_error", message).body(), status_code=500)
+
+
+async def size_cap(request: Request, call_next: Any) -> Any:
+    """Refuse an oversized body from its Content-Length, before reading it."""
+    cap = getattr(request.app.state, "max_body_bytes", None)
+    length = request.headers.get("content-length")
+    if cap and length and length.isdigit() and int(length) > cap:
+        body = ErrorResponse.of("image_too_large", f"the request body is {length} bytes; the limit is {cap}")
+        return JSONResponse(body.body(), 413)
+    return await call_next(request)
+
+
+async def shed_load(request: Request, call_next: Any) -> Any:
+    """503 + Retry-After at once when the expected wait is over the budget (serve/admission.py)."""
+    admission: Admission | None = getattr(request.app.state, "admission", None)
+    kind = request_class(request.method, request.url.path)
+    if admission is None or kind is None:
+        return await call_next(request)
+    verdict = admission.enter(kind)
+    if not verdict.admitted:
+        expected = "longer than" if verdict.expected_s is None else f"about {verdict.expected_s:.0f} s, over"
+        message = (
+            f"the service is busy: a new {kind} request would take {expected} the budget of "
+            f"{admission.budget_s:g} s; retry in {verdict.retry_after_s} s"
+        )
+        body = ErrorResponse.of(ServiceBusy.code, message).body()
+        return JSONResponse(body, 503, headers={"Retry-After": str(verdict.retry_after_s)})
+    try:
+        response = await call_next(request)
+    except BaseException:
+        admission.leave(kind, completed=False)
+        raise
+    body_iterator = response.body_iterator
+    completed = 200 <= response.status_code < 300  # refusals are cheap: not a measure of throughput
+
+    async def body_then_leave() -> Any:  # a streamed enrollment counts until its last line
+        try:
+            async for chunk in body_iterator:
+                yield chunk
+        finally:
+            admission.leave(kind, completed)
+
+    response.body_iterator = body_then_leave()
+    return response
+
+
+def install(app: FastAPI) -> None:
+    """The handlers and middleware above, on ``app``; load shedding outermost (added last), so a
+    request it turns away costs nothing else."""
+    app.add_exception_handler(ManyAnglesError, typed_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected_error)
+    app.middleware("http")(size_cap)
+    app.middleware("http")(shed_load)
