@@ -21,6 +21,8 @@ from typing import Any
 
 from core.batch.commands import COMMANDS as MODEL_COMMANDS
 from core.batch.commands import add_model_commands, model_command
+from core.cli_gallery import COMMANDS as GALLERY_COMMANDS
+from core.cli_gallery import add_gallery_commands, gallery_command
 from core.cli_settings import add_settings_arguments, count, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
@@ -86,23 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check the store (SQLite quick_check); remove files a crash left behind")
     check.add_argument("--full", action="store_true", help="integrity_check: also every index against its table")
-    backup = sub.add_parser("backup", help="copy the gallery (database + images) to DEST, while the service runs")
-    backup.add_argument("dest", type=Path)
-    restore = sub.add_parser("restore", help="restore a backup into the (empty) data dir")
-    restore.add_argument("src", type=Path)
-
-    export = sub.add_parser("export", help="the whole gallery as Parquet (+ image files) into the folder DEST")
-    export.add_argument("dest", type=Path)
-    export.add_argument("--no-images", action="store_true", help="tables only: for analytics, not importable")
-    imp = sub.add_parser("import", help="add the persons of an export folder to the gallery")
-    imp.add_argument("src", type=Path)
-    imp.add_argument(
-        "--on-conflict",
-        choices=["skip", "rename", "merge"],
-        default="skip",
-        help="a name already in the gallery: leave it out, store it as 'NAME (2)', or add to that person",
-    )
-
     keys = sub.add_parser("keys", help="API keys with scopes (admin, enroll, identify)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key; it is printed once and stored hashed")
@@ -121,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("image_id", type=count(1, MAX_ROW_ID))
 
     add_model_commands(sub)
+    add_gallery_commands(sub)
 
     for name, text in (("eval", "evaluate on <identity>/<n>.jpg"), ("calibrate", "store a threshold")):
         cmd = sub.add_parser(name, help=text)
@@ -171,34 +157,8 @@ def run(args: argparse.Namespace) -> int:
         return _keys(settings, args)
     if args.command in MODEL_COMMANDS:
         return model_command(settings, args, _out)
-    if args.command in ("backup", "restore"):
-        from core.store import backup as backups
-        from core.store.gallery import GalleryStore
-
-        if args.command == "backup":
-            copied = backups.backup(GalleryStore(settings.data_dir), args.dest)
-        else:
-            copied = backups.restore(args.src, settings.data_dir)
-        done = f"{args.command}: {copied.persons} person(s), {copied.files} file(s) in {copied.seconds:.1f} s"
-        _out(json.dumps({**asdict(copied), "dest": str(copied.dest)}) if args.json else done)
-        return 0
-    if args.command in ("export", "import"):
-        from core.store import transfer
-        from core.store.gallery import GalleryStore
-
-        store = GalleryStore(settings.data_dir)
-        if args.command == "export":
-            moved = transfer.export_gallery(store, args.dest, with_images=not args.no_images)
-        else:
-            moved = transfer.import_gallery(store, args.src, args.on_conflict)
-        done = (
-            f"{args.command}: {moved.persons} person(s), {moved.images} image(s), {moved.embeddings} "
-            f"embedding(s) in {moved.seconds:.1f} s"
-        )
-        if moved.skipped or moved.renamed or moved.merged:
-            done += f"; skipped {len(moved.skipped)}, renamed {len(moved.renamed)}, merged {len(moved.merged)}"
-        _out(json.dumps(asdict(moved)) if args.json else done)
-        return 0
+    if args.command in GALLERY_COMMANDS:
+        return gallery_command(settings, args, _out)
     if args.command == "check":
         from core.store.gallery import GalleryStore
         from core.store.maintenance import check_store

@@ -3,6 +3,7 @@ files, the conflict rules, and identical identify answers after a round trip."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import duckdb
 import pytest
 
 from core.errors import InvalidInput
+from core.import_check import ImportFaceCheck
 from core.settings import Settings
 from core.store.records import StoredThreshold
 from core.store.transfer import export_gallery, import_gallery
@@ -93,6 +95,52 @@ def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
     assert gallery.store.find_person("Angelina Jolie").num_embeddings == 2, again
 
 
+def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_path: Path, dlib_models):
+    """What enrollment refuses, import refuses too: a known face under a new name; and a merge
+    only joins a person its face is identified as (a namesake is not them). Persons of one
+    export are not checked against each other (twins their gallery enrolled with force stay two)."""
+    other = local_service(Settings(data_dir=tmp_path / "other"), dlib_models)
+    other.enroll("Barry", photo_bytes("Barack_Obama", 2))  # another photo of our Barack Obama
+    other.enroll("Angelina Jolie", photo_bytes("George_Clooney", 2))  # a namesake with George Clooney's face
+    other.enroll("George Clooney", photo_bytes("Matt_Damon", 3))  # a namesake with a face we do not have
+    other.enroll("Barack Obama", photo_bytes("Barack_Obama", 3), force=True)  # him: joins him
+    other.enroll("Matt Damon", photo_bytes("Matt_Damon", 1), force=True)  # as George Clooney's namesake
+    other.enroll("Matt Twin", photo_bytes("Matt_Damon", 2), force=True)
+    export_gallery(other.store, tmp_path / "export")
+    check = ImportFaceCheck.of(gallery)
+    assert check is not None and check.threshold == 0.93 and check.rule == gallery.settings.match_mode
+    before = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
+
+    report = import_gallery(gallery.store, tmp_path / "export", "merge", check)
+    found = {f.person: (f.reason, f.match, f.into) for f in report.face_conflicts}
+    assert found == {
+        "Barry": ("already_enrolled", "Barack Obama", None),
+        "Angelina Jolie": ("another_person", "George Clooney", "Angelina Jolie"),
+        "George Clooney": ("not_identified", None, "George Clooney"),
+    }
+    assert all(f.threshold == 0.93 for f in report.face_conflicts)
+    assert all((f.score or 0) >= 0.93 for f in report.face_conflicts if f.match is not None)
+    assert (report.persons, report.merged, report.unchecked) == (2, ["Barack Obama"], [])
+    assert "dlib-resnet-v1-flip, top2 >= 0.9300" in report.face_check
+    after = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
+    assert after["Barack Obama"][0] == before["Barack Obama"][0] + 1  # the merge that is him
+    assert {k: after[k] for k in before if k != "Barack Obama"} == {
+        k: v for k, v in before.items() if k != "Barack Obama"
+    }
+    assert set(after) - set(before) == {"Matt Damon", "Matt Twin"}
+
+    forced = import_gallery(gallery.store, tmp_path / "export", "merge", check, force=True)
+    assert {f.person for f in forced.face_conflicts} == {"Barry", "Angelina Jolie", "George Clooney"}
+    assert forced.persons == 1 and {"Angelina Jolie", "George Clooney"} <= set(forced.merged)  # Barry is new
+    assert gallery.store.find_person("Angelina Jolie").num_images == before["Angelina Jolie"][0] + 1
+
+    # a check of another model has nothing to search by: everyone is imported and named unchecked
+    blind = ImportFaceCheck(gallery.store, "other-model", "top2", 0.93, 0.0)
+    fresh = local_service(Settings(data_dir=tmp_path / "fresh"), dlib_models)
+    unchecked = import_gallery(fresh.store, tmp_path / "export", "skip", blind)
+    assert unchecked.persons == 6 and sorted(unchecked.unchecked) == sorted(p.name for p in other.store.list_persons())
+
+
 def test_a_damaged_or_image_less_export_changes_nothing(gallery, tmp_path: Path, dlib_models):
     target = local_service(Settings(data_dir=tmp_path / "target"), dlib_models)
     export_gallery(gallery.store, tmp_path / "tables", with_images=False)
@@ -127,6 +175,18 @@ def test_export_and_import_commands(gallery, tmp_path: Path):
         "--data-dir", str(tmp_path / "target"), "--json", "import", str(tmp_path / "export"), "--on-conflict", "skip"
     )
     assert done.returncode == 0 and '"skipped": ["Barack Obama"' in done.stdout, done.stdout
+    # renamed copies of faces already there are left out, named, unless forced
+    done = cli("--data-dir", str(tmp_path / "target"), "import", str(tmp_path / "export"), "--on-conflict", "rename")
+    assert done.returncode == 0 and "import: 0 person(s)" in done.stdout, (done.stdout, done.stderr)
+    assert "left out: 'George Clooney' is identified as 'George Clooney'" in done.stdout and "--force" in done.stdout
+    done = cli(
+        "--data-dir", str(tmp_path / "target"), "--json", "import", str(tmp_path / "export"), "--on-conflict", "rename",
+        "--force",
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["persons"] == 3 and {f["match"] for f in report["face_conflicts"]} == set(report["renamed"])
+    done = cli("--data-dir", str(tmp_path / "other"), "import", str(tmp_path / "export"), "--no-face-check")
+    assert done.returncode == 0 and "import: 3 person(s)" in done.stdout and "no face check" in done.stdout
     done = cli("--data-dir", str(tmp_path / "target"), "import", str(tmp_path / "nowhere"))
     assert done.returncode == 3 and "no manifest.json" in done.stderr, (done.stdout, done.stderr)
 

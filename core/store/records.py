@@ -130,3 +130,19 @@ class StoredThreshold:
     # of impostor (search, person) pairs at or over it, and the persons the target FPIR holds for
     person_fmr: float | None = None
     gallery_size: int | None = None
+
+
+@dataclass(frozen=True)
+class FaceConflict:
+    """A person of an import left out (or forced in) by the face check: a new person
+    identified as someone already in the gallery (``already_enrolled``), or a merge identified
+    as another person (``another_person``) or as nobody (``not_identified``) instead of the
+    person of that name it would join."""
+
+    person: str  # the name in the export
+    reason: str  # "already_enrolled" | "another_person" | "not_identified"
+    threshold: float
+    match_id: int | None = None  # whom the face is identified as (None: nobody)
+    match: str | None = None
+    score: float | None = None  # of that match; for ``not_identified``: of the person it would join, when searched
+    into: str | None = None  # a merge's person

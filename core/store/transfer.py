@@ -10,6 +10,10 @@ Import rules (a person of the export whose name is already in the gallery):
 - ``rename``: store them as ``"<name> (2)"`` (the first free number).
 - ``merge``: add their images and embeddings to the person of that name, leaving out an image the
   person already has (same bytes and source) and its embeddings.
+With a face check (``manyangles import`` runs one: core/import_check.py), a person whose face is
+identified as a person already in the gallery is left out whatever their name, and so is a merge
+whose face is not identified as the person it would join; both are reported, and ``force``
+imports them.
 Everything is checked before anything is written (format, every file's SHA-256, every embedding's
 image); each person is then stored atomically, as an enrollment is. Thresholds the gallery lacks
 are taken from the export; its own ones win. An export without images can be read (DuckDB,
@@ -26,14 +30,14 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from core.errors import InvalidInput
 from core.store.gallery import GalleryStore, normalise_name, utc_now
-from core.store.records import Enrollment, NewEmbedding, NewImage, StoredThreshold
+from core.store.records import Enrollment, FaceConflict, NewEmbedding, NewImage, StoredThreshold
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -51,6 +55,18 @@ QUERIES: dict[str, str] = {
 }
 
 
+class FaceCheck(Protocol):
+    """What an import asks of the gallery's faces (core/import_check.py)."""
+
+    def describe(self) -> str: ...
+
+    def begin(self) -> None: ...
+
+    def can_check(self, enrollment: Enrollment) -> bool: ...
+
+    def conflict(self, enrollment: Enrollment, into: int | None) -> FaceConflict | None: ...
+
+
 @dataclass(frozen=True)
 class TransferReport:
     persons: int
@@ -60,6 +76,9 @@ class TransferReport:
     skipped: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
     merged: list[str] = field(default_factory=list)
+    face_check: str = "off"  # what the import's face check rested on
+    face_conflicts: list[FaceConflict] = field(default_factory=list)  # left out, or imported with force
+    unchecked: list[str] = field(default_factory=list)  # no vector of the check's model
 
 
 def _arrow(cursor: Any) -> pa.Table:
@@ -207,7 +226,12 @@ def _free_name(name: str, taken: set[str]) -> str:
     return f"{name} ({number})"
 
 
-def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") -> TransferReport:
+def import_gallery(
+    store: GalleryStore, src: Path, on_conflict: str = "skip", check: FaceCheck | None = None, force: bool = False
+) -> TransferReport:
+    """``check``: leave out a person whose face is already in the gallery under another name, and
+    a merge whose face is identified as someone else (core/import_check.py); ``force``: import
+    them anyway (still reported)."""
     if on_conflict not in CONFLICTS:
         raise InvalidInput(f"unknown conflict rule {on_conflict!r}; use one of {', '.join(CONFLICTS)}")
     started = time.perf_counter()
@@ -215,9 +239,13 @@ def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") ->
     _, rows = _read(src)
     enrollments = _enrollments(src, rows)  # raises before anything is written
     existing = {p.name: p.id for p in store.list_persons()}
+    if check is not None:
+        check.begin()  # the gallery before this import: its own persons are not checked against each other
     skipped: list[str] = []
     merged: list[str] = []
     renamed: dict[str, str] = {}
+    conflicts: list[FaceConflict] = []
+    unchecked: list[str] = []
     persons = images = embeddings = 0
     for enrollment in enrollments:
         name = enrollment.name
@@ -228,11 +256,19 @@ def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") ->
                 continue
             if on_conflict == "merge":
                 into = existing[name]
-                merged.append(name)
-            else:
-                new = _free_name(name, set(existing))
-                renamed[name] = new
-                enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
+        if check is not None:
+            if not check.can_check(enrollment):
+                unchecked.append(name)
+            elif (found := check.conflict(enrollment, into)) is not None:
+                conflicts.append(found)
+                if not force:
+                    continue
+        if into is not None:
+            merged.append(name)
+        elif name in existing:
+            new = _free_name(name, set(existing))
+            renamed[name] = new
+            enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
         person_id = store.add_person(enrollment, into=into, any_model=True)
         existing[enrollment.name] = person_id
         persons += into is None
@@ -244,14 +280,25 @@ def import_gallery(store: GalleryStore, src: Path, on_conflict: str = "skip") ->
         if (threshold.model, threshold.kind, threshold.rule, threshold.target) not in have:
             store.set_threshold(threshold)
     report = TransferReport(
-        persons, images, embeddings, round(time.perf_counter() - started, 3), skipped, renamed, merged
+        persons,
+        images,
+        embeddings,
+        round(time.perf_counter() - started, 3),
+        skipped,
+        renamed,
+        merged,
+        "off" if check is None else check.describe(),
+        conflicts,
+        unchecked,
     )
     log.info(
-        "imported %d persons (%d skipped, %d renamed, %d merged) from %s",
+        "imported %d persons (%d skipped, %d renamed, %d merged, %d refused by the face check%s) from %s",
         persons,
         len(skipped),
         len(renamed),
         len(merged),
+        len(conflicts),
+        ", imported anyway" if force else "",
         src,
     )
     return report

@@ -1,0 +1,115 @@
+"""``manyangles backup | restore | export | import``: the whole gallery out and in."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from core.settings import Settings
+from core.store.gallery import GalleryStore
+from core.store.transfer import TransferReport
+
+log = logging.getLogger(__name__)
+COMMANDS = ("backup", "restore", "export", "import")
+
+
+def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
+    backup = sub.add_parser("backup", help="copy the gallery (database + images) to DEST, while the service runs")
+    backup.add_argument("dest", type=Path)
+    restore = sub.add_parser("restore", help="restore a backup into the (empty) data dir")
+    restore.add_argument("src", type=Path)
+    export = sub.add_parser("export", help="the whole gallery as Parquet (+ image files) into the folder DEST")
+    export.add_argument("dest", type=Path)
+    export.add_argument("--no-images", action="store_true", help="tables only: for analytics, not importable")
+    imp = sub.add_parser("import", help="add the persons of an export folder to the gallery")
+    imp.add_argument("src", type=Path)
+    imp.add_argument(
+        "--on-conflict",
+        choices=["skip", "rename", "merge"],
+        default="skip",
+        help="a name already in the gallery: leave it out, store it as 'NAME (2)', or add to that person",
+    )
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="import a person whose face is already in the gallery under another name, and a merge whose "
+        "face is identified as someone else (both are left out and reported otherwise)",
+    )
+    imp.add_argument(
+        "--no-face-check",
+        action="store_true",
+        help="do not search the persons of the export in the gallery (no model is loaded)",
+    )
+
+
+def _face_check_text(report: TransferReport, force: bool) -> str:
+    """What the import's face check found, for the plain-text answer."""
+    if report.face_check == "off":
+        return "; no face check"
+    lines = [f"; face check: {report.face_check}"]
+    if report.unchecked:
+        lines.append(f"{len(report.unchecked)} person(s) not checked (no vector of that model in the export)")
+    for found in report.face_conflicts:
+        what = "imported anyway" if force else "left out"
+        if found.reason == "already_enrolled":
+            why = f"is identified as {found.match!r} (person {found.match_id}, score {found.score:.4f})"
+        elif found.reason == "another_person":
+            why = (
+                f"would join {found.into!r} but is identified as {found.match!r} (person {found.match_id}, "
+                f"score {found.score:.4f})"
+            )
+        else:
+            scored = "" if found.score is None else f" (score {found.score:.4f} < {found.threshold:.4f})"
+            why = f"would join {found.into!r} but is not identified as them{scored}"
+        lines.append(f"{what}: {found.person!r} {why}")
+    if report.face_conflicts and not force:
+        lines.append("--force imports them")
+    return "\n".join(lines)
+
+
+def _import(settings: Settings, store: GalleryStore, args: argparse.Namespace) -> TransferReport:
+    from core.store import transfer
+
+    check = None
+    if not args.no_face_check:  # the active model, loaded: the threshold and views offset it identifies with
+        from core.import_check import ImportFaceCheck
+        from core.service import ManyAnglesService
+
+        check = ImportFaceCheck.of(ManyAnglesService.from_settings(settings))
+        if check is None:
+            log.warning("no face check: the active model has no identification threshold (`manyangles calibrate`)")
+    return transfer.import_gallery(store, args.src, args.on_conflict, check, args.force)
+
+
+def gallery_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    if args.command in ("backup", "restore"):
+        from core.store import backup as backups
+
+        if args.command == "backup":
+            copied = backups.backup(GalleryStore(settings.data_dir), args.dest)
+        else:
+            copied = backups.restore(args.src, settings.data_dir)
+        done = f"{args.command}: {copied.persons} person(s), {copied.files} file(s) in {copied.seconds:.1f} s"
+        out(json.dumps({**asdict(copied), "dest": str(copied.dest)}) if args.json else done)
+        return 0
+    from core.store import transfer
+
+    store = GalleryStore(settings.data_dir)
+    if args.command == "export":
+        moved = transfer.export_gallery(store, args.dest, with_images=not args.no_images)
+    else:
+        moved = _import(settings, store, args)
+    done = (
+        f"{args.command}: {moved.persons} person(s), {moved.images} image(s), {moved.embeddings} "
+        f"embedding(s) in {moved.seconds:.1f} s"
+    )
+    if moved.skipped or moved.renamed or moved.merged:
+        done += f"; skipped {len(moved.skipped)}, renamed {len(moved.renamed)}, merged {len(moved.merged)}"
+    if args.command == "import":
+        done += _face_check_text(moved, args.force)
+    out(json.dumps(asdict(moved)) if args.json else done)
+    return 0
