@@ -88,11 +88,12 @@ def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
     export_gallery(other.store, tmp_path / "other-export")
     jolie = gallery.store.find_person("Angelina Jolie")
     merged = import_gallery(gallery.store, tmp_path / "other-export", "merge")
-    assert merged.merged == ["Angelina Jolie"] and merged.persons == 0
+    assert merged.merged == ["Angelina Jolie"] and (merged.persons, merged.images, merged.embeddings) == (0, 1, 1)
     after = gallery.store.find_person("Angelina Jolie")
     assert (after.id, after.num_images, after.num_embeddings) == (jolie.id, 2, 2)
     again = import_gallery(gallery.store, tmp_path / "other-export", "merge")
     assert gallery.store.find_person("Angelina Jolie").num_embeddings == 2, again
+    assert (again.merged, again.images, again.embeddings) == (["Angelina Jolie"], 0, 0)  # it says what it stored
 
 
 def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_path: Path, dlib_models):

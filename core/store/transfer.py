@@ -70,7 +70,7 @@ class FaceCheck(Protocol):
 @dataclass(frozen=True)
 class TransferReport:
     persons: int
-    images: int
+    images: int  # stored (a merge leaves out the images the person already had)
     embeddings: int
     seconds: float
     skipped: list[str] = field(default_factory=list)
@@ -269,11 +269,13 @@ def import_gallery(
             new = _free_name(name, set(existing))
             renamed[name] = new
             enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
-        person_id = store.add_person(enrollment, into=into, any_model=True)
+        had = set() if into is None else {(i.sha256, i.source) for i in store.person_detail(into).images}
+        person_id = store.add_person(enrollment, into=into, any_model=True)  # leaves out what they had
         existing[enrollment.name] = person_id
         persons += into is None
-        images += len(enrollment.images)
-        embeddings += len(enrollment.embeddings)
+        added = [(image.sha256, image.source) not in had for image in enrollment.images]
+        images += sum(added)
+        embeddings += sum(added[e.image_index] for e in enrollment.embeddings)
     have = {(t.model, t.kind, t.rule, t.target) for t in store.thresholds()}
     for row in rows["thresholds"]:
         threshold = StoredThreshold(**row)
