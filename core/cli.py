@@ -1,5 +1,6 @@
 """``manyangles`` (also ``python -m core``): enroll, add-photo, identify, verify, persons, images,
-remove-image, delete, eval, calibrate, and the gallery's upkeep (check, backup, keys, models, ...).
+remove-image, delete, eval, calibrate, and the gallery's upkeep (check, backup, export, import,
+duplicates, keys, models, ...).
 
 Results go to standard output (``--json``: the same shapes as the HTTP API, core/schemas.py);
 diagnostics, progress and errors go to standard error. Exit codes: 0 ok, 2 usage or bad

@@ -1,4 +1,5 @@
-"""``manyangles backup | restore | export | import``: the whole gallery out and in."""
+"""``manyangles backup | restore | export | import``: the whole gallery out and in; ``duplicates``:
+faces it holds twice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.store.gallery import GalleryStore
 from core.store.transfer import TransferReport
 
 log = logging.getLogger(__name__)
-COMMANDS = ("backup", "restore", "export", "import")
+COMMANDS = ("backup", "restore", "export", "import", "duplicates")
 
 
 def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +44,10 @@ def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
         "--no-face-check",
         action="store_true",
         help="do not search the persons of the export in the gallery (no model is loaded)",
+    )
+    sub.add_parser(
+        "duplicates",
+        help="pairs of persons one of whose photos is identified as the other (faces enrolled twice, or twins)",
     )
 
 
@@ -85,7 +90,25 @@ def _import(settings: Settings, store: GalleryStore, args: argparse.Namespace) -
     return transfer.import_gallery(store, args.src, args.on_conflict, check, args.force)
 
 
+def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    from core.duplicates import find_duplicates
+    from core.service import ManyAnglesService
+
+    service = ManyAnglesService.from_settings(settings)  # the threshold and offset it identifies with
+    rule, threshold = settings.match_mode, service.threshold()
+    pairs = find_duplicates(service.store, service.model.name, rule, threshold, service.views_offset())
+    if args.json:
+        out(json.dumps([asdict(p) for p in pairs]))
+        return 0
+    for p in pairs:
+        out(f"{p.score:.4f}  {p.name!r} (person {p.person_id})  ~  {p.other!r} (person {p.other_id})")
+    out(f"{len(pairs)} pair(s) at {rule} >= {threshold:.4f} ({service.model.name})")
+    return 0
+
+
 def gallery_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    if args.command == "duplicates":
+        return _duplicates(settings, args, out)
     if args.command in ("backup", "restore"):
         from core.store import backup as backups
 

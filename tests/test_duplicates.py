@@ -1,0 +1,50 @@
+"""`manyangles duplicates`: faces the gallery holds twice, each pair once, over the real dlib models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.duplicates import find_duplicates
+from core.settings import Settings
+
+from conftest import REPO, local_service, photo_bytes
+
+
+def test_a_face_enrolled_twice_is_listed_once_and_gone_with_the_copy(tmp_path: Path, dlib_models):
+    service = local_service(Settings(data_dir=tmp_path / "data"), dlib_models)
+    obama = service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
+    for who in ("Angelina_Jolie", "George_Clooney"):
+        service.enroll(who.replace("_", " "), photo_bytes(who))
+    model, rule, threshold = service.model.name, service.settings.match_mode, service.threshold()
+    offset = service.views_offset()
+    assert find_duplicates(service.store, model, rule, threshold, offset) == []
+
+    barry = service.enroll("Barry", photo_bytes("Barack_Obama", 2), force=True)  # another photo of him
+    [pair] = find_duplicates(service.store, model, rule, threshold, offset)
+    assert (pair.person_id, pair.name, pair.other_id, pair.other) == (
+        obama.person_id,
+        "Barack Obama",
+        barry.person_id,
+        "Barry",
+    )
+    assert threshold <= pair.score < 1.0 and pair.threshold == threshold
+    # the pair's score is the better direction: Barry's photo searched among Obama's entries
+    # (top2 under the views offset) or Obama's photo against Barry's one entry
+    found = service.identify(photo_bytes("Barack_Obama", 2)).faces[0].match.candidates
+    assert pair.score >= max(c.score for c in found if c.person_id == obama.person_id) - 1e-6
+    assert find_duplicates(service.store, model, rule, 1.01, 0.0) == []  # nothing clears an impossible threshold
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MANYANGLES_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(tmp_path / "data"), "--json", "duplicates"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [(p["name"], p["other"]) for p in json.loads(done.stdout)] == [("Barack Obama", "Barry")]
+
+    service.delete(barry.person_id)
+    assert find_duplicates(service.store, model, rule, threshold, offset) == []
