@@ -1,0 +1,98 @@
+"""How long ``manyangles duplicates`` takes on a large gallery, and that it finds what was planted.
+
+The store is bench/gallery_scale.py's (real schema, random unit vectors, half the persons with
+10 views), plus ``--planted`` persons whose one photo is a copy of an enrolled person's original
+with a little noise (cosine ~0.97 to it): faces enrolled twice. Random 128-D vectors never come
+near the threshold, so every pair found should be a planted one. Timed: the whole search
+(reading the vectors, the in-memory search, every original photo searched), at the shipped
+top2 threshold and views offset of dlib-resnet-v1-flip.
+
+    python -m bench.duplicates --persons 5000 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.gallery_scale import build_store
+from bench.machine import describe_machine
+from core.duplicates import find_duplicates
+from core.embedders.dlib_embedder import DLIB_DEFAULT_THRESHOLDS, DLIB_DEFAULT_VIEWS_OFFSETS
+from core.store.gallery import GalleryStore
+
+log = logging.getLogger("bench.duplicates")
+MODEL = "dlib-resnet-v1-flip"
+
+
+def plant(db: Path, persons: int, planted: int, seed: int = 1) -> set[tuple[int, int]]:
+    """``planted`` new persons, each a noisy copy of a random enrolled person's original."""
+    rng = np.random.default_rng(seed)
+    conn = sqlite3.connect(db)
+    victims = rng.choice(np.arange(1, persons + 1), planted, replace=False).tolist()
+    rows = conn.execute(
+        f"SELECT person_id, vector FROM embeddings WHERE source = 'original' AND person_id IN ({','.join('?' * planted)})",
+        victims,
+    ).fetchall()
+    image_id = int(conn.execute("SELECT max(id) FROM images").fetchone()[0])
+    now = "2026-11-28T00:00:00.000+00:00"
+    pairs = set()
+    conn.execute("BEGIN")
+    for offset, (victim, blob) in enumerate(rows, start=1):
+        vector = np.frombuffer(blob, "<f4") + rng.standard_normal(128).astype("<f4") * 0.02
+        vector /= np.linalg.norm(vector)
+        pid, image_id = persons + offset, image_id + 1
+        sha = f"{image_id:064x}"
+        conn.execute("INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", (pid, f"copy {pid}", now))
+        conn.execute(
+            "INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (image_id, pid, sha, f"images/{sha[:2]}/{sha}.png", "original", "original.png", "image/png", 256, 256,
+             50_000, None, now),
+        )  # fmt: skip
+        conn.execute(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
+            "bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (pid, image_id, "original", MODEL, 128, vector.astype("<f4").tobytes(), 1.0, 0.0, 0.0, 1.0, 1.0, now),
+        )
+        pairs.add((int(victim), pid))
+    conn.execute("COMMIT")
+    conn.close()
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--persons", type=int, nargs="+", default=[5000, 50000])
+    parser.add_argument("--planted", type=int, default=20)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log.info("%s", describe_machine())
+    threshold, offset = DLIB_DEFAULT_THRESHOLDS["top2"], DLIB_DEFAULT_VIEWS_OFFSETS["top2"]
+    log.info("| persons | embeddings | search | seconds | pairs found | planted found |")
+    log.info("|---|---|---|---|---|---|")
+    for persons in args.persons:
+        with tempfile.TemporaryDirectory() as tmp:
+            build_store(Path(tmp), persons)
+            planted = plant(Path(tmp) / "gallery.db", persons, args.planted)
+            store = GalleryStore(Path(tmp))
+            with store.reader() as conn:
+                embeddings = int(conn.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+            started = time.perf_counter()
+            found = find_duplicates(store, MODEL, "top2", threshold, offset)
+            seconds = time.perf_counter() - started
+            hits = {(p.person_id, p.other_id) for p in found} & planted
+            kind = "exact" if embeddings <= 50_000 else "HNSW + exact re-rank"
+            log.info(
+                "| %d | %d | %s | %.1f | %d | %d of %d |",
+                persons + args.planted, embeddings, kind, seconds, len(found), len(hits), len(planted),
+            )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
