@@ -37,11 +37,17 @@ class DuplicatePair:
 
 
 def find_duplicates(
-    store: GalleryStore, model: str, rule: str, threshold: float, offset: float, top_k: int = 3
+    store: GalleryStore,
+    model: str,
+    rule: str,
+    threshold: float,
+    offset: float,
+    top_k: int = 3,
+    exact_max: int = 50_000,
 ) -> list[DuplicatePair]:
-    """Every pair, highest score first."""
+    """Every pair, highest score first (over ``exact_max`` embeddings: the HNSW search)."""
     ids, persons, originals, vectors = embeddings_after(store, model, 0)
-    search = GallerySearch(model)
+    search = GallerySearch(model, exact_max)
     search.add(ids, persons, originals, vectors)
     probes, owners = vectors[originals], persons[originals]
     best: dict[tuple[int, int], float] = {}

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.duplicates import find_duplicates
 from core.settings import Settings
 
@@ -48,3 +50,16 @@ def test_a_face_enrolled_twice_is_listed_once_and_gone_with_the_copy(tmp_path: P
 
     service.delete(barry.person_id)
     assert find_duplicates(service.store, model, rule, threshold, offset) == []
+
+
+@pytest.mark.parametrize("exact_max", [50_000, 1_000])  # exact, then the HNSW search with exact re-rank
+def test_planted_copies_are_found_in_a_larger_gallery(tmp_path: Path, exact_max: int):
+    from bench.duplicates import MODEL, plant
+    from bench.gallery_scale import build_store
+    from core.store.gallery import GalleryStore
+
+    build_store(tmp_path, 600)  # 3,600 embeddings, half the persons with 10 views
+    planted = plant(tmp_path / "gallery.db", 600, 5)
+    found = find_duplicates(GalleryStore(tmp_path), MODEL, "top2", 0.9372, 0.0052, exact_max=exact_max)
+    assert {(p.person_id, p.other_id) for p in found} == planted
+    assert all(p.name.startswith("person ") and p.other.startswith("copy ") for p in found)
