@@ -17,7 +17,8 @@ from core.augment.gate import GateDecision, ViewsOutcome
 from core.errors import ManyAnglesError
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace
-from core.service import EnrollResult, IdentifyResult, ManyAnglesService, VerifyResult
+from core.results import EnrollResult, IdentifyResult, VerifyResult
+from core.service import ManyAnglesService
 
 
 class Schema(BaseModel):

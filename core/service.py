@@ -10,7 +10,7 @@ import base64
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -31,7 +31,8 @@ from core.face_check import FaceCheck, recheck_guard, same_face_error
 from core.gallery_fpir import OUTGROWN, expected_fpir
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
-from core.recognition import EmbeddedFace, FacePolicy
+from core.recognition import FacePolicy
+from core.results import EnrollResult, FaceIdentification, IdentifyResult, VerifyResult
 from core.search import GallerySearch, Hit
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore, normalise_name
@@ -66,41 +67,6 @@ class PhotoRequest:
     num_variations: int | None = None
     seed: int = 0
     force: bool = False
-
-
-@dataclass(frozen=True)
-class EnrollResult:
-    person_id: int
-    name: str
-    model: str
-    num_images: int
-    num_embeddings: int
-    sources: list[str]
-    elapsed_s: float
-    views: list[dict[str, object]]  # every generated view with its gate decision and a small preview
-    timings_s: dict[str, float] = field(default_factory=dict)  # per stage
-
-
-@dataclass(frozen=True, eq=False)
-class FaceIdentification:
-    face: EmbeddedFace
-    match: MatchResult
-
-
-@dataclass(frozen=True, eq=False)
-class IdentifyResult:
-    model: str
-    threshold: float | None
-    match_mode: str
-    faces: list[FaceIdentification]  # largest face first
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    same_person: bool
-    score: float
-    threshold: float
-    model: str
 
 
 class ManyAnglesService:

@@ -17,8 +17,8 @@ from typing import Any
 
 from core.enrollment import ProgressCallback, ProgressEvent
 from core.errors import ManyAnglesError
+from core.results import EnrollResult
 from core.schemas import EnrollResponse, ErrorResponse
-from core.service import EnrollResult
 
 log = logging.getLogger("ray.serve")
 

@@ -15,8 +15,8 @@ from fastapi.responses import StreamingResponse
 
 from core.enrollment import ProgressCallback
 from core.errors import ImageTooLarge, InvalidInput
+from core.results import EnrollResult
 from core.schemas import EnrollResponse
-from core.service import EnrollResult
 from serve.enroll_stream import NDJSON, stream_enrollment
 
 ENROLL_STREAM: dict[int | str, dict[str, Any]] = {
