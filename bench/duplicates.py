@@ -7,7 +7,13 @@ near the threshold, so every pair found should be a planted one. Timed: the whol
 (reading the vectors, the in-memory search, every original photo searched), at the shipped
 top2 threshold and views offset of dlib-resnet-v1-flip.
 
+With ``--faces DIR --cache CACHE`` (the embeddings of ``manyangles eval DIR --cache CACHE``) it
+measures on real faces instead: every identity enrolled from its first photo (with or without
+its classic views) and, as a second person, from its next photo with a face: how many of those
+copies the audit pairs with their person, and how many pairs of different people it reports.
+
     python -m bench.duplicates --persons 5000 50000
+    python -m bench.duplicates --faces ../shared/faces --cache out/eval_cache
 """
 
 from __future__ import annotations
@@ -66,13 +72,97 @@ def plant(db: Path, persons: int, planted: int, seed: int = 1) -> set[tuple[int,
     return pairs
 
 
+def write_persons(data_dir: Path, persons: list[tuple[str, list[tuple[str, np.ndarray]]]]) -> list[int]:
+    """A store holding these persons (name, [(source, vector)]) as rows only (no image files)."""
+    GalleryStore(data_dir)  # the real schema
+    conn = sqlite3.connect(data_dir / "gallery.db")
+    now = "2026-11-28T00:00:00.000+00:00"
+    ids, image_id = [], 0
+    conn.execute("BEGIN")
+    for pid, (name, entries) in enumerate(persons, start=1):
+        conn.execute("INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", (pid, name, now))
+        for source, vector in entries:
+            image_id += 1
+            sha = f"{image_id:064x}"
+            conn.execute(
+                "INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (image_id, pid, sha, f"images/{sha[:2]}/{sha}.png", source, f"{source}.png", "image/png", 256, 256,
+                 50_000, None, now),
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
+                "bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    pid,
+                    image_id,
+                    source,
+                    MODEL,
+                    len(vector),
+                    vector.astype("<f4").tobytes(),
+                    1.0,
+                    0.0,
+                    0.0,
+                    1.0,
+                    1.0,
+                    now,
+                ),
+            )
+        ids.append(pid)
+    conn.execute("COMMIT")
+    conn.close()
+    return ids
+
+
+def real_faces(args: argparse.Namespace) -> None:
+    from bench.cached_study import cached_eval_data
+    from core.service import ManyAnglesService
+    from core.settings import Settings
+
+    settings = Settings()
+    data = cached_eval_data(args, settings, ManyAnglesService.from_settings(settings))
+    threshold, offset = DLIB_DEFAULT_THRESHOLDS["top2"], DLIB_DEFAULT_VIEWS_OFFSETS["top2"]
+    log.info("| enrolled | persons | copies paired with their person | pairs of two different people |")
+    log.info("|---|---|---|---|")
+    for views in (False, True):
+        persons: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
+        identity_of: list[int] = []
+        for index, name in enumerate(data.identities):
+            made = [(f"augmented_{v.split(':')[-1]}", vec) for v, vec in data.views[index].items()] if views else []
+            persons.append((name, [("original", data.originals[index]), *made]))
+            identity_of.append(index)
+        for index, name in enumerate(data.identities):
+            found = np.flatnonzero((data.probe_identity == index) & data.probe_found)
+            if found.size:
+                persons.append((f"{name} (copy)", [("original", data.probe_vectors[found[0]])]))
+                identity_of.append(index)
+        copies = len(persons) - len(data.identities)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_persons(Path(tmp), persons)
+            pairs = find_duplicates(GalleryStore(Path(tmp)), MODEL, "top2", threshold, offset)
+        same = sum(identity_of[p.person_id - 1] == identity_of[p.other_id - 1] for p in pairs)
+        distinct = len(persons) * (len(persons) - 1) // 2 - copies
+        log.info(
+            "| first photo%s; a copy from the next photo | %d | %d of %d (%.0f%%) | %d of %d pairs |",
+            " + its classic views" if views else "", len(persons), same, copies, 100 * same / copies,
+            len(pairs) - same, distinct,
+        )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--persons", type=int, nargs="+", default=[5000, 50000])
     parser.add_argument("--planted", type=int, default=20)
+    parser.add_argument("--faces", dest="dir", type=Path, default=None, help="a labelled folder: real faces")
+    parser.add_argument("--cache", type=Path, default=None, help="with --faces: the cache of `manyangles eval`")
+    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.info("%s", describe_machine())
+    if args.dir is not None:
+        if args.cache is None:
+            parser.error("--faces needs --cache")
+        real_faces(args)
+        return
     threshold, offset = DLIB_DEFAULT_THRESHOLDS["top2"], DLIB_DEFAULT_VIEWS_OFFSETS["top2"]
     log.info("| persons | embeddings | search | seconds | pairs found | planted found |")
     log.info("|---|---|---|---|---|---|")
