@@ -137,6 +137,10 @@ class ApiClient:
     def thresholds(self) -> dict[str, Any]:
         return self._call("GET", "/v1/thresholds").json()
 
+    def duplicates(self) -> dict[str, Any]:
+        """Pairs of persons whose photos identify each other (an admin key)."""
+        return self._call("GET", "/v1/duplicates").json()
+
     def faces(self, photo: Upload) -> list[dict[str, Any]]:
         """Every face in a photo (boxes, largest first: the order enrollment's face index uses)."""
         files = {"photos": (photo.name, photo.data, photo.mime)}

@@ -171,6 +171,14 @@ class AlreadyEnrolled(MatchesAnotherPerson):
     code = "already_enrolled"
 
 
+class TooLargeForRequest(ManyAnglesError):
+    """Work that fits a batch command, not one HTTP request, on a gallery of this size."""
+
+    code = "too_large_for_request"
+    http_status = 409
+    exit_code = 6
+
+
 class NotCalibrated(ManyAnglesError):
     code = "not_calibrated"
     http_status = 409

@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from pydantic import Field
 
+from core.duplicates import DuplicatePair
 from core.schemas import Schema
 from core.store.changes import Changes
 from core.store.records import ImageRecord, Person, PersonDetail
@@ -127,4 +128,28 @@ class ChangesOut(Schema):
             person_ids=list(changes.person_ids),
             deleted=changes.deleted,
             complete=changes.complete,
+        )
+
+
+class DuplicatePairOut(Schema):
+    person_id: int
+    name: str
+    other_id: int
+    other: str
+    score: float = Field(description="the higher of: a photo of one identified as the other, and back")
+
+
+class DuplicatesResponse(Schema):
+    model: str
+    match_mode: str
+    threshold: float
+    pairs: list[DuplicatePairOut] = Field(description="highest score first; twins are pairs too: review, then delete")
+
+    @classmethod
+    def of(cls, model: str, match_mode: str, threshold: float, pairs: list[DuplicatePair]) -> DuplicatesResponse:
+        return cls(
+            model=model,
+            match_mode=match_mode,
+            threshold=threshold,
+            pairs=[DuplicatePairOut(**{k: v for k, v in asdict(p).items() if k != "threshold"}) for p in pairs],
         )

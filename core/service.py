@@ -17,6 +17,7 @@ import numpy as np
 
 from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
+from core.duplicates import DuplicatePair, find_duplicates
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
 from core.errors import (
     InvalidInput,
@@ -26,6 +27,7 @@ from core.errors import (
     NotCalibrated,
     PersonExists,
     PhotoExists,
+    TooLargeForRequest,
 )
 from core.face_check import FaceCheck, recheck_guard, same_face_error
 from core.gallery_fpir import OUTGROWN, expected_fpir
@@ -396,6 +398,20 @@ class ManyAnglesService:
         return [(filename, result) for (filename, _), result in zip(photos, results)]  # type: ignore[misc]
 
     # --- gallery -----------------------------------------------------------------------------
+    def duplicates(self, max_embeddings: int) -> list[DuplicatePair]:
+        """Faces the gallery holds twice (core/duplicates.py), as the service identifies now;
+        refused over ``max_embeddings`` vectors of the active model (``manyangles duplicates``)."""
+        model = self.model
+        with self._search_lock:
+            size = self._refreshed(model.name).size
+        if size > max_embeddings:
+            raise TooLargeForRequest(
+                f"the gallery holds {size:,} embeddings of {model.name}, over the {max_embeddings:,} one request "
+                "searches for faces enrolled twice; run `manyangles duplicates` on the service's host"
+            )
+        threshold, offset = self.threshold(model), self.views_offset(model)
+        return find_duplicates(self.store, model.name, self.settings.match_mode, threshold, offset)
+
     def persons(self, prefix: str | None = None) -> list[Person]:
         return self.store.list_persons(prefix=prefix)
 

@@ -16,7 +16,7 @@ _STATUS_TEXT = {
     403: "the key's scope does not allow this call",
     404: "unknown person, image, model or job",
     409: "name already enrolled, the model is not calibrated, a model switch is under way, "
-    "or a change token from another copy of the gallery",
+    "a change token from another copy of the gallery, or a gallery too large for the request",
     413: "upload over the byte or pixel cap",
     422: "bad image, no face, several faces, or bad parameters",
     503: "a deployment is busy (Retry-After) or a model is unavailable",

@@ -1,5 +1,6 @@
 """Gallery routes: persons a page at a time, one person with their images, rename, delete (a
-person or one of their images), and a Parquet snapshot of one table. Each is one store call; none touches the Embedder or Generator.
+person or one of their images), a Parquet snapshot of one table, and faces enrolled twice. None
+touches the Embedder or Generator.
 
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from core.schemas_gallery import (
     ChangesOut,
     DeleteResponse,
+    DuplicatesResponse,
     ImageDeleteResponse,
     PersonDetailOut,
     PersonOut,
@@ -27,6 +29,7 @@ from serve.deps import Admin, CanRead, RowId, errors
 router = APIRouter()
 PARQUET = "application/vnd.apache.parquet"
 MAX_PAGE = 1000
+MAX_DUPLICATES_EMBEDDINGS = 50_000  # ~10 s on 2 cores (BENCHMARKS.md "Faces enrolled twice"); above: the CLI
 
 
 def _service(request: Request) -> ManyAnglesService:
@@ -149,3 +152,14 @@ def _etags(header: str) -> set[str]:
     """The entity tags of an If-None-Match header, compared weakly (RFC 9110: W/ ignored)."""
     tags = (part.strip() for part in header.split(","))
     return {_etag(tag.removeprefix("W/").strip('"')) for tag in tags if tag}
+
+
+@router.get("/v1/duplicates", response_model=DuplicatesResponse, responses=errors(409, 503))
+def duplicates(request: Request, _: Admin) -> DuplicatesResponse:
+    """Pairs of persons one of whose photos is identified as the other: a face enrolled twice
+    (with ``force``, through ``/api/enroll``, by an import without its face check), or twins.
+    Every original photo is searched as an enrollment of it would be; 409 ``too_large_for_request``
+    over 50,000 embeddings (``manyangles duplicates`` then), ``not_calibrated`` without a threshold."""
+    service = _service(request)
+    pairs = service.duplicates(MAX_DUPLICATES_EMBEDDINGS)
+    return DuplicatesResponse.of(service.model.name, service.settings.match_mode, service.threshold(), pairs)

@@ -424,3 +424,33 @@ def test_the_enrollment_estimate_comes_from_comparable_enrollments():
     assert enrollment_eta(3, [{"num_views": 0, "total_s": 0.2}]) is None and enrollment_eta(0, []) is None
     assert describe_eta(None) == "" and describe_eta(0.4) == ", under a second"
     assert describe_eta(2.345) == ", about 2.3 s" and describe_eta(42.4) == ", about 42 s"
+
+
+def test_the_system_page_lists_a_face_enrolled_twice(console_env: httpx.Client):
+    """GET /v1/duplicates over HTTP, and the System page's button showing it."""
+    added = []
+    try:
+        for n, name in ((1, "Dup Gerhard"), (2, "Dup Gerhard Again")):
+            r = console_env.post(
+                "/v1/persons",
+                headers=AUTH,
+                data={"name": name, "force": "true"},  # the second is identified as the first
+                files={"photo": ("p.jpg", photo_bytes("Gerhard_Schroeder", n), "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+            added.append(r.json()["person_id"])
+        body = console_env.get("/v1/duplicates", headers=AUTH).json()
+        ours = [p for p in body["pairs"] if {p["person_id"], p["other_id"]} == set(added)]
+        assert len(ours) == 1 and ours[0]["score"] >= body["threshold"], body
+        assert {ours[0]["name"], ours[0]["other"]} == {"Dup Gerhard", "Dup Gerhard Again"}
+        assert [p["score"] for p in body["pairs"]] == sorted((p["score"] for p in body["pairs"]), reverse=True)
+
+        at = page("system")
+        at.button[0].click().run()
+        assert not at.exception and not at.error
+        table = at.dataframe[-1].value
+        assert f"Dup Gerhard ({added[0]})" in set(table["person"]) | set(table["and"])
+        assert f"Dup Gerhard Again ({added[1]})" in set(table["person"]) | set(table["and"])
+    finally:
+        for person_id in added:
+            console_env.delete(f"/v1/persons/{person_id}", headers=AUTH)

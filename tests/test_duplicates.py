@@ -63,3 +63,15 @@ def test_planted_copies_are_found_in_a_larger_gallery(tmp_path: Path, exact_max:
     found = find_duplicates(GalleryStore(tmp_path), MODEL, "top2", 0.9372, 0.0052, exact_max=exact_max)
     assert {(p.person_id, p.other_id) for p in found} == planted
     assert all(p.name.startswith("person ") and p.other.startswith("copy ") for p in found)
+
+
+def test_the_service_refuses_a_gallery_too_large_for_one_request(service):
+    from core.errors import TooLargeForRequest
+
+    service.enroll("Ada", photo_bytes("Barack_Obama"))
+    assert service.duplicates(max_embeddings=1) == []  # one embedding: searched
+    service.enroll("Ada Again", photo_bytes("Barack_Obama", 2), force=True)
+    [pair] = service.duplicates(max_embeddings=2)
+    assert {pair.name, pair.other} == {"Ada", "Ada Again"}
+    with pytest.raises(TooLargeForRequest, match="manyangles duplicates"):
+        service.duplicates(max_embeddings=1)

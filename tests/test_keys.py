@@ -24,6 +24,7 @@ NEEDS = {
     ("GET", "/v1/stats/batching"): "read",
     ("GET", "/v1/stats/enrollments"): "read",
     ("GET", "/v1/thresholds"): "read",
+    ("GET", "/v1/duplicates"): "admin",
     ("GET", "/v1/persons"): "read",
     ("GET", "/v1/persons/{person_id}"): "read",
     ("GET", "/v1/persons/{person_id}/images/{image_id}"): "read",
