@@ -37,57 +37,23 @@ log = logging.getLogger("bench.duplicates")
 MODEL = "dlib-resnet-v1-flip"
 
 
-def plant(db: Path, persons: int, planted: int, seed: int = 1) -> set[tuple[int, int]]:
-    """``planted`` new persons, each a noisy copy of a random enrolled person's original."""
-    rng = np.random.default_rng(seed)
-    conn = sqlite3.connect(db)
-    victims = rng.choice(np.arange(1, persons + 1), planted, replace=False).tolist()
-    rows = conn.execute(
-        f"SELECT person_id, vector FROM embeddings WHERE source = 'original' AND person_id IN ({','.join('?' * planted)})",
-        victims,
-    ).fetchall()
-    image_id = int(conn.execute("SELECT max(id) FROM images").fetchone()[0])
-    now = "2026-11-28T00:00:00.000+00:00"
-    pairs = set()
-    conn.execute("BEGIN")
-    for offset, (victim, blob) in enumerate(rows, start=1):
-        vector = np.frombuffer(blob, "<f4") + rng.standard_normal(128).astype("<f4") * 0.02
-        vector /= np.linalg.norm(vector)
-        pid, image_id = persons + offset, image_id + 1
-        sha = f"{image_id:064x}"
-        conn.execute("INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", (pid, f"copy {pid}", now))
-        conn.execute(
-            "INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (image_id, pid, sha, f"images/{sha[:2]}/{sha}.png", "original", "original.png", "image/png", 256, 256,
-             50_000, None, now),
-        )  # fmt: skip
-        conn.execute(
-            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
-            "bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (pid, image_id, "original", MODEL, 128, vector.astype("<f4").tobytes(), 1.0, 0.0, 0.0, 1.0, 1.0, now),
-        )
-        pairs.add((int(victim), pid))
-    conn.execute("COMMIT")
-    conn.close()
-    return pairs
+NOW = "2026-11-28T00:00:00.000+00:00"
+Entries = list[tuple[str, np.ndarray]]  # (source, vector) of one person
 
 
-def write_persons(data_dir: Path, persons: list[tuple[str, list[tuple[str, np.ndarray]]]]) -> list[int]:
-    """A store holding these persons (name, [(source, vector)]) as rows only (no image files)."""
-    GalleryStore(data_dir)  # the real schema
-    conn = sqlite3.connect(data_dir / "gallery.db")
-    now = "2026-11-28T00:00:00.000+00:00"
-    ids, image_id = [], 0
+def add_persons(conn: sqlite3.Connection, persons: list[tuple[int, str, Entries]]) -> None:
+    """Rows only (no image files): each (id, name, entries) with an image row per entry."""
+    image_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM images").fetchone()[0])
     conn.execute("BEGIN")
-    for pid, (name, entries) in enumerate(persons, start=1):
-        conn.execute("INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", (pid, name, now))
+    for pid, name, entries in persons:
+        conn.execute("INSERT INTO persons(id, name, created_at) VALUES (?, ?, ?)", (pid, name, NOW))
         for source, vector in entries:
             image_id += 1
             sha = f"{image_id:064x}"
             conn.execute(
                 "INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (image_id, pid, sha, f"images/{sha[:2]}/{sha}.png", source, f"{source}.png", "image/png", 256, 256,
-                 50_000, None, now),
+                 50_000, None, NOW),
             )  # fmt: skip
             conn.execute(
                 "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
@@ -104,13 +70,39 @@ def write_persons(data_dir: Path, persons: list[tuple[str, list[tuple[str, np.nd
                     0.0,
                     1.0,
                     1.0,
-                    now,
+                    NOW,
                 ),
             )
-        ids.append(pid)
     conn.execute("COMMIT")
+
+
+def plant(db: Path, persons: int, planted: int, seed: int = 1) -> set[tuple[int, int]]:
+    """``planted`` new persons, each a noisy copy of a random enrolled person's original."""
+    rng = np.random.default_rng(seed)
+    conn = sqlite3.connect(db, isolation_level=None)
+    victims = rng.choice(np.arange(1, persons + 1), planted, replace=False).tolist()
+    rows = conn.execute(
+        f"SELECT person_id, vector FROM embeddings WHERE source = 'original' AND person_id IN ({','.join('?' * planted)})",
+        victims,
+    ).fetchall()
+    copies: list[tuple[int, str, Entries]] = []
+    pairs = set()
+    for offset, (victim, blob) in enumerate(rows, start=1):
+        vector = np.frombuffer(blob, "<f4") + rng.standard_normal(128).astype("<f4") * 0.02
+        pid = persons + offset
+        copies.append((pid, f"copy {pid}", [("original", vector / np.linalg.norm(vector))]))
+        pairs.add((int(victim), pid))
+    add_persons(conn, copies)
     conn.close()
-    return ids
+    return pairs
+
+
+def write_persons(data_dir: Path, persons: list[tuple[str, Entries]]) -> None:
+    """A store holding these persons (name, entries), ids 1.. in order."""
+    GalleryStore(data_dir)  # the real schema
+    conn = sqlite3.connect(data_dir / "gallery.db", isolation_level=None)
+    add_persons(conn, [(pid, name, entries) for pid, (name, entries) in enumerate(persons, start=1)])
+    conn.close()
 
 
 def real_faces(args: argparse.Namespace) -> None:
@@ -124,7 +116,7 @@ def real_faces(args: argparse.Namespace) -> None:
     log.info("| enrolled | persons | copies paired with their person | pairs of two different people |")
     log.info("|---|---|---|---|")
     for views in (False, True):
-        persons: list[tuple[str, list[tuple[str, np.ndarray]]]] = []
+        persons: list[tuple[str, Entries]] = []
         identity_of: list[int] = []
         for index, name in enumerate(data.identities):
             made = [(f"augmented_{v.split(':')[-1]}", vec) for v, vec in data.views[index].items()] if views else []
