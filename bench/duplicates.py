@@ -12,7 +12,12 @@ measures on real faces instead: every identity enrolled from its first photo (wi
 its classic views) and, as a second person, from its next photo with a face: how many of those
 copies the audit pairs with their person, and how many pairs of different people it reports.
 
-    python -m bench.duplicates --persons 5000 50000
+With ``--as-job`` the search runs as the API's background search runs it (``audit_duplicates``:
+the job's progress written to the jobs table, the pairs stored), and a reader polls the job as
+the console does: how soon it shows the photos to search, and the longest wait between two
+progress updates it saw while the photos were searched.
+
+    python -m bench.duplicates --persons 5000 50000 [--as-job]
     python -m bench.duplicates --faces ../shared/faces --cache out/eval_cache
 """
 
@@ -22,6 +27,7 @@ import argparse
 import logging
 import sqlite3
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,9 +35,11 @@ import numpy as np
 
 from bench.gallery_scale import build_store
 from bench.machine import describe_machine
-from core.duplicates import find_duplicates
+from core.duplicates import audit_duplicates, find_duplicates
 from core.embedders.dlib_embedder import DLIB_DEFAULT_THRESHOLDS, DLIB_DEFAULT_VIEWS_OFFSETS
+from core.store.audits import AuditSearch, latest_audit
 from core.store.gallery import GalleryStore
+from core.store.jobs import JobRecord, list_jobs
 
 log = logging.getLogger("bench.duplicates")
 MODEL = "dlib-resnet-v1-flip"
@@ -105,6 +113,41 @@ def write_persons(data_dir: Path, persons: list[tuple[str, Entries]]) -> None:
     conn.close()
 
 
+class JobWatcher:
+    """Polls the newest duplicates job every POLL_S, as the console's progress bar would."""
+
+    POLL_S = 0.2
+
+    def __init__(self, store: GalleryStore) -> None:
+        self.store = store
+        self.seen: list[tuple[float, JobRecord]] = []  # (perf_counter, the job as read then)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL_S):
+            jobs = list_jobs(self.store, limit=1, kind="duplicates")
+            if jobs:
+                self.seen.append((time.perf_counter(), jobs[0]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self, started: float) -> str:
+        seen = self.seen
+        counted = next((t for t, j in seen if j.total), None)
+        searching = [(t, j.done) for t, j in seen if j.done and j.state == "running"]
+        changes = [t for (t, done), (_, before) in zip(searching[1:], searching) if done != before]
+        gaps = [b - a for a, b in zip(changes, changes[1:])]
+        return (
+            f"photos to search shown after {counted - started:.1f} s; "
+            if counted is not None
+            else "photos to search never shown; "
+        ) + (f"longest wait between progress updates while searching {max(gaps):.1f} s" if gaps else "no updates seen")
+
+
 def real_faces(args: argparse.Namespace) -> None:
     from bench.cached_study import cached_eval_data
     from core.service import ManyAnglesService
@@ -147,6 +190,7 @@ def main() -> None:
     parser.add_argument("--faces", dest="dir", type=Path, default=None, help="a labelled folder: real faces")
     parser.add_argument("--cache", type=Path, default=None, help="with --faces: the cache of `manyangles eval`")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--as-job", action="store_true", help="run it as the API's background search does")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log.info("%s", describe_machine())
@@ -166,8 +210,17 @@ def main() -> None:
             with store.reader() as conn:
                 embeddings = int(conn.execute("SELECT count(*) FROM embeddings").fetchone()[0])
             started = time.perf_counter()
-            found = find_duplicates(store, MODEL, "top2", threshold, offset)
-            seconds = time.perf_counter() - started
+            if args.as_job:
+                watcher = JobWatcher(store)
+                found = audit_duplicates(store, AuditSearch(MODEL, "top2", threshold, offset))
+                seconds = time.perf_counter() - started
+                watcher.stop()
+                stored = latest_audit(store)
+                assert stored is not None and list(stored.pairs) == found
+                log.info("as a job: %s", watcher.summary(started))
+            else:
+                found = find_duplicates(store, MODEL, "top2", threshold, offset)
+                seconds = time.perf_counter() - started
             hits = {(p.person_id, p.other_id) for p in found} & planted
             kind = "exact" if embeddings <= 50_000 else "HNSW + exact re-rank"
             log.info(

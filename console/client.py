@@ -141,6 +141,14 @@ class ApiClient:
         """Pairs of persons whose photos identify each other (an admin key)."""
         return self._call("GET", "/v1/duplicates").json()
 
+    def start_duplicates_job(self) -> dict[str, Any]:
+        """The same search as a background job, for any gallery size (an admin key)."""
+        return self._call("POST", "/v1/duplicates/jobs").json()
+
+    def duplicates_audit(self, limit: int = 500) -> dict[str, Any]:
+        """The newest background search (``job``) and the newest finished one's ``limit`` best pairs (``result``)."""
+        return self._call("GET", "/v1/duplicates/audit", params={"limit": limit}).json()
+
     def faces(self, photo: Upload) -> list[dict[str, Any]]:
         """Every face in a photo (boxes, largest first: the order enrollment's face index uses)."""
         files = {"photos": (photo.name, photo.data, photo.mime)}

@@ -45,10 +45,16 @@ def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not search the persons of the export in the gallery (no model is loaded)",
     )
-    sub.add_parser(
+    dup = sub.add_parser(
         "duplicates",
         help="pairs of persons one of whose photos is identified as the other (faces enrolled twice, or twins)",
     )
+    dup.add_argument(
+        "--save",
+        action="store_true",
+        help="run it as a job and store the pairs: the API (GET /v1/duplicates/audit) and the console show them",
+    )
+    dup.add_argument("--job", type=int, help=argparse.SUPPRESS)  # a job the API created (POST /v1/duplicates/jobs)
 
 
 def _face_check_text(report: TransferReport, force: bool) -> str:
@@ -91,18 +97,28 @@ def _import(settings: Settings, store: GalleryStore, args: argparse.Namespace) -
 
 
 def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
-    from core.duplicates import find_duplicates
+    from core.duplicates import audit_duplicates, find_duplicates
     from core.service import ManyAnglesService
+    from core.store.audits import AuditSearch
+    from core.store.jobs import finish_job
 
-    service = ManyAnglesService.from_settings(settings)  # the threshold and offset it identifies with
-    rule, threshold = settings.match_mode, service.threshold()
-    pairs = find_duplicates(service.store, service.model.name, rule, threshold, service.views_offset())
+    try:
+        service = ManyAnglesService.from_settings(settings)  # the threshold and offset it identifies with
+        search = AuditSearch(service.model.name, settings.match_mode, service.threshold(), service.views_offset())
+    except Exception as exc:
+        if args.job is not None:  # the API's job ends with the reason, not as "interrupted"
+            finish_job(GalleryStore(settings.data_dir), args.job, False, f"failed: {exc}")
+        raise
+    if args.save or args.job is not None:
+        pairs = audit_duplicates(service.store, search, args.job)
+    else:
+        pairs = find_duplicates(service.store, search.model, search.match_mode, search.threshold, search.views_offset)
     if args.json:
         out(json.dumps([asdict(p) for p in pairs]))
         return 0
     for p in pairs:
         out(f"{p.score:.4f}  {p.name!r} (person {p.person_id})  ~  {p.other!r} (person {p.other_id})")
-    out(f"{len(pairs)} pair(s) at {rule} >= {threshold:.4f} ({service.model.name})")
+    out(f"{len(pairs)} pair(s) at {search.match_mode} >= {search.threshold:.4f} ({search.model})")
     return 0
 
 

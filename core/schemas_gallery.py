@@ -6,10 +6,11 @@ from dataclasses import asdict
 
 from pydantic import Field
 
-from core.duplicates import DuplicatePair
 from core.schemas import Schema
+from core.schemas_models import JobOut
+from core.store.audits import DuplicateAudit
 from core.store.changes import Changes
-from core.store.records import ImageRecord, Person, PersonDetail
+from core.store.records import DuplicatePair, ImageRecord, Person, PersonDetail
 
 
 class PersonOut(Schema):
@@ -153,3 +154,35 @@ class DuplicatesResponse(Schema):
             threshold=threshold,
             pairs=[DuplicatePairOut(**{k: v for k, v in asdict(p).items() if k != "threshold"}) for p in pairs],
         )
+
+
+class DuplicatesAuditOut(DuplicatesResponse):
+    job_id: int
+    photos: int = Field(description="original photos searched")
+    finished_at: str
+    total_pairs: int = Field(description="all its pairs; `pairs` is the page asked for (`limit`, `offset`)")
+
+
+class DuplicatesAuditResponse(Schema):
+    """The search for faces enrolled twice run as a job, for any gallery size."""
+
+    job: JobOut | None = Field(description="the newest such job, running, done or failed; null if none ran")
+    result: DuplicatesAuditOut | None = Field(
+        description="the pairs of the newest finished one (an older job than `job` while that one runs), as they "
+        "stand now: a person deleted since is gone, a renamed one has their new name; null if none finished"
+    )
+
+    @classmethod
+    def of(cls, job: JobOut | None, audit: DuplicateAudit | None) -> DuplicatesAuditResponse:
+        if audit is None:
+            return cls(job=job, result=None)
+        search = audit.search
+        shown = DuplicatesResponse.of(search.model, search.match_mode, search.threshold, list(audit.pairs))
+        result = DuplicatesAuditOut(
+            **shown.model_dump(),
+            job_id=audit.job_id,
+            photos=audit.photos,
+            finished_at=audit.finished_at,
+            total_pairs=audit.total_pairs,
+        )
+        return cls(job=job, result=result)

@@ -17,7 +17,7 @@ import numpy as np
 
 from core.augment.gate import ViewsOutcome
 from core.augment.views import plan_views
-from core.duplicates import DuplicatePair, find_duplicates
+from core.duplicates import find_duplicates
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
 from core.errors import (
     InvalidInput,
@@ -39,7 +39,7 @@ from core.search import GallerySearch, Hit
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore, normalise_name
 from core.store.models import active_model
-from core.store.records import EnrollmentRunRecord, Person
+from core.store.records import DuplicatePair, EnrollmentRunRecord, Person
 from core.store.removals import prune_removals
 from core.thresholds import GalleryFit, gallery_fit, resolve_threshold, resolve_views_offset
 from core.viewmaker import ViewMaker
@@ -407,7 +407,7 @@ class ManyAnglesService:
         if size > max_embeddings:
             raise TooLargeForRequest(
                 f"the gallery holds {size:,} embeddings of {model.name}, over the {max_embeddings:,} one request "
-                "searches for faces enrolled twice; run `manyangles duplicates` on the service's host"
+                "searches for faces enrolled twice; search in the background (POST /v1/duplicates/jobs)"
             )
         threshold, offset = self.threshold(model), self.views_offset(model)
         return find_duplicates(self.store, model.name, self.settings.match_mode, threshold, offset)

@@ -10,16 +10,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Header, Query, Request
 from fastapi.responses import Response
 
+from core.batch.launch import launch_duplicates
 from core.schemas_gallery import (
     ChangesOut,
     DeleteResponse,
+    DuplicatesAuditResponse,
     DuplicatesResponse,
     ImageDeleteResponse,
     PersonDetailOut,
     PersonOut,
     PersonsPage,
 )
+from core.schemas_models import JobOut
 from core.service import ManyAnglesService
+from core.store.audits import latest_audit, latest_audit_job
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
@@ -159,7 +163,32 @@ def duplicates(request: Request, _: Admin) -> DuplicatesResponse:
     """Pairs of persons one of whose photos is identified as the other: a face enrolled twice
     (with ``force``, through ``/api/enroll``, by an import without its face check), or twins.
     Every original photo is searched as an enrollment of it would be; 409 ``too_large_for_request``
-    over 50,000 embeddings (``manyangles duplicates`` then), ``not_calibrated`` without a threshold."""
+    over 50,000 embeddings (``POST /v1/duplicates/jobs`` then), ``not_calibrated`` without a threshold."""
     service = _service(request)
     pairs = service.duplicates(MAX_DUPLICATES_EMBEDDINGS)
     return DuplicatesResponse.of(service.model.name, service.settings.match_mode, service.threshold(), pairs)
+
+
+@router.post("/v1/duplicates/jobs", status_code=202, response_model=JobOut, responses=errors(409, 503))
+def duplicates_job(request: Request, _: Admin) -> JobOut:
+    """Search the whole gallery for faces enrolled twice in the background, whatever its size (a
+    ``manyangles duplicates`` process; a million embeddings take minutes). Follow it at
+    ``GET /v1/jobs/{id}``, read the pairs at ``GET /v1/duplicates/audit``; 409 ``job_running``
+    while another such search runs, ``not_calibrated`` without a threshold."""
+    service = _service(request)
+    service.threshold()  # not_calibrated: said here, not by a process that fails later
+    return JobOut.of(launch_duplicates(service.settings, service.model.name))
+
+
+@router.get("/v1/duplicates/audit", response_model=DuplicatesAuditResponse, responses=errors())
+def duplicates_audit(
+    request: Request,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="pairs in this page, highest score first")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+) -> DuplicatesAuditResponse:
+    """The newest background search for faces enrolled twice and a page of the pairs of the newest
+    finished one (`total_pairs`: all of them)."""
+    store = _service(request).store
+    job = latest_audit_job(store)
+    return DuplicatesAuditResponse.of(JobOut.of(job) if job else None, latest_audit(store, limit, offset))

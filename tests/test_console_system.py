@@ -4,8 +4,14 @@ AppTest against the session's real Serve application."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import httpx
+from streamlit.testing.v1 import AppTest
 from test_console import page
+
+from console.duplicates_view import SEARCH_IN_BACKGROUND, SEARCH_NOW
 
 from conftest import AUTH, off_process, photo_bytes
 
@@ -95,9 +101,71 @@ def test_the_system_page_lists_a_face_enrolled_twice(console_env: httpx.Client):
         at = page("system")
         at.button[0].click().run()
         assert not at.exception and not at.error
-        table = at.dataframe[-1].value
-        assert f"Dup Gerhard ({added[0]})" in set(table["person"]) | set(table["and"])
-        assert f"Dup Gerhard Again ({added[1]})" in set(table["person"]) | set(table["and"])
+        shown = _pairs_shown(at)
+        assert f"Dup Gerhard ({added[0]})" in shown and f"Dup Gerhard Again ({added[1]})" in shown
+    finally:
+        for person_id in added:
+            console_env.delete(f"/v1/persons/{person_id}", headers=AUTH)
+
+
+def _pairs_shown(at: AppTest) -> set[str]:
+    """Every person named in the page's tables of pairs."""
+    tables = [d.value for d in at.dataframe if "and" in d.value.columns]
+    return {who for table in tables for column in ("person", "and") for who in table[column]}
+
+
+def _audit_when_idle(client: httpx.Client, timeout_s: float = 180) -> dict[str, Any]:
+    """GET /v1/duplicates/audit once no background search runs."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        audit = client.get("/v1/duplicates/audit", headers=AUTH).json()
+        if audit["job"] is None or audit["job"]["state"] != "running":
+            return audit
+        assert time.monotonic() < deadline, audit["job"]
+        time.sleep(0.5)
+
+
+def test_a_background_search_lists_a_face_enrolled_twice_until_one_is_deleted(console_env: httpx.Client):
+    """POST /v1/duplicates/jobs from the System page's button: a `manyangles duplicates` process,
+    its progress in GET /v1/jobs/{id}, its pairs at GET /v1/duplicates/audit and on the page; a
+    deleted person leaves the stored pairs."""
+    _audit_when_idle(console_env)  # another test's search (the key walk starts one) ends first
+    added = []
+    try:
+        for n, name in ((1, "Twice Angela"), (2, "Twice Angela Again")):
+            r = console_env.post(
+                "/v1/persons",
+                headers=AUTH,
+                data={"name": name, "force": "true"},
+                files={"photo": ("p.jpg", photo_bytes("Angela_Bassett", n), "image/jpeg")},
+            )
+            assert r.status_code == 201, r.text
+            added.append(r.json()["person_id"])
+        at = page("system")
+        assert [b.label for b in at.button][:2] == [SEARCH_NOW, SEARCH_IN_BACKGROUND]
+        at.button[1].click().run()
+        assert not at.exception and not at.error
+        audit = _audit_when_idle(console_env)
+        job, result = audit["job"], audit["result"]
+        assert (job["kind"], job["state"], job["model"]) == ("duplicates", "done", result["model"])
+        assert job["done"] == job["total"] == result["photos"] and result["job_id"] == job["id"]
+        assert console_env.get(f"/v1/jobs/{job['id']}", headers=AUTH).json() == job
+        assert result["total_pairs"] == len(result["pairs"])  # the first page holds them all here
+        ours = [p for p in result["pairs"] if {p["person_id"], p["other_id"]} == set(added)]
+        assert len(ours) == 1 and ours[0]["score"] >= result["threshold"], result
+
+        at.run()  # the page again: the finished search's pairs
+        assert not at.exception and not at.error
+        assert {f"Twice Angela ({added[0]})", f"Twice Angela Again ({added[1]})"} <= _pairs_shown(at)
+        assert any(f"background search {job['id']}, finished" in c.value for c in at.caption)
+
+        gone = added.pop()
+        assert console_env.delete(f"/v1/persons/{gone}", headers=AUTH).status_code == 200
+        after = console_env.get("/v1/duplicates/audit", headers=AUTH).json()["result"]
+        assert after["job_id"] == job["id"] and len(after["pairs"]) == len(result["pairs"]) - 1
+        one = console_env.get("/v1/duplicates/audit", headers=AUTH, params={"limit": 1, "offset": 0}).json()
+        assert one["result"]["pairs"] == after["pairs"][:1] and one["result"]["total_pairs"] == len(after["pairs"])
+        assert all(gone not in (p["person_id"], p["other_id"]) for p in after["pairs"])
     finally:
         for person_id in added:
             console_env.delete(f"/v1/persons/{person_id}", headers=AUTH)

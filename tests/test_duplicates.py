@@ -12,6 +12,7 @@ import pytest
 
 from core.duplicates import find_duplicates
 from core.settings import Settings
+from core.store.audits import AuditSearch, latest_audit
 
 from conftest import REPO, local_service, photo_bytes
 
@@ -47,9 +48,21 @@ def test_a_face_enrolled_twice_is_listed_once_and_gone_with_the_copy(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert [(p["name"], p["other"]) for p in json.loads(done.stdout)] == [("Barack Obama", "Barry")]
+    assert latest_audit(service.store) is None  # not saved without --save
+    saved = subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(tmp_path / "data"), "duplicates", "--save"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert saved.stdout.strip().endswith(f"1 pair(s) at {rule} >= {threshold:.4f} ({model})")
+    audit = latest_audit(service.store)
+    assert audit is not None and audit.search == AuditSearch(model, rule, threshold, offset)
+    assert audit.pairs == (pair,) and audit.photos == 4  # the views are not searched
 
     service.delete(barry.person_id)
     assert find_duplicates(service.store, model, rule, threshold, offset) == []
+    audit = latest_audit(service.store)
+    assert audit is not None and audit.pairs == ()  # the stored pair went with Barry
 
 
 @pytest.mark.parametrize("exact_max", [50_000, 1_000])  # exact, then the HNSW search with exact re-rank
@@ -73,5 +86,5 @@ def test_the_service_refuses_a_gallery_too_large_for_one_request(service):
     service.enroll("Ada Again", photo_bytes("Barack_Obama", 2), force=True)
     [pair] = service.duplicates(max_embeddings=2)
     assert {pair.name, pair.other} == {"Ada", "Ada Again"}
-    with pytest.raises(TooLargeForRequest, match="manyangles duplicates"):
+    with pytest.raises(TooLargeForRequest, match="POST /v1/duplicates/jobs"):
         service.duplicates(max_embeddings=1)

@@ -25,6 +25,8 @@ NEEDS = {
     ("GET", "/v1/stats/enrollments"): "read",
     ("GET", "/v1/thresholds"): "read",
     ("GET", "/v1/duplicates"): "admin",
+    ("POST", "/v1/duplicates/jobs"): "admin",
+    ("GET", "/v1/duplicates/audit"): "admin",
     ("GET", "/v1/persons"): "read",
     ("GET", "/v1/persons/{person_id}"): "read",
     ("GET", "/v1/persons/{person_id}/images/{image_id}"): "read",

@@ -8,6 +8,7 @@ import streamlit as st
 
 from console.client import ApiError
 from console.config import api, load_config
+from console.duplicates_view import duplicates_section
 from console.text import plain
 
 
@@ -93,29 +94,4 @@ if thresholds["stored"]:
 else:
     st.info("None stored: the shipped values are in use.")
 
-st.subheader("Faces enrolled twice")
-st.caption(
-    "pairs of persons one of whose photos is identified as the other: a face enrolled twice (with force, "
-    "or imported without the face check), or twins; review each, then delete the copy on the Gallery page"
-)
-if st.button("Search the gallery for faces enrolled twice"):
-    try:
-        found = api().duplicates()
-    except ApiError as exc:
-        st.error(plain(exc.friendly()))
-    else:
-        if found["pairs"]:
-            st.dataframe(
-                [
-                    {
-                        "person": f"{p['name']} ({p['person_id']})",
-                        "and": f"{p['other']} ({p['other_id']})",
-                        "score": p["score"],
-                    }
-                    for p in found["pairs"]
-                ],
-                hide_index=True,
-                use_container_width=True,
-            )
-        else:
-            st.success(f"No two persons share a face at {found['match_mode']} >= {found['threshold']:.4f}.")
+duplicates_section()

@@ -93,26 +93,37 @@ def set_pid(store: GalleryStore, job_id: int, pid: int) -> None:
         conn.execute("UPDATE jobs SET pid = ?, host = ? WHERE id = ?", (pid, socket.gethostname(), job_id))
 
 
-def update_job(store: GalleryStore, job_id: int, done: int, skipped: int, message: str | None = None) -> None:
+def update_job(
+    store: GalleryStore, job_id: int, done: int, skipped: int, message: str | None = None, total: int | None = None
+) -> None:
     with store.write_lock() as conn:
         conn.execute(
-            "UPDATE jobs SET done = ?, skipped = ?, message = COALESCE(?, message), updated_at = ? WHERE id = ?",
-            (done, skipped, message, utc_now(), job_id),
+            "UPDATE jobs SET done = ?, skipped = ?, message = COALESCE(?, message), total = COALESCE(?, total), "
+            "updated_at = ? WHERE id = ?",
+            (done, skipped, message, total, utc_now(), job_id),
         )
+
+
+def mark_finished(conn: sqlite3.Connection, job_id: int, ok: bool, message: str) -> None:
+    """Within a write transaction already open (the job's results commit with its end)."""
+    now = utc_now()
+    conn.execute(
+        "UPDATE jobs SET state = ?, message = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+        ("done" if ok else "failed", message, now, now, job_id),
+    )
 
 
 def finish_job(store: GalleryStore, job_id: int, ok: bool, message: str) -> None:
-    now = utc_now()
     with store.write_lock() as conn:
-        conn.execute(
-            "UPDATE jobs SET state = ?, message = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-            ("done" if ok else "failed", message, now, now, job_id),
-        )
+        mark_finished(conn, job_id, ok, message)
 
 
-def list_jobs(store: GalleryStore, limit: int = 20) -> list[JobRecord]:
+def list_jobs(store: GalleryStore, limit: int = 20, kind: str | None = None) -> list[JobRecord]:
+    """The newest jobs first (of one ``kind``: reembed, duplicates)."""
     with store.reader() as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE ? IS NULL OR kind = ? ORDER BY id DESC LIMIT ?", (kind, kind, limit)
+        ).fetchall()
     return [JobRecord(*r) for r in rows]
 
 

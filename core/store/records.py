@@ -146,3 +146,15 @@ class FaceConflict:
     match: str | None = None
     score: float | None = None  # of that match; for ``not_identified``: of the person it would join, when searched
     into: str | None = None  # a merge's person
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two persons one of whose photos is identified as the other (``person_id`` < ``other_id``)."""
+
+    person_id: int
+    name: str
+    other_id: int
+    other: str
+    score: float  # the highest score of a photo of one of them for the other
+    threshold: float

@@ -277,6 +277,29 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE thresholds ADD COLUMN person_fmr REAL;       -- share of impostor pairs at or over it
     ALTER TABLE thresholds ADD COLUMN gallery_size INTEGER;  -- persons the target FPIR holds for
     """,
+    # 11 -> 12: a search for faces enrolled twice run as a background job (core/store/audits.py):
+    # what it searched with, and the pairs it found. A pair names persons by id only and goes
+    # with either of them (erasure leaves no row naming a deleted person); a newer audit replaces
+    # the older ones' pairs.
+    """
+    CREATE TABLE duplicate_audits (
+        job_id        INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,
+        model         TEXT NOT NULL,
+        match_mode    TEXT NOT NULL,
+        threshold     REAL NOT NULL,
+        views_offset  REAL NOT NULL,
+        photos        INTEGER NOT NULL   -- original photos searched
+    );
+    CREATE TABLE duplicate_pairs (
+        job_id     INTEGER NOT NULL REFERENCES duplicate_audits(job_id) ON DELETE CASCADE,
+        person_id  INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        other_id   INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+        score      REAL NOT NULL,
+        PRIMARY KEY (job_id, person_id, other_id)
+    );
+    CREATE INDEX duplicate_pairs_person ON duplicate_pairs(person_id);
+    CREATE INDEX duplicate_pairs_other ON duplicate_pairs(other_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
