@@ -35,6 +35,7 @@ def _search_now() -> None:
         if exc.code == "too_large_for_request":
             st.info(f"Use “{SEARCH_IN_BACKGROUND}”: it searches any gallery, in a process of its own.")
     else:
+        st.caption(f"searched now: every original photo, at {found['match_mode']} >= {found['threshold']:.4f}")
         pairs_table(found)
 
 

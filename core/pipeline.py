@@ -47,6 +47,7 @@ class ModelInfo:
     default_views_offsets: dict[str, float] = field(default_factory=dict)  # matching rule -> shipped offset
     # matching rule -> per-person false match rate at the shipped threshold (core/gallery_fpir.py)
     default_person_fmrs: dict[str, float] = field(default_factory=dict)
+    default_fmr_pairs: int = 0  # the impostor pairs those rates were measured over (0: unknown)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,6 +83,7 @@ def _model_info(engine: FaceEngine) -> ModelInfo:
         e.default_gate_threshold,
         default_views_offsets=dict(e.default_views_offsets),
         default_person_fmrs=dict(e.default_person_fmrs),
+        default_fmr_pairs=e.default_fmr_pairs,
     )
 
 

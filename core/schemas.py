@@ -349,6 +349,7 @@ class ThresholdOut(Schema):
         None, description="identification: share of impostor (search, person) pairs at or over it"
     )
     gallery_size: int | None = Field(None, description="identification: the persons its target FPIR holds for")
+    fmr_pairs: int | None = Field(None, description="identification: the impostor pairs person_fmr was measured over")
 
 
 class ThresholdsResponse(Schema):
@@ -372,6 +373,20 @@ class ThresholdsResponse(Schema):
     calibrated_for: int | None = Field(description="the persons the stored calibration's target FPIR holds for")
     expected_fpir: float | None = Field(description="FPIR at this gallery's size: 1 - (1 - person_fmr) ** persons")
     holds_up_to: int | None = Field(description="the most persons at which FPIR stays at the target")
+    fmr_pairs: int | None = Field(
+        description="the impostor pairs person_fmr was measured over (null: not known); `fmr_hits` of them cleared it"
+    )
+    fmr_hits: int | None
+    person_fmr_interval: tuple[float, float] | None = Field(
+        description="95% confidence interval of person_fmr (exact binomial): a rate resting on a handful of pairs "
+        "is uncertain by a factor of two"
+    )
+    expected_fpir_interval: tuple[float, float] | None = Field(
+        description="expected_fpir at the interval's lowest and highest rate"
+    )
+    holds_up_to_interval: tuple[int, int | None] | None = Field(
+        description="holds_up_to at the interval's highest and lowest rate (null upper end: any number)"
+    )
     warnings: list[str] = Field(description="set when the gallery has outgrown its threshold")
 
     @classmethod
@@ -386,6 +401,7 @@ class ThresholdsResponse(Schema):
                 values.append(None)
         settings = service.settings
         fit = service.gallery_fit()
+        interval = fit.interval()
         return cls(
             model=service.model.name,
             match_mode=settings.match_mode,
@@ -402,5 +418,10 @@ class ThresholdsResponse(Schema):
             calibrated_for=fit.calibrated_for,
             expected_fpir=fit.expected_fpir,
             holds_up_to=fit.holds_up_to,
+            fmr_pairs=None if interval is None else interval.pairs,
+            fmr_hits=None if interval is None else interval.hits,
+            person_fmr_interval=None if interval is None else interval.person_fmr,
+            expected_fpir_interval=None if interval is None else interval.expected_fpir,
+            holds_up_to_interval=None if interval is None else interval.holds_up_to,
             warnings=[fit.warning] if fit.warning else [],
         )

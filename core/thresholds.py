@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.errors import NotCalibrated
-from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within
+from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
 from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
@@ -67,6 +67,34 @@ class GalleryFit:
     expected_fpir: float | None  # the FPIR this gallery answers at that threshold
     holds_up_to: int | None  # the most persons at which FPIR stays at the target
     warning: str | None  # set when the gallery has outgrown the threshold
+    fmr_pairs: int | None = None  # the impostor pairs person_fmr was measured over (None: not known)
+    target: float = 0.01
+
+    def interval(self, level: float = 0.95) -> FitInterval | None:
+        """How sure ``person_fmr`` and ``holds_up_to`` are, from the pairs the rate rests on (None:
+        not known). Computed on demand: identification asks for the fit, not for this."""
+        if self.person_fmr is None or not self.fmr_pairs:
+            return None
+        hits = min(self.fmr_pairs, max(0, round(self.person_fmr * self.fmr_pairs)))
+        low, high = rate_interval(hits, self.fmr_pairs, level)
+        return FitInterval(
+            level,
+            hits,
+            self.fmr_pairs,
+            (low, high),
+            (expected_fpir(low, self.persons), expected_fpir(high, self.persons)),
+            (persons_within(high, self.target) or 0, persons_within(low, self.target)),
+        )
+
+
+@dataclass(frozen=True)
+class FitInterval:
+    level: float
+    hits: int  # impostor pairs at or over the threshold
+    pairs: int  # of these
+    person_fmr: tuple[float, float]
+    expected_fpir: tuple[float, float]  # at the gallery's size
+    holds_up_to: tuple[int, int | None]  # at the interval's highest rate, at its lowest (None: any number)
 
 
 def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str, persons: int) -> GalleryFit:
@@ -93,4 +121,5 @@ def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str,
             f"calibrate for this gallery with `manyangles calibrate DIR --gallery-size {persons}` on a labelled "
             f"folder of people not enrolled, large enough for about {need:,} impostor pairs"
         )
-    return GalleryFit(persons, fmr, calibrated_for, expected, holds, warning)
+    pairs = stored.fmr_pairs if stored is not None else (model.default_fmr_pairs or None)
+    return GalleryFit(persons, fmr, calibrated_for, expected, holds, warning, pairs, target)

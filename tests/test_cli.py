@@ -220,6 +220,8 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
         assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
         assert fpir["n_negative"] == original["n_closed_set"]
         assert fpir["gallery_size"] == 3 and 0.0 <= fpir["person_fmr"] <= 0.1  # galleries of half the six
+        hits = fpir["person_fmr"] * fpir["fmr_pairs"]  # a count of the pairs it was measured over
+        assert fpir["fmr_pairs"] > 0 and abs(hits - round(hits)) < 1e-6
     # for a gallery of a given size: its per-person rate, read off the impostor pairs
     sized = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.5", "--gallery-size", "2", "--no-views")
     assert sized.returncode == 0, sized.stderr

@@ -280,8 +280,10 @@ print(1)
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
     assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0
     fit = dict(zip(system.dataframe[3].value["field"], system.dataframe[3].value["value"], strict=True))
-    assert fit["persons enrolled"] == f"{in_use['persons']:,}" and fit["per-person false match rate"] == "1.25e-04"
-    assert fit["FPIR 1% holds up to"] == "80 persons" and fit["expected FPIR at this size"].endswith("%")
+    assert fit["persons enrolled"] == f"{in_use['persons']:,}"
+    assert fit["FPIR 1% holds up to"] == "80 persons (95% CI 40 to 185)"
+    assert fit["expected FPIR at this size"].endswith("%)") and "(95% CI " in fit["expected FPIR at this size"]
+    assert fit["per-person false match rate"] == "1.25e-04 (95% CI 5.4e-05 to 2.5e-04: 8 of 63,797 pairs)"
 
 
 def test_the_console_imports_no_model_code():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from core.gallery_fpir import expected_fpir, person_fmr_for, persons_within
+from core.gallery_fpir import expected_fpir, person_fmr_for, persons_within, rate_interval
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
 from core.store.records import StoredThreshold
@@ -28,6 +29,41 @@ def test_the_formula_by_hand():
     assert persons_within(0.5, 0.75) == 2 and persons_within(0.5, 0.74) == 1
     # ln(0.99) / ln(1 - 1.25e-4) = 80.4: the shipped top2 threshold keeps FPIR 1% up to 80 persons
     assert persons_within(1.25e-4, 0.01) == 80 and persons_within(0.0, 0.01) is None
+
+
+def test_the_rate_interval_by_hand():
+    """Clopper-Pearson: no hit in n leaves [0, 1 - 0.025 ** (1 / n)], all n hits [0.025 ** (1 / n), 1];
+    k of n mirrors n - k of n; at a tiny rate it is the Poisson interval, chi2 quantiles / 2n
+    (for 8 hits: chi2(0.025; 16) = 6.9077 and chi2(0.975; 18) = 31.5264)."""
+    assert rate_interval(0, 100) == (0.0, pytest.approx(1 - 0.025 ** (1 / 100)))
+    assert rate_interval(10, 10) == (pytest.approx(0.025 ** (1 / 10)), 1.0)
+    low, high = rate_interval(3, 20)
+    assert rate_interval(17, 20) == (pytest.approx(1 - high), pytest.approx(1 - low))
+    low, high = rate_interval(8, 63_797)  # the shipped dlib top2 rate: 8 of 63,797 pairs
+    assert low == pytest.approx(6.9077 / 2 / 63_797, rel=2e-3) and high == pytest.approx(31.5264 / 2 / 63_797, rel=2e-3)
+    assert low < 8 / 63_797 < high
+    # many hits: the Wilson interval, close to p +- 1.96 sqrt(p (1 - p) / n) = 0.03 +- 0.00106
+    low, high = rate_interval(3000, 100_000)
+    assert low == pytest.approx(0.02894, abs=5e-5) and high == pytest.approx(0.03106, abs=5e-5)
+    with pytest.raises(ValueError):
+        rate_interval(5, 4)
+
+
+def test_how_sure_the_shipped_rate_is(tmp_path: Path):
+    """8 hits in 63,797 pairs: the rate 5.4e-5 to 2.5e-4, so FPIR 1% holds for 40 to 185 persons
+    (ln 0.99 / ln(1 - 2.4707e-4) = 40.7; / ln(1 - 5.4141e-5) = 185.6), not just "80"."""
+    shipped = replace(MODEL, default_fmr_pairs=63_797)
+    fit = gallery_fit(GalleryStore(tmp_path), shipped, 0.01, "top2", 50)
+    interval = fit.interval()
+    assert interval is not None and (interval.hits, interval.pairs, interval.holds_up_to) == (8, 63_797, (40, 185))
+    low, high = interval.person_fmr
+    assert interval.expected_fpir == (pytest.approx(1 - (1 - low) ** 50), pytest.approx(1 - (1 - high) ** 50))
+    assert gallery_fit(GalleryStore(tmp_path), MODEL, 0.01, "top2", 50).interval() is None  # pairs unknown
+    store = GalleryStore(tmp_path)  # a calibration's own pairs replace the shipped ones
+    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 5000, "big", "t", 0.0, 1000, 400_000))
+    calibrated = gallery_fit(store, shipped, 0.01, "top2", 1000).interval()
+    assert calibrated is not None and calibrated.hits == 0 and calibrated.person_fmr[0] == 0.0
+    assert calibrated.holds_up_to[1] is None  # a rate of 0 may be any lower: any number of persons
 
 
 def test_the_shipped_rate_holds_a_small_gallery_and_warns_for_a_large_one(tmp_path: Path):

@@ -427,5 +427,8 @@ def test_thresholds_say_what_the_gallery_size_does_to_fpir(api: httpx.Client):
     body = r.json()
     assert body["match_mode"] == "top2" and body["persons"] == persons > 0
     assert body["person_fmr"] == 1.25e-4 and body["holds_up_to"] == 80 and body["calibrated_for"] is None
+    assert (body["fmr_hits"], body["fmr_pairs"], body["holds_up_to_interval"]) == (8, 63_797, [40, 185])
+    low, high = body["person_fmr_interval"]
+    assert low < 1.25e-4 < high and body["expected_fpir_interval"][0] < body["expected_fpir"]
     assert abs(body["expected_fpir"] - (1 - (1 - 1.25e-4) ** persons)) < 1e-12
     assert body["warnings"] == [] or persons > 120  # the line: 1.5x the target

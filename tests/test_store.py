@@ -181,9 +181,10 @@ def test_thresholds_roundtrip(tmp_path: Path):
     assert store.get_threshold("m1", "gate_fmr", 0.01).threshold == 0.97
     assert store.get_threshold("m1", "fpir", 0.1, "max") is None
     assert stored.person_fmr is None and stored.gallery_size is None  # not measured
-    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 500, "faces", "t", 1.25e-4, 66))
+    assert stored.fmr_pairs is None
+    store.set_threshold(StoredThreshold("m1", "fpir", "top2", 0.01, 0.95, 500, "faces", "t", 1.25e-4, 66, 64_000))
     top2 = store.get_threshold("m1", "fpir", 0.01, "top2")
-    assert top2 is not None and (top2.person_fmr, top2.gallery_size) == (1.25e-4, 66)
+    assert top2 is not None and (top2.person_fmr, top2.gallery_size, top2.fmr_pairs) == (1.25e-4, 66, 64_000)
 
 
 def test_gallery_version_changes_with_content(tmp_path: Path):

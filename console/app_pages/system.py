@@ -29,11 +29,19 @@ def _rows(info: dict[str, Any], prefix: str = "") -> list[dict[str, str]]:
 def gallery_fit_rows(thresholds: dict[str, Any]) -> list[dict[str, str]]:
     """What the identify threshold holds at the gallery's size, as (field, value) rows."""
     fmr, expected, holds = thresholds["person_fmr"], thresholds["expected_fpir"], thresholds["holds_up_to"]
+    rate = "not measured (calibrate again)" if fmr is None else f"{fmr:.2e}"
+    persons = "unknown" if holds is None else f"{holds:,} persons"
+    fpir = "unknown" if expected is None else f"{expected:.2%}"
+    if thresholds["person_fmr_interval"] is not None:  # how sure: the pairs the rate rests on
+        (low, high), (fewest, most) = thresholds["person_fmr_interval"], thresholds["holds_up_to_interval"]
+        rate += f" (95% CI {low:.1e} to {high:.1e}: {thresholds['fmr_hits']:,} of {thresholds['fmr_pairs']:,} pairs)"
+        persons += f" (95% CI {fewest:,} to {'any number' if most is None else f'{most:,}'})"
+        fpir += " (95% CI {:.2%} to {:.2%})".format(*thresholds["expected_fpir_interval"])
     values = {
         "persons enrolled": f"{thresholds['persons']:,}",
-        "per-person false match rate": "not measured (calibrate again)" if fmr is None else f"{fmr:.2e}",
-        "expected FPIR at this size": "unknown" if expected is None else f"{expected:.2%}",
-        f"FPIR {100 * thresholds['target_fpir']:g}% holds up to": "unknown" if holds is None else f"{holds:,} persons",
+        "per-person false match rate": rate,
+        "expected FPIR at this size": fpir,
+        f"FPIR {100 * thresholds['target_fpir']:g}% holds up to": persons,
     }
     if thresholds["calibrated_for"] is not None:
         values["calibrated for"] = f"{thresholds['calibrated_for']:,} persons"

@@ -31,6 +31,7 @@ class Embedder(Protocol):
     default_views_offsets: dict[str, float]  # matching rule -> score offset of persons with views ({}: 0)
     # matching rule -> per-person false match rate at the shipped threshold ({}: unmeasured)
     default_person_fmrs: dict[str, float]
+    default_fmr_pairs: int  # the impostor pairs those rates were measured over (0: unknown)
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int
 

@@ -32,9 +32,10 @@ DLIB_DEFAULT_THRESHOLDS: dict[str, float] = {"max": 0.9372, "mean": 0.9372, "ble
 # the top 0.1% of impostor scores rises when the same persons are enrolled with the 10 views.
 DLIB_DEFAULT_VIEWS_OFFSETS: dict[str, float] = {"max": 0.0074, "mean": 0.0044, "blend": 0.0023, "top2": 0.0052}
 # Per-person false match rates at those thresholds, from the same calibration: the share of the
-# 63,797 impostor (search, person) pairs at or over each (5-8 pairs: +-40%), which sets how FPIR
+# 63,797 impostor (search, person) pairs at or over each (5-8 pairs: half to twice), which sets how FPIR
 # grows with the gallery (core/gallery_fpir.py): FPIR 1% holds up to ~80-130 persons.
 DLIB_DEFAULT_PERSON_FMRS: dict[str, float] = {"max": 1.10e-4, "mean": 1.25e-4, "blend": 7.8e-5, "top2": 1.25e-4}
+DLIB_FMR_PAIRS = 63_797  # they are 7, 8, 5 and 8 of these: each rate's 95% interval spans about half to twice it
 # Identity gate: the cosine similarity reached by 0.1% of the 190k impostor pairs of the same set.
 DLIB_GATE_THRESHOLD = 0.9261
 
@@ -46,6 +47,7 @@ class DlibEmbedder:
     default_gate_threshold: float | None = DLIB_GATE_THRESHOLD
     default_views_offsets: dict[str, float] = DLIB_DEFAULT_VIEWS_OFFSETS
     default_person_fmrs: dict[str, float] = DLIB_DEFAULT_PERSON_FMRS
+    default_fmr_pairs = DLIB_FMR_PAIRS
     tta = 2  # the face and its mirror image
 
     def __init__(self, providers: str = "auto", threads: int = 1) -> None:

@@ -107,6 +107,7 @@ class InsightFaceEmbedder:
     default_gate_threshold: float | None = None
     default_views_offsets: dict[str, float] = {}
     default_person_fmrs: dict[str, float] = {}
+    default_fmr_pairs = 0
     tta = 1
 
     def __init__(self, pack: InsightFacePack) -> None:

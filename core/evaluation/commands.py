@@ -83,7 +83,17 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     rules = calibrate_rules(data, views, target, offsets=shifts, gallery_size=args.gallery_size)
     records = [
         StoredThreshold(
-            model, "fpir", rule, target, c.threshold, c.searches, dataset, utc_now(), c.person_fmr, c.gallery_size
+            model,
+            "fpir",
+            rule,
+            target,
+            c.threshold,
+            c.searches,
+            dataset,
+            utc_now(),
+            c.person_fmr,
+            c.gallery_size,
+            c.pairs,
         )
         for rule, c in rules.items()
     ]
@@ -98,7 +108,11 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         out(json.dumps([r.__dict__ for r in records]))
         return 0
     fpir = [r for r in records if r.kind == "fpir"]
-    listed = ", ".join(f"{r.rule} {r.threshold:.4f} (per-person FMR {r.person_fmr:.1e})" for r in fpir)
+    listed = ", ".join(
+        f"{r.rule} {r.threshold:.4f} (per-person FMR {r.person_fmr:.1e}: "
+        f"{round((r.person_fmr or 0.0) * (r.fmr_pairs or 0)):,} of {r.fmr_pairs or 0:,} pairs)"
+        for r in fpir
+    )
     size = f"{fpir[0].gallery_size:,} persons" if args.gallery_size else f"galleries of {fpir[0].gallery_size} persons"
     shifted = ", ".join(f"{r.rule} {r.threshold:.4f}" for r in records if r.kind == "views_offset")
     pairs = next((r.n_negative for r in records if r.kind == "views_offset"), 0)

@@ -130,6 +130,7 @@ class StoredThreshold:
     # of impostor (search, person) pairs at or over it, and the persons the target FPIR holds for
     person_fmr: float | None = None
     gallery_size: int | None = None
+    fmr_pairs: int | None = None  # the impostor pairs person_fmr was measured over (its interval)
 
 
 @dataclass(frozen=True)

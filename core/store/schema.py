@@ -300,6 +300,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX duplicate_pairs_person ON duplicate_pairs(person_id);
     CREATE INDEX duplicate_pairs_other ON duplicate_pairs(other_id);
     """,
+    # 12 -> 13: how many impostor pairs a per-person false match rate was measured over, so
+    # that its confidence interval (core/gallery_fpir.py) can be told
+    """
+    ALTER TABLE thresholds ADD COLUMN fmr_pairs INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 
 from core.store.records import StoredThreshold
 
-_COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size"
+_COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size, fmr_pairs"
 
 
 class ThresholdRows:
@@ -25,7 +25,7 @@ class ThresholdRows:
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
-                "dataset, created_at, person_fmr, gallery_size) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "dataset, created_at, person_fmr, gallery_size, fmr_pairs) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     value.model,
                     value.kind,
@@ -37,6 +37,7 @@ class ThresholdRows:
                     value.created_at,
                     value.person_fmr,
                     value.gallery_size,
+                    value.fmr_pairs,
                 ),
             )
 

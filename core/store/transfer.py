@@ -51,7 +51,7 @@ QUERIES: dict[str, str] = {
     "embeddings": "SELECT id, person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
     "bbox_x2, bbox_y2, created_at FROM embeddings ORDER BY id",
     "thresholds": "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at, "
-    "person_fmr, gallery_size FROM thresholds",
+    "person_fmr, gallery_size, fmr_pairs FROM thresholds",
 }
 
 
