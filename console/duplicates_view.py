@@ -65,7 +65,7 @@ def _newest_audit() -> None:
         st.progress(job["fraction"], text=f"background search {job['id']}: {counted} ({job['message'] or 'starting'})")
         st.button("Refresh")
     elif job["state"] == "failed":
-        st.error(plain(f"background search {job['id']} failed: {job['message']}"))
+        st.warning(plain(f"background search {job['id']} failed: {job['message']}"))
     if result is not None:
         st.caption(
             f"background search {result['job_id']}, finished {result['finished_at']}: {result['photos']:,} original "

@@ -21,7 +21,7 @@ from core.batch.reembed import switch_to
 from core.errors import ModelNotFound
 from core.schemas_models import JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
-from core.store.jobs import get_job, list_jobs
+from core.store.jobs import get_job, list_jobs, reap_dead_jobs
 from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
 from core.store.transfer import export_gallery
@@ -58,13 +58,17 @@ def reembed(request: Request, _: Admin, body: ReembedRequest) -> JobOut:
 
 @router.get("/v1/jobs", response_model=list[JobOut], responses=errors())
 def jobs(request: Request, _: CanRead) -> list[JobOut]:
-    return [JobOut.of(j) for j in list_jobs(_service(request).store)]
+    store = _service(request).store
+    reap_dead_jobs(store)
+    return [JobOut.of(j) for j in list_jobs(store)]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404))
 def job(request: Request, _: CanRead, job_id: RowId) -> JobOut:
     """A job's progress: done / total, rate and ETA (what a progress bar polls)."""
-    record = get_job(_service(request).store, job_id)
+    store = _service(request).store
+    reap_dead_jobs(store)
+    record = get_job(store, job_id)
     if record is None:
         raise ModelNotFound(f"no job {job_id}")
     return JobOut.of(record)

@@ -27,6 +27,7 @@ from core.store.audits import latest_audit, latest_audit_job
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
+from core.store.jobs import reap_dead_jobs
 from core.store.sqlutil import MAX_ROW_ID
 from serve.deps import Admin, CanRead, RowId, errors
 
@@ -190,5 +191,6 @@ def duplicates_audit(
     """The newest background search for faces enrolled twice and a page of the pairs of the newest
     finished one (`total_pairs`: all of them)."""
     store = _service(request).store
+    reap_dead_jobs(store)  # a search whose process was killed shows as failed, not running forever
     job = latest_audit_job(store)
     return DuplicatesAuditResponse.of(JobOut.of(job) if job else None, latest_audit(store, limit, offset))

@@ -5,15 +5,19 @@ search do to them. Over a synthetic gallery of real stored rows (bench/gallery_s
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.duplicates import audit_duplicates
 from core.store.audits import AuditSearch, latest_audit, latest_audit_job, save_audit
 from core.store.gallery import GalleryStore
-from core.store.jobs import JobRunning, get_job, start_job
+from core.store.jobs import JobRunning, get_job, reap_dead_jobs, set_pid, start_job
 from core.store.records import DuplicatePair
+
+from conftest import AUTH, off_process
 
 PERSONS = 300
 
@@ -93,3 +97,48 @@ def test_one_search_at_a_time_and_a_pair_of_a_person_deleted_meanwhile_is_not_st
     assert audit is not None and [(p.person_id, p.other_id) for p in audit.pairs] == [(victim, copy)]
     job = get_job(store, running)
     assert job is not None and (job.state, job.message) == ("done", "1 pair(s) in 7 photos")
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_search_whose_process_died_reads_as_failed(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    job = start_job(store, "duplicates", "m1", 100)
+    assert reap_dead_jobs(store) == 0  # its process (this one) lives: nothing written
+    set_pid(store, job, _dead_pid())  # as if killed
+    assert reap_dead_jobs(store) == 1 and reap_dead_jobs(store) == 0
+    record = get_job(store, job)
+    assert record is not None and (record.state, record.message) == ("failed", "interrupted (its process ended)")
+
+
+def test_the_api_and_the_console_say_a_killed_search_failed(console_env: httpx.Client):
+    """GET /v1/duplicates/audit and GET /v1/jobs/{id} reap a job whose process is gone, rather
+    than show it running until the next search starts; the System page says so."""
+    from test_console import page
+
+    from console.text import plain
+
+    api = console_env
+    script = """
+import json, socket, sys
+from core.store.gallery import GalleryStore, utc_now
+args = json.loads(sys.argv[1])
+with GalleryStore(args["data_dir"]).write_lock() as conn:  # a search whose process was killed
+    job = conn.execute(
+        "INSERT INTO jobs(kind, model, state, total, done, skipped, pid, host, started_at, updated_at) "
+        "VALUES ('duplicates', 'dlib-resnet-v1-flip', 'running', 10, 3, 0, ?, ?, ?, ?)",
+        (args["pid"], socket.gethostname(), utc_now(), utc_now()),
+    ).lastrowid
+print(job)
+"""
+    job = off_process(script, data_dir=api.data_dir, pid=_dead_pid())  # type: ignore[attr-defined]
+    audit = api.get("/v1/duplicates/audit", headers=AUTH).json()
+    assert audit["job"]["id"] == job and audit["job"]["state"] == "failed", audit["job"]
+    assert api.get(f"/v1/jobs/{job}", headers=AUTH).json()["message"] == "interrupted (its process ended)"
+    at = page("system")
+    assert not at.exception and not at.error
+    assert plain(f"background search {job} failed: interrupted (its process ended)") in [w.value for w in at.warning]

@@ -1,5 +1,6 @@
 """Batch jobs' progress in the gallery (the ``jobs`` table): what the status route and the
-console's progress bar read. A job whose process died is marked failed by the next one."""
+console's progress bar read. A job whose process died is marked failed by the next one, and by
+every read of the API's job routes (``reap_dead_jobs``)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,19 @@ def _reap(conn: sqlite3.Connection, now: str) -> None:
                 "WHERE id = ?",
                 (now, job_id),
             )
+
+
+def reap_dead_jobs(store: GalleryStore) -> int:
+    """Mark failed the running jobs whose process has ended (killed, crashed, the host restarted),
+    so that a reader sees the truth before the next job of that kind starts; how many were."""
+    with store.reader() as conn:
+        running = conn.execute("SELECT pid, host FROM jobs WHERE state = 'running'").fetchall()
+    if all(_alive(pid, host) for pid, host in running):
+        return 0  # the common case: no write
+    with store.write_lock() as conn:
+        before = conn.total_changes
+        _reap(conn, utc_now())
+        return conn.total_changes - before
 
 
 def start_job(store: GalleryStore, kind: str, model: str, total: int, job_id: int | None = None) -> int:
