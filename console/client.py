@@ -141,6 +141,10 @@ class ApiClient:
         """Pairs of persons whose photos identify each other (an admin key)."""
         return self._call("GET", "/v1/duplicates").json()
 
+    def jobs(self) -> list[dict[str, Any]]:
+        """The newest batch jobs (re-embeddings, background searches for duplicates), newest first."""
+        return self._call("GET", "/v1/jobs").json()
+
     def start_duplicates_job(self) -> dict[str, Any]:
         """The same search as a background job, for any gallery size (an admin key)."""
         return self._call("POST", "/v1/duplicates/jobs").json()

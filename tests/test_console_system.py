@@ -158,6 +158,10 @@ def test_a_background_search_lists_a_face_enrolled_twice_until_one_is_deleted(co
         assert not at.exception and not at.error
         assert {f"Twice Angela ({added[0]})", f"Twice Angela Again ({added[1]})"} <= _pairs_shown(at)
         assert any(f"background search {job['id']}, finished" in c.value for c in at.caption)
+        jobs = at.dataframe[-1].value  # the batch jobs, newest first
+        listed = dict(zip(jobs["job"], zip(jobs["kind"], jobs["state"], jobs["progress"], jobs["message"])))
+        photos = result["photos"]
+        assert listed[str(job["id"])] == ("duplicates", "done", f"{photos:,} of {photos:,} (100%)", job["message"])
 
         gone = added.pop()
         assert console_env.delete(f"/v1/persons/{gone}", headers=AUTH).status_code == 200
@@ -169,3 +173,22 @@ def test_a_background_search_lists_a_face_enrolled_twice_until_one_is_deleted(co
     finally:
         for person_id in added:
             console_env.delete(f"/v1/persons/{person_id}", headers=AUTH)
+
+
+def test_job_rows_by_hand():
+    from console.jobs_view import job_rows
+
+    running = {
+        "id": 7, "kind": "reembed", "model": "buffalo_l", "state": "running", "total": 1000, "done": 240,
+        "skipped": 10, "fraction": 0.25, "images_per_s": 2.0, "eta_s": 125.4, "message": None,
+        "started_at": "2026-11-28T17:00:00.123+00:00", "updated_at": "x", "finished_at": None,
+    }  # fmt: skip
+    counting = {**running, "id": 8, "total": 0, "done": 0, "skipped": 0, "fraction": 0.0, "eta_s": None}
+    done = {**running, "id": 9, "state": "done", "done": 990, "fraction": 1.0, "eta_s": 0.0, "message": "ok"}
+    rows = job_rows([running, counting, done])
+    assert rows[0] == {
+        "job": "7", "kind": "reembed", "model": "buffalo_l", "state": "running", "progress": "250 of 1,000 (25%)",
+        "left": "2 min 05 s", "message": "", "started": "2026-11-28 17:00:00",
+    }  # fmt: skip
+    assert (rows[1]["progress"], rows[1]["left"]) == ("", "")  # still counting its work
+    assert (rows[2]["progress"], rows[2]["left"], rows[2]["message"]) == ("1,000 of 1,000 (100%)", "", "ok")

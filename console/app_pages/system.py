@@ -9,6 +9,7 @@ import streamlit as st
 from console.client import ApiError
 from console.config import api, load_config
 from console.duplicates_view import duplicates_section
+from console.jobs_view import jobs_section
 from console.text import plain
 
 
@@ -103,3 +104,4 @@ else:
     st.info("None stored: the shipped values are in use.")
 
 duplicates_section()
+jobs_section()
