@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.errors import NotCalibrated
@@ -112,14 +112,22 @@ def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str,
     if fmr is None:
         return GalleryFit(persons, None, calibrated_for, None, None, None)
     expected, holds = expected_fpir(fmr, persons), persons_within(fmr, target)
-    warning = None
-    if expected > OUTGROWN * target:
-        need = math.ceil(MIN_PAIR_HITS / person_fmr_for(target, persons))
-        warning = (
-            f"with {persons:,} persons enrolled, about {expected:.1%} of searches by people not enrolled would be "
-            f"named as someone (target FPIR {target:.1%}; this threshold holds it up to ~{holds:,} person{'' if holds == 1 else 's'}): "
-            f"calibrate for this gallery with `manyangles calibrate DIR --gallery-size {persons}` on a labelled "
-            f"folder of people not enrolled, large enough for about {need:,} impostor pairs"
-        )
     pairs = stored.fmr_pairs if stored is not None else (model.default_fmr_pairs or None)
-    return GalleryFit(persons, fmr, calibrated_for, expected, holds, warning, pairs, target)
+    fit = GalleryFit(persons, fmr, calibrated_for, expected, holds, None, pairs, target)
+    if expected <= OUTGROWN * target:
+        return fit
+    need = math.ceil(MIN_PAIR_HITS / person_fmr_for(target, persons))
+    sure = fit.interval()  # only here: identification asks for the fit on every search
+    span = "" if sure is None else f" (95% CI {sure.holds_up_to[0]:,} to {_at_most(sure.holds_up_to[1])})"
+    warning = (
+        f"with {persons:,} persons enrolled, about {expected:.1%} of searches by people not enrolled would be "
+        f"named as someone (target FPIR {target:.1%}; this threshold holds it up to ~{holds:,} "
+        f"person{'' if holds == 1 else 's'}{span}): calibrate for this gallery with `manyangles calibrate DIR "
+        f"--gallery-size {persons}` on a labelled folder of people not enrolled, large enough for about "
+        f"{need:,} impostor pairs"
+    )
+    return replace(fit, warning=warning)
+
+
+def _at_most(persons: int | None) -> str:
+    return "any number" if persons is None else f"{persons:,}"

@@ -64,6 +64,8 @@ def test_how_sure_the_shipped_rate_is(tmp_path: Path):
     calibrated = gallery_fit(store, shipped, 0.01, "top2", 1000).interval()
     assert calibrated is not None and calibrated.hits == 0 and calibrated.person_fmr[0] == 0.0
     assert calibrated.holds_up_to[1] is None  # a rate of 0 may be any lower: any number of persons
+    outgrown = gallery_fit(GalleryStore(tmp_path / "shipped"), shipped, 0.01, "top2", 1000).warning
+    assert outgrown is not None and "holds it up to ~80 persons (95% CI 40 to 185))" in outgrown
 
 
 def test_the_shipped_rate_holds_a_small_gallery_and_warns_for_a_large_one(tmp_path: Path):
