@@ -79,19 +79,25 @@ print(1)
     assert plain(body["warnings"][0]) in [w.value for w in identified.warning]
 
 
+def _enroll_twice(client: httpx.Client, identity: str, name: str, added: list[int]) -> None:
+    """``name`` from the identity's photo 1 and ``name Again`` from photo 2, both forced (the
+    second is identified as the first); their ids go into ``added`` as they are made."""
+    for n, who in ((1, name), (2, f"{name} Again")):
+        r = client.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": who, "force": "true"},
+            files={"photo": ("p.jpg", photo_bytes(identity, n), "image/jpeg")},
+        )
+        assert r.status_code == 201, r.text
+        added.append(r.json()["person_id"])
+
+
 def test_the_system_page_lists_a_face_enrolled_twice(console_env: httpx.Client):
     """GET /v1/duplicates over HTTP, and the System page's button showing it."""
     added = []
     try:
-        for n, name in ((1, "Dup Gerhard"), (2, "Dup Gerhard Again")):
-            r = console_env.post(
-                "/v1/persons",
-                headers=AUTH,
-                data={"name": name, "force": "true"},  # the second is identified as the first
-                files={"photo": ("p.jpg", photo_bytes("Gerhard_Schroeder", n), "image/jpeg")},
-            )
-            assert r.status_code == 201, r.text
-            added.append(r.json()["person_id"])
+        _enroll_twice(console_env, "Gerhard_Schroeder", "Dup Gerhard", added)
         body = console_env.get("/v1/duplicates", headers=AUTH).json()
         ours = [p for p in body["pairs"] if {p["person_id"], p["other_id"]} == set(added)]
         assert len(ours) == 1 and ours[0]["score"] >= body["threshold"], body
@@ -132,15 +138,7 @@ def test_a_background_search_lists_a_face_enrolled_twice_until_one_is_deleted(co
     _audit_when_idle(console_env)  # another test's search (the key walk starts one) ends first
     added = []
     try:
-        for n, name in ((1, "Twice Angela"), (2, "Twice Angela Again")):
-            r = console_env.post(
-                "/v1/persons",
-                headers=AUTH,
-                data={"name": name, "force": "true"},
-                files={"photo": ("p.jpg", photo_bytes("Angela_Bassett", n), "image/jpeg")},
-            )
-            assert r.status_code == 201, r.text
-            added.append(r.json()["person_id"])
+        _enroll_twice(console_env, "Angela_Bassett", "Twice Angela", added)
         at = page("system")
         assert [b.label for b in at.button][:2] == [SEARCH_NOW, SEARCH_IN_BACKGROUND]
         at.button[1].click().run()
