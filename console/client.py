@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -152,6 +153,24 @@ class ApiClient:
     def duplicates_audit(self, limit: int = 500) -> dict[str, Any]:
         """The newest background search (``job``) and the newest finished one's ``limit`` best pairs (``result``)."""
         return self._call("GET", "/v1/duplicates/audit", params={"limit": limit}).json()
+
+    def models(self) -> dict[str, Any]:
+        """Every model version of the gallery (``active``, ``models``: status, vectors, thresholds)."""
+        return self._call("GET", "/v1/models").json()
+
+    def start_reembed(self, embedder: str, switch: bool = True, allow_missing: bool = False) -> dict[str, Any]:
+        """Re-embed every stored image with ``embedder`` as a batch job (an admin key)."""
+        body = {"model": embedder, "switch": switch, "allow_missing": allow_missing}
+        return self._call("POST", "/v1/models/reembed", json=body).json()
+
+    def activate_model(self, name: str, allow_missing: bool = False) -> dict[str, Any]:
+        """Switch to a recorded model every image has a vector of (an admin key)."""
+        params = {"allow_missing": str(allow_missing).lower()}
+        return self._call("POST", f"/v1/models/{quote(name, safe='')}/activate", params=params).json()
+
+    def prune_model(self, name: str) -> dict[str, Any]:
+        """Remove every vector of a model that is not the active one (an admin key)."""
+        return self._call("DELETE", f"/v1/models/{quote(name, safe='')}/embeddings").json()
 
     def faces(self, photo: Upload) -> list[dict[str, Any]]:
         """Every face in a photo (boxes, largest first: the order enrollment's face index uses)."""

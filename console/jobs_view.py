@@ -51,3 +51,5 @@ def jobs_section() -> None:
         st.caption("No batch job has run on this gallery.")
         return
     st.dataframe(job_rows(jobs), hide_index=True, use_container_width=True)
+    if any(j["state"] == "running" for j in jobs):
+        st.button("Refresh the jobs")

@@ -10,6 +10,7 @@ from console.client import ApiError
 from console.config import api, load_config
 from console.duplicates_view import duplicates_section
 from console.jobs_view import jobs_section
+from console.models_view import models_section
 from console.text import plain
 
 
@@ -104,4 +105,5 @@ else:
     st.info("None stored: the shipped values are in use.")
 
 duplicates_section()
+models_section()
 jobs_section()
