@@ -93,6 +93,18 @@ def _other_model(models: dict[str, Any]) -> None:
                 st.rerun()
 
 
+def _newest_reembedding() -> None:
+    """The reason the newest re-embedding failed, whole (the jobs table cuts long messages)."""
+    try:
+        jobs = [j for j in api().jobs() if j["kind"] == "reembed"]
+    except ApiError:
+        return  # the jobs table below says why
+    if jobs and jobs[0]["state"] == "failed":
+        st.warning(
+            plain(f"The newest re-embedding (job {jobs[0]['id']}, {jobs[0]['model']}) failed: {jobs[0]['message']}")
+        )
+
+
 def models_section() -> None:
     st.subheader("Model versions")
     st.caption("every vector is stored with the model that made it; identification uses the active model only")
@@ -103,5 +115,6 @@ def models_section() -> None:
         st.caption(plain(exc.friendly()))
         return
     st.dataframe(model_rows(models), hide_index=True, use_container_width=True)
+    _newest_reembedding()
     _other_model(models)
     _reembed_form(models)

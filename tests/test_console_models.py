@@ -59,7 +59,9 @@ def test_the_system_page_starts_a_reembedding_and_shows_why_it_failed(console_en
     assert (job["kind"], job["model"], job["state"]) == ("reembed", "insightface", "failed")
     assert "buffalo_l" in job["message"]
 
-    at.run()  # the batch jobs table says why
+    at.run()  # the page says why, whole, and so does the batch jobs table
+    said = f"The newest re-embedding (job {job_id}, insightface) failed: {job['message']}"
+    assert said in [w.value.replace("\\", "") for w in at.warning], at.warning
     jobs = _table(at, "job")
     row = list(jobs["job"]).index(str(job_id))
     assert (jobs["kind"][row], jobs["state"][row], jobs["message"][row]) == ("reembed", "failed", job["message"])
