@@ -316,6 +316,9 @@ def test_gallery_works_against_a_remote_service(console_env: httpx.Client, monke
     assert sum(rows[0].get(s, 0) for s in set(enrolled["sources"])) == enrolled["num_embeddings"]
     points = at.session_state["projection"]  # the PCA of the opened person's embeddings
     assert len(points) == enrolled["num_embeddings"] and set(points["source"]) == set(enrolled["sources"])
+    chart = json.loads(at.get("vega_lite_chart")[0].proto.spec)  # originals and views drawn apart
+    assert chart["mark"]["type"] == "point" and chart["encoding"]["shape"]["field"] == "image"
+    assert chart["encoding"]["shape"]["scale"]["domain"] == ["original", "generated view"]
 
 
 def test_rename_from_the_gallery(console_env: httpx.Client):

@@ -3,6 +3,7 @@ delete; a 2-D projection."""
 
 from __future__ import annotations
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -21,6 +22,30 @@ def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, 
     persons, total = persons_page(snapshot, search, sort, page, PAGE_SIZE)
     counts = counts_by_source(snapshot, [int(i) for i in persons["id"]]) if len(persons) else pd.DataFrame()
     return persons, counts, total
+
+
+def projection_chart(points: pd.DataFrame) -> alt.Chart:
+    """The PCA points: a colour per person, each original photo a larger circle and each
+    generated view a small triangle, so a view that drifted from its person stands out."""
+    shown = points.assign(image=["original" if s == "original" else "generated view" for s in points["source"]])
+    return (
+        alt.Chart(shown)
+        .mark_point(filled=True, opacity=0.8)
+        .encode(
+            x=alt.X("x:Q", title="PCA 1"),
+            y=alt.Y("y:Q", title="PCA 2"),
+            color=alt.Color("person:N", title="person"),
+            shape=alt.Shape(
+                "image:N",
+                title="image",
+                scale=alt.Scale(domain=["original", "generated view"], range=["circle", "triangle-up"]),
+            ),
+            size=alt.Size(
+                "image:N", scale=alt.Scale(domain=["original", "generated view"], range=[160, 50]), legend=None
+            ),
+            tooltip=["person:N", "source:N", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
+        )
+    )
 
 
 def _expire() -> None:
@@ -134,5 +159,5 @@ if len(persons):
     if picked:
         points = projection(gallery_source.source(), [int(p.split(":", 1)[0]) for p in picked])
         st.session_state["projection"] = points
-        st.scatter_chart(points, x="x", y="y", color="person")
+        st.altair_chart(projection_chart(points), use_container_width=True)
         st.dataframe(points, hide_index=True)
