@@ -40,8 +40,8 @@ def projection_chart(points: pd.DataFrame) -> alt.Chart:
                 title="image",
                 scale=alt.Scale(domain=["original", "generated view"], range=["circle", "triangle-up"]),
             ),
-            size=alt.Size(
-                "image:N", scale=alt.Scale(domain=["original", "generated view"], range=[160, 50]), legend=None
+            size=alt.Size(  # the same field and title as the shape: one legend for both
+                "image:N", title="image", scale=alt.Scale(domain=["original", "generated view"], range=[200, 80])
             ),
             tooltip=["person:N", "source:N", alt.Tooltip("x:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")],
         )
