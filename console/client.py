@@ -172,6 +172,11 @@ class ApiClient:
         """Remove every vector of a model that is not the active one (an admin key)."""
         return self._call("DELETE", f"/v1/models/{quote(name, safe='')}/embeddings").json()
 
+    def access_log(self, limit: int = 100, action: str | None = None) -> dict[str, Any]:
+        """Who did what over HTTP, newest first (an admin key): ``entries``, ``total``."""
+        params: dict[str, Any] = {"limit": limit} | ({"action": action} if action else {})
+        return self._call("GET", "/v1/access-log", params=params).json()
+
     def faces(self, photo: Upload) -> list[dict[str, Any]]:
         """Every face in a photo (boxes, largest first: the order enrollment's face index uses)."""
         files = {"photos": (photo.name, photo.data, photo.mime)}

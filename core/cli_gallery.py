@@ -1,5 +1,5 @@
 """``manyangles backup | restore | export | import``: the whole gallery out and in; ``duplicates``:
-faces it holds twice."""
+faces it holds twice; ``access-log``: who did what over HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core.store.gallery import GalleryStore
 from core.store.transfer import TransferReport
 
 log = logging.getLogger(__name__)
-COMMANDS = ("backup", "restore", "export", "import", "duplicates")
+COMMANDS = ("backup", "restore", "export", "import", "duplicates", "access-log")
 
 
 def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,11 @@ def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
         help="run it as a job and store the pairs: the API (GET /v1/duplicates/audit) and the console show them",
     )
     dup.add_argument("--job", type=int, help=argparse.SUPPRESS)  # a job the API created (POST /v1/duplicates/jobs)
+    access = sub.add_parser("access-log", help="who did what over HTTP (newest first), as GET /v1/access-log")
+    access.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
+    access.add_argument("--action", help="only this action (enroll, identify, delete_person, ...)")
+    access.add_argument("--person", type=int, help="only this person id")
+    access.add_argument("--key", help="only this key's name")
 
 
 def _face_check_text(report: TransferReport, force: bool) -> str:
@@ -122,9 +127,31 @@ def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str
     return 0
 
 
+def _access_log(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    from core.errors import InvalidInput
+    from core.store.access_log import ACTIONS, access_page
+
+    if args.action is not None and args.action not in ACTIONS:
+        raise InvalidInput(f"unknown action {args.action!r}; actions: {', '.join(ACTIONS)}")
+    if args.limit < 1:
+        raise InvalidInput("--limit must be at least 1")
+    entries, total = access_page(GalleryStore(settings.data_dir), args.limit, 0, args.action, args.person, args.key)
+    if args.json:
+        out(json.dumps({"entries": [asdict(e) for e in entries], "total": total}))
+        return 0
+    for e in entries:
+        person = "" if e.person_id is None else f"  person {e.person_id}"
+        key = e.key_name if e.key_id is None else f"{e.key_name} (key {e.key_id})"
+        out(f"{e.at}  {e.action:<14} {key}{person}  {e.detail}".rstrip())
+    out(f"{len(entries)} of {total} entr{'y' if total == 1 else 'ies'}")
+    return 0
+
+
 def gallery_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     if args.command == "duplicates":
         return _duplicates(settings, args, out)
+    if args.command == "access-log":
+        return _access_log(settings, args, out)
     if args.command in ("backup", "restore"):
         from core.store import backup as backups
 

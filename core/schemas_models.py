@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from core.schemas import Schema
+from core.store.access_log import ACTIONS, AccessEntry
 from core.store.jobs import JobRecord
 from core.store.models import ModelRecord
 
@@ -88,3 +89,32 @@ class JobOut(Schema):
             updated_at=j.updated_at,
             finished_at=j.finished_at,
         )
+
+
+class AccessEntryOut(Schema):
+    id: int
+    at: str = Field(description="UTC, ISO 8601")
+    key_id: int | None = Field(description="the stored key's id (`manyangles keys list`); null: the service's own key")
+    key_name: str
+    action: str = Field(description="one of: " + ", ".join(ACTIONS))
+    person_id: int | None = Field(description="the person it concerned; null: no one, or a person erased since")
+    detail: str = Field(description="counts, a model, a table: never a name, an image or a vector")
+
+    @classmethod
+    def of(cls, e: AccessEntry) -> AccessEntryOut:
+        return cls(
+            id=e.id,
+            at=e.at,
+            key_id=e.key_id,
+            key_name=e.key_name,
+            action=e.action,
+            person_id=e.person_id,
+            detail=e.detail,
+        )
+
+
+class AccessLogResponse(Schema):
+    entries: list[AccessEntryOut] = Field(description="newest first")
+    total: int = Field(description="entries matching the filters, in all")
+    next_offset: int | None = Field(description="the offset of the next page; null on the last")
+    actions: list[str] = Field(description="every action the log records (the `action` filter's values)")

@@ -1,6 +1,7 @@
 """Gallery administration routes: model versions and batch jobs (list models, start a
-re-embedding, follow it, switch and prune by hand) and the whole-gallery export. A re-embedding runs
-in a ``manyangles reembed`` process (core/batch/launch.py), never in the API replica.
+re-embedding, follow it, switch and prune by hand), the whole-gallery export and the access log.
+A re-embedding runs in a ``manyangles reembed`` process (core/batch/launch.py), never in the API
+replica.
 
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
@@ -9,7 +10,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -19,13 +20,15 @@ from core.batch.commands import resolve_model
 from core.batch.launch import launch_reembed
 from core.batch.reembed import switch_to
 from core.errors import ModelNotFound
-from core.schemas_models import JobOut, ModelOut, ModelsResponse, ReembedRequest
+from core.schemas_models import AccessEntryOut, AccessLogResponse, JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
+from core.store.access_log import ACTIONS, access_page
 from core.store.jobs import get_job, list_jobs, reap_dead_jobs
 from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
+from core.store.sqlutil import MAX_ROW_ID
 from core.store.transfer import export_gallery
-from serve.deps import Admin, CanRead, RowId, errors
+from serve.deps import Admin, CanRead, RowId, errors, log_access
 
 router = APIRouter()
 
@@ -49,11 +52,13 @@ def models(request: Request, _: CanRead) -> ModelsResponse:
 
 
 @router.post("/v1/models/reembed", status_code=202, response_model=JobOut, responses=errors(409, 503))
-def reembed(request: Request, _: Admin, body: ReembedRequest) -> JobOut:
+def reembed(request: Request, caller: Admin, body: ReembedRequest) -> JobOut:
     """Embed every stored image with ``model`` in the background, then switch to it. Follow it at
     ``GET /v1/jobs/{id}``; identification keeps answering with the active model meanwhile."""
     service = _service(request)
-    return JobOut.of(launch_reembed(service.settings, body.model, body.switch, body.allow_missing))
+    job = launch_reembed(service.settings, body.model, body.switch, body.allow_missing)
+    log_access(request, caller, "reembed", detail=f"job {job.id}, {body.model}")
+    return JobOut.of(job)
 
 
 @router.get("/v1/jobs", response_model=list[JobOut], responses=errors())
@@ -74,19 +79,46 @@ def job(request: Request, _: CanRead, job_id: RowId) -> JobOut:
     return JobOut.of(record)
 
 
+@router.get("/v1/access-log", response_model=AccessLogResponse, responses=errors())
+def access_log(
+    request: Request,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
+    action: Annotated[Literal[ACTIONS] | None, Query(description="only this action")] = None,  # type: ignore[valid-type]
+    person_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="only this person")] = None,
+    key_name: Annotated[str | None, Query(max_length=200, description="only this key's name")] = None,
+) -> AccessLogResponse:
+    """Who did what over HTTP, newest first: enrollments, added photos, renames, deletions,
+    identifications (one entry per person identified), verifications, embeddings, views made,
+    exports, model changes and searches for faces enrolled twice; entries older than
+    ``access_log_days`` are removed, and an erased person's id goes from every entry."""
+    entries, total = access_page(_service(request).store, limit, offset, action, person_id, key_name)
+    following = offset + len(entries)
+    return AccessLogResponse(
+        entries=[AccessEntryOut.of(e) for e in entries],
+        total=total,
+        next_offset=following if following < total else None,
+        actions=list(ACTIONS),
+    )
+
+
 @router.post("/v1/models/{name}/activate", response_model=ModelsResponse, responses=errors(404, 409))
-def activate(request: Request, _: Admin, name: str, allow_missing: bool = False) -> ModelsResponse:
+def activate(request: Request, caller: Admin, name: str, allow_missing: bool = False) -> ModelsResponse:
     """Switch by hand to a model whose every image has a vector (after `reembed` with no switch)."""
     service = _service(request)
-    switch_to(service.store, service.settings, resolve_model(service.store, name), allow_missing)
+    record = switch_to(service.store, service.settings, resolve_model(service.store, name), allow_missing)
+    log_access(request, caller, "activate_model", detail=record.name)
     return _models(service)
 
 
 @router.delete("/v1/models/{name}/embeddings", response_model=ModelsResponse, responses=errors(404, 409))
-def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
+def prune(request: Request, caller: Admin, name: str) -> ModelsResponse:
     """Remove every vector of a model that is not the active one."""
     service = _service(request)
-    prune_model(service.store, resolve_model(service.store, name).name)
+    model = resolve_model(service.store, name).name
+    removed = prune_model(service.store, model)
+    log_access(request, caller, "prune_model", detail=f"{model}: {removed} vector(s)")
     return _models(service)
 
 
@@ -97,7 +129,7 @@ def prune(request: Request, _: Admin, name: str) -> ModelsResponse:
 )
 def export_archive(
     request: Request,
-    _: Admin,
+    caller: Admin,
     images: Annotated[bool, Query(description="include the image files (needed to import it)")] = True,
 ) -> FileResponse:
     """The whole gallery as `manyangles export` writes it (Parquet tables, manifest, images), as
@@ -114,6 +146,7 @@ def export_archive(
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    log_access(request, caller, "export_gallery", detail="with images" if images else "without images")
     return FileResponse(
         archive,
         media_type="application/zip",

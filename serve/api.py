@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from ray import serve
 
 from core.errors import InvalidInput
+from core.results import EnrollResult
 from core.schemas import (
     BatchingStats,
     EmbedResponse,
@@ -35,6 +36,7 @@ from core.schemas import (
 from core.schemas_health import HealthResponse
 from core.service import ManyAnglesService
 from core.settings import MAX_TOP_K, Settings
+from core.store.access_log import AccessLog, Caller
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
@@ -86,6 +88,8 @@ class API:
         app.state.keys = KeyStore(store)
         app.state.admission = Admission(settings.queue_budget_s)
         app.state.service = self.service  # for the routers (serve/admin_api.py, serve/gallery_api.py)
+        self.access_log = AccessLog(store, settings.access_log_days)  # who did what (core/store/access_log.py)
+        app.state.access_log = self.access_log
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse)
@@ -143,7 +147,7 @@ class API:
     )
     def enroll(
         self,
-        _: CanEnroll,
+        caller: CanEnroll,
         request: Request,
         name: Annotated[str, Form()],
         photo: Annotated[UploadFile, File()],
@@ -158,7 +162,10 @@ class API:
         data = read_upload(photo, self.settings.max_upload_bytes)
         kwargs = options.service_kwargs()
         return answer(
-            request, lambda progress: self.service.enroll(name, data, force=force, progress=progress, **kwargs)
+            request,
+            lambda progress: self._enrolled(
+                caller, "enroll", self.service.enroll(name, data, force=force, progress=progress, **kwargs)
+            ),
         )
 
     @app.post(
@@ -169,7 +176,7 @@ class API:
     )
     def add_photo(
         self,
-        _: CanEnroll,
+        caller: CanEnroll,
         request: Request,
         person_id: RowId,
         photo: Annotated[UploadFile, File()],
@@ -182,13 +189,22 @@ class API:
         data = read_upload(photo, self.settings.max_upload_bytes)
         kwargs = options.service_kwargs()
         return answer(
-            request, lambda progress: self.service.add_photo(person_id, data, force=force, progress=progress, **kwargs)
+            request,
+            lambda progress: self._enrolled(
+                caller, "add_photo", self.service.add_photo(person_id, data, force=force, progress=progress, **kwargs)
+            ),
         )
+
+    def _enrolled(self, caller: Caller, action: str, result: EnrollResult) -> EnrollResult:
+        """The access log's entry of a stored enrollment or added photo."""
+        detail = f"{result.num_images} image(s), {result.num_embeddings} embedding(s)"
+        self.access_log.record(caller, action, [result.person_id], detail)
+        return result
 
     @app.post("/api/enroll", status_code=201, response_model=LegacyEnrollResponse, responses=errors(409, 413, 422, 503))
     def enroll_legacy(
         self,
-        _: CanEnroll,
+        caller: CanEnroll,
         name: Annotated[str, Form()],
         image: Annotated[UploadFile, File()],
         use_augmentation: Annotated[bool, Form()] = True,
@@ -204,6 +220,7 @@ class API:
             num_variations=num_variations if use_augmentation else None,
             force=True,
         )
+        self._enrolled(caller, "enroll", result)
         detail = self.service.store.person_detail(result.person_id)
         return LegacyEnrollResponse(
             success=True,
@@ -218,34 +235,43 @@ class API:
     @app.post("/v1/identify", response_model=IdentifyResponse, responses=errors(409, 413, 422, 503))
     def identify(
         self,
-        _: CanIdentify,
+        caller: CanIdentify,
         photo: Annotated[UploadFile, File()],
         top_k: Annotated[int | None, Form(ge=1, le=MAX_TOP_K, description="default: the top_k setting")] = None,
     ) -> IdentifyResponse:
-        return IdentifyResponse.of(self.service.identify(read_upload(photo, self.settings.max_upload_bytes), top_k))
+        found = self.service.identify(read_upload(photo, self.settings.max_upload_bytes), top_k)
+        identified = [f.match.identity.person_id for f in found.faces if f.match.identity is not None]
+        self.access_log.record(
+            caller, "identify", identified, f"{len(found.faces)} face(s), {len(identified)} identified"
+        )
+        return IdentifyResponse.of(found)
 
     @app.post("/v1/verify", response_model=VerifyResponse, responses=errors(409, 413, 422, 503))
     def verify(
         self,
-        _: CanIdentify,
+        caller: CanIdentify,
         photo_a: Annotated[UploadFile, File()],
         photo_b: Annotated[UploadFile, File()],
     ) -> VerifyResponse:
         cap = self.settings.max_upload_bytes
-        return VerifyResponse.of(self.service.verify(read_upload(photo_a, cap), read_upload(photo_b, cap)))
+        result = self.service.verify(read_upload(photo_a, cap), read_upload(photo_b, cap))
+        self.access_log.record(caller, "verify", detail=f"same person: {'yes' if result.same_person else 'no'}")
+        return VerifyResponse.of(result)
 
     @app.post("/v1/embed", response_model=EmbedResponse, responses=errors(413, 422, 503))
-    def embed(self, _: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
+    def embed(self, caller: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:
         if len(photos) > MAX_EMBED_PHOTOS:  # before reading any: each may be max_upload_bytes
             raise InvalidInput(f"at most {MAX_EMBED_PHOTOS} photos per call, got {len(photos)}; send them in parts")
         cap = self.settings.max_upload_bytes
         uploads = [(p.filename or f"photo{i}", read_upload(p, cap)) for i, p in enumerate(photos)]
-        return EmbedResponse.of(self.service.model, self.service.embed(uploads))
+        embedded = self.service.embed(uploads)
+        self.access_log.record(caller, "embed", detail=f"{len(uploads)} photo(s)")
+        return EmbedResponse.of(self.service.model, embedded)
 
     @app.post("/v1/generate", response_model=GenerateResponse, responses=errors(409, 413, 422, 503))
     def generate(
         self,
-        _: CanEnroll,
+        caller: CanEnroll,
         photo: Annotated[UploadFile, File()],
         views: Annotated[str | None, Form()] = None,
         num_variations: Annotated[int | None, Form()] = None,
@@ -257,4 +283,5 @@ class API:
             num_variations=num_variations,
             seed=seed,
         )
+        self.access_log.record(caller, "generate", detail=f"{len(outcome.accepted)} view(s) accepted")
         return GenerateResponse.of(outcome)

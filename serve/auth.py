@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.errors import Forbidden, Unauthorized
 from core.settings import Settings
+from core.store.access_log import SERVICE_KEY, Caller
 from core.store.keys import GRANTS, KeyStore
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,22 @@ def offered_key(authorization: str | None, x_api_key: str | None) -> str:
     return x_api_key or ""
 
 
-def scope_of(offered: str, admin_key: str, keys: KeyStore) -> str | None:
-    """``admin`` for the service's own key (settings or data-dir file), a stored key's scope,
-    or None. Both comparisons are constant-time."""
+def caller_of(offered: str, admin_key: str, keys: KeyStore) -> Caller | None:
+    """The service's own key (settings or data-dir file: scope ``admin``), a stored key, or
+    None. Both comparisons are constant-time."""
     if offered and hmac.compare_digest(offered.encode(), admin_key.encode()):
-        return "admin"
-    return keys.scope_of(offered) if offered else None
+        return Caller(None, SERVICE_KEY, "admin")
+    record = keys.find(offered) if offered else None
+    return Caller(record.id, record.name, record.scope) if record else None
 
 
-def require(permission: str, scope: str | None) -> None:
-    if scope is None:
+def require(permission: str, caller: Caller | None) -> Caller:
+    """The caller, when their key allows ``permission``."""
+    if caller is None:
         raise Unauthorized("a valid API key is required (Authorization: Bearer <key> or X-API-Key)")
-    if permission not in GRANTS[scope]:
+    if permission not in GRANTS[caller.scope]:
         allowed = ", ".join(s for s, grants in GRANTS.items() if permission in grants)
-        raise Forbidden(f"this key's scope '{scope}' does not allow this call; it needs a key of scope: {allowed}")
+        raise Forbidden(
+            f"this key's scope '{caller.scope}' does not allow this call; it needs a key of scope: {allowed}"
+        )
+    return caller

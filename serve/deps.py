@@ -3,13 +3,15 @@
 No ``from __future__ import annotations``: FastAPI resolves these annotations where the routes live.
 """
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
 
 from core.schemas import ErrorResponse
+from core.store.access_log import Caller
 from core.store.sqlutil import MAX_ROW_ID
-from serve.auth import offered_key, require, scope_of
+from serve.auth import caller_of, offered_key, require
 
 _STATUS_TEXT = {
     401: "no, wrong or revoked API key",
@@ -28,18 +30,24 @@ def _needs(permission: str) -> Any:
         request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
-    ) -> None:
+    ) -> Caller:
         state = request.app.state
-        require(permission, scope_of(offered_key(authorization, x_api_key), state.api_key, state.keys))
+        return require(permission, caller_of(offered_key(authorization, x_api_key), state.api_key, state.keys))
 
     return Depends(check)
 
 
-# What each route needs (core/store/keys.py: admin > enroll (+ read) | identify)
-Admin = Annotated[None, _needs("admin")]
-CanEnroll = Annotated[None, _needs("enroll")]
-CanRead = Annotated[None, _needs("read")]
-CanIdentify = Annotated[None, _needs("identify")]
+# What each route needs (core/store/keys.py: admin > enroll (+ read) | identify); the route gets
+# the caller, for the access log (core/store/access_log.py)
+Admin = Annotated[Caller, _needs("admin")]
+CanEnroll = Annotated[Caller, _needs("enroll")]
+CanRead = Annotated[Caller, _needs("read")]
+CanIdentify = Annotated[Caller, _needs("identify")]
+
+
+def log_access(request: Request, caller: Caller, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
+    """Write the access log's entry of an action that succeeded."""
+    request.app.state.access_log.record(caller, action, person_ids, detail)
 
 
 # A row id in a path: a number SQLite cannot hold is a 422 naming the parameter, never a 500

@@ -29,7 +29,7 @@ from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
 from core.store.jobs import reap_dead_jobs
 from core.store.sqlutil import MAX_ROW_ID
-from serve.deps import Admin, CanRead, RowId, errors
+from serve.deps import Admin, CanRead, RowId, errors, log_access
 
 router = APIRouter()
 PARQUET = "application/vnd.apache.parquet"
@@ -80,24 +80,34 @@ def person_image(request: Request, _: CanRead, person_id: RowId, image_id: RowId
 
 
 @router.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=errors(404, 409))
-def rename_person(request: Request, _: Admin, person_id: RowId, name: Annotated[str, Form()]) -> PersonOut:
+def rename_person(request: Request, caller: Admin, person_id: RowId, name: Annotated[str, Form()]) -> PersonOut:
     """Rename a person (the new name must be free)."""
-    return PersonOut.of(_service(request).store.rename_person(person_id, name))
+    renamed = _service(request).store.rename_person(person_id, name)
+    log_access(request, caller, "rename", [person_id])
+    return PersonOut.of(renamed)
 
 
 @router.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=errors(404))
-def delete_person(request: Request, _: Admin, person_id: RowId) -> DeleteResponse:
-    """Erase every row and file of the person."""
-    return DeleteResponse.of(person_id, _service(request).delete(person_id))
+def delete_person(request: Request, caller: Admin, person_id: RowId) -> DeleteResponse:
+    """Erase every row and file of the person (their id goes from the access log too)."""
+    counts = _service(request).delete(person_id)
+    log_access(request, caller, "delete_person", detail=_counted(counts))
+    return DeleteResponse.of(person_id, counts)
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {what}" for what, n in counts.items())
 
 
 @router.delete(
     "/v1/persons/{person_id}/images/{image_id}", response_model=ImageDeleteResponse, responses=errors(404, 409)
 )
-def delete_image(request: Request, _: Admin, person_id: RowId, image_id: RowId) -> ImageDeleteResponse:
+def delete_image(request: Request, caller: Admin, person_id: RowId, image_id: RowId) -> ImageDeleteResponse:
     """Erase one image of a person (a generated view, or one of several photos) with its
     embeddings; 409 for the person's only uploaded photo (delete the person instead)."""
-    return ImageDeleteResponse.of(person_id, image_id, _service(request).delete_image(person_id, image_id))
+    counts = _service(request).delete_image(person_id, image_id)
+    log_access(request, caller, "delete_image", [person_id], f"image {image_id}: {_counted(counts)}")
+    return ImageDeleteResponse.of(person_id, image_id, counts)
 
 
 @router.get(
@@ -111,7 +121,7 @@ def delete_image(request: Request, _: Admin, person_id: RowId, image_id: RowId) 
 )
 def export(
     request: Request,
-    _: Admin,
+    caller: Admin,
     table: Annotated[str, Query(description="persons, images or embeddings")] = "persons",
     vectors: Annotated[bool, Query(description="embeddings: include the float32 vector bytes")] = False,
     person_id: Annotated[list[int] | None, Query(description="only these persons (repeat; at most 1000)")] = None,
@@ -130,6 +140,8 @@ def export(
             return Response(status_code=304, headers={**headers, "ETag": current})
     exported = export_snapshot(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
     headers |= {"ETag": _etag(exported.stamp), "Content-Disposition": f'attachment; filename="{table}.parquet"'}
+    some = f", {len(person_id)} person(s)" if person_id is not None else ""
+    log_access(request, caller, "export", detail=f"{table}{' with vectors' if vectors else ''}{some}")
     return Response(exported.data, media_type=PARQUET, headers=headers)
 
 
@@ -160,25 +172,28 @@ def _etags(header: str) -> set[str]:
 
 
 @router.get("/v1/duplicates", response_model=DuplicatesResponse, responses=errors(409, 503))
-def duplicates(request: Request, _: Admin) -> DuplicatesResponse:
+def duplicates(request: Request, caller: Admin) -> DuplicatesResponse:
     """Pairs of persons one of whose photos is identified as the other: a face enrolled twice
     (with ``force``, through ``/api/enroll``, by an import without its face check), or twins.
     Every original photo is searched as an enrollment of it would be; 409 ``too_large_for_request``
     over 50,000 embeddings (``POST /v1/duplicates/jobs`` then), ``not_calibrated`` without a threshold."""
     service = _service(request)
     pairs = service.duplicates(MAX_DUPLICATES_EMBEDDINGS)
+    log_access(request, caller, "duplicates", detail=f"{len(pairs)} pair(s)")
     return DuplicatesResponse.of(service.model.name, service.settings.match_mode, service.threshold(), pairs)
 
 
 @router.post("/v1/duplicates/jobs", status_code=202, response_model=JobOut, responses=errors(409, 503))
-def duplicates_job(request: Request, _: Admin) -> JobOut:
+def duplicates_job(request: Request, caller: Admin) -> JobOut:
     """Search the whole gallery for faces enrolled twice in the background, whatever its size (a
     ``manyangles duplicates`` process; a million embeddings take minutes). Follow it at
     ``GET /v1/jobs/{id}``, read the pairs at ``GET /v1/duplicates/audit``; 409 ``job_running``
     while another such search runs, ``not_calibrated`` without a threshold."""
     service = _service(request)
     service.threshold()  # not_calibrated: said here, not by a process that fails later
-    return JobOut.of(launch_duplicates(service.settings, service.model.name))
+    job = launch_duplicates(service.settings, service.model.name)
+    log_access(request, caller, "duplicates_job", detail=f"job {job.id}")
+    return JobOut.of(job)
 
 
 @router.get("/v1/duplicates/audit", response_model=DuplicatesAuditResponse, responses=errors())

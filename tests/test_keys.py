@@ -44,6 +44,7 @@ NEEDS = {
     ("POST", "/v1/models/reembed"): "admin",
     ("POST", "/v1/models/{name}/activate"): "admin",
     ("DELETE", "/v1/models/{name}/embeddings"): "admin",
+    ("GET", "/v1/access-log"): "admin",
     ("GET", "/v1/jobs"): "read",
     ("GET", "/v1/jobs/{job_id}"): "read",
     ("POST", "/v1/identify"): "identify",

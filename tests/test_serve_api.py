@@ -160,6 +160,11 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
             assert response.status_code == 200 and response.json()["results"][0]["faces"] == []
         else:
             assert response.status_code == status and "x.jpg" in response.json()["error"]["message"]
+            assert tree_digest(api.data_dir) == before
+    # the empty embedding is an answer, so the access log has its entry (GET /v1/access-log); from here on
+    # only refusals
+    assert api.get("/v1/access-log", headers=AUTH, params={"limit": 1}).json()["entries"][0]["action"] == "embed"
+    before = tree_digest(api.data_dir)
     problems = [
         api.post("/v1/persons", headers=AUTH, files=files(photo=photo_bytes("Katy_Perry"))),  # no name
         api.post(

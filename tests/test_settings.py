@@ -29,6 +29,7 @@ TABLE: dict[str, tuple[str, object]] = {
     "max_upload_bytes": ("4096", 4096),
     "max_image_pixels": ("123456", 123456),
     "queue_budget_s": ("2.5", 2.5),
+    "access_log_days": ("30", 30.0),
     "dlib_upsample_below": ("640", 640),
     "sd_model": ("/models/sd15", "/models/sd15"),
     "sd_device": ("cuda:1", "cuda:1"),

@@ -20,6 +20,7 @@ from test_store import enrollment
 
 from core.errors import PersonNotFound, StoreCorrupt
 from core.settings import Settings
+from core.store.access_log import Caller, log_access
 from core.store.gallery import GalleryStore
 from core.store.maintenance import check_store, remove_orphans
 from core.store.records import EnrollmentRunRecord
@@ -227,6 +228,7 @@ def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path):
     erased_id = store.add_person(erased)
     store.add_person(kept)
     store.add_enrollment_run(EnrollmentRunRecord(erased_id, "m1", 3, 3, 2.0, {"total": 2.0}))
+    log_access(store, Caller(None, "service key", "admin"), "enroll", [erased_id], "10 image(s)")  # the access log
     their_files = [tmp_path / r.path for r in store.person_detail(erased_id).images]
     store.delete_person(erased_id)
     conn = sqlite3.connect(store.db_path)

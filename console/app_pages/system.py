@@ -6,6 +6,7 @@ from typing import Any
 
 import streamlit as st
 
+from console.access_view import access_section
 from console.client import ApiError
 from console.config import api, load_config
 from console.duplicates_view import duplicates_section
@@ -107,3 +108,4 @@ else:
 duplicates_section()
 models_section()
 jobs_section()
+access_section()

@@ -92,12 +92,21 @@ class KeyStore:
         return ApiKeyRecord(*row)
 
     def scope_of(self, secret: str) -> str | None:
-        """The scope of a live key, or None. The lookup is by hash; the final comparison is
+        """The scope of a live key, or None."""
+        record = self.find(secret)
+        return record.scope if record else None
+
+    def find(self, secret: str) -> ApiKeyRecord | None:
+        """The record of a live key, or None. The lookup is by hash; the final comparison is
         constant-time, so timing tells nothing about the key."""
         if not secret.startswith(PREFIX):
             return None
         digest = _digest(secret)
-        rows = self._read("SELECT key_hash, scope FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
+        rows = self._read(
+            "SELECT key_hash, id, name, scope, prefix, created_at, revoked_at FROM api_keys "
+            "WHERE key_hash = ? AND revoked_at IS NULL",
+            (digest,),
+        )
         if not rows or not hmac.compare_digest(str(rows[0][0]), digest):
             return None
-        return str(rows[0][1])
+        return ApiKeyRecord(*rows[0][1:])

@@ -305,6 +305,23 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE thresholds ADD COLUMN fmr_pairs INTEGER;
     """,
+    # 13 -> 14: who did what to the gallery over HTTP (core/store/access_log.py): one row per
+    # action and person; a person's id goes from every row when they are erased (SET NULL), so the
+    # row of an action stays and no row names them. Never image bytes, vectors or names.
+    """
+    CREATE TABLE access_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         TEXT NOT NULL,
+        key_id     INTEGER,            -- api_keys.id; NULL: the service's own admin key
+        key_name   TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        person_id  INTEGER REFERENCES persons(id) ON DELETE SET NULL,
+        detail     TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX access_log_person ON access_log(person_id);
+    CREATE INDEX access_log_at ON access_log(at);
+    CREATE INDEX access_log_action ON access_log(action, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,129 @@
+"""Who did what to the gallery over HTTP: the access log (table ``access_log``).
+
+One row per action and person concerned: when, which key (its id and name; the service's own
+admin key has no id), what (``ACTIONS``), the person (an identification that found two enrolled
+persons writes two rows; one that found nobody, a row with none) and a short detail (counts, a
+model, a table: never a name, image bytes or a vector). Written after the action succeeded;
+refused requests are not logged here (the service log has them, without keys).
+
+Erasure keeps its promise: a person's id goes from every row when they are deleted
+(``ON DELETE SET NULL``), so the log still says that the actions happened, and by which key, but
+no row names the person any more. Rows older than the ``access_log_days`` setting are removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from core.store.gallery import GalleryStore
+from core.store.sqlutil import utc_now
+
+ACTIONS: tuple[str, ...] = (
+    "enroll",
+    "add_photo",
+    "rename",
+    "delete_person",
+    "delete_image",
+    "identify",
+    "verify",
+    "embed",
+    "generate",
+    "export",
+    "export_gallery",
+    "reembed",
+    "activate_model",
+    "prune_model",
+    "duplicates",
+    "duplicates_job",
+)
+SERVICE_KEY = "service key"  # the name logged for the service's own admin key (it has no row)
+PRUNE_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a request: a stored key (its id and name) or the service's own key (id None)."""
+
+    key_id: int | None
+    key_name: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    id: int
+    at: str  # UTC, ISO 8601
+    key_id: int | None
+    key_name: str
+    action: str
+    person_id: int | None  # None: no one in particular, or a person erased since
+    detail: str
+
+
+def log_access(
+    store: GalleryStore, caller: Caller, action: str, person_ids: Sequence[int] = (), detail: str = ""
+) -> None:
+    """One row per person in ``person_ids`` (none: one row for no one). A person deleted in the
+    meantime is logged as no one."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    now = utc_now()
+    targets: Sequence[int | None] = list(dict.fromkeys(person_ids)) or [None]
+    rows = [(now, caller.key_id, caller.key_name, action, person, detail) for person in targets]
+    with store.write_lock() as conn:
+        conn.executemany(
+            "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
+            "SELECT ?, ?, ?, ?, (SELECT id FROM persons WHERE id = ?), ?",
+            rows,
+        )
+
+
+def access_page(
+    store: GalleryStore,
+    limit: int,
+    offset: int = 0,
+    action: str | None = None,
+    person_id: int | None = None,
+    key_name: str | None = None,
+) -> tuple[list[AccessEntry], int]:
+    """The newest entries first, ``limit`` from ``offset``, and how many match in all."""
+    clauses, params = [], []
+    for column, value in (("action", action), ("person_id", person_id), ("key_name", key_name)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    with store.reader() as conn:
+        total = int(conn.execute(f"SELECT COUNT(*) FROM access_log {where}", params).fetchone()[0])
+        rows = conn.execute(
+            f"SELECT id, at, key_id, key_name, action, person_id, detail FROM access_log {where} "
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+    return [AccessEntry(*row) for row in rows], total
+
+
+def prune_access_log(store: GalleryStore, days: float) -> int:
+    """Remove the entries older than ``days``; returns how many."""
+    cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")
+    with store.write_lock() as conn:
+        return int(conn.execute("DELETE FROM access_log WHERE at < ?", (cutoff,)).rowcount)
+
+
+class AccessLog:
+    """The API's writer: logs an action, and removes the entries past their retention at most
+    once an hour (``days`` 0 keeps them all)."""
+
+    def __init__(self, store: GalleryStore, days: float) -> None:
+        self.store, self.days = store, days
+        self._pruned_at: float | None = None
+
+    def record(self, caller: Caller, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
+        log_access(self.store, caller, action, person_ids, detail)
+        now = time.monotonic()
+        if self.days > 0 and (self._pruned_at is None or now - self._pruned_at > PRUNE_EVERY_S):
+            self._pruned_at = now
+            prune_access_log(self.store, self.days)

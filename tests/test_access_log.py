@@ -1,0 +1,221 @@
+"""The access log: who did what over HTTP (core/store/access_log.py, GET /v1/access-log).
+
+The store's rules on a real SQLite file (one row per person, erased persons' ids go, retention),
+then the session's real Serve application: scoped keys enroll, identify, rename, remove an image
+and delete, and the log names each key, action and person, until the person is erased."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import AUTH, KEY, off_process, photo_bytes
+
+
+def _store(tmp_path: Path):
+    from core.store.gallery import GalleryStore
+
+    return GalleryStore(tmp_path / "data")
+
+
+def _person(store, name: str) -> int:
+    with store.write_lock() as conn:
+        conn.execute("INSERT INTO persons(name, created_at) VALUES (?, '2026-11-28T00:00:00.000+00:00')", (name,))
+        return int(conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0])
+
+
+def test_rows_per_person_filters_and_pages(tmp_path: Path):
+    from core.store.access_log import Caller, access_page, log_access
+
+    store = _store(tmp_path)
+    ada, bob = _person(store, "Ada"), _person(store, "Bob")
+    admin, reader = Caller(None, "service key", "admin"), Caller(7, "front desk", "identify")
+    log_access(store, admin, "enroll", [ada], "1 image(s), 1 embedding(s)")
+    log_access(store, reader, "identify", [ada, bob, ada], "2 face(s), 2 identified")  # ada once
+    log_access(store, reader, "identify", [], "1 face(s), 0 identified")  # no one: one row
+    log_access(store, reader, "identify", [999], "1 face(s), 1 identified")  # deleted meanwhile: no one
+    with pytest.raises(ValueError, match="unknown action"):
+        log_access(store, admin, "peek", [ada])
+
+    entries, total = access_page(store, limit=10)
+    assert total == 5 and [e.id for e in entries] == sorted((e.id for e in entries), reverse=True)
+    assert [(e.action, e.key_id, e.key_name, e.person_id) for e in entries] == [
+        ("identify", 7, "front desk", None),
+        ("identify", 7, "front desk", None),
+        ("identify", 7, "front desk", bob),
+        ("identify", 7, "front desk", ada),
+        ("enroll", None, "service key", ada),
+    ]
+    assert [e.id for e in access_page(store, limit=2, offset=1)[0]] == [e.id for e in entries[1:3]]
+    assert access_page(store, limit=10, person_id=ada)[1] == 2
+    assert access_page(store, limit=10, action="enroll")[1] == 1
+    assert access_page(store, limit=10, key_name="front desk", person_id=bob)[1] == 1
+
+
+def test_an_erased_person_leaves_no_id_and_old_entries_go(tmp_path: Path):
+    from core.store.access_log import AccessLog, Caller, access_page, prune_access_log
+
+    store = _store(tmp_path)
+    ada, bob = _person(store, "Ada"), _person(store, "Bob")
+    log = AccessLog(store, days=30)
+    caller = Caller(3, "admin desk", "admin")
+    log.record(caller, "enroll", [ada])
+    log.record(caller, "enroll", [bob])
+    store.delete_person(ada)
+    log.record(caller, "delete_person", detail="1 images, 1 embeddings, 0 files")
+    entries, total = access_page(store, limit=10)
+    assert total == 3 and access_page(store, limit=10, person_id=ada)[1] == 0  # the actions stay, not the id
+    assert [(e.action, e.person_id) for e in entries] == [("delete_person", None), ("enroll", bob), ("enroll", None)]
+
+    with sqlite3.connect(store.db_path) as conn:  # an entry from 40 days ago
+        conn.execute(
+            "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
+            "VALUES ('2026-01-01T00:00:00.000+00:00', 3, 'admin desk', 'verify', NULL, '')"
+        )
+    conn.close()
+    assert prune_access_log(store, days=30) == 1 and access_page(store, limit=10)[1] == 3
+    assert prune_access_log(store, days=30) == 0
+
+
+def test_keys_actions_and_persons_over_http(api: httpx.Client):
+    made = off_process(
+        """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.keys import KeyStore
+keys = KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"]))
+records = {scope: keys.create(f"access-log {scope}", scope) for scope in ("enroll", "identify")}
+print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items()}))
+""",
+        data_dir=api.data_dir,  # type: ignore[attr-defined]
+    )
+    enroller = {"X-API-Key": made["enroll"][1]}
+    searcher = {"Authorization": f"Bearer {made['identify'][1]}"}
+
+    def log(**params: object) -> dict:
+        answer = api.get("/v1/access-log", headers=AUTH, params=params)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    enrolled = api.post(
+        "/v1/persons",
+        headers=enroller,
+        data={"name": "Logged Thaksin", "views": "bright"},
+        files={"photo": ("p.jpg", photo_bytes("Thaksin_Shinawatra", 1), "image/jpeg")},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    person = enrolled.json()["person_id"]
+    try:
+        found = api.post(
+            "/v1/identify", headers=searcher, files={"photo": ("q.jpg", photo_bytes("Thaksin_Shinawatra", 2))}
+        )
+        assert found.json()["faces"][0]["identity"]["person_id"] == person, found.text
+        refused = api.post(
+            "/v1/persons",
+            headers=enroller,
+            data={"name": "Logged Nobody"},
+            files={"photo": ("n.jpg", b"not an image", "image/jpeg")},
+        )
+        assert refused.status_code == 422  # refused: not logged
+        assert api.patch(f"/v1/persons/{person}", headers=AUTH, data={"name": "Logged Thaksin S"}).status_code == 200
+        view = next(
+            i for i in api.get(f"/v1/persons/{person}", headers=AUTH).json()["images"] if i["source"] != "original"
+        )
+        assert api.delete(f"/v1/persons/{person}/images/{view['id']}", headers=AUTH).status_code == 200
+
+        theirs = log(person_id=person)
+        assert theirs["total"] == 4 and theirs["next_offset"] is None
+        assert [(e["action"], e["key_id"], e["key_name"]) for e in theirs["entries"]] == [
+            ("delete_image", None, "service key"),
+            ("rename", None, "service key"),
+            ("identify", made["identify"][0], "access-log identify"),
+            ("enroll", made["enroll"][0], "access-log enroll"),
+        ]
+        assert theirs["entries"][3]["detail"] == "2 image(s), 2 embedding(s)"
+        assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 1 embeddings, 1 files"
+        assert all("Thaksin" not in e["detail"] for e in theirs["entries"])
+        first = log(person_id=person, limit=1, offset=1)
+        assert first["entries"] == theirs["entries"][1:2] and first["next_offset"] == 2
+        assert log(key_name="access-log enroll")["total"] == 1  # the refused enrollment is not there
+    finally:
+        assert api.delete(f"/v1/persons/{person}", headers=AUTH).status_code == 200
+    assert log(person_id=person)["total"] == 0  # erased: no entry names them any more
+    newest = log(limit=1)["entries"][0]
+    assert (newest["action"], newest["person_id"], newest["key_name"]) == ("delete_person", None, "service key")
+    assert newest["detail"] == "1 images, 1 embeddings, 1 files"
+    ours = log(key_name="access-log identify")["entries"]
+    assert [(e["action"], e["person_id"]) for e in ours] == [("identify", None)]  # the search stays, not the id
+
+    assert api.get("/v1/access-log", headers=enroller).status_code == 403
+    bad = api.get("/v1/access-log", headers=AUTH, params={"action": "peek"})
+    assert bad.status_code == 422 and "action" in bad.json()["error"]["message"]
+    assert KEY not in str(log(limit=1000))  # keys are never logged, by name only
+
+
+def test_the_cli_reads_the_log(tmp_path: Path):
+    import json
+
+    from test_cli import cli
+
+    from core.store.access_log import Caller, log_access
+
+    store = _store(tmp_path)
+    ada = _person(store, "Ada")
+    log_access(store, Caller(None, "service key", "admin"), "enroll", [ada], "1 image(s), 1 embedding(s)")
+    log_access(store, Caller(4, "front desk", "identify"), "identify", [ada], "1 face(s), 1 identified")
+    shown = cli(store.data_dir, "access-log")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.strip().splitlines()
+    assert "identify" in lines[0] and "front desk (key 4)" in lines[0] and f"person {ada}" in lines[0]
+    assert "enroll" in lines[1] and "service key" in lines[1] and lines[2] == "2 of 2 entries"
+    as_json = json.loads(cli(store.data_dir, "--json", "access-log", "--key", "front desk").stdout)
+    assert as_json["total"] == 1 and as_json["entries"][0]["key_id"] == 4
+    bad = cli(store.data_dir, "access-log", "--action", "peek")
+    assert bad.returncode != 0 and "unknown action 'peek'" in bad.stderr
+
+
+def test_the_system_page_shows_the_access_log(console_env: httpx.Client):
+    from test_console import page
+
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Logged Oscar"},
+        files={"photo": ("p.jpg", photo_bytes("Oscar_De_La_Hoya", 1), "image/jpeg")},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    person = enrolled.json()["person_id"]
+    try:
+        at = page("system")
+        assert not at.exception, at.exception
+        table = next(d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns)
+        assert (table["action"][0], table["key"][0], table["person"][0]) == ("enroll", "service key", str(person))
+        choice = next(s for s in at.selectbox if s.label == "Action")
+        assert "identify" in choice.options and "delete_person" in choice.options
+        choice.set_value("rename").run()
+        assert not at.exception, at.exception
+        shown = [d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns]
+        assert not shown or set(shown[0]["action"]) == {"rename"}  # another test may have renamed someone
+        assert shown or "No rename logged." in [c.value for c in at.caption]
+    finally:
+        console_env.delete(f"/v1/persons/{person}", headers=AUTH)
+
+
+def test_access_rows_by_hand():
+    from console.access_view import access_rows
+
+    entries = [
+        {"id": 2, "at": "2026-11-28T20:10:00.123+00:00", "key_id": 4, "key_name": "front desk", "action": "identify",
+         "person_id": 17, "detail": "1 face(s), 1 identified"},
+        {"id": 1, "at": "2026-11-28T20:00:00.000+00:00", "key_id": None, "key_name": "service key",
+         "action": "delete_person", "person_id": None, "detail": "1 images, 1 embeddings, 1 files"},
+    ]  # fmt: skip
+    assert access_rows(entries) == [
+        {"when (UTC)": "2026-11-28 20:10:00", "key": "front desk (key 4)", "action": "identify", "person": "17",
+         "detail": "1 face(s), 1 identified"},
+        {"when (UTC)": "2026-11-28 20:00:00", "key": "service key", "action": "delete_person", "person": "",
+         "detail": "1 images, 1 embeddings, 1 files"},
+    ]  # fmt: skip
