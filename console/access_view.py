@@ -21,7 +21,7 @@ def access_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
             "when (UTC)": e["at"][:19].replace("T", " "),
             "key": e["key_name"] if e["key_id"] is None else f"{e['key_name']} (key {e['key_id']})",
             "action": e["action"],
-            "person": "" if e["person_id"] is None else str(e["person_id"]),
+            "person": "" if e["person_id"] is None else f"{e['name']} ({e['person_id']})",
             "detail": e["detail"],
         }
         for e in entries

@@ -140,7 +140,7 @@ def _access_log(settings: Settings, args: argparse.Namespace, out: Callable[[str
         out(json.dumps({"entries": [asdict(e) for e in entries], "total": total}))
         return 0
     for e in entries:
-        person = "" if e.person_id is None else f"  person {e.person_id}"
+        person = "" if e.person_id is None else f"  person {e.person_id} ({e.name})"
         key = e.key_name if e.key_id is None else f"{e.key_name} (key {e.key_id})"
         out(f"{e.at}  {e.action:<14} {key}{person}  {e.detail}".rstrip())
     out(f"{len(entries)} of {total} entr{'y' if total == 1 else 'ies'}")

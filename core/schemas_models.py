@@ -99,6 +99,7 @@ class AccessEntryOut(Schema):
     action: str = Field(description="one of: " + ", ".join(ACTIONS))
     person_id: int | None = Field(description="the person it concerned; null: no one, or a person erased since")
     detail: str = Field(description="counts, a model, a table: never a name, an image or a vector")
+    name: str | None = Field(description="the person's name now (joined when read; the log stores no name)")
 
     @classmethod
     def of(cls, e: AccessEntry) -> AccessEntryOut:
@@ -110,6 +111,7 @@ class AccessEntryOut(Schema):
             action=e.action,
             person_id=e.person_id,
             detail=e.detail,
+            name=e.name,
         )
 
 

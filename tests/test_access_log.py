@@ -50,6 +50,8 @@ def test_rows_per_person_filters_and_pages(tmp_path: Path):
         ("enroll", None, "service key", ada),
     ]
     assert [e.id for e in access_page(store, limit=2, offset=1)[0]] == [e.id for e in entries[1:3]]
+    store.rename_person(ada, "Ada L")  # names are joined when read: the name of now
+    assert [e.name for e in access_page(store, limit=10)[0]] == [None, None, "Bob", "Ada L", "Ada L"]
     assert access_page(store, limit=10, person_id=ada)[1] == 2
     assert access_page(store, limit=10, action="enroll")[1] == 1
     assert access_page(store, limit=10, key_name="front desk", person_id=bob)[1] == 1
@@ -135,6 +137,7 @@ print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items(
             ("enroll", made["enroll"][0], "access-log enroll"),
         ]
         assert theirs["entries"][3]["detail"] == "2 image(s), 2 embedding(s)"
+        assert {e["name"] for e in theirs["entries"]} == {"Logged Thaksin S"}  # joined when read: renamed
         assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 1 embeddings, 1 files"
         assert all("Thaksin" not in e["detail"] for e in theirs["entries"])
         first = log(person_id=person, limit=1, offset=1)
@@ -169,7 +172,7 @@ def test_the_cli_reads_the_log(tmp_path: Path):
     shown = cli(store.data_dir, "access-log")
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.strip().splitlines()
-    assert "identify" in lines[0] and "front desk (key 4)" in lines[0] and f"person {ada}" in lines[0]
+    assert "identify" in lines[0] and "front desk (key 4)" in lines[0] and f"person {ada} (Ada)" in lines[0]
     assert "enroll" in lines[1] and "service key" in lines[1] and lines[2] == "2 of 2 entries"
     as_json = json.loads(cli(store.data_dir, "--json", "access-log", "--key", "front desk").stdout)
     assert as_json["total"] == 1 and as_json["entries"][0]["key_id"] == 4
@@ -192,7 +195,8 @@ def test_the_system_page_shows_the_access_log(console_env: httpx.Client):
         at = page("system")
         assert not at.exception, at.exception
         table = next(d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns)
-        assert (table["action"][0], table["key"][0], table["person"][0]) == ("enroll", "service key", str(person))
+        assert (table["action"][0], table["key"][0]) == ("enroll", "service key")
+        assert table["person"][0] == f"Logged Oscar ({person})"
         choice = next(s for s in at.selectbox if s.label == "Action")
         assert "identify" in choice.options and "delete_person" in choice.options
         choice.set_value("rename").run()
@@ -209,12 +213,12 @@ def test_access_rows_by_hand():
 
     entries = [
         {"id": 2, "at": "2026-11-28T20:10:00.123+00:00", "key_id": 4, "key_name": "front desk", "action": "identify",
-         "person_id": 17, "detail": "1 face(s), 1 identified"},
+         "person_id": 17, "detail": "1 face(s), 1 identified", "name": "Ada *L*"},
         {"id": 1, "at": "2026-11-28T20:00:00.000+00:00", "key_id": None, "key_name": "service key",
-         "action": "delete_person", "person_id": None, "detail": "1 images, 1 embeddings, 1 files"},
+         "action": "delete_person", "person_id": None, "detail": "1 images, 1 embeddings, 1 files", "name": None},
     ]  # fmt: skip
     assert access_rows(entries) == [
-        {"when (UTC)": "2026-11-28 20:10:00", "key": "front desk (key 4)", "action": "identify", "person": "17",
+        {"when (UTC)": "2026-11-28 20:10:00", "key": "front desk (key 4)", "action": "identify", "person": "Ada *L* (17)",
          "detail": "1 face(s), 1 identified"},
         {"when (UTC)": "2026-11-28 20:00:00", "key": "service key", "action": "delete_person", "person": "",
          "detail": "1 images, 1 embeddings, 1 files"},

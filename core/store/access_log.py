@@ -3,7 +3,8 @@
 One row per action and person concerned: when, which key (its id and name; the service's own
 admin key has no id), what (``ACTIONS``), the person (an identification that found two enrolled
 persons writes two rows; one that found nobody, a row with none) and a short detail (counts, a
-model, a table: never a name, image bytes or a vector). Written after the action succeeded;
+model, a table: never a name, image bytes or a vector; a person's name is joined when read, so
+a renamed person shows their name of now). Written after the action succeeded;
 refused requests are not logged here (the service log has them, without keys).
 
 Erasure keeps its promise: a person's id goes from every row when they are deleted
@@ -61,6 +62,7 @@ class AccessEntry:
     action: str
     person_id: int | None  # None: no one in particular, or a person erased since
     detail: str
+    name: str | None = None  # the person's name now, joined when read (the log stores none)
 
 
 def log_access(
@@ -99,8 +101,9 @@ def access_page(
     with store.reader() as conn:
         total = int(conn.execute(f"SELECT COUNT(*) FROM access_log {where}", params).fetchone()[0])
         rows = conn.execute(
-            f"SELECT id, at, key_id, key_name, action, person_id, detail FROM access_log {where} "
-            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            "SELECT a.id, a.at, a.key_id, a.key_name, a.action, a.person_id, a.detail, p.name "
+            f"FROM (SELECT * FROM access_log {where} ORDER BY id DESC LIMIT ? OFFSET ?) a "
+            "LEFT JOIN persons p ON p.id = a.person_id ORDER BY a.id DESC",
             [*params, limit, offset],
         ).fetchall()
     return [AccessEntry(*row) for row in rows], total
