@@ -1,4 +1,5 @@
-"""The System page's access log: who did what over HTTP, newest first (GET /v1/access-log)."""
+"""The System page's access log: who did what (over HTTP and on the command line), newest first
+(GET /v1/access-log)."""
 
 from __future__ import annotations
 

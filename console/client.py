@@ -173,7 +173,7 @@ class ApiClient:
         return self._call("DELETE", f"/v1/models/{quote(name, safe='')}/embeddings").json()
 
     def access_log(self, limit: int = 100, action: str | None = None) -> dict[str, Any]:
-        """Who did what over HTTP, newest first (an admin key): ``entries``, ``total``."""
+        """Who did what (over HTTP and on the command line), newest first (an admin key): ``entries``, ``total``."""
         params: dict[str, Any] = {"limit": limit} | ({"action": action} if action else {})
         return self._call("GET", "/v1/access-log", params=params).json()
 

@@ -29,6 +29,7 @@ from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
 from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, PersonDetailOut, PersonOut
 from core.settings import Settings
+from core.store.access_log import counted, log_command
 from core.store.sqlutil import MAX_ROW_ID
 
 log = logging.getLogger("core.cli")
@@ -191,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             person = service.store.find_person(args.name)
             result = service.add_photo(person.id, _read(args.photo), **options)
+        stored = f"{result.num_images} image(s), {result.num_embeddings} embedding(s)"
+        log_command(settings, args.command.replace("-", "_"), [result.person_id], stored)
         if args.json:
             _out(EnrollResponse.of(result).model_dump_json())
             return 0
@@ -201,7 +204,10 @@ def run(args: argparse.Namespace) -> int:
         for view in result.views:
             _out(f"  view {view['view']}: {view['reason']}")
     elif args.command == "identify":
-        found = IdentifyResponse.of(service.identify(_read(args.photo), args.query_top_k))
+        searched = service.identify(_read(args.photo), args.query_top_k)
+        identified = [f.match.identity.person_id for f in searched.faces if f.match.identity is not None]
+        log_command(settings, "identify", identified, f"{len(searched.faces)} face(s), {len(identified)} identified")
+        found = IdentifyResponse.of(searched)
         if args.json:
             _out(found.model_dump_json())
             return 0
@@ -212,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
             _out(f"face {i} at {face.bbox}: {face.label}   [{top}]")
     elif args.command == "verify":
         verdict = VerifyResponse.of(service.verify(_read(args.photo_a), _read(args.photo_b)))
+        log_command(settings, "verify", detail=f"same person: {'yes' if verdict.same_person else 'no'}")
         _out(
             verdict.model_dump_json()
             if args.json
@@ -227,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
             _out(f"{p.id:6d}  {p.name}  ({p.num_images} image(s), {p.num_embeddings} embedding(s), {p.created_at})")
     elif args.command == "delete":
         person = service.store.find_person(args.name)
-        deleted = DeleteResponse.of(person.id, service.delete(person.id))
+        erased = service.delete(person.id)
+        log_command(settings, "delete_person", detail=counted(erased))
+        deleted = DeleteResponse.of(person.id, erased)
         _out(
             deleted.model_dump_json()
             if args.json
@@ -243,7 +252,9 @@ def run(args: argparse.Namespace) -> int:
             _out(f"{img.id:8d}  {img.source:24s} {img.display_name}  ({img.width}x{img.height})")
     elif args.command == "remove-image":
         person = service.store.find_person(args.name)
-        removed = ImageDeleteResponse.of(person.id, args.image_id, service.delete_image(person.id, args.image_id))
+        counts = service.delete_image(person.id, args.image_id)
+        log_command(settings, "delete_image", [person.id], f"image {args.image_id}: {counted(counts)}")
+        removed = ImageDeleteResponse.of(person.id, args.image_id, counts)
         _out(
             removed.model_dump_json()
             if args.json
@@ -260,6 +271,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     keys = KeyStore(GalleryStore(settings.data_dir))
     if args.keys_command == "create":
         record, secret = keys.create(args.name, args.scope)
+        log_command(settings, "key_create", detail=f"key {record.id}, scope {record.scope}")
         log.warning("created API key %d (%s, scope %s): it is shown once, below", record.id, record.name, record.scope)
         _out(json.dumps({**asdict(record), "key": secret}) if args.json else secret)
     elif args.keys_command == "list":
@@ -271,6 +283,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
             _out(f"{r.id:4d}  {r.scope:8s}  {r.prefix}...  {r.name}  (created {r.created_at}, {state})")
     else:
         record = keys.revoke(args.id)
+        log_command(settings, "key_revoke", detail=f"key {record.id}, scope {record.scope}")
         _out(json.dumps(asdict(record)) if args.json else f"revoked key {record.id} ({record.name}, {record.scope})")
     return 0
 

@@ -1,5 +1,5 @@
 """``manyangles backup | restore | export | import``: the whole gallery out and in; ``duplicates``:
-faces it holds twice; ``access-log``: who did what over HTTP."""
+faces it holds twice; ``access-log``: who did what, over HTTP and here."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from core.settings import Settings
+from core.store.access_log import log_command
 from core.store.gallery import GalleryStore
 from core.store.transfer import TransferReport
 
@@ -55,7 +56,9 @@ def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
         help="run it as a job and store the pairs: the API (GET /v1/duplicates/audit) and the console show them",
     )
     dup.add_argument("--job", type=int, help=argparse.SUPPRESS)  # a job the API created (POST /v1/duplicates/jobs)
-    access = sub.add_parser("access-log", help="who did what over HTTP (newest first), as GET /v1/access-log")
+    access = sub.add_parser(
+        "access-log", help="who did what, over HTTP and on the command line (newest first), as GET /v1/access-log"
+    )
     access.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
     access.add_argument("--action", help="only this action (enroll, identify, delete_person, ...)")
     access.add_argument("--person", type=int, help="only this person id")
@@ -118,6 +121,8 @@ def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str
         pairs = audit_duplicates(service.store, search, args.job)
     else:
         pairs = find_duplicates(service.store, search.model, search.match_mode, search.threshold, search.views_offset)
+    if args.job is None:  # the API's job (POST /v1/duplicates/jobs) logged itself
+        log_command(settings, "duplicates_job" if args.save else "duplicates", detail=f"{len(pairs)} pair(s)")
     if args.json:
         out(json.dumps([asdict(p) for p in pairs]))
         return 0
@@ -159,6 +164,7 @@ def gallery_command(settings: Settings, args: argparse.Namespace, out: Callable[
             copied = backups.backup(GalleryStore(settings.data_dir), args.dest)
         else:
             copied = backups.restore(args.src, settings.data_dir)
+        log_command(settings, args.command, detail=f"{copied.persons} person(s), {copied.files} file(s)")
         done = f"{args.command}: {copied.persons} person(s), {copied.files} file(s) in {copied.seconds:.1f} s"
         out(json.dumps({**asdict(copied), "dest": str(copied.dest)}) if args.json else done)
         return 0
@@ -169,6 +175,10 @@ def gallery_command(settings: Settings, args: argparse.Namespace, out: Callable[
         moved = transfer.export_gallery(store, args.dest, with_images=not args.no_images)
     else:
         moved = _import(settings, store, args)
+    if args.command == "export":
+        log_command(settings, "export_gallery", detail="without images" if args.no_images else "with images")
+    else:
+        log_command(settings, "import", detail=f"{moved.persons} person(s), {moved.images} image(s)")
     done = (
         f"{args.command}: {moved.persons} person(s), {moved.images} image(s), {moved.embeddings} "
         f"embedding(s) in {moved.seconds:.1f} s"

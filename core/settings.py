@@ -72,7 +72,10 @@ class Settings(BaseSettings):
         10.0, gt=0.0, le=600.0, description="refuse (503 + Retry-After) a request expected to wait longer, seconds"
     )
     access_log_days: float = Field(
-        365.0, ge=0.0, description="keep the access log's entries (who did what over HTTP) this many days; 0: forever"
+        365.0,
+        ge=0.0,
+        description="keep the access log's entries (who did what, over HTTP and on the command line) this many days; "
+        "0: forever",
     )
     dlib_upsample_below: int = Field(
         1000, ge=0, description="dlib HOG: photos whose long side is at most this are upsampled once"

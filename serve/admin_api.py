@@ -89,10 +89,12 @@ def access_log(
     person_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="only this person")] = None,
     key_name: Annotated[str | None, Query(max_length=200, description="only this key's name")] = None,
 ) -> AccessLogResponse:
-    """Who did what over HTTP, newest first: enrollments, added photos, renames, deletions,
-    identifications (one entry per person identified), verifications, embeddings, views made,
-    exports, model changes and searches for faces enrolled twice; entries older than
-    ``access_log_days`` are removed, and an erased person's id goes from every entry."""
+    """Who did what, over HTTP and with ``manyangles`` commands (by the account that ran them),
+    newest first: enrollments, added photos, renames, deletions, identifications (one entry per
+    person identified), verifications, embeddings, views made, exports, model changes, searches
+    for faces enrolled twice, and the command line's backups, restores, imports, key changes and
+    calibrations; entries older than ``access_log_days`` are removed, and an erased person's id
+    goes from every entry."""
     entries, total = access_page(_service(request).store, limit, offset, action, person_id, key_name)
     following = offset + len(entries)
     return AccessLogResponse(

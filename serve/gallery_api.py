@@ -23,6 +23,7 @@ from core.schemas_gallery import (
 )
 from core.schemas_models import JobOut
 from core.service import ManyAnglesService
+from core.store.access_log import counted
 from core.store.audits import latest_audit, latest_audit_job
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
@@ -91,12 +92,8 @@ def rename_person(request: Request, caller: Admin, person_id: RowId, name: Annot
 def delete_person(request: Request, caller: Admin, person_id: RowId) -> DeleteResponse:
     """Erase every row and file of the person (their id goes from the access log too)."""
     counts = _service(request).delete(person_id)
-    log_access(request, caller, "delete_person", detail=_counted(counts))
+    log_access(request, caller, "delete_person", detail=counted(counts))
     return DeleteResponse.of(person_id, counts)
-
-
-def _counted(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {what}" for what, n in counts.items())
 
 
 @router.delete(
@@ -106,7 +103,7 @@ def delete_image(request: Request, caller: Admin, person_id: RowId, image_id: Ro
     """Erase one image of a person (a generated view, or one of several photos) with its
     embeddings; 409 for the person's only uploaded photo (delete the person instead)."""
     counts = _service(request).delete_image(person_id, image_id)
-    log_access(request, caller, "delete_image", [person_id], f"image {image_id}: {_counted(counts)}")
+    log_access(request, caller, "delete_image", [person_id], f"image {image_id}: {counted(counts)}")
     return ImageDeleteResponse.of(person_id, image_id, counts)
 
 

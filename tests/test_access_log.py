@@ -1,4 +1,5 @@
-"""The access log: who did what over HTTP (core/store/access_log.py, GET /v1/access-log).
+"""The access log: who did what, over HTTP and on the command line (core/store/access_log.py,
+GET /v1/access-log, ``manyangles access-log``).
 
 The store's rules on a real SQLite file (one row per person, erased persons' ids go, retention),
 then the session's real Serve application: scoped keys enroll, identify, rename, remove an image
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AUTH, KEY, off_process, photo_bytes
+from conftest import AUTH, KEY, off_process, photo, photo_bytes
 
 
 def _store(tmp_path: Path):
@@ -178,6 +179,55 @@ def test_the_cli_reads_the_log(tmp_path: Path):
     assert as_json["total"] == 1 and as_json["entries"][0]["key_id"] == 4
     bad = cli(store.data_dir, "access-log", "--action", "peek")
     assert bad.returncode != 0 and "unknown action 'peek'" in bad.stderr
+
+
+def test_commands_are_logged_by_the_account_that_ran_them(tmp_path: Path):
+    """``manyangles`` needs no key: its entries name the operating-system account, and a command
+    that failed writes none."""
+    import getpass
+    import json
+
+    from test_cli import cli
+
+    data = tmp_path / "data"
+    runner = f"command line ({getpass.getuser()})"
+    enrolled = cli(data, "--json", "enroll", "Martin Scorsese", photo("Martin_Scorsese", 1), "--largest")
+    assert enrolled.returncode == 0, enrolled.stderr
+    person = json.loads(enrolled.stdout)["person_id"]
+    found = cli(data, "--json", "identify", photo("Martin_Scorsese", 2))
+    assert found.returncode == 0 and json.loads(found.stdout)["faces"][0]["label"] == "Martin Scorsese"
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_bytes(b"not an image")
+    assert cli(data, "identify", not_a_photo).returncode == 3  # refused: no entry
+    created = cli(data, "--json", "keys", "create", "--scope", "identify", "--name", "door camera")
+    key = json.loads(created.stdout)
+    assert cli(data, "keys", "revoke", str(key["id"])).returncode == 0
+
+    def entries() -> list[dict]:
+        shown = cli(data, "--json", "access-log", "--key", runner)
+        assert shown.returncode == 0, shown.stderr
+        return [(e["action"], e["person_id"], e["detail"]) for e in json.loads(shown.stdout)["entries"]]
+
+    assert entries() == [
+        ("key_revoke", None, f"key {key['id']}, scope identify"),
+        ("key_create", None, f"key {key['id']}, scope identify"),
+        ("identify", person, "1 face(s), 1 identified"),
+        ("enroll", person, "1 image(s), 1 embedding(s)"),
+    ]
+    assert key["key"] not in cli(data, "access-log").stdout  # the key itself is never logged
+    assert cli(data, "backup", tmp_path / "backup").returncode == 0
+    assert cli(data, "export", "--no-images", tmp_path / "export").returncode == 0
+    assert [e[0] for e in entries()[:2]] == ["export_gallery", "backup"]
+    restored = tmp_path / "restored"
+    copied = json.loads(cli(restored, "--json", "restore", tmp_path / "backup").stdout)
+    shown = json.loads(cli(restored, "--json", "access-log").stdout)["entries"]
+    assert [e["action"] for e in shown] == ["restore", "key_revoke", "key_create", "identify", "enroll"]
+    assert shown[0]["key_name"] == runner and shown[0]["detail"] == f"1 person(s), {copied['files']} file(s)"
+    deleted = cli(data, "delete", "Martin Scorsese")
+    assert deleted.returncode == 0, deleted.stderr
+    after = entries()
+    assert after[0] == ("delete_person", None, "1 images, 1 embeddings, 1 files")
+    assert [e[1] for e in after] == [None] * 7  # erased: their id went from every entry
 
 
 def test_the_system_page_shows_the_access_log(console_env: httpx.Client):

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from core.cli_settings import count
 from core.errors import ModelNotFound
 from core.settings import Settings
+from core.store.access_log import log_command
 from core.store.gallery import GalleryStore
 from core.store.models import ModelRecord, list_models, prune_model
 
@@ -73,6 +74,8 @@ def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[s
             use_ray=not args.no_ray,
             job_id=args.job,
         )
+        if args.job is None:  # the API's job (POST /v1/models/reembed) logged itself
+            log_command(settings, "reembed", detail=f"{report.model}: {report.embedded} embedded")
         done = (
             f"reembed {report.model}: {report.embedded} embedded, {report.skipped} without a usable face, "
             f"{report.images_per_s:.1f} images/s; active model: {report.active}"
@@ -84,9 +87,11 @@ def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[s
         from core.batch.reembed import switch_to
 
         switched = switch_to(store, settings, record, args.allow_missing)
+        log_command(settings, "activate_model", detail=switched.name)
         out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
         return 0
     removed = prune_model(store, record.name)
+    log_command(settings, "prune_model", detail=f"{record.name}: {removed} vector(s)")
     out(
         json.dumps({"model": record.name, "removed": removed})
         if args.json

@@ -18,6 +18,7 @@ from core.evaluation.evaluate import (
 from core.matching_rules import VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
+from core.store.access_log import log_command
 from core.store.gallery import utc_now
 from core.store.records import StoredThreshold
 
@@ -104,6 +105,7 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     records.append(StoredThreshold(model, "gate_fmr", "", settings.gate_fmr, gate, n_pairs, dataset, utc_now()))
     for record in records:
         service.store.set_threshold(record)
+    log_command(settings, "calibrate", detail=f"{model}: FPIR {target:g}")
     if args.json:
         out(json.dumps([r.__dict__ for r in records]))
         return 0

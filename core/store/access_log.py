@@ -1,7 +1,9 @@
-"""Who did what to the gallery over HTTP: the access log (table ``access_log``).
+"""Who did what to the gallery, over HTTP and on the command line: the access log (table
+``access_log``).
 
 One row per action and person concerned: when, which key (its id and name; the service's own
-admin key has no id), what (``ACTIONS``), the person (an identification that found two enrolled
+admin key has no id; a ``manyangles`` command is logged as ``command line (USER)``, USER the
+account that ran it, no id), what (``ACTIONS``), the person (an identification that found two enrolled
 persons writes two rows; one that found nobody, a row with none) and a short detail (counts, a
 model, a table: never a name, image bytes or a vector; a person's name is joined when read, so
 a renamed person shows their name of now). Written after the action succeeded;
@@ -14,13 +16,19 @@ no row names the person any more. Rows older than the ``access_log_days`` settin
 
 from __future__ import annotations
 
+import getpass
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from core.store.gallery import GalleryStore
 from core.store.sqlutil import utc_now
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 ACTIONS: tuple[str, ...] = (
     "enroll",
@@ -39,8 +47,15 @@ ACTIONS: tuple[str, ...] = (
     "prune_model",
     "duplicates",
     "duplicates_job",
+    "backup",  # the command line's own: the whole gallery copied, restored or added to,
+    "restore",  # and the keys that reach it
+    "import",
+    "key_create",
+    "key_revoke",
+    "calibrate",
 )
 SERVICE_KEY = "service key"  # the name logged for the service's own admin key (it has no row)
+COMMAND_LINE = "command line"  # the name logged for a ``manyangles`` command, with the OS account
 PRUNE_EVERY_S = 3600.0
 
 
@@ -63,6 +78,16 @@ class AccessEntry:
     person_id: int | None  # None: no one in particular, or a person erased since
     detail: str
     name: str | None = None  # the person's name now, joined when read (the log stores none)
+
+
+def command_line_caller() -> Caller:
+    """Who runs a ``manyangles`` command: the operating-system account (the command line needs no
+    key: whoever can run it can read the data dir)."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        user = f"uid {os.getuid()}"
+    return Caller(None, f"{COMMAND_LINE} ({user})", "admin")
 
 
 def log_access(
@@ -109,6 +134,11 @@ def access_page(
     return [AccessEntry(*row) for row in rows], total
 
 
+def counted(counts: dict[str, int]) -> str:
+    """A detail of counts: ``2 images, 12 embeddings``."""
+    return ", ".join(f"{n} {what}" for what, n in counts.items())
+
+
 def prune_access_log(store: GalleryStore, days: float) -> int:
     """Remove the entries older than ``days``; returns how many."""
     cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="milliseconds")
@@ -130,3 +160,10 @@ class AccessLog:
         if self.days > 0 and (self._pruned_at is None or now - self._pruned_at > PRUNE_EVERY_S):
             self._pruned_at = now
             prune_access_log(self.store, self.days)
+
+
+def log_command(settings: Settings, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
+    """The entry of a ``manyangles`` command that succeeded, by the account that ran it (and the
+    pruning of the entries past ``access_log_days``)."""
+    store = GalleryStore(settings.data_dir)
+    AccessLog(store, settings.access_log_days).record(command_line_caller(), action, person_ids, detail)
