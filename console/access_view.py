@@ -20,7 +20,7 @@ def access_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [
         {
             "when (UTC)": e["at"][:19].replace("T", " "),
-            "key": e["key_name"] if e["key_id"] is None else f"{e['key_name']} (key {e['key_id']})",
+            "by": e["key_name"] if e["key_id"] is None else f"{e['key_name']} (key {e['key_id']})",
             "action": e["action"],
             "person": "" if e["person_id"] is None else f"{e['name']} ({e['person_id']})",
             "detail": e["detail"],
@@ -32,8 +32,9 @@ def access_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
 def access_section() -> None:
     st.subheader("Access log")
     st.caption(
-        "who did what over HTTP: enrollments, identifications (one entry per person identified), changes, "
-        "deletions, exports and model changes; an erased person's id goes from every entry"
+        "who did what, over HTTP (by key) and with manyangles commands (by the account that ran them): "
+        "enrollments, identifications (one entry per person identified), changes, deletions, exports, backups, "
+        "key and model changes; an erased person's id goes from every entry"
     )
     actions = st.session_state.get("access_actions", [])  # from the API's first answer
     action = st.selectbox("Action", [EVERY_ACTION, *actions], key="access-action")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from core.schemas import Schema
 from core.store.access_log import ACTIONS, AccessEntry
@@ -43,6 +43,8 @@ class ModelsResponse(Schema):
 
 
 class ReembedRequest(Schema):
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt field is a 422, not a default
+
     model: Literal["dlib", "insightface"] = Field(description="the model to embed every stored image with")
     switch: bool = Field(True, description="make it the active model when every image has a vector")
     allow_missing: bool = Field(False, description="switch even if some persons get no vector")

@@ -43,7 +43,7 @@ from core.store.maintenance import check_store
 from serve.admin_api import router as admin_router
 from serve.admission import Admission
 from serve.auth import ensure_api_key
-from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors
+from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_parameters
 from serve.forms import ENROLL_STREAM, PhotoOptions, answer, read_upload, view_names
 from serve.gallery_api import router as gallery_router
 from serve.http_errors import install as install_error_handling
@@ -63,6 +63,7 @@ app = FastAPI(
     # If-None-Match); 1.2: GET /v1/persons pages
     version="1.7",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
+    dependencies=[Depends(known_parameters)],  # a misspelt parameter is a 422, not a silent default
 )
 app.include_router(admin_router)
 app.include_router(gallery_router)

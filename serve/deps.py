@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
+from core.errors import InvalidRequest
 from core.schemas import ErrorResponse
 from core.store.access_log import Caller
 from core.store.sqlutil import MAX_ROW_ID
@@ -48,6 +51,43 @@ CanIdentify = Annotated[Caller, _needs("identify")]
 def log_access(request: Request, caller: Caller, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
     """Write the access log's entry of an action that succeeded."""
     request.app.state.access_log.record(caller, action, person_ids, detail)
+
+
+def _declared(dependant: Dependant) -> tuple[set[str], set[str]]:
+    """The query parameters and body (form) fields a route and its dependencies declare."""
+    query: set[str] = set()
+    body: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        query.update(f.alias for f in current.query_params)
+        body.update(f.alias for f in current.body_params)
+        pending.extend(current.dependencies)
+    return query, body
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+async def known_parameters(request: Request) -> None:
+    """Every route's first check: a query parameter or form field that the route does not take is
+    a 422 naming it. Left alone, a misspelt ``top_k`` or ``use_augmentation`` would be dropped in
+    silence and the call answered with the defaults. (The form is parsed once: FastAPI has
+    read it already, and Starlette keeps it.)"""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    query, body = _declared(route.dependant)
+    where = f"{request.method} {route.path}"
+    unknown = sorted(set(request.query_params) - query)
+    if unknown:
+        takes = ", ".join(sorted(query)) or "none"
+        raise InvalidRequest(f"unknown query parameter(s) {', '.join(unknown)}; {where} takes: {takes}")
+    if request.headers.get("content-type", "").split(";")[0].strip() in FORM_TYPES:
+        unknown = sorted(set((await request.form()).keys()) - body)
+        if unknown:
+            takes = ", ".join(sorted(body)) or "none"
+            raise InvalidRequest(f"unknown form field(s) {', '.join(unknown)}; {where} takes: {takes}")
 
 
 # A row id in a path: a number SQLite cannot hold is a 422 naming the parameter, never a 500

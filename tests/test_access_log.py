@@ -245,7 +245,7 @@ def test_the_system_page_shows_the_access_log(console_env: httpx.Client):
         at = page("system")
         assert not at.exception, at.exception
         table = next(d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns)
-        assert (table["action"][0], table["key"][0]) == ("enroll", "service key")
+        assert (table["action"][0], table["by"][0]) == ("enroll", "service key")
         assert table["person"][0] == f"Logged Oscar ({person})"
         choice = next(s for s in at.selectbox if s.label == "Action")
         assert "identify" in choice.options and "delete_person" in choice.options
@@ -268,8 +268,8 @@ def test_access_rows_by_hand():
          "action": "delete_person", "person_id": None, "detail": "1 images, 1 embeddings, 1 files", "name": None},
     ]  # fmt: skip
     assert access_rows(entries) == [
-        {"when (UTC)": "2026-11-28 20:10:00", "key": "front desk (key 4)", "action": "identify", "person": "Ada *L* (17)",
+        {"when (UTC)": "2026-11-28 20:10:00", "by": "front desk (key 4)", "action": "identify", "person": "Ada *L* (17)",
          "detail": "1 face(s), 1 identified"},
-        {"when (UTC)": "2026-11-28 20:00:00", "key": "service key", "action": "delete_person", "person": "",
+        {"when (UTC)": "2026-11-28 20:00:00", "by": "service key", "action": "delete_person", "person": "",
          "detail": "1 images, 1 embeddings, 1 files"},
     ]  # fmt: skip

@@ -210,6 +210,25 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
     many = [("photos", (f"p{i}.jpg", no_face_jpeg(), "image/jpeg")) for i in range(65)]
     refused = api.post("/v1/embed", headers=AUTH, files=many)  # bounded before any photo is read
     assert refused.status_code == 422 and "at most 64 photos per call, got 65" in refused.json()["error"]["message"]
+    misspelt = [  # a parameter the route does not take is named, never dropped in silence
+        api.post(
+            "/v1/persons",
+            headers=AUTH,
+            data={"name": "X", "augment": "true"},
+            files=files(photo=photo_bytes("Katy_Perry", 2)),
+        ),
+        api.post("/v1/identify", headers=AUTH, data={"topk": "3"}, files=files(photo=photo_bytes("Katy_Perry", 2))),
+        api.get("/v1/persons", headers=AUTH, params={"limt": 5}),
+        api.post("/v1/models/reembed", headers=AUTH, json={"model": "dlib", "allow_mising": True}),
+    ]
+    assert [p.status_code for p in misspelt] == [422] * 4, [p.text for p in misspelt]
+    assert all(p.json()["error"]["code"] == "invalid_request" for p in misspelt)
+    messages = [p.json()["error"]["message"] for p in misspelt]
+    assert "unknown form field(s) augment; POST /v1/persons takes:" in messages[0]
+    assert "use_augmentation" in messages[0] and "name" in messages[0]
+    assert "unknown form field(s) topk" in messages[1] and "top_k" in messages[1]
+    assert "unknown query parameter(s) limt; GET /v1/persons takes:" in messages[2] and "limit" in messages[2]
+    assert "allow_mising" in messages[3]
     unknown, wrong_method = api.get("/v1/nope", headers=AUTH), api.put("/v1/persons", headers=AUTH)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
     assert "GET /v1/nope" in unknown.json()["error"]["message"]

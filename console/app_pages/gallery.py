@@ -14,6 +14,7 @@ from console.config import api, load_config
 from console.text import plain
 
 PAGE_SIZE = 25
+GRID = 5  # images per row of a person's images: thumbnails, whatever their number
 
 
 @st.cache_data(ttl=5)
@@ -100,15 +101,13 @@ if len(persons):
         pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
         use_container_width=True,
     )
-    by_source: dict[str, list[dict]] = {}
-    for image in detail["images"]:
-        by_source.setdefault(image["source"], []).append(image)
     editing = st.toggle("Remove images", help="a Remove button under each image; the person's last photo stays")
-    for column, (source, images) in zip(st.columns(max(1, len(by_source))), by_source.items()):
-        with column:
-            st.caption(source)
-            for image in images:
-                st.image(api().image(image["url"]), caption=plain(image["display_name"]), use_container_width=True)
+    images = detail["images"]  # in the order stored: each photo, then its views
+    for row in range(0, len(images), GRID):
+        for column, image in zip(st.columns(GRID), images[row : row + GRID]):
+            with column:
+                st.image(api().image(image["url"]), use_container_width=True)
+                st.caption(f"**{image['source']}**  \n{plain(image['display_name'])}")
                 if editing and st.button("Remove", key=f"remove-{image['id']}"):
                     try:
                         gone = api().delete_image(person_id, image["id"])
