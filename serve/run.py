@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import logging
+import math
 import os
 import re
 import shutil
@@ -70,6 +71,26 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def console_command(port: int, max_upload_bytes: int) -> list[str]:
+    """``streamlit run`` of the console on loopback, headless; its uploader is capped at the
+    service's upload cap (Streamlit's own default says 200 MB)."""
+    return [
+        str(Path(sys.executable).with_name("streamlit")),
+        "run",
+        str(REPO / "console" / "app.py"),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.maxUploadSize",  # MiB
+        str(max(1, math.ceil(max_upload_bytes / 2**20))),
+    ]
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
@@ -200,22 +221,9 @@ def main() -> int:
                 "MANYANGLES_API_KEY": key,
                 "MANYANGLES_DATA_DIR": str(settings.data_dir.resolve()),
             }
-            streamlit = Path(sys.executable).with_name("streamlit")
             console_log = (log_dir / "console.log").open("ab")
             console = subprocess.Popen(
-                [
-                    str(streamlit),
-                    "run",
-                    str(REPO / "console" / "app.py"),
-                    "--server.address",
-                    "127.0.0.1",
-                    "--server.port",
-                    str(args.console_port),
-                    "--server.headless",
-                    "true",
-                    "--browser.gatherUsageStats",
-                    "false",
-                ],
+                console_command(args.console_port, settings.max_upload_bytes),
                 cwd=REPO,
                 env=console_env,
                 start_new_session=True,

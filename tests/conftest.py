@@ -137,6 +137,7 @@ AUTH = {"X-API-Key": KEY}
 # enrollment form fields for a face other tests of the session's Serve app may have enrolled too
 # (the duplicate-face check is tested on its own: tests/test_person_photos.py)
 FORCE = {"force": "true"}
+MAX_UPLOAD = 3 * 1024 * 1024  # the session app's upload cap (max_upload_bytes)
 
 
 # Ports for the services the tests start, outside Ray's worker ports (10002-19999) and the
@@ -184,7 +185,7 @@ def api(serve_port: int, tmp_path_factory: pytest.TempPathFactory):
 
     data = tmp_path_factory.mktemp("serve") / "data"
     # a small upload cap so that the 413 path is cheap to test
-    settings = Settings(data_dir=data, api_key=KEY, max_upload_bytes=3 * 1024 * 1024)
+    settings = Settings(data_dir=data, api_key=KEY, max_upload_bytes=MAX_UPLOAD)
     serve.run(compose(settings, deployment_options()), name="manyangles", route_prefix="/")
     with httpx.Client(base_url=f"http://127.0.0.1:{serve_port}", timeout=300) as client:
         client.data_dir = data  # type: ignore[attr-defined]

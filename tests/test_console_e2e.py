@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import AUTH, FORCE, KEY, REPO, free_port, photo, photo_bytes
+from conftest import AUTH, FORCE, KEY, MAX_UPLOAD, REPO, free_port, photo, photo_bytes
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -49,12 +48,12 @@ def console_url(api: httpx.Client, tmp_path: Path):
         "MANYANGLES_API_KEY": KEY,
         "MANYANGLES_DATA_DIR": str(api.data_dir),  # type: ignore[attr-defined]
     }
-    streamlit = Path(sys.executable).with_name("streamlit")
+    from serve.run import console_command  # as `make run` starts it
+
     log = (tmp_path / "console.log").open("wb")
     process = subprocess.Popen(
-        [str(streamlit), "run", str(REPO / "console" / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        console_command(port, MAX_UPLOAD), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -97,6 +96,7 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
             page.goto(console_url)
             wait_idle(page)
             page.get_by_label("Name").fill(name)
+            page.get_by_text("3MB per file").wait_for(timeout=60_000)  # the service's cap, not Streamlit's 200MB
             page.locator('input[type="file"]').first.set_input_files(str(photo("George_Clooney", 1)))
             wait_idle(page)
             page.get_by_role("button", name="Enroll").click()
