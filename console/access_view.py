@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import streamlit as st
@@ -29,6 +30,11 @@ def access_rows(entries: list[dict[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
+def _day(chosen: object) -> date | None:
+    """A single-date input's value (None until a day is picked)."""
+    return chosen if isinstance(chosen, date) else None
+
+
 def access_section() -> None:
     st.subheader("Access log")
     st.caption(
@@ -37,9 +43,17 @@ def access_section() -> None:
         "key and model changes; an erased person's id goes from every entry"
     )
     actions = st.session_state.get("access_actions", [])  # from the API's first answer
-    action = st.selectbox("Action", [EVERY_ACTION, *actions], key="access-action")
+    chosen, first, last = st.columns([2, 1, 1])
+    action = chosen.selectbox("Action", [EVERY_ACTION, *actions], key="access-action")
+    since = _day(first.date_input("From (UTC)", value=None, key="access-since"))
+    until = _day(last.date_input("To (UTC, that day included)", value=None, key="access-until"))
     try:
-        page = api().access_log(limit=SHOWN, action=None if action == EVERY_ACTION else action)
+        page = api().access_log(
+            limit=SHOWN,
+            action=None if action == EVERY_ACTION else action,
+            since=since,
+            until=None if until is None else until + timedelta(days=1),
+        )
     except ApiError as exc:
         st.caption(plain(exc.friendly()))
         return
@@ -47,7 +61,9 @@ def access_section() -> None:
         st.session_state["access_actions"] = page["actions"]
         st.rerun()
     if not page["entries"]:
-        st.caption("Nothing logged yet." if action == EVERY_ACTION else f"No {action} logged.")
+        dated = " in those dates" if since is not None or until is not None else ""
+        what = "entry" if action == EVERY_ACTION else action
+        st.caption(f"No {what} logged{dated}." if dated or action != EVERY_ACTION else "Nothing logged yet.")
         return
     if page["total"] > len(page["entries"]):
         st.caption(

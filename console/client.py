@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -172,9 +173,13 @@ class ApiClient:
         """Remove every vector of a model that is not the active one (an admin key)."""
         return self._call("DELETE", f"/v1/models/{quote(name, safe='')}/embeddings").json()
 
-    def access_log(self, limit: int = 100, action: str | None = None) -> dict[str, Any]:
-        """Who did what (over HTTP and on the command line), newest first (an admin key): ``entries``, ``total``."""
+    def access_log(
+        self, limit: int = 100, action: str | None = None, since: date | None = None, until: date | None = None
+    ) -> dict[str, Any]:
+        """Who did what (over HTTP and on the command line), newest first (an admin key): ``entries``,
+        ``total``; ``since`` / ``until``: from the start of that day / before the start of that day (UTC)."""
         params: dict[str, Any] = {"limit": limit} | ({"action": action} if action else {})
+        params |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
         return self._call("GET", "/v1/access-log", params=params).json()
 
     def faces(self, photo: Upload) -> list[dict[str, Any]]:

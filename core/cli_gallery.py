@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 from core.settings import Settings
@@ -62,7 +63,11 @@ def add_gallery_commands(sub: argparse._SubParsersAction) -> None:
     access.add_argument("--limit", type=int, default=50, help="entries to show (default 50)")
     access.add_argument("--action", help="only this action (enroll, identify, delete_person, ...)")
     access.add_argument("--person", type=int, help="only this person id")
-    access.add_argument("--key", help="only this key's name")
+    access.add_argument("--key", help="only this key's name (a command's: 'command line (USER)')")
+    access.add_argument(
+        "--since", help="at or after this time, ISO 8601 (2026-11-28 or 2026-11-28T09:00; no offset: UTC)"
+    )
+    access.add_argument("--until", help="before this time, ISO 8601 (as --since)")
 
 
 def _face_check_text(report: TransferReport, force: bool) -> str:
@@ -132,15 +137,30 @@ def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str
     return 0
 
 
+def _moment(flag: str, value: str | None) -> datetime | None:
+    from core.errors import InvalidInput
+
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{flag} {value!r} is not an ISO 8601 date or time (2026-11-28, 2026-11-28T09:00)") from None
+
+
 def _access_log(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
     from core.errors import InvalidInput
-    from core.store.access_log import ACTIONS, access_page
+    from core.store.access_log import ACTIONS, access_page, stored_time
 
     if args.action is not None and args.action not in ACTIONS:
         raise InvalidInput(f"unknown action {args.action!r}; actions: {', '.join(ACTIONS)}")
     if args.limit < 1:
         raise InvalidInput("--limit must be at least 1")
-    entries, total = access_page(GalleryStore(settings.data_dir), args.limit, 0, args.action, args.person, args.key)
+    bounds = [_moment(flag, value) for flag, value in (("--since", args.since), ("--until", args.until))]
+    if bounds[0] is not None and bounds[1] is not None and stored_time(bounds[1]) <= stored_time(bounds[0]):
+        raise InvalidInput("--until must be after --since")
+    store = GalleryStore(settings.data_dir)
+    entries, total = access_page(store, args.limit, 0, args.action, args.person, args.key, *bounds)
     if args.json:
         out(json.dumps({"entries": [asdict(e) for e in entries], "total": total}))
         return 0

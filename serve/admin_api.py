@@ -9,6 +9,7 @@ No ``from __future__ import annotations``: FastAPI resolves the annotations of t
 import shutil
 import tempfile
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,10 +20,10 @@ from starlette.background import BackgroundTask
 from core.batch.commands import resolve_model
 from core.batch.launch import launch_reembed
 from core.batch.reembed import switch_to
-from core.errors import ModelNotFound
+from core.errors import InvalidInput, ModelNotFound
 from core.schemas_models import AccessEntryOut, AccessLogResponse, JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
-from core.store.access_log import ACTIONS, access_page
+from core.store.access_log import ACTIONS, access_page, stored_time
 from core.store.jobs import get_job, list_jobs, reap_dead_jobs
 from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
@@ -88,6 +89,8 @@ def access_log(
     action: Annotated[Literal[ACTIONS] | None, Query(description="only this action")] = None,  # type: ignore[valid-type]
     person_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID, description="only this person")] = None,
     key_name: Annotated[str | None, Query(max_length=200, description="only this key's name")] = None,
+    since: Annotated[datetime | None, Query(description="at or after this time (ISO 8601; no offset: UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="before this time (ISO 8601; no offset: UTC)")] = None,
 ) -> AccessLogResponse:
     """Who did what, over HTTP and with ``manyangles`` commands (by the account that ran them),
     newest first: enrollments, added photos, renames, deletions, identifications (one entry per
@@ -95,7 +98,9 @@ def access_log(
     for faces enrolled twice, and the command line's backups, restores, imports, key changes and
     calibrations; entries older than ``access_log_days`` are removed, and an erased person's id
     goes from every entry."""
-    entries, total = access_page(_service(request).store, limit, offset, action, person_id, key_name)
+    if since is not None and until is not None and stored_time(until) <= stored_time(since):
+        raise InvalidInput(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
+    entries, total = access_page(_service(request).store, limit, offset, action, person_id, key_name, since, until)
     following = offset + len(entries)
     return AccessLogResponse(
         entries=[AccessEntryOut.of(e) for e in entries],

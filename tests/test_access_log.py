@@ -8,6 +8,7 @@ and delete, and the log names each key, action and person, until the person is e
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -56,6 +57,32 @@ def test_rows_per_person_filters_and_pages(tmp_path: Path):
     assert access_page(store, limit=10, person_id=ada)[1] == 2
     assert access_page(store, limit=10, action="enroll")[1] == 1
     assert access_page(store, limit=10, key_name="front desk", person_id=bob)[1] == 1
+
+
+def test_a_time_window(tmp_path: Path):
+    """``since`` is at or after, ``until`` before; a time without an offset is UTC, and one with an
+    offset is compared in UTC."""
+    from datetime import datetime, timedelta, timezone
+
+    from core.store.access_log import Caller, access_page, log_access
+
+    store = _store(tmp_path)
+    for _ in range(3):
+        log_access(store, Caller(None, "service key", "admin"), "verify", [], "same person: no")
+    stamps = ["2026-11-27T23:59:59.999+00:00", "2026-11-28T00:00:00.000+00:00", "2026-11-28T09:30:00.000+00:00"]
+    with store.write_lock() as conn:
+        for row, at in zip((1, 2, 3), stamps):
+            conn.execute("UPDATE access_log SET at = ? WHERE id = ?", (at, row))
+
+    def ids(since: datetime | None = None, until: datetime | None = None) -> list[int]:
+        return [e.id for e in access_page(store, 10, since=since, until=until)[0]]
+
+    assert ids(since=datetime(2026, 11, 28)) == [3, 2]  # midnight UTC is in
+    assert ids(until=datetime(2026, 11, 28)) == [1]  # and not before it
+    assert ids(datetime(2026, 11, 28), datetime(2026, 11, 28, 9, 30)) == [2]
+    paris = timezone(timedelta(hours=1))  # 10:30 in Paris is 09:30 UTC
+    assert ids(since=datetime(2026, 11, 28, 10, 30, tzinfo=paris)) == [3]
+    assert access_page(store, 10, since=datetime(2026, 11, 29))[1] == 0
 
 
 def test_an_erased_person_leaves_no_id_and_old_entries_go(tmp_path: Path):
@@ -157,6 +184,12 @@ print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items(
     bad = api.get("/v1/access-log", headers=AUTH, params={"action": "peek"})
     assert bad.status_code == 422 and "action" in bad.json()["error"]["message"]
     assert KEY not in str(log(limit=1000))  # keys are never logged, by name only
+    newest = log(limit=1)["entries"][0]["at"]
+    assert log(since=newest, limit=1000)["entries"][-1]["at"] >= newest
+    assert all(e["at"] < newest for e in log(until=newest, limit=1000)["entries"])
+    for window in ({"since": "yesterday"}, {"since": "2026-11-28", "until": "2026-11-27"}):
+        bad = api.get("/v1/access-log", headers=AUTH, params=window)
+        assert bad.status_code == 422 and ("since" in bad.json()["error"]["message"]), bad.text
 
 
 def test_the_cli_reads_the_log(tmp_path: Path):
@@ -179,6 +212,11 @@ def test_the_cli_reads_the_log(tmp_path: Path):
     assert as_json["total"] == 1 and as_json["entries"][0]["key_id"] == 4
     bad = cli(store.data_dir, "access-log", "--action", "peek")
     assert bad.returncode != 0 and "unknown action 'peek'" in bad.stderr
+    assert json.loads(cli(store.data_dir, "--json", "access-log", "--since", "2000-01-01").stdout)["total"] == 2
+    assert json.loads(cli(store.data_dir, "--json", "access-log", "--until", "2000-01-01").stdout)["total"] == 0
+    for window in (["--since", "last week"], ["--since", "2026-11-28", "--until", "2026-11-27"]):
+        refused = cli(store.data_dir, "access-log", *window)
+        assert refused.returncode == 3 and "--since" in refused.stderr, refused.stderr
 
 
 def test_commands_are_logged_by_the_account_that_ran_them(tmp_path: Path):
@@ -254,6 +292,15 @@ def test_the_system_page_shows_the_access_log(console_env: httpx.Client):
         shown = [d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns]
         assert not shown or set(shown[0]["action"]) == {"rename"}  # another test may have renamed someone
         assert shown or "No rename logged." in [c.value for c in at.caption]
+        choice.set_value("every action").run()
+        long_ago = datetime.now(UTC).date() - timedelta(days=400)  # the widget's range: ten years back
+        at.date_input(key="access-since").set_value(long_ago).run()
+        at.date_input(key="access-until").set_value(long_ago).run()  # nothing logged that day
+        assert not at.exception, at.exception
+        assert "No entry logged in those dates." in [c.value for c in at.caption]
+        at.date_input(key="access-until").set_value(datetime.now(UTC).date()).run()  # today is included
+        table = next(d.value for d in at.dataframe if "action" in d.value.columns and "detail" in d.value.columns)
+        assert table["person"][0] == f"Logged Oscar ({person})"
     finally:
         console_env.delete(f"/v1/persons/{person}", headers=AUTH)
 

@@ -115,12 +115,22 @@ def access_page(
     action: str | None = None,
     person_id: int | None = None,
     key_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> tuple[list[AccessEntry], int]:
-    """The newest entries first, ``limit`` from ``offset``, and how many match in all."""
-    clauses, params = [], []
-    for column, value in (("action", action), ("person_id", person_id), ("key_name", key_name)):
+    """The newest entries first, ``limit`` from ``offset``, and how many match in all; ``since``
+    (at or after) and ``until`` (before) bound the time (a time without an offset is UTC)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for condition, value in (
+        ("action = ?", action),
+        ("person_id = ?", person_id),
+        ("key_name = ?", key_name),
+        ("at >= ?", None if since is None else stored_time(since)),
+        ("at < ?", None if until is None else stored_time(until)),
+    ):
         if value is not None:
-            clauses.append(f"{column} = ?")
+            clauses.append(condition)
             params.append(value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     with store.reader() as conn:
@@ -132,6 +142,14 @@ def access_page(
             [*params, limit, offset],
         ).fetchall()
     return [AccessEntry(*row) for row in rows], total
+
+
+def stored_time(moment: datetime) -> str:
+    """A time as the log stores it (UTC, ISO 8601 to the millisecond), so that the text compares
+    in time order; a time without an offset is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def counted(counts: dict[str, int]) -> str:
