@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
@@ -96,8 +97,10 @@ class JobOut(Schema):
 class AccessEntryOut(Schema):
     id: int
     at: str = Field(description="UTC, ISO 8601")
-    key_id: int | None = Field(description="the stored key's id (`manyangles keys list`); null: the service's own key")
-    key_name: str
+    key_id: int | None = Field(
+        description="the stored key's id (`manyangles keys list`); null: the service's own key or a command"
+    )
+    key_name: str = Field(description="the key's name; `service key`, or `command line (USER)` for a command")
     action: str = Field(description="one of: " + ", ".join(ACTIONS))
     person_id: int | None = Field(description="the person it concerned; null: no one, or a person erased since")
     detail: str = Field(description="counts, a model, a table: never a name, an image or a vector")
@@ -105,16 +108,7 @@ class AccessEntryOut(Schema):
 
     @classmethod
     def of(cls, e: AccessEntry) -> AccessEntryOut:
-        return cls(
-            id=e.id,
-            at=e.at,
-            key_id=e.key_id,
-            key_name=e.key_name,
-            action=e.action,
-            person_id=e.person_id,
-            detail=e.detail,
-            name=e.name,
-        )
+        return cls(**asdict(e))
 
 
 class AccessLogResponse(Schema):
