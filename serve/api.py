@@ -58,10 +58,11 @@ MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory 
 
 app = FastAPI(
     title="ManyAngles",
-    # 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
+    # 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
+    # since/until and its command-line entries; 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
     # 1.4: a photo added to a person, one image deleted; 1.3: GET /v1/export has an ETag (304 to
     # If-None-Match); 1.2: GET /v1/persons pages
-    version="1.7",
+    version="1.8",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
     dependencies=[Depends(known_parameters)],  # a misspelt parameter is a 422, not a silent default
 )
