@@ -173,6 +173,18 @@ class ApiClient:
         """Remove every vector of a model that is not the active one (an admin key)."""
         return self._call("DELETE", f"/v1/models/{quote(name, safe='')}/embeddings").json()
 
+    def keys(self) -> list[dict[str, Any]]:
+        """Every API key made (an admin key): id, name, scope, prefix, created_at, revoked_at."""
+        return self._call("GET", "/v1/keys").json()["keys"]
+
+    def create_key(self, name: str, scope: str) -> dict[str, Any]:
+        """A new key (an admin key): ``key`` (its record) and ``secret`` (shown this once)."""
+        return self._call("POST", "/v1/keys", data={"name": name, "scope": scope}).json()
+
+    def revoke_key(self, key_id: int) -> dict[str, Any]:
+        """Stop a key from working, for good (an admin key)."""
+        return self._call("DELETE", f"/v1/keys/{key_id}").json()
+
     def access_log(
         self, limit: int = 100, action: str | None = None, since: date | None = None, until: date | None = None
     ) -> dict[str, Any]:

@@ -199,6 +199,20 @@ class ModelNotReady(ManyAnglesError):
     exit_code = 6
 
 
+class KeyNotFound(ManyAnglesError):
+    code = "key_not_found"
+    http_status = 404
+    exit_code = 4
+
+
+class KeyRevoked(ManyAnglesError):
+    """The API key was revoked already (revocation is for good: make a new key)."""
+
+    code = "key_revoked"
+    http_status = 409
+    exit_code = 6
+
+
 class ChangesUnavailable(ManyAnglesError):
     """A change token from another copy of the gallery (restored, replaced) or from its future:
     the changes since it cannot be told; the client reads the tables again."""

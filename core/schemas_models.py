@@ -1,4 +1,5 @@
-"""HTTP shapes of model versions and batch jobs (the routes of serve/models_api.py)."""
+"""HTTP shapes of model versions, batch jobs, the access log (serve/admin_api.py) and API keys
+(serve/keys_api.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pydantic import ConfigDict, Field
 from core.schemas import Schema
 from core.store.access_log import ACTIONS, AccessEntry
 from core.store.jobs import JobRecord
+from core.store.keys import ApiKeyRecord
 from core.store.models import ModelRecord
 
 
@@ -116,3 +118,25 @@ class AccessLogResponse(Schema):
     total: int = Field(description="entries matching the filters, in all")
     next_offset: int | None = Field(description="the offset of the next page; null on the last")
     actions: list[str] = Field(description="every action the log records (the `action` filter's values)")
+
+
+class ApiKeyOut(Schema):
+    id: int
+    name: str = Field(description="who or what uses it")
+    scope: Literal["admin", "enroll", "identify"]
+    prefix: str = Field(description="the key's first characters, to tell keys apart (the key itself is never stored)")
+    created_at: str
+    revoked_at: str | None = Field(description="null: the key works")
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> ApiKeyOut:
+        return cls(**asdict(record))
+
+
+class KeysResponse(Schema):
+    keys: list[ApiKeyOut] = Field(description="every key made, revoked ones included, oldest first")
+
+
+class CreatedKey(Schema):
+    key: ApiKeyOut
+    secret: str = Field(description="the key: shown this once, stored only as a hash")

@@ -47,6 +47,7 @@ from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_par
 from serve.forms import ENROLL_STREAM, PhotoOptions, answer, read_upload, view_names
 from serve.gallery_api import router as gallery_router
 from serve.http_errors import install as install_error_handling
+from serve.keys_api import router as keys_router
 from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
 
@@ -59,7 +60,7 @@ MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory 
 app = FastAPI(
     title="ManyAngles",
     # 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
-    # since/until and its command-line entries; 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
+    # since/until and its command-line entries; GET/POST /v1/keys, DELETE /v1/keys/{id}; 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
     # 1.4: a photo added to a person, one image deleted; 1.3: GET /v1/export has an ETag (304 to
     # If-None-Match); 1.2: GET /v1/persons pages
     version="1.8",
@@ -68,6 +69,7 @@ app = FastAPI(
 )
 app.include_router(admin_router)
 app.include_router(gallery_router)
+app.include_router(keys_router)
 install_error_handling(app)
 
 

@@ -19,8 +19,8 @@ from serve.auth import caller_of, offered_key, require
 _STATUS_TEXT = {
     401: "no, wrong or revoked API key",
     403: "the key's scope does not allow this call",
-    404: "unknown person, image, model or job",
-    409: "name already enrolled, the model is not calibrated, a model switch is under way, "
+    404: "unknown person, image, model, job or API key",
+    409: "name already enrolled, the model is not calibrated, a model switch is under way, a key revoked already, "
     "a change token from another copy of the gallery, or a gallery too large for the request",
     413: "upload over the byte or pixel cap",
     422: "bad image, no face, several faces, or bad parameters",

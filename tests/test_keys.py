@@ -45,6 +45,9 @@ NEEDS = {
     ("POST", "/v1/models/{name}/activate"): "admin",
     ("DELETE", "/v1/models/{name}/embeddings"): "admin",
     ("GET", "/v1/access-log"): "admin",
+    ("GET", "/v1/keys"): "admin",
+    ("POST", "/v1/keys"): "admin",
+    ("DELETE", "/v1/keys/{key_id}"): "admin",
     ("GET", "/v1/jobs"): "read",
     ("GET", "/v1/jobs/{job_id}"): "read",
     ("POST", "/v1/identify"): "identify",
@@ -75,7 +78,10 @@ def test_every_route_with_every_scope(api: httpx.Client, scoped_keys: dict[str, 
     assert routes == set(NEEDS), f"classify these routes in NEEDS: {routes ^ set(NEEDS)}"
     for (method, template), need in sorted(NEEDS.items()):
         path = (  # no such person, job or model
-            template.replace("{person_id}", "999999").replace("{image_id}", "1").replace("{job_id}", "999999")
+            template.replace("{person_id}", "999999")
+            .replace("{image_id}", "1")
+            .replace("{job_id}", "999999")
+            .replace("{key_id}", "999999")
         ).replace("{name}", "no-such-model")
         callers = {"none": {}, "wrong": {"X-API-Key": "ma_wrong"}, "revoked": {"X-API-Key": scoped_keys["revoked"]}}
         callers |= {scope: {"Authorization": f"Bearer {scoped_keys[scope]}"} for scope in ALLOWED}
@@ -115,17 +121,60 @@ def test_a_scoped_key_does_its_job(api: httpx.Client, scoped_keys: dict[str, str
     assert api.delete(f"/v1/persons/{created.json()['person_id']}", headers={"X-API-Key": KEY}).status_code == 200
 
 
-def test_no_key_in_any_log_of_the_run(api: httpx.Client, scoped_keys: dict[str, str]):
-    import ray
+def test_keys_over_http(api: httpx.Client, scoped_keys: dict[str, str]):
+    """An admin makes a key, sees it listed without its secret, and revokes it; each is logged."""
+    admin = {"X-API-Key": KEY}
+    made = api.post("/v1/keys", headers=admin, data={"name": "lobby tablet", "scope": "identify"})
+    assert made.status_code == 201, made.text
+    key, secret = made.json()["key"], made.json()["secret"]
+    assert key["name"] == "lobby tablet" and key["scope"] == "identify" and key["revoked_at"] is None
+    assert secret.startswith(key["prefix"]) and len(secret) > 30
+    listed = api.get("/v1/keys", headers=admin)
+    assert listed.status_code == 200 and key in listed.json()["keys"]
+    assert secret not in listed.text  # the secret is answered once, never listed
+    # the new key works, within its scope
+    assert api.get("/v1/persons", headers={"X-API-Key": secret}).status_code == 403
+    assert api.post("/v1/identify", headers={"X-API-Key": secret}).status_code == 422  # past the key check
+    revoked = api.delete(f"/v1/keys/{key['id']}", headers=admin)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert api.get("/v1/persons", headers={"X-API-Key": secret}).status_code == 401
+    again, unknown = api.delete(f"/v1/keys/{key['id']}", headers=admin), api.delete("/v1/keys/999999", headers=admin)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "key_revoked"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "key_not_found"
+    bad = [
+        api.post("/v1/keys", headers=admin, data={"name": "x", "scope": "root"}),
+        api.post("/v1/keys", headers=admin, data={"name": " ", "scope": "admin"}),
+    ]
+    assert [b.status_code for b in bad] == [422, 422]
+    assert "scope" in bad[0].json()["error"]["message"] and "name" in bad[1].json()["error"]["message"]
+    lesser = api.post("/v1/keys", headers={"X-API-Key": scoped_keys["enroll"]}, data={"name": "y", "scope": "admin"})
+    assert lesser.status_code == 403  # an enroll key cannot make itself an admin one
+    assert len(api.get("/v1/keys", headers=admin).json()["keys"]) == len(listed.json()["keys"])
+    entries = api.get("/v1/access-log", headers=admin, params={"key_name": "service key", "limit": 20}).json()
+    logged = [(e["action"], e["detail"]) for e in entries["entries"] if e["action"].startswith("key_")]
+    assert logged[:2] == [
+        ("key_revoke", f"key {key['id']}, scope identify"),
+        ("key_create", f"key {key['id']}, scope identify"),
+    ]
+    assert secret not in str(entries)
+    _not_in_any_log(secret)  # the answer that held it is the only place it went
 
+
+def test_no_key_in_any_log_of_the_run(api: httpx.Client, scoped_keys: dict[str, str]):
     api.get("/v1/persons", headers={"X-API-Key": scoped_keys["admin"]})  # something with each kind of key
     api.get("/v1/persons", headers={"Authorization": f"Bearer {KEY}"})
+    _not_in_any_log(KEY, *scoped_keys.values())
+
+
+def _not_in_any_log(*secrets: str) -> None:
+    import ray
+
     session = Path(ray._private.worker._global_node.get_session_dir_path())  # this test session's Ray
     logs = [p for p in (session / "logs").rglob("*") if p.is_file()]
     assert any("serve" in p.parts for p in logs), "found no Serve logs to scan"
     for path in logs:
         text = path.read_bytes()
-        for secret in (KEY, *scoped_keys.values()):
+        for secret in secrets:
             assert secret.encode() not in text, f"a key appears in {path}"
 
 

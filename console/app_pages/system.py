@@ -11,6 +11,7 @@ from console.client import ApiError
 from console.config import api, load_config
 from console.duplicates_view import duplicates_section
 from console.jobs_view import jobs_section
+from console.keys_view import keys_section
 from console.models_view import models_section
 from console.text import plain
 
@@ -108,4 +109,5 @@ else:
 duplicates_section()
 models_section()
 jobs_section()
+keys_section()
 access_section()

@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, KeyNotFound, KeyRevoked
 from core.store.gallery import GalleryStore, utc_now
 
 Scope = Literal["admin", "enroll", "identify"]
@@ -86,9 +86,9 @@ class KeyStore:
                 "SELECT id, name, scope, prefix, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)
             ).fetchone()
         if row is None:
-            raise InvalidInput(f"no API key with id {key_id}")
+            raise KeyNotFound(f"no API key with id {key_id}")
         if not changed:
-            raise InvalidInput(f"API key {key_id} was already revoked at {row[5]}")
+            raise KeyRevoked(f"API key {key_id} was already revoked at {row[5]}")
         return ApiKeyRecord(*row)
 
     def scope_of(self, secret: str) -> str | None:
