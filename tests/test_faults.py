@@ -128,6 +128,9 @@ def test_a_client_that_hangs_up_stops_its_enrollment_and_nothing_is_stored(sd_ap
     assert tree_digest(sd_app.data_dir) == before  # type: ignore[attr-defined]
 
 
+KILL_TRIES = 3
+
+
 def kill_during_enrollments(
     api: httpx.Client,
     app: str,
@@ -136,11 +139,31 @@ def kill_during_enrollments(
     plain_requests: int = 3,
     in_flight: int = 1,
 ) -> tuple[dict[str, str], float]:
+    """``_kill_once`` until the kill hits a request in flight (at most ``KILL_TRIES`` times). The
+    replica's count of ongoing calls can drop between the look and the kill (a call finishing as
+    the kill lands, on a loaded machine), and a kill that hit nothing proves nothing; each try
+    still checks that nothing was half-stored and that the service recovered."""
+    for _ in range(KILL_TRIES):
+        outcomes, recovery_s = _kill_once(api, app, deployment, views, plain_requests, in_flight)
+        if "lost" in outcomes.values():
+            return outcomes, recovery_s
+        log.warning("the kill of %s hit no request in flight (%s): again", deployment, outcomes)
+    raise AssertionError(f"in {KILL_TRIES} tries the kill hit no request in flight: {outcomes}")
+
+
+def _kill_once(
+    api: httpx.Client,
+    app: str,
+    deployment: str,
+    views: str | None,
+    plain_requests: int,
+    in_flight: int,
+) -> tuple[dict[str, str], float]:
     """Plain augmented enrollments (three: four in all, the cold limit) and one streamed; once the
     streamed one says its views are being generated and the replica holds ``in_flight`` calls, it
     dies as in a crash. Every request ends stored (201, whole) or lost (typed 503 ``replica_lost``
-    + Retry-After; never a 500), at least one is lost, nothing is half-stored, and an enrollment
-    succeeds again within 30 s of the kill."""
+    + Retry-After; never a 500), nothing is half-stored, and an enrollment
+    succeeds again within 30 s of the kill (whether any was lost is for the caller to judge)."""
     prefix = f"Fault {deployment}"
     form = {**FORCE, **({"views": views} if views else {})}
     plain: dict[str, httpx.Response] = {}
@@ -198,7 +221,6 @@ def kill_during_enrollments(
     else:
         assert event["error"]["code"] == "replica_lost", event
         outcomes[name] = "lost"
-    assert "lost" in outcomes.values(), f"the kill hit no request in flight: {outcomes}"
 
     # nothing half-stored: exactly the 201s are in the gallery, with all their views
     stored = {p["name"]: p for p in api.get("/v1/persons", headers=AUTH, params={"prefix": prefix}).json()["persons"]}
