@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field
 from core.schemas import Schema
 from core.store.access_log import ACTIONS, AccessEntry
 from core.store.jobs import JobRecord
-from core.store.keys import ApiKeyRecord
+from core.store.keys import ApiKeyRecord, Scope
 from core.store.models import ModelRecord
 
 
@@ -123,7 +123,7 @@ class AccessLogResponse(Schema):
 class ApiKeyOut(Schema):
     id: int
     name: str = Field(description="who or what uses it")
-    scope: Literal["admin", "enroll", "identify"]
+    scope: Scope
     prefix: str = Field(description="the key's first characters, to tell keys apart (the key itself is never stored)")
     created_at: str
     revoked_at: str | None = Field(description="null: the key works")

@@ -4,12 +4,12 @@ The command line's ``manyangles keys`` does the same; both write the access log.
 No ``from __future__ import annotations``: FastAPI resolves the annotations of these routes.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 
 from core.schemas_models import ApiKeyOut, CreatedKey, KeysResponse
-from core.store.keys import KeyStore
+from core.store.keys import KeyStore, Scope
 from serve.deps import Admin, RowId, errors, log_access
 
 router = APIRouter()
@@ -32,7 +32,7 @@ def create_key(
     request: Request,
     caller: Admin,
     name: Annotated[str, Form(description="who or what uses it (1-200 characters)")],
-    scope: Annotated[Literal["admin", "enroll", "identify"], Form()],
+    scope: Annotated[Scope, Form()],
 ) -> CreatedKey:
     """A new key: ``admin`` (everything), ``enroll`` (enroll and read the gallery) or ``identify``
     (identify, verify, embed). The answer holds the key; it is stored as a hash and never shown again."""
