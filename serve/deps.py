@@ -53,6 +53,12 @@ def log_access(request: Request, caller: Caller, action: str, person_ids: Sequen
     request.app.state.access_log.record(caller, action, person_ids, detail)
 
 
+def log_view(request: Request, caller: Caller, person_id: int, detail: str) -> None:
+    """The access log's ``view`` entry of a person's image served (one per key and person per
+    15 minutes)."""
+    request.app.state.access_log.viewed(caller, person_id, detail)
+
+
 def _declared(dependant: Dependant) -> tuple[set[str], set[str]]:
     """The query parameters and body (form) fields a route and its dependencies declare."""
     query: set[str] = set()

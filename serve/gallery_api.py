@@ -30,7 +30,7 @@ from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.gallery import MAX_NAME_LENGTH
 from core.store.jobs import reap_dead_jobs
 from core.store.sqlutil import MAX_ROW_ID
-from serve.deps import Admin, CanRead, RowId, errors, log_access
+from serve.deps import Admin, CanRead, RowId, errors, log_access, log_view
 
 router = APIRouter()
 PARQUET = "application/vnd.apache.parquet"
@@ -73,8 +73,11 @@ def person(request: Request, _: CanRead, person_id: RowId) -> PersonDetailOut:
         **errors(404),
     },
 )
-def person_image(request: Request, _: CanRead, person_id: RowId, image_id: RowId) -> Response:
+def person_image(request: Request, caller: CanRead, person_id: RowId, image_id: RowId) -> Response:
+    """One stored image of a person; logged as ``view`` (one entry per key and person per 15
+    minutes)."""
     record, data = _service(request).store.image(person_id, image_id)
+    log_view(request, caller, person_id, f"image {image_id}")
     return Response(
         data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
     )

@@ -59,6 +59,42 @@ def test_rows_per_person_filters_and_pages(tmp_path: Path):
     assert access_page(store, limit=10, key_name="front desk", person_id=bob)[1] == 1
 
 
+def test_a_view_is_one_entry_per_key_and_person_per_window(tmp_path: Path):
+    """Seeing a person's images writes ``view`` once per key and person per window: a second
+    thumbnail, or the same page drawn again, writes nothing; another key, another person, or the
+    same key after the window, one entry each; a person erased meanwhile, none."""
+    from core.store.access_log import VIEW_WINDOW_S, Caller, access_page, log_view
+
+    store = _store(tmp_path)
+    ada, bob = _person(store, "Ada"), _person(store, "Bob")
+    desk, admin = Caller(4, "front desk", "enroll"), Caller(None, "service key", "admin")
+    assert log_view(store, desk, ada, "image 1") is True
+    assert log_view(store, desk, ada, "image 2") is False  # the next thumbnail
+    assert log_view(store, desk, ada, "image 1") is False  # the page drawn again
+    assert log_view(store, admin, ada, "image 2") is True  # another key
+    assert log_view(store, desk, bob, "image 3") is True  # another person
+    assert log_view(store, Caller(None, "command line (ops)", "admin"), ada, "image 1") is True  # no id either
+    assert log_view(store, desk, 999, "image 9") is False  # erased meanwhile: nothing to name
+
+    def views() -> list[tuple[str, int | None, int | None, str]]:
+        return [(e.key_name, e.key_id, e.person_id, e.detail) for e in access_page(store, 20, action="view")[0]]
+
+    assert views() == [
+        ("command line (ops)", None, ada, "image 1"),
+        ("front desk", 4, bob, "image 3"),
+        ("service key", None, ada, "image 2"),
+        ("front desk", 4, ada, "image 1"),
+    ]
+    old = (datetime.now(UTC) - timedelta(seconds=VIEW_WINDOW_S + 1)).isoformat(timespec="milliseconds")
+    recent = (datetime.now(UTC) - timedelta(seconds=VIEW_WINDOW_S - 60)).isoformat(timespec="milliseconds")
+    with store.write_lock() as conn:  # the desk's view of Ada is past the window, its view of Bob not
+        conn.execute("UPDATE access_log SET at = ? WHERE key_name = 'front desk' AND person_id = ?", (old, ada))
+        conn.execute("UPDATE access_log SET at = ? WHERE key_name = 'front desk' AND person_id = ?", (recent, bob))
+    assert log_view(store, desk, ada, "image 2") is True
+    assert log_view(store, desk, bob, "image 3") is False
+    assert views()[0] == ("front desk", 4, ada, "image 2") and len(views()) == 5
+
+
 def test_a_time_window(tmp_path: Path):
     """``since`` is at or after, ``until`` before; a time without an offset is UTC, and one with an
     offset is compared in UTC."""
@@ -154,23 +190,28 @@ print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items(
         view = next(
             i for i in api.get(f"/v1/persons/{person}", headers=AUTH).json()["images"] if i["source"] != "original"
         )
+        for image, status in ((view["id"], 200), (view["id"], 200), (999_999, 404)):  # seen twice: one entry
+            assert api.get(f"/v1/persons/{person}/images/{image}", headers=enroller).status_code == status
+        assert api.get(f"/v1/persons/{person}/images/{view['id']}", headers=searcher).status_code == 403
         assert api.delete(f"/v1/persons/{person}/images/{view['id']}", headers=AUTH).status_code == 200
 
         theirs = log(person_id=person)
-        assert theirs["total"] == 4 and theirs["next_offset"] is None
+        assert theirs["total"] == 5 and theirs["next_offset"] is None
         assert [(e["action"], e["key_id"], e["key_name"]) for e in theirs["entries"]] == [
             ("delete_image", None, "service key"),
+            ("view", made["enroll"][0], "access-log enroll"),
             ("rename", None, "service key"),
             ("identify", made["identify"][0], "access-log identify"),
             ("enroll", made["enroll"][0], "access-log enroll"),
         ]
-        assert theirs["entries"][3]["detail"] == "2 image(s), 2 embedding(s)"
+        assert theirs["entries"][4]["detail"] == "2 image(s), 2 embedding(s)"
+        assert theirs["entries"][1]["detail"] == f"image {view['id']}"
         assert {e["name"] for e in theirs["entries"]} == {"Logged Thaksin S"}  # joined when read: renamed
         assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 1 embeddings, 1 files"
         assert all("Thaksin" not in e["detail"] for e in theirs["entries"])
         first = log(person_id=person, limit=1, offset=1)
         assert first["entries"] == theirs["entries"][1:2] and first["next_offset"] == 2
-        assert log(key_name="access-log enroll")["total"] == 1  # the refused enrollment is not there
+        assert log(key_name="access-log enroll", action="enroll")["total"] == 1  # the refused one is not there
     finally:
         assert api.delete(f"/v1/persons/{person}", headers=AUTH).status_code == 200
     assert log(person_id=person)["total"] == 0  # erased: no entry names them any more

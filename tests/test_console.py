@@ -322,12 +322,12 @@ def test_gallery_works_against_a_remote_service(console_env: httpx.Client, monke
 
 
 def test_rename_from_the_gallery(console_env: httpx.Client):
-    console_env.post(
+    enrolled = console_env.post(
         "/v1/persons",
         headers=AUTH,
         data={"name": "Rename Me"},
         files={"photo": ("p.jpg", photo_bytes("Leonardo_DiCaprio", 1), "image/jpeg")},
-    )
+    ).json()
     at = page("gallery")
     at.text_input[0].input("Rename Me").run()
     next(t for t in at.text_input if t.label == "New name").input("Renamed *Leo* [2]").run()
@@ -337,6 +337,12 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     assert at.success and "Renamed to Renamed \\*Leo\\* \\[2\\]" in at.success[0].value
     names = [p["name"] for p in console_env.get("/v1/persons", headers=AUTH, params={"limit": 1000}).json()["persons"]]
     assert "Renamed *Leo* [2]" in names and "Rename Me" not in names
+    # the page drew the photo on every run since the search: the access log has one view of the face
+    seen = console_env.get(
+        "/v1/access-log", headers=AUTH, params={"person_id": enrolled["person_id"], "action": "view"}
+    ).json()
+    photo_id = console_env.get(f"/v1/persons/{enrolled['person_id']}", headers=AUTH).json()["images"][0]["id"]
+    assert [(e["key_name"], e["detail"]) for e in seen["entries"]] == [("service key", f"image {photo_id}")]
 
 
 def test_names_and_messages_are_shown_as_written():

@@ -9,6 +9,11 @@ model, a table: never a name, image bytes or a vector; a person's name is joined
 a renamed person shows their name of now). Written after the action succeeded;
 refused requests are not logged here (the service log has them, without keys).
 
+Seeing a face is logged too: ``view``, when a person's stored image is served (the photo or a
+view; what the console's Gallery shows). A page shows many thumbnails and is drawn again on every
+click, so a key's views of one person are one entry per ``VIEW_WINDOW_S``: the first image seen
+names the entry, and the key's later views of that person within the window write nothing.
+
 Erasure keeps its promise: a person's id goes from every row when they are deleted
 (``ON DELETE SET NULL``), so the log still says that the actions happened, and by which key, but
 no row names the person any more. Rows older than the ``access_log_days`` setting are removed.
@@ -53,10 +58,12 @@ ACTIONS: tuple[str, ...] = (
     "key_create",
     "key_revoke",
     "calibrate",
+    "view",  # a person's stored image served: one entry per key and person per VIEW_WINDOW_S
 )
 SERVICE_KEY = "service key"  # the name logged for the service's own admin key (it has no row)
 COMMAND_LINE = "command line"  # the name logged for a ``manyangles`` command, with the OS account
 PRUNE_EVERY_S = 3600.0
+VIEW_WINDOW_S = 900.0  # a key's views of one person within 15 minutes are one entry
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,30 @@ def log_access(
             "SELECT ?, ?, ?, ?, (SELECT id FROM persons WHERE id = ?), ?",
             rows,
         )
+
+
+def log_view(store: GalleryStore, caller: Caller, person_id: int, detail: str, window_s: float = VIEW_WINDOW_S) -> bool:
+    """The ``view`` entry of a person's image served to ``caller``, unless the caller's last view
+    of that person is less than ``window_s`` old; returns whether it wrote one. Looked up first
+    without the write lock (a thumbnail grid asks once per image) and again under it."""
+    since = (datetime.now(UTC) - timedelta(seconds=window_s)).isoformat(timespec="milliseconds")
+    seen = (
+        "SELECT 1 FROM access_log WHERE person_id = ? AND action = 'view' AND key_name = ? AND key_id IS ? "
+        "AND at >= ? LIMIT 1"
+    )
+    params = (person_id, caller.key_name, caller.key_id, since)
+    with store.reader() as conn:
+        if conn.execute(seen, params).fetchone() is not None:
+            return False
+    with store.write_lock() as conn:
+        if conn.execute(seen, params).fetchone() is not None:
+            return False
+        written = conn.execute(
+            "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
+            "SELECT ?, ?, ?, 'view', id, ? FROM persons WHERE id = ?",
+            (utc_now(), caller.key_id, caller.key_name, detail, person_id),
+        ).rowcount
+    return written == 1  # 0: the person was erased meanwhile (nothing to name)
 
 
 def access_page(
@@ -174,6 +205,13 @@ class AccessLog:
 
     def record(self, caller: Caller, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
         log_access(self.store, caller, action, person_ids, detail)
+        self._prune()
+
+    def viewed(self, caller: Caller, person_id: int, detail: str) -> None:
+        if log_view(self.store, caller, person_id, detail):
+            self._prune()
+
+    def _prune(self) -> None:
         now = time.monotonic()
         if self.days > 0 and (self._pruned_at is None or now - self._pruned_at > PRUNE_EVERY_S):
             self._pruned_at = now
