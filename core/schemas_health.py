@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from core.schemas import ModelInfoOut, Schema
+from core.schemas import Schema
+from core.schemas_stats import ModelInfoOut
 from core.settings import CompileMode
 
 

@@ -2,7 +2,7 @@
 
 Routes are sync functions: FastAPI runs them on its thread pool, where blocking on deployment
 handles is allowed, and the core service does the work exactly as it does in the CLI. Every
-response has a model (core/schemas.py), so /docs documents every body, errors included.
+response has a model (core/schemas*.py), so /docs documents every body, errors included.
 Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-API-Key``).
 """
 
@@ -19,21 +19,23 @@ from ray import serve
 from core.errors import InvalidInput
 from core.results import EnrollResult
 from core.schemas import (
-    BatchingStats,
     EmbedResponse,
-    EnrollmentRun,
-    EnrollmentStatsResponse,
     EnrollResponse,
     GenerateResponse,
-    GenerationRun,
-    GenerationStatsResponse,
     IdentifyResponse,
     LegacyEnrollResponse,
-    ModelInfoOut,
-    ThresholdsResponse,
     VerifyResponse,
 )
 from core.schemas_health import HealthResponse
+from core.schemas_stats import (
+    BatchingStats,
+    EnrollmentRun,
+    EnrollmentStatsResponse,
+    GenerationRun,
+    GenerationStatsResponse,
+    ModelInfoOut,
+    ThresholdsResponse,
+)
 from core.service import ManyAnglesService
 from core.settings import MAX_TOP_K, Settings
 from core.store.access_log import AccessLog, Caller
