@@ -75,7 +75,8 @@ def port_in_use(host: str, port: int) -> bool:
 
 def console_command(port: int, max_upload_bytes: int) -> list[str]:
     """``streamlit run`` of the console on loopback, headless; its uploader is capped at the
-    service's upload cap (Streamlit's own default says 200 MB)."""
+    service's upload cap (Streamlit's own default says 200 MB), and its toolbar is an admin's,
+    not a developer's (no Deploy button, no Rerun or Clear cache)."""
     return [
         str(Path(sys.executable).with_name("streamlit")),
         "run",
@@ -90,6 +91,8 @@ def console_command(port: int, max_upload_bytes: int) -> list[str]:
         "false",
         "--server.maxUploadSize",  # MiB
         str(max(1, math.ceil(max_upload_bytes / 2**20))),
+        "--client.toolbarMode",
+        "viewer",
     ]
 
 

@@ -146,6 +146,9 @@ db.close()
     stored = off_process(script, db=console_env.data_dir / "gallery.db", person_id=enrolled["person_id"])  # type: ignore[attr-defined]
     assert {k: rows[0][k] for k in stored} == stored
     assert rows[0]["embeddings"] == sum(stored.values()) == enrolled["num_embeddings"]
+    shown = at.dataframe[0].value  # as an admin reads it: the photo's column first, the time in UTC to the second
+    assert [c for c in shown.columns if c == "original" or c.startswith("augmented_")][0] == "original"
+    assert shown["enrolled (UTC)"][0] == rows[0]["created_at"][:19].replace("T", " ")
 
 
 def test_identify_labels_the_face(console_env: httpx.Client):

@@ -97,6 +97,7 @@ def test_enroll_find_and_delete_in_a_browser(console_url: str, api: httpx.Client
             wait_idle(page)
             page.get_by_label("Name").fill(name)
             page.get_by_text("3MB per file").wait_for(timeout=60_000)  # the service's cap, not Streamlit's 200MB
+            assert page.get_by_role("button", name="Deploy").count() == 0  # an admin's toolbar, not a developer's
             page.locator('input[type="file"]').first.set_input_files(str(photo("George_Clooney", 1)))
             wait_idle(page)
             page.get_by_role("button", name="Enroll").click()

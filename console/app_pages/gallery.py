@@ -80,9 +80,11 @@ except ApiError as exc:
     st.stop()
 if not counts.empty:  # one column per source tag: original, augmented_left, ...
     wide = counts.pivot_table(index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0)
+    wide = wide[sorted(wide.columns, key=lambda source: (source != "original", source))]  # the photo first
     persons = persons.merge(wide, left_on="id", right_index=True, how="left")
 st.caption(f"{total} person(s); page {page + 1} of {max(1, -(-total // PAGE_SIZE))}")
-st.dataframe(persons, hide_index=True, use_container_width=True)
+shown = persons.assign(created_at=persons["created_at"].astype(str).str[:19].str.replace("T", " "))
+st.dataframe(shown.rename(columns={"created_at": "enrolled (UTC)"}), hide_index=True, use_container_width=True)
 st.session_state["gallery_rows"] = persons.to_dict("records")
 
 if len(persons):
