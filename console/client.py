@@ -127,6 +127,11 @@ class ApiClient:
         files = {"photo_a": (a.name, a.data, a.mime), "photo_b": (b.name, b.data, b.mime)}
         return self._call("POST", "/v1/verify", files=files).json()
 
+    def verify_person(self, person_id: int, photo: Upload) -> dict[str, Any]:
+        """Is the face in ``photo`` this enrolled person (POST /v1/persons/{id}/verify)?"""
+        files = {"photo": (photo.name, photo.data, photo.mime)}
+        return self._call("POST", f"/v1/persons/{person_id}/verify", files=files).json()
+
     def generation_runs(self, limit: int = 2000) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/stats/generation", params={"limit": limit}).json()["runs"]
 

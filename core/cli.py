@@ -26,7 +26,7 @@ from core.cli_gallery import COMMANDS as GALLERY_COMMANDS
 from core.cli_gallery import add_gallery_commands, gallery_command
 from core.cli_settings import add_settings_arguments, count, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
-from core.schemas import EnrollResponse, IdentifyResponse, VerifyResponse
+from core.schemas import EnrollResponse, IdentifyResponse, PersonVerifyResponse, VerifyResponse
 from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, PersonDetailOut, PersonOut
 from core.settings import Settings
 from core.store.access_log import counted, log_command
@@ -81,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("photo")
     identify.add_argument("--top-k", dest="query_top_k", type=int, default=None, help="default: the top_k setting")
 
-    verify = sub.add_parser("verify", help="are two photos the same person?")
+    verify = sub.add_parser("verify", help="are two photos the same person? (or: is a photo this enrolled person?)")
     verify.add_argument("photo_a")
-    verify.add_argument("photo_b")
+    verify.add_argument("photo_b", nargs="?", help="the second photo; or --person")
+    verify.add_argument(
+        "--person", metavar="NAME", help="an enrolled person: is photo_a them? (scored as identify does)"
+    )
 
     listing = sub.add_parser("persons", help="list enrolled persons, in name order")
     listing.add_argument("--prefix", help="only names starting with this (case-sensitive)")
@@ -216,7 +219,20 @@ def run(args: argparse.Namespace) -> int:
         for i, face in enumerate(found.faces):
             top = ", ".join(f"{c.name} {c.score:.3f}" for c in face.candidates[:3]) or "(empty gallery)"
             _out(f"face {i} at {face.bbox}: {face.label}   [{top}]")
+    elif args.command == "verify" and args.person is not None:
+        if args.photo_b is not None:
+            raise InvalidInput("verify takes a second photo or --person NAME, not both")
+        claimed = PersonVerifyResponse.of(service.verify_person(args.person, _read(args.photo_a)))
+        log_command(settings, "verify", [claimed.person_id], f"same person: {'yes' if claimed.same_person else 'no'}")
+        _out(
+            claimed.model_dump_json()
+            if args.json
+            else f"{'same person as' if claimed.same_person else 'not'} {claimed.name!r} (person {claimed.person_id}): "
+            f"score {claimed.score:.4f}, threshold {claimed.threshold:.4f} ({claimed.match_mode}, {claimed.model})"
+        )
     elif args.command == "verify":
+        if args.photo_b is None:
+            raise InvalidInput("verify takes a second photo or --person NAME")
         verdict = VerifyResponse.of(service.verify(_read(args.photo_a), _read(args.photo_b)))
         log_command(settings, "verify", detail=f"same person: {'yes' if verdict.same_person else 'no'}")
         _out(

@@ -42,3 +42,16 @@ class VerifyResult:
     score: float
     threshold: float
     model: str
+
+
+@dataclass(frozen=True)
+class PersonVerifyResult:
+    """A photo against one enrolled person (a claimed identity), under the matching rule."""
+
+    person_id: int
+    name: str
+    same_person: bool
+    score: float
+    threshold: float
+    match_mode: str
+    model: str

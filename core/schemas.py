@@ -20,7 +20,7 @@ from core.augment.gate import GateDecision, ViewsOutcome
 from core.errors import ManyAnglesError
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import EmbeddedFace
-from core.results import EnrollResult, IdentifyResult, VerifyResult
+from core.results import EnrollResult, IdentifyResult, PersonVerifyResult, VerifyResult
 
 
 class Schema(BaseModel):
@@ -141,6 +141,23 @@ class VerifyResponse(Schema):
 
     @classmethod
     def of(cls, result: VerifyResult) -> VerifyResponse:
+        return cls(**asdict(result))
+
+
+class PersonVerifyResponse(Schema):
+    person_id: int
+    name: str
+    same_person: bool = Field(description="the score is at or over the threshold")
+    score: float = Field(
+        description="the photo's score against the person as identification ranks them: the matching rule over "
+        "all their entries, less the views offset when they have generated views"
+    )
+    threshold: float = Field(description="the identification threshold of the matching rule")
+    match_mode: str
+    model: str
+
+    @classmethod
+    def of(cls, result: PersonVerifyResult) -> PersonVerifyResponse:
         return cls(**asdict(result))
 
 

@@ -291,6 +291,15 @@ class GallerySearch:
             out.append(_top(person_ids, person_scores(rule, index, probe[None], views_offset)[0], top_k))
         return out
 
+    def person_score(self, probe: np.ndarray, person_id: int, rule: str, views_offset: float = 0.0) -> float | None:
+        """``probe``'s score against one person under the matching ``rule`` (less ``views_offset``
+        when they have views), as a search would rank them; None: no vector of theirs here."""
+        if person_id not in self._by_person:
+            return None
+        _, index = self._subset([person_id])
+        probe = np.asarray(probe, dtype=np.float32).reshape(1, -1)
+        return float(person_scores(rule, index, probe, views_offset)[0, 0])
+
     def _exact_index(self) -> tuple[np.ndarray, GalleryIndex]:
         if self._exact is None:
             n = self._n

@@ -23,6 +23,7 @@ from core.errors import (
     InvalidInput,
     ManyAnglesError,
     ModelMismatch,
+    ModelNotReady,
     ModelSwitching,
     NotCalibrated,
     PersonExists,
@@ -34,7 +35,7 @@ from core.gallery_fpir import OUTGROWN, expected_fpir
 from core.matching import Candidate, MatchResult
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
-from core.results import EnrollResult, FaceIdentification, IdentifyResult, VerifyResult
+from core.results import EnrollResult, FaceIdentification, IdentifyResult, PersonVerifyResult, VerifyResult
 from core.search import GallerySearch, Hit
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore, normalise_name
@@ -387,6 +388,23 @@ class ManyAnglesService:
         score = float(np.dot(first.faces[0].vector, second.faces[0].vector))
         threshold = self.threshold(first.model)
         return VerifyResult(score >= threshold, score, threshold, first.model.name)
+
+    def verify_person(self, key: int | str, photo: bytes, face: FacePolicy = "largest") -> PersonVerifyResult:
+        """Is the face in ``photo`` the enrolled person ``key`` (id or name; 1:1, a claimed identity: a badge,
+        a login)? Scored as identification ranks them, under the matching rule over all of the
+        person's entries (their photos and generated views; less the views offset), and decided
+        at the identification threshold."""
+        person = self.store.find_person(key)  # an unknown person: 404 before any work
+        analyzed = self.faces.analyze(photo, face)
+        model = analyzed.model
+        self._check_active(model)
+        threshold, offset, rule = self.threshold(model), self.views_offset(model), self.settings.match_mode
+        with self._search_lock:
+            score = self._refreshed(model.name).person_score(analyzed.faces[0].vector, person.id, rule, offset)
+        if score is None:
+            person = self.store.find_person(person.id)  # erased meanwhile: 404
+            raise ModelNotReady(f"person {person.id} has no embedding of the active model {model.name} yet; retry")
+        return PersonVerifyResult(person.id, person.name, score >= threshold, score, threshold, rule, model.name)
 
     def embed(self, photos: list[tuple[str, bytes]]) -> list[tuple[str, AnalyzedPhoto]]:
         """Every face of every photo; the first bad photo fails the call, naming its file."""

@@ -24,6 +24,7 @@ from core.schemas import (
     GenerateResponse,
     IdentifyResponse,
     LegacyEnrollResponse,
+    PersonVerifyResponse,
     VerifyResponse,
 )
 from core.schemas_health import HealthResponse
@@ -61,11 +62,12 @@ MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory 
 
 app = FastAPI(
     title="ManyAngles",
-    # 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
+    # 1.9: POST /v1/persons/{id}/verify (a photo against an enrolled person); the access log's
+    # `view` (a person's image served); 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
     # since/until and its command-line entries; GET/POST /v1/keys, DELETE /v1/keys/{id}; 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
     # 1.4: a photo added to a person, one image deleted; 1.3: GET /v1/export has an ETag (304 to
     # If-None-Match); 1.2: GET /v1/persons pages
-    version="1.8",
+    version="1.9",
     description="Face enrollment from one photo, with identity-gated synthetic views.",
     dependencies=[Depends(known_parameters)],  # a misspelt parameter is a 422, not a silent default
 )
@@ -263,6 +265,21 @@ class API:
         result = self.service.verify(read_upload(photo_a, cap), read_upload(photo_b, cap))
         self.access_log.record(caller, "verify", detail=f"same person: {'yes' if result.same_person else 'no'}")
         return VerifyResponse.of(result)
+
+    @app.post(
+        "/v1/persons/{person_id}/verify",
+        response_model=PersonVerifyResponse,
+        responses=errors(404, 409, 413, 422, 503),
+    )
+    def verify_person(
+        self, caller: CanIdentify, person_id: RowId, photo: Annotated[UploadFile, File()]
+    ) -> PersonVerifyResponse:
+        """Is the face in ``photo`` (the largest) this enrolled person? One to one, against a
+        claimed identity (a badge, a login), scored as identification would rank them."""
+        found = self.service.verify_person(person_id, read_upload(photo, self.settings.max_upload_bytes))
+        detail = f"same person: {'yes' if found.same_person else 'no'}"
+        self.access_log.record(caller, "verify", [found.person_id], detail)
+        return PersonVerifyResponse.of(found)
 
     @app.post("/v1/embed", response_model=EmbedResponse, responses=errors(413, 422, 503))
     def embed(self, caller: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:

@@ -53,6 +53,19 @@ def test_identify_verify_persons(enrolled_store: Path):
     other = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), photo("Barack_Obama", 3))
     assert other.returncode == 0 and "different persons" in other.stdout
 
+    # a photo against an enrolled person (a claimed identity), scored as identify scored them
+    claimed = cli(enrolled_store, "--json", "verify", photo("Barack_Obama", 2), "--person", "Barack Obama")
+    assert claimed.returncode == 0, claimed.stderr
+    verdict = json.loads(claimed.stdout)  # the HTTP API's PersonVerifyResponse
+    assert verdict["same_person"] is True and verdict["name"] == "Barack Obama"
+    assert verdict["score"] == pytest.approx(faces[0]["identity"]["score"], abs=1e-6)
+    impostor = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), "--person", "Barack Obama")
+    assert impostor.returncode == 0 and impostor.stdout.startswith("not 'Barack Obama' (person "), impostor.stdout
+    both = cli(enrolled_store, "verify", photo("Barack_Obama", 2), photo("Barack_Obama", 3), "--person", "Barack Obama")
+    assert both.returncode == 3 and "not both" in both.stderr
+    nobody = cli(enrolled_store, "verify", photo("Barack_Obama", 2), "--person", "No Such Person")
+    assert nobody.returncode == 4 and "No Such Person" in nobody.stderr
+
     persons = cli(enrolled_store, "persons")
     assert "Angelina Jolie" in persons.stdout and "Barack Obama" in persons.stdout
     some = cli(enrolled_store, "persons", "--prefix", "Bar")

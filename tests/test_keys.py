@@ -52,6 +52,7 @@ NEEDS = {
     ("GET", "/v1/jobs/{job_id}"): "read",
     ("POST", "/v1/identify"): "identify",
     ("POST", "/v1/verify"): "identify",
+    ("POST", "/v1/persons/{person_id}/verify"): "identify",
     ("POST", "/v1/embed"): "identify",
 }
 ALLOWED = {"admin": {"admin", "enroll", "read", "identify"}, "enroll": {"enroll", "read"}, "identify": {"identify"}}

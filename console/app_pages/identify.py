@@ -1,4 +1,5 @@
-"""Who is in this photo? Every face boxed with its label and candidates; verify two photos."""
+"""Who is in this photo? Every face boxed with its label and candidates; is a photo an enrolled
+person (a claimed identity); are two photos the same person?"""
 
 from __future__ import annotations
 
@@ -36,6 +37,34 @@ if probe is not None and st.button("Identify", type="primary"):
         )
         rows = [{**c, "clears threshold": c["score"] >= found["threshold"]} for c in face["candidates"]]
         st.dataframe(rows, hide_index=True)
+
+st.divider()
+st.subheader("Verify: is this an enrolled person?")
+st.caption("the photo's largest face against everything stored of the person, scored as Identify ranks them")
+prefix = st.text_input("Their name starts with", key="claim-prefix")
+try:
+    matches = api().persons(limit=50, prefix=prefix or None)["persons"]
+    chosen = st.selectbox(
+        "Person",
+        [(p["id"], p["name"]) for p in matches],
+        format_func=lambda choice: f"{plain(choice[1])} ({choice[0]})",
+        key="claim-person",
+    )
+    claimed_id = None if chosen is None else int(chosen[0])
+except ApiError as exc:  # an identify-only key may not list persons: ask for the id
+    st.caption(plain(exc.friendly()))
+    claimed_id = int(st.number_input("Person id", min_value=1, step=1, key="claim-id"))
+claim = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp"], key="claim-photo")
+if claim is not None and claimed_id is not None and st.button("Verify against them"):
+    try:
+        claimed = api().verify_person(claimed_id, Upload(claim.name, claim.getvalue(), claim.type or "image/jpeg"))
+    except ApiError as exc:
+        st.error(plain(exc.friendly()))
+        st.stop()
+    st.session_state["claim_result"] = claimed
+    who = plain(claimed["name"])
+    text = f"Same person as {who}" if claimed["same_person"] else f"Not {who}"
+    st.metric(text, f"{claimed['score']:.4f}", f"threshold {claimed['threshold']:.4f}", delta_color="off")
 
 st.divider()
 st.subheader("Verify: same person?")
