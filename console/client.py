@@ -191,11 +191,18 @@ class ApiClient:
         return self._call("DELETE", f"/v1/keys/{key_id}").json()
 
     def access_log(
-        self, limit: int = 100, action: str | None = None, since: date | None = None, until: date | None = None
+        self,
+        limit: int = 100,
+        action: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        person_id: int | None = None,
     ) -> dict[str, Any]:
         """Who did what (over HTTP and on the command line), newest first (an admin key): ``entries``,
-        ``total``; ``since`` / ``until``: from the start of that day / before the start of that day (UTC)."""
+        ``total``; ``since`` / ``until``: from the start of that day / before the start of that day (UTC);
+        ``person_id``: only the entries that name that person."""
         params: dict[str, Any] = {"limit": limit} | ({"action": action} if action else {})
+        params |= {} if person_id is None else {"person_id": person_id}
         params |= {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
         return self._call("GET", "/v1/access-log", params=params).json()
 

@@ -346,6 +346,8 @@ def test_rename_from_the_gallery(console_env: httpx.Client):
     ).json()
     photo_id = console_env.get(f"/v1/persons/{enrolled['person_id']}", headers=AUTH).json()["images"][0]["id"]
     assert [(e["key_name"], e["detail"]) for e in seen["entries"]] == [("service key", f"image {photo_id}")]
+    history = next(d.value for d in at.dataframe if "action" in d.value.columns)  # the person's own, newest first
+    assert list(history["action"]) == ["rename", "view", "enroll"] and "person" not in history.columns
 
 
 def test_names_and_messages_are_shown_as_written():

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from console import gallery_source
+from console.access_view import access_rows
 from console.analytics import SORTS, counts_by_source, persons_page, projection
 from console.client import ApiError, Upload
 from console.config import api, load_config
@@ -15,6 +16,7 @@ from console.text import plain
 
 PAGE_SIZE = 25
 GRID = 5  # images per row of a person's images: thumbnails, whatever their number
+HISTORY = 50  # a person's newest access-log entries shown with them
 
 
 @st.cache_data(ttl=5)
@@ -154,6 +156,16 @@ if len(persons):
                 )
             except ApiError as exc:
                 st.error(plain(exc.friendly()))
+    with st.expander("Who did what to this person (access log)"):
+        try:
+            history = api().access_log(limit=HISTORY, person_id=person_id)
+        except ApiError as exc:  # a key that is not an admin's cannot read the log
+            st.caption(plain(exc.friendly()))
+        else:
+            rows = [{k: v for k, v in row.items() if k != "person"} for row in access_rows(history["entries"])]
+            if history["total"] > len(rows):
+                st.caption(f"the newest {len(rows)} of {history['total']:,} (the System page has them all)")
+            st.dataframe(rows, hide_index=True, use_container_width=True)
 
     st.subheader("Embeddings in 2-D (PCA)")
     picked = st.multiselect("Persons", [f"{r['id']}: {r['name']}" for r in records], default=[chosen])
