@@ -5,7 +5,8 @@ person (the matching rule over their entries, less the views offset when they ha
 the threshold. Every identity of the folder is enrolled from its photo 1, either alone or with
 its default classic views (gate-accepted). Genuine claims: each probe (photos 2+) against its own
 person; impostor claims: each probe against every other person. Reported per rule: at the
-shipped threshold and views offset (what the service answers), FNMR and FMR; and FNMR where the
+identification threshold and views offset (what verify answered with ``verify_fmr`` 0) and at
+the shipped one-to-one threshold (FMR 0.1%: what it answers by default), FNMR and FMR; and FNMR where the
 impostor claims give FMR 1e-3 (threshold read off them in sample). Intervals: 95% bootstrap over
 identities (a resampled identity brings its probes, genuine and impostor claims together); the
 views' effect is paired (the same probes, with and without views).
@@ -90,15 +91,17 @@ def main() -> None:
     thresholds, offsets = service.model.default_thresholds, service.model.default_views_offsets
     log.info("%s", describe_machine())
     log.info(
-        "| rule | views | threshold / offset | FNMR at it [95%% CI] | FMR at it (pairs over / pairs) "
+        "| rule | views | identification threshold / offset | FNMR at it [95%% CI] | FMR at it (pairs over / pairs) "
+        "| shipped one-to-one threshold (FMR 0.1%%): FNMR [95%% CI], FMR "
         "| FNMR at FMR %g [95%% CI] | views' effect on FNMR, shipped threshold [95%% CI] "
         "| views' effect on FNMR at FMR %g [95%% CI] |",
         TARGET_FMR,
         TARGET_FMR,
     )
-    log.info("|---|---|---|---|---|---|---|---|")
+    log.info("|---|---|---|---|---|---|---|---|---|")
     for rule in RULES:
         threshold, offset = thresholds[rule], offsets.get(rule, 0.0)
+        one_to_one = service.model.default_verify_thresholds[rule]
         both = {views: claims(data, rule, views, offset) for views in (False, True)}
         boot = resamples(both[False].owner, args.resamples)
         for views, c in both.items():
@@ -107,6 +110,11 @@ def main() -> None:
             rate = fnmr(c, calibrated)
             rates = [fnmr(c, at_fmr(c.impostor[rows], TARGET_FMR), rows) for rows in boot]
             shipped = [fnmr(c, threshold, rows) for rows in boot]
+            verify = [fnmr(c, one_to_one, rows) for rows in boot]
+            verify_cell = (
+                f"{one_to_one:.4f}: {100 * fnmr(c, one_to_one):.1f}% {interval(verify)}, "
+                f"{float(np.mean(c.impostor >= one_to_one)):.1e}"
+            )
             effect = " | "
             if views:
                 base = both[False]
@@ -117,7 +125,7 @@ def main() -> None:
                 level = rate - fnmr(base, at_fmr(base.impostor, TARGET_FMR))
                 effect = f"{100 * delta:+.1f} points {interval(diffs)} | {100 * level:+.1f} points {interval(equal)}"
             log.info(
-                "| %s | %s | %.4f / %.4f | %.1f%% %s | %.1e (%d / %d) | %.1f%% %s | %s |",  # effect: 2 cells
+                "| %s | %s | %.4f / %.4f | %.1f%% %s | %.1e (%d / %d) | %s | %.1f%% %s | %s |",  # effect: 2 cells
                 rule,
                 "+10 classic" if views else "none",
                 threshold,
@@ -127,6 +135,7 @@ def main() -> None:
                 over / c.impostor.size,
                 over,
                 c.impostor.size,
+                verify_cell,
                 100 * rate,
                 interval(rates),
                 effect,

@@ -39,6 +39,11 @@ def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def _at(target_fmr: float | None) -> str:
+    """Where a one-to-one threshold is set."""
+    return "the identification threshold" if target_fmr is None else f"FMR {target_fmr:g}"
+
+
 def _read(path: str) -> bytes:
     file = Path(path)
     if not file.exists():
@@ -228,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
             claimed.model_dump_json()
             if args.json
             else f"{'same person as' if claimed.same_person else 'not'} {claimed.name!r} (person {claimed.person_id}): "
-            f"score {claimed.score:.4f}, threshold {claimed.threshold:.4f} ({claimed.match_mode}, {claimed.model})"
+            f"score {claimed.score:.4f}, threshold {claimed.threshold:.4f} ({_at(claimed.target_fmr)}, "
+            f"{claimed.match_mode}, {claimed.model})"
         )
     elif args.command == "verify":
         if args.photo_b is None:
@@ -239,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
             verdict.model_dump_json()
             if args.json
             else f"{'same person' if verdict.same_person else 'different persons'}: "
-            f"score {verdict.score:.4f}, threshold {verdict.threshold:.4f} ({verdict.model})"
+            f"score {verdict.score:.4f}, threshold {verdict.threshold:.4f} ({_at(verdict.target_fmr)}, {verdict.model})"
         )
     elif args.command == "persons":
         persons = [PersonOut.of(p) for p in service.persons(args.prefix)]

@@ -31,6 +31,8 @@ import numpy as np
 RuleName = Literal["max", "mean", "blend", "top2"]
 RULES: tuple[RuleName, ...] = ("max", "mean", "blend", "top2")
 BLEND_WEIGHT = 0.5
+# the "rule" of a one-to-one threshold between two photos (no person, no matching rule)
+PHOTOS = "photos"
 # the tail of impostor scores a views offset is measured at (calibrate_views_offsets)
 VIEWS_OFFSET_TAIL = 0.001
 

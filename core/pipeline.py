@@ -48,6 +48,8 @@ class ModelInfo:
     # matching rule -> per-person false match rate at the shipped threshold (core/gallery_fpir.py)
     default_person_fmrs: dict[str, float] = field(default_factory=dict)
     default_fmr_pairs: int = 0  # the impostor pairs those rates were measured over (0: unknown)
+    # one-to-one thresholds at FMR 0.1%: matching rule -> a photo against a person; "photos": two photos
+    default_verify_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +86,7 @@ def _model_info(engine: FaceEngine) -> ModelInfo:
         default_views_offsets=dict(e.default_views_offsets),
         default_person_fmrs=dict(e.default_person_fmrs),
         default_fmr_pairs=e.default_fmr_pairs,
+        default_verify_thresholds=dict(e.default_verify_thresholds),
     )
 
 

@@ -42,6 +42,7 @@ class VerifyResult:
     score: float
     threshold: float
     model: str
+    target_fmr: float | None = None  # the false match rate the threshold is set at (None: identification's)
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,4 @@ class PersonVerifyResult:
     threshold: float
     match_mode: str
     model: str
+    target_fmr: float | None = None  # the false match rate the threshold is set at (None: identification's)

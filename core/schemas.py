@@ -135,9 +135,13 @@ class IdentifyResponse(Schema):
 
 class VerifyResponse(Schema):
     same_person: bool
-    score: float
+    score: float = Field(description="cosine similarity of the two photos' (largest) faces")
     threshold: float
     model: str
+    target_fmr: float | None = Field(
+        description="the false match rate per claim the threshold is set at (the verify_fmr setting); "
+        "null: the identification threshold"
+    )
 
     @classmethod
     def of(cls, result: VerifyResult) -> VerifyResponse:
@@ -152,9 +156,13 @@ class PersonVerifyResponse(Schema):
         description="the photo's score against the person as identification ranks them: the matching rule over "
         "all their entries, less the views offset when they have generated views"
     )
-    threshold: float = Field(description="the identification threshold of the matching rule")
+    threshold: float = Field(description="the one-to-one threshold of the matching rule")
     match_mode: str
     model: str
+    target_fmr: float | None = Field(
+        description="the false match rate per claim the threshold is set at (the verify_fmr setting); "
+        "null: the identification threshold"
+    )
 
     @classmethod
     def of(cls, result: PersonVerifyResult) -> PersonVerifyResponse:

@@ -24,6 +24,10 @@ class ModelInfoOut(Schema):
     default_thresholds: dict[str, float] = Field(description="matching rule -> shipped threshold at FPIR 1%")
     default_gate_threshold: float | None
     workers: int
+    default_verify_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description="one-to-one at FMR 0.1%: matching rule -> a photo against a person; 'photos': two photos",
+    )
 
     @classmethod
     def of(cls, info: ModelInfo) -> ModelInfoOut:
@@ -149,6 +153,11 @@ class ThresholdsResponse(Schema):
         description="holds_up_to at the interval's highest and lowest rate (null upper end: any number)"
     )
     warnings: list[str] = Field(description="set when the gallery has outgrown its threshold")
+    verify_fmr: float = Field(description="the false match rate per claim one-to-one decisions are set at (0: none)")
+    verify_threshold: float | None = Field(
+        description="what verify uses now for a photo against a person (None: not calibrated)"
+    )
+    verify_photos_threshold: float | None = Field(description="what verify uses now for two photos")
 
     @classmethod
     def of(cls, service: ManyAnglesService) -> ThresholdsResponse:
@@ -160,6 +169,13 @@ class ThresholdsResponse(Schema):
             except ManyAnglesError as exc:
                 problems.append(exc.message)
                 values.append(None)
+        one_to_one: list[float | None] = []
+        for person in (True, False):
+            try:
+                one_to_one.append(service.verify_threshold(person=person)[0])
+            except ManyAnglesError as exc:
+                problems.append(exc.message)
+                one_to_one.append(None)
         settings = service.settings
         fit = service.gallery_fit()
         interval = fit.interval()
@@ -185,4 +201,7 @@ class ThresholdsResponse(Schema):
             expected_fpir_interval=None if interval is None else interval.expected_fpir,
             holds_up_to_interval=None if interval is None else interval.holds_up_to,
             warnings=[fit.warning] if fit.warning else [],
+            verify_fmr=settings.verify_fmr,
+            verify_threshold=one_to_one[0],
+            verify_photos_threshold=one_to_one[1],
         )

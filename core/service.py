@@ -33,6 +33,7 @@ from core.errors import (
 from core.face_check import FaceCheck, recheck_guard, same_face_error
 from core.gallery_fpir import OUTGROWN, expected_fpir
 from core.matching import Candidate, MatchResult
+from core.matching_rules import PHOTOS
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
 from core.results import EnrollResult, FaceIdentification, IdentifyResult, PersonVerifyResult, VerifyResult
@@ -136,6 +137,16 @@ class ManyAnglesService:
         return resolve_views_offset(
             self.store, model or self.model, self.settings.match_mode, explicit=self.settings.views_offset
         )
+
+    def verify_threshold(self, model: ModelInfo | None = None, person: bool = True) -> tuple[float, float | None]:
+        """One-to-one decisions: the threshold at ``verify_fmr`` false matches per claim, a photo
+        against a person under the matching rule (``person``) or against another photo; and
+        that rate (None: ``verify_fmr`` 0, the identification threshold instead)."""
+        fmr = self.settings.verify_fmr
+        if not fmr:
+            return self.threshold(model), None
+        rule = self.settings.match_mode if person else PHOTOS
+        return resolve_threshold(self.store, model or self.model, "verify_fmr", fmr, rule), fmr
 
     def gate_threshold(self, model: ModelInfo | None = None) -> float:
         return resolve_threshold(
@@ -386,25 +397,29 @@ class ManyAnglesService:
         if first.model.name != second.model.name:
             raise ModelMismatch(f"the photos were embedded by {first.model.name} and {second.model.name}; retry")
         score = float(np.dot(first.faces[0].vector, second.faces[0].vector))
-        threshold = self.threshold(first.model)
-        return VerifyResult(score >= threshold, score, threshold, first.model.name)
+        threshold, fmr = self.verify_threshold(first.model, person=False)
+        return VerifyResult(score >= threshold, score, threshold, first.model.name, fmr)
 
     def verify_person(self, key: int | str, photo: bytes, face: FacePolicy = "largest") -> PersonVerifyResult:
         """Is the face in ``photo`` the enrolled person ``key`` (id or name; 1:1, a claimed identity: a badge,
         a login)? Scored as identification ranks them, under the matching rule over all of the
         person's entries (their photos and generated views; less the views offset), and decided
-        at the identification threshold."""
+        at the one-to-one threshold (``verify_threshold``)."""
         person = self.store.find_person(key)  # an unknown person: 404 before any work
         analyzed = self.faces.analyze(photo, face)
         model = analyzed.model
         self._check_active(model)
-        threshold, offset, rule = self.threshold(model), self.views_offset(model), self.settings.match_mode
+        (threshold, fmr), offset, rule = (
+            self.verify_threshold(model),
+            self.views_offset(model),
+            self.settings.match_mode,
+        )
         with self._search_lock:
             score = self._refreshed(model.name).person_score(analyzed.faces[0].vector, person.id, rule, offset)
         if score is None:
             person = self.store.find_person(person.id)  # erased meanwhile: 404
             raise ModelNotReady(f"person {person.id} has no embedding of the active model {model.name} yet; retry")
-        return PersonVerifyResult(person.id, person.name, score >= threshold, score, threshold, rule, model.name)
+        return PersonVerifyResult(person.id, person.name, score >= threshold, score, threshold, rule, model.name, fmr)
 
     def embed(self, photos: list[tuple[str, bytes]]) -> list[tuple[str, AnalyzedPhoto]]:
         """Every face of every photo; the first bad photo fails the call, naming its file."""

@@ -107,6 +107,13 @@ class Settings(BaseSettings):
         None, ge=-1.0, le=1.0, description="identity gate cosine threshold; unset: calibrated or shipped"
     )
     gate_fmr: float = Field(0.001, gt=0.0, lt=1.0, description="false-match rate the gate is calibrated for")
+    verify_fmr: float = Field(
+        0.001,
+        ge=0.0,
+        lt=1.0,
+        description="one-to-one decisions (verify a photo against a person or another photo) at this false "
+        "match rate per claim; 0: at the identification threshold",
+    )
     match_mode: MatchMode = Field(
         "top2", description="a person's score over their embeddings: max, mean (template), blend, top2"
     )

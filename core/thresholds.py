@@ -8,14 +8,23 @@ from typing import Literal
 
 from core.errors import NotCalibrated
 from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
-from core.matching_rules import VIEWS_OFFSET_TAIL
+from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
 
-ThresholdKind = Literal["fpir", "gate_fmr", "views_offset"]
+ThresholdKind = Literal["fpir", "gate_fmr", "views_offset", "verify_fmr"]
 # The targets the shipped defaults were calibrated at.
-SHIPPED_TARGETS: dict[str, float] = {"fpir": 0.01, "gate_fmr": 0.001, "views_offset": VIEWS_OFFSET_TAIL}
-_WHAT = {"fpir": "identification threshold for FPIR", "gate_fmr": "identity-gate threshold for FMR"}
+SHIPPED_TARGETS: dict[str, float] = {
+    "fpir": 0.01,
+    "gate_fmr": 0.001,
+    "views_offset": VIEWS_OFFSET_TAIL,
+    "verify_fmr": 0.001,
+}
+_WHAT = {
+    "fpir": "identification threshold for FPIR",
+    "gate_fmr": "identity-gate threshold for FMR",
+    "verify_fmr": "one-to-one verification threshold for FMR",
+}
 
 
 def resolve_threshold(
@@ -26,22 +35,27 @@ def resolve_threshold(
     rule: str = "",
     explicit: float | None = None,
 ) -> float:
-    """``rule``: the matching rule of an identification threshold (each rule has its own: more
-    entries per person under ``max`` raise impostor scores); unused for the gate."""
+    """``rule``: the matching rule of an identification or one-to-one threshold (each rule has
+    its own: more entries per person under ``max`` raise impostor scores; ``PHOTOS`` for a
+    one-to-one threshold between two photos); unused for the gate."""
     if explicit is not None:
         return explicit
-    rule = rule if kind == "fpir" else ""
+    rule = rule if kind in ("fpir", "verify_fmr") else ""
     stored = store.get_threshold(model.name, kind, target, rule)
     if stored is not None:
         return stored.threshold
-    shipped = model.default_thresholds.get(rule) if kind == "fpir" else model.default_gate_threshold
+    shipped = {
+        "fpir": model.default_thresholds.get(rule),
+        "verify_fmr": model.default_verify_thresholds.get(rule),
+    }.get(kind, model.default_gate_threshold)
     if shipped is not None and abs(target - SHIPPED_TARGETS[kind]) < 1e-12:
         return shipped
     hint = " or set MANYANGLES_GATE_THRESHOLD" if kind == "gate_fmr" else ""
-    which = f" under the '{rule}' matching rule" if rule else ""
+    which = " between two photos" if rule == PHOTOS else f" under the '{rule}' matching rule" if rule else ""
     raise NotCalibrated(
         f"model {model.name} has no {_WHAT[kind]} {target:g}{which}; run "
         f"`manyangles calibrate DIR` on a labelled folder of faces{hint}"
+        + (" (or set verify_fmr 0: one-to-one at the identification threshold)" if kind == "verify_fmr" else "")
     )
 
 

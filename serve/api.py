@@ -62,8 +62,9 @@ MAX_EMBED_PHOTOS = 64  # photos per /v1/embed call: bounds one request's memory 
 
 app = FastAPI(
     title="ManyAngles",
-    # 1.9: POST /v1/persons/{id}/verify (a photo against an enrolled person); the access log's
-    # `view` (a person's image served); 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
+    # 1.9: POST /v1/persons/{id}/verify (a photo against an enrolled person); verify decides at
+    # its own threshold, at the verify_fmr setting (target_fmr in its answers, verify_* in
+    # GET /v1/thresholds); the access log's `view` (a person's image served); 1.8: an unknown query parameter or form field is a 422 (was ignored); the access log's
     # since/until and its command-line entries; GET/POST /v1/keys, DELETE /v1/keys/{id}; 1.7: GET /v1/access-log; 1.6: POST /v1/duplicates/jobs, GET /v1/duplicates/audit (any gallery size); 1.5: GET /v1/duplicates;
     # 1.4: a photo added to a person, one image deleted; 1.3: GET /v1/export has an ETag (304 to
     # If-None-Match); 1.2: GET /v1/persons pages

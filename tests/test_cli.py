@@ -50,6 +50,7 @@ def test_identify_verify_persons(enrolled_store: Path):
 
     same = cli(enrolled_store, "--json", "verify", photo("Angelina_Jolie", 2), photo("Angelina_Jolie", 3))
     assert same.returncode == 0 and json.loads(same.stdout)["same_person"] is True
+    assert json.loads(same.stdout)["threshold"] == 0.9261  # two photos at FMR 0.1%: the shipped photo-pair value
     other = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), photo("Barack_Obama", 3))
     assert other.returncode == 0 and "different persons" in other.stdout
 
@@ -59,6 +60,9 @@ def test_identify_verify_persons(enrolled_store: Path):
     verdict = json.loads(claimed.stdout)  # the HTTP API's PersonVerifyResponse
     assert verdict["same_person"] is True and verdict["name"] == "Barack Obama"
     assert verdict["score"] == pytest.approx(faces[0]["identity"]["score"], abs=1e-6)
+    assert (verdict["threshold"], verdict["target_fmr"]) == (0.9263, 0.001)  # one to one: FMR 0.1% (top2, shipped)
+    strict = cli(enrolled_store, "--verify-fmr", "0", "verify", photo("Barack_Obama", 2), "--person", "Barack Obama")
+    assert strict.returncode == 0 and "threshold 0.9372 (the identification threshold, top2" in strict.stdout
     impostor = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), "--person", "Barack Obama")
     assert impostor.returncode == 0 and impostor.stdout.startswith("not 'Barack Obama' (person "), impostor.stdout
     both = cli(enrolled_store, "verify", photo("Barack_Obama", 2), photo("Barack_Obama", 3), "--person", "Barack Obama")
@@ -220,13 +224,21 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     assert original["rank1"] >= 0.9
     assert original["stored_threshold"] == pytest.approx(0.9372)  # the shipped top2 threshold
 
-    calibrated = cli(data, "--json", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1")
+    calibrated = cli(
+        data, "--json", "--verify-fmr", "0.5", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1"
+    )
     assert calibrated.returncode == 0, calibrated.stderr
     *records, gate = json.loads(calibrated.stdout)
     fpirs = [r for r in records if r["kind"] == "fpir"]
     offsets = [r for r in records if r["kind"] == "views_offset"]
+    one_to_one = [r for r in records if r["kind"] == "verify_fmr"]
     assert [f["rule"] for f in fpirs] == rules  # one threshold per matching rule
-    assert [o["rule"] for o in offsets] == rules and len(records) == 2 * len(rules)  # and one views offset
+    assert [o["rule"] for o in offsets] == rules  # and one views offset
+    assert [v["rule"] for v in one_to_one] == [*rules, "photos"] and len(records) == 3 * len(
+        rules
+    ) + 1  # and two photos
+    for verify in one_to_one:  # one to one at verify_fmr: claims against persons, or photo pairs
+        assert verify["target"] == 0.5 and 0 < verify["n_negative"] and -1 <= verify["threshold"] <= 1
     for offset in offsets:  # impostor pairs: 3 enrolled x the other 3 identities' probes, both ways
         assert offset["target"] == 0.001 and -0.1 < offset["threshold"] < 0.1 and offset["n_negative"] > 0
     for fpir in fpirs:

@@ -277,7 +277,10 @@ print(1)
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
     shown = system.dataframe[2].value  # the values in use, after the two deployments
-    assert dict(zip(shown["field"], shown["value"], strict=True))["matching rule"] == in_use["match_mode"]
+    values = dict(zip(shown["field"], shown["value"], strict=True))
+    assert values["matching rule"] == in_use["match_mode"]
+    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.9263"
+    assert values["one-to-one FMR (verify)"] == "0.001" and values["verify threshold (two photos)"] == "0.9261"
     shipped = system.dataframe[4].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import InvalidInput
-from core.evaluation.calibration import calibrate_rules
+from core.evaluation.calibration import calibrate_rules, calibrate_verify
 from core.evaluation.crossval import _deal, cross_validate
 from core.evaluation.eval_data import EvalData
 from core.matching import Matcher
@@ -148,3 +148,15 @@ def test_calibrating_for_a_gallery_the_folder_cannot_measure_is_refused():
     # a gallery of 3: rate 0.0274, 264 pairs give 7 hits, fewer than the 10 a rate needs
     with pytest.raises(InvalidInput, match=r"a gallery of 3 persons .* 365 impostor pairs .* this folder gives 264"):
         calibrate_rules(_tilted(), None, target=0.08, gallery_size=3)
+
+
+def test_calibrate_verify_by_hand():
+    # one to one, the same 264 impostor claims (12 score 0.05..0.60, the rest 0): at FMR 4%,
+    # 264 x 0.04 = 10.6, 10 may pass: just above the 11th highest claim (0.10)
+    out = calibrate_verify(_tilted(), None, target=0.04)
+    for rule in RULES:
+        threshold, claims = out[rule]
+        assert threshold == pytest.approx(0.1, abs=1e-6) and claims == 264
+    # FMR 3%: 7.9 claims over it, fewer than the 10 a rate needs (334 claims would give them)
+    with pytest.raises(InvalidInput, match=r"FMR 0.03 rests on about 334 impostor claims .* this folder gives 264"):
+        calibrate_verify(_tilted(), None, target=0.03)

@@ -43,6 +43,7 @@ TABLE: dict[str, tuple[str, object]] = {
     "sd_compile": ("max-autotune", "max-autotune"),
     "gate_threshold": ("0.9", 0.9),
     "gate_fmr": ("0.01", 0.01),
+    "verify_fmr": ("0.0001", 0.0001),
     "match_mode": ("mean", "mean"),
     "target_fpir": ("0.001", 0.001),
     "views_offset": ("0.004", 0.004),

@@ -6,6 +6,8 @@ The score by hand on a small in-memory gallery, then the session's real Serve ap
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pytest
@@ -35,6 +37,39 @@ def test_one_persons_score_by_hand():
     assert search.person_score(probe, 8, "top2") is None  # nobody: no vector of theirs
     ranked = {h.person_id: h.score for h in search.search(probe[None], 2, "top2", 0.05)[0]}
     assert ranked == pytest.approx({7: 0.75, 9: 0.0}, abs=1e-6)  # as identification ranks them
+
+
+def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
+    """A one-to-one threshold is per (model, rule, FMR): a photo against a person under a rule,
+    or two photos (``PHOTOS``); the store's calibration first, then the model's shipped values
+    (at FMR 0.1% only), else a clear refusal."""
+    from core.errors import NotCalibrated
+    from core.matching_rules import PHOTOS
+    from core.pipeline import ModelInfo
+    from core.store.gallery import GalleryStore
+    from core.store.records import StoredThreshold
+    from core.thresholds import resolve_threshold
+
+    model = ModelInfo(
+        "m", 4, "cpu", "dlib", 1, {"top2": 0.9}, None, default_verify_thresholds={"top2": 0.8, PHOTOS: 0.7}
+    )
+    store = GalleryStore(tmp_path / "data")
+    assert resolve_threshold(store, model, "verify_fmr", 0.001, "top2") == 0.8
+    assert resolve_threshold(store, model, "verify_fmr", 0.001, PHOTOS) == 0.7
+    assert resolve_threshold(store, model, "fpir", 0.01, "top2") == 0.9  # identification's is its own
+    with pytest.raises(NotCalibrated, match=r"one-to-one verification threshold for FMR 0.001 under the 'max'"):
+        resolve_threshold(store, model, "verify_fmr", 0.001, "max")  # none shipped for that rule
+    with pytest.raises(NotCalibrated, match=r"FMR 0.0001 between two photos; run .* \(or set verify_fmr 0"):
+        resolve_threshold(store, model, "verify_fmr", 1e-4, PHOTOS)  # shipped only at 0.1%
+    store.set_threshold(
+        StoredThreshold("m", "verify_fmr", "top2", 1e-4, 0.85, 50_000, "dev", "2026-11-29T00:00:00+00:00")
+    )
+    store.set_threshold(
+        StoredThreshold("m", "verify_fmr", "top2", 0.001, 0.79, 50_000, "dev", "2026-11-29T00:00:00+00:00")
+    )
+    assert resolve_threshold(store, model, "verify_fmr", 1e-4, "top2") == 0.85
+    assert resolve_threshold(store, model, "verify_fmr", 0.001, "top2") == 0.79  # calibrated here: before shipped
+    assert resolve_threshold(store, model, "verify_fmr", 0.001, PHOTOS) == 0.7
 
 
 def test_a_photo_against_an_enrolled_person_over_http(api: httpx.Client):
@@ -67,6 +102,11 @@ print(json.dumps(keys.create("verify door", "identify")[1]))
         body = same.json()
         assert body["same_person"] is True and body["person_id"] == person and body["name"] == "Verified Pedro"
         assert body["score"] >= body["threshold"] and body["match_mode"] == "top2"
+        # decided one to one, at FMR 0.1% per claim (the verify_fmr setting), not at identification's threshold
+        thresholds = api.get("/v1/thresholds", headers=AUTH).json()
+        assert body["target_fmr"] == thresholds["verify_fmr"] == 0.001
+        assert body["threshold"] == thresholds["verify_threshold"] == 0.9263  # shipped with dlib for top2
+        assert thresholds["identify_threshold"] == 0.9372 and thresholds["verify_photos_threshold"] == 0.9261
 
         other = claim(photo_bytes("Muhammad_Ali", 1)).json()
         assert other["same_person"] is False and other["score"] < other["threshold"]

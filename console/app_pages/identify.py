@@ -3,12 +3,21 @@ person (a claimed identity); are two photos the same person?"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from console.client import ApiError, Upload
 from console.config import api
 from console.drawing import boxed
 from console.text import plain
+
+
+def _threshold(verdict: dict[str, Any]) -> str:
+    """A one-to-one verdict's threshold, and the false match rate it is set at."""
+    fmr = verdict.get("target_fmr")
+    return f"threshold {verdict['threshold']:.4f}" + ("" if fmr is None else f" (FMR {fmr:g})")
+
 
 st.title("Identify and verify")
 probe = st.file_uploader("Probe photo", type=["jpg", "jpeg", "png", "webp"], key="probe")
@@ -40,7 +49,10 @@ if probe is not None and st.button("Identify", type="primary"):
 
 st.divider()
 st.subheader("Verify: is this an enrolled person?")
-st.caption("the photo's largest face against everything stored of the person, scored as Identify ranks them")
+st.caption(
+    "the photo's largest face against everything stored of the person, scored as Identify ranks them, and decided "
+    "at the service's one-to-one false match rate"
+)
 prefix = st.text_input("Their name starts with", key="claim-prefix")
 try:
     matches = api().persons(limit=50, prefix=prefix or None)["persons"]
@@ -64,7 +76,7 @@ if claim is not None and claimed_id is not None and st.button("Verify against th
     st.session_state["claim_result"] = claimed
     who = plain(claimed["name"])
     text = f"Same person as {who}" if claimed["same_person"] else f"Not {who}"
-    st.metric(text, f"{claimed['score']:.4f}", f"threshold {claimed['threshold']:.4f}", delta_color="off")
+    st.metric(text, f"{claimed['score']:.4f}", _threshold(claimed), delta_color="off")
 
 st.divider()
 st.subheader("Verify: same person?")
@@ -77,4 +89,4 @@ if a is not None and b is not None and st.button("Verify"):
         st.error(plain(exc.friendly()))
         st.stop()
     text = "Same person" if verdict["same_person"] else "Different persons"
-    st.metric(text, f"{verdict['score']:.4f}", f"threshold {verdict['threshold']:.4f}")
+    st.metric(text, f"{verdict['score']:.4f}", _threshold(verdict), delta_color="off")

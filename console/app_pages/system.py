@@ -80,6 +80,9 @@ in_use = {
     "identify threshold": thresholds["identify_threshold"],
     "identity-gate threshold": thresholds["gate_threshold"],
     "views offset (subtracted from persons with views)": thresholds["views_offset"],
+    "one-to-one FMR (verify)": thresholds["verify_fmr"] or "0: at the identify threshold",
+    "verify threshold (a photo against a person)": thresholds["verify_threshold"],
+    "verify threshold (two photos)": thresholds["verify_photos_threshold"],
 }
 st.dataframe([{"field": k, "value": str(v)} for k, v in in_use.items()], hide_index=True, use_container_width=True)
 for problem in thresholds["problems"]:

@@ -32,6 +32,7 @@ class Embedder(Protocol):
     # matching rule -> per-person false match rate at the shipped threshold ({}: unmeasured)
     default_person_fmrs: dict[str, float]
     default_fmr_pairs: int  # the impostor pairs those rates were measured over (0: unknown)
+    default_verify_thresholds: dict[str, float]  # one-to-one at FMR 0.1%: rule (or "photos": two photos) -> threshold
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int
 

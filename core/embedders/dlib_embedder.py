@@ -20,6 +20,7 @@ from core.embedders.dlib_onnx import DlibResnetSession
 from core.embedders.onnx_runtime import choose_providers
 from core.faces.dlib_models import RESNET, SHAPE_5, dlib_model_path
 from core.faces.types import Face
+from core.matching_rules import PHOTOS
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
@@ -38,6 +39,16 @@ DLIB_DEFAULT_PERSON_FMRS: dict[str, float] = {"max": 1.10e-4, "mean": 1.25e-4, "
 DLIB_FMR_PAIRS = 63_797  # they are 7, 8, 5 and 8 of these: each rate's 95% interval spans about half to twice it
 # Identity gate: the cosine similarity reached by 0.1% of the 190k impostor pairs of the same set.
 DLIB_GATE_THRESHOLD = 0.9261
+# One to one at FMR 0.1% (verify): a photo against a person, per matching rule, read off the same
+# 63,797 impostor (claim, person) pairs of the calibration (views offset applied; 63 pairs over
+# each); between two photos, the gate's threshold (0.1% of the 190k photo pairs).
+DLIB_DEFAULT_VERIFY_THRESHOLDS: dict[str, float] = {
+    "max": 0.9261,
+    "mean": 0.9261,
+    "blend": 0.9264,
+    "top2": 0.9263,
+    PHOTOS: DLIB_GATE_THRESHOLD,
+}
 
 
 class DlibEmbedder:
@@ -48,6 +59,7 @@ class DlibEmbedder:
     default_views_offsets: dict[str, float] = DLIB_DEFAULT_VIEWS_OFFSETS
     default_person_fmrs: dict[str, float] = DLIB_DEFAULT_PERSON_FMRS
     default_fmr_pairs = DLIB_FMR_PAIRS
+    default_verify_thresholds: dict[str, float] = DLIB_DEFAULT_VERIFY_THRESHOLDS
     tta = 2  # the face and its mirror image
 
     def __init__(self, providers: str = "auto", threads: int = 1) -> None:

@@ -108,6 +108,7 @@ class InsightFaceEmbedder:
     default_views_offsets: dict[str, float] = {}
     default_person_fmrs: dict[str, float] = {}
     default_fmr_pairs = 0
+    default_verify_thresholds: dict[str, float] = {}
     tta = 1
 
     def __init__(self, pack: InsightFacePack) -> None:

@@ -64,22 +64,61 @@ def calibrate_rules(
         for rule in rules:
             score, _, _ = top_searches(data, index, enrolled, rule, offsets.get(rule, 0.0))
             tops[rule].append(score[impostor])
-    everyone = np.arange(len(data.identities))
-    index = gallery_index(data, everyone, views, with_views=everyone % 2 == 0)
-    found = data.probe_found
-    strangers = data.probe_identity[found][:, None] != everyone[None, :]
+    pairs = impostor_pairs(data, views, rules, offsets)
     size = min(len(h) for h in halves)
     out = {}
     for rule in rules:
-        top = np.concatenate(tops[rule])
-        pair = person_scores(rule, index, data.probe_vectors[found], offsets.get(rule, 0.0))[strangers]
-        pair = pair.astype(np.float64)
+        top, pair = np.concatenate(tops[rule]), pairs[rule]
         if gallery_size is None:
             threshold = threshold_for_fpir(top, target)
         else:
             threshold = threshold_for_fpir(pair, _measurable_rate(target, gallery_size, pair.size))
         fmr = float(np.mean(pair >= threshold)) if pair.size else 0.0
         out[rule] = RuleCalibration(threshold, int(top.size), fmr, int(pair.size), gallery_size or size)
+    return out
+
+
+def impostor_pairs(
+    data: EvalData, views: tuple[str, ...] | None, rules: tuple[str, ...], offsets: dict[str, float]
+) -> dict[str, np.ndarray]:
+    """Per rule: the scores of every search with a face against every identity but its own, in
+    a gallery of everyone where every other person has ``views`` (scored ``offsets[rule]`` lower).
+    A person's score does not depend on who else is enrolled, so these are the (claim, person)
+    pairs of any gallery."""
+    everyone = np.arange(len(data.identities))
+    index = gallery_index(data, everyone, views, with_views=everyone % 2 == 0)
+    found = data.probe_found
+    strangers = data.probe_identity[found][:, None] != everyone[None, :]
+    return {
+        rule: person_scores(rule, index, data.probe_vectors[found], offsets.get(rule, 0.0))[strangers].astype(
+            np.float64
+        )
+        for rule in rules
+    }
+
+
+def calibrate_verify(
+    data: EvalData,
+    views: tuple[str, ...] | None,
+    target: float,
+    rules: tuple[str, ...] = RULES,
+    offsets: dict[str, float] | None = None,
+) -> dict[str, tuple[float, int]]:
+    """Per rule: the one-to-one threshold (a photo against a claimed person) at which at most
+    ``target`` of the impostor claims are accepted, and the claims it rests on
+    (``impostor_pairs``); refused when the folder has too few claims to measure that rate."""
+    pairs = impostor_pairs(data, views, rules, offsets or {})
+    out = {}
+    for rule in rules:
+        claims = pairs[rule]
+        if target * claims.size < MIN_PAIR_HITS:
+            need = math.ceil(MIN_PAIR_HITS / target)
+            raise InvalidInput(
+                f"a one-to-one threshold at FMR {target:g} rests on about {need:,} impostor claims "
+                f"({MIN_PAIR_HITS} over it) and this folder gives {claims.size:,}: calibrate on a folder with more "
+                "identities, or set verify_fmr higher"
+            )
+        out[rule] = (threshold_for_fpir(claims, target), int(claims.size))
     return out
 
 

@@ -7,15 +7,17 @@ import json
 from collections.abc import Callable
 
 from core.errors import InvalidInput, NotCalibrated
-from core.evaluation.calibration import calibrate_rules, calibrate_views_offsets
+from core.evaluation.calibration import calibrate_rules, calibrate_verify, calibrate_views_offsets
 from core.evaluation.dataset import load_labelled_folder
+from core.evaluation.eval_data import EvalData
 from core.evaluation.evaluate import (
+    EmbeddedFolder,
     calibrate_gate_threshold,
     embed_folder,
     format_table,
     run_eval,
 )
-from core.matching_rules import VIEWS_OFFSET_TAIL
+from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.access_log import log_command
@@ -102,6 +104,8 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         StoredThreshold(model, "views_offset", rule, VIEWS_OFFSET_TAIL, offset, n, dataset, utc_now())
         for rule, (offset, n) in offsets.items()
     ]
+    one_to_one = _verify_thresholds(settings, embedded, data, views, shifts, model, dataset)
+    records += one_to_one if isinstance(one_to_one, list) else []
     records.append(StoredThreshold(model, "gate_fmr", "", settings.gate_fmr, gate, n_pairs, dataset, utc_now()))
     for record in records:
         service.store.set_threshold(record)
@@ -127,9 +131,45 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
             else ""
         )
         + f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
-        f"from {folder.root}, stored in {settings.db_path}"
+        + (
+            f"one to one at FMR {settings.verify_fmr:g}: "
+            + ", ".join(f"{r.rule or 'two photos'} {r.threshold:.4f}" for r in one_to_one)
+            + f" ({one_to_one[0].n_negative:,} impostor claims); "
+            if isinstance(one_to_one, list) and one_to_one
+            else f"one to one: not calibrated ({one_to_one}); "
+            if isinstance(one_to_one, str)
+            else ""
+        )
+        + f"from {folder.root}, stored in {settings.db_path}"
     )
     return 0
+
+
+def _verify_thresholds(
+    settings: Settings,
+    embedded: EmbeddedFolder,
+    data: EvalData,
+    views: tuple[str, ...] | None,
+    offsets: dict[str, float],
+    model: str,
+    dataset: str,
+) -> list[StoredThreshold] | str:
+    """The one-to-one thresholds at ``verify_fmr``: a photo against a person per rule, and two
+    photos (rule ``PHOTOS``); why not, when the folder has too few impostor claims ([]:
+    ``verify_fmr`` 0, one to one at the identification threshold)."""
+    fmr = settings.verify_fmr
+    if not fmr:
+        return []
+    try:
+        per_rule = calibrate_verify(data, views, fmr, offsets=offsets)
+    except InvalidInput as exc:
+        return exc.message
+    photos, photo_pairs = calibrate_gate_threshold(embedded, fmr)
+    made = [
+        StoredThreshold(model, "verify_fmr", rule, fmr, threshold, n, dataset, utc_now())
+        for rule, (threshold, n) in per_rule.items()
+    ]
+    return made + [StoredThreshold(model, "verify_fmr", PHOTOS, fmr, photos, photo_pairs, dataset, utc_now())]
 
 
 def generator_views(generators: tuple[str, ...]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:

@@ -119,8 +119,8 @@ class GalleryMatrix:
 @dataclass(frozen=True)
 class StoredThreshold:
     model: str
-    kind: str  # "fpir", "gate_fmr" or "views_offset" (then: target is the impostor tail, threshold the offset)
-    rule: str  # the matching rule of an "fpir" threshold or a views offset; "" for "gate_fmr"
+    kind: str  # "fpir", "gate_fmr", "verify_fmr" or "views_offset" (then: target is the impostor tail, threshold the offset)
+    rule: str  # the matching rule of an "fpir" or "verify_fmr" threshold or a views offset; "photos" for two photos; "" for "gate_fmr"
     target: float
     threshold: float
     n_negative: int
