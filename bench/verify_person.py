@@ -9,7 +9,8 @@ identification threshold and views offset (what verify answered with ``verify_fm
 the shipped one-to-one threshold (FMR 0.1%: what it answers by default), FNMR and FMR; and FNMR where the
 impostor claims give FMR 1e-3 (threshold read off them in sample). Intervals: 95% bootstrap over
 identities (a resampled identity brings its probes, genuine and impostor claims together); the
-views' effect is paired (the same probes, with and without views).
+views' effect is paired (the same probes, with and without views). Then, out of sample: the
+threshold at FMR 1e-3 read off half the identities, FMR and FNMR measured on the other half.
 
 Reads the embeddings of ``manyangles eval DIR --cache CACHE`` (embedded here where it misses).
 
@@ -41,6 +42,7 @@ class Claims:
     owner: np.ndarray  # (Q,) identity of the probe
     genuine: np.ndarray  # (Q,)
     impostor: np.ndarray  # (Q, P - 1)
+    scores: np.ndarray  # (Q, P): every probe against every person
 
 
 def claims(data: EvalData, rule: str, views: bool, offset: float) -> Claims:
@@ -55,7 +57,31 @@ def claims(data: EvalData, rule: str, views: bool, offset: float) -> Claims:
     genuine = scores[rows, owner]
     others = np.ones_like(scores, dtype=bool)
     others[rows, owner] = False
-    return Claims(owner, genuine, scores[others].reshape(len(owner), -1))
+    return Claims(owner, genuine, scores[others].reshape(len(owner), -1), scores)
+
+
+def held_out(c: Claims, halves: int, seed: int = 0) -> tuple[list[float], list[float]]:
+    """FMR and FNMR on one half of the identities at the threshold read off the other half's
+    impostor claims (claims among its own persons) at ``TARGET_FMR``; each split both ways."""
+    rng = np.random.default_rng(seed)
+    identities = np.unique(c.owner)
+    fmrs, fnmrs = [], []
+    for _ in range(halves):
+        order = rng.permutation(identities)
+        split = (order[: order.size // 2], order[order.size // 2 :])
+        for fit, test in (split, split[::-1]):
+            threshold = at_fmr(_among(c, fit), TARGET_FMR)
+            fmrs.append(float(np.mean(_among(c, test) >= threshold)))
+            fnmrs.append(float(np.mean(c.genuine[np.isin(c.owner, test)] < threshold)))
+    return fmrs, fnmrs
+
+
+def _among(c: Claims, persons: np.ndarray) -> np.ndarray:
+    """The impostor claims of these persons' probes against the other persons of the set."""
+    rows = np.isin(c.owner, persons)
+    block = c.scores[np.ix_(rows, persons)]
+    own = c.owner[rows][:, None] == persons[None, :]
+    return block[~own]
 
 
 def at_fmr(impostor: np.ndarray, fmr: float) -> float:
@@ -86,6 +112,7 @@ def interval(values: list[float]) -> str:
 def main() -> None:
     parser = study_parser(__doc__)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--halves", type=int, default=20, help="random halves of the identities for the held-out check")
     args, settings, service = start(parser)
     data = cached_eval_data(args, settings, service)
     thresholds, offsets = service.model.default_thresholds, service.model.default_views_offsets
@@ -139,6 +166,33 @@ def main() -> None:
                 100 * rate,
                 interval(rates),
                 effect,
+            )
+    report_held_out(data, RULES, offsets, args.halves)
+
+
+def report_held_out(data: EvalData, rules: tuple[str, ...], offsets: dict[str, float], halves: int) -> None:
+    """The threshold at FMR ``TARGET_FMR`` read off half the identities, measured on the others."""
+    log.info("")
+    log.info(
+        "| rule | views | FMR out of sample, target %g: mean (5-95%% of halves) | FNMR out of sample: mean (5-95%%) |",
+        TARGET_FMR,
+    )
+    log.info("|---|---|---|---|")
+    for rule in rules:
+        for views in (False, True):
+            fmrs, fnmrs = held_out(claims(data, rule, views, offsets.get(rule, 0.0)), halves)
+            low, high = np.percentile(fmrs, [5, 95])
+            f_low, f_high = np.percentile(fnmrs, [5, 95])
+            log.info(
+                "| %s | %s | %.1e (%.1e-%.1e) | %.1f%% (%.1f-%.1f) |",
+                rule,
+                "+10 classic" if views else "none",
+                float(np.mean(fmrs)),
+                low,
+                high,
+                100 * float(np.mean(fnmrs)),
+                100 * f_low,
+                100 * f_high,
             )
 
 
