@@ -1,4 +1,5 @@
-"""bench/multi_photo.py and bench/gallery_size.py: their arithmetic on hand-made vectors."""
+"""bench/multi_photo.py, bench/gallery_size.py and bench/verify_person.py: their arithmetic on hand-made
+vectors."""
 
 from __future__ import annotations
 
@@ -73,3 +74,43 @@ def test_fpir_of_a_gallery_follows_the_per_person_rate() -> None:
         enrolled = min(r.size, 3)
         assert r.fpir == 1.0 and r.fmr == 1.0 and r.pairs == r.searches * enrolled
         assert 2 * 5 <= r.searches <= 2 * 6
+
+
+def test_one_to_one_claims_thresholds_and_halves_by_hand() -> None:
+    """bench/verify_person.py: the threshold at an FMR sits just above the claim that must not
+    pass; a half's impostor claims are its probes against its other persons only."""
+    from bench.verify_person import Claims, _among, at_fmr, held_out
+
+    # 4 of 4 impostor scores, 25% may pass: 1 -> just above the 2nd highest (0.5)
+    assert at_fmr(np.array([0.9, 0.5, 0.1, 0.0]), 0.25) == pytest.approx(np.nextafter(0.5, 1.0))
+    assert at_fmr(np.array([0.9, 0.5, 0.1, 0.0]), 0.1) == pytest.approx(np.nextafter(0.9, 1.0))  # none may pass
+    owner = np.array([0, 0, 1, 2, 3])
+    scores = np.array(
+        [
+            [0.95, 0.10, 0.20, 0.30],  # person 0's probes
+            [0.90, 0.40, 0.50, 0.60],
+            [0.15, 0.80, 0.25, 0.35],  # person 1's
+            [0.05, 0.45, 0.70, 0.55],  # person 2's
+            [0.65, 0.75, 0.85, 0.99],  # person 3's
+        ]
+    )
+    rows = np.arange(len(owner))
+    others = np.ones_like(scores, dtype=bool)
+    others[rows, owner] = False
+    c = Claims(owner, scores[rows, owner], scores[others].reshape(len(owner), -1), scores)
+    assert sorted(_among(c, np.array([0, 1]))) == [0.10, 0.15, 0.40]  # 0's probes vs 1, 1's vs 0
+    assert sorted(_among(c, np.array([2, 3]))) == [0.55, 0.85]
+    # at FMR 1e-3 no fitted claim may pass: the threshold is just above the fitted half's highest.
+    # {0,1} | {2,3}: fit 0.40 -> the other half's claims 0.55, 0.85 pass (FMR 1), genuine 0.70, 0.99
+    # do (FNMR 0); fit 0.85 -> none of 0.10, 0.15, 0.40 pass, genuine 0.80 of 0.95, 0.90, 0.80 fails.
+    # {0,2} | {1,3}: fit 0.50 -> (1/2, 0); fit 0.75 -> (0, 1/3). {0,3} | {1,2}: 0.65 -> (0, 0); 0.45 -> (2/3, 0)
+    splits = [
+        {(1.0, 0.0), (0.0, 1 / 3)},
+        {(0.5, 0.0), (0.0, 1 / 3)},
+        {(0.0, 0.0), (2 / 3, 0.0)},
+    ]
+    fmrs, fnmrs = held_out(c, halves=5)
+    measured = [(round(f, 6), round(n, 6)) for f, n in zip(fmrs, fnmrs, strict=True)]
+    assert len(measured) == 10  # each split both ways
+    for one_way, other_way in zip(measured[::2], measured[1::2], strict=True):
+        assert {one_way, other_way} in [{(round(f, 6), round(n, 6)) for f, n in pair} for pair in splits]
