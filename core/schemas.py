@@ -133,15 +133,15 @@ class IdentifyResponse(Schema):
         return cls(model=result.model, threshold=result.threshold, match_mode=result.match_mode, faces=faces)
 
 
+TARGET_FMR = "the false match rate per claim the threshold is set at (the verify_fmr setting); null: the identification threshold"
+
+
 class VerifyResponse(Schema):
     same_person: bool
     score: float = Field(description="cosine similarity of the two photos' (largest) faces")
     threshold: float
     model: str
-    target_fmr: float | None = Field(
-        description="the false match rate per claim the threshold is set at (the verify_fmr setting); "
-        "null: the identification threshold"
-    )
+    target_fmr: float | None = Field(description=TARGET_FMR)
 
     @classmethod
     def of(cls, result: VerifyResult) -> VerifyResponse:
@@ -159,10 +159,7 @@ class PersonVerifyResponse(Schema):
     threshold: float = Field(description="the one-to-one threshold of the matching rule")
     match_mode: str
     model: str
-    target_fmr: float | None = Field(
-        description="the false match rate per claim the threshold is set at (the verify_fmr setting); "
-        "null: the identification threshold"
-    )
+    target_fmr: float | None = Field(description=TARGET_FMR)
 
     @classmethod
     def of(cls, result: PersonVerifyResult) -> PersonVerifyResponse:

@@ -165,3 +165,46 @@ def test_the_identify_page_verifies_a_claimed_person(console_env: httpx.Client):
         assert verdicts == [True, False]
     finally:
         console_env.delete(f"/v1/persons/{enrolled['person_id']}", headers=AUTH)
+
+
+def test_the_identify_page_with_an_identify_key_or_no_service(
+    console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch
+):
+    """A door's key may verify but not list persons: the page asks for the person's id. With no
+    service at all it says so, once, instead of offering anything to verify against."""
+    from test_console import page
+
+    from conftest import free_port
+
+    door = off_process(
+        """
+import json, sys
+from core.store.gallery import GalleryStore
+from core.store.keys import KeyStore
+keys = KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"]))
+print(json.dumps(keys.create("verify page door", "identify")[1]))
+""",
+        data_dir=console_env.data_dir,  # type: ignore[attr-defined]
+    )
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Door Pedro", **FORCE},
+        files={"photo": ("p.jpg", photo_bytes("Pedro_Malan", 1), "image/jpeg")},
+    ).json()
+    try:
+        monkeypatch.setenv("MANYANGLES_API_KEY", door)
+        at = page("identify")
+        assert not at.error and not at.exception, (at.error, at.exception)
+        at.number_input(key="claim-id").set_value(enrolled["person_id"]).run()
+        at.file_uploader(key="claim-photo").set_value(("q.jpg", photo_bytes("Pedro_Malan", 1), "image/jpeg")).run()
+        next(b for b in at.button if b.label == "Verify against them").click().run()
+        assert not at.error and at.session_state["claim_result"]["person_id"] == enrolled["person_id"]
+        assert at.metric[0].label == "Same person as Door Pedro"
+    finally:
+        console_env.delete(f"/v1/persons/{enrolled['person_id']}", headers=AUTH)
+
+    monkeypatch.setenv("MANYANGLES_API_URL", f"http://127.0.0.1:{free_port()}")
+    down = page("identify")
+    assert not down.exception and len(down.error) == 1 and "not reachable" in down.error[0].value
+    assert not [n for n in down.number_input if n.key == "claim-id"]  # no person-id box: nothing to verify against

@@ -63,8 +63,11 @@ try:
         key="claim-person",
     )
     claimed_id = None if chosen is None else int(chosen[0])
-except ApiError as exc:  # an identify-only key may not list persons: ask for the id
-    st.caption(plain(exc.friendly()))
+except ApiError as exc:
+    if exc.status != 403:  # the service is down, or refused the key: nothing to verify against
+        st.error(plain(exc.friendly()))
+        st.stop()
+    st.caption("this key may not list persons: give the person's id")  # an identify-only key
     claimed_id = int(st.number_input("Person id", min_value=1, step=1, key="claim-id"))
 claim = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp"], key="claim-photo")
 if claim is not None and claimed_id is not None and st.button("Verify against them"):

@@ -104,8 +104,8 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
         StoredThreshold(model, "views_offset", rule, VIEWS_OFFSET_TAIL, offset, n, dataset, utc_now())
         for rule, (offset, n) in offsets.items()
     ]
-    one_to_one = _verify_thresholds(settings, embedded, data, views, shifts, model, dataset)
-    records += one_to_one if isinstance(one_to_one, list) else []
+    one_to_one, not_calibrated = _verify_thresholds(settings, embedded, data, views, shifts, model, dataset)
+    records += one_to_one
     records.append(StoredThreshold(model, "gate_fmr", "", settings.gate_fmr, gate, n_pairs, dataset, utc_now()))
     for record in records:
         service.store.set_threshold(record)
@@ -131,15 +131,7 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
             else ""
         )
         + f"identity gate {gate:.4f} at FMR {settings.gate_fmr:g} ({n_pairs} impostor pairs); "
-        + (
-            f"one to one at FMR {settings.verify_fmr:g}: "
-            + ", ".join(f"{r.rule or 'two photos'} {r.threshold:.4f}" for r in one_to_one)
-            + f" ({one_to_one[0].n_negative:,} impostor claims); "
-            if isinstance(one_to_one, list) and one_to_one
-            else f"one to one: not calibrated ({one_to_one}); "
-            if isinstance(one_to_one, str)
-            else ""
-        )
+        + _one_to_one_line(settings.verify_fmr, one_to_one, not_calibrated)
         + f"from {folder.root}, stored in {settings.db_path}"
     )
     return 0
@@ -153,23 +145,33 @@ def _verify_thresholds(
     offsets: dict[str, float],
     model: str,
     dataset: str,
-) -> list[StoredThreshold] | str:
+) -> tuple[list[StoredThreshold], str | None]:
     """The one-to-one thresholds at ``verify_fmr``: a photo against a person per rule, and two
-    photos (rule ``PHOTOS``); why not, when the folder has too few impostor claims ([]:
-    ``verify_fmr`` 0, one to one at the identification threshold)."""
+    photos (rule ``PHOTOS``); none with ``verify_fmr`` 0 (one to one at the identification
+    threshold), and none, with the reason, when the folder has too few impostor claims."""
     fmr = settings.verify_fmr
     if not fmr:
-        return []
+        return [], None
     try:
         per_rule = calibrate_verify(data, views, fmr, offsets=offsets)
     except InvalidInput as exc:
-        return exc.message
+        return [], exc.message
     photos, photo_pairs = calibrate_gate_threshold(embedded, fmr)
+    per_rule[PHOTOS] = (photos, photo_pairs)
     made = [
         StoredThreshold(model, "verify_fmr", rule, fmr, threshold, n, dataset, utc_now())
         for rule, (threshold, n) in per_rule.items()
     ]
-    return made + [StoredThreshold(model, "verify_fmr", PHOTOS, fmr, photos, photo_pairs, dataset, utc_now())]
+    return made, None
+
+
+def _one_to_one_line(fmr: float, made: list[StoredThreshold], not_calibrated: str | None) -> str:
+    if not_calibrated is not None:
+        return f"one to one: not calibrated ({not_calibrated}); "
+    if not made:
+        return ""
+    listed = ", ".join(f"{'two photos' if r.rule == PHOTOS else r.rule} {r.threshold:.4f}" for r in made)
+    return f"one to one at FMR {fmr:g}: {listed} ({made[0].n_negative:,} impostor claims); "
 
 
 def generator_views(generators: tuple[str, ...]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
