@@ -72,17 +72,24 @@ def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
     assert resolve_threshold(store, model, "verify_fmr", 0.001, PHOTOS) == 0.7
 
 
-def test_a_photo_against_an_enrolled_person_over_http(api: httpx.Client):
-    made = off_process(
+def _identify_key(data_dir: Path, name: str) -> str:
+    """A key of scope identify (a door's), made in the service's store by another process."""
+    made: str = off_process(
         """
 import json, sys
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
-keys = KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"]))
-print(json.dumps(keys.create("verify door", "identify")[1]))
+args = json.loads(sys.argv[1])
+print(json.dumps(KeyStore(GalleryStore(args["data_dir"])).create(args["name"], "identify")[1]))
 """,
-        data_dir=api.data_dir,  # type: ignore[attr-defined]
+        data_dir=data_dir,
+        name=name,
     )
+    return made
+
+
+def test_a_photo_against_an_enrolled_person_over_http(api: httpx.Client):
+    made = _identify_key(api.data_dir, "verify door")  # type: ignore[attr-defined]
     door = {"X-API-Key": made}
     enrolled = api.post(
         "/v1/persons",
@@ -176,16 +183,7 @@ def test_the_identify_page_with_an_identify_key_or_no_service(
 
     from conftest import free_port
 
-    door = off_process(
-        """
-import json, sys
-from core.store.gallery import GalleryStore
-from core.store.keys import KeyStore
-keys = KeyStore(GalleryStore(json.loads(sys.argv[1])["data_dir"]))
-print(json.dumps(keys.create("verify page door", "identify")[1]))
-""",
-        data_dir=console_env.data_dir,  # type: ignore[attr-defined]
-    )
+    door = _identify_key(console_env.data_dir, "verify page door")  # type: ignore[attr-defined]
     enrolled = console_env.post(
         "/v1/persons",
         headers=AUTH,
