@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -59,6 +60,17 @@ class AnalyzedPhoto:
     num_faces: int  # faces detected
     model: ModelInfo  # the model that made the vectors
     timings: dict[str, float] = field(default_factory=dict)  # decode_s, detect_s, embed_s
+
+
+class FaceAnalyzer(Protocol):
+    """Decode -> detect -> align -> embed, one call per photo (``FacePipeline`` or remote)."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
+
+    def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
 
 
 def default_workers(settings: Settings, in_service: bool) -> int:

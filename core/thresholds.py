@@ -10,6 +10,7 @@ from core.errors import NotCalibrated
 from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
 from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
 from core.pipeline import ModelInfo
+from core.settings import Settings
 from core.store.gallery import GalleryStore
 
 ThresholdKind = Literal["fpir", "gate_fmr", "views_offset", "verify_fmr"]
@@ -141,6 +142,42 @@ def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str,
         f"{need:,} impostor pairs"
     )
     return replace(fit, warning=warning)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The thresholds a service decides by, for a model, at its settings' targets and rule."""
+
+    settings: Settings
+    store: GalleryStore
+
+    def identify(self, model: ModelInfo) -> float:
+        """Identification, at ``target_fpir`` under the matching rule."""
+        s = self.settings
+        return resolve_threshold(self.store, model, "fpir", s.target_fpir, s.match_mode)
+
+    def views_offset(self, model: ModelInfo) -> float:
+        """What a person with generated views loses from their score (core/matching_rules.py)."""
+        return resolve_views_offset(self.store, model, self.settings.match_mode, explicit=self.settings.views_offset)
+
+    def verify(self, model: ModelInfo, person: bool = True) -> tuple[float, float | None]:
+        """One-to-one decisions: the threshold at ``verify_fmr`` false matches per claim, a photo
+        against a person under the matching rule (``person``) or against another photo; and
+        that rate (None: ``verify_fmr`` 0, the identification threshold instead)."""
+        fmr = self.settings.verify_fmr
+        if not fmr:
+            return self.identify(model), None
+        rule = self.settings.match_mode if person else PHOTOS
+        return resolve_threshold(self.store, model, "verify_fmr", fmr, rule), fmr
+
+    def gate(self, model: ModelInfo) -> float:
+        """The identity gate of generated views, at ``gate_fmr``."""
+        s = self.settings
+        return resolve_threshold(self.store, model, "gate_fmr", s.gate_fmr, explicit=s.gate_threshold)
+
+    def fit(self, model: ModelInfo, persons: int) -> GalleryFit:
+        """How the identification threshold holds at a gallery of ``persons``."""
+        return gallery_fit(self.store, model, self.settings.target_fpir, self.settings.match_mode, persons)
 
 
 def _at_most(persons: int | None) -> str:

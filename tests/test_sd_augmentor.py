@@ -18,6 +18,7 @@ from core.augment.stable_diffusion import StableDiffusionAugmentor
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, plan_views, prompt_for
 from core.errors import ModelUnavailable
 from core.images import decode_image
+from core.service import ManyAnglesService
 from core.viewmaker import LocalViews
 
 from conftest import photo_bytes
@@ -173,7 +174,9 @@ def test_seed_document_call_shape(tiny_pipe, obama):
 
 
 def test_gate_rejects_what_random_weights_make(service, augmentor):
-    service._views = LocalViews(service.settings, service.faces, augmentor)
+    service = ManyAnglesService(
+        service.settings, service.faces, service.store, LocalViews(service.settings, service.faces, augmentor)
+    )
     events = []
     result = service.enroll(
         "Barack Obama", photo_bytes("Barack_Obama"), augment=True, num_variations=3, progress=events.append

@@ -1,0 +1,189 @@
+"""Storing a photo: a new person from one photo, or one more photo of a person; with its generated
+views when asked for, checked against the gallery for the same face, all in one transaction
+(core/service.py's ``enroll`` and ``add_photo``)."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.augment.gate import ViewsOutcome
+from core.augment.views import ViewRequest, plan_views
+from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
+from core.errors import ManyAnglesError, ModelSwitching, NotCalibrated, PersonExists, PhotoExists
+from core.face_check import FaceCheck, recheck_guard, same_face_error
+from core.gallery_fpir import OUTGROWN, expected_fpir
+from core.live_search import LiveSearch, check_active
+from core.pipeline import FaceAnalyzer, ModelInfo
+from core.recognition import FacePolicy
+from core.results import EnrollResult
+from core.settings import Settings
+from core.store.records import EnrollmentRunRecord
+from core.thresholds import Thresholds
+from core.viewmaker import ViewMaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhotoRequest:
+    """What to do with a photo being stored: which face, which views, and whether to store it
+    even when it is identified as someone else (a new person's: as someone already enrolled)."""
+
+    face: FacePolicy = "single"
+    augment: bool = False
+    views: list[str] | None = None
+    num_variations: int | None = None
+    seed: int = 0
+    force: bool = False
+
+
+class Enroller:
+    def __init__(
+        self,
+        settings: Settings,
+        faces: FaceAnalyzer,
+        search: LiveSearch,
+        thresholds: Thresholds,
+        views: ViewMaker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.faces = faces
+        self.search = search
+        self.thresholds = thresholds
+        self.store = search.store
+        self._views = views
+
+    @property
+    def views(self) -> ViewMaker:
+        if self._views is None:
+            raise ManyAnglesError("this service was built without a view generator")
+        return self._views
+
+    def plan(self, views: list[str] | None, num_variations: int | None, seed: int) -> list[ViewRequest]:
+        """The views to generate, validated against the generator before any work."""
+        info = self.views.generator_info()
+        return plan_views(views, num_variations, seed, info.supported_views, info.default_views, info.repeats_differ)
+
+    def store_photo(
+        self, name: str, into: int | None, photo: bytes, ask: PhotoRequest, progress: ProgressCallback | None
+    ) -> EnrollResult:
+        """A new person (``into`` None) or one more photo of person ``into``: the photo, its
+        views when asked for, their embeddings, stored in one transaction."""
+        started = time.perf_counter()
+        emit = progress or (lambda event: None)
+        if into is None and self.store.has_person(name):  # before any work; the store checks again
+            raise PersonExists(f"a person named {name!r} is already enrolled")
+        requests = self.plan(ask.views, ask.num_variations, ask.seed) if ask.augment else None
+        analyzed = self.faces.analyze(photo, ask.face)
+        model = analyzed.model
+        timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
+        original = analyzed.faces[0]
+        image = analyzed.image
+        emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
+        emit(
+            ProgressEvent(
+                "detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}
+            )
+        )
+        if into is not None:  # before any view is generated
+            known = self.store.find_image(into, image.sha256, "original")
+            if known is not None:
+                raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
+        checked = None if ask.force else self._check_same_person(into, model, original.vector, image.sha256)
+        outcome: ViewsOutcome | None = None
+        if requests is not None:
+            emit(
+                ProgressEvent(
+                    "generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}
+                )
+            )
+            gate = self.thresholds.gate(model)
+            outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
+            if outcome.model != model.name:
+                raise ModelSwitching(f"the model changed to {outcome.model} during this enrollment; retry")
+            for event in views_events(outcome):
+                emit(event)
+            timings["generate"] = outcome.stats.total_s
+            timings["gate"] = outcome.gate_s
+        enrollment = build_enrollment(name, photo, image, original, model.name, outcome)
+        emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model.name}"))
+        store_started = time.perf_counter()
+        # a new person enrolled meanwhile (another request, another replica) was not in the
+        # search: the face is checked against what committed since, under the write lock
+        guard = None
+        if checked is not None and into is None:
+            guard = recheck_guard(self.store, self.settings.match_mode, checked, original.vector, image.sha256)
+        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None, guard=guard)
+        timings["store"] = time.perf_counter() - store_started
+        elapsed = time.perf_counter() - started
+        timings["total"] = elapsed
+        self._record_run(person_id, model.name, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
+        if into is None:
+            self._warn_if_outgrown(model)
+        emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
+        return EnrollResult(
+            person_id=person_id,
+            name=name,
+            model=model.name,
+            num_images=len(enrollment.images),
+            num_embeddings=len(enrollment.embeddings),
+            sources=[e.source for e in enrollment.embeddings],
+            elapsed_s=elapsed,
+            views=[
+                {**d.as_record(), "preview_jpeg_base64": base64.b64encode(d.preview_jpeg()).decode()}
+                for d in (outcome.decisions if outcome else [])
+            ],
+            timings_s={k: round(v, 4) for k, v in timings.items()},
+        )
+
+    def _check_same_person(
+        self, person_id: int | None, model: ModelInfo, vector: np.ndarray, sha256: str
+    ) -> FaceCheck | None:
+        """Refuse, at the identification threshold, a new person's photo (``person_id`` None)
+        that is identified as someone already enrolled (a duplicate enrollment, or a lookalike),
+        and a photo added to ``person_id`` that is identified as another person and not as them
+        (most likely the wrong person was picked). Returns what the check rested on (None: no
+        threshold to tell a match by, nothing checked)."""
+        check_active(self.store, model)
+        try:
+            threshold = self.thresholds.identify(model)
+        except NotCalibrated:
+            return None
+        offset = self.thresholds.views_offset(model)
+        hits, seen = self.search.search(model.name, vector[None], self.settings.top_k, offset)
+        [match] = self.search.named(hits, threshold)
+        checked = FaceCheck(model.name, threshold, offset, seen)
+        top = match.identity
+        if top is None or top.person_id == person_id:
+            return checked
+        if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
+            return checked
+        raise same_face_error(self.store, person_id, top, threshold, sha256)
+
+    def _record_run(
+        self, person_id: int, model: str, num_views: int, num_accepted: int, timings: dict[str, float]
+    ) -> None:
+        """The enrollment's end-to-end time for the latency charts; never fails the enrollment."""
+        rounded = {k: round(v, 4) for k, v in timings.items()}
+        run = EnrollmentRunRecord(person_id, model, num_views, num_accepted, timings["total"], rounded)
+        try:
+            self.store.add_enrollment_run(run)
+        except Exception:  # the person is stored; a lost timing row is only logged
+            log.exception("could not record the enrollment's timings")
+
+    def _warn_if_outgrown(self, model: ModelInfo) -> None:
+        """Log, once, from the enrollment that takes the gallery past what its identification
+        threshold holds (GET /v1/thresholds keeps saying so); never fails the enrollment."""
+        try:
+            fit = self.thresholds.fit(model, self.search.num_persons(model.name))
+            if fit.warning is None or fit.person_fmr is None:
+                return
+            if expected_fpir(fit.person_fmr, fit.persons - 1) <= OUTGROWN * self.settings.target_fpir:
+                log.warning("%s", fit.warning)
+        except Exception:  # the person is stored; a lost warning is only logged
+            log.exception("could not check the gallery's size against its threshold")
