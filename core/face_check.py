@@ -1,5 +1,5 @@
 """The duplicate-face check of an enrollment: the error it answers, and its second pass under
-the store's write lock (core/service.py runs the first, against the in-memory search)."""
+the store's write lock (core/enrolling.py runs the first, against the in-memory search)."""
 
 from __future__ import annotations
 
