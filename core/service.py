@@ -20,7 +20,8 @@ from core.pipeline import AnalyzedPhoto, FaceAnalyzer, ModelInfo
 from core.recognition import FacePolicy
 from core.results import EnrollResult, FaceIdentification, IdentifyResult, PersonVerifyResult, VerifyResult
 from core.settings import MAX_TOP_K, Settings
-from core.store.gallery import GalleryStore, normalise_name
+from core.store.gallery import GalleryStore
+from core.store.names import normalise_name
 from core.store.records import DuplicatePair, Person
 from core.store.removals import prune_removals
 from core.thresholds import GalleryFit, Thresholds

@@ -27,8 +27,8 @@ from core.store.access_log import counted
 from core.store.audits import latest_audit, latest_audit_job
 from core.store.changes import MAX_CHANGED, changes_since
 from core.store.export import export_snapshot, gallery_stamp, validate
-from core.store.gallery import MAX_NAME_LENGTH
 from core.store.jobs import reap_dead_jobs
+from core.store.names import MAX_NAME_LENGTH
 from core.store.sqlutil import MAX_ROW_ID
 from serve.deps import Admin, CanRead, RowId, errors, log_access, log_view
 

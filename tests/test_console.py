@@ -149,6 +149,8 @@ db.close()
     shown = at.dataframe[0].value  # as an admin reads it: the photo's column first, the time in UTC to the second
     assert [c for c in shown.columns if c == "original" or c.startswith("augmented_")][0] == "original"
     assert shown["enrolled (UTC)"][0] == rows[0]["created_at"][:19].replace("T", " ")
+    person = at.dataframe[1].value  # the person opened: embeddings per source, the photo's row first
+    assert list(person.index) == ["original", "augmented_left", "augmented_up"]
 
 
 def test_identify_labels_the_face(console_env: httpx.Client):

@@ -125,7 +125,8 @@ def test_the_api_and_the_console_say_a_killed_search_failed(console_env: httpx.C
     api = console_env
     script = """
 import json, socket, sys
-from core.store.gallery import GalleryStore, utc_now
+from core.store.gallery import GalleryStore
+from core.store.sqlutil import utc_now
 args = json.loads(sys.argv[1])
 with GalleryStore(args["data_dir"]).write_lock() as conn:  # a search whose process was killed
     job = conn.execute(

@@ -14,7 +14,8 @@ from test_store import enrollment, image
 
 from core.errors import LastPhoto, PersonNotFound, PhotoExists
 from core.store.changes import changes_since
-from core.store.gallery import GalleryStore, _free_display_name
+from core.store.enroll_rows import free_display_name
+from core.store.gallery import GalleryStore
 from core.store.records import Enrollment
 
 from conftest import AUTH, photo_bytes, tree_digest
@@ -43,7 +44,7 @@ def second_photo(name: str, seed: int, n_views: int = 1) -> Enrollment:
     ],
 )
 def test_display_names_get_the_next_free_number(name: str, taken: set[str], expected: str):
-    picked = _free_display_name(dataclasses.replace(image(b"x"), display_name=name), taken)
+    picked = free_display_name(dataclasses.replace(image(b"x"), display_name=name), taken)
     assert picked.display_name == expected and expected in taken
 
 

@@ -51,6 +51,11 @@ def projection_chart(points: pd.DataFrame) -> alt.Chart:
     )
 
 
+def photo_first(source: str) -> tuple[bool, str]:
+    """Sort key of source tags: the photo's (``original``) before its views'."""
+    return source != "original", source
+
+
 def _expire() -> None:
     """The gallery changed: read it again."""
     st.cache_data.clear()
@@ -82,7 +87,7 @@ except ApiError as exc:
     st.stop()
 if not counts.empty:  # one column per source tag: original, augmented_left, ...
     wide = counts.pivot_table(index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0)
-    wide = wide[sorted(wide.columns, key=lambda source: (source != "original", source))]  # the photo first
+    wide = wide[sorted(wide.columns, key=photo_first)]
     persons = persons.merge(wide, left_on="id", right_index=True, how="left")
 st.caption(f"{total} person(s); page {page + 1} of {max(1, -(-total // PAGE_SIZE))}")
 shown = persons.assign(created_at=persons["created_at"].astype(str).str[:19].str.replace("T", " "))
@@ -99,10 +104,11 @@ if len(persons):
         st.error(plain(exc.friendly()))
         st.stop()
     st.subheader(plain(detail["name"]))
+    by_source = pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source")
     if notice := st.session_state.pop("gallery_notice", None):
         st.success(notice)
     st.dataframe(
-        pd.DataFrame(detail["embedding_counts"]).fillna(0).astype(int).rename_axis("source"),
+        by_source.loc[sorted(by_source.index, key=photo_first)],
         use_container_width=True,
     )
     editing = st.toggle("Remove images", help="a Remove button under each image; the person's last photo stays")

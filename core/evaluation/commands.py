@@ -21,8 +21,8 @@ from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.access_log import log_command
-from core.store.gallery import utc_now
 from core.store.records import StoredThreshold
+from core.store.sqlutil import utc_now
 
 
 def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:

@@ -10,7 +10,8 @@ import sqlite3
 from dataclasses import dataclass
 
 from core.errors import ManyAnglesError
-from core.store.gallery import GalleryStore, utc_now
+from core.store.gallery import GalleryStore
+from core.store.sqlutil import utc_now
 
 
 @dataclass(frozen=True)

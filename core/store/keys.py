@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from core.errors import InvalidInput, KeyNotFound, KeyRevoked
-from core.store.gallery import GalleryStore, utc_now
+from core.store.gallery import GalleryStore
+from core.store.sqlutil import utc_now
 
 Scope = Literal["admin", "enroll", "identify"]
 SCOPES: tuple[str, ...] = get_args(Scope)

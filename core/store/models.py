@@ -17,8 +17,9 @@ from typing import Any, Literal
 import numpy as np
 
 from core.errors import ModelMismatch, ModelNotFound, ModelNotReady, NotCalibrated
-from core.store.gallery import GalleryStore, utc_now
+from core.store.gallery import GalleryStore
 from core.store.removals import prune_removals
+from core.store.sqlutil import utc_now
 
 ModelStatus = Literal["building", "active", "retired"]
 

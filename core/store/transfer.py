@@ -36,8 +36,10 @@ import numpy as np
 import pyarrow as pa
 
 from core.errors import InvalidInput
-from core.store.gallery import GalleryStore, normalise_name, utc_now
+from core.store.gallery import GalleryStore
+from core.store.names import normalise_name
 from core.store.records import Enrollment, FaceConflict, NewEmbedding, NewImage, StoredThreshold
+from core.store.sqlutil import utc_now
 
 log = logging.getLogger(__name__)
 FORMAT = 1

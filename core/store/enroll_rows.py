@@ -1,0 +1,210 @@
+"""Storing an enrollment: a person (or more images of one) with their images, embeddings and
+generation runs, atomically.
+
+Mixed into GalleryStore, which provides the connections and the data dir. The files are written
+first, then every row in one IMMEDIATE transaction; on any failure the rows roll back and the
+files this enrollment created are removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.errors import ModelSwitching, PersonExists, PersonNotFound, PhotoExists
+from core.store.names import normalise_name
+from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage
+from core.store.sqlutil import rowid, utc_now
+
+log = logging.getLogger(__name__)
+
+
+class EnrollmentRows:
+    data_dir: Path
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    if TYPE_CHECKING:  # from the other mixins of GalleryStore (core/store/erasure.py, runs.py)
+
+        def remove_unreferenced(self, files: list[Path]) -> list[Path]: ...
+
+        def _insert_generation_run(
+            self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
+        ) -> int: ...
+
+    def add_person(
+        self,
+        enrollment: Enrollment,
+        into: int | None = None,
+        any_model: bool = False,
+        new_photo: bool = False,
+        guard: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> int:
+        """Store a person with all their images, embeddings and generation runs, atomically.
+
+        ``into``: add them to that existing person instead (an import's merge, a photo added to
+        a person), leaving out an image the person already has (same bytes, same source) and its
+        embeddings; a display name the person already uses gets the next free number
+        (``original_2.jpg``, ``augmented_left_2.png``). ``new_photo``: the first image is a photo
+        added to ``into``, refused if the person already has it.
+        Vectors must be of the active model (checked under the write lock: an enrollment that
+        raced a model switch is refused, not stored half-embedded); ``any_model``: an import.
+        ``guard`` runs under the write lock before anything is written; what it raises refuses
+        the enrollment (the face check against what committed since its search)."""
+        name = normalise_name(enrollment.name)
+        created_files: list[Path] = []
+        try:
+            paths = [self._write_image_file(image, created_files) for image in enrollment.images]
+            with self._transaction() as conn:
+                # Under the write lock no one removes files (see remove_unreferenced): a file
+                # shared with a failed concurrent enrollment that was removed meanwhile is rewritten.
+                for image, path in zip(enrollment.images, paths):
+                    if not (self.data_dir / path).exists():
+                        self._write_image_file(image, created_files)
+                if not any_model:
+                    check_active(conn, {e.model for e in enrollment.embeddings})
+                if guard is not None:
+                    guard(conn)
+                now = utc_now()
+                had: set[tuple[str, str]] = set()
+                taken: set[str] = set()
+                if into is None:
+                    try:
+                        person_id = rowid(
+                            conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now))
+                        )
+                    except sqlite3.IntegrityError:
+                        raise PersonExists(f"a person named {name!r} is already enrolled") from None
+                else:
+                    if conn.execute("SELECT 1 FROM persons WHERE id = ?", (into,)).fetchone() is None:
+                        raise PersonNotFound(f"no person with id {into}")
+                    person_id = into
+                    known = conn.execute(
+                        "SELECT id, sha256, source, display_name FROM images WHERE person_id = ?", (into,)
+                    )
+                    for image_id, sha256, source, display_name in known:
+                        had.add((sha256, source))
+                        taken.add(display_name)
+                        if new_photo and sha256 == enrollment.images[0].sha256 and source == "original":
+                            raise PhotoExists(
+                                f"person {into} already has this photo (image {image_id}); nothing was stored"
+                            )
+                image_ids = [
+                    None
+                    if (image.sha256, image.source) in had
+                    else self._insert_image(conn, person_id, free_display_name(image, taken), path, now)
+                    for image, path in zip(enrollment.images, paths)
+                ]
+                for embedding in enrollment.embeddings:
+                    image_id = image_ids[embedding.image_index]
+                    if image_id is not None:
+                        self._insert_embedding(conn, person_id, image_id, embedding, now)
+                for run in enrollment.generation_runs:
+                    self._insert_generation_run(conn, run, person_id, now)
+        except BaseException:
+            self.remove_unreferenced(created_files)
+            raise
+        log.info(
+            "enrolled person %d: %d images, %d embeddings",
+            person_id,
+            len(enrollment.images),
+            len(enrollment.embeddings),
+        )
+        return int(person_id)
+
+    def _write_image_file(self, image: NewImage, created: list[Path]) -> str:
+        relative = Path("images") / image.sha256[:2] / f"{image.sha256}{image.extension}"
+        target = self.data_dir / relative
+        if not target.exists():
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(image.data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            created.append(target)
+        return relative.as_posix()
+
+    def _insert_image(self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str) -> int:
+        return rowid(
+            conn.execute(
+                "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
+                "height, num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    person_id,
+                    image.sha256,
+                    path,
+                    image.source,
+                    image.display_name,
+                    image.mime,
+                    image.width,
+                    image.height,
+                    len(image.data),
+                    image.generator,
+                    now,
+                ),
+            )
+        )
+
+    def _insert_embedding(
+        self, conn: sqlite3.Connection, person_id: int, image_id: int, emb: NewEmbedding, now: str
+    ) -> None:
+        vector = np.ascontiguousarray(emb.vector, dtype="<f4").ravel()
+        conn.execute(
+            "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, "
+            "bbox_x1, bbox_y1, bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                person_id,
+                image_id,
+                emb.source,
+                emb.model,
+                int(vector.shape[0]),
+                vector.tobytes(),
+                float(emb.det_score),
+                *(float(v) for v in emb.bbox),
+                now,
+            ),
+        )
+
+
+def free_display_name(image: NewImage, taken: set[str]) -> NewImage:
+    """``image`` with a display name no other image of the person has (and marks it taken):
+    ``original.jpg`` -> ``original_2.jpg``, ``augmented_left_1.png`` -> ``augmented_left_2.png``."""
+    name = image.display_name
+    if name in taken:
+        stem, dot, extension = name.rpartition(".")
+        stem, extension = (stem, dot + extension) if dot else (name, "")
+        base, _, number = stem.rpartition("_")
+        base, start = (base, int(number) + 1) if base and number.isdigit() else (stem, 2)
+        name = next(
+            f"{base}_{k}{extension}"
+            for k in range(start, start + len(taken) + 2)
+            if f"{base}_{k}{extension}" not in taken
+        )
+        image = dataclasses.replace(image, display_name=name)
+    taken.add(name)
+    return image
+
+
+def check_active(conn: sqlite3.Connection, models: set[str]) -> None:
+    row = conn.execute("SELECT name FROM models WHERE status = 'active'").fetchone()
+    if row is not None and models - {row[0]}:
+        raise ModelSwitching(
+            f"the active model is now {row[0]}; this request's vectors are of {', '.join(sorted(models))}; "
+            "nothing was stored; retry"
+        )
