@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import logging
 import math
-import os
 import resource
 import threading
 import time
@@ -40,10 +39,11 @@ from core.augment.base import (
     face_region_box,
     merge_stages,
 )
+from core.augment.sd_load import compile_pipeline, load_pretrained
 from core.augment.sd_prompts import PromptCache
 from core.augment.sd_stages import DecodeOptions, StageClock, run_img2img
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, ViewRequest, plan_views, prompt_for
-from core.errors import GenerationFailed, InvalidInput, ModelUnavailable, NoFaceFound
+from core.errors import GenerationFailed, InvalidInput, NoFaceFound
 from core.faces.types import Face, FaceDetector
 from core.settings import CompileMode, Settings
 
@@ -55,15 +55,6 @@ DEFAULT_STRENGTH: float = Settings.model_fields["sd_strength"].default
 DEFAULT_STEPS: int = Settings.model_fields["sd_steps"].default
 DEFAULT_GUIDANCE: float = Settings.model_fields["sd_guidance"].default
 DEFAULT_MEMORY_BUDGET_GB: float = Settings.model_fields["sd_memory_budget_gb"].default
-
-
-def _where_it_looked(model_id: str) -> str:
-    from huggingface_hub import constants
-
-    path = Path(model_id).expanduser()
-    if path.exists() or path.is_absolute() or model_id.startswith((".", "~")):
-        return f"the folder {path}"
-    return f"the Hugging Face cache {constants.HF_HUB_CACHE} (offline: nothing is downloaded)"
 
 
 class StableDiffusionAugmentor:
@@ -132,31 +123,8 @@ class StableDiffusionAugmentor:
     def load_model(self) -> None:
         if self._pipe is not None:
             return
-        import torch
-        from diffusers import StableDiffusionImg2ImgPipeline
-
-        device = self._resolve_device()
-        dtype = torch.float16 if (self.use_fp16 and device == "cuda") else torch.float32
         started = time.perf_counter()
-        try:
-            pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-                self.model_id,
-                dtype=dtype,
-                local_files_only=True,
-                safety_checker=None,
-                requires_safety_checker=False,
-            )
-        except (OSError, ValueError) as exc:
-            raise ModelUnavailable(
-                f"Stable Diffusion 1.5 weights not found for {self.model_id!r}: looked in "
-                f"{_where_it_looked(self.model_id)}. Supply them as a local diffusers folder "
-                "(model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/) and set "
-                f"MANYANGLES_SD_MODEL to its path. ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-            ) from None
-        from core.augment.sd_build import dpm_solver
-
-        pipe.scheduler = dpm_solver()
-        self._prepare(pipe.to(device))
+        self._prepare(load_pretrained(self.model_id, self.requested_device, self.use_fp16))
         log.info(
             "Stable Diffusion loaded from %s on %s (%s) in %.1f s",
             self.model_id,
@@ -164,15 +132,6 @@ class StableDiffusionAugmentor:
             self.dtype_name,
             time.perf_counter() - started,
         )
-
-    def _resolve_device(self) -> str:
-        import torch
-
-        if self.requested_device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        if self.requested_device.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelUnavailable(f"device {self.requested_device!r} requested but CUDA is not available")
-        return self.requested_device
 
     def _prepare(self, pipe: Any) -> None:
         import torch
@@ -203,36 +162,16 @@ class StableDiffusionAugmentor:
             self._prompts.offload()
 
     def _compile(self, pipe: Any) -> None:
-        """``torch.compile`` the UNet in the configured mode and, on CUDA, the VAE's encoder and
-        decoder (default mode, as measured; the decode then runs one view per call); compiled
-        lazily, on the first call: the warm-up's, whose batch every later call is run at
-        (``warmed_batch``). Inductor's cache goes to ``compile_cache_dir`` (under the data dir),
-        so a restarted replica reuses it."""
-        import torch
-
-        if self.compile_cache_dir is not None:
-            self.compile_cache_dir.mkdir(parents=True, exist_ok=True)
-            # read by inductor whenever it compiles; this process is the generator's own replica
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(self.compile_cache_dir)
-        mode = None if self.compile_mode == "default" else self.compile_mode
-        pipe.unet = torch.compile(pipe.unet, mode=mode)
-        parts = ["UNet"]
-        if self.compile_vae and self.device == "cuda":
-            pipe.vae.encoder = torch.compile(pipe.vae.encoder)
-            pipe.vae.decoder = torch.compile(pipe.vae.decoder)
-            parts.append("VAE")
-            if not self.decode.views:
-                # one view per decode: one shape, never compiled again whatever the view count
-                # (a sized decode's chunks vary), the least memory; on an H100 five such compiled
-                # decodes took 0.041 s against 0.091 s for one eager decode of five
-                self.decode = replace(self.decode, views=1)
-        self.compiled = True
-        log.info(
-            "%s compiled with torch.compile (mode %s, cache %s)",
-            " and ".join(parts),
-            self.compile_mode,
-            self.compile_cache_dir,
+        """``torch.compile`` (core/augment/sd_load.py); a compiled VAE decodes one view per call:
+        one shape, never compiled again whatever the view count (a sized decode's chunks vary),
+        the least memory; on an H100 five such compiled decodes took 0.041 s against 0.091 s for
+        one eager decode of five."""
+        vae = compile_pipeline(
+            pipe, self.compile_mode, self.compile_cache_dir, self.compile_vae and self.device == "cuda"
         )
+        if vae and not self.decode.views:
+            self.decode = replace(self.decode, views=1)
+        self.compiled = True
 
     def warm_up(self, num_views: int | None = None) -> None:
         """Load the weights and, on a GPU or with a compiled UNet, run the exact call an enrollment
