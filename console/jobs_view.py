@@ -23,7 +23,8 @@ def job_rows(jobs: list[dict[str, Any]]) -> list[dict[str, str]]:
     """A JobOut list as table rows: what each job is doing and how far it got."""
     rows = []
     for j in jobs:
-        counted = f"{j['done'] + j['skipped']:,} of {j['total']:,}" if j["total"] else ""
+        unit = "photos searched" if j["kind"] == "duplicates" else "images"
+        counted = f"{j['done'] + j['skipped']:,} of {j['total']:,} {unit}" if j["total"] else ""
         rows.append(
             {
                 "job": str(j["id"]),

@@ -64,7 +64,10 @@ class JobOut(Schema):
     fraction: float = Field(
         description="(done + skipped) / total; 1 when there was nothing to do, 0 while the work is being counted"
     )
-    images_per_s: float | None
+    images_per_s: float | None = Field(
+        description="images per second so far: embedded (a re-embedding) or original photos searched (a search for "
+        "faces enrolled twice); total, done and skipped count the same"
+    )
     eta_s: float | None = Field(description="seconds left at the rate so far")
     message: str | None
     started_at: str

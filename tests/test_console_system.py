@@ -183,10 +183,12 @@ def test_job_rows_by_hand():
     }  # fmt: skip
     counting = {**running, "id": 8, "total": 0, "done": 0, "skipped": 0, "fraction": 0.0, "eta_s": None}
     done = {**running, "id": 9, "state": "done", "done": 990, "fraction": 1.0, "eta_s": 0.0, "message": "ok"}
-    rows = job_rows([running, counting, done])
+    search = {**done, "id": 10, "kind": "duplicates", "total": 66, "done": 66, "skipped": 0}
+    rows = job_rows([running, counting, done, search])
     assert rows[0] == {
-        "job": "7", "kind": "reembed", "model": "buffalo_l", "state": "running", "progress": "250 of 1,000 (25%)",
+        "job": "7", "kind": "reembed", "model": "buffalo_l", "state": "running", "progress": "250 of 1,000 images (25%)",
         "left": "2 min 05 s", "message": "", "started": "2026-11-28 17:00:00",
     }  # fmt: skip
     assert (rows[1]["progress"], rows[1]["left"]) == ("", "")  # still counting its work
-    assert (rows[2]["progress"], rows[2]["left"], rows[2]["message"]) == ("1,000 of 1,000 (100%)", "", "ok")
+    assert (rows[2]["progress"], rows[2]["left"], rows[2]["message"]) == ("1,000 of 1,000 images (100%)", "", "ok")
+    assert rows[3]["progress"] == "66 of 66 photos searched (100%)"
