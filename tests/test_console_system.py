@@ -159,7 +159,12 @@ def test_a_background_search_lists_a_face_enrolled_twice_until_one_is_deleted(co
         jobs = next(d.value for d in at.dataframe if "kind" in d.value.columns)  # the batch jobs, newest first
         listed = dict(zip(jobs["job"], zip(jobs["kind"], jobs["state"], jobs["progress"], jobs["message"])))
         photos = result["photos"]
-        assert listed[str(job["id"])] == ("duplicates", "done", f"{photos:,} of {photos:,} (100%)", job["message"])
+        assert listed[str(job["id"])] == (
+            "duplicates",
+            "done",
+            f"{photos:,} of {photos:,} photos searched (100%)",
+            job["message"],
+        )
 
         gone = added.pop()
         assert console_env.delete(f"/v1/persons/{gone}", headers=AUTH).status_code == 200
