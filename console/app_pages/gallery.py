@@ -51,6 +51,26 @@ def projection_chart(points: pd.DataFrame) -> alt.Chart:
     )
 
 
+def one_model(counts: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """With vectors of several models stored (a re-embedding under way, or a retired model not
+    yet removed), the counts of the active model only, and a line saying so; else as they are."""
+    models = sorted(set(counts["model"]))
+    if len(models) < 2:
+        return counts, None
+    try:
+        active = api().models()["active"]
+    except ApiError:
+        active = None
+    if active not in models:
+        return counts, f"vectors of {len(models)} models are stored ({', '.join(models)}): each is counted"
+    line = (
+        f"vectors of {len(models)} models are stored ({', '.join(models)}): the source columns count those of "
+        f"{active}, the active model identification uses; the embeddings column counts every model's (remove a "
+        "retired model's on the System page)"
+    )
+    return counts[counts["model"] == active], line
+
+
 def photo_first(source: str) -> tuple[bool, str]:
     """Sort key of source tags: the photo's (``original``) before its views'."""
     return source != "original", source
@@ -86,6 +106,9 @@ except ApiError as exc:
     st.error(plain(exc.friendly()))
     st.stop()
 if not counts.empty:  # one column per source tag: original, augmented_left, ...
+    counts, models_line = one_model(counts)
+    if models_line:
+        st.caption(models_line)
     wide = counts.pivot_table(index="person_id", columns="source", values="embeddings", aggfunc="sum", fill_value=0)
     wide = wide[sorted(wide.columns, key=photo_first)]
     persons = persons.merge(wide, left_on="id", right_index=True, how="left")
