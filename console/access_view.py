@@ -40,7 +40,7 @@ def access_section() -> None:
     st.caption(
         "who did what, over HTTP (by key) and with manyangles commands (by the account that ran them): "
         "enrollments, identifications (one entry per person identified), changes, deletions, exports, backups, "
-        "key and model changes, and who saw a person's images (one entry per key and person per 15 minutes); "
+        "key and model changes, and who opened a person's record or saw their images (one entry per key and person per 15 minutes); "
         "an erased person's id goes from every entry"
     )
     actions = st.session_state.get("access_actions", [])  # from the API's first answer

@@ -54,8 +54,8 @@ def log_access(request: Request, caller: Caller, action: str, person_ids: Sequen
 
 
 def log_view(request: Request, caller: Caller, person_id: int, detail: str) -> None:
-    """The access log's ``view`` entry of a person's image served (one per key and person per
-    15 minutes)."""
+    """The access log's ``view`` entry of a person's record or image served (one per key and
+    person per 15 minutes)."""
     request.app.state.access_log.viewed(caller, person_id, detail)
 
 

@@ -61,8 +61,12 @@ def persons(
 
 
 @router.get("/v1/persons/{person_id}", response_model=PersonDetailOut, responses=errors(404))
-def person(request: Request, _: CanRead, person_id: RowId) -> PersonDetailOut:
-    return PersonDetailOut.of_detail(_service(request).store.person_detail(person_id))
+def person(request: Request, caller: CanRead, person_id: RowId) -> PersonDetailOut:
+    """A person's record: their images, embeddings per model and source; logged as ``view`` (one
+    entry per key and person per 15 minutes, with the images seen after it)."""
+    detail = PersonDetailOut.of_detail(_service(request).store.person_detail(person_id))
+    log_view(request, caller, person_id, "person record")
+    return detail
 
 
 @router.get(

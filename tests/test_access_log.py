@@ -196,16 +196,18 @@ print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items(
         assert api.delete(f"/v1/persons/{person}/images/{view['id']}", headers=AUTH).status_code == 200
 
         theirs = log(person_id=person)
-        assert theirs["total"] == 5 and theirs["next_offset"] is None
+        assert theirs["total"] == 6 and theirs["next_offset"] is None
         assert [(e["action"], e["key_id"], e["key_name"]) for e in theirs["entries"]] == [
             ("delete_image", None, "service key"),
             ("view", made["enroll"][0], "access-log enroll"),
+            ("view", None, "service key"),  # the person's record read, to find the view
             ("rename", None, "service key"),
             ("identify", made["identify"][0], "access-log identify"),
             ("enroll", made["enroll"][0], "access-log enroll"),
         ]
-        assert theirs["entries"][4]["detail"] == "2 image(s), 2 embedding(s)"
+        assert theirs["entries"][5]["detail"] == "2 image(s), 2 embedding(s)"
         assert theirs["entries"][1]["detail"] == f"image {view['id']}"
+        assert theirs["entries"][2]["detail"] == "person record"
         assert {e["name"] for e in theirs["entries"]} == {"Logged Thaksin S"}  # joined when read: renamed
         assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 1 embeddings, 1 files"
         assert all("Thaksin" not in e["detail"] for e in theirs["entries"])

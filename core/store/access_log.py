@@ -58,7 +58,7 @@ ACTIONS: tuple[str, ...] = (
     "key_create",
     "key_revoke",
     "calibrate",
-    "view",  # a person's stored image served: one entry per key and person per VIEW_WINDOW_S
+    "view",  # a person's record or stored image served: one entry per key and person per VIEW_WINDOW_S
 )
 SERVICE_KEY = "service key"  # the name logged for the service's own admin key (it has no row)
 COMMAND_LINE = "command line"  # the name logged for a ``manyangles`` command, with the OS account
@@ -116,7 +116,7 @@ def log_access(
 
 
 def log_view(store: GalleryStore, caller: Caller, person_id: int, detail: str, window_s: float = VIEW_WINDOW_S) -> bool:
-    """The ``view`` entry of a person's image served to ``caller``, unless the caller's last view
+    """The ``view`` entry of a person's record or image served to ``caller``, unless the caller's last view
     of that person is less than ``window_s`` old; returns whether it wrote one. Looked up first
     without the write lock (a thumbnail grid asks once per image) and again under it."""
     since = (datetime.now(UTC) - timedelta(seconds=window_s)).isoformat(timespec="milliseconds")
