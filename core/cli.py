@@ -29,7 +29,7 @@ from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, PersonVerifyResponse, VerifyResponse
 from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, PersonDetailOut, PersonOut
 from core.settings import Settings
-from core.store.access_log import counted, log_command
+from core.store.access_log import counted, log_command, log_command_view
 from core.store.sqlutil import MAX_ROW_ID
 
 log = logging.getLogger("core.cli")
@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.command == "images":
         detail = PersonDetailOut.of_detail(service.store.person_detail(service.store.find_person(args.name).id))
+        log_command_view(settings, detail.id, "person record")
         if args.json:
             _out(detail.model_dump_json())
             return 0

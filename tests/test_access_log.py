@@ -280,6 +280,8 @@ def test_commands_are_logged_by_the_account_that_ran_them(tmp_path: Path):
     not_a_photo = tmp_path / "notes.jpg"
     not_a_photo.write_bytes(b"not an image")
     assert cli(data, "identify", not_a_photo).returncode == 3  # refused: no entry
+    for _ in range(2):  # a person's record shown twice in the window: one entry
+        assert cli(data, "images", "Martin Scorsese").returncode == 0
     created = cli(data, "--json", "keys", "create", "--scope", "identify", "--name", "door camera")
     key = json.loads(created.stdout)
     assert cli(data, "keys", "revoke", str(key["id"])).returncode == 0
@@ -292,6 +294,7 @@ def test_commands_are_logged_by_the_account_that_ran_them(tmp_path: Path):
     assert entries() == [
         ("key_revoke", None, f"key {key['id']}, scope identify"),
         ("key_create", None, f"key {key['id']}, scope identify"),
+        ("view", person, "person record"),
         ("identify", person, "1 face(s), 1 identified"),
         ("enroll", person, "1 image(s), 1 embedding(s)"),
     ]
@@ -302,13 +305,13 @@ def test_commands_are_logged_by_the_account_that_ran_them(tmp_path: Path):
     restored = tmp_path / "restored"
     copied = json.loads(cli(restored, "--json", "restore", tmp_path / "backup").stdout)
     shown = json.loads(cli(restored, "--json", "access-log").stdout)["entries"]
-    assert [e["action"] for e in shown] == ["restore", "key_revoke", "key_create", "identify", "enroll"]
+    assert [e["action"] for e in shown] == ["restore", "key_revoke", "key_create", "view", "identify", "enroll"]
     assert shown[0]["key_name"] == runner and shown[0]["detail"] == f"1 person(s), {copied['files']} file(s)"
     deleted = cli(data, "delete", "Martin Scorsese")
     assert deleted.returncode == 0, deleted.stderr
     after = entries()
     assert after[0] == ("delete_person", None, "1 images, 1 embeddings, 1 files")
-    assert [e[1] for e in after] == [None] * 7  # erased: their id went from every entry
+    assert [e[1] for e in after] == [None] * 8  # erased: their id went from every entry
 
 
 def test_the_system_page_shows_the_access_log(console_env: httpx.Client):

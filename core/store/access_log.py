@@ -223,3 +223,10 @@ def log_command(settings: Settings, action: str, person_ids: Sequence[int] = (),
     pruning of the entries past ``access_log_days``)."""
     store = GalleryStore(settings.data_dir)
     AccessLog(store, settings.access_log_days).record(command_line_caller(), action, person_ids, detail)
+
+
+def log_command_view(settings: Settings, person_id: int, detail: str) -> None:
+    """The ``view`` entry of a ``manyangles`` command that showed a person's record, by the
+    account that ran it (one per account and person per VIEW_WINDOW_S, as over HTTP)."""
+    store = GalleryStore(settings.data_dir)
+    AccessLog(store, settings.access_log_days).viewed(command_line_caller(), person_id, detail)
