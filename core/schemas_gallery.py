@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from core.schemas import Schema
 from core.schemas_models import JobOut
@@ -26,6 +26,14 @@ class PersonOut(Schema):
     @classmethod
     def of(cls, person: Person) -> PersonOut:
         return cls(**asdict(person))
+
+
+class RenameRequest(Schema):
+    """``PATCH /v1/persons/{id}``: as JSON or as a form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt field is a 422, not ignored
+
+    name: str = Field(description="the new name; no other person may have it")
 
 
 class ImageOut(Schema):

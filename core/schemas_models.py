@@ -16,6 +16,15 @@ from core.store.keys import ApiKeyRecord, Scope
 from core.store.models import ModelRecord
 
 
+class CreateKeyRequest(Schema):
+    """``POST /v1/keys``: as JSON or as a form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="who or what uses it (1-200 characters)")
+    scope: Scope = Field(description="admin, enroll or identify")
+
+
 class ModelOut(Schema):
     name: str
     dim: int

@@ -68,6 +68,7 @@ def _declared(dependant: Dependant) -> tuple[set[str], set[str]]:
         current = pending.pop()
         query.update(f.alias for f in current.query_params)
         body.update(f.alias for f in current.body_params)
+        body.update(getattr(current.call, "form_fields", ()))  # serve/bodies.py's JSON-or-form bodies
         pending.extend(current.dependencies)
     return query, body
 

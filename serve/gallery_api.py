@@ -7,7 +7,7 @@ No ``from __future__ import annotations``: FastAPI resolves the annotations of t
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from core.batch.launch import launch_duplicates
@@ -20,6 +20,7 @@ from core.schemas_gallery import (
     PersonDetailOut,
     PersonOut,
     PersonsPage,
+    RenameRequest,
 )
 from core.schemas_models import JobOut
 from core.service import ManyAnglesService
@@ -30,6 +31,7 @@ from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.jobs import reap_dead_jobs
 from core.store.names import MAX_NAME_LENGTH
 from core.store.sqlutil import MAX_ROW_ID
+from serve.bodies import documented, json_or_form
 from serve.deps import Admin, CanRead, RowId, errors, log_access, log_view
 
 router = APIRouter()
@@ -87,10 +89,20 @@ def person_image(request: Request, caller: CanRead, person_id: RowId, image_id: 
     )
 
 
-@router.patch("/v1/persons/{person_id}", response_model=PersonOut, responses=errors(404, 409))
-def rename_person(request: Request, caller: Admin, person_id: RowId, name: Annotated[str, Form()]) -> PersonOut:
-    """Rename a person (the new name must be free)."""
-    renamed = _service(request).store.rename_person(person_id, name)
+@router.patch(
+    "/v1/persons/{person_id}",
+    response_model=PersonOut,
+    responses=errors(404, 409),
+    openapi_extra=documented(RenameRequest),
+)
+def rename_person(
+    request: Request,
+    caller: Admin,
+    person_id: RowId,
+    body: Annotated[RenameRequest, Depends(json_or_form(RenameRequest))],
+) -> PersonOut:
+    """Rename a person (the new name must be free); ``{"name": ...}`` as JSON or as a form."""
+    renamed = _service(request).store.rename_person(person_id, body.name)
     log_access(request, caller, "rename", [person_id])
     return PersonOut.of(renamed)
 

@@ -6,10 +6,11 @@ No ``from __future__ import annotations``: FastAPI resolves the annotations of t
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Request
 
-from core.schemas_models import ApiKeyOut, CreatedKey, KeysResponse
-from core.store.keys import KeyStore, Scope
+from core.schemas_models import ApiKeyOut, CreatedKey, CreateKeyRequest, KeysResponse
+from core.store.keys import KeyStore
+from serve.bodies import documented, json_or_form
 from serve.deps import Admin, RowId, errors, log_access
 
 router = APIRouter()
@@ -27,16 +28,22 @@ def list_keys(request: Request, _: Admin) -> KeysResponse:
     return KeysResponse(keys=[ApiKeyOut.of(r) for r in _keys(request).records()])
 
 
-@router.post("/v1/keys", status_code=201, response_model=CreatedKey, responses=errors())
+@router.post(
+    "/v1/keys",
+    status_code=201,
+    response_model=CreatedKey,
+    responses=errors(),
+    openapi_extra=documented(CreateKeyRequest),
+)
 def create_key(
     request: Request,
     caller: Admin,
-    name: Annotated[str, Form(description="who or what uses it (1-200 characters)")],
-    scope: Annotated[Scope, Form()],
+    body: Annotated[CreateKeyRequest, Depends(json_or_form(CreateKeyRequest))],
 ) -> CreatedKey:
     """A new key: ``admin`` (everything), ``enroll`` (enroll and read the gallery) or ``identify``
-    (identify, verify, embed). The answer holds the key; it is stored as a hash and never shown again."""
-    record, secret = _keys(request).create(name, scope)
+    (identify, verify, embed); ``name`` and ``scope`` as JSON or as a form. The answer holds the key;
+    it is stored as a hash and never shown again."""
+    record, secret = _keys(request).create(body.name, body.scope)
     log_access(request, caller, "key_create", detail=f"key {record.id}, scope {record.scope}")
     return CreatedKey(key=ApiKeyOut.of(record), secret=secret)
 

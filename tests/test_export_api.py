@@ -10,7 +10,55 @@ import numpy as np
 import pyarrow.parquet as pq
 from test_serve_api import files
 
-from conftest import AUTH, FORCE, photo_bytes
+from conftest import AUTH, FORCE, photo_bytes, tree_digest
+
+
+def test_rename_takes_json_or_form(api: httpx.Client):
+    """A REST client's JSON body and a form rename alike; a wrong body is a 422 naming the problem
+    and changes nothing."""
+    made = api.post(
+        "/v1/persons", headers=AUTH, data={"name": "Json Rename"}, files=files(photo=photo_bytes("Paul_Allen"))
+    )
+    pid = made.json()["person_id"]
+    try:
+        by_json = api.patch(f"/v1/persons/{pid}", headers=AUTH, json={"name": "Json Renamed"})
+        assert by_json.status_code == 200 and by_json.json()["name"] == "Json Renamed"
+        by_form = api.patch(f"/v1/persons/{pid}", headers=AUTH, data={"name": "Json Renamed Twice"})
+        assert by_form.status_code == 200 and by_form.json()["name"] == "Json Renamed Twice"
+        before = tree_digest(api.data_dir)
+        text = {"content-type": "text/plain", **AUTH}
+        bad = {
+            "no name": (api.patch(f"/v1/persons/{pid}", headers=AUTH, json={}), "name: Field required"),
+            "misspelt": (api.patch(f"/v1/persons/{pid}", headers=AUTH, json={"nmae": "X"}), "nmae"),
+            "not a string": (api.patch(f"/v1/persons/{pid}", headers=AUTH, json={"name": 5}), "name"),
+            "an array": (api.patch(f"/v1/persons/{pid}", headers=AUTH, json=["X"]), "must be an object"),
+            "broken": (
+                api.patch(
+                    f"/v1/persons/{pid}",
+                    headers=AUTH,
+                    content=b'{"name":',
+                ),
+                "not valid JSON",
+            ),
+            "plain text": (api.patch(f"/v1/persons/{pid}", headers=text, content=b"X"), "not text/plain"),
+            "empty": (api.patch(f"/v1/persons/{pid}", headers=AUTH), "the body is empty"),
+            "a file": (api.patch(f"/v1/persons/{pid}", headers=AUTH, files={"name": b"X"}), "not files"),
+            "blank": (api.patch(f"/v1/persons/{pid}", headers=AUTH, json={"name": "  "}), "name"),
+        }
+        for label, (response, says) in bad.items():
+            assert response.status_code == 422, label
+            assert response.json()["error"]["code"] in ("invalid_request", "invalid_name"), label
+            assert says in response.json()["error"]["message"], (label, response.json())
+        assert api.patch(f"/v1/persons/{pid}", json={"name": "No Key"}).status_code == 401  # the key first
+        assert tree_digest(api.data_dir) == before
+        bare = api.patch(f"/v1/persons/{pid}", headers=AUTH, content=b'{"name": "Json Renamed Bare"}')
+        assert bare.status_code == 200, bare.text  # no Content-Type: read as JSON
+        assert api.get(f"/v1/persons/{pid}", headers=AUTH).json()["name"] == "Json Renamed Bare"
+        body = api.get("/openapi.json").json()["paths"]["/v1/persons/{person_id}"]["patch"]["requestBody"]
+        assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded"}
+        assert body["content"]["application/json"]["schema"]["required"] == ["name"]
+    finally:
+        api.delete(f"/v1/persons/{pid}", headers=AUTH)
 
 
 def test_rename_and_export(api: httpx.Client):

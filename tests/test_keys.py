@@ -146,7 +146,9 @@ def test_keys_over_http(api: httpx.Client, scoped_keys: dict[str, str]):
         api.post("/v1/keys", headers=admin, data={"name": "x", "scope": "root"}),
         api.post("/v1/keys", headers=admin, data={"name": " ", "scope": "admin"}),
     ]
-    assert [b.status_code for b in bad] == [422, 422]
+    bad.append(api.post("/v1/keys", headers=admin, json={"name": "x", "scope": "root"}))
+    assert [b.status_code for b in bad] == [422, 422, 422]
+    assert "scope" in bad[2].json()["error"]["message"]
     assert "scope" in bad[0].json()["error"]["message"] and "name" in bad[1].json()["error"]["message"]
     lesser = api.post("/v1/keys", headers={"X-API-Key": scoped_keys["enroll"]}, data={"name": "y", "scope": "admin"})
     assert lesser.status_code == 403  # an enroll key cannot make itself an admin one
@@ -158,7 +160,10 @@ def test_keys_over_http(api: httpx.Client, scoped_keys: dict[str, str]):
         ("key_create", f"key {key['id']}, scope identify"),
     ]
     assert secret not in str(entries)
-    _not_in_any_log(secret)  # the answer that held it is the only place it went
+    as_json = api.post("/v1/keys", headers=admin, json={"name": "json camera", "scope": "identify"})
+    assert as_json.status_code == 201 and as_json.json()["key"]["scope"] == "identify"  # JSON or a form
+    assert api.delete(f"/v1/keys/{as_json.json()['key']['id']}", headers=admin).status_code == 200
+    _not_in_any_log(secret, as_json.json()["secret"])  # the answer that held it is the only place it went
 
 
 def test_no_key_in_any_log_of_the_run(api: httpx.Client, scoped_keys: dict[str, str]):
