@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     delete = sub.add_parser("delete", help="erase a person: every row and file")
     delete.add_argument("name")
+    rename = sub.add_parser("rename", help="rename a person (the new name must be free)")
+    rename.add_argument("name")
+    rename.add_argument("new_name")
     images = sub.add_parser("images", help="a person's images: id, source, display name")
     images.add_argument("name")
     remove = sub.add_parser("remove-image", help="erase one image of a person (a view, or one of several photos)")
@@ -264,6 +267,14 @@ def run(args: argparse.Namespace) -> int:
             if args.json
             else f"deleted {args.name!r}: {deleted.images} image(s), {deleted.embeddings} embedding(s), "
             f"{deleted.files} file(s)"
+        )
+    elif args.command == "rename":
+        renamed = PersonOut.of(service.store.rename_person(service.store.find_person(args.name).id, args.new_name))
+        log_command(settings, "rename", [renamed.id])
+        _out(
+            renamed.model_dump_json()
+            if args.json
+            else f"renamed {args.name!r} to {renamed.name!r} (person {renamed.id})"
         )
     elif args.command == "images":
         detail = PersonDetailOut.of_detail(service.store.person_detail(service.store.find_person(args.name).id))

@@ -27,6 +27,9 @@ class FaceCheck:
     seen: int
 
 
+FORCE = "force=true (--force on the command line)"  # the messages reach HTTP clients and the CLI alike
+
+
 def same_face_error(
     store: GalleryStore, person_id: int | None, top: Candidate, threshold: float, sha256: str
 ) -> ManyAnglesError:
@@ -37,14 +40,14 @@ def same_face_error(
     found = f"this photo is identified as person {top.person_id} (score {top.score:.4f} >= {threshold:.4f})"
     if person_id is None:
         same = store.find_image(top.person_id, sha256, "original") is not None
-        then = "; send" if same else "; add the photo to that person, or send"
+        then = "; " if same else "; add the photo to that person, or "
         return AlreadyEnrolled(
-            f"{found}, already enrolled{' with this very photo' if same else ''}{then} force=true "
-            "to enroll a new person anyway; nothing was stored",
+            f"{found}, already enrolled{' with this very photo' if same else ''}{then}enroll a new person "
+            f"anyway with {FORCE}; nothing was stored",
             {**who, "same_photo": same},
         )
     return MatchesAnotherPerson(
-        f"{found}, not as person {person_id}; send force=true to add it anyway; nothing was stored", who
+        f"{found}, not as person {person_id}; add it anyway with {FORCE}; nothing was stored", who
     )
 
 

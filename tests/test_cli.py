@@ -128,10 +128,23 @@ def test_two_faces_with_largest_and_delete(tmp_path: Path):
     assert json.loads(done.stdout)["num_embeddings"] == 1
     files = [p for p in (data / "images").rglob("*") if p.is_file()]
     assert len(files) == 1
-    gone = cli(data, "delete", "Matt")
+    taken = cli(data, "enroll", "Cate", photo("Cate_Blanchett"))
+    assert taken.returncode == 0, taken.stderr
+    before = tree_digest(data)
+    clash, blank = cli(data, "rename", "Matt", "Cate"), cli(data, "rename", "Matt", " ")
+    assert clash.returncode != 0 and "already enrolled" in clash.stderr and "Traceback" not in clash.stderr
+    assert blank.returncode != 0 and "Traceback" not in blank.stderr
+    assert cli(data, "rename", "Nobody", "X").returncode == 4
+    assert tree_digest(data) == before
+    renamed = cli(data, "--json", "rename", "Matt", "Matt Damon")
+    assert renamed.returncode == 0 and json.loads(renamed.stdout)["name"] == "Matt Damon"
+    assert cli(data, "delete", "Cate").returncode == 0
+    logged = cli(data, "access-log", "--action", "rename")
+    assert logged.returncode == 0 and "rename" in logged.stdout and "Matt Damon" in logged.stdout
+    gone = cli(data, "delete", "Matt Damon")
     assert gone.returncode == 0 and "1 file(s)" in gone.stdout
     assert not [p for p in (data / "images").rglob("*") if p.is_file()]
-    again = cli(data, "delete", "Matt")
+    again = cli(data, "delete", "Matt Damon")
     assert again.returncode == 4 and "person_not_found" in again.stderr
 
 
@@ -167,6 +180,7 @@ def test_a_face_already_enrolled_under_another_name_is_refused_unless_forced(tmp
     again = cli(data, "enroll", "Nick C", photo("Nicolas_Cage"), "--augment")
     assert again.returncode == 6 and "already_enrolled" in again.stderr and "'Nicolas'" not in again.stdout
     assert "identified as person 1" in again.stderr and "with this very photo" in again.stderr
+    assert "--force" in again.stderr  # what to type, not the HTTP field
     assert tree_digest(data / "images") == before
     assert [p["name"] for p in json.loads(cli(data, "--json", "persons").stdout)] == ["Nicolas"]
     forced = cli(data, "enroll", "Nick C", photo("Nicolas_Cage"), "--force")
