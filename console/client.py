@@ -249,6 +249,14 @@ def _error(response: httpx.Response) -> ApiError:
     try:
         body = response.json()["error"]
         code, message = body["code"], body["message"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # not the API's answer: Serve's proxy, or a replica that died
         code, message = "http_error", f"HTTP {response.status_code}"
+        text = " ".join(response.text.split())[:200]
+        if text:
+            message += f": {text}"
+        if response.status_code >= 500:
+            message += (
+                " (the service did not finish this request: a replica may have restarted; a change may or may "
+                "not have been stored, so look before repeating it)"
+            )
     return ApiError(response.status_code, code, message, response.headers.get("retry-after"))
