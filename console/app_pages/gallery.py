@@ -27,6 +27,12 @@ def _page(where: str, search: str, sort: str, page: int) -> tuple[pd.DataFrame, 
     return persons, counts, total
 
 
+@st.cache_data(ttl=5)  # as the page's tables: asked at most every 5 s, not on each rerun
+def _active_model() -> str | None:
+    active: str | None = api().models()["active"]
+    return active
+
+
 def projection_chart(points: pd.DataFrame) -> alt.Chart:
     """The PCA points: a colour per person, each original photo a larger circle and each
     generated view a small triangle, so a view that drifted from its person stands out."""
@@ -58,7 +64,7 @@ def one_model(counts: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
     if len(models) < 2:
         return counts, None
     try:
-        active = api().models()["active"]
+        active = _active_model()
     except ApiError:
         active = None
     if active not in models:
