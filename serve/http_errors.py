@@ -88,12 +88,24 @@ async def shed_load(request: Request, call_next: Any) -> Any:
     return response
 
 
+async def private_answers(request: Request, call_next: Any) -> Any:
+    """The API's answers hold biometric data (face images, vectors, names): no cache may store them
+    (a route that revalidates by ETag says ``private, no-cache`` itself), and no browser may sniff
+    an uploaded image into something it would run."""
+    response = await call_next(request)
+    if request.url.path.startswith(("/v1/", "/api/")):
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def install(app: FastAPI) -> None:
-    """The handlers and middleware above, on ``app``; load shedding outermost (added last), so a
-    request it turns away costs nothing else."""
+    """The handlers and middleware above, on ``app``; load shedding outside the size cap, so a
+    request it turns away costs nothing else, and the headers of every answer outermost."""
     app.add_exception_handler(ManyAnglesError, typed_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, unexpected_error)
     app.middleware("http")(size_cap)
     app.middleware("http")(shed_load)
+    app.middleware("http")(private_answers)

@@ -88,6 +88,11 @@ def test_enroll_browse_identify_verify_embed_delete(api: httpx.Client):
     assert detail["embedding_counts"]["dlib-resnet-v1-flip"]["original"] == 1
     image = api.get(detail["images"][0]["url"], headers=AUTH)
     assert image.status_code == 200 and image.content == original and image.headers["content-type"] == "image/jpeg"
+    for answer in (image, api.get(f"/v1/persons/{pid}", headers=AUTH), api.get(f"/v1/persons/{pid}")):
+        # a face, a person's record, a refusal: no cache keeps them, no browser sniffs them
+        assert answer.headers["cache-control"] == "no-store" and answer.headers["x-content-type-options"] == "nosniff"
+    export = api.get("/v1/export", headers=AUTH, params={"table": "persons"})
+    assert export.headers["cache-control"] == "private, no-cache"  # its own: revalidated by ETag
     assert api.get(f"/v1/persons/{pid}/images/999999", headers=AUTH).status_code == 404
 
     found = api.post(
