@@ -37,7 +37,8 @@ def select_face(faces: list[Face], policy: FacePolicy) -> Face:
     if policy == "single":
         if len(faces) > 1:
             raise MultipleFaces(
-                f"the photo shows {len(faces)} faces; ask for the largest face or pick one by index (0 = largest)",
+                f"the photo shows {len(faces)} faces; choose one: face=largest, or face=N by index, 0 the largest "
+                "(--largest or --face N on the command line)",
                 [{k: v for k, v in f.as_dict().items() if k in ("bbox", "score")} for f in faces],
             )
         return faces[0]

@@ -157,6 +157,7 @@ def test_bad_inputs_get_4xx_json_and_change_nothing(api: httpx.Client):
         if code == "multiple_faces":  # the boxes come along, largest first: a client can ask which
             boxes = response.json()["error"]["faces"]
             assert len(boxes) == 2 and all(len(b["bbox"]) == 4 and b["score"] > 0 for b in boxes)
+            assert "face=largest" in response.json()["error"]["message"]  # names the field to send
         else:
             assert "faces" not in response.json()["error"]
     for data, status, code in (BAD["not an image"], BAD["no face"]):
