@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from test_console import enroll, page
 
-from conftest import AUTH, photo_bytes
+from conftest import AUTH, photo, photo_bytes, side_by_side
 
 
 def test_add_a_photo_and_remove_a_view_from_the_gallery(console_env: httpx.Client):
@@ -31,6 +31,12 @@ def test_add_a_photo_and_remove_a_view_from_the_gallery(console_env: httpx.Clien
         at.file_uploader[0].set_value(("p.jpg", photo_bytes("Sarah_Jessica_Parker", 2), "image/jpeg"))
         next(b for b in at.button if b.label == "Add photo").click().run()
         assert at.error and "already has this photo" in at.error[0].value and "photo\\_exists" in at.error[0].value
+
+        group = side_by_side(photo("Sarah_Jessica_Parker", 3), photo("Tony_Stewart", 3))
+        at.file_uploader[0].set_value(("g.jpg", group, "image/jpeg"))
+        next(b for b in at.button if b.label == "Add photo").click().run()
+        assert at.error and "multiple\\_faces" in at.error[0].value
+        assert any("Crop the photo to their face" in c.value for c in at.caption)
 
         at.toggle[0].set_value(True).run()
         at.button(key=f"remove-{images[1]['id']}").click().run()

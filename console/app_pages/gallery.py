@@ -173,6 +173,8 @@ if len(persons):
                     st.error(plain(exc.friendly()))
                     if exc.code == "matches_another_person":
                         st.caption("If it is them, tick 'Add it even if it is identified as someone else'.")
+                    elif exc.code == "multiple_faces":
+                        st.caption("Crop the photo to their face and add it again.")
     new_name = st.text_input("New name", value=detail["name"], key=f"rename-{person_id}")
     if st.button("Rename") and new_name != detail["name"]:
         try:
