@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -29,6 +29,7 @@ from core.store.maintenance import EXPORT_PREFIX
 from core.store.models import active_model, list_models, prune_model
 from core.store.sqlutil import MAX_ROW_ID
 from core.store.transfer import export_gallery
+from serve.bodies import documented, json_or_form
 from serve.deps import Admin, CanRead, RowId, errors, log_access
 
 router = APIRouter()
@@ -52,10 +53,19 @@ def models(request: Request, _: CanRead) -> ModelsResponse:
     return _models(_service(request))
 
 
-@router.post("/v1/models/reembed", status_code=202, response_model=JobOut, responses=errors(409, 503))
-def reembed(request: Request, caller: Admin, body: ReembedRequest) -> JobOut:
-    """Embed every stored image with ``model`` in the background, then switch to it. Follow it at
-    ``GET /v1/jobs/{id}``; identification keeps answering with the active model meanwhile."""
+@router.post(
+    "/v1/models/reembed",
+    status_code=202,
+    response_model=JobOut,
+    responses=errors(409, 503),
+    openapi_extra=documented(ReembedRequest),
+)
+def reembed(
+    request: Request, caller: Admin, body: Annotated[ReembedRequest, Depends(json_or_form(ReembedRequest))]
+) -> JobOut:
+    """Embed every stored image with ``model`` in the background, then switch to it (the fields as
+    JSON or as a form). Follow it at ``GET /v1/jobs/{id}``; identification keeps answering with the
+    active model meanwhile."""
     service = _service(request)
     job = launch_reembed(service.settings, body.model, body.switch, body.allow_missing)
     log_access(request, caller, "reembed", detail=f"job {job.id}, {body.model}")

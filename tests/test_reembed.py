@@ -249,6 +249,8 @@ def test_reembed_over_http_models_and_job_status(api):
     assert api.post("/v1/models/reembed", json={"model": "dlib"}).status_code == 401
     bad = api.post("/v1/models/reembed", json={"model": "resnet"}, headers=AUTH)
     assert bad.status_code == 422 and "model" in bad.json()["error"]["message"]
+    as_form = api.post("/v1/models/reembed", data={"model": "resnet", "switch": "false"}, headers=AUTH)
+    assert as_form.status_code == 422 and "model" in as_form.json()["error"]["message"]  # read as JSON is
 
     models = api.get("/v1/models", headers=AUTH).json()
     assert models["active"] == DLIB and {m["name"]: m["status"] for m in models["models"]}[DLIB] == "active"
@@ -261,7 +263,7 @@ def test_reembed_over_http_models_and_job_status(api):
                 return job
             time.sleep(0.5)
 
-    started = api.post("/v1/models/reembed", json={"model": "dlib"}, headers=AUTH)
+    started = api.post("/v1/models/reembed", data={"model": "dlib"}, headers=AUTH)  # a form, as curl -F sends
     assert started.status_code == 202, started.text
     job = wait_job(started.json()["id"])
     assert job["state"] == "done" and job["fraction"] == 1.0 and job["model"] == DLIB, job
