@@ -49,11 +49,13 @@ from serve.auth import ensure_api_key
 from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_parameters
 from serve.forms import ENROLL_STREAM, PhotoOptions, answer, read_upload, view_names
 from serve.gallery_api import router as gallery_router
+from serve.http_errors import HEALTH_ERRORS, health_answer
 from serve.http_errors import install as install_error_handling
 from serve.keys_api import router as keys_router
 from serve.logs import route_core_logs
 from serve.remote import RemoteFaces, RemoteViews, wait
 
+STRICT = "answer 503 when degraded: for a readiness probe that takes this instance out of rotation"
 log = logging.getLogger("ray.serve")
 
 
@@ -101,8 +103,13 @@ class API:
         app.state.access_log = self.access_log
 
     # --- health and stats --------------------------------------------------------------------
-    @app.get("/v1/health", response_model=HealthResponse)
-    def health(self) -> HealthResponse:
+    @app.get("/v1/health", response_model=HealthResponse, responses=HEALTH_ERRORS)
+    def health(self, strict: Annotated[bool, Query(description=STRICT)] = False) -> Any:
+        """Each deployment, the active models, the device; 200 even when degraded (identification
+        may still work with the generator down) unless ``strict``."""
+        return health_answer(self._health(), strict)
+
+    def _health(self) -> HealthResponse:
         status = "ok"
         try:
             embedder: dict[str, Any] = {
@@ -124,10 +131,12 @@ class API:
         )
 
     @app.head("/v1/health", include_in_schema=False)
-    def health_head(self) -> Response:
+    def health_head(self, strict: Annotated[bool, Query(description=STRICT)] = False) -> Response:
         """What a load balancer's HEAD probe gets: GET's status code, no body; the overall status
         (``ok`` or ``degraded``) in ``X-Health-Status``."""
-        return Response(headers={"X-Health-Status": self.health().status})
+        report = self._health()
+        code = 503 if strict and report.status != "ok" else 200
+        return Response(status_code=code, headers={"X-Health-Status": report.status})
 
     @app.get("/v1/stats/generation", response_model=GenerationStatsResponse, responses=errors())
     def generation_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> GenerationStatsResponse:

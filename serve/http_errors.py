@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ManyAnglesError, ServiceBusy
 from core.schemas import ErrorResponse
+from core.schemas_health import HealthResponse
 from serve.admission import Admission, request_class
 
 
@@ -86,6 +87,26 @@ async def shed_load(request: Request, call_next: Any) -> Any:
 
     response.body_iterator = body_then_leave()
     return response
+
+
+HEALTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorResponse, "description": "bad parameters"},
+    503: {"model": ErrorResponse, "description": "with strict=true: a deployment is not answering (`degraded`)"},
+}
+
+
+def health_answer(report: HealthResponse, strict: bool) -> Any:
+    """The health report; with ``strict`` (a readiness probe that should take this instance out
+    of rotation) a degraded one is a 503 naming what fails."""
+    if not strict or report.status == "ok":
+        return report
+    failing = [
+        f"{name}: {part.error or 'error'}"
+        for name, part in (("embedder", report.deployments.embedder), ("generator", report.deployments.generator))
+        if part.status != "ok"
+    ]
+    message = f"the service is degraded: {'; '.join(failing) or 'a deployment is not answering'}"
+    return JSONResponse(ErrorResponse.of("degraded", message).body(), status_code=503)
 
 
 async def private_answers(request: Request, call_next: Any) -> Any:

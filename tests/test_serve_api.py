@@ -28,6 +28,35 @@ def test_health_needs_no_key(api: httpx.Client):
     assert api.get("/docs").status_code == 200 and "/v1/persons" in api.get("/openapi.json").text
     probe = api.head("/v1/health")  # a load balancer's probe
     assert probe.status_code == 200 and probe.content == b"" and probe.headers["x-health-status"] == "ok"
+    assert api.get("/v1/health", params={"strict": "true"}).json()["status"] == "ok"  # healthy: 200 either way
+    assert api.head("/v1/health", params={"strict": "true"}).status_code == 200
+    assert api.get("/v1/health", params={"strict": "maybe"}).status_code == 422
+
+
+def test_a_strict_health_probe_answers_503_when_degraded():
+    """The readiness answer for a report with the generator down (as /v1/health builds it when a
+    deployment does not answer): 200 and the report by default, 503 naming the failure with strict."""
+    from core.schemas_health import HealthResponse
+    from serve.http_errors import health_answer
+
+    report = HealthResponse.model_validate(
+        {
+            "status": "degraded",
+            "deployments": {
+                "embedder": {"status": "ok"},
+                "generator": {"status": "error", "error": "ActorDiedError: the actor died"},
+            },
+            "models": {"embedder": "dlib-resnet-v1-flip", "generator": "unavailable"},
+        }
+    )
+    assert health_answer(report, strict=False) is report
+    answer = health_answer(report, strict=True)
+    assert answer.status_code == 503
+    error = json.loads(answer.body)["error"]
+    assert error == {
+        "code": "degraded",
+        "message": "the service is degraded: generator: ActorDiedError: the actor died",
+    }
 
 
 def test_persons_come_a_page_at_a_time(api: httpx.Client):
