@@ -108,7 +108,10 @@ class Candidate(Schema):
 class IdentifiedFace(FaceBox):
     label: str = Field(description="the identity's name, or 'unknown' below the threshold")
     identity: Candidate | None = Field(description="the top candidate when it clears the threshold")
-    candidates: list[Candidate] = Field(description="top-k persons, best first")
+    candidates: list[Candidate] = Field(
+        description="top-k persons, best first; for a key that may not read the gallery (scope identify), only "
+        "those at or over the threshold: the names of persons the face is not are not its to know"
+    )
 
 
 class IdentifyResponse(Schema):
@@ -118,16 +121,22 @@ class IdentifyResponse(Schema):
     faces: list[IdentifiedFace] = Field(description="every face in the photo, largest first")
 
     @classmethod
-    def of(cls, result: IdentifyResult) -> IdentifyResponse:
+    def of(cls, result: IdentifyResult, below_threshold: bool = True) -> IdentifyResponse:
+        """``below_threshold`` False: each face's candidates only where they clear the threshold."""
         faces = []
         for item in result.faces:
             identity = item.match.identity
+            shown = [
+                c
+                for c in item.match.candidates
+                if below_threshold or (result.threshold is not None and c.score >= result.threshold)
+            ]
             faces.append(
                 IdentifiedFace(
                     **item.face.face.as_dict(),
                     label=identity.name if identity else "unknown",
                     identity=Candidate(**asdict(identity)) if identity else None,
-                    candidates=[Candidate(**asdict(c)) for c in item.match.candidates],
+                    candidates=[Candidate(**asdict(c)) for c in shown],
                 )
             )
         return cls(model=result.model, threshold=result.threshold, match_mode=result.match_mode, faces=faces)
@@ -150,7 +159,10 @@ class VerifyResponse(Schema):
 
 class PersonVerifyResponse(Schema):
     person_id: int
-    name: str
+    name: str | None = Field(
+        description="null for a key that may not read the gallery (scope identify) when the photo is not this "
+        "person: a claim that fails does not learn whose id it named"
+    )
     same_person: bool = Field(description="the score is at or over the threshold")
     score: float = Field(
         description="the photo's score against the person as identification ranks them: the matching rule over "
@@ -162,8 +174,11 @@ class PersonVerifyResponse(Schema):
     target_fmr: float | None = Field(description=TARGET_FMR)
 
     @classmethod
-    def of(cls, result: PersonVerifyResult) -> PersonVerifyResponse:
-        return cls(**asdict(result))
+    def of(cls, result: PersonVerifyResult, name_if_not_same: bool = True) -> PersonVerifyResponse:
+        fields = asdict(result)
+        if not (result.same_person or name_if_not_same):
+            fields["name"] = None
+        return cls(**fields)
 
 
 class EmbedResult(Schema):

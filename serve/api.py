@@ -46,7 +46,7 @@ from core.store.maintenance import check_store
 from serve.admin_api import router as admin_router
 from serve.admission import Admission
 from serve.auth import ensure_api_key
-from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_parameters
+from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_parameters, may_read
 from serve.forms import ENROLL_STREAM, PhotoOptions, answer, read_upload, view_names
 from serve.gallery_api import router as gallery_router
 from serve.http_errors import HEALTH_ERRORS, health_answer
@@ -262,7 +262,7 @@ class API:
         self.access_log.record(
             caller, "identify", identified, f"{len(found.faces)} face(s), {len(identified)} identified"
         )
-        return IdentifyResponse.of(found)
+        return IdentifyResponse.of(found, below_threshold=may_read(caller))
 
     @app.post("/v1/verify", response_model=VerifyResponse, responses=errors(409, 413, 422, 503))
     def verify(
@@ -289,7 +289,7 @@ class API:
         found = self.service.verify_person(person_id, read_upload(photo, self.settings.max_upload_bytes))
         detail = f"same person: {'yes' if found.same_person else 'no'}"
         self.access_log.record(caller, "verify", [found.person_id], detail)
-        return PersonVerifyResponse.of(found)
+        return PersonVerifyResponse.of(found, name_if_not_same=may_read(caller))
 
     @app.post("/v1/embed", response_model=EmbedResponse, responses=errors(413, 422, 503))
     def embed(self, caller: CanIdentify, photos: Annotated[list[UploadFile], File()]) -> EmbedResponse:

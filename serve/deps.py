@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from core.errors import InvalidRequest
 from core.schemas import ErrorResponse
 from core.store.access_log import Caller
+from core.store.keys import GRANTS
 from core.store.sqlutil import MAX_ROW_ID
 from serve.auth import caller_of, offered_key, require
 
@@ -42,6 +43,11 @@ def _needs(permission: str) -> Any:
 
 # What each route needs (core/store/keys.py: admin > enroll (+ read) | identify); the route gets
 # the caller, for the access log (core/store/access_log.py)
+def may_read(caller: Caller) -> bool:
+    """The caller's key may read the gallery (persons, names, images): admin and enroll keys."""
+    return "read" in GRANTS[caller.scope]
+
+
 Admin = Annotated[Caller, _needs("admin")]
 CanEnroll = Annotated[Caller, _needs("enroll")]
 CanRead = Annotated[Caller, _needs("read")]

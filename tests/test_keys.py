@@ -118,6 +118,32 @@ def test_a_scoped_key_does_its_job(api: httpx.Client, scoped_keys: dict[str, str
         files={"photo": ("q.jpg", photo_bytes("Clint_Eastwood", 2), "image/jpeg")},
     ).json()
     assert found["faces"][0]["label"] == "Scoped Enrollee"
+    assert [c["name"] for c in found["faces"][0]["candidates"]] == ["Scoped Enrollee"]  # only who it is
+
+    # a stranger: an identify key learns nothing of who is enrolled; a key that reads the gallery
+    # sees the nearest persons, as it could list them anyway
+    stranger = {"photo": ("s.jpg", photo_bytes("Art_Howe", 1), "image/jpeg")}
+    door = api.post("/v1/identify", headers={"X-API-Key": scoped_keys["identify"]}, files=stranger).json()
+    desk = api.post(
+        "/v1/identify", headers={"X-API-Key": scoped_keys["admin"]}, files=stranger, data={"top_k": "3"}
+    ).json()
+    assert door["faces"][0]["label"] == "unknown" and door["faces"][0]["candidates"] == []
+    assert desk["faces"][0]["label"] == "unknown" and 1 <= len(desk["faces"][0]["candidates"]) <= 3
+    person = created.json()["person_id"]
+    claims = {
+        scope: api.post(
+            f"/v1/persons/{person}/verify", headers={"X-API-Key": scoped_keys[scope]}, files=stranger
+        ).json()
+        for scope in ("identify", "admin")
+    }
+    assert claims["identify"]["same_person"] is False and claims["identify"]["name"] is None  # a failed claim
+    assert claims["admin"]["same_person"] is False and claims["admin"]["name"] == "Scoped Enrollee"
+    honest = api.post(
+        f"/v1/persons/{person}/verify",
+        headers={"X-API-Key": scoped_keys["identify"]},
+        files={"photo": ("q.jpg", photo_bytes("Clint_Eastwood", 2), "image/jpeg")},
+    ).json()
+    assert honest["same_person"] is True and honest["name"] == "Scoped Enrollee"
     assert api.delete(f"/v1/persons/{created.json()['person_id']}", headers=enroll).status_code == 403
     assert api.delete(f"/v1/persons/{created.json()['person_id']}", headers={"X-API-Key": KEY}).status_code == 200
 

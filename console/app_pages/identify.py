@@ -77,7 +77,7 @@ if claim is not None and claimed_id is not None and st.button("Verify against th
         st.error(plain(exc.friendly()))
         st.stop()
     st.session_state["claim_result"] = claimed
-    who = plain(claimed["name"])
+    who = plain(claimed["name"] or f"person {claimed['person_id']}")  # no name for a key that may not read
     text = f"Same person as {who}" if claimed["same_person"] else f"Not {who}"
     st.metric(text, f"{claimed['score']:.4f}", _threshold(claimed), delta_color="off")
 
