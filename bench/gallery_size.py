@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=50)
     args, settings, service = start(parser)
     data = cached_eval_data(args, settings, service)
-    thresholds, offsets = service.model.default_thresholds, service.model.default_views_offsets
+    thresholds, offsets = dict(service.model.shipped.identify_at(0.01)), dict(service.model.shipped.views_offsets)
     log.info("%s", describe_machine())
     sizes = " | ".join(f"N={n}" for n in SIZES)
     ahead = " | ".join(f"N={n:,} (predicted)" for n in EXTRAPOLATE)

@@ -172,8 +172,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=50)
     parser.add_argument("--shares", default="0,0.5,1", help="the shares of enrolled persons given a second photo")
     args, settings, service = start(parser)
-    thresholds = service.model.default_thresholds
-    offsets = service.model.default_views_offsets
+    thresholds = dict(service.model.shipped.identify_at(0.01))
+    offsets = dict(service.model.shipped.views_offsets)
     persons = load_persons(args.dir, args.cache, args.workers, settings, service)
     log.info("%s", describe_machine())
     log.info("%d identities with a second photo and at least one more to search with", len(persons))

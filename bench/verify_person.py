@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--halves", type=int, default=20, help="random halves of the identities for the held-out check")
     args, settings, service = start(parser)
     data = cached_eval_data(args, settings, service)
-    thresholds, offsets = service.model.default_thresholds, service.model.default_views_offsets
+    thresholds, offsets = dict(service.model.shipped.identify_at(0.01)), dict(service.model.shipped.views_offsets)
     log.info("%s", describe_machine())
     log.info(
         "| rule | views | identification threshold / offset | FNMR at it [95%% CI] | FMR at it (pairs over / pairs) "
@@ -128,7 +128,7 @@ def main() -> None:
     log.info("|---|---|---|---|---|---|---|---|---|")
     for rule in RULES:
         threshold, offset = thresholds[rule], offsets.get(rule, 0.0)
-        one_to_one = service.model.default_verify_thresholds[rule]
+        one_to_one = service.model.shipped.verify[rule]
         both = {views: claims(data, rule, views, offset) for views in (False, True)}
         boot = resamples(both[False].owner, args.resamples)
         for views, c in both.items():

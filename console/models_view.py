@@ -13,7 +13,7 @@ from console.config import api
 from console.text import plain
 
 REEMBED = "Start the re-embedding"
-EMBEDDERS = ("dlib", "insightface")  # what `POST /v1/models/reembed` accepts
+EMBEDDERS = ("arcface", "dlib", "insightface")  # what `POST /v1/models/reembed` accepts
 
 
 def model_rows(models: dict[str, Any]) -> list[dict[str, str]]:

@@ -18,12 +18,13 @@ import numpy as np
 
 from core.augment.base import GenerationResult
 from core.augment.gate import ViewsOutcome
+from core.embedders.shipped import SHIPPED_FPIR
 from core.errors import ManyAnglesError, ModelUnavailable
 from core.pipeline import AnalyzedPhoto, FacePipeline, ModelInfo, default_workers
 from core.recognition import FaceEngine, FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.models import ModelRecord, active_model, register_model, registered_as
+from core.store.models import ModelRecord, active_model, register_model
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("detector", "embedder", "insightface_pack")
@@ -37,14 +38,41 @@ def model_spec(settings: Settings) -> dict[str, Any]:
     return spec
 
 
+def describe_spec(spec: dict[str, Any]) -> str:
+    return f"embedder {spec.get('embedder')}, detector {spec.get('detector')}"
+
+
+def upgrade_notice(settings: Settings, active: ModelRecord | None) -> str | None:
+    """What /v1/health, the console's System page and ``make run`` say when this gallery answers
+    with another model than the configured one: a gallery made with dlib before ArcFace became
+    the default keeps answering with dlib (nothing changes under an admin's feet) until it is
+    re-embedded and switched. None when the gallery uses the configured model (or has none yet)."""
+    if active is None or active.spec == model_spec(settings):
+        return None
+    better = ""
+    if settings.embedder == "arcface" and active.spec.get("embedder") == "dlib":
+        better = (
+            "A more accurate model is available: ArcFace MobileFaceNet (arcface-mbf-w600k, the default for new "
+            "galleries: about ten times fewer misses than dlib at FPIR 1%; insightface's weights, for "
+            "non-commercial research use). "
+        )
+    return (
+        f"{better}This gallery answers with {active.name}, not the configured model ({describe_spec(model_spec(settings))}). "
+        f"To switch: `manyangles reembed --model {settings.embedder}`, or the System page's Model versions, "
+        f'or POST /v1/models/reembed {{"model": "{settings.embedder}"}}: every stored image is embedded '
+        f"with it while the service goes on answering with {active.name}, then the gallery switches at once. "
+        "To keep the current model and silence this, set its embedder and detector in the settings."
+    )
+
+
 def with_spec(settings: Settings, spec: dict[str, Any]) -> Settings:
     return settings.replace(**{k: v for k, v in spec.items() if k in SPEC_KEYS})
 
 
 def shipped_thresholds(info: ModelInfo) -> dict[str, float]:
-    values = dict(info.default_thresholds)
-    if info.default_gate_threshold is not None:
-        values["gate"] = info.default_gate_threshold
+    values = dict(info.shipped.identify_at(SHIPPED_FPIR))
+    if info.shipped.gate is not None:
+        values["gate"] = info.shipped.gate
     return values
 
 
@@ -57,12 +85,15 @@ class ActiveModelFaces:
         self.in_service = in_service
         self._lock = threading.Lock()
         active = active_model(store)
-        configured = registered_as(store, model_spec(settings))
-        if active is not None and configured is not None and configured != active.name:
-            # started with the settings of a model the gallery no longer uses (it is recorded
-            # already): load the active one only, not the configured one first (its weights may
-            # even be gone)
-            log.info("configured model %s is not the active one: loading %s", configured, active.name)
+        if active is not None and active.spec != model_spec(settings):
+            # a gallery made with another model (say dlib, before ArcFace became the default, or
+            # one switched to by re-embedding) goes on answering with it: the active one only is
+            # loaded, not the configured one first (its weights may even be absent here)
+            log.info(
+                "this gallery's active model is %s; the configured one (%s) is not loaded",
+                active.name,
+                describe_spec(model_spec(settings)),
+            )
             self._pipeline = self._load(active)
         else:
             self._pipeline = FacePipeline(settings, default_workers(settings, in_service), engine)

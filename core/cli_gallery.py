@@ -117,7 +117,7 @@ def _duplicates(settings: Settings, args: argparse.Namespace, out: Callable[[str
 
     try:
         service = ManyAnglesService.from_settings(settings)  # the threshold and offset it identifies with
-        search = AuditSearch(service.model.name, settings.match_mode, service.threshold(), service.views_offset())
+        search = AuditSearch(service.model.name, service.rule(), service.threshold(), service.views_offset())
     except Exception as exc:
         if args.job is not None:  # the API's job ends with the reason, not as "interrupted"
             finish_job(GalleryStore(settings.data_dir), args.job, False, f"failed: {exc}")

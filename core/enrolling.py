@@ -24,7 +24,7 @@ from core.results import EnrollResult
 from core.settings import Settings
 from core.store.records import EnrollmentRunRecord
 from core.thresholds import Thresholds
-from core.viewmaker import ViewMaker
+from core.viewmaker import ViewMaker, default_views_for
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,14 @@ class Enroller:
             raise ManyAnglesError("this service was built without a view generator")
         return self._views
 
-    def plan(self, views: list[str] | None, num_variations: int | None, seed: int) -> list[ViewRequest]:
-        """The views to generate, validated against the generator before any work."""
+    def plan(
+        self, views: list[str] | None, num_variations: int | None, seed: int, model: ModelInfo | None = None
+    ) -> list[ViewRequest]:
+        """The views to generate, validated against the generator before any work; with no views
+        named, ``model``'s chosen ones (``default_views_for``)."""
         info = self.views.generator_info()
-        return plan_views(views, num_variations, seed, info.supported_views, info.default_views, info.repeats_differ)
+        defaults = default_views_for(info, model)
+        return plan_views(views, num_variations, seed, info.supported_views, defaults, info.repeats_differ)
 
     def store_photo(
         self, name: str, into: int | None, photo: bytes, ask: PhotoRequest, progress: ProgressCallback | None
@@ -81,6 +85,8 @@ class Enroller:
         requests = self.plan(ask.views, ask.num_variations, ask.seed) if ask.augment else None
         analyzed = self.faces.analyze(photo, ask.face)
         model = analyzed.model
+        if ask.augment and ask.views is None:  # the views chosen for the model that embedded the photo
+            requests = self.plan(None, ask.num_variations, ask.seed, model)
         timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
         original = analyzed.faces[0]
         image = analyzed.image
@@ -117,7 +123,7 @@ class Enroller:
         # search: the face is checked against what committed since, under the write lock
         guard = None
         if checked is not None and into is None:
-            guard = recheck_guard(self.store, self.settings.match_mode, checked, original.vector, image.sha256)
+            guard = recheck_guard(self.store, self.thresholds.rule(model), checked, original.vector, image.sha256)
         person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None, guard=guard)
         timings["store"] = time.perf_counter() - store_started
         elapsed = time.perf_counter() - started
@@ -155,7 +161,8 @@ class Enroller:
         except NotCalibrated:
             return None
         offset = self.thresholds.views_offset(model)
-        hits, seen = self.search.search(model.name, vector[None], self.settings.top_k, offset)
+        rule = self.thresholds.rule(model)
+        hits, seen = self.search.search(model.name, vector[None], self.settings.top_k, rule, offset)
         [match] = self.search.named(hits, threshold)
         checked = FaceCheck(model.name, threshold, offset, seen)
         top = match.identity

@@ -49,9 +49,7 @@ class ImportFaceCheck:
         except NotCalibrated:
             return None
         settings = service.settings
-        return cls(
-            service.store, service.model.name, settings.match_mode, threshold, service.views_offset(), settings.top_k
-        )
+        return cls(service.store, service.model.name, service.rule(), threshold, service.views_offset(), settings.top_k)
 
     def describe(self) -> str:
         return f"{self.model}, {self.rule} >= {self.threshold:.4f}, views offset {self.offset:.4f}"

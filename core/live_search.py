@@ -17,9 +17,8 @@ from core.store.models import active_model
 
 
 class LiveSearch:
-    def __init__(self, store: GalleryStore, rule: str, exact_max: int) -> None:
+    def __init__(self, store: GalleryStore, exact_max: int) -> None:
         self.store = store
-        self.rule = rule  # the matching rule persons are scored by
         self._exact_max = exact_max
         self._search: GallerySearch | None = None
         self._lock = threading.Lock()
@@ -41,15 +40,20 @@ class LiveSearch:
         with self._lock:
             return self._refreshed(model).num_persons
 
-    def search(self, model: str, probes: np.ndarray, top_k: int, offset: float) -> tuple[list[list[Hit]], int]:
-        """Top-k persons per probe, and the newest embedding id the search saw."""
+    def search(
+        self, model: str, probes: np.ndarray, top_k: int, rule: str, offset: float
+    ) -> tuple[list[list[Hit]], int]:
+        """Top-k persons per probe, scored under the matching ``rule``, and the newest embedding
+        id the search saw."""
         with self._lock:
             search = self._refreshed(model)
-            return search.search(probes, top_k, self.rule, offset), search.last_id
+            return search.search(probes, top_k, rule, offset), search.last_id
 
-    def match(self, model: str, probes: np.ndarray, top_k: int, threshold: float, offset: float) -> list[MatchResult]:
+    def match(
+        self, model: str, probes: np.ndarray, top_k: int, rule: str, threshold: float, offset: float
+    ) -> list[MatchResult]:
         """Top-k persons per probe, with their current names."""
-        return self.named(self.search(model, probes, top_k, offset)[0], threshold)
+        return self.named(self.search(model, probes, top_k, rule, offset)[0], threshold)
 
     def named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
         """Search hits with the persons' current names."""
@@ -59,10 +63,10 @@ class LiveSearch:
             for row in hits
         ]
 
-    def person_score(self, model: str, probe: np.ndarray, person_id: int, offset: float) -> float | None:
+    def person_score(self, model: str, probe: np.ndarray, person_id: int, rule: str, offset: float) -> float | None:
         """One person's score for ``probe`` as a search ranks them (None: no entry of ``model``)."""
         with self._lock:
-            return self._refreshed(model).person_score(probe, person_id, self.rule, offset)
+            return self._refreshed(model).person_score(probe, person_id, rule, offset)
 
 
 def check_active(store: GalleryStore, model: ModelInfo) -> None:

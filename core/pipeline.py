@@ -21,8 +21,9 @@ from typing import Protocol
 import numpy as np
 
 from core.augment.base import GeneratedView, GenerationResult
-from core.augment.gate import GateDecision, ViewsOutcome, decide
+from core.augment.gate import GateDecision, ViewsOutcome, decide, subject_faces
 from core.embedders.base import pool_tta
+from core.embedders.shipped import UNCALIBRATED, Shipped
 from core.errors import ManyAnglesError
 from core.faces.types import Face
 from core.images import ImageInfo, decode_image, encode_png
@@ -42,15 +43,12 @@ class ModelInfo:
     provider: str
     detector: str
     tta: int
-    default_thresholds: dict[str, float]  # matching rule -> shipped threshold at FPIR 1%
-    default_gate_threshold: float | None
+    shipped: Shipped = UNCALIBRATED  # thresholds, offsets, rule and views it ships with
     workers: int = 1
-    default_views_offsets: dict[str, float] = field(default_factory=dict)  # matching rule -> shipped offset
-    # matching rule -> per-person false match rate at the shipped threshold (core/gallery_fpir.py)
-    default_person_fmrs: dict[str, float] = field(default_factory=dict)
-    default_fmr_pairs: int = 0  # the impostor pairs those rates were measured over (0: unknown)
-    # one-to-one thresholds at FMR 0.1%: matching rule -> a photo against a person; "photos": two photos
-    default_verify_thresholds: dict[str, float] = field(default_factory=dict)
+    source: str = ""  # where the embedder's weights come from
+    licence: str = ""  # and on what terms
+    detector_source: str = ""
+    detector_licence: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,19 +84,18 @@ def default_workers(settings: Settings, in_service: bool) -> int:
 
 # --- tasks run by the model copies (module level: they travel to worker processes by name) ----
 def _model_info(engine: FaceEngine) -> ModelInfo:
-    e = engine.embedder
+    e, d = engine.embedder, engine.detector
     return ModelInfo(
         e.name,
         e.dim,
         e.provider,
-        engine.detector.name,
+        d.name,
         e.tta,
-        dict(e.default_thresholds),
-        e.default_gate_threshold,
-        default_views_offsets=dict(e.default_views_offsets),
-        default_person_fmrs=dict(e.default_person_fmrs),
-        default_fmr_pairs=e.default_fmr_pairs,
-        default_verify_thresholds=dict(e.default_verify_thresholds),
+        e.shipped,
+        source=e.source,
+        licence=e.licence,
+        detector_source=d.source,
+        detector_licence=d.licence,
     )
 
 
@@ -116,7 +113,7 @@ def _find_faces(
 
 
 def _view_faces(engine: FaceEngine, rgb: np.ndarray) -> tuple[list[Face], np.ndarray | None, bytes]:
-    faces = engine.detect(rgb, small_faces=False)
+    faces = subject_faces(engine.detect(rgb, small_faces=False))
     crop = engine.embedder.align(rgb, faces[0]) if len(faces) == 1 else None
     return faces, crop, encode_png(rgb)
 

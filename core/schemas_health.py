@@ -57,3 +57,7 @@ class HealthResponse(Schema):
     status: Literal["ok", "degraded"]
     deployments: Deployments
     models: dict[str, str] = Field(description="embedder and generator names")
+    notices: list[str] = Field(
+        default_factory=list,
+        description="what an operator should know: a better model than the gallery's is configured, and how to switch",
+    )

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from core.schemas import Schema
+from core.settings import EmbedderKind
 from core.store.access_log import ACTIONS, AccessEntry
 from core.store.jobs import JobRecord
 from core.store.keys import ApiKeyRecord, Scope
@@ -57,7 +58,10 @@ class ModelsResponse(Schema):
 class ReembedRequest(Schema):
     model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt field is a 422, not a default
 
-    model: Literal["dlib", "insightface"] = Field(description="the model to embed every stored image with")
+    model: EmbedderKind = Field(
+        description="the model to embed every stored image with: arcface (the default model), dlib (permissive), "
+        "insightface (a pack folder)"
+    )
     switch: bool = Field(True, description="make it the active model when every image has a vector")
     allow_missing: bool = Field(False, description="switch even if some persons get no vector")
 

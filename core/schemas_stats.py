@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from core.embedders.shipped import SHIPPED_FPIR
 from core.errors import ManyAnglesError
 from core.pipeline import ModelInfo
 from core.schemas import Schema, ViewDecision
@@ -16,14 +17,27 @@ from core.service import ManyAnglesService
 
 
 class ModelInfoOut(Schema):
-    name: str
+    name: str = Field(description="the embedding model's name, stored with every vector it made")
     dim: int
-    provider: str
+    provider: str = Field(description="the ONNX Runtime provider it runs on")
     detector: str
     tta: int
-    default_thresholds: dict[str, float] = Field(description="matching rule -> shipped threshold at FPIR 1%")
-    default_gate_threshold: float | None
     workers: int
+    source: str = Field("", description="where the embedding model's weights come from")
+    licence: str = Field("", description="the terms the embedding model's weights come under")
+    detector_source: str = ""
+    detector_licence: str = ""
+    default_match_mode: str = Field(
+        "top2", description="the matching rule the views study chose for this model (used when match_mode is unset)"
+    )
+    default_views: list[str] | None = Field(
+        None, description="the classic views the views study chose for this model (null: the generator's own)"
+    )
+    default_thresholds: dict[str, float] = Field(description="matching rule -> shipped threshold at FPIR 1%")
+    default_thresholds_by_fpir: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="target FPIR -> matching rule -> shipped threshold"
+    )
+    default_gate_threshold: float | None
     default_verify_thresholds: dict[str, float] = Field(
         default_factory=dict,
         description="one-to-one at FMR 0.1%: matching rule -> a photo against a person; 'photos': two photos",
@@ -31,7 +45,25 @@ class ModelInfoOut(Schema):
 
     @classmethod
     def of(cls, info: ModelInfo) -> ModelInfoOut:
-        return cls(**asdict(info))
+        shipped = info.shipped
+        return cls(
+            name=info.name,
+            dim=info.dim,
+            provider=info.provider,
+            detector=info.detector,
+            tta=info.tta,
+            workers=info.workers,
+            source=info.source,
+            licence=info.licence,
+            detector_source=info.detector_source,
+            detector_licence=info.detector_licence,
+            default_match_mode=shipped.match_mode,
+            default_views=None if shipped.views is None else list(shipped.views),
+            default_thresholds=dict(shipped.identify_at(SHIPPED_FPIR)),
+            default_thresholds_by_fpir={f"{t:g}": dict(v) for t, v in shipped.identify.items()},
+            default_gate_threshold=shipped.gate,
+            default_verify_thresholds=dict(shipped.verify),
+        )
 
 
 class StageOut(Schema):
@@ -125,7 +157,9 @@ class ThresholdsResponse(Schema):
     gate_threshold: float | None = Field(description="what the identity gate uses now")
     views_offset: float = Field(description="what identify subtracts now from the score of a person with views")
     problems: list[str] = Field(description="why a threshold is missing")
-    shipped: dict[str, float] = Field(description="the model's shipped identification thresholds per rule")
+    shipped: dict[str, float] = Field(
+        description="the model's shipped identification thresholds per rule at target_fpir ({}: none shipped there)"
+    )
     shipped_views_offsets: dict[str, float] = Field(description="the model's shipped views offsets per rule")
     stored: list[ThresholdOut] = Field(description="every calibrated threshold in the store, all models")
     persons: int = Field(
@@ -181,14 +215,14 @@ class ThresholdsResponse(Schema):
         interval = fit.interval()
         return cls(
             model=service.model.name,
-            match_mode=settings.match_mode,
+            match_mode=service.rule(),
             target_fpir=settings.target_fpir,
             identify_threshold=values[0],
             gate_threshold=values[1],
             views_offset=service.views_offset(),
             problems=problems,
-            shipped=service.model.default_thresholds,
-            shipped_views_offsets=service.model.default_views_offsets,
+            shipped=dict(service.model.shipped.identify_at(settings.target_fpir)),
+            shipped_views_offsets=dict(service.model.shipped.views_offsets),
             stored=[ThresholdOut(**asdict(t)) for t in service.store.thresholds()],
             persons=fit.persons,
             person_fmr=fit.person_fmr,

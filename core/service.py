@@ -35,7 +35,7 @@ class ManyAnglesService:
         self.settings = settings
         self.faces = faces
         self.store = store
-        self.search = LiveSearch(store, settings.match_mode, settings.search_exact_max)
+        self.search = LiveSearch(store, settings.search_exact_max)
         self.thresholds = Thresholds(settings, store)
         self.enroller = Enroller(settings, faces, self.search, self.thresholds, views)
 
@@ -58,6 +58,10 @@ class ManyAnglesService:
         return self.enroller.views
 
     # --- thresholds (the active model's by default) -----------------------------------------
+    def rule(self, model: ModelInfo | None = None) -> str:
+        """The matching rule persons are scored by (the setting, else the model's chosen one)."""
+        return self.thresholds.rule(model or self.model)
+
     def threshold(self, model: ModelInfo | None = None) -> float:
         """The identification threshold at the configured FPIR."""
         return self.thresholds.identify(model or self.model)
@@ -135,6 +139,8 @@ class ManyAnglesService:
         """Generated views of a photo with their gate decisions; only the timing is stored."""
         requests = self.enroller.plan(views, num_variations, seed)
         analyzed = self.faces.analyze(photo, face)
+        if views is None:
+            requests = self.enroller.plan(None, num_variations, seed, analyzed.model)
         original = analyzed.faces[0]
         outcome = self.views.make_views(
             photo, original.face, original.vector, requests, self.gate_threshold(analyzed.model)
@@ -154,10 +160,10 @@ class ManyAnglesService:
         found: list[FaceIdentification] = []
         if faces and threshold is not None:
             probes = np.stack([f.vector for f in faces])
-            offset = self.views_offset(model)
-            matches = self.search.match(model.name, probes, top_k or self.settings.top_k, threshold, offset)
+            offset, rule = self.views_offset(model), self.rule(model)
+            matches = self.search.match(model.name, probes, top_k or self.settings.top_k, rule, threshold, offset)
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
-        return IdentifyResult(model.name, threshold, self.settings.match_mode, found)
+        return IdentifyResult(model.name, threshold, self.rule(model), found)
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         results = self.faces.analyze_many([(photo_a, face), (photo_b, face)])
@@ -185,9 +191,9 @@ class ManyAnglesService:
         (threshold, fmr), offset, rule = (
             self.verify_threshold(model),
             self.views_offset(model),
-            self.settings.match_mode,
+            self.rule(model),
         )
-        score = self.search.person_score(model.name, analyzed.faces[0].vector, person.id, offset)
+        score = self.search.person_score(model.name, analyzed.faces[0].vector, person.id, rule, offset)
         if score is None:
             person = self.store.find_person(person.id)  # erased meanwhile: 404
             raise ModelNotReady(f"person {person.id} has no embedding of the active model {model.name} yet; retry")
@@ -214,7 +220,7 @@ class ManyAnglesService:
                 "searches for faces enrolled twice; search in the background (POST /v1/duplicates/jobs)"
             )
         threshold, offset = self.threshold(model), self.views_offset(model)
-        return find_duplicates(self.store, model.name, self.settings.match_mode, threshold, offset)
+        return find_duplicates(self.store, model.name, self.rule(model), threshold, offset)
 
     def persons(self, prefix: str | None = None) -> list[Person]:
         return self.store.list_persons(prefix=prefix)

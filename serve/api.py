@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from ray import serve
 
+from core.active import upgrade_notice
 from core.errors import InvalidInput
 from core.results import EnrollResult
 from core.schemas import (
@@ -43,6 +44,7 @@ from core.store.access_log import AccessLog, Caller
 from core.store.gallery import GalleryStore
 from core.store.keys import KeyStore
 from core.store.maintenance import check_store
+from core.store.models import active_model
 from serve.admin_api import router as admin_router
 from serve.admission import Admission
 from serve.auth import ensure_api_key
@@ -122,12 +124,21 @@ class API:
             generator: dict[str, Any] = {"status": "ok", **wait(self._generator.health_info.remote(), "generator")}
         except Exception as exc:  # noqa: BLE001
             status, generator = "degraded", {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        if "model" in embedder and generator.get("generator") == "classic" and embedder["model"].default_views:
+            # what an enrollment that names no views makes: the views chosen for the active model
+            generator["default_views"] = embedder["model"].default_views
         models = {
             "embedder": embedder["model"].name if "model" in embedder else "unavailable",
             "generator": generator.get("generator", "unavailable"),
         }
+        notice = upgrade_notice(self.settings, active_model(self.service.store))
         return HealthResponse.model_validate(
-            {"status": status, "deployments": {"embedder": embedder, "generator": generator}, "models": models}
+            {
+                "status": status,
+                "deployments": {"embedder": embedder, "generator": generator},
+                "models": models,
+                "notices": [notice] if notice else [],
+            }
         )
 
     @app.head("/v1/health", include_in_schema=False)

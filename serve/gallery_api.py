@@ -196,7 +196,7 @@ def duplicates(request: Request, caller: Admin) -> DuplicatesResponse:
     service = _service(request)
     pairs = service.duplicates(MAX_DUPLICATES_EMBEDDINGS)
     log_access(request, caller, "duplicates", detail=f"{len(pairs)} pair(s)")
-    return DuplicatesResponse.of(service.model.name, service.settings.match_mode, service.threshold(), pairs)
+    return DuplicatesResponse.of(service.model.name, service.rule(), service.threshold(), pairs)
 
 
 @router.post("/v1/duplicates/jobs", status_code=202, response_model=JobOut, responses=errors(409, 503))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import logging
 import math
 import os
@@ -109,6 +110,23 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -
             pass
         time.sleep(1)
     return False
+
+
+def describe_model(url: str) -> None:
+    """The model the gallery answers with, on what terms, and any notice (a better model available)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            health = json.loads(response.read())
+    except (OSError, http.client.HTTPException, ValueError):
+        return
+    model = (health["deployments"]["embedder"] or {}).get("model")
+    if model:
+        log.info("  model    %s with %s (%s)", model["name"], model["detector"], model["source"])
+        log.info("  licence  %s", model["licence"])
+        if "non-commercial" in model["licence"]:
+            log.info("           permissive models: MANYANGLES_EMBEDDER=dlib MANYANGLES_DETECTOR=dlib (README, Models)")
+    for notice in health.get("notices", []):
+        log.warning("  NOTE     %s", notice)
 
 
 def pump_logs(source: IO[bytes], log_file: Path, follow: bool) -> None:
@@ -257,6 +275,7 @@ def main() -> int:
         # the whole key never reaches the terminal (a systemd journal or a CI log keeps it)
         source = "$MANYANGLES_API_KEY" if settings.api_key else f"$(cat {settings.data_dir.resolve() / 'api_key'})"
         log.info('  try      curl -H "X-API-Key: %s" %s/v1/persons', source, base)
+        describe_model(f"{base}/v1/health")
         log.info("Ctrl-C stops everything.")
         return process.wait()
     except KeyboardInterrupt:

@@ -83,18 +83,28 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def dlib_models():
+def default_models():
+    """The default model: SCRFD-500M and ArcFace MobileFaceNet from the PyPI wheel."""
     from core.models import load_face_models
     from core.settings import Settings
 
     return load_face_models(Settings())
 
 
-@pytest.fixture()
-def service(tmp_path: Path, dlib_models):
+@pytest.fixture(scope="session")
+def dlib_models():
+    """The permissive models: dlib's HOG, 68 landmarks and ResNet."""
+    from core.models import load_face_models
     from core.settings import Settings
 
-    return local_service(Settings(data_dir=tmp_path / "data"), dlib_models)
+    return load_face_models(Settings(detector="dlib", embedder="dlib"))
+
+
+@pytest.fixture()
+def service(tmp_path: Path, default_models):
+    from core.settings import Settings
+
+    return local_service(Settings(data_dir=tmp_path / "data"), default_models)
 
 
 def local_service(settings, models, augmentor=None):

@@ -55,8 +55,8 @@ def test_views_are_deterministic_and_poses_turn_the_face(classic, dlib_models):
 def test_classic_refuses_views_it_cannot_draw(classic):
     with pytest.raises(InvalidInput, match="not supported"):
         plan_views(["wearing_hat"], None, 0, classic.supported_views)
-    face = Face(bbox=(0, 0, 10, 10), score=1.0, landmarks5=np.zeros((5, 2), np.float32))
-    with pytest.raises(InvalidInput, match="68 landmarks"):
+    face = Face(bbox=(0, 0, 10, 10), score=1.0, landmarks5=np.zeros((5, 2), np.float32))  # 5 points, no 68
+    with pytest.raises(InvalidInput, match="5 keypoints do not span a face"):
         classic.generate(np.zeros((20, 20, 3), np.uint8), face, plan_views(["left"], None, 0))
 
 
@@ -94,14 +94,14 @@ def test_repeated_views_get_their_own_seed_and_name():
 
 def test_gate_rejects_a_stranger_and_a_faceless_view(dlib_models):
     engine = FaceEngine(dlib_models)
-    pipeline = FacePipeline(Settings(), engine=engine)
+    pipeline = FacePipeline(Settings(detector="dlib", embedder="dlib"), engine=engine)
     original = engine.embed_one(load("Barack_Obama"))
     requests = plan_views(["left", "right", "up"], None, 0)
     own, stranger = load("Barack_Obama", 2), load("George_Clooney", 1)
     blank = np.full((300, 300, 3), 127, np.uint8)
     views = [GeneratedView(r, img, 0.01, "test", "cpu") for r, img in zip(requests, (own, stranger, blank))]
     generation = GenerationResult(views, GenerationStats("test", "cpu", "uint8", 0.03))
-    decisions = pipeline.gate(generation, original.vector, dlib_models.embedder.default_gate_threshold).decisions
+    decisions = pipeline.gate(generation, original.vector, dlib_models.embedder.shipped.gate).decisions
     assert [d.accepted for d in decisions] == [True, False, False]
     assert decisions[1].reason.startswith("similarity") and decisions[1].similarity < 0.9261
     assert decisions[2].reason == "no face" and decisions[2].similarity is None

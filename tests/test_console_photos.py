@@ -44,7 +44,7 @@ def test_add_a_photo_and_remove_a_view_from_the_gallery(console_env: httpx.Clien
         assert at.success and "Removed augmented\\_left\\_1\\.png and 1 embedding(s)" in at.success[0].value
         left = console_env.get(f"/v1/persons/{person}", headers=AUTH).json()
         assert [i["display_name"] for i in left["images"]] == ["original.jpg", "original_2.jpg"]
-        assert left["embedding_counts"]["dlib-resnet-v1-flip"] == {"original": 2}
+        assert left["embedding_counts"]["arcface-mbf-w600k"] == {"original": 2}
         [row] = [r for r in at.session_state["gallery_rows"] if r["id"] == person]  # the DuckDB view, re-read
         assert row["original"] == 2 and row.get("augmented_left", 0) == 0
     finally:

@@ -80,7 +80,7 @@ def test_embeddings_are_unit_norm_batched_and_discriminative(dlib_models):
     singles = np.concatenate([engine.embedder.embed([c]) for c in crops])
     np.testing.assert_allclose(batch, singles, atol=1e-5)
     same, different = float(batch[0] @ batch[1]), float(batch[0] @ batch[2])
-    threshold = engine.embedder.default_thresholds["max"]
+    threshold = engine.embedder.shipped.identify_at(0.01)["max"]
     assert same >= threshold > different
 
 

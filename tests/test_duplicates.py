@@ -17,12 +17,12 @@ from core.store.audits import AuditSearch, latest_audit
 from conftest import REPO, local_service, photo_bytes
 
 
-def test_a_face_enrolled_twice_is_listed_once_and_gone_with_the_copy(tmp_path: Path, dlib_models):
-    service = local_service(Settings(data_dir=tmp_path / "data"), dlib_models)
+def test_a_face_enrolled_twice_is_listed_once_and_gone_with_the_copy(tmp_path: Path, default_models):
+    service = local_service(Settings(data_dir=tmp_path / "data"), default_models)
     obama = service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
     for who in ("Angelina_Jolie", "George_Clooney"):
         service.enroll(who.replace("_", " "), photo_bytes(who))
-    model, rule, threshold = service.model.name, service.settings.match_mode, service.threshold()
+    model, rule, threshold = service.model.name, service.rule(), service.threshold()
     offset = service.views_offset()
     assert find_duplicates(service.store, model, rule, threshold, offset) == []
 

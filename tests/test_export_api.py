@@ -89,7 +89,7 @@ def test_rename_and_export(api: httpx.Client):
     mine = [e for e in embeddings if e["person_id"] == pid]
     assert len(mine) == first.json()["num_embeddings"] and {e["source"] for e in mine} == set(first.json()["sources"])
     vector = np.frombuffer(mine[0]["vector"], dtype="<f4")
-    assert vector.shape == (128,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+    assert vector.shape == (512,) and abs(np.linalg.norm(vector) - 1) < 1e-4
     slim = api.get(
         "/v1/export", headers=AUTH, params={"table": "embeddings", "column": ["person_id", "source"], "person_id": pid}
     )

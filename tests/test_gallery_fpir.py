@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.embedders.shipped import Shipped
 from core.gallery_fpir import expected_fpir, person_fmr_for, persons_within, rate_interval
 from core.pipeline import ModelInfo
 from core.store.gallery import GalleryStore
@@ -17,7 +18,9 @@ from core.thresholds import gallery_fit
 
 from conftest import photo_bytes
 
-MODEL = ModelInfo("m1", 4, "cpu", "dlib", 1, {"top2": 0.9}, None, default_person_fmrs={"top2": 1.25e-4})
+MODEL = ModelInfo(
+    "m1", 4, "cpu", "dlib", 1, Shipped(identify={0.01: {"top2": 0.9}}, person_fmrs={0.01: {"top2": 1.25e-4}})
+)
 
 
 def test_the_formula_by_hand():
@@ -52,7 +55,7 @@ def test_the_rate_interval_by_hand():
 def test_how_sure_the_shipped_rate_is(tmp_path: Path):
     """8 hits in 63,797 pairs: the rate 5.4e-5 to 2.5e-4, so FPIR 1% holds for 40 to 185 persons
     (ln 0.99 / ln(1 - 2.4707e-4) = 40.7; / ln(1 - 5.4141e-5) = 185.6), not just "80"."""
-    shipped = replace(MODEL, default_fmr_pairs=63_797)
+    shipped = replace(MODEL, shipped=replace(MODEL.shipped, fmr_pairs=63_797))
     fit = gallery_fit(GalleryStore(tmp_path), shipped, 0.01, "top2", 50)
     interval = fit.interval()
     assert interval is not None and (interval.hits, interval.pairs, interval.holds_up_to) == (8, 63_797, (40, 185))
@@ -106,7 +109,7 @@ def test_the_enrollment_that_outgrows_the_threshold_logs_it_once(service, caplog
     1%, two 1.99% (past 1.5x the target: logged), three 2.97% (still past: not logged again)."""
     model = service.model
     threshold = service.threshold()
-    row = StoredThreshold(model.name, "fpir", service.settings.match_mode, 0.01, threshold, 50, "t", "t", 0.01, 10)
+    row = StoredThreshold(model.name, "fpir", service.rule(), 0.01, threshold, 50, "t", "t", 0.01, 10)
     service.store.set_threshold(row)
     logged = []
     for who in ("Angelina_Jolie", "Matt_Damon", "Katy_Perry"):

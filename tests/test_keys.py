@@ -108,7 +108,7 @@ def test_a_scoped_key_does_its_job(api: httpx.Client, scoped_keys: dict[str, str
     created = api.post(
         "/v1/persons",
         headers=enroll,
-        data={"name": "Scoped Enrollee"},
+        data={"name": "Scoped Enrollee", "face": "largest"},  # a bystander at the edge
         files={"photo": ("p.jpg", photo_bytes("Clint_Eastwood", 1), "image/jpeg")},
     )
     assert created.status_code == 201, created.text

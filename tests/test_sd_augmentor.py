@@ -37,9 +37,9 @@ def augmentor(tiny_pipe):
 
 
 @pytest.fixture(scope="module")
-def obama(dlib_models):
+def obama(default_models):
     rgb = decode_image(photo_bytes("Barack_Obama"), max_bytes=1 << 25, max_pixels=1 << 26).rgb
-    return rgb, dlib_models.detector.detect(rgb)[0]
+    return rgb, default_models.detector.detect(rgb)[0]
 
 
 def count_calls(monkeypatch: pytest.MonkeyPatch, pipe) -> list[int]:

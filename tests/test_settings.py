@@ -31,6 +31,8 @@ TABLE: dict[str, tuple[str, object]] = {
     "queue_budget_s": ("2.5", 2.5),
     "access_log_days": ("30", 30.0),
     "dlib_upsample_below": ("640", 640),
+    "det_size": ("480", 480),
+    "min_face_px": ("12", 12),
     "sd_model": ("/models/sd15", "/models/sd15"),
     "sd_device": ("cuda:1", "cuda:1"),
     "sd_fp16": ("false", False),
@@ -122,7 +124,7 @@ def test_unknown_keys_and_bad_values_name_the_field(tmp_path: Path, monkeypatch:
 
 
 def test_the_cli_refuses_a_bad_setting_at_start(tmp_path: Path):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MANYANGLES_EMBEDDER": "arcface"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MANYANGLES_EMBEDDER": "arcfce"}
     done = subprocess.run(
         [sys.executable, "-m", "core", "--data-dir", str(tmp_path), "persons"],
         capture_output=True,
@@ -131,7 +133,7 @@ def test_the_cli_refuses_a_bad_setting_at_start(tmp_path: Path):
         timeout=120,
     )
     assert done.returncode == 2
-    assert "embedder='arcface'" in done.stderr and "'dlib' or 'insightface'" in done.stderr
+    assert "embedder='arcfce'" in done.stderr and "'arcface', 'dlib' or 'insightface'" in done.stderr
     assert not (tmp_path / "gallery.db").exists()
 
 

@@ -34,18 +34,18 @@ def answers(service) -> list[tuple]:
 
 
 @pytest.fixture()
-def gallery(tmp_path: Path, dlib_models):
-    service = local_service(Settings(data_dir=tmp_path / "source"), dlib_models)
+def gallery(tmp_path: Path, default_models):
+    service = local_service(Settings(data_dir=tmp_path / "source"), default_models)
     service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
     for who in PEOPLE[1:]:
         service.enroll(who.replace("_", " "), photo_bytes(who))
     service.store.set_threshold(
-        StoredThreshold("dlib-resnet-v1-flip", "fpir", "top2", 0.01, 0.93, 250, "test", "t", 2e-4, 40)
+        StoredThreshold("arcface-mbf-w600k", "fpir", "max", 0.01, 0.3, 250, "test", "t", 2e-4, 40)
     )
     return service
 
 
-def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp_path: Path, dlib_models):
+def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp_path: Path, default_models):
     exported = export_gallery(gallery.store, tmp_path / "export")
     assert (exported.persons, exported.embeddings) == (
         3,
@@ -55,10 +55,10 @@ def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp
     assert {"persons.parquet", "images.parquet", "embeddings.parquet", "thresholds.parquet", "manifest.json"} <= files
     # the tables are plain Parquet for analytics: the vectors are FLOAT lists DuckDB computes on
     dims = duckdb.sql(f"SELECT DISTINCT len(vector) FROM read_parquet('{tmp_path / 'export' / 'embeddings.parquet'}')")
-    assert dims.fetchall() == [(128,)]
+    assert dims.fetchall() == [(512,)]
     assert oct((tmp_path / "export" / "manifest.json").stat().st_mode & 0o777) == "0o600"
 
-    target = local_service(Settings(data_dir=tmp_path / "target"), dlib_models)
+    target = local_service(Settings(data_dir=tmp_path / "target"), default_models)
     imported = import_gallery(target.store, tmp_path / "export")
     assert (imported.persons, imported.images, imported.embeddings) == (3, exported.images, exported.embeddings)
     assert answers(target) == answers(gallery)  # same names, same scores, same threshold
@@ -69,7 +69,7 @@ def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp
     assert "original" in sources and len(sources) > 1  # the accepted views came along
 
 
-def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
+def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, default_models):
     export_gallery(gallery.store, tmp_path / "export")
     before = tree_digest(gallery.store.data_dir)
     skipped = import_gallery(gallery.store, tmp_path / "export")  # default: skip
@@ -83,7 +83,7 @@ def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
 
     # merge: another gallery's "Angelina Jolie" from another photo joins ours; a copy of what we
     # already have adds nothing
-    other = local_service(Settings(data_dir=tmp_path / "other"), dlib_models)
+    other = local_service(Settings(data_dir=tmp_path / "other"), default_models)
     other.enroll("Angelina Jolie", photo_bytes("Angelina_Jolie", 2))
     export_gallery(other.store, tmp_path / "other-export")
     jolie = gallery.store.find_person("Angelina Jolie")
@@ -96,11 +96,11 @@ def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, dlib_models):
     assert (again.merged, again.images, again.embeddings) == (["Angelina Jolie"], 0, 0)  # it says what it stored
 
 
-def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_path: Path, dlib_models):
+def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_path: Path, default_models):
     """What enrollment refuses, import refuses too: a known face under a new name; and a merge
     only joins a person its face is identified as (a namesake is not them). Persons of one
     export are not checked against each other (twins their gallery enrolled with force stay two)."""
-    other = local_service(Settings(data_dir=tmp_path / "other"), dlib_models)
+    other = local_service(Settings(data_dir=tmp_path / "other"), default_models)
     other.enroll("Barry", photo_bytes("Barack_Obama", 2))  # another photo of our Barack Obama
     other.enroll("Angelina Jolie", photo_bytes("George_Clooney", 2))  # a namesake with George Clooney's face
     other.enroll("George Clooney", photo_bytes("Matt_Damon", 3))  # a namesake with a face we do not have
@@ -109,7 +109,7 @@ def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_pa
     other.enroll("Matt Twin", photo_bytes("Matt_Damon", 2), force=True)
     export_gallery(other.store, tmp_path / "export")
     check = ImportFaceCheck.of(gallery)
-    assert check is not None and check.threshold == 0.93 and check.rule == gallery.settings.match_mode
+    assert check is not None and check.threshold == 0.3 and check.rule == gallery.rule() == "max"
     before = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
 
     report = import_gallery(gallery.store, tmp_path / "export", "merge", check)
@@ -119,10 +119,10 @@ def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_pa
         "Angelina Jolie": ("another_person", "George Clooney", "Angelina Jolie"),
         "George Clooney": ("not_identified", None, "George Clooney"),
     }
-    assert all(f.threshold == 0.93 for f in report.face_conflicts)
-    assert all((f.score or 0) >= 0.93 for f in report.face_conflicts if f.match is not None)
+    assert all(f.threshold == 0.3 for f in report.face_conflicts)
+    assert all((f.score or 0) >= 0.3 for f in report.face_conflicts if f.match is not None)
     assert (report.persons, report.merged, report.unchecked) == (2, ["Barack Obama"], [])
-    assert "dlib-resnet-v1-flip, top2 >= 0.9300" in report.face_check
+    assert "arcface-mbf-w600k, max >= 0.3000" in report.face_check
     after = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
     assert after["Barack Obama"][0] == before["Barack Obama"][0] + 1  # the merge that is him
     assert {k: after[k] for k in before if k != "Barack Obama"} == {
@@ -137,13 +137,13 @@ def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_pa
 
     # a check of another model has nothing to search by: everyone is imported and named unchecked
     blind = ImportFaceCheck(gallery.store, "other-model", "top2", 0.93, 0.0)
-    fresh = local_service(Settings(data_dir=tmp_path / "fresh"), dlib_models)
+    fresh = local_service(Settings(data_dir=tmp_path / "fresh"), default_models)
     unchecked = import_gallery(fresh.store, tmp_path / "export", "skip", blind)
     assert unchecked.persons == 6 and sorted(unchecked.unchecked) == sorted(p.name for p in other.store.list_persons())
 
 
-def test_a_damaged_or_image_less_export_changes_nothing(gallery, tmp_path: Path, dlib_models):
-    target = local_service(Settings(data_dir=tmp_path / "target"), dlib_models)
+def test_a_damaged_or_image_less_export_changes_nothing(gallery, tmp_path: Path, default_models):
+    target = local_service(Settings(data_dir=tmp_path / "target"), default_models)
     export_gallery(gallery.store, tmp_path / "tables", with_images=False)
     before = tree_digest(target.store.data_dir)
     with pytest.raises(InvalidInput, match="without images"):

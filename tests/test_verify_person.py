@@ -43,6 +43,7 @@ def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
     """A one-to-one threshold is per (model, rule, FMR): a photo against a person under a rule,
     or two photos (``PHOTOS``); the store's calibration first, then the model's shipped values
     (at FMR 0.1% only), else a clear refusal."""
+    from core.embedders.shipped import Shipped
     from core.errors import NotCalibrated
     from core.matching_rules import PHOTOS
     from core.pipeline import ModelInfo
@@ -50,9 +51,8 @@ def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
     from core.store.records import StoredThreshold
     from core.thresholds import resolve_threshold
 
-    model = ModelInfo(
-        "m", 4, "cpu", "dlib", 1, {"top2": 0.9}, None, default_verify_thresholds={"top2": 0.8, PHOTOS: 0.7}
-    )
+    shipped = Shipped(identify={0.01: {"top2": 0.9}}, verify={"top2": 0.8, PHOTOS: 0.7})
+    model = ModelInfo("m", 4, "cpu", "dlib", 1, shipped)
     store = GalleryStore(tmp_path / "data")
     assert resolve_threshold(store, model, "verify_fmr", 0.001, "top2") == 0.8
     assert resolve_threshold(store, model, "verify_fmr", 0.001, PHOTOS) == 0.7
@@ -108,12 +108,12 @@ def test_a_photo_against_an_enrolled_person_over_http(api: httpx.Client):
         assert same.status_code == 200, same.text
         body = same.json()
         assert body["same_person"] is True and body["person_id"] == person and body["name"] == "Verified Pedro"
-        assert body["score"] >= body["threshold"] and body["match_mode"] == "top2"
+        assert body["score"] >= body["threshold"] and body["match_mode"] == "max"  # the default model's rule
         # decided one to one, at FMR 0.1% per claim (the verify_fmr setting), not at identification's threshold
         thresholds = api.get("/v1/thresholds", headers=AUTH).json()
         assert body["target_fmr"] == thresholds["verify_fmr"] == 0.001
-        assert body["threshold"] == thresholds["verify_threshold"] == 0.9263  # shipped with dlib for top2
-        assert thresholds["identify_threshold"] == 0.9372 and thresholds["verify_photos_threshold"] == 0.9261
+        assert body["threshold"] == thresholds["verify_threshold"] == 0.2320  # shipped with ArcFace for max
+        assert thresholds["identify_threshold"] == 0.2631 and thresholds["verify_photos_threshold"] == 0.2288
 
         other = claim(photo_bytes("Muhammad_Ali", 1)).json()
         assert other["same_person"] is False and other["score"] < other["threshold"]

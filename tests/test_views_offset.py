@@ -99,27 +99,28 @@ def test_mixed_gallery_share_by_hand():
     assert shifted["with_views_share"] == 0.0 and shifted["fnir"] == 0.0  # p0's own probe: 1 - 0.36
 
 
-def test_the_service_resolves_the_offset_setting_then_the_store_then_the_model(tmp_path: Path, dlib_models):
-    service = local_service(Settings(data_dir=tmp_path / "data"), dlib_models)
+def test_the_service_resolves_the_offset_setting_then_the_store_then_the_model(tmp_path: Path, default_models):
+    service = local_service(Settings(data_dir=tmp_path / "data"), default_models)
     model = service.model
-    assert service.views_offset() == model.default_views_offsets["top2"] > 0  # shipped with dlib
+    rule = service.rule()  # the default model's: max
+    assert service.views_offset() == model.shipped.views_offsets[rule] > 0  # shipped with the model
     service.store.set_threshold(
-        StoredThreshold(model.name, "views_offset", "top2", VIEWS_OFFSET_TAIL, 0.0123, 100, "faces", "now")
+        StoredThreshold(model.name, "views_offset", rule, VIEWS_OFFSET_TAIL, 0.0321, 100, "faces", "now")
     )
-    assert service.views_offset() == 0.0123
-    assert resolve_views_offset(service.store, model, "max") == model.default_views_offsets["max"]
-    explicit = local_service(Settings(data_dir=tmp_path / "data", views_offset=0.0), dlib_models)
+    assert service.views_offset() == 0.0321
+    assert resolve_views_offset(service.store, model, "top2") == model.shipped.views_offsets["top2"]
+    explicit = local_service(Settings(data_dir=tmp_path / "data", views_offset=0.0), default_models)
     assert explicit.views_offset() == 0.0
 
 
-def test_identify_scores_persons_with_views_lower_by_the_offset(tmp_path: Path, dlib_models):
+def test_identify_scores_persons_with_views_lower_by_the_offset(tmp_path: Path, default_models):
     settings = Settings(data_dir=tmp_path / "data", views_offset=0.0)
-    plain = local_service(settings, dlib_models)
+    plain = local_service(settings, default_models)
     plain.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True, views=["left", "smiling"])
     plain.enroll("George Clooney", photo_bytes("George_Clooney"))
     probe = photo_bytes("Barack_Obama", 3)
     before = {c.name: c.score for c in plain.identify(probe).faces[0].match.candidates}
-    shifted = local_service(settings.model_copy(update={"views_offset": 0.05}), dlib_models)
+    shifted = local_service(settings.model_copy(update={"views_offset": 0.05}), default_models)
     after = {c.name: c.score for c in shifted.identify(probe).faces[0].match.candidates}
     assert after["Barack Obama"] == pytest.approx(before["Barack Obama"] - 0.05, abs=1e-5)
     assert after["George Clooney"] == pytest.approx(before["George Clooney"], abs=1e-6)  # no views

@@ -62,6 +62,29 @@ except ApiError as exc:
     st.info("Start the service with `make run`, or point MANYANGLES_API_URL at it.")
     st.stop()
 st.metric("Status", health["status"])
+for notice in health.get("notices", []):
+    st.warning(plain(notice))
+model = health["deployments"]["embedder"].get("model")
+if model:
+    st.subheader(f"Model: {model['name']}")
+    st.dataframe(
+        [
+            {"part": "embedding", "name": model["name"], "source": model["source"], "licence": model["licence"]},
+            {
+                "part": "detection",
+                "name": model["detector"],
+                "source": model["detector_source"],
+                "licence": model["detector_licence"],
+            },
+        ],
+        hide_index=True,
+        use_container_width=True,
+    )
+    st.caption(
+        "The default model's weights are insightface's, for non-commercial research use. The permissive stack "
+        "(dlib's models) is one setting away: embedder and detector `dlib` (MANYANGLES_EMBEDDER=dlib "
+        "MANYANGLES_DETECTOR=dlib); a gallery switches model by re-embedding (Model versions, below)."
+    )
 for name, info in health["deployments"].items():
     st.subheader(f"{name}: {info['status']}")
     rows = _rows(info)  # SD-only fields are unset (left out) for the classic generator
@@ -94,7 +117,7 @@ st.caption(
 st.dataframe(gallery_fit_rows(thresholds), hide_index=True, use_container_width=True)
 for warning in thresholds["warnings"]:
     st.warning(plain(warning))
-st.caption("shipped with the model (FPIR 1%), per matching rule")
+st.caption(f"shipped with the model (FPIR {100 * thresholds['target_fpir']:g}%), per matching rule")
 offsets = thresholds["shipped_views_offsets"]
 st.dataframe(
     [

@@ -70,13 +70,14 @@ class ClassicAugmentor:
         }
 
     def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
-        if face.landmarks68 is None:
-            raise InvalidInput("classic views need 68 landmarks: use the dlib detector")
         started = time.perf_counter()
         x, y, side = face_region_box(face, self.expand, rgb.shape)
         scale = self.size / side
         region = cv2.resize(crop_square(rgb, x, y, side), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        points = (face.landmarks68.astype(np.float64) - [x, y]) * scale
+        landmarks = (
+            face.landmarks68 if face.landmarks68 is not None else fit_mean_face(self._mean_face, face.landmarks5)
+        )
+        points = (landmarks.astype(np.float64) - [x, y]) * scale
         views = []
         for request in requests:
             view_started = time.perf_counter()
@@ -167,6 +168,30 @@ class ClassicAugmentor:
     def _gamma(img: np.ndarray, gamma: float) -> np.ndarray:
         table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
         return cv2.LUT(img, table)
+
+
+def fit_mean_face(model: np.ndarray, five: np.ndarray) -> np.ndarray:
+    """68 landmarks for a face of which only SCRFD's 5 keypoints are known: the 3D mean face posed
+    by the affine camera that best maps its own 5 points (eye centres, nose tip, mouth corners)
+    onto them, made a scaled rotation, then a 2D affine correction that lays its 5 points on the
+    detected ones. The pose views then turn this face as they turn dlib's 68 points."""
+    five = np.asarray(five, dtype=np.float64)
+    if not np.isfinite(five).all() or np.ptp(five, axis=0).min() < 1.0:
+        raise InvalidInput("the face's 5 keypoints do not span a face: no pose can be fitted for the classic views")
+    model5 = np.stack([model[36:42].mean(axis=0), model[42:48].mean(axis=0), model[30], model[48], model[54]])
+    origin = model5.mean(axis=0)
+    design = np.hstack([model5 - origin, np.ones((5, 1))])
+    solution, *_ = np.linalg.lstsq(design, five, rcond=None)
+    a = solution[:3].T
+    r1 = a[0] / np.linalg.norm(a[0])
+    r2 = a[1] - r1 * (r1 @ a[1])
+    r2 /= np.linalg.norm(r2)
+    scale = (np.linalg.norm(a[0]) + np.linalg.norm(a[1])) / 2
+    camera = np.vstack([r1, r2]) * scale
+    projected = (model - origin) @ camera.T + solution[3]
+    projected5 = (model5 - origin) @ camera.T + solution[3]
+    correction, *_ = np.linalg.lstsq(np.hstack([projected5, np.ones((5, 1))]), five, rcond=None)
+    return np.hstack([projected, np.ones((68, 1))]) @ correction
 
 
 def _upsample_map(grid: np.ndarray, coarse: np.ndarray, size: int) -> np.ndarray:

@@ -7,12 +7,13 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
+from core.active import upgrade_notice
 from core.cli_settings import count
 from core.errors import ModelNotFound
-from core.settings import Settings
+from core.settings import EMBEDDER_KINDS, Settings
 from core.store.access_log import log_command
 from core.store.gallery import GalleryStore
-from core.store.models import ModelRecord, list_models, prune_model
+from core.store.models import ModelRecord, active_model, list_models, prune_model
 
 COMMANDS = ("models", "reembed", "switch", "prune")
 
@@ -20,7 +21,7 @@ COMMANDS = ("models", "reembed", "switch", "prune")
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("models", help="model versions: name, dimension, status, vectors, thresholds")
     reembed = sub.add_parser("reembed", help="embed every stored image with another model (Ray Data), then switch")
-    reembed.add_argument("--model", required=True, choices=("dlib", "insightface"), help="the model to embed with")
+    reembed.add_argument("--model", required=True, choices=EMBEDDER_KINDS, help="the model to embed with")
     reembed.add_argument(
         "--address", default=None, help="Ray cluster (auto, host:port, ray://host:10001); default: a local one"
     )
@@ -34,13 +35,13 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     reembed.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # a job row the API created
     for name, text in (("switch", "make a fully embedded model the active one"), ("prune", "remove a model's vectors")):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--model", required=True, help="a model name (see `models`), or dlib / insightface")
+        cmd.add_argument("--model", required=True, help="a model name (see `models`), or arcface / dlib / insightface")
         if name == "switch":
             cmd.add_argument("--allow-missing", action="store_true", help="see reembed --allow-missing")
 
 
 def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
-    """A model by its name, or by its kind (dlib, insightface) when one model has it."""
+    """A model by its name, or by its kind (arcface, dlib, insightface) when one model has it."""
     models = list_models(store)
     exact = [m for m in models if m.name == name]
     kind = [m for m in models if m.spec.get("embedder") == name]
@@ -59,6 +60,9 @@ def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[s
             out(json.dumps([asdict(m) for m in models]))
         for m in models if not args.json else []:
             out(f"{m.status:8s}  {m.name}  dim {m.dim}, {m.num_embeddings} vector(s), thresholds {m.thresholds}")
+        notice = upgrade_notice(settings, active_model(store))
+        if notice and not args.json:
+            out(f"note: {notice}")
         return 0
     if args.command == "reembed":
         from core.batch.reembed import reembed

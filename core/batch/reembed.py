@@ -31,6 +31,7 @@ from core.active import model_spec, shipped_thresholds
 from core.batch.reembed_worker import ReembedWorker, items_to_rows, rows_to_results
 from core.errors import NotCalibrated
 from core.matching_rules import RULES
+from core.models import DETECTOR_OF, shipped_for
 from core.pipeline import FacePipeline, ModelInfo
 from core.settings import Settings
 from core.store.gallery import GalleryStore
@@ -63,8 +64,9 @@ def default_workers(settings: Settings) -> int:
 
 
 def target_settings(settings: Settings, embedder: str) -> Settings:
-    """The settings that load ``embedder`` ('dlib' or 'insightface'; its own detector)."""
-    return settings.replace(embedder=embedder, detector=embedder)
+    """The settings that load ``embedder`` ('arcface', 'dlib' or 'insightface') with its own
+    detector (core/models.py: ``DETECTOR_OF``)."""
+    return settings.replace(embedder=embedder, detector=DETECTOR_OF[embedder])
 
 
 def model_thresholds(store: GalleryStore, settings: Settings, info: ModelInfo) -> dict[str, float]:
@@ -74,7 +76,7 @@ def model_thresholds(store: GalleryStore, settings: Settings, info: ModelInfo) -
         try:
             out[rule] = resolve_threshold(store, info, "fpir", settings.target_fpir, rule)
         except NotCalibrated:
-            if rule == settings.match_mode:
+            if rule == (settings.match_mode or info.shipped.match_mode):
                 raise
     try:
         out["gate"] = resolve_threshold(store, info, "gate_fmr", settings.gate_fmr, explicit=settings.gate_threshold)
@@ -85,9 +87,8 @@ def model_thresholds(store: GalleryStore, settings: Settings, info: ModelInfo) -
 
 def switch_to(store: GalleryStore, settings: Settings, record: ModelRecord, allow_missing: bool) -> ModelRecord:
     """Switch by hand to a recorded model: its thresholds resolved as the job's switch does."""
-    shipped = {k: v for k, v in record.thresholds.items() if k != "gate"}
-    info = ModelInfo(record.name, record.dim, "", "", 1, shipped, record.thresholds.get("gate"))
     kind = str(record.spec.get("embedder", settings.embedder))
+    info = ModelInfo(record.name, record.dim, "", "", 1, shipped_for(kind))
     return activate_model(
         store, record.name, model_thresholds(store, target_settings(settings, kind), info), allow_missing
     )
@@ -226,7 +227,7 @@ def _ray_batches(
         context = DataContext.get_current()
         context.enable_progress_bars = False  # ours is on the terminal
         # an ONNX model on a GPU node when the cluster has one per actor (dlib runs on CPUs)
-        gpus = 1 if target.embedder == "insightface" and ray.cluster_resources().get("GPU", 0) >= workers else 0
+        gpus = 1 if target.embedder != "dlib" and ray.cluster_resources().get("GPU", 0) >= workers else 0
         # one block per model call and at most 2 queued per actor: the last actor to finish is at
         # most a batch or two behind the others (8 large blocks left one actor idle for ~30 s)
         blocks = max(workers * 4, -(-len(items) // batch_size))

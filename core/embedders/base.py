@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from core.embedders.shipped import Shipped
 from core.faces.types import Face
 
 
@@ -15,24 +16,19 @@ class Embedder(Protocol):
     """A face recognition model.
 
     ``name`` identifies the whole embedding function (weights, alignment and test-time
-    augmentation): vectors of different names are never compared.
-    ``default_thresholds`` are the cosine thresholds shipped with the model per matching rule
-    (calibrated at 1% FPIR), empty when it has not been calibrated here; ``default_gate_threshold`` likewise for the
-    identity gate of generated views (calibrated at FMR = 0.1%), and ``default_views_offsets``
-    for the score correction of persons with views (core/matching_rules.py); ``default_person_fmrs``
-    the share of impostor pairs at or over each shipped threshold (core/gallery_fpir.py).
+    augmentation): vectors of different names are never compared. ``shipped`` holds what the
+    model ships calibrated with (core/embedders/shipped.py: thresholds per matching rule and
+    target, the gate, the views offsets, the rule and views the study chose); empty for a model
+    not calibrated here. ``source`` and ``licence`` say where the weights come from and on what
+    terms (shown by /v1/health and the console).
     """
 
     name: str
     dim: int
     provider: str
-    default_thresholds: dict[str, float]  # matching rule -> cosine threshold at FPIR 1% ({}: none shipped)
-    default_gate_threshold: float | None
-    default_views_offsets: dict[str, float]  # matching rule -> score offset of persons with views ({}: 0)
-    # matching rule -> per-person false match rate at the shipped threshold ({}: unmeasured)
-    default_person_fmrs: dict[str, float]
-    default_fmr_pairs: int  # the impostor pairs those rates were measured over (0: unknown)
-    default_verify_thresholds: dict[str, float]  # one-to-one at FMR 0.1%: rule (or "photos": two photos) -> threshold
+    shipped: Shipped
+    source: str
+    licence: str
     # forward passes per face (test-time augmentation): their outputs are summed, then normalised
     tta: int
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.errors import ModelUnavailable
 
 
@@ -19,3 +21,15 @@ def choose_providers(setting: str) -> list[str]:
     if "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+def onnx_session(path: object, providers: list[str], threads: int = 0) -> Any:
+    """An ONNX Runtime session over a model file (``threads`` 0: one per core). Its log is kept to
+    errors: ArcFace graphs declare a batch of 1 and ONNX Runtime warns at every larger batch."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=providers)

@@ -18,6 +18,7 @@ from core.evaluation.evaluate import (
     run_eval,
 )
 from core.matching_rules import PHOTOS, VIEWS_OFFSET_TAIL
+from core.pipeline import ModelInfo
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.access_log import log_command
@@ -41,13 +42,14 @@ def eval_command(settings: Settings, args: argparse.Namespace, out: Callable[[st
     # SD runs in one process: one copy of the weights on the GPU (absent weights fail there, clearly)
     workers = 1 if "sd" in generators else args.workers
     embedded = embed_folder(settings, folder, workers, generators, gate, args.cache)
-    defaults, every = generator_views(generators)
+    defaults, every = generator_views(generators, service.model)
     report = run_eval(
         settings,
         embedded,
         service.model.name,
         service.model.detector,
         threshold,
+        service.rule(),  # type: ignore[arg-type]
         defaults,
         every,
         seeds=args.seeds,
@@ -77,7 +79,7 @@ def calibrate_command(settings: Settings, args: argparse.Namespace, out: Callabl
     workers = 1 if generator == "sd" else args.workers
     embedded = embed_folder(settings, folder, workers, generators, view_gate or 1.0, args.cache)
     gate, n_pairs = calibrate_gate_threshold(embedded, settings.gate_fmr)
-    defaults, _ = generator_views(generators)
+    defaults, _ = generator_views(generators, service.model)
     views = tuple(f"{generator}:{v}" for v in defaults[generator]) if generators else None
     dataset = str(folder.root)
     data = embedded.eval_data()
@@ -174,15 +176,19 @@ def _one_to_one_line(fmr: float, made: list[StoredThreshold], not_calibrated: st
     return f"one to one at FMR {fmr:g}: {listed} ({made[0].n_negative:,} impostor claims); "
 
 
-def generator_views(generators: tuple[str, ...]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """Per generator: the views an enrollment makes by default, and every view it can make."""
+def generator_views(
+    generators: tuple[str, ...], model: ModelInfo
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per generator: the views an enrollment with ``model`` makes by default (classic: the
+    views the study chose for the model), and every view it can make."""
     defaults: dict[str, tuple[str, ...]] = {}
     every: dict[str, tuple[str, ...]] = {}
     for generator in generators:
         if generator == "classic":
             from core.augment.classic import CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
 
-            defaults[generator], every[generator] = CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
+            defaults[generator] = model.shipped.views or CLASSIC_DEFAULT_VIEWS
+            every[generator] = CLASSIC_VIEWS
         else:
             from core.augment.stable_diffusion import StableDiffusionAugmentor
 

@@ -82,12 +82,19 @@ class EmbeddingCache:
     photo's bytes, the models, the generators and the gate. A second eval of the same folder
     with the same settings embeds nothing."""
 
-    VERSION = 2  # bump when the embedding or view code changes what a key would hold
+    VERSION = 3  # bump when the embedding or view code changes what a key would hold
 
     def __init__(self, folder: Path, settings: Settings, generators: tuple[str, ...], gate_threshold: float) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        model = (settings.detector, settings.embedder, settings.insightface_pack, settings.dlib_upsample_below)
+        model = (
+            settings.detector,
+            settings.embedder,
+            settings.insightface_pack,
+            settings.dlib_upsample_below,
+            settings.det_size,
+            settings.min_face_px,
+        )
         self._salt = repr(
             (self.VERSION, model, generators, round(gate_threshold, 6), settings.sd_model, settings.sd_steps)
         )

