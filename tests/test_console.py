@@ -49,7 +49,7 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
 
 def test_enroll_offers_what_the_generator_draws(console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch):
     """The views on offer are the running generator's (classic: all ten, no custom prompt), those
-    preselected the ones chosen for the active model (ArcFace: the 5 photometric views); untouched,
+    preselected the ones chosen for the active model (ArcFace: the 4 pose views); untouched,
     an enrollment makes that default set."""
     from core.augment.classic import CLASSIC_VIEWS
     from core.embedders.arcface_shipped import ARCFACE_VIEWS as CLASSIC_DEFAULT_VIEWS
@@ -280,7 +280,7 @@ print(1)
     assert not system.warning or all("A more accurate model" not in w.value for w in system.warning)
     deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[1:3]]
     embedder, generator = deployments  # health as field/value tables, nested fields dotted, lists joined
-    assert embedder["model.name"] == "arcface-mbf-w600k" and embedder["model.default_thresholds.max"] == "0.2631"
+    assert embedder["model.name"] == "arcface-mbf-w600k" and embedder["model.default_thresholds.blend"] == "0.2712"
     assert generator["generator"] == "classic" and "None" not in generator.values() and "compile" not in generator
     assert generator["views"].startswith("left, right, up") and generator["custom_views"] == "False"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
@@ -288,18 +288,18 @@ print(1)
     shown = system.dataframe[3].value  # the values in use, after the model and the two deployments
     values = dict(zip(shown["field"], shown["value"], strict=True))
     assert values["matching rule"] == in_use["match_mode"]
-    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.232"
+    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.2315"
     assert values["one-to-one FMR (verify)"] == "0.001" and values["verify threshold (two photos)"] == "0.2288"
     shipped = system.dataframe[5].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
-    assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] > 0
+    assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] == -0.0114
     fit = dict(zip(system.dataframe[4].value["field"], system.dataframe[4].value["value"], strict=True))
     assert fit["persons enrolled"] == f"{in_use['persons']:,}"
-    # ln 0.99 / ln(1 - 2.03e-4) = 49.5; the exact 95% interval of 13 in 63,928 is 1.08e-4 to 3.48e-4
-    assert fit["FPIR 1% holds up to"] == "49 persons (95% CI 28 to 92)"
+    # ln 0.99 / ln(1 - 1.72e-4) = 58.4; the exact 95% interval of 11 in 63,928 is 8.6e-5 to 3.1e-4
+    assert fit["FPIR 1% holds up to"] == "58 persons (95% CI 32 to 116)"
     assert fit["expected FPIR at this size"].endswith("%)") and "(95% CI " in fit["expected FPIR at this size"]
-    assert fit["per-person false match rate"] == "2.03e-04 (95% CI 1.1e-04 to 3.5e-04: 13 of 63,928 pairs)"
+    assert fit["per-person false match rate"] == "1.72e-04 (95% CI 8.6e-05 to 3.1e-04: 11 of 63,928 pairs)"
 
 
 def test_the_console_imports_no_model_code():

@@ -40,7 +40,7 @@ def gallery(tmp_path: Path, default_models):
     for who in PEOPLE[1:]:
         service.enroll(who.replace("_", " "), photo_bytes(who))
     service.store.set_threshold(
-        StoredThreshold("arcface-mbf-w600k", "fpir", "max", 0.01, 0.3, 250, "test", "t", 2e-4, 40)
+        StoredThreshold("arcface-mbf-w600k", "fpir", "blend", 0.01, 0.3, 250, "test", "t", 2e-4, 40)
     )
     return service
 
@@ -109,7 +109,7 @@ def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_pa
     other.enroll("Matt Twin", photo_bytes("Matt_Damon", 2), force=True)
     export_gallery(other.store, tmp_path / "export")
     check = ImportFaceCheck.of(gallery)
-    assert check is not None and check.threshold == 0.3 and check.rule == gallery.rule() == "max"
+    assert check is not None and check.threshold == 0.3 and check.rule == gallery.rule() == "blend"
     before = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
 
     report = import_gallery(gallery.store, tmp_path / "export", "merge", check)
@@ -122,7 +122,7 @@ def test_the_face_check_leaves_out_a_face_already_in_the_gallery(gallery, tmp_pa
     assert all(f.threshold == 0.3 for f in report.face_conflicts)
     assert all((f.score or 0) >= 0.3 for f in report.face_conflicts if f.match is not None)
     assert (report.persons, report.merged, report.unchecked) == (2, ["Barack Obama"], [])
-    assert "arcface-mbf-w600k, max >= 0.3000" in report.face_check
+    assert "arcface-mbf-w600k, blend >= 0.3000" in report.face_check
     after = {p.name: (p.num_images, p.num_embeddings) for p in gallery.store.list_persons()}
     assert after["Barack Obama"][0] == before["Barack Obama"][0] + 1  # the merge that is him
     assert {k: after[k] for k in before if k != "Barack Obama"} == {

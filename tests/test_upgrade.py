@@ -65,7 +65,7 @@ def test_a_dlib_gallery_keeps_dlib_then_reembeds_and_switches_to_arcface(tmp_pat
     assert report["active"] == ARCFACE and report["switched"] and report["embedded"] == 6
     # the same service process follows the pointer: ArcFace, its own rule, every person named
     assert [named(upgraded, p) for p in PEOPLE] == [(ARCFACE, p) for p in PEOPLE]
-    assert upgraded.rule() == "max" and upgraded.threshold() == 0.2631
+    assert upgraded.rule() == "blend" and upgraded.threshold() == 0.2712
     assert upgrade_notice(settings, active_model(upgraded.store)) is None
     listed = cli(data, "models")
     assert "note:" not in listed.stdout and f"active    {ARCFACE}" in listed.stdout

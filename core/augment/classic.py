@@ -129,7 +129,7 @@ class ClassicAugmentor:
         corners = source[triangulation.simplices[simplex[inside]]]  # (m, 3, 2)
         map_xy[inside] = np.einsum("ij,ijk->ik", bary, corners)
         grid = map_xy.reshape(len(coarse), len(coarse), 2).astype(np.float32)
-        full = _upsample_map(grid, coarse, self.size)
+        full = _upsample_map(grid, _grid_coordinates(coarse, self.size))
         return cv2.remap(
             img, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
@@ -194,11 +194,17 @@ def fit_mean_face(model: np.ndarray, five: np.ndarray) -> np.ndarray:
     return np.hstack([projected, np.ones((68, 1))]) @ correction
 
 
-def _upsample_map(grid: np.ndarray, coarse: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear interpolation of a map sampled at pixel positions ``coarse`` (both axes)."""
+def _grid_coordinates(coarse: np.ndarray, size: int) -> np.ndarray:
+    """Each pixel's position in the coarse grid's index space (the grid sampled at ``coarse``)."""
     pixels = np.arange(size, dtype=np.float64)
     index = np.clip(np.searchsorted(coarse, pixels, side="right") - 1, 0, len(coarse) - 2)
-    frac = ((pixels - coarse[index]) / (coarse[index + 1] - coarse[index]))[:, None]
-    rows = grid[index] * (1 - frac[:, :, None]) + grid[index + 1] * frac[:, :, None]  # (size, k, 2)
-    out = rows[:, index] * (1 - frac[None, :, :]) + rows[:, index + 1] * frac[None, :, :]
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return (index + (pixels - coarse[index]) / (coarse[index + 1] - coarse[index])).astype(np.float32)
+
+
+def _upsample_map(grid: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of a (k, k, 2) map to every pixel: one cv2.remap of the grid at each
+    pixel's grid coordinates (OpenCV interpolates at 1/32 of a grid cell: within 0.07 px here;
+    ~0.2 ms at 320 px, a tenth of interpolating elementwise in numpy)."""
+    xs = np.broadcast_to(coordinates[None, :], (len(coordinates), len(coordinates)))
+    ys = np.broadcast_to(coordinates[:, None], (len(coordinates), len(coordinates)))
+    return cv2.remap(grid, np.ascontiguousarray(xs), np.ascontiguousarray(ys), interpolation=cv2.INTER_LINEAR)

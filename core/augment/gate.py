@@ -23,6 +23,7 @@ from PIL import Image
 from core.augment.base import GenerationStats
 from core.augment.views import ViewRequest
 from core.faces.types import Face
+from core.images import encode_png
 from core.recognition import EmbeddedFace
 from core.store.records import GenerationRunRecord
 
@@ -43,15 +44,14 @@ class GateDecision:
     reason: str  # "accepted", "no face", "3 faces", "similarity 0.81 < 0.93"
     similarity: float | None
     embedded: EmbeddedFace | None
+    preview: bytes = b""  # a small JPEG of the view (``preview_jpeg``), made with the PNG
 
-    def preview_jpeg(self, max_side: int = 256) -> bytes:
+    def preview_jpeg(self) -> bytes:
         """A small JPEG of the view, for a preview grid (rejected views are never stored)."""
+        if self.preview:
+            return self.preview
         with Image.open(io.BytesIO(self.png)) as image:
-            thumbnail = image.convert("RGB")
-        thumbnail.thumbnail((max_side, max_side))
-        out = io.BytesIO()
-        thumbnail.save(out, "JPEG", quality=85)
-        return out.getvalue()
+            return preview_jpeg(np.asarray(image.convert("RGB")))
 
     def as_record(self) -> dict[str, object]:
         return {
@@ -65,6 +65,20 @@ class GateDecision:
             "reason": self.reason,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
         }
+
+
+def preview_jpeg(rgb: np.ndarray, max_side: int = 256) -> bytes:
+    """A view as a JPEG of at most ``max_side`` pixels, for a preview grid."""
+    thumbnail = Image.fromarray(rgb)
+    thumbnail.thumbnail((max_side, max_side))
+    out = io.BytesIO()
+    thumbnail.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def encode_view(rgb: np.ndarray) -> tuple[bytes, bytes]:
+    """A generated view as stored (lossless PNG) and as previewed (a small JPEG)."""
+    return encode_png(rgb), preview_jpeg(rgb)
 
 
 BYSTANDER_RATIO = 0.7  # a second face smaller than this share of the largest one's short side is a bystander

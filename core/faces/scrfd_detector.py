@@ -5,7 +5,10 @@ face of ``min_face_px`` (photo pixels) is at least ``SCRFD_SMALLEST`` input pixe
 to SCRFD's stride of 32 on each side, not a fixed 640x640 square: a 250 px photo is searched at
 256x256 (about a sixth of the work of 640x640) and a 16:9 photo is not padded into a square.
 Faces smaller than ``min_face_px`` are dropped: an ArcFace crop of 112 px drawn from fewer
-pixels than that is noise, and a search by it names strangers.
+pixels than that is noise, and a search by it names strangers. A generated view (``small_faces``
+False: a face filling about half the image) is searched at no more than ``VIEW_INPUT`` on the long
+side: its face is still ~100 input pixels wide, and the view costs ~2.9 ms instead of ~4.9 (on
+../shared/faces the views' similarity to their original moves by 0.001 on average).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from core.faces.types import Face, sort_largest_first
 # Input pixels of the smallest face SCRFD finds reliably (its stride-8 anchors are 16 px).
 SCRFD_SMALLEST = 16
 _STRIDE = 32  # SCRFD's coarsest feature stride: every input side is a multiple of it
+VIEW_INPUT = 192  # the long side a generated view is searched at
 
 
 def detector_input(height: int, width: int, det_size: int, min_face_px: int) -> tuple[int, int]:
@@ -48,9 +52,10 @@ class ScrfdDetector:
         self.licence = licence
 
     def detect(self, rgb: np.ndarray, small_faces: bool = True) -> list[Face]:
-        """``small_faces`` changes nothing: the input is already sized to the photo."""
+        """``small_faces`` False: the image is mostly one face (a view), searched at ``VIEW_INPUT``."""
         height, width = rgb.shape[:2]
-        size = detector_input(height, width, self.det_size, self.min_face_px)
+        det_size = self.det_size if small_faces else min(self.det_size, VIEW_INPUT)
+        size = detector_input(height, width, det_size, self.min_face_px)
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         boxes, kpss = self._model.detect(bgr, input_size=size, max_num=0)
         faces = []
