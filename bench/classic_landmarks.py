@@ -1,6 +1,6 @@
-"""Which views the gate keeps when the classic warps get their 68 points from SCRFD's 5 keypoints
-(the 3D mean face fitted to them, what the service does) or from dlib's 68-point predictor run on
-SCRFD's box (the warp alone on dlib), on every enrollment photo of a folder; one run, same gate.
+"""Which views the gate keeps when the classic warps get their 68 points from dlib's 68-point
+predictor run on SCRFD's box (what the service does) or from SCRFD's 5 keypoints (the 3D mean face
+fitted to them, no extra model), on every enrollment photo of a folder; one run, same gate.
 
     .venv/bin/python -m bench.classic_landmarks [--faces ../shared/faces] [--out out/bench_classic_landmarks.json]
 """
@@ -22,6 +22,30 @@ sys.path.insert(0, str(REPO))
 from bench.machine import describe_machine  # noqa: E402
 
 log = logging.getLogger("bench.classic_landmarks")
+
+
+def fit_mean_face(model: np.ndarray, five: np.ndarray) -> np.ndarray:
+    """68 landmarks for a face of which only SCRFD's 5 keypoints are known: the 3D mean face posed
+    by the affine camera that best maps its own 5 points (eye centres, nose tip, mouth corners)
+    onto them, made a scaled rotation, then a 2D affine correction that lays its 5 points on the
+    detected ones. The pose views then turn this face as they turn dlib's 68 points."""
+    five = np.asarray(five, dtype=np.float64)
+    if not np.isfinite(five).all() or np.ptp(five, axis=0).min() < 1.0:
+        raise ValueError("the face's 5 keypoints do not span a face: no pose can be fitted for the classic views")
+    model5 = np.stack([model[36:42].mean(axis=0), model[42:48].mean(axis=0), model[30], model[48], model[54]])
+    origin = model5.mean(axis=0)
+    design = np.hstack([model5 - origin, np.ones((5, 1))])
+    solution, *_ = np.linalg.lstsq(design, five, rcond=None)
+    a = solution[:3].T
+    r1 = a[0] / np.linalg.norm(a[0])
+    r2 = a[1] - r1 * (r1 @ a[1])
+    r2 /= np.linalg.norm(r2)
+    scale = (np.linalg.norm(a[0]) + np.linalg.norm(a[1])) / 2
+    camera = np.vstack([r1, r2]) * scale
+    projected = (model - origin) @ camera.T + solution[3]
+    projected5 = (model5 - origin) @ camera.T + solution[3]
+    correction, *_ = np.linalg.lstsq(np.hstack([projected5, np.ones((5, 1))]), five, rcond=None)
+    return np.hstack([projected, np.ones((68, 1))]) @ correction
 
 
 def main() -> None:
@@ -48,7 +72,7 @@ def main() -> None:
     predictor = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
     classic = ClassicAugmentor()
     requests = plan_views(list(CLASSIC_VIEWS), None, 0, classic.supported_views)
-    sources = ("scrfd 5 -> fitted mean face", "dlib 68 on the SCRFD box")
+    sources = ("dlib 68 on the SCRFD box (the service)", "scrfd 5 -> fitted mean face")
     kept: dict[str, dict[str, list[float]]] = {s: {v: [] for v in CLASSIC_VIEWS} for s in sources}
     photos = 0
     for folder in sorted(p for p in args.faces.iterdir() if p.is_dir()):
@@ -61,7 +85,9 @@ def main() -> None:
         x1, y1, x2, y2 = original.face.bbox
         shape = predictor(rgb, dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1))
         points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        for source, face in zip(sources, (original.face, replace(original.face, landmarks68=points))):
+        fitted = fit_mean_face(classic._mean_face, original.face.landmarks5).astype(np.float32)
+        variants = (replace(original.face, landmarks68=points), replace(original.face, landmarks68=fitted))
+        for source, face in zip(sources, variants):
             for made in classic.generate(rgb, face, requests).views:
                 found = subject_faces(engine.detect(made.rgb, small_faces=False))
                 vector = engine.embed_faces(made.rgb, found)[0].vector if len(found) == 1 else None

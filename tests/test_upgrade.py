@@ -53,6 +53,7 @@ def test_a_dlib_gallery_keeps_dlib_then_reembeds_and_switches_to_arcface(tmp_pat
     notice = upgrade_notice(settings, active_model(upgraded.store))
     assert notice is not None and "A more accurate model is available" in notice
     assert "manyangles reembed --model arcface" in notice and "non-commercial" in notice
+    assert "set embedder and detector to dlib" in notice
     listed = cli(data, "models")
     assert listed.returncode == 0 and "note: A more accurate model is available" in listed.stdout
     # an admin who chose dlib on purpose is not told to leave it
@@ -65,7 +66,9 @@ def test_a_dlib_gallery_keeps_dlib_then_reembeds_and_switches_to_arcface(tmp_pat
     assert report["active"] == ARCFACE and report["switched"] and report["embedded"] == 6
     # the same service process follows the pointer: ArcFace, its own rule, every person named
     assert [named(upgraded, p) for p in PEOPLE] == [(ARCFACE, p) for p in PEOPLE]
-    assert upgraded.rule() == "blend" and upgraded.threshold() == 0.2712
+    assert upgraded.rule() == "blend" and upgraded.threshold() == 0.2626
     assert upgrade_notice(settings, active_model(upgraded.store)) is None
+    # nor, the other way round, one who configured dlib and switched to ArcFace by hand
+    assert upgrade_notice(Settings(data_dir=data, detector="dlib", embedder="dlib"), active_model(made.store)) is None
     listed = cli(data, "models")
     assert "note:" not in listed.stdout and f"active    {ARCFACE}" in listed.stdout

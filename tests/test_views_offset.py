@@ -103,7 +103,7 @@ def test_the_service_resolves_the_offset_setting_then_the_store_then_the_model(t
     service = local_service(Settings(data_dir=tmp_path / "data"), default_models)
     model = service.model
     rule = service.rule()  # the default model's: blend
-    assert service.views_offset() == model.shipped.views_offsets[rule] == -0.0114  # shipped with the model
+    assert service.views_offset() == model.shipped.views_offsets[rule] == -0.0005  # shipped with the model
     service.store.set_threshold(
         StoredThreshold(model.name, "views_offset", rule, VIEWS_OFFSET_TAIL, 0.0321, 100, "faces", "now")
     )

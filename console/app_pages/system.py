@@ -67,7 +67,7 @@ for notice in health.get("notices", []):
 model = health["deployments"]["embedder"].get("model")
 if model:
     st.subheader(f"Model: {model['name']}")
-    st.dataframe(
+    st.table(  # a table wraps the licences whole (a dataframe cuts them at the column's width)
         [
             {"part": "embedding", "name": model["name"], "source": model["source"], "licence": model["licence"]},
             {
@@ -76,15 +76,14 @@ if model:
                 "source": model["detector_source"],
                 "licence": model["detector_licence"],
             },
-        ],
-        hide_index=True,
-        use_container_width=True,
+        ]
     )
-    st.caption(
-        "The default model's weights are insightface's, for non-commercial research use. The permissive stack "
-        "(dlib's models) is one setting away: embedder and detector `dlib` (MANYANGLES_EMBEDDER=dlib "
-        "MANYANGLES_DETECTOR=dlib); a gallery switches model by re-embedding (Model versions, below)."
-    )
+    if "non-commercial" in model["licence"]:
+        st.caption(
+            "These weights are insightface's, for non-commercial research use. The permissive models (dlib's) "
+            "are one setting away: embedder and detector `dlib` (MANYANGLES_EMBEDDER=dlib MANYANGLES_DETECTOR=dlib)."
+        )
+    st.caption("A gallery changes model by re-embedding every image, then switching (Model versions, below).")
 for name, info in health["deployments"].items():
     st.subheader(f"{name}: {info['status']}")
     rows = _rows(info)  # SD-only fields are unset (left out) for the classic generator

