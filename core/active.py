@@ -38,10 +38,6 @@ def model_spec(settings: Settings) -> dict[str, Any]:
     return spec
 
 
-def describe_spec(spec: dict[str, Any]) -> str:
-    return f"embedder {spec.get('embedder')}, detector {spec.get('detector')}"
-
-
 def upgrade_notice(settings: Settings, active: ModelRecord | None) -> str | None:
     """What /v1/health, the console's System page, ``make run`` and ``manyangles models`` say when
     the default model (ArcFace) is configured but this gallery answers with dlib: a gallery made
@@ -86,9 +82,7 @@ class ActiveModelFaces:
             # one switched to by re-embedding) goes on answering with it: the active one only is
             # loaded, not the configured one first (its weights may even be absent here)
             log.info(
-                "this gallery's active model is %s; the configured one (%s) is not loaded",
-                active.name,
-                describe_spec(model_spec(settings)),
+                "this gallery's active model is %s; the configured %s is not loaded", active.name, settings.embedder
             )
             self._pipeline = self._load(active)
         else:

@@ -223,14 +223,14 @@ def test_a_process_started_with_a_retired_models_settings_loads_only_the_active_
     import shutil
 
     from core.active import ActiveModelFaces, model_spec
-    from core.store.models import register_model, registered_as
+    from core.store.models import get_model, register_model
 
     settings = tiny_settings(tmp_path)  # configured: the tiny insightface pack
     store = GalleryStore(settings.data_dir)
     register_model(store, TINY, 512, model_spec(settings), {})  # recorded once, then switched away from
     dlib = model_spec(settings.replace(detector="dlib", embedder="dlib"))
     register_model(store, DLIB, 128, dlib, {}, activate_if_none=True)
-    assert active_model(store).name == DLIB and registered_as(store, model_spec(settings)) == TINY
+    assert active_model(store).name == DLIB and get_model(store, TINY).spec == model_spec(settings)
     shutil.rmtree(tmp_path / "models" / "tinypack")  # the old model can no longer load
     faces = ActiveModelFaces(settings, store, in_service=False)
     try:

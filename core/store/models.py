@@ -86,16 +86,6 @@ def active_model(store: GalleryStore) -> ModelRecord | None:
     return _record(row) if row else None
 
 
-def registered_as(store: GalleryStore, spec: dict[str, Any]) -> str | None:
-    """The name of the model recorded with exactly this spec (as ``register_model`` writes it)."""
-    with store.reader() as conn:
-        row = conn.execute(
-            "SELECT name FROM models WHERE spec_json = ? ORDER BY created_at DESC LIMIT 1",
-            (json.dumps(spec, sort_keys=True),),
-        ).fetchone()
-    return row[0] if row else None
-
-
 def register_model(
     store: GalleryStore,
     name: str,
