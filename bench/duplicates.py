@@ -59,7 +59,8 @@ def add_persons(conn: sqlite3.Connection, persons: list[tuple[int, str, Entries]
             image_id += 1
             sha = f"{image_id:064x}"
             conn.execute(
-                "INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO images(id, person_id, sha256, path, source, display_name, mime, width, height, "
+                "num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (image_id, pid, sha, f"images/{sha[:2]}/{sha}.png", source, f"{source}.png", "image/png", 256, 256,
                  50_000, None, NOW),
             )  # fmt: skip

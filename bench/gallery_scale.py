@@ -76,7 +76,11 @@ def build_store(data_dir: Path, persons: int, dim: int = 128, seed: int = 0) -> 
                 embeddings.append(
                     (pid, image_id, source, "dlib-resnet-v1-flip", dim, vector.tobytes(), 1.0, 0.0, 0.0, 1.0, 1.0, now)
                 )
-        conn.executemany("INSERT INTO images VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", images)
+        conn.executemany(
+            "INSERT INTO images(id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, "
+            "generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            images,
+        )
         conn.executemany(
             "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
             "bbox_x2, bbox_y2, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -70,4 +70,4 @@ def access_section() -> None:
         st.caption(
             f"the newest {len(page['entries']):,} of {page['total']:,} (all: GET /v1/access-log, `manyangles access-log`)"
         )
-    st.dataframe(access_rows(page["entries"]), hide_index=True, use_container_width=True)
+    st.dataframe(access_rows(page["entries"]), hide_index=True, width="stretch")

@@ -62,7 +62,7 @@ class RemoteTables:
 # million embeddings the API answers these in ~6 s instead of ~16 s).
 SNAPSHOT_COLUMNS = {
     "persons": ["id", "name", "created_at"],
-    "images": ["person_id"],
+    "images": ["id", "person_id", "source"],  # the cover: the first photo's id
     "embeddings": ["person_id", "model", "source"],
 }
 
@@ -227,7 +227,8 @@ def attach(data_dir: Path) -> duckdb.DuckDBPyConnection:
 
 
 def persons_page(source: Source, search: str, sort: str, page: int, page_size: int = 25) -> tuple[pd.DataFrame, int]:
-    """One page of persons with image and embedding counts, and the total that match.
+    """One page of persons with image and embedding counts and their cover (the first photo's
+    image id), and the total that match.
 
     Sorting by name or date pages the persons table first and counts only that page's rows;
     sorting by embeddings has to count everyone's (one grouped scan)."""
@@ -244,7 +245,11 @@ def persons_page(source: Source, search: str, sort: str, page: int, page_size: i
                     FROM g.persons p LEFT JOIN counts c ON c.person_id = p.id WHERE p.name ILIKE ?
                     ORDER BY embeddings DESC, p.id LIMIT ? OFFSET ?)
                 SELECT page.id, page.name, page.created_at,
-                       (SELECT count(*) FROM g.images i WHERE i.person_id = page.id) AS images, page.embeddings
+                       (SELECT count(*) FROM g.images i WHERE i.person_id = page.id) AS images, page.embeddings,
+                       (SELECT min(i.id) FROM g.images i WHERE i.person_id = page.id AND i.source = 'original')
+                           AS cover,
+                       (SELECT count(*) FROM g.images i WHERE i.person_id = page.id AND i.source = 'original')
+                           AS photos
                 FROM page ORDER BY page.embeddings DESC, page.id
             """
         else:
@@ -254,11 +259,27 @@ def persons_page(source: Source, search: str, sort: str, page: int, page_size: i
                     ORDER BY {SORTS[sort]}, p.id LIMIT ? OFFSET ?)
                 SELECT p.id, p.name, p.created_at,
                        (SELECT count(*) FROM g.images i WHERE i.person_id = p.id) AS images,
-                       (SELECT count(*) FROM g.embeddings e WHERE e.person_id = p.id) AS embeddings
+                       (SELECT count(*) FROM g.embeddings e WHERE e.person_id = p.id) AS embeddings,
+                       (SELECT min(i.id) FROM g.images i WHERE i.person_id = p.id AND i.source = 'original') AS cover,
+                       (SELECT count(*) FROM g.images i WHERE i.person_id = p.id AND i.source = 'original') AS photos
                 FROM page p ORDER BY {SORTS[sort]}, p.id
             """
         frame = con.execute(sql, [pattern, page_size, page * page_size]).df()
         return frame, int(total)
+    finally:
+        con.close()
+
+
+def names_of(source: Source, person_ids: list[int]) -> dict[int, str]:
+    """The names of these persons (those still enrolled)."""
+    if not person_ids:
+        return {}
+    con = connect(source)
+    try:
+        ids = ",".join(str(int(i)) for i in person_ids)
+        return {
+            int(i): str(n) for i, n in con.execute(f"SELECT id, name FROM g.persons WHERE id IN ({ids})").fetchall()
+        }
     finally:
         con.close()
 
@@ -307,3 +328,21 @@ def projection(source: Source, person_ids: list[int]) -> pd.DataFrame:
             "source": [r[1] for r in rows],
         }
     )
+
+
+def cover_images(source: Source, person_ids: list[int]) -> dict[int, int]:
+    """Each person's cover, as the Gallery shows it: the id of their first uploaded photo (source
+    ``original``); persons with none, or not in the snapshot, are left out. Read from the
+    snapshot, so that no person's record is opened (the access log would call that a view)."""
+    ids = sorted({int(i) for i in person_ids})
+    if not ids:
+        return {}
+    con = connect(source)
+    try:
+        rows = con.execute(
+            "SELECT person_id, min(id) FROM g.images "
+            f"WHERE source = 'original' AND person_id IN ({','.join(map(str, ids))}) GROUP BY person_id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {int(person): int(image) for person, image in rows}

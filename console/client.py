@@ -15,15 +15,23 @@ import httpx
 class ApiError(Exception):
     """An API answer that is not a success, or no answer at all, as a message for a person."""
 
-    def __init__(self, status: int, code: str, message: str, retry_after: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: str | None = None,
+        match: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+        self.match = match  # a refusal's person: who the face is identified as, or is not
 
     def friendly(self) -> str:
         if self.code == "api_down":
             return f"The ManyAngles API is not reachable: {self.message}"
         if self.status == 401:
-            return "The API key was refused: set MANYANGLES_API_KEY (or api_key in secrets) to the service's key."
+            return "The API key was refused (revoked, or not this service's): sign out and sign in with a valid key."
         if self.code == "busy":
             return f"The service is busy; try again in {self.retry_after or 'a few'} seconds."
         return f"{self.message} ({self.code})"
@@ -52,6 +60,9 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers={"X-API-Key": api_key})
 
+    def close(self) -> None:
+        self._http.close()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
@@ -62,6 +73,7 @@ class ApiClient:
         return response
 
     def health(self) -> dict[str, Any]:
+        """The service's parts; ``key``: this client's key (name, scope, grants) when valid, else None."""
         return self._call("GET", "/v1/health").json()
 
     def persons(self, limit: int = 100, offset: int = 0, prefix: str | None = None) -> dict[str, Any]:
@@ -75,7 +87,17 @@ class ApiClient:
         return self._call("GET", f"/v1/persons/{person_id}").json()
 
     def image(self, url: str) -> bytes:
+        """A stored image at full size (the access log names its person as viewed)."""
         return self._call("GET", url).content
+
+    def thumbnail(self, person_id: int, image_id: int, side: int = 192) -> bytes:
+        """A cover for a grid of persons: a small JPEG, logged as browsing (no person named)."""
+        return self._call("GET", f"/v1/persons/{person_id}/images/{image_id}", params={"thumbnail": side}).content
+
+    def merge(self, keep: int, other: int, force: bool = False) -> dict[str, Any]:
+        """Merge person ``other`` into ``keep`` (an admin key); ``force``: even if their photos
+        do not verify as the same face."""
+        return self._call("POST", f"/v1/persons/{keep}/merge", json={"other": other, "force": force}).json()
 
     def rename(self, person_id: int, name: str) -> dict[str, Any]:
         return self._call("PATCH", f"/v1/persons/{person_id}", data={"name": name}).json()
@@ -137,6 +159,10 @@ class ApiClient:
 
     def enrollment_runs(self, limit: int = 2000) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/stats/enrollments", params={"limit": limit}).json()["runs"]
+
+    def searches(self, limit: int = 2000) -> list[dict[str, Any]]:
+        """The latest identify and verify calls' timings, newest first (GET /v1/stats/searches)."""
+        return self._call("GET", "/v1/stats/searches", params={"limit": limit}).json()["runs"]
 
     def batching(self, recent: int = 2000) -> dict[str, Any]:
         return self._call("GET", "/v1/stats/batching", params={"recent": recent}).json()
@@ -246,9 +272,11 @@ class ApiClient:
 
 
 def _error(response: httpx.Response) -> ApiError:
+    match = None
     try:
         body = response.json()["error"]
         code, message = body["code"], body["message"]
+        match = body.get("match")
     except (ValueError, KeyError, TypeError):  # not the API's answer: Serve's proxy, or a replica that died
         code, message = "http_error", f"HTTP {response.status_code}"
         text = " ".join(response.text.split())[:200]
@@ -259,4 +287,4 @@ def _error(response: httpx.Response) -> ApiError:
                 " (the service did not finish this request: a replica may have restarted; a change may or may "
                 "not have been stored, so look before repeating it)"
             )
-    return ApiError(response.status_code, code, message, response.headers.get("retry-after"))
+    return ApiError(response.status_code, code, message, response.headers.get("retry-after"), match)

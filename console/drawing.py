@@ -18,14 +18,29 @@ def upright(data: bytes) -> Image.Image:
     return ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
 
 
-def boxed(data: bytes, boxes: Sequence[Sequence[float]], labels: Sequence[str], colors: Sequence[str]) -> Image.Image:
+def boxed(
+    data: bytes,
+    boxes: Sequence[Sequence[float]],
+    labels: Sequence[str],
+    colors: Sequence[str],
+    min_width: int = 0,
+) -> Image.Image:
     """The upright photo with each box outlined in its colour and labelled above it (inside the box
-    when there is no room above), in type scaled to the photo so that it stays readable."""
+    when there is no room above), in type scaled to the photo so that it stays readable.
+
+    ``min_width``: a narrower photo is first enlarged to that width (boxes with it), so that a
+    small probe is drawn at a readable size and its labels are not blurred by the browser's own
+    upscaling."""
     image = upright(data)
+    scale = 1.0
+    if image.width < min_width:
+        scale = min_width / image.width
+        image = image.resize((min_width, round(image.height * scale)), Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(image)
     width = max(2, image.width // 200)
-    font = ImageFont.load_default(size=max(12, max(image.size) // 40))
-    for (x1, y1, x2, y2), label, color in zip(boxes, labels, colors, strict=True):
+    font = ImageFont.load_default(size=max(14, max(image.size) // 36))
+    for box, label, color in zip(boxes, labels, colors, strict=True):
+        x1, y1, x2, y2 = (v * scale for v in box)
         draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         height = bottom - top + 2 * width

@@ -13,6 +13,7 @@ from console.text import plain
 
 SEARCH_NOW = "Search the gallery for faces enrolled twice"
 SEARCH_IN_BACKGROUND = "Search in the background (any gallery size)"
+MERGE_LINKS = 20  # pairs offered a merge button (the table lists them all)
 
 
 def pairs_table(found: dict[str, Any]) -> None:
@@ -25,6 +26,13 @@ def pairs_table(found: dict[str, Any]) -> None:
         for p in found["pairs"]
     ]
     st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.caption("The same face twice? Open the pair and merge one into the other (their photos and views move).")
+    for pair in found["pairs"][:MERGE_LINKS]:
+        label = f"Merge {plain(pair['other'])} ({pair['other_id']}) into {plain(pair['name'])} ({pair['person_id']})…"
+        if st.button(label, key=f"merge-{found.get('job_id', 'now')}-{pair['person_id']}-{pair['other_id']}"):
+            st.switch_page(
+                "app_pages/person.py", query_params={"id": str(pair["person_id"]), "merge": str(pair["other_id"])}
+            )
 
 
 def _search_now() -> None:
@@ -83,7 +91,7 @@ def duplicates_section() -> None:
     st.subheader("Faces enrolled twice")
     st.caption(
         "pairs of persons one of whose photos is identified as the other: a face enrolled twice (with force, "
-        "or imported without the face check), or twins; review each, then delete the copy on the Gallery page"
+        "or imported without the face check), or twins; review each, then merge the two on the person's page (a button per pair below)"
     )
     now, background = st.columns(2)
     if now.button(SEARCH_NOW):

@@ -16,7 +16,7 @@ import streamlit as st
 
 from console.analytics import RemoteTables, Snapshot, SnapshotCache
 from console.client import ApiError
-from console.config import api, load_config
+from console.config import api, current_key, load_config
 from console.local_tables import LocalTables
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def where() -> str:
 
 
 def current() -> SnapshotCache:
-    return snapshots(where(), load_config().api_key)
+    return snapshots(where(), current_key())
 
 
 def source() -> Snapshot:

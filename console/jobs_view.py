@@ -51,6 +51,6 @@ def jobs_section() -> None:
     if not jobs:
         st.caption("No batch job has run on this gallery.")
         return
-    st.dataframe(job_rows(jobs), hide_index=True, use_container_width=True)
+    st.dataframe(job_rows(jobs), hide_index=True, width="stretch")
     if any(j["state"] == "running" for j in jobs):
         st.button("Refresh the jobs")

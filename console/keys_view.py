@@ -65,7 +65,7 @@ def keys_section() -> None:
         st.caption(plain(exc.friendly()))
         return
     if keys:
-        st.dataframe(key_rows(keys), hide_index=True, use_container_width=True)
+        st.dataframe(key_rows(keys), hide_index=True, width="stretch")
     else:
         st.caption("No key made yet: only the service key works.")
     with st.form("new-key", clear_on_submit=True):

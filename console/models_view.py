@@ -105,7 +105,9 @@ def _newest_reembedding() -> None:
         )
 
 
-def models_section() -> None:
+def models_section(manage: bool = True) -> None:
+    """The model versions; ``manage`` (an admin key): with the re-embedding, the switch and the
+    removal of a model's vectors."""
     st.subheader("Model versions")
     st.caption("every vector is stored with the model that made it; identification uses the active model only")
     _show_outcome()
@@ -114,7 +116,10 @@ def models_section() -> None:
     except ApiError as exc:
         st.caption(plain(exc.friendly()))
         return
-    st.dataframe(model_rows(models), hide_index=True, use_container_width=True)
+    st.dataframe(model_rows(models), hide_index=True, width="stretch")
     _newest_reembedding()
+    if not manage:
+        st.caption("re-embedding, switching and removing a model's vectors take an admin key")
+        return
     _other_model(models)
     _reembed_form(models)

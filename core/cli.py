@@ -27,7 +27,7 @@ from core.cli_gallery import add_gallery_commands, gallery_command
 from core.cli_settings import add_settings_arguments, count, settings_from_args
 from core.errors import InvalidInput, ManyAnglesError
 from core.schemas import EnrollResponse, IdentifyResponse, PersonVerifyResponse, VerifyResponse
-from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, PersonDetailOut, PersonOut
+from core.schemas_gallery import DeleteResponse, ImageDeleteResponse, MergeResponse, PersonDetailOut, PersonOut
 from core.settings import Settings
 from core.store.access_log import counted, log_command, log_command_view
 from core.store.sqlutil import MAX_ROW_ID
@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument(
         "--force", action="store_true", help="enroll even if the face is identified as someone already enrolled"
     )
-    add_photo.add_argument("--force", action="store_true", help="add it even if it is identified as someone else")
+    add_photo.add_argument(
+        "--force",
+        action="store_true",
+        help="add it even if it does not verify as them, or is identified as someone else",
+    )
 
     identify = sub.add_parser("identify", help="identify every face in a photo")
     identify.add_argument("photo")
@@ -112,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     rename = sub.add_parser("rename", help="rename a person (the new name must be free)")
     rename.add_argument("name")
     rename.add_argument("new_name")
+    merge = sub.add_parser(
+        "merge", help="merge a person enrolled twice into the other (their photos, views and vectors move)"
+    )
+    merge.add_argument("name", help="the person kept")
+    merge.add_argument("other", help="the person merged into them (deleted)")
+    merge.add_argument(
+        "--force", action="store_true", help="merge even if a photo of the other does not verify as the person kept"
+    )
     images = sub.add_parser("images", help="a person's images: id, source, display name")
     images.add_argument("name")
     remove = sub.add_parser("remove-image", help="erase one image of a person (a view, or one of several photos)")
@@ -276,6 +288,17 @@ def run(args: argparse.Namespace) -> int:
             if args.json
             else f"renamed {args.name!r} to {renamed.name!r} (person {renamed.id})"
         )
+    elif args.command == "merge":
+        other = service.store.find_person(args.other)
+        kept, moved = service.merge(service.store.find_person(args.name).id, other.id, args.force)
+        log_command(settings, "merge", [kept.id], f"person {other.id}: {counted(moved)}")
+        merged = MergeResponse(person=PersonOut.of(kept), merged=other.id, **moved)
+        _out(
+            merged.model_dump_json()
+            if args.json
+            else f"merged {args.other!r} (person {other.id}) into {kept.name!r} (person {kept.id}): "
+            f"{merged.images} image(s), {merged.embeddings} embedding(s) moved"
+        )
     elif args.command == "images":
         detail = PersonDetailOut.of_detail(service.store.person_detail(service.store.find_person(args.name).id))
         log_command_view(settings, detail.id, "person record")
@@ -283,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
             _out(detail.model_dump_json())
             return 0
         for img in detail.images:
-            _out(f"{img.id:8d}  {img.source:24s} {img.display_name}  ({img.width}x{img.height})")
+            of = f"  view of image {img.source_image_id}" if img.source_image_id is not None else ""
+            _out(f"{img.id:8d}  {img.source:24s} {img.display_name}  ({img.width}x{img.height}){of}")
     elif args.command == "remove-image":
         person = service.store.find_person(args.name)
         counts = service.delete_image(person.id, args.image_id)
@@ -292,8 +316,9 @@ def run(args: argparse.Namespace) -> int:
         _out(
             removed.model_dump_json()
             if args.json
-            else f"removed image {args.image_id} of {args.name!r}: {removed.embeddings} embedding(s), "
-            f"{removed.files} file(s)"
+            else f"removed image {args.image_id} of {args.name!r}"
+            + (f" with the {removed.views} view(s) made from it" if removed.views else "")
+            + f": {removed.embeddings} embedding(s), {removed.files} file(s)"
         )
     return 0
 

@@ -14,8 +14,16 @@ import numpy as np
 from core.augment.gate import ViewsOutcome
 from core.augment.views import ViewRequest, plan_views
 from core.enrollment import ProgressCallback, ProgressEvent, build_enrollment, views_events
-from core.errors import ManyAnglesError, ModelSwitching, NotCalibrated, PersonExists, PhotoExists
-from core.face_check import FaceCheck, recheck_guard, same_face_error
+from core.errors import (
+    ManyAnglesError,
+    ModelNotReady,
+    ModelSwitching,
+    NotCalibrated,
+    NotThisPerson,
+    PersonExists,
+    PhotoExists,
+)
+from core.face_check import FORCE, FaceCheck, recheck_guard, same_face_error
 from core.gallery_fpir import OUTGROWN, expected_fpir
 from core.live_search import LiveSearch, check_active
 from core.pipeline import FaceAnalyzer, ModelInfo
@@ -159,6 +167,8 @@ class Enroller:
         try:
             threshold = self.thresholds.identify(model)
         except NotCalibrated:
+            if person_id is not None:  # is it them at all: a check of its own, at its own threshold
+                self.check_is_them(person_id, model, vector)
             return None
         offset = self.thresholds.views_offset(model)
         rule = self.thresholds.rule(model)
@@ -166,11 +176,45 @@ class Enroller:
         [match] = self.search.named(hits, threshold)
         checked = FaceCheck(model.name, threshold, offset, seen)
         top = match.identity
-        if top is None or top.person_id == person_id:
-            return checked
-        if any(c.person_id == person_id and c.score >= threshold for c in match.candidates):
-            return checked
-        raise same_face_error(self.store, person_id, top, threshold, sha256)
+        if top is not None and top.person_id != person_id:
+            if person_id is None or not any(
+                c.person_id == person_id and c.score >= threshold for c in match.candidates
+            ):
+                raise same_face_error(self.store, person_id, top, threshold, sha256)
+        if person_id is not None:
+            self.check_is_them(person_id, model, vector)
+        return checked
+
+    def check_is_them(
+        self, person_id: int, model: ModelInfo, vector: np.ndarray, what: str = "this photo", anyway: str = "add it"
+    ) -> None:
+        """A photo added to a person must verify as them: scored against all of their entries as
+        ``verify_person`` scores a claim (matching rule, views offset), at the one-to-one
+        threshold; ``NotThisPerson`` otherwise. A check that cannot be made refuses too (no
+        one-to-one threshold for the model, or the person has no vector of it yet): ``force``
+        is the admin's way past it, never silence."""
+        rule, offset = self.thresholds.rule(model), self.thresholds.views_offset(model)
+        try:
+            threshold, _ = self.thresholds.verify(model)
+        except NotCalibrated:
+            raise NotCalibrated(
+                f"{model.name} has no one-to-one threshold: {what} cannot be checked against person {person_id}; "
+                f"calibrate it (manyangles calibrate DIR), or {anyway} anyway with {FORCE}; nothing was stored"
+            ) from None
+        score = self.search.person_score(model.name, vector, person_id, rule, offset)
+        if score is None:
+            raise ModelNotReady(
+                f"person {person_id} has no embedding of the active model {model.name} yet to check {what} against; "
+                f"retry once re-embedded, or {anyway} anyway with {FORCE}; nothing was stored"
+            )
+        if score >= threshold:
+            return
+        name = self.store.person_names({person_id}).get(person_id, "?")
+        raise NotThisPerson(
+            f"{what} does not verify as person {person_id} ({name}): score {score:.4f} < {threshold:.4f}, "
+            f"the one-to-one threshold; {anyway} anyway with {FORCE}; nothing was stored",
+            {"person_id": person_id, "name": name, "score": score, "threshold": threshold},
+        )
 
     def _record_run(
         self, person_id: int, model: str, num_views: int, num_accepted: int, timings: dict[str, float]

@@ -79,6 +79,7 @@ def build_enrollment(
                     source=decision.request.source,
                     display_name=f"{decision.request.display_stem}.png",
                     generator=decision.generator,
+                    made_from=0,
                 )
             )
             face = decision.embedded

@@ -164,6 +164,20 @@ class MatchesAnotherPerson(ManyAnglesError):
         self.match = match
 
 
+class NotThisPerson(ManyAnglesError):
+    """A photo added to a person does not verify as them: scored against the person as verify
+    scores a claim, under the one-to-one threshold (``force`` adds it anyway); ``match`` holds
+    that person, the score and the threshold."""
+
+    code = "not_this_person"
+    http_status = 409
+    exit_code = 6
+
+    def __init__(self, message: str, match: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.match = match
+
+
 class AlreadyEnrolled(MatchesAnotherPerson):
     """A new person's photo is identified as a person already enrolled (under another name:
     a duplicate enrollment, or a lookalike): ``match`` says who; ``force`` enrolls anyway."""

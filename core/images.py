@@ -148,3 +148,26 @@ def encode_png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=1)
     return buf.getvalue()
+
+
+COVER_MARGIN = 1.8  # a cover shows the face box this many times over: the head, some hair and neck
+
+
+def thumbnail_jpeg(data: bytes, side: int, face: tuple[float, float, float, float] | None = None) -> bytes:
+    """A stored image (already checked when it was stored) upright, at most ``side`` pixels a
+    side, as JPEG: a cover in a grid of persons; with the ``face`` box (x1, y1, x2, y2 in the
+    upright photo), a square around that face."""
+    with Image.open(io.BytesIO(data)) as img:
+        upright = ImageOps.exif_transpose(img)
+        if face is not None:
+            x1, y1, x2, y2 = face
+            half = max(x2 - x1, y2 - y1) * COVER_MARGIN / 2
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+            width, height = upright.size
+            box = (max(0, cx - half), max(0, cy - half), min(width, cx + half), min(height, cy + half))
+            if box[2] - box[0] >= 8 and box[3] - box[1] >= 8:
+                upright = upright.crop((round(box[0]), round(box[1]), round(box[2]), round(box[3])))
+        upright.thumbnail((side, side))
+        buf = io.BytesIO()
+        Image.fromarray(_to_rgb(upright)).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()

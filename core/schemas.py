@@ -37,7 +37,9 @@ class ErrorMatch(Schema):
     person_id: int
     name: str
     score: float = Field(description="the photo's score against that person under the matching rule")
-    threshold: float = Field(description="the identification threshold it clears")
+    threshold: float = Field(
+        description="the identification threshold it clears; not_this_person: the one-to-one threshold it misses"
+    )
     same_photo: bool | None = Field(
         None, description="already_enrolled only: that person has this very photo (adding it to them is pointless)"
     )
@@ -50,7 +52,9 @@ class ErrorDetail(Schema):
         None, description="multiple_faces only: every face, largest first (the order of the `face` index)"
     )
     match: ErrorMatch | None = Field(
-        None, description="matches_another_person and already_enrolled only: the person the photo is identified as"
+        None,
+        description="matches_another_person and already_enrolled: the person the photo is identified as; "
+        "not_this_person: the person it was added to, whom it does not verify as",
     )
 
 

@@ -36,6 +36,27 @@ class RenameRequest(Schema):
     name: str = Field(description="the new name; no other person may have it")
 
 
+class MergeRequest(Schema):
+    """``POST /v1/persons/{id}/merge``: as JSON or as a form."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    other: int = Field(ge=1, description="the person merged into this one (deleted after their rows move)")
+    force: bool = Field(
+        default=False, description="merge even if a photo of the other person does not verify as this one"
+    )
+
+
+class MergeResponse(Schema):
+    """Two persons made one: what moved from ``merged`` to ``person``."""
+
+    person: PersonOut
+    merged: int = Field(description="the id of the person merged (no longer enrolled)")
+    images: int = Field(description="images moved")
+    duplicate_images: int = Field(description="images the person already had (same bytes): not kept twice")
+    embeddings: int = Field(description="embeddings moved")
+
+
 class ImageOut(Schema):
     id: int
     person_id: int
@@ -48,6 +69,9 @@ class ImageOut(Schema):
     num_bytes: int
     generator: str | None
     created_at: str
+    source_image_id: int | None = Field(
+        default=None, description="a generated view: the photo it was made from (removed with it)"
+    )
     url: str
 
     @classmethod
@@ -81,16 +105,24 @@ class DeleteResponse(Schema):
 
 
 class ImageDeleteResponse(Schema):
-    """One image erased: its row, its embeddings (every model) and its file unless shared."""
+    """One image erased: its row, its embeddings (every model) and its file unless shared; a
+    photo with the views made from it."""
 
     person_id: int
     deleted_image: int = Field(description="the image id")
-    embeddings: int
+    views: int = Field(description="views made from that photo, erased with it")
+    embeddings: int = Field(description="embeddings erased, the views' included")
     files: int
 
     @classmethod
     def of(cls, person_id: int, image_id: int, counts: dict[str, int]) -> ImageDeleteResponse:
-        return cls(person_id=person_id, deleted_image=image_id, embeddings=counts["embeddings"], files=counts["files"])
+        return cls(
+            person_id=person_id,
+            deleted_image=image_id,
+            views=counts.get("views", 0),
+            embeddings=counts["embeddings"],
+            files=counts["files"],
+        )
 
 
 class PersonsPage(Schema):

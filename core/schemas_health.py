@@ -53,6 +53,14 @@ class Deployments(Schema):
     generator: GeneratorHealth
 
 
+class KeyInfo(Schema):
+    """The API key a request offered, when it is valid (what a console signs in with)."""
+
+    name: str
+    scope: Literal["admin", "enroll", "identify"]
+    grants: list[str] = Field(description="what the key may do: admin, enroll, read (the gallery), identify")
+
+
 class HealthResponse(Schema):
     status: Literal["ok", "degraded"]
     deployments: Deployments
@@ -60,4 +68,7 @@ class HealthResponse(Schema):
     notices: list[str] = Field(
         default_factory=list,
         description="what an operator should know: a better model than the gallery's is configured, and how to switch",
+    )
+    key: KeyInfo | None = Field(
+        None, description="the API key sent with this request (X-API-Key or Bearer), when it is valid; null otherwise"
     )

@@ -130,6 +130,31 @@ class EnrollmentStatsResponse(Schema):
     runs: list[EnrollmentRun] = Field(description="newest first")
 
 
+class SearchRun(Schema):
+    """One identify or verify call's time: no person, name, image or vector is recorded."""
+
+    id: int
+    kind: Literal["identify", "verify", "verify_person"] = Field(
+        description="identify (POST /v1/identify), verify (two photos, POST /v1/verify) or verify_person "
+        "(a photo against an enrolled person, POST /v1/persons/{id}/verify)"
+    )
+    faces: int = Field(description="faces searched (identify) or compared (verify)")
+    total_s: float = Field(description="the call's time in the service: decoding, detection, embedding, search")
+    timings_s: dict[str, float] = Field(
+        description="seconds per stage: analyze (decode, detect, embed, on the Embedder), then search (identify), "
+        "compare (verify) or score (verify_person), and total"
+    )
+    created_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> SearchRun:
+        return cls(**{k: v for k, v in row.items() if k != "timings_json"})
+
+
+class SearchStatsResponse(Schema):
+    runs: list[SearchRun] = Field(description="newest first (the store keeps the newest 10,000 calls)")
+
+
 class ThresholdOut(Schema):
     model: str
     kind: str = Field(

@@ -153,7 +153,9 @@ class ManyAnglesService:
         """Every face in the photo with its top-k candidates (largest face first)."""
         if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
+        clock = self.store.search_clock("identify")  # timings only, for the latency charts
         analyzed = self.faces.analyze(photo, None)
+        clock.lap("analyze")
         model, faces = analyzed.model, analyzed.faces
         check_active(self.store, model)
         threshold = self.threshold(model) if faces else None
@@ -163,10 +165,14 @@ class ManyAnglesService:
             offset, rule = self.views_offset(model), self.rule(model)
             matches = self.search.match(model.name, probes, top_k or self.settings.top_k, rule, threshold, offset)
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
+        clock.lap("search")
+        clock.record(len(faces))
         return IdentifyResult(model.name, threshold, self.rule(model), found)
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
+        clock = self.store.search_clock("verify")  # timings only, for the latency charts
         results = self.faces.analyze_many([(photo_a, face), (photo_b, face)])
+        clock.lap("analyze")
         for label, result in zip(("photo_a", "photo_b"), results):
             if isinstance(result, ManyAnglesError):
                 result.message = f"{label}: {result.message}"
@@ -177,6 +183,8 @@ class ManyAnglesService:
             raise ModelMismatch(f"the photos were embedded by {first.model.name} and {second.model.name}; retry")
         score = float(np.dot(first.faces[0].vector, second.faces[0].vector))
         threshold, fmr = self.verify_threshold(first.model, person=False)
+        clock.lap("compare")
+        clock.record(2)
         return VerifyResult(score >= threshold, score, threshold, first.model.name, fmr)
 
     def verify_person(self, key: int | str, photo: bytes, face: FacePolicy = "largest") -> PersonVerifyResult:
@@ -184,8 +192,10 @@ class ManyAnglesService:
         a login)? Scored as identification ranks them, under the matching rule over all of the
         person's entries (their photos and generated views; less the views offset), and decided
         at the one-to-one threshold (``verify_threshold``)."""
+        clock = self.store.search_clock("verify_person")  # timings only (never who), for the latency charts
         person = self.store.find_person(key)  # an unknown person: 404 before any work
         analyzed = self.faces.analyze(photo, face)
+        clock.lap("analyze")
         model = analyzed.model
         check_active(self.store, model)
         (threshold, fmr), offset, rule = (
@@ -197,6 +207,8 @@ class ManyAnglesService:
         if score is None:
             person = self.store.find_person(person.id)  # erased meanwhile: 404
             raise ModelNotReady(f"person {person.id} has no embedding of the active model {model.name} yet; retry")
+        clock.lap("score")
+        clock.record(1)
         return PersonVerifyResult(person.id, person.name, score >= threshold, score, threshold, rule, model.name, fmr)
 
     def embed(self, photos: list[tuple[str, bytes]]) -> list[tuple[str, AnalyzedPhoto]]:
@@ -230,6 +242,26 @@ class ManyAnglesService:
         counts = self.store.delete_person(person.id)
         prune_removals(self.store)  # the removal log keeps a day (core/store/removals.py)
         return counts
+
+    def merge(self, keep: int, other: int, force: bool = False) -> tuple[Person, dict[str, int]]:
+        """Merge person ``other`` into ``keep`` (a face enrolled twice): every image, vector and
+        run of ``other`` becomes ``keep``'s and ``other`` goes. Refused unless ``force`` when a
+        photo of ``other`` does not verify as ``keep`` (as a photo added to them is checked)."""
+        kept, merged = self.store.find_person(keep), self.store.find_person(other)
+        if not force and kept.id != merged.id:
+            model = self.model
+            check_active(self.store, model)
+            photos = self.store.original_vectors(merged.id, model.name)
+            if not len(photos):
+                raise ModelNotReady(
+                    f"person {merged.id} has no photo embedded with the active model {model.name} to check against "
+                    f"person {kept.id}; retry once re-embedded, or merge them anyway with force=true; nothing was changed"
+                )
+            for vector in photos:
+                self.enroller.check_is_them(kept.id, model, vector, f"person {merged.id}'s photo", "merge them")
+        counts = self.store.merge_persons(kept.id, merged.id)
+        prune_removals(self.store)
+        return self.store.find_person(kept.id), counts
 
     def delete_image(self, person_id: int, image_id: int) -> dict[str, int]:
         """Erase one image of a person (a view, or one of several photos) with its embeddings."""

@@ -12,7 +12,7 @@ Every route but /v1/health needs the API key (``Authorization: Bearer`` or ``X-A
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import Response
 from ray import serve
 
@@ -28,7 +28,7 @@ from core.schemas import (
     PersonVerifyResponse,
     VerifyResponse,
 )
-from core.schemas_health import HealthResponse
+from core.schemas_health import HealthResponse, KeyInfo
 from core.schemas_stats import (
     BatchingStats,
     EnrollmentRun,
@@ -36,18 +36,20 @@ from core.schemas_stats import (
     GenerationRun,
     GenerationStatsResponse,
     ModelInfoOut,
+    SearchRun,
+    SearchStatsResponse,
     ThresholdsResponse,
 )
 from core.service import ManyAnglesService
 from core.settings import MAX_TOP_K, Settings
 from core.store.access_log import AccessLog, Caller
 from core.store.gallery import GalleryStore
-from core.store.keys import KeyStore
+from core.store.keys import GRANTS, KeyStore
 from core.store.maintenance import check_store
 from core.store.models import active_model
 from serve.admin_api import router as admin_router
 from serve.admission import Admission
-from serve.auth import ensure_api_key
+from serve.auth import caller_of, ensure_api_key, offered_key
 from serve.deps import CanEnroll, CanIdentify, CanRead, RowId, errors, known_parameters, may_read
 from serve.forms import ENROLL_STREAM, PhotoOptions, answer, read_upload, view_names
 from serve.gallery_api import router as gallery_router
@@ -106,10 +108,21 @@ class API:
 
     # --- health and stats --------------------------------------------------------------------
     @app.get("/v1/health", response_model=HealthResponse, responses=HEALTH_ERRORS)
-    def health(self, strict: Annotated[bool, Query(description=STRICT)] = False) -> Any:
+    def health(
+        self,
+        strict: Annotated[bool, Query(description=STRICT)] = False,
+        authorization: Annotated[str | None, Header()] = None,
+        x_api_key: Annotated[str | None, Header()] = None,
+    ) -> Any:
         """Each deployment, the active models, the device; 200 even when degraded (identification
-        may still work with the generator down) unless ``strict``."""
-        return health_answer(self._health(), strict)
+        may still work with the generator down) unless ``strict``. With a key: its name, scope
+        and grants when it is valid (``key``; a console's sign-in), null otherwise."""
+        report = self._health()
+        caller = caller_of(offered_key(authorization, x_api_key), self.api_key, app.state.keys)
+        if caller is not None:
+            grants = sorted(GRANTS[caller.scope])
+            report = report.model_copy(update={"key": KeyInfo(name=caller.key_name, scope=caller.scope, grants=grants)})
+        return health_answer(report, strict)
 
     def _health(self) -> HealthResponse:
         status = "ok"
@@ -162,6 +175,11 @@ class API:
         """End-to-end time of the latest enrollments, stage by stage."""
         return EnrollmentStatsResponse(runs=[EnrollmentRun.of(r) for r in self.service.store.enrollment_runs(limit)])
 
+    @app.get("/v1/stats/searches", response_model=SearchStatsResponse, responses=errors())
+    def search_stats(self, _: CanRead, limit: int = Query(500, ge=1, le=10_000)) -> SearchStatsResponse:
+        """Time of the latest identify and verify calls, stage by stage (timings only: never who)."""
+        return SearchStatsResponse(runs=[SearchRun.of(r) for r in self.service.store.search_runs(limit)])
+
     @app.get("/v1/thresholds", response_model=ThresholdsResponse, responses=errors(503))
     def thresholds(self, _: CanRead) -> ThresholdsResponse:
         """The thresholds in use now and every calibrated one in the store."""
@@ -210,11 +228,15 @@ class API:
         person_id: RowId,
         photo: Annotated[UploadFile, File()],
         options: Annotated[PhotoOptions, Depends()],
-        force: Annotated[bool, Form(description="add it even if it is identified as someone else")] = False,
+        force: Annotated[
+            bool, Form(description="add it even if it does not verify as them, or is identified as someone else")
+        ] = False,
     ) -> Any:
         """Another photo of an enrolled person, with views of it when asked for; all or nothing.
-        409 when the person already has this photo, or when it is identified as another person
-        and not as them (``force=true`` adds it anyway)."""
+        409 ``photo_exists`` when the person already has this photo; 409 ``not_this_person`` when
+        it does not verify as them (their score under the one-to-one threshold, as POST
+        /v1/persons/{id}/verify decides), 409 ``matches_another_person`` when it is identified as
+        another person and not as them (``force=true`` adds it anyway in both cases)."""
         data = read_upload(photo, self.settings.max_upload_bytes)
         kwargs = options.service_kwargs()
         return answer(

@@ -65,6 +65,12 @@ def log_view(request: Request, caller: Caller, person_id: int, detail: str) -> N
     request.app.state.access_log.viewed(caller, person_id, detail)
 
 
+def log_browse(request: Request, caller: Caller) -> None:
+    """Count a cover thumbnail served in the access log's ``browse`` entry (one per key per 15
+    minutes, naming no person)."""
+    request.app.state.access_log.browsed(caller)
+
+
 def _declared(dependant: Dependant) -> tuple[set[str], set[str]]:
     """The query parameters and body (form) fields a route and its dependencies declare."""
     query: set[str] = set()

@@ -27,6 +27,7 @@ from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
 from core.settings import Settings
 from serve.logs import route_core_logs
+from serve.refusals import Refused, is_refusal
 
 log = logging.getLogger("ray.serve")
 T = TypeVar("T")
@@ -82,10 +83,14 @@ class Embedder:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._calls, functools.partial(fn, *args))
 
-    async def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
-        """One photo: its faces (all, or the one ``policy`` selects) with their embeddings."""
+    async def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto | Refused:
+        """One photo: its faces (all, or the one ``policy`` selects) with their embeddings; a
+        photo refused (no face, not an image, several faces) as ``Refused``, not raised (no
+        traceback in the replica's log: serve/refusals.py)."""
         result = await self.analyze_batch((photo, policy))
         if isinstance(result, ManyAnglesError):
+            if is_refusal(result):
+                return Refused(result)
             raise result
         return result
 
@@ -99,13 +104,23 @@ class Embedder:
             self.batches.append((time.time(), faces, "photos"))
         return results
 
-    async def gate(self, generation: GenerationResult, reference: np.ndarray, threshold: float) -> ViewsOutcome:
+    async def gate(
+        self, generation: GenerationResult | Refused, reference: np.ndarray, threshold: float
+    ) -> ViewsOutcome | Refused:
         """Every generated view detected, embedded and judged against ``reference``.
 
         ``generation`` is usually the Generator's response passed on unresolved, so the views
-        go from the Generator straight here, never through the API.
+        go from the Generator straight here, never through the API; the Generator's refusal is
+        passed on as it is.
         """
-        outcome = await self._run(self.pipeline.gate, generation, reference, threshold)
+        if isinstance(generation, Refused):
+            return generation
+        try:
+            outcome = await self._run(self.pipeline.gate, generation, reference, threshold)
+        except ManyAnglesError as exc:
+            if is_refusal(exc):
+                return Refused(exc)
+            raise
         self.batches.append((time.time(), sum(d.embedded is not None for d in outcome.decisions), "views"))
         return outcome
 

@@ -19,6 +19,7 @@ from core.enrollment import ProgressCallback, ProgressEvent
 from core.errors import ManyAnglesError
 from core.results import EnrollResult
 from core.schemas import EnrollResponse, ErrorResponse
+from serve.refusals import is_refusal, log_refusal
 
 log = logging.getLogger("ray.serve")
 
@@ -29,8 +30,11 @@ class _ClientGone(Exception):
     """Raised in a streamed enrollment's thread when its client has hung up."""
 
 
-async def stream_enrollment(enroll: Callable[[ProgressCallback | None], EnrollResult]) -> AsyncIterator[bytes]:
-    """NDJSON lines of ``enroll(progress)``: its progress events, then its result or error."""
+async def stream_enrollment(
+    enroll: Callable[[ProgressCallback | None], EnrollResult], what: str = "a streamed enrollment"
+) -> AsyncIterator[bytes]:
+    """NDJSON lines of ``enroll(progress)``: its progress events, then its result or error (a
+    refusal logged as one line with its code, ``what`` naming the call)."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     hung_up = threading.Event()
@@ -49,6 +53,8 @@ async def stream_enrollment(enroll: Callable[[ProgressCallback | None], EnrollRe
         except _ClientGone:
             log.info("streamed enrollment stopped before storing: the client hung up; nothing was stored")
         except ManyAnglesError as exc:
+            if is_refusal(exc):
+                log_refusal(what, exc.code, exc.http_status)
             put("error", ErrorResponse.of_error(exc).body())
         except Exception:
             log.exception("enrollment failed")

@@ -74,5 +74,6 @@ class PhotoOptions:
 def answer(request: Request, enroll: Callable[[ProgressCallback | None], EnrollResult]) -> Any:
     """The enrollment's result, or its NDJSON progress stream when the client accepts one."""
     if NDJSON in request.headers.get("accept", ""):
-        return StreamingResponse(stream_enrollment(enroll), media_type=NDJSON)
+        what = f"{request.method} {request.url.path}"
+        return StreamingResponse(stream_enrollment(enroll, what), media_type=NDJSON)
     return EnrollResponse.of(enroll(None))

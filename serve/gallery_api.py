@@ -11,12 +11,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from core.batch.launch import launch_duplicates
+from core.errors import InvalidRequest
+from core.images import thumbnail_jpeg
 from core.schemas_gallery import (
     ChangesOut,
     DeleteResponse,
     DuplicatesAuditResponse,
     DuplicatesResponse,
     ImageDeleteResponse,
+    MergeRequest,
+    MergeResponse,
     PersonDetailOut,
     PersonOut,
     PersonsPage,
@@ -32,11 +36,12 @@ from core.store.jobs import reap_dead_jobs
 from core.store.names import MAX_NAME_LENGTH
 from core.store.sqlutil import MAX_ROW_ID
 from serve.bodies import documented, json_or_form
-from serve.deps import Admin, CanRead, RowId, errors, log_access, log_view
+from serve.deps import Admin, CanRead, RowId, errors, log_access, log_browse, log_view
 
 router = APIRouter()
 PARQUET = "application/vnd.apache.parquet"
 MAX_PAGE = 1000
+COVER_MAX_PX = 192  # a grid's cover: a face to recognise a person by, not a photo to take away
 MAX_DUPLICATES_EMBEDDINGS = 50_000  # ~10 s on 2 cores (BENCHMARKS.md "Faces enrolled twice"); above: the CLI
 
 
@@ -79,10 +84,35 @@ def person(request: Request, caller: CanRead, person_id: RowId) -> PersonDetailO
         **errors(404),
     },
 )
-def person_image(request: Request, caller: CanRead, person_id: RowId, image_id: RowId) -> Response:
+def person_image(
+    request: Request,
+    caller: CanRead,
+    person_id: RowId,
+    image_id: RowId,
+    thumbnail: Annotated[
+        int | None,
+        Query(
+            ge=32,
+            le=COVER_MAX_PX,
+            description="the person's cover (their first photo) only: a JPEG of the face, at most this many pixels "
+            "a side, for a grid of persons",
+        ),
+    ] = None,
+) -> Response:
     """One stored image of a person; logged as ``view`` (one entry per key and person per 15
-    minutes)."""
-    record, data = _service(request).store.image(person_id, image_id)
+    minutes). A ``thumbnail`` of the person's cover (a grid's) is counted in the key's ``browse``
+    entry, naming no person: showing a page of faces is not opening anyone's record."""
+    store = _service(request).store
+    record, data = store.image(person_id, image_id)
+    if thumbnail is not None:
+        if store.cover_image(person_id) != image_id:
+            raise InvalidRequest(
+                f"image {image_id} is not person {person_id}'s cover (their first photo): only a cover is served "
+                "as a thumbnail; ask for the image without thumbnail"
+            )
+        small = thumbnail_jpeg(data, thumbnail, store.face_box(image_id))
+        log_browse(request, caller)
+        return Response(small, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
     log_view(request, caller, person_id, f"image {image_id}")
     return Response(
         data, media_type=record.mime, headers={"Content-Disposition": f'inline; filename="{record.display_name}"'}
@@ -105,6 +135,27 @@ def rename_person(
     renamed = _service(request).store.rename_person(person_id, body.name)
     log_access(request, caller, "rename", [person_id])
     return PersonOut.of(renamed)
+
+
+@router.post(
+    "/v1/persons/{person_id}/merge",
+    response_model=MergeResponse,
+    responses=errors(404, 409, 422),
+    openapi_extra=documented(MergeRequest),
+)
+def merge_persons(
+    request: Request,
+    caller: Admin,
+    person_id: RowId,
+    body: Annotated[MergeRequest, Depends(json_or_form(MergeRequest))],
+) -> MergeResponse:
+    """Merge person ``other`` into this one (a face enrolled twice): their photos, views, vectors
+    and history become this person's, and ``other`` is deleted, in one transaction. 409
+    ``not_this_person`` when a photo of ``other`` does not verify as this person
+    (``force=true`` merges anyway)."""
+    person, counts = _service(request).merge(person_id, body.other, body.force)
+    log_access(request, caller, "merge", [person_id], f"person {body.other}: {counted(counts)}")
+    return MergeResponse(person=PersonOut.of(person), merged=body.other, **counts)
 
 
 @router.delete("/v1/persons/{person_id}", response_model=DeleteResponse, responses=errors(404))

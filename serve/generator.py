@@ -12,10 +12,12 @@ from ray import serve
 
 from core.augment.base import GenerationResult
 from core.augment.views import ViewRequest
+from core.errors import ManyAnglesError
 from core.faces.types import Face
 from core.settings import Settings
 from core.viewmaker import GeneratorInfo, generate_from_photo, generator_info
 from serve.logs import route_core_logs
+from serve.refusals import Refused, is_refusal
 
 log = logging.getLogger("ray.serve")
 
@@ -35,9 +37,15 @@ class Generator:
     def info(self) -> GeneratorInfo:
         return generator_info(self.augmentor)
 
-    def generate(self, photo: bytes, face: Face, requests: list[ViewRequest]) -> GenerationResult:
-        """Views of ``face`` in the uploaded photo (decoded here, under the upload caps)."""
-        return generate_from_photo(self.augmentor, self.settings, photo, face, requests)
+    def generate(self, photo: bytes, face: Face, requests: list[ViewRequest]) -> GenerationResult | Refused:
+        """Views of ``face`` in the uploaded photo (decoded here, under the upload caps); a view
+        it cannot draw as ``Refused``, not raised (serve/refusals.py)."""
+        try:
+            return generate_from_photo(self.augmentor, self.settings, photo, face, requests)
+        except ManyAnglesError as exc:
+            if is_refusal(exc):
+                return Refused(exc)
+            raise
 
     def check_health(self) -> None:
         if not getattr(self.augmentor, "healthy", True):

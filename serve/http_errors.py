@@ -15,16 +15,25 @@ from core.errors import ManyAnglesError, ServiceBusy
 from core.schemas import ErrorResponse
 from core.schemas_health import HealthResponse
 from serve.admission import Admission, request_class
+from serve.refusals import is_refusal, log_refusal
 
 
-def typed_error(_: Request, exc: ManyAnglesError) -> JSONResponse:
+def _call(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def typed_error(request: Request, exc: ManyAnglesError) -> JSONResponse:
+    """A typed error in the ErrorResponse shape; a refusal (4xx) logged as one line with its code."""
+    if is_refusal(exc):
+        log_refusal(_call(request), exc.code, exc.http_status)
     headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceBusy) else None
     body = ErrorResponse.of_error(exc).body()
     return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
 
-def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in exc.errors())
+    log_refusal(_call(request), "invalid_request", 422)
     return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
 
 
@@ -51,6 +60,7 @@ async def size_cap(request: Request, call_next: Any) -> Any:
     length = request.headers.get("content-length")
     if cap and length and length.isdigit() and int(length) > cap:
         body = ErrorResponse.of("image_too_large", f"the request body is {length} bytes; the limit is {cap}")
+        log_refusal(_call(request), "image_too_large", 413)
         return JSONResponse(body.body(), 413)
     return await call_next(request)
 

@@ -15,21 +15,23 @@ from core.faces.types import Face
 from core.pipeline import AnalyzedPhoto, ModelInfo
 from core.recognition import FacePolicy
 from core.viewmaker import GeneratorInfo
+from serve.refusals import Refused
 
 CALL_TIMEOUT_S = 600.0
 log = logging.getLogger("ray.serve")
 
 
 def wait(response: Any, what: str) -> Any:
-    """``response.result()`` with our typed errors restored, back-pressure made a 503, and a
-    replica lost mid-request (killed, crashed, restarted) made a retryable 503 too: a client must
-    be able to tell "try again" from a bug."""
+    """``response.result()`` with our typed errors restored (a deployment's ``Refused`` raised
+    again: serve/refusals.py), back-pressure made a 503, and a replica lost mid-request (killed,
+    crashed, restarted) made a retryable 503 too: a client must be able to tell "try again" from
+    a bug."""
     from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
     from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, RayServeException
 
     lost = (RayActorError, ActorUnavailableError, DeploymentUnavailableError)
     try:
-        return response.result(timeout_s=CALL_TIMEOUT_S)
+        result = response.result(timeout_s=CALL_TIMEOUT_S)
     except BackPressureError:
         raise ServiceBusy(f"the {what} is busy; retry in a few seconds") from None
     except lost as exc:
@@ -48,6 +50,9 @@ def wait(response: Any, what: str) -> Any:
             log.warning("a replica feeding the %s was lost: %s", what, type(cause).__name__)
             raise ReplicaLost("a replica stopped during this request; nothing was stored; retry") from None
         raise
+    if isinstance(result, Refused):
+        raise result.error
+    return result
 
 
 class RemoteFaces:

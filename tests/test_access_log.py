@@ -209,7 +209,7 @@ print(json.dumps({scope: [r.id, secret] for scope, (r, secret) in records.items(
         assert theirs["entries"][1]["detail"] == f"image {view['id']}"
         assert theirs["entries"][2]["detail"] == "person record"
         assert {e["name"] for e in theirs["entries"]} == {"Logged Thaksin S"}  # joined when read: renamed
-        assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 1 embeddings, 1 files"
+        assert theirs["entries"][0]["detail"] == f"image {view['id']}: 1 images, 0 views, 1 embeddings, 1 files"
         assert all("Thaksin" not in e["detail"] for e in theirs["entries"])
         first = log(person_id=person, limit=1, offset=1)
         assert first["entries"] == theirs["entries"][1:2] and first["next_offset"] == 2

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
+from bench.classic_seams import outside_face, piecewise_affine_map, seam_measures
 from core.augment.base import GeneratedView, GenerationResult, GenerationStats
-from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
+from core.augment.classic import _POSE_DEGREES, CLASSIC_VIEWS, ClassicAugmentor
 from core.augment.views import MAX_VIEWS, plan_views
 from core.errors import InvalidInput
 from core.faces.types import Face
@@ -50,6 +52,44 @@ def test_views_are_deterministic_and_poses_turn_the_face(classic, dlib_models):
     right = nose_offset(dlib_models.detector, views["right"])
     assert left < centre - 0.03 and right > centre + 0.03, (left, centre, right)
     assert first.stats.generator == "classic" and first.stats.batches == [len(CLASSIC_VIEWS)]
+
+
+def test_turned_views_blend_into_the_photo_without_seams(classic, dlib_models):
+    """Issue 39 item 7: beyond the feathered face region a left or right view is the photo's own
+    crop, pixel for pixel (its edge included); at the region's edge the warp moves pixels well
+    under a pixel (the piecewise-affine warp pinned to the crop's border moved them by several);
+    outside the face it bends half as sharply as that warp at most and never folds, and the
+    inner landmarks still land where the turned mean face puts them."""
+    rgb = load("Barack_Obama")
+    face = dlib_models.detector.detect(rgb)[0]
+    region, points = classic._crop(rgb, face)
+    requests = plan_views(["left", "right"], None, 0, classic.supported_views)
+    views = {v.request.name: v.rgb for v in classic.generate(rgb, face, requests).views}
+    pixels = np.arange(classic.size, dtype=np.float32)
+    identity = np.stack(np.meshgrid(pixels, pixels, indexing="xy"), axis=-1)
+    for name in ("left", "right"):
+        target = classic._pose_target(points, *_POSE_DEGREES[name])
+        field = classic._warp_field(points, target)
+        view = views[name]
+        still = field.weight == 0
+        assert still.any() and (field.weight == 1).mean() > 0.15  # a face that moves, a photo that stays
+        np.testing.assert_array_equal(view[still], region[still])
+        for edge in (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1]):
+            np.testing.assert_array_equal(view[edge], region[edge])
+        # the step at the mask's edge: how far the pixels next to the still ones move
+        rim = (cv2.dilate(still.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0) & ~still
+        old_map = piecewise_affine_map(classic.size, points, target)
+        new_step = np.linalg.norm(field.map_xy - identity, axis=2)[rim].max()
+        old_step = np.linalg.norm(old_map - identity, axis=2)[rim].max()
+        assert new_step < 0.5 < 2.0 < old_step, (new_step, old_step)
+        outside = outside_face(classic.size, points, target)
+        old_view = cv2.remap(region, old_map, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        new, old = seam_measures(region, view, field.map_xy, outside), seam_measures(region, old_view, old_map, outside)
+        assert new["bend_p99"] < old["bend_p99"] / 2, (new, old)
+        assert new["min_det"] > 0.3 and old["min_det"] < 0, (new, old)  # the old warp folded this face
+        landed = cv2.remap(field.map_xy, target[:, None, :].astype(np.float32), None, cv2.INTER_LINEAR)[:, 0]
+        error = np.linalg.norm(landed[17:] - points[17:], axis=1)  # the 51 inner points
+        assert error.mean() < 0.5 and error.max() < 2.0, error
 
 
 def test_classic_refuses_views_it_cannot_draw(classic):

@@ -60,9 +60,9 @@ def test_identify_verify_persons(enrolled_store: Path):
     verdict = json.loads(claimed.stdout)  # the HTTP API's PersonVerifyResponse
     assert verdict["same_person"] is True and verdict["name"] == "Barack Obama"
     assert verdict["score"] == pytest.approx(faces[0]["identity"]["score"], abs=1e-6)
-    assert (verdict["threshold"], verdict["target_fmr"]) == (0.2314, 0.001)  # one to one: FMR 0.1% (blend, shipped)
+    assert (verdict["threshold"], verdict["target_fmr"]) == (0.2309, 0.001)  # one to one: FMR 0.1% (blend, shipped)
     strict = cli(enrolled_store, "--verify-fmr", "0", "verify", photo("Barack_Obama", 2), "--person", "Barack Obama")
-    assert strict.returncode == 0 and "threshold 0.2626 (the identification threshold, blend" in strict.stdout
+    assert strict.returncode == 0 and "threshold 0.2622 (the identification threshold, blend" in strict.stdout
     impostor = cli(enrolled_store, "verify", photo("Angelina_Jolie", 2), "--person", "Barack Obama")
     assert impostor.returncode == 0 and impostor.stdout.startswith("not 'Barack Obama' (person "), impostor.stdout
     both = cli(enrolled_store, "verify", photo("Barack_Obama", 2), photo("Barack_Obama", 3), "--person", "Barack Obama")
@@ -164,6 +164,7 @@ def test_add_a_photo_list_and_remove_images(tmp_path: Path):
     images = json.loads(listed.stdout)["images"]
     assert [i["display_name"] for i in images] == ["original.jpg", "original_2.jpg", "augmented_left_1.png"]
     view, first, second = images[2]["id"], images[0]["id"], images[1]["id"]
+    assert images[2]["source_image_id"] == second and images[1]["source_image_id"] is None
     removed = cli(data, "remove-image", "Cate", view)
     assert removed.returncode == 0 and "1 embedding(s), 1 file(s)" in removed.stdout
     assert cli(data, "remove-image", "Cate", first).returncode == 0
@@ -171,6 +172,33 @@ def test_add_a_photo_list_and_remove_images(tmp_path: Path):
     assert last.returncode == 6 and "last_photo" in last.stderr
     text = cli(data, "images", "Cate").stdout.splitlines()
     assert len(text) == 1 and "original_2.jpg" in text[0] and str(second) in text[0]
+
+
+def test_another_persons_face_is_not_added_unless_forced_and_goes_with_its_views(tmp_path: Path):
+    """The issue's reproduction: George Clooney's photo added to Barack Obama was accepted (he
+    is enrolled as nobody), and removing it left its views under Obama."""
+    data = tmp_path / "data"
+    assert cli(data, "enroll", "Obama", photo("Barack_Obama"), "--augment", "--views", "left,right").returncode == 0
+    before, files = tree_digest(data), tree_digest(data / "images")
+    wrong = cli(data, "add-photo", "Obama", photo("George_Clooney"), "--augment", "--views", "left,right")
+    assert wrong.returncode == 6 and "not_this_person" in wrong.stderr, wrong.stderr
+    assert "does not verify as person 1 (Obama)" in wrong.stderr and "--force" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert tree_digest(data) == before
+    forced = cli(data, "add-photo", "Obama", photo("George_Clooney"), "--augment", "--views", "left,right", "--force")
+    assert forced.returncode == 0, forced.stderr
+    images = json.loads(cli(data, "--json", "images", "Obama").stdout)["images"]
+    george = next(i for i in images if i["display_name"] == "original_2.jpg")
+    made = [i["id"] for i in images if i["source_image_id"] == george["id"]]
+    assert len(made) == 2 and all(i["source_image_id"] is not None for i in images if i["source"] != "original")
+    removed = cli(data, "remove-image", "Obama", george["id"])
+    assert removed.returncode == 0 and "with the 2 view(s) made from it" in removed.stdout, removed.stdout
+    assert tree_digest(data / "images") == files  # George's photo and both views: no file left
+    left = json.loads(cli(data, "--json", "images", "Obama").stdout)["images"]
+    assert {i["id"] for i in left}.isdisjoint({george["id"], *made}) and len(left) == len(images) - 3
+    probe = cli(data, "--json", "identify", photo("George_Clooney", 2))
+    faces = json.loads(probe.stdout)["faces"]
+    assert faces and faces[0]["identity"] is None  # nothing of George answers for Obama any more
 
 
 def test_a_face_already_enrolled_under_another_name_is_refused_unless_forced(tmp_path: Path):
@@ -236,7 +264,7 @@ def test_eval_and_calibrate_on_a_few_people(tmp_path: Path):
     original = report["conditions"]["original"]
     assert report["n_identities"] == 6 and original["n_mated"] + original["n_impostor"] == original["n_closed_set"]
     assert original["rank1"] >= 0.9
-    assert original["stored_threshold"] == pytest.approx(0.2626)  # ArcFace's shipped blend threshold
+    assert original["stored_threshold"] == pytest.approx(0.2622)  # ArcFace's shipped blend threshold
 
     calibrated = cli(
         data, "--json", "--verify-fmr", "0.5", "calibrate", dataset, "--target-fpir", "0.1", "--workers", "1"
@@ -334,3 +362,22 @@ def test_the_manyangles_console_script_is_the_same_cli(tmp_path: Path):
         timeout=120,
     )
     assert bad.returncode == 2 and "top_k='0'" in bad.stderr
+
+
+def test_merge_a_face_enrolled_twice(tmp_path: Path):
+    data = tmp_path / "data"
+    assert cli(data, "enroll", "Paul", photo("Paul_Allen", 1)).returncode == 0
+    assert cli(data, "enroll", "Paul Again", photo("Paul_Allen", 2), "--force").returncode == 0
+    assert cli(data, "enroll", "Tommy", photo("Tommy_Haas", 1)).returncode == 0
+    before = tree_digest(data)
+    wrong = cli(data, "merge", "Paul", "Tommy")
+    assert wrong.returncode == 6 and "not_this_person" in wrong.stderr and "merge them anyway" in wrong.stderr
+    assert "Traceback" not in wrong.stderr and tree_digest(data) == before
+    merged = cli(data, "--json", "merge", "Paul", "Paul Again")
+    assert merged.returncode == 0, merged.stderr
+    body = json.loads(merged.stdout)
+    assert body["person"]["name"] == "Paul" and body["images"] == 1 and body["embeddings"] == 1
+    persons = [p["name"] for p in json.loads(cli(data, "--json", "persons").stdout)]
+    assert persons == ["Paul", "Tommy"]
+    logged = cli(data, "access-log", "--action", "merge")
+    assert logged.returncode == 0 and f"person {body['merged']}" in logged.stdout

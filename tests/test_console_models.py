@@ -111,13 +111,15 @@ def test_a_model_version_that_is_not_active_is_refused_until_complete_and_can_be
         assert off_process(_ADD_MODEL, data_dir=data_dir, name=OTHER, image_id=original) == 1
         active = console_env.get("/v1/models", headers=AUTH).json()["active"]
 
-        gallery = page("gallery")  # the source columns count the active model's vectors, and say so
+        gallery = page("gallery")  # every model's vectors are counted
         gallery.text_input[0].input("Models Alex").run()
         assert not gallery.exception, gallery.exception
         [row] = gallery.session_state["gallery_rows"]
-        assert (row["original"], row["augmented_bright"], row["embeddings"]) == (1, 1, 3)
-        said = [c.value for c in gallery.caption if "models are stored" in c.value]
-        assert len(said) == 1 and OTHER in said[0] and f"count those of {active}" in said[0], said
+        assert (row["images"], row["embeddings"]) == (2, 3)
+        opened = page("person", {"id": str(person)})  # and the person's page says of which model
+        assert not opened.exception, opened.exception
+        said = [c.value for c in opened.caption if "embedding(s) of" in c.value]
+        assert len(said) == 1 and f"2 embedding(s) of {active}" in said[0] and f"1 embedding(s) of {OTHER}" in said[0]
 
         at = page("system")
         assert not at.exception, at.exception

@@ -107,25 +107,33 @@ def test_local_tables_refuse_what_they_cannot_answer(tmp_path):
 
 
 def test_the_console_reads_the_gallery_snapshot_at_start(console_env: httpx.Client):
-    """Opening the console (any page) starts the Gallery's first read in the background; the Gallery
-    page then answers from that snapshot instead of reading every table itself."""
+    """Opening the console (any page, signed in) starts the Gallery's first read in the
+    background; the Gallery page then answers from that snapshot instead of reading every table
+    itself."""
     import threading
 
     import streamlit as st
+    from streamlit import config as streamlit_config
     from streamlit.testing.v1 import AppTest
+    from test_console import page
 
     from console import gallery_source
 
     st.cache_resource.clear()  # as a fresh console process: no snapshot yet (earlier tests made one)
     where = str(console_env.data_dir)  # type: ignore[attr-defined]
     assert gallery_source.snapshots(where, KEY)._snapshot is None
-    AppTest.from_file(str(REPO / "console" / "app.py"), default_timeout=240).run()  # opens on Enroll
+    before = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")  # as make run starts it: the local admin signed in
+    try:
+        AppTest.from_file(str(REPO / "console" / "app.py"), default_timeout=240).run()  # opens on Enroll
+    finally:
+        streamlit_config.set_option("server.address", before)
     cache = gallery_source.snapshots(where, KEY)
     for thread in threading.enumerate():
         if thread.name == "gallery-warm":
             thread.join(timeout=120)
     warmed = cache._snapshot
     assert warmed is not None and warmed.token  # read without anyone visiting the Gallery
-    gallery = AppTest.from_file(str(PAGES / "gallery.py"), default_timeout=240).run()
+    gallery = page("gallery")
     assert not gallery.exception, gallery.exception
     assert cache._snapshot is warmed  # re-checked by change token, not read again

@@ -13,7 +13,7 @@ from test_console import page
 
 from console.duplicates_view import SEARCH_IN_BACKGROUND, SEARCH_NOW
 
-from conftest import AUTH, off_process, photo_bytes
+from conftest import AUTH, FORCE, off_process, photo_bytes
 
 
 def test_system_and_identify_warn_when_the_gallery_outgrows_its_threshold(console_env: httpx.Client):
@@ -197,3 +197,76 @@ def test_job_rows_by_hand():
     assert (rows[1]["progress"], rows[1]["left"]) == ("", "")  # still counting its work
     assert (rows[2]["progress"], rows[2]["left"], rows[2]["message"]) == ("1,000 of 1,000 images (100%)", "", "ok")
     assert rows[3]["progress"] == "66 of 66 photos searched (100%)"
+
+
+def test_the_system_page_shows_a_key_only_what_it_may_use(console_env: httpx.Client):
+    """An enroll key (it may read the gallery): the summary, the details, the model versions
+    without their actions, and the batch jobs; no search for duplicates, no keys, no access log."""
+    from console.models_view import REEMBED
+
+    at = page("system", grants=frozenset({"enroll", "read"}))
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert [m.label for m in at.main.children[1].metric] == ["API", "Embedder", "Generator", "Persons enrolled"]
+    headers = [h.value for h in at.subheader]
+    assert {"Model versions", "Batch jobs"} <= set(headers)
+    assert not {"API keys", "Access log"} & set(headers)
+    labels = [b.label for b in at.button]
+    assert SEARCH_NOW not in labels and REEMBED not in labels
+    assert any("take an admin key" in c.value for c in at.caption)
+
+
+def test_the_identify_page_keeps_its_answer_until_a_new_photo_is_sent(console_env: httpx.Client):
+    """The answer stays through other widgets' reruns; each candidate comes with their cover for
+    a key that may read the gallery (names and scores only for an identify key); a refusal shows
+    under the button until an answer arrives."""
+    from console.drawing import boxed
+
+    enrolled = console_env.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Kept Calista", "face": "largest", **FORCE},
+        files={"photo": ("p.jpg", photo_bytes("Calista_Flockhart", 1), "image/jpeg")},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    person = enrolled.json()["person_id"]
+    probe = photo_bytes("Calista_Flockhart", 2)
+
+    def answer(at: AppTest) -> list[str]:
+        return [m.value for m in at.markdown if m.value.startswith("**Face ")]
+
+    try:
+        at = page("identify")
+        at.file_uploader(key="probe").set_value(("q.jpg", probe, "image/jpeg")).run()
+        next(b for b in at.button if b.label == "Identify").click().run()
+        assert not at.exception and not at.error, (at.exception, at.error)
+        said = answer(at)
+        assert len(said) == 1 and said[0].startswith("**Face 1: Kept Calista** (score ")
+        candidates = at.dataframe[0].value
+        assert candidates["name"][0] == "Kept Calista" and candidates["person id"][0] == person
+        assert candidates["photo"][0].startswith("data:image/jpeg;base64,")  # their cover, as a thumbnail
+        assert len(at.get("image")) == 1  # the probe, boxed
+        # other widgets rerun the page: the answer stays
+        at.slider[0].set_value(2).run()
+        at.text_input(key="claim-prefix").input("Kept").run()
+        assert not at.exception and answer(at) == said and at.dataframe[0].value["name"][0] == "Kept Calista"
+        # another photo: not this answer; a refusal under the button, until an answer arrives
+        at.file_uploader(key="probe").set_value(("bad.jpg", b"not a photo at all", "image/jpeg")).run()
+        assert answer(at) == []
+        next(b for b in at.button if b.label == "Identify").click().run()
+        assert not at.exception and len(at.error) == 1 and "not_an_image" in at.error[0].value.replace("\\", "")
+        at.slider[0].set_value(3).run()
+        assert len(at.error) == 1  # it stays too
+        at.file_uploader(key="probe").set_value(("q.jpg", probe, "image/jpeg")).run()
+        next(b for b in at.button if b.label == "Identify").click().run()
+        assert not at.error and answer(at) == said
+
+        door = page("identify", grants=frozenset({"identify"}))  # names and scores, no covers
+        door.file_uploader(key="probe").set_value(("q.jpg", probe, "image/jpeg")).run()
+        next(b for b in door.button if b.label == "Identify").click().run()
+        assert not door.exception and answer(door) == said
+        assert "photo" not in door.dataframe[0].value.columns
+    finally:
+        console_env.delete(f"/v1/persons/{person}", headers=AUTH)
+    # drawn at a readable size: a small probe is enlarged, its boxes with it
+    small = boxed(probe, [[10, 20, 110, 140]], ["1: Kept Calista"], ["lime"], min_width=640)
+    assert small.width == 640 and small.getpixel((27, 200)) == (0, 255, 0)

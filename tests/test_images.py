@@ -134,3 +134,20 @@ def test_decompression_bomb_refused_before_decoding(
     with pytest.raises(ImageTooLarge, match=message):
         decode_image(data, max_bytes=LIMITS["max_bytes"], max_pixels=max_pixels)
     assert loaded == [], "no pixel may be decoded"
+
+
+def test_a_cover_is_the_face_cropped_square_and_small():
+    from core.images import thumbnail_jpeg
+
+    rgb = np.zeros((400, 800, 3), np.uint8)
+    rgb[150:250, 500:600] = 255  # the "face": a white square
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
+    whole = Image.open(io.BytesIO(thumbnail_jpeg(buf.getvalue(), 128)))
+    assert whole.size == (128, 64)  # the photo's shape, at most 128 a side
+    face = Image.open(io.BytesIO(thumbnail_jpeg(buf.getvalue(), 128, (500.0, 150.0, 600.0, 250.0))))
+    assert face.size == (128, 128)  # a square 1.8x the face box around it
+    pixels = np.asarray(face.convert("L"), dtype=np.float32)
+    assert pixels[54:74, 54:74].mean() > 200 and pixels[:10, :10].mean() < 40  # the face in the middle
+    edge = Image.open(io.BytesIO(thumbnail_jpeg(buf.getvalue(), 128, (0.0, 0.0, 100.0, 100.0))))
+    assert max(edge.size) == 128  # cut at the photo's edge, never padded

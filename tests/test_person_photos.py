@@ -85,7 +85,7 @@ def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path):
     bob_before = store.person_detail(bob)
     view = store.person_detail(ada).images[1]
     token = changes_since(store.db_path).token
-    assert store.delete_image(ada, view.id) == {"images": 1, "embeddings": 1, "files": 1}
+    assert store.delete_image(ada, view.id) == {"images": 1, "views": 0, "embeddings": 1, "files": 1}
     detail = store.person_detail(ada)
     assert [i.id for i in detail.images] == [i.id for i in store.person_detail(ada).images]
     assert view.id not in {i.id for i in detail.images} and len(detail.images) == 2
@@ -105,6 +105,68 @@ def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path):
     assert ada_enrollment.embeddings[0].vector.astype("<f4").tobytes() in on_disk  # the scan would see it
 
 
+def test_removing_a_photo_removes_its_views_and_their_vectors_at_once(tmp_path: Path):
+    store = GalleryStore(tmp_path)
+    ada_enrollment = enrollment("Ada", 1, n_views=2)
+    ada = store.add_person(ada_enrollment)
+    second = second_photo("Ada", 2, n_views=3)
+    store.add_person(second, into=ada, new_photo=True)
+    images = store.person_detail(ada).images
+    first, added = images[0], images[3]
+    assert (
+        added.source == "original"
+        and [i.source_image_id for i in images] == [None, first.id, first.id, None] + [added.id] * 3
+    )
+    kept = {i.id for i in images[:3]}
+    assert store.delete_image(ada, added.id) == {"images": 4, "views": 3, "embeddings": 4, "files": 4}
+    detail = store.person_detail(ada)
+    assert {i.id for i in detail.images} == kept
+    assert detail.embedding_counts == {"m1": {"original": 1, "augmented_v0": 1, "augmented_v1": 1}}
+    conn = sqlite3.connect(store.db_path)
+    gone = [i.id for i in images[3:]]
+    marks = ",".join("?" * len(gone))
+    assert conn.execute(f"SELECT COUNT(*) FROM embeddings WHERE image_id IN ({marks})", gone).fetchone()[0] == 0
+    assert conn.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", gone).fetchone()[0] == 0
+    conn.close()
+    assert all(not (tmp_path / i.path).exists() for i in images[3:])
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for erased in second.embeddings:
+        assert erased.vector.astype("<f4").tobytes() not in on_disk, "an erased view's vector is still readable"
+    # one view alone goes by itself; its photo and the other view stay
+    assert store.delete_image(ada, images[1].id)["images"] == 1
+    assert [i.id for i in store.person_detail(ada).images] == [first.id, images[2].id]
+
+
+def test_the_migration_links_existing_views_to_the_photo_of_their_enrollment(tmp_path: Path):
+    from test_store import gallery_at_schema
+
+    conn = gallery_at_schema(tmp_path, 14)
+    conn.execute("INSERT INTO persons(id, name, created_at) VALUES (1, 'Ada', 't0'), (2, 'Bob', 't0')")
+    rows = [  # id, person, source, created_at: two enrollments of Ada, one of Bob at the same time, one orphan view
+        (1, 1, "original", "t1"),
+        (2, 1, "augmented_left", "t1"),
+        (3, 2, "original", "t1"),
+        (4, 2, "augmented_left", "t1"),
+        (5, 1, "original", "t2"),
+        (6, 1, "augmented_right", "t2"),
+        (7, 1, "augmented_up", "t2"),
+        (8, 1, "augmented_down", "t3"),  # its photo was removed before this version: stays unlinked
+        (9, 2, "original", "t4"),  # Bob's import: every image at one time, two photos
+        (10, 2, "augmented_left", "t4"),  # whose? not known: stays unlinked
+        (11, 2, "original", "t4"),
+    ]
+    for image_id, person, source, at in rows:
+        conn.execute(
+            "INSERT INTO images(id, person_id, sha256, path, source, display_name, mime, width, height, "
+            "num_bytes, created_at) VALUES (?, ?, 'x', 'p', ?, 'd', 'image/png', 1, 1, 1, ?)",
+            (image_id, person, source, at),
+        )
+    conn.close()
+    store = GalleryStore(tmp_path)  # migrates
+    linked = {i.id: i.source_image_id for p in (1, 2) for i in store.person_detail(p).images}
+    assert linked == {1: None, 2: 1, 3: None, 4: 3, 5: None, 6: 5, 7: 5, 8: None, 9: None, 10: None, 11: None}
+
+
 def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
     store = GalleryStore(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=0))
@@ -112,7 +174,7 @@ def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
     carol = store.add_person(Enrollment("Carol", [image(b"photo of Ada")], carol_enrollment.embeddings[:1]))
     assert store.add_person(second_photo("Carol", 6, n_views=0), into=carol, new_photo=True) == carol
     shared = store.person_detail(carol).images[0]
-    assert store.delete_image(carol, shared.id) == {"images": 1, "embeddings": 1, "files": 0}
+    assert store.delete_image(carol, shared.id) == {"images": 1, "views": 0, "embeddings": 1, "files": 0}
     assert store.image(ada, store.person_detail(ada).images[0].id)[1] == b"photo of Ada"
     before = tree_digest(tmp_path)
     last = store.person_detail(carol).images[0]
@@ -172,6 +234,12 @@ def test_add_a_photo_then_remove_images_over_http(api: httpx.Client):
         assert error["code"] == "matches_another_person" and f"person {winona}" in error["message"]
         assert error["match"]["person_id"] == winona and error["match"]["name"] == "Winona Photos"
         assert error["match"]["score"] >= error["match"]["threshold"] > 0
+        stranger = add(api, scarlett, "Goldie_Hawn", 1, views="left")  # enrolled as nobody: not Scarlett either
+        assert stranger.status_code == 409, stranger.text
+        error = stranger.json()["error"]
+        assert error["code"] == "not_this_person" and "force=true" in error["message"]
+        assert error["match"]["person_id"] == scarlett and error["match"]["name"] == "Scarlett Photos"
+        assert error["match"]["score"] < error["match"]["threshold"]
         missing = add(api, 999_999_999, "Scarlett_Johansson", 3)
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"
         assert tree_digest(images_dir) == before
@@ -183,7 +251,13 @@ def test_add_a_photo_then_remove_images_over_http(api: httpx.Client):
         assert wrong_image["display_name"] == "original_3.jpg"
         gone = api.delete(f"/v1/persons/{scarlett}/images/{wrong_image['id']}", headers=AUTH)
         assert gone.status_code == 200, gone.text
-        assert gone.json() == {"person_id": scarlett, "deleted_image": wrong_image["id"], "embeddings": 1, "files": 1}
+        assert gone.json() == {
+            "person_id": scarlett,
+            "deleted_image": wrong_image["id"],
+            "views": 0,
+            "embeddings": 1,
+            "files": 1,
+        }
         assert api.get(wrong_image["url"], headers=AUTH).status_code == 404
         probe = {"photo": ("p.jpg", photo_bytes("Winona_Ryder", 2), "image/jpeg")}
         found = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "3"}).json()["faces"][0]

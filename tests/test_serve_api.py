@@ -395,7 +395,7 @@ def test_an_unexpected_error_is_answered_in_the_error_shape():
 
 
 def test_thresholds_say_what_the_gallery_size_does_to_fpir(api: httpx.Client):
-    """ArcFace's shipped blend rate 2.19e-4: FPIR = 1 - (1 - fmr) ** persons, held to 1% up to 45 persons."""
+    """ArcFace's shipped blend rate 2.03e-4: FPIR = 1 - (1 - fmr) ** persons, held to 1% up to 49 persons."""
     added = api.post(
         "/v1/persons",
         headers=AUTH,
@@ -411,10 +411,10 @@ def test_thresholds_say_what_the_gallery_size_does_to_fpir(api: httpx.Client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["match_mode"] == "blend" and body["persons"] == persons > 0
-    assert body["person_fmr"] == 2.19e-4 and body["holds_up_to"] == 45 and body["calibrated_for"] is None
-    assert (body["fmr_hits"], body["fmr_pairs"], body["holds_up_to_interval"]) == (14, 63_928, [27, 83])
+    assert body["person_fmr"] == 2.03e-4 and body["holds_up_to"] == 49 and body["calibrated_for"] is None
+    assert (body["fmr_hits"], body["fmr_pairs"], body["holds_up_to_interval"]) == (13, 63_928, [28, 92])
     low, high = body["person_fmr_interval"]
-    assert low < 2.19e-4 < high and body["expected_fpir_interval"][0] < body["expected_fpir"]
-    assert abs(body["expected_fpir"] - (1 - (1 - 2.19e-4) ** persons)) < 1e-12
-    # the line: 1.5x the target, ln(0.985) / ln(1 - 2.19e-4) = 69.0 persons
-    assert body["warnings"] == [] if persons <= 69 else len(body["warnings"]) == 1
+    assert low < 2.03e-4 < high and body["expected_fpir_interval"][0] < body["expected_fpir"]
+    assert abs(body["expected_fpir"] - (1 - (1 - 2.03e-4) ** persons)) < 1e-12
+    # the line: 1.5x the target, ln(0.985) / ln(1 - 2.03e-4) = 74.4 persons
+    assert body["warnings"] == [] if persons <= 74 else len(body["warnings"]) == 1

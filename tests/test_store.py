@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import time
@@ -35,7 +36,8 @@ def image(data: bytes, source: str = "original", ext: str = ".jpg") -> NewImage:
 def enrollment(name: str, seed: int, n_views: int = 2, model: str = "m1") -> Enrollment:
     rng = np.random.default_rng(seed)
     images = [image(f"photo of {name}".encode())] + [
-        image(f"view {k} of {name}".encode(), f"augmented_v{k}", ".png") for k in range(n_views)
+        dataclasses.replace(image(f"view {k} of {name}".encode(), f"augmented_v{k}", ".png"), made_from=0)
+        for k in range(n_views)
     ]
     embeddings = []
     for index, img in enumerate(images):

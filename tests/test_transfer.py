@@ -65,8 +65,11 @@ def test_export_then_import_into_an_empty_data_dir_answers_the_same(gallery, tmp
     assert target.store.thresholds() == gallery.store.thresholds()  # with what they hold at a gallery's size
     assert {p.name for p in target.store.list_persons()} == {p.name for p in gallery.store.list_persons()}
     obama = target.store.find_person("Barack Obama")
-    sources = {i.source for i in target.store.person_detail(obama.id).images}
+    images = target.store.person_detail(obama.id).images
+    sources = {i.source for i in images}
     assert "original" in sources and len(sources) > 1  # the accepted views came along
+    photo = next(i.id for i in images if i.source == "original")
+    assert all(i.source_image_id == photo for i in images if i.source != "original")  # still their photo's
 
 
 def test_conflicts_skip_rename_merge(gallery, tmp_path: Path, default_models):

@@ -66,7 +66,7 @@ def test_a_dlib_gallery_keeps_dlib_then_reembeds_and_switches_to_arcface(tmp_pat
     assert report["active"] == ARCFACE and report["switched"] and report["embedded"] == 6
     # the same service process follows the pointer: ArcFace, its own rule, every person named
     assert [named(upgraded, p) for p in PEOPLE] == [(ARCFACE, p) for p in PEOPLE]
-    assert upgraded.rule() == "blend" and upgraded.threshold() == 0.2626
+    assert upgraded.rule() == "blend" and upgraded.threshold() == 0.2622
     assert upgrade_notice(settings, active_model(upgraded.store)) is None
     # nor, the other way round, one who configured dlib and switched to ArcFace by hand
     assert upgrade_notice(Settings(data_dir=data, detector="dlib", embedder="dlib"), active_model(made.store)) is None

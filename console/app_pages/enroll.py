@@ -3,7 +3,8 @@
 When the photo shows several faces the API refuses with ``multiple_faces``; the page then draws
 every face numbered on the photo and enrolls the one the admin picks (index 0 = largest). When the
 name is already enrolled (``person_exists``) it offers to add the photo to that person instead,
-and when such a photo is identified as someone else (``matches_another_person``), to add it anyway.
+and when such a photo is not that person (``not_this_person``: it does not verify as them;
+``matches_another_person``: it is identified as someone else), asks before adding it anyway.
 A face already enrolled under another name (``already_enrolled``): add the photo to that person,
 or enroll the new name anyway.
 """
@@ -22,10 +23,20 @@ from console.client import ApiError, Upload
 from console.config import api, load_config
 from console.drawing import boxed, upright
 from console.estimates import describe_eta, enrollment_eta
+from console.photo_groups import view_name
 from console.text import plain
 
 # Offered when the service cannot say what its generator draws (it decides in the end).
 FALLBACK_VIEWS = ["left", "right", "up", "down", "smiling", "serious"]
+GENERATORS = {  # what the augmentation option says it will use
+    "sd15-img2img": "Stable Diffusion 1.5 (img2img)",
+    "classic": "classic warps: no generative model configured",
+}
+HOW_TO_SD = (
+    "To generate views with Stable Diffusion, give the service a local SD 1.5 folder: "
+    "`MANYANGLES_SD_MODEL=/path/to/stable-diffusion-v1-5 make run` "
+    "(README, 'Synthetic views'); nothing is downloaded."
+)
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,7 @@ def _grid(photo: Upload, result: dict[str, Any]) -> None:
         for column, (source_tag, image, view) in zip(st.columns(4), tiles[row : row + 4]):
             with column:
                 st.image(image, use_container_width=True)
-                st.markdown(f"**{source_tag}**")
+                st.markdown(f"**{'uploaded photo' if view is None else plain(view_name(source_tag))}**")
                 if view is None:
                     st.caption("the uploaded photo")
                 elif view["accepted"]:
@@ -172,6 +183,7 @@ def _run(request: EnrollRequest) -> None:
     offers = {
         "person_exists": request.into is None,
         "matches_another_person": not request.force,
+        "not_this_person": not request.force,
         "already_enrolled": not request.force,
     }
     if error is not None and offers.get(error.get("code", "")):
@@ -195,8 +207,11 @@ st.title("Enroll a person")
 name = st.text_input("Name")
 uploaded = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp"])
 camera = st.camera_input("...or take a photo") if st.toggle("Use the camera") else None
-augment = st.checkbox("Use AI augmentation (recommended)", value=True)
 choice = _view_choice()
+using = GENERATORS.get(choice.generator or "", choice.generator or "the service's generator")
+augment = st.checkbox(f"Generate extra views of the face with {using} (recommended)", value=True)
+if choice.generator == "classic":
+    st.caption(HOW_TO_SD)
 views = st.multiselect(
     "Views to generate",
     choice.known,
@@ -207,7 +222,7 @@ views = st.multiselect(
 if choice.generator is None:
     st.caption("The service did not say which views its generator draws; it will refuse any it cannot.")
 else:
-    st.caption(f"Generator: {choice.generator}. Preselected: its default set ({len(choice.defaults)} views).")
+    st.caption(f"Preselected: the {len(choice.defaults)} views chosen for this model; leave empty for the same.")
 custom = st.text_input("Custom view (optional, e.g. 'wearing glasses')", disabled=not augment) if choice.custom else ""
 with st.expander("Advanced"):
     seed = int(st.number_input("Seed", min_value=0, value=0, step=1))
@@ -257,6 +272,19 @@ elif "offer" in st.session_state:
             _run(replace(pending, into=int(who["person_id"])))
         if anyway.button(f"Enroll {plain(pending.name)} as a new person"):
             _run(replace(pending, force=True))
+    elif refusal["code"] == "not_this_person":
+        who = refusal.get("match") or {}
+        st.warning(
+            f"This face does not look like {plain(pending.name)}: it scores {who.get('score', 0):.3f} against "
+            f"them, and {who.get('threshold', 0):.3f} is needed to verify as them. Nothing was stored. Is it "
+            f"{plain(pending.name)} all the same (a very different photo of them)?"
+        )
+        anyway, cancel = st.columns(2)
+        if anyway.button(f"Add it to {plain(pending.name)} anyway"):
+            _run(replace(pending, force=True))
+        if cancel.button("Cancel"):
+            st.session_state.pop("offer", None)
+            st.rerun()
     else:
         who = refusal.get("match") or {}
         st.warning(

@@ -1,8 +1,10 @@
 """Classic views: deterministic geometry and photometry from the detected landmarks.
 
 Pose views rotate insightface's 3D mean face (68 points, dlib order), fitted to the detected
-landmarks with an affine camera, and warp the face region piecewise-affinely from the detected to
-the rotated-and-projected landmarks. The crop's border is pinned, so only the face moves.
+landmarks with an affine camera, and warp the face from the detected to the rotated-and-projected
+landmarks with a smooth thin-plate spline whose displacement fades to none over a feathered band
+around the face: beyond it (and at the crop's border) every pixel is the photo's own, so neither a
+seam nor a stretched ear shows (BENCHMARKS.md, "Classic views without seams").
 Expression and lighting views are simple, honest approximations (mouth-corner warp, gamma, blur).
 No learned model is involved: the generator name ``classic`` keeps these apart from SD views.
 """
@@ -13,6 +15,7 @@ import os
 import pickle
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -31,6 +34,39 @@ CLASSIC_DEFAULT_VIEWS = CLASSIC_VIEWS
 # (pitch, yaw) in degrees; "left" turns the face toward the left of the image, "up" raises the chin.
 _MAP_STRIDE = 4  # the warp's map is computed every 4th pixel and interpolated
 _POSE_DEGREES = {"left": (0.0, -18.0), "right": (0.0, 18.0), "up": (12.0, 0.0), "down": (-12.0, 0.0)}
+_JAW = slice(0, 17)  # dlib's jaw line: the face's silhouette
+_BROWS = slice(17, 27)
+
+
+@dataclass(frozen=True)
+class Feather:
+    """How a landmark warp fades into the photo. Lengths are in face widths (jaw point 0 to 16).
+
+    The displacement is a thin-plate spline through the landmarks' moves, fitted in face widths:
+    the 51 inner points (brows, eyes, nose, mouth) almost exactly, the 17 jaw points loosely: they
+    are the silhouette, the mean face moves them most (up to a sixth of the face width), and
+    followed exactly the spline folds the cheek between eye corner and jaw; followed less, the
+    turn SCRFD sees in the view falls below the old warp's (bench/classic_seams.py). It applies in
+    full over the face (the convex hull of the points before and after, raised over the forehead)
+    and falls smoothly to none over ``band`` beyond it (less where the crop's edge is nearer: the
+    edge never moves).
+    """
+
+    band: float = 0.8
+    forehead: float = 0.35  # the hull rises over the brows by this share of chin-to-nose-bridge
+    inner_smoothing: float = 1e-3  # the spline's regularisation at the inner points (within 0.2 px)
+    jaw_smoothing: float = 0.2  # at the jaw points: they move about 0.6 of the way (mean)
+
+
+_FEATHER = Feather()
+
+
+@dataclass(frozen=True, eq=False)
+class WarpField:
+    """A warp of the crop: where each view pixel samples it, and how much of the move it takes."""
+
+    map_xy: np.ndarray  # (size, size, 2) float32, x then y, in crop pixels
+    weight: np.ndarray  # (size, size) float32: 1 on the face, 0 where the view is the crop's own pixel
 
 
 def _mean_face() -> np.ndarray:
@@ -74,10 +110,7 @@ class ClassicAugmentor:
 
     def generate(self, rgb: np.ndarray, face: Face, requests: list[ViewRequest]) -> GenerationResult:
         started = time.perf_counter()
-        x, y, side = face_region_box(face, self.expand, rgb.shape)
-        scale = self.size / side
-        region = cv2.resize(crop_square(rgb, x, y, side), (self.size, self.size), interpolation=cv2.INTER_AREA)
-        points = (self._landmarks68(rgb, face).astype(np.float64) - [x, y]) * scale
+        region, points = self._crop(rgb, face)
         views = []
         for request in requests:
             view_started = time.perf_counter()
@@ -99,6 +132,13 @@ class ClassicAugmentor:
         stats = GenerationStats(self.name, "cpu", "uint8", time.perf_counter() - started, batches=[len(requests)])
         return GenerationResult(views, stats)
 
+    def _crop(self, rgb: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
+        """The face's square region at ``size`` px and its 68 points in the region's pixels."""
+        x, y, side = face_region_box(face, self.expand, rgb.shape)
+        region = cv2.resize(crop_square(rgb, x, y, side), (self.size, self.size), interpolation=cv2.INTER_AREA)
+        points = (self._landmarks68(rgb, face).astype(np.float64) - [x, y]) * (self.size / side)
+        return region, points
+
     def _landmarks68(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         """The face's 68 points: the detector's (dlib), or dlib's 68-point predictor run on the box
         of a detector that gives 5 keypoints (SCRFD). The 3D mean face fitted to the 5 keypoints
@@ -116,40 +156,48 @@ class ClassicAugmentor:
 
     # --- geometry ---------------------------------------------------------------------------
     def _warp(self, img: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Piecewise-affine warp moving ``src`` points to ``dst``; the crop border stays pinned.
+        """The crop with the face moved from ``src`` points to ``dst``; the photo's own pixels
+        wherever the warp's weight is 0 (beyond the feathered band, and at the crop's edge)."""
+        field = self._warp_field(src, dst)
+        out = cv2.remap(img, field.map_xy, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        keep = field.weight <= 0.0
+        out[keep] = img[keep]
+        return np.asarray(out)
 
-        Delaunay triangles over the target points; each triangle's pixels are sampled from its
-        source triangle through one affine map. The map is continuous, so it is computed on a
-        grid of every ``_MAP_STRIDE``-th pixel and interpolated (16x fewer point-in-triangle
-        searches; under a tenth of a pixel off near triangle edges), then one cv2.remap.
-        """
-        from scipy.spatial import Delaunay
-
-        n = self.size - 1
-        border = np.array([[0, 0], [n / 2, 0], [n, 0], [n, n / 2], [n, n], [n / 2, n], [0, n], [0, n / 2]])
-        source = np.vstack([src, border]).astype(np.float64)
-        target = np.vstack([dst, border]).astype(np.float64)
-        triangulation = Delaunay(target)
-        coarse = np.arange(0, self.size + _MAP_STRIDE - 1, _MAP_STRIDE, dtype=np.float64)
-        coarse[-1] = min(coarse[-1], n)
+    def _warp_field(self, src: np.ndarray, dst: np.ndarray, feather: Feather = _FEATHER) -> WarpField:
+        """The backward map of the warp moving ``src`` points to ``dst``: a thin-plate spline of the
+        points' moves (target to source), times the feathered face weight. Smooth everywhere (no
+        triangle edges to kink along), computed on a grid of every ``_MAP_STRIDE``-th pixel and
+        interpolated with one cv2.remap, as the piecewise-affine warp it replaced was."""
+        src = np.asarray(src, dtype=np.float64)
+        dst = np.asarray(dst, dtype=np.float64)
+        width = max(float(np.ptp(dst[_JAW, 0])), 1.0)
+        origin = dst.mean(axis=0)
+        smoothing = np.full(len(dst), feather.inner_smoothing)
+        smoothing[_JAW] = feather.jaw_smoothing
+        centres = (dst - origin) / width
+        spline = _thin_plate(centres, (src - dst) / width, smoothing)
+        coarse = _coarse_axis(self.size)
         ys, xs = np.meshgrid(coarse, coarse, indexing="ij")
-        pixels = np.stack([xs.ravel(), ys.ravel()], axis=1)
-        simplex = triangulation.find_simplex(pixels)
-        inside = simplex >= 0
-        map_xy = pixels.copy()
-        # Barycentric coordinates in the target triangle -> the same point in the source triangle.
-        transform = triangulation.transform[simplex[inside]]
-        bary2 = np.einsum("ijk,ik->ij", transform[:, :2], pixels[inside] - transform[:, 2])
-        bary = np.hstack([bary2, 1.0 - bary2.sum(axis=1, keepdims=True)])
-        corners = source[triangulation.simplices[simplex[inside]]]  # (m, 3, 2)
-        map_xy[inside] = np.einsum("ij,ijk->ik", bary, corners)
-        grid = map_xy.reshape(len(coarse), len(coarse), 2).astype(np.float32)
+        nodes = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        edge = np.minimum(nodes, self.size - 1 - nodes).min(axis=1)
+        weight = _feather_weight(nodes, _face_hull(src, dst, feather.forehead), width * feather.band, edge)
+        moving = weight > 0.0  # the spline is evaluated on the face and its band only
+        values = np.zeros((len(nodes), 3))
+        values[moving, :2] = _thin_plate_at(spline, centres, (nodes[moving] - origin) / width) * width
+        values[:, :2] *= weight[:, None]
+        values[:, 2] = weight
+        grid = values.reshape(len(coarse), len(coarse), 3).astype(np.float32)
         full = _upsample_map(grid, _grid_coordinates(coarse, self.size))
-        return cv2.remap(
-            img, full[..., 0], full[..., 1], interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
+        pixels = np.arange(self.size, dtype=np.float32)
+        identity = np.stack(np.meshgrid(pixels, pixels, indexing="xy"), axis=-1)
+        return WarpField(np.ascontiguousarray(identity + full[..., :2]), np.ascontiguousarray(full[..., 2]))
 
     def _pose(self, img: np.ndarray, points: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
+        return self._warp(img, points, self._pose_target(points, pitch, yaw))
+
+    def _pose_target(self, points: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
+        """Where the 68 points go when the head turns by (pitch, yaw) degrees."""
         model = self._mean_face
         centred = model - model.mean(axis=0)
         # Affine camera: points ~ centred @ A.T + t (least squares).
@@ -164,10 +212,13 @@ class ClassicAugmentor:
         camera = centred @ head.T * scale
         turned = camera @ _rotation(pitch, yaw).T
         # Keep the detected non-rigid shape: move each point by the projected displacement.
-        target = points + (turned[:, :2] - camera[:, :2])
-        return self._warp(img, points, target)
+        return np.asarray(points + (turned[:, :2] - camera[:, :2]))
 
     def _smile(self, img: np.ndarray, points: np.ndarray) -> np.ndarray:
+        return self._warp(img, points, self._smile_target(points))
+
+    @staticmethod
+    def _smile_target(points: np.ndarray) -> np.ndarray:
         target = points.copy()
         mouth_width = np.linalg.norm(points[54] - points[48])
         lift = 0.12 * mouth_width
@@ -177,12 +228,81 @@ class ClassicAugmentor:
             target[index] += [-0.03 * mouth_width, -lift * 0.5]
         for index in (53, 55, 64):
             target[index] += [0.03 * mouth_width, -lift * 0.5]
-        return self._warp(img, points, target)
+        return target
 
     @staticmethod
     def _gamma(img: np.ndarray, gamma: float) -> np.ndarray:
         table = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma, 0, 255).astype(np.uint8)
         return cv2.LUT(img, table)
+
+
+def _thin_plate_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """r^2 log r between every point of ``a`` and of ``b`` (0 at r = 0)."""
+    squared = np.maximum((a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2.0 * a @ b.T, 1e-300)
+    return np.asarray(0.5 * squared * np.log(squared))
+
+
+def _thin_plate(centres: np.ndarray, values: np.ndarray, smoothing: np.ndarray) -> np.ndarray:
+    """The smoothing thin-plate spline through ``values`` (n, 2) at ``centres`` (n, 2), each point
+    with its own regularisation (scipy's RBFInterpolator, thin_plate_spline, solves the same system):
+    its (n + 3, 2) coefficients, the kernel weights then the affine part. A regularisation above 0
+    keeps the system regular when two points coincide (dlib's inner lips of a closed mouth)."""
+    n = len(centres)
+    affine = np.hstack([np.ones((n, 1)), centres])
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = _thin_plate_kernel(centres, centres) + np.diag(smoothing)
+    system[:n, n:] = affine
+    system[n:, :n] = affine.T
+    return np.asarray(np.linalg.solve(system, np.vstack([values, np.zeros((3, values.shape[1]))])))
+
+
+def _thin_plate_at(coefficients: np.ndarray, centres: np.ndarray, points: np.ndarray) -> np.ndarray:
+    n = len(centres)
+    affine = np.hstack([np.ones((len(points), 1)), points])
+    return np.asarray(_thin_plate_kernel(points, centres) @ coefficients[:n] + affine @ coefficients[n:])
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return np.asarray(t * t * (3.0 - 2.0 * t))
+
+
+def _face_hull(src: np.ndarray, dst: np.ndarray, forehead: float) -> np.ndarray:
+    """The convex hull (k, 2) of the points before and after the move and of the brows raised
+    over the forehead: the face, which moves in full."""
+    raised = [points[_BROWS] + (points[27] - points[8]) * forehead for points in (src, dst)]
+    hull = cv2.convexHull(np.vstack([src, dst, *raised]).astype(np.float32), clockwise=False)
+    return np.asarray(hull, dtype=np.float64).reshape(-1, 2)
+
+
+def _feather_weight(nodes: np.ndarray, hull: np.ndarray, band: float, edge: np.ndarray) -> np.ndarray:
+    """1 inside the convex ``hull``, falling smoothly (smoothstep of the exact distance) to 0 at
+    ``band`` px outside it, or sooner where the crop's edge (``edge`` px away) comes first: the
+    band there shrinks smoothly to the room left, so the fall spreads over all of it (a face that
+    fills its crop is not squeezed against the edge) and the edge itself never moves."""
+    squared = np.full(len(nodes), np.inf)
+    left = np.ones(len(nodes), dtype=bool)  # on the inner side of every edge so far (either winding)
+    right = np.ones(len(nodes), dtype=bool)
+    for start, end in zip(hull, np.roll(hull, -1, axis=0)):
+        side = end - start
+        dx, dy = nodes[:, 0] - start[0], nodes[:, 1] - start[1]
+        along = np.clip((dx * side[0] + dy * side[1]) / max(float(side @ side), 1e-12), 0.0, 1.0)
+        squared = np.minimum(squared, (dx - along * side[0]) ** 2 + (dy - along * side[1]) ** 2)
+        cross = side[0] * dy - side[1] * dx
+        left &= cross >= 0
+        right &= cross <= 0
+    distance = np.sqrt(squared)
+    room = np.maximum(distance + edge, 1e-6)
+    local_band = (max(band, 1e-6) ** -4 + room**-4) ** -0.25  # a smooth min of the two
+    weight = np.where(left | right, 1.0, _smoothstep(1.0 - distance / local_band))
+    return np.where(edge > 0, weight, 0.0)
+
+
+def _coarse_axis(size: int) -> np.ndarray:
+    """Every ``_MAP_STRIDE``-th pixel of an axis, the last one on the edge."""
+    coarse = np.arange(0, size + _MAP_STRIDE - 1, _MAP_STRIDE, dtype=np.float64)
+    coarse[-1] = min(coarse[-1], size - 1)
+    return coarse
 
 
 def _grid_coordinates(coarse: np.ndarray, size: int) -> np.ndarray:
@@ -193,7 +313,7 @@ def _grid_coordinates(coarse: np.ndarray, size: int) -> np.ndarray:
 
 
 def _upsample_map(grid: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation of a (k, k, 2) map to every pixel: one cv2.remap of the grid at each
+    """Bilinear interpolation of a (k, k, c) map to every pixel: one cv2.remap of the grid at each
     pixel's grid coordinates (OpenCV interpolates at 1/32 of a grid cell: within 0.07 px here;
     ~0.2 ms at 320 px, a tenth of interpolating elementwise in numpy)."""
     xs = np.broadcast_to(coordinates[None, :], (len(coordinates), len(coordinates)))

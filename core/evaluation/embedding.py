@@ -82,7 +82,7 @@ class EmbeddingCache:
     photo's bytes, the models, the generators and the gate. A second eval of the same folder
     with the same settings embeds nothing."""
 
-    VERSION = 5  # bump when the embedding or view code changes what a key would hold
+    VERSION = 6  # bump when the embedding or view code changes what a key would hold
 
     def __init__(self, folder: Path, settings: Settings, generators: tuple[str, ...], gate_threshold: float) -> None:
         self.folder = Path(folder)

@@ -14,6 +14,13 @@ view; what the console's Gallery shows). A page shows many thumbnails and is dra
 click, so a key's views of one person are one entry per ``VIEW_WINDOW_S``: the first image seen
 names the entry, and the key's later views of that person within the window write nothing.
 
+A grid of persons (the console's Gallery) shows each one's cover photo (their first uploaded
+photo) as a small thumbnail; a person nobody opened is not named by it: the covers a key is served
+are one ``browse`` entry per ``VIEW_WINDOW_S`` that names no person and counts them (``N cover
+thumbnails``: how much of the gallery the key looked through). Only covers are served as
+thumbnails, at most 192 px; opening a person (their record, or any image at full size) is their
+``view``.
+
 Erasure keeps its promise: a person's id goes from every row when they are deleted
 (``ON DELETE SET NULL``), so the log still says that the actions happened, and by which key, but
 no row names the person any more. Rows older than the ``access_log_days`` setting are removed.
@@ -41,6 +48,7 @@ ACTIONS: tuple[str, ...] = (
     "rename",
     "delete_person",
     "delete_image",
+    "merge",
     "identify",
     "verify",
     "embed",
@@ -59,6 +67,7 @@ ACTIONS: tuple[str, ...] = (
     "key_revoke",
     "calibrate",
     "view",  # a person's record or stored image served: one entry per key and person per VIEW_WINDOW_S
+    "browse",  # cover thumbnails of a page of persons served: one entry per key per VIEW_WINDOW_S, no person
 )
 SERVICE_KEY = "service key"  # the name logged for the service's own admin key (it has no row)
 COMMAND_LINE = "command line"  # the name logged for a ``manyangles`` command, with the OS account
@@ -139,6 +148,31 @@ def log_view(store: GalleryStore, caller: Caller, person_id: int, detail: str, w
     return written == 1  # 0: the person was erased meanwhile (nothing to name)
 
 
+BROWSED = " cover thumbnails"  # a browse entry's detail: how many the key was served in its window
+
+
+def log_browse(store: GalleryStore, caller: Caller, window_s: float = VIEW_WINDOW_S) -> bool:
+    """Count one cover thumbnail served to ``caller`` in their ``browse`` entry of the last
+    ``window_s`` (``N cover thumbnails``; no person named), or start one; returns whether it
+    started one. The count shows how much of the gallery a key looked through."""
+    since = (datetime.now(UTC) - timedelta(seconds=window_s)).isoformat(timespec="milliseconds")
+    with store.write_lock() as conn:
+        row = conn.execute(
+            "SELECT id, detail FROM access_log WHERE action = 'browse' AND key_name = ? AND key_id IS ? AND at >= ? "
+            "ORDER BY id DESC LIMIT 1",
+            (caller.key_name, caller.key_id, since),
+        ).fetchone()
+        if row is not None:
+            served = int(str(row[1]).split(" ", 1)[0] or 0) + 1
+            conn.execute("UPDATE access_log SET detail = ? WHERE id = ?", (f"{served}{BROWSED}", row[0]))
+            return False
+        conn.execute(
+            "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) VALUES (?, ?, ?, 'browse', NULL, ?)",
+            (utc_now(), caller.key_id, caller.key_name, f"1{BROWSED}"),
+        )
+    return True
+
+
 def access_page(
     store: GalleryStore,
     limit: int,
@@ -209,6 +243,10 @@ class AccessLog:
 
     def viewed(self, caller: Caller, person_id: int, detail: str) -> None:
         if log_view(self.store, caller, person_id, detail):
+            self._prune()
+
+    def browsed(self, caller: Caller) -> None:
+        if log_browse(self.store, caller):
             self._prune()
 
     def _prune(self) -> None:

@@ -76,7 +76,7 @@ class EnrollmentRows:
                 if guard is not None:
                     guard(conn)
                 now = utc_now()
-                had: set[tuple[str, str]] = set()
+                had: dict[tuple[str, str], int] = {}
                 taken: set[str] = set()
                 if into is None:
                     try:
@@ -93,22 +93,31 @@ class EnrollmentRows:
                         "SELECT id, sha256, source, display_name FROM images WHERE person_id = ?", (into,)
                     )
                     for image_id, sha256, source, display_name in known:
-                        had.add((sha256, source))
+                        had[(sha256, source)] = image_id
                         taken.add(display_name)
                         if new_photo and sha256 == enrollment.images[0].sha256 and source == "original":
                             raise PhotoExists(
                                 f"person {into} already has this photo (image {image_id}); nothing was stored"
                             )
-                image_ids = [
-                    None
-                    if (image.sha256, image.source) in had
-                    else self._insert_image(conn, person_id, free_display_name(image, taken), path, now)
-                    for image, path in zip(enrollment.images, paths)
-                ]
+                # a view's photo comes before it; one the person had already is theirs (an import's merge)
+                stored: list[int] = []  # the image id of each of the enrollment's images
+                inserted: list[int | None] = []  # the same where this enrollment inserted it
+                for image, path in zip(enrollment.images, paths):
+                    known_id = had.get((image.sha256, image.source))
+                    if known_id is not None:
+                        stored.append(known_id)
+                        inserted.append(None)
+                        continue
+                    made_from = None if image.made_from is None else stored[image.made_from]
+                    image_id = self._insert_image(
+                        conn, person_id, free_display_name(image, taken), path, now, made_from
+                    )
+                    stored.append(image_id)
+                    inserted.append(image_id)
                 for embedding in enrollment.embeddings:
-                    image_id = image_ids[embedding.image_index]
-                    if image_id is not None:
-                        self._insert_embedding(conn, person_id, image_id, embedding, now)
+                    new_id = inserted[embedding.image_index]
+                    if new_id is not None:
+                        self._insert_embedding(conn, person_id, new_id, embedding, now)
                 for run in enrollment.generation_runs:
                     self._insert_generation_run(conn, run, person_id, now)
         except BaseException:
@@ -140,11 +149,13 @@ class EnrollmentRows:
             created.append(target)
         return relative.as_posix()
 
-    def _insert_image(self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str) -> int:
+    def _insert_image(
+        self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str, made_from: int | None
+    ) -> int:
         return rowid(
             conn.execute(
                 "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
-                "height, num_bytes, generator, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "height, num_bytes, generator, created_at, source_image_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     person_id,
                     image.sha256,
@@ -157,6 +168,7 @@ class EnrollmentRows:
                     len(image.data),
                     image.generator,
                     now,
+                    made_from,
                 ),
             )
         )

@@ -49,7 +49,8 @@ class Erasure:
 
     def delete_image(self, person_id: int, image_id: int) -> dict[str, int]:
         """Erase one image of a person: its row, its embeddings (every model) and its file when no
-        other row names it. The person's last uploaded photo stays (delete the person instead)."""
+        other row names it; a photo goes with the views made from it (their rows cascade). The
+        person's last uploaded photo stays (delete the person instead)."""
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
                 raise PersonNotFound(f"no person with id {person_id}")
@@ -69,14 +70,24 @@ class Erasure:
                         f"image {image_id} is person {person_id}'s only uploaded photo; "
                         "delete the person instead; nothing was changed"
                     )
+            views = conn.execute(
+                "SELECT id, path FROM images WHERE source_image_id = ? AND person_id = ?", (image_id, person_id)
+            ).fetchall()
+            ids = [image_id, *(v[0] for v in views)]
+            marks = ",".join("?" * len(ids))
             counts = {
-                "images": 1,
+                "images": len(ids),
+                "views": len(views),
                 "embeddings": conn.execute(
-                    "SELECT COUNT(*) FROM embeddings WHERE image_id = ?", (image_id,)
+                    f"SELECT COUNT(*) FROM embeddings WHERE image_id IN ({marks})", ids
                 ).fetchone()[0],
             }
-            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))  # its embeddings cascade
-        counts["files"] = len(self.remove_unreferenced([self.data_dir / path]))
+            conn.execute("DELETE FROM images WHERE id = ?", (image_id,))  # its views and all their embeddings cascade
+            left = conn.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", ids).fetchone()[0]
+            if left:  # the cascade is the schema's (foreign keys on): never leave a view without its photo
+                raise RuntimeError(f"image {image_id}: {left} of its views were not removed with it")
+        paths = {path, *(v[1] for v in views)}
+        counts["files"] = len(self.remove_unreferenced([self.data_dir / p for p in sorted(paths)]))
         with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         log.info("deleted image %d of person %d: %s", image_id, person_id, counts)

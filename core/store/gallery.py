@@ -19,6 +19,7 @@ import numpy as np
 from core.errors import PersonExists, PersonNotFound
 from core.store.enroll_rows import EnrollmentRows
 from core.store.erasure import Erasure
+from core.store.merging import Merging
 from core.store.names import name_prefix, normalise_name
 from core.store.records import (
     GalleryMatrix,
@@ -31,7 +32,8 @@ from core.store.schema import migrate
 from core.store.threshold_rows import ThresholdRows
 
 _IMAGE_COLUMNS = (
-    "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, generator, created_at"
+    "id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, generator, created_at, "
+    "source_image_id"
 )
 
 
@@ -43,7 +45,7 @@ PERSON_SELECT = (
 )
 
 
-class GalleryStore(EnrollmentRows, Erasure, RunLog, ThresholdRows):
+class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
     def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "gallery.db"
@@ -162,6 +164,33 @@ class GalleryStore(EnrollmentRows, Erasure, RunLog, ThresholdRows):
         with self._connect() as conn:
             row = conn.execute("SELECT 1 FROM persons WHERE name = ?", (normalise_name(name),)).fetchone()
         return row is not None
+
+    def cover_image(self, person_id: int) -> int | None:
+        """The person's cover: the id of their first uploaded photo."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT MIN(id) FROM images WHERE person_id = ? AND source = 'original'", (person_id,)
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def face_box(self, image_id: int) -> tuple[float, float, float, float] | None:
+        """Where the face of an image is (x1, y1, x2, y2 in the upright image), as its newest
+        embedding found it; None when it has none."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT bbox_x1, bbox_y1, bbox_x2, bbox_y2 FROM embeddings WHERE image_id = ? ORDER BY id DESC LIMIT 1",
+                (image_id,),
+            ).fetchone()
+        return None if row is None else (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+    def original_vectors(self, person_id: int, model: str) -> np.ndarray:
+        """The vectors of ``model`` of the person's uploaded photos, (n, dim)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT vector FROM embeddings WHERE person_id = ? AND model = ? AND source = 'original' ORDER BY id",
+                (person_id, model),
+            ).fetchall()
+        return np.array([np.frombuffer(r[0], dtype="<f4") for r in rows], dtype=np.float32)
 
     def find_image(self, person_id: int, sha256: str, source: str) -> int | None:
         """The id of the person's image with these bytes and source, if they have one."""

@@ -20,6 +20,7 @@ class NewImage:
     source: str  # "original" or "augmented_<view>"
     display_name: str  # "original.jpg", "augmented_left_1.png"
     generator: str | None = None
+    made_from: int | None = None  # a view: the index in Enrollment.images of the photo it was made from
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +93,9 @@ class ImageRecord:
     num_bytes: int
     generator: str | None
     created_at: str
+    source_image_id: int | None = (
+        None  # a view: the photo it was made from (None: a photo, or a view whose photo is gone)
+    )
 
 
 @dataclass(frozen=True)

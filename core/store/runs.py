@@ -1,20 +1,74 @@
-"""The run log: what each generation call and each enrollment took (the console's latency charts).
+"""The run log: what each generation call, each enrollment and each identify or verify call
+took (the console's latency charts).
 
 Mixed into GalleryStore, which provides the connections; an enrollment's generation run is
-written inside the enrollment's own transaction (``_insert_generation_run``).
+written inside the enrollment's own transaction (``_insert_generation_run``). An identify or
+verify call is timed by a ``SearchClock`` (``search_clock``) and recorded without a word of who
+was searched for or found; the table keeps the newest ``SEARCH_RUNS_KEPT`` calls.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.store.records import EnrollmentRunRecord, GenerationRunRecord
 from core.store.sqlutil import rowid, utc_now
 
+log = logging.getLogger(__name__)
+
+SEARCH_KINDS = ("identify", "verify", "verify_person")  # verify: two photos; verify_person: a photo against a person
+SEARCH_RUNS_KEPT = 10_000  # the newest identify and verify calls kept for the latency charts
+SEARCH_RUN_WAIT_S = 0.25  # a timing row never holds a search up: while a long write holds the lock it is dropped
+
+
+@dataclass(frozen=True)
+class SearchRunRecord:
+    """How long one identify or verify call took, stage by stage. Timings only: no person, name,
+    image or vector (biometric data stays in the gallery's own tables)."""
+
+    kind: str  # one of SEARCH_KINDS
+    faces: int  # faces searched (identify) or compared
+    total_s: float
+    timings: dict[str, float]  # seconds per stage, "total" included
+
+
+@dataclass
+class SearchClock:
+    """Times one identify or verify call, stage by stage (``lap``), and records it (``record``):
+    a lost row is only logged, never the call's failure."""
+
+    runs: RunLog
+    kind: str
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._last = self.started
+
+    def lap(self, stage: str) -> None:
+        """The time since the previous lap (or the start) as ``stage``."""
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+    def record(self, faces: int) -> None:
+        total = time.perf_counter() - self.started
+        rounded = {k: round(v, 6) for k, v in self.timings.items()} | {"total": round(total, 6)}
+        try:
+            self.runs.add_search_run(SearchRunRecord(self.kind, faces, total, rounded))
+        except Exception:  # the answer stands; a lost timing row is only logged
+            log.exception("could not record the %s call's timings", self.kind)
+
 
 class RunLog:
+    db_path: Path
+
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
@@ -82,4 +136,42 @@ class RunLog:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute("SELECT * FROM enrollment_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]
+
+    def search_clock(self, kind: str) -> SearchClock:
+        """A clock for one identify or verify call (``kind``: one of SEARCH_KINDS), started now."""
+        return SearchClock(self, kind)
+
+    def add_search_run(self, run: SearchRunRecord, keep: int = SEARCH_RUNS_KEPT) -> int:
+        """Record one call's timings, and drop the rows older than the newest ``keep``."""
+        if run.kind not in SEARCH_KINDS:
+            raise ValueError(f"search run kind must be one of {SEARCH_KINDS}, got {run.kind!r}")
+        # its own connection with a short wait, not the store's 30 s: an identification never
+        # waits on an enrollment, import or re-embedding that holds the write lock
+        conn = sqlite3.connect(self.db_path, timeout=SEARCH_RUN_WAIT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(SEARCH_RUN_WAIT_S * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                new = rowid(
+                    conn.execute(
+                        "INSERT INTO search_runs(kind, faces, total_s, timings_json, created_at) VALUES (?,?,?,?,?)",
+                        (run.kind, run.faces, run.total_s, json.dumps(run.timings), utc_now()),
+                    )
+                )
+                # ids grow by one per row (AUTOINCREMENT; a rolled-back insert takes none): a range of the key
+                conn.execute("DELETE FROM search_runs WHERE id <= ?", (new - keep,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return new
+        finally:
+            conn.close()
+
+    def search_runs(self, limit: int = 1000) -> list[dict[str, object]]:
+        """The newest identify and verify calls' timings, newest first."""
+        with self._connect() as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute("SELECT * FROM search_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]

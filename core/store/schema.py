@@ -322,6 +322,34 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX access_log_at ON access_log(at);
     CREATE INDEX access_log_action ON access_log(action, id);
     """,
+    # 14 -> 15: a generated view belongs to the photo it was made from: removing the photo removes
+    # its views (and, cascading, their vectors). Existing views are linked to the photo of the
+    # enrollment they came from: the one photo of that person stored in the same transaction (same
+    # time). Where there is none (its photo was removed before) or more than one (a person brought
+    # in by an import, all at one time) the view stays unlinked: never linked to the wrong photo.
+    """
+    ALTER TABLE images ADD COLUMN source_image_id INTEGER REFERENCES images(id) ON DELETE CASCADE;
+    UPDATE images SET source_image_id = (
+        SELECT MAX(o.id) FROM images o
+        WHERE o.person_id = images.person_id AND o.source = 'original' AND o.created_at = images.created_at)
+    WHERE source <> 'original' AND (
+        SELECT COUNT(*) FROM images o
+        WHERE o.person_id = images.person_id AND o.source = 'original' AND o.created_at = images.created_at) = 1;
+    CREATE INDEX images_source_image ON images(source_image_id);
+    """,
+    # 15 -> 16: how long each identify and verify call took, stage by stage (core/store/runs.py;
+    # the console's latency charts): timings only, never who was searched for or found (no
+    # person, name, image or vector). The newest SEARCH_RUNS_KEPT rows are kept.
+    """
+    CREATE TABLE search_runs (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind          TEXT NOT NULL CHECK (kind IN ('identify', 'verify', 'verify_person')),
+        faces         INTEGER NOT NULL,   -- faces searched or compared
+        total_s       REAL NOT NULL,
+        timings_json  TEXT NOT NULL,      -- seconds per stage
+        created_at    TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

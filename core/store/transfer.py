@@ -49,7 +49,7 @@ CONFLICTS: tuple[str, ...] = ("skip", "rename", "merge")
 QUERIES: dict[str, str] = {
     "persons": "SELECT id, name, created_at FROM persons ORDER BY id",
     "images": "SELECT id, person_id, sha256, path, source, display_name, mime, width, height, num_bytes, "
-    "generator, created_at FROM images ORDER BY id",
+    "generator, created_at, source_image_id FROM images ORDER BY id",
     "embeddings": "SELECT id, person_id, image_id, source, model, dim, vector, det_score, bbox_x1, bbox_y1, "
     "bbox_x2, bbox_y2, created_at FROM embeddings ORDER BY id",
     "thresholds": "SELECT model, kind, rule, target, threshold, n_negative, dataset, created_at, "
@@ -187,7 +187,11 @@ def _enrollments(src: Path, rows: dict[str, list[dict[str, Any]]]) -> list[Enrol
     for person in rows["persons"]:
         images: list[NewImage] = []
         embeddings: list[NewEmbedding] = []
-        for image in images_of.get(int(person["id"]), []):
+        index_of: dict[int, int] = {}  # export image id -> index in images
+        # photos first, then views: a view's photo is known when the view comes (after a merge a
+        # view can belong to a photo stored after it)
+        theirs = sorted(images_of.get(int(person["id"]), []), key=lambda i: (i["source"] != "original", int(i["id"])))
+        for image in theirs:
             path = (src / str(image["path"])).resolve()
             if not path.is_relative_to(src.resolve()) or not path.is_file():
                 raise InvalidInput(f"{src}: the image file {image['path']} is missing")
@@ -213,8 +217,10 @@ def _enrollments(src: Path, rows: dict[str, list[dict[str, Any]]]) -> list[Enrol
                     source=image["source"],
                     display_name=image["display_name"],
                     generator=image["generator"],
+                    made_from=index_of.get(int(image.get("source_image_id") or -1)),  # older exports: none
                 )
             )
+            index_of[int(image["id"])] = len(images) - 1
         out.append(Enrollment(name=normalise_name(str(person["name"])), images=images, embeddings=embeddings))
     if any(embeddings_of.values()):
         raise InvalidInput(f"{src}: embeddings refer to images the export does not have")
