@@ -24,7 +24,8 @@ _STATUS_TEXT = {
     409: "name already enrolled, the model is not calibrated, a model switch is under way, a key revoked already, "
     "a change token from another copy of the gallery, or a gallery too large for the request",
     413: "upload over the byte or pixel cap",
-    422: "bad image, no face, several faces, or bad parameters",
+    422: "bad image, no face, several faces, bad parameters, or a body that cannot be read as its content type "
+    "(malformed_body)",
     503: "a deployment is busy (Retry-After) or a model is unavailable",
 }
 

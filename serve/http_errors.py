@@ -37,12 +37,22 @@ def validation_error(request: Request, exc: RequestValidationError) -> JSONRespo
     return JSONResponse(ErrorResponse.of("invalid_request", problems).body(), status_code=422)
 
 
+MALFORMED_BODY = "malformed_body"
+
+
 def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """Routing errors (an unknown path, a method a path does not take) in the API's error shape."""
+    """Routing errors (an unknown path, a method a path does not take) and a body that cannot be
+    parsed as its content type (FastAPI and Starlette answer that 400: here it is the API's own
+    documented 422 ``malformed_body``, as every other bad request is) in the API's error shape."""
     if exc.status_code == 404:
         code, message = "not_found", f"no route {request.method} {request.url.path}; the routes are listed at /docs"
     elif exc.status_code == 405:
         code, message = "method_not_allowed", f"{request.url.path} does not take {request.method}"
+    elif exc.status_code == 400:  # only the body parsers raise it: a multipart or form body that is not one
+        kind = request.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+        message = f"the body cannot be read as {kind}: {exc.detail}"
+        log_refusal(_call(request), MALFORMED_BODY, 422)
+        return JSONResponse(ErrorResponse.of(MALFORMED_BODY, message).body(), status_code=422)
     else:
         code, message = "http_error", str(exc.detail)
     return JSONResponse(ErrorResponse.of(code, message).body(), status_code=exc.status_code, headers=exc.headers)

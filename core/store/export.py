@@ -66,6 +66,8 @@ def _select(
     outside = [i for i in person_ids or () if not 1 <= i <= MAX_ROW_ID]
     if outside:
         raise InvalidInput(f"person_id {outside[0]} is not an id: ids are whole numbers from 1 to {MAX_ROW_ID}")
+    if with_vectors and table != "embeddings":
+        raise InvalidInput(f"vectors=true is for the embeddings table only, not {table}")
     known = {**COLUMNS[table], **({"vector": VECTOR} if table == "embeddings" else {})}
     chosen = list(dict.fromkeys(columns)) if columns else list(COLUMNS[table])
     unknown = [c for c in chosen if c not in known]
