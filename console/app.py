@@ -34,12 +34,17 @@ def sign_in_page() -> None:
     local = load_config()
     if not on_loopback():
         st.caption("This console is reachable from other machines: every visit signs in.")
-    elif local.api_key and st.button("Sign in as the local admin", help="this machine's service key (make run's)"):
-        try:
-            sign_in(local.api_key)
-        except ApiError as exc:
-            st.session_state["sign_in_error"] = exc.friendly()
-        st.rerun()
+    elif local.api_key:
+        st.caption(
+            "This console listens on this machine only: a tab opened anew signs the local admin in by itself "
+            "(sign-out lasts for this tab)."
+        )
+        if st.button("Sign in as the local admin", help="this machine's service key (make run's)"):
+            try:
+                sign_in(local.api_key)
+            except ApiError as exc:
+                st.session_state["sign_in_error"] = exc.friendly()
+            st.rerun()
     with st.form("sign-in"):
         key = st.text_input("API key", type="password", help="an admin, enroll or identify key (manyangles keys)")
         if st.form_submit_button("Sign in", type="primary"):

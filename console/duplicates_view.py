@@ -14,6 +14,7 @@ from console.text import plain
 SEARCH_NOW = "Search the gallery for faces enrolled twice"
 SEARCH_IN_BACKGROUND = "Search in the background (any gallery size)"
 MERGE_LINKS = 20  # pairs offered a merge button (the table lists them all)
+FOUND_NOW = "duplicates_found_now"  # session state: the last search made at once
 
 
 def pairs_table(found: dict[str, Any]) -> None:
@@ -25,7 +26,7 @@ def pairs_table(found: dict[str, Any]) -> None:
         {"person": f"{p['name']} ({p['person_id']})", "and": f"{p['other']} ({p['other_id']})", "score": p["score"]}
         for p in found["pairs"]
     ]
-    st.dataframe(rows, hide_index=True, use_container_width=True)
+    st.dataframe(rows, hide_index=True, width="stretch")
     st.caption("The same face twice? Open the pair and merge one into the other (their photos and views move).")
     for pair in found["pairs"][:MERGE_LINKS]:
         label = f"Merge {plain(pair['other'])} ({pair['other_id']}) into {plain(pair['name'])} ({pair['person_id']})…"
@@ -36,13 +37,19 @@ def pairs_table(found: dict[str, Any]) -> None:
 
 
 def _search_now() -> None:
+    """Search, and keep the answer for the page's next runs (its Merge buttons work on them)."""
+    st.session_state.pop(FOUND_NOW, None)
     try:
-        found = api().duplicates()
+        st.session_state[FOUND_NOW] = api().duplicates()
     except ApiError as exc:
         st.error(plain(exc.friendly()))
         if exc.code == "too_large_for_request":
             st.info(f"Use “{SEARCH_IN_BACKGROUND}”: it searches any gallery, in a process of its own.")
-    else:
+
+
+def _found_now() -> None:
+    found = st.session_state.get(FOUND_NOW)
+    if found is not None:
         st.caption(f"searched now: every original photo, at {found['match_mode']} >= {found['threshold']:.4f}")
         pairs_table(found)
 
@@ -96,6 +103,7 @@ def duplicates_section() -> None:
     now, background = st.columns(2)
     if now.button(SEARCH_NOW):
         _search_now()
+    _found_now()
     if background.button(SEARCH_IN_BACKGROUND):
         _start_job()
     _newest_audit()

@@ -81,7 +81,7 @@ def _photo_row(
     photo = group.photo
     assert photo is not None
     picture, about = st.columns([1, 3])
-    picture.image(_image(key, photo["url"]), use_container_width=True)
+    picture.image(_image(key, photo["url"]), width="stretch")
     about.markdown(f"**Photo {number}** · {plain(photo['display_name'])} · {photo['width']}x{photo['height']}")
     about.caption(f"added {photo['created_at'][:19].replace('T', ' ')} UTC · {len(group.views)} view(s) made from it")
     if not admin:
@@ -118,7 +118,7 @@ def _views(
     for row in range(0, len(views), VIEWS_PER_ROW):
         for column, view in zip(st.columns(VIEWS_PER_ROW), views[row : row + VIEWS_PER_ROW]):
             with column:
-                st.image(_image(key, view["url"]), use_container_width=True)
+                st.image(_image(key, view["url"]), width="stretch")
                 st.caption(plain(view_name(view["source"])))
                 if can_remove and st.button("Remove view", key=f"remove-{view['id']}"):
                     try:

@@ -45,7 +45,7 @@ def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):
     assert progress and progress[-1] == 100  # the bar reached 100%
     result = at.session_state["last_enrollment"]
     captions = [c.value for c in at.caption]
-    assert "the uploaded photo" in captions
+    assert "as uploaded" in captions
     decisions = [c for c in captions if "accepted" in c or "rejected" in c]
     assert len(decisions) == 3 == len(result["views"])
     markdown = [m.value for m in at.markdown]

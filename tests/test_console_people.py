@@ -92,8 +92,15 @@ def test_another_persons_face_is_added_only_when_the_admin_says_so(console_env: 
 def test_merge_from_the_duplicates_link(console_env: httpx.Client):
     kept = _enroll(console_env, "Merge Kept", "Lindsay_Davenport", 1)["person_id"]
     twin = _enroll(console_env, "Merge Twin", "Lindsay_Davenport", 2)["person_id"]
-    at = page("person", {"id": str(kept), "merge": str(twin)})  # the duplicates finder's button opens this
+    system = page("system")  # the duplicates finder: its answer and Merge buttons stay through reruns
+    next(b for b in system.button if b.label == "Search the gallery for faces enrolled twice").click().run()
+    system.run()
+    assert not system.exception, system.exception
+    merge = f"Merge Merge Twin ({twin}) into Merge Kept ({kept})…"
+    assert [b.label for b in system.button if b.label == merge] == [merge]
+    at = page("person", {"id": str(kept), "merge": str(twin)})  # that button opens this
     assert not at.exception, at.exception
+    assert at.selectbox(key="merge-other").value == twin  # the pair's other person, whoever sorts first
     _button(at, "Merge Merge Twin").click().run()
     assert at.warning and "cannot be undone" in at.warning[0].value  # asked first
     assert console_env.get(f"/v1/persons/{twin}", headers=AUTH).status_code == 200

@@ -142,10 +142,10 @@ def _grid(photo: Upload, result: dict[str, Any]) -> None:
     for row in range(0, len(tiles), 4):
         for column, (source_tag, image, view) in zip(st.columns(4), tiles[row : row + 4]):
             with column:
-                st.image(image, use_container_width=True)
+                st.image(image, width="stretch")
                 st.markdown(f"**{'uploaded photo' if view is None else plain(view_name(source_tag))}**")
                 if view is None:
-                    st.caption("the uploaded photo")
+                    st.caption("as uploaded")
                 elif view["accepted"]:
                     st.caption(f":green[accepted] - similarity {view['similarity']:.3f}")
                 else:
@@ -203,6 +203,65 @@ def _run(request: EnrollRequest) -> None:
     _grid(request.photo, result)
 
 
+def _ask() -> EnrollRequest | None:
+    """The question a refused enrollment left (which face; add to the person; anyway?), and the
+    request the admin's answer makes (None: not answered yet)."""
+    if "choose_face" in st.session_state:
+        pending, faces = st.session_state["choose_face"]
+        st.warning(f"The photo shows {len(faces)} faces. Which one is {plain(pending.name)}?")
+        st.image(_numbered_faces(pending.photo, faces))
+        picked = st.radio("Face", list(range(len(faces))), format_func=lambda i: f"face {i}", horizontal=True)
+        if st.button(f"Enroll face {picked}"):
+            return replace(pending, face=str(picked))
+    if "offer" in st.session_state:
+        pending, refusal = st.session_state["offer"]
+        if refusal["code"] == "person_exists":
+            st.warning(f"{plain(pending.name)} is already enrolled. Add this photo (and its views) to them instead?")
+            if st.button(f"Add the photo to {plain(pending.name)}"):
+                person = _person_named(pending.name)
+                if person is None:
+                    st.session_state.pop("offer", None)
+                    st.error(f"No person named {plain(pending.name)} any more.")
+                else:
+                    return replace(pending, into=person)
+        elif refusal["code"] == "already_enrolled":
+            who = refusal.get("match") or {}
+            known = plain(who.get("name", "someone"))
+            same = bool(who.get("same_photo"))
+            found = f"This face is already enrolled as {known} (person {who.get('person_id')}, score {who.get('score', 0):.3f})"
+            if same:
+                st.warning(f"{found}, with this very photo. Is {plain(pending.name)} someone else?")
+            else:
+                st.warning(f"{found}. Add the photo to {known}, or is {plain(pending.name)} someone else?")
+            add, anyway = st.columns(2)
+            if not same and add.button(f"Add the photo to {known}") and who.get("person_id") is not None:
+                return replace(pending, into=int(who["person_id"]))
+            if anyway.button(f"Enroll {plain(pending.name)} as a new person"):
+                return replace(pending, force=True)
+        elif refusal["code"] == "not_this_person":
+            who = refusal.get("match") or {}
+            st.warning(
+                f"This face does not look like {plain(pending.name)}: it scores {who.get('score', 0):.3f} against "
+                f"them, and {who.get('threshold', 0):.3f} is needed to verify as them. Nothing was stored. Is it "
+                f"{plain(pending.name)} all the same (a very different photo of them)?"
+            )
+            anyway, cancel = st.columns(2)
+            if anyway.button(f"Add it to {plain(pending.name)} anyway"):
+                return replace(pending, force=True)
+            if cancel.button("Cancel"):
+                st.session_state.pop("offer", None)
+                st.rerun()
+        else:
+            who = refusal.get("match") or {}
+            st.warning(
+                f"This photo is identified as {plain(who.get('name', 'someone else'))} (score "
+                f"{who.get('score', 0):.3f}), not as {plain(pending.name)}. Is it {plain(pending.name)} all the same?"
+            )
+            if st.button(f"Add it to {plain(pending.name)} anyway"):
+                return replace(pending, force=True)
+    return None
+
+
 st.title("Enroll a person")
 name = st.text_input("Name")
 uploaded = st.file_uploader("Photo", type=["jpg", "jpeg", "png", "webp"])
@@ -238,58 +297,10 @@ if st.button("Enroll", type="primary"):
     photo = Upload(source.name or "photo.jpg", source.getvalue(), source.type or "image/jpeg")
     wanted = views + ([custom.strip()] if custom.strip() else [])
     _run(EnrollRequest(name, photo, augment, wanted if augment else [], seed, face))
-elif "choose_face" in st.session_state:
-    pending, faces = st.session_state["choose_face"]
-    st.warning(f"The photo shows {len(faces)} faces. Which one is {plain(pending.name)}?")
-    st.image(_numbered_faces(pending.photo, faces))
-    picked = st.radio("Face", list(range(len(faces))), format_func=lambda i: f"face {i}", horizontal=True)
-    if st.button(f"Enroll face {picked}"):
-        _run(replace(pending, face=str(picked)))
-elif "offer" in st.session_state:
-    pending, refusal = st.session_state["offer"]
-    if refusal["code"] == "person_exists":
-        st.warning(f"{plain(pending.name)} is already enrolled. Add this photo (and its views) to them instead?")
-        if st.button(f"Add the photo to {plain(pending.name)}"):
-            person = _person_named(pending.name)
-            if person is None:
-                st.session_state.pop("offer", None)
-                st.error(f"No person named {plain(pending.name)} any more.")
-            else:
-                _run(replace(pending, into=person))
-    elif refusal["code"] == "already_enrolled":
-        who = refusal.get("match") or {}
-        known = plain(who.get("name", "someone"))
-        same = bool(who.get("same_photo"))
-        found = (
-            f"This face is already enrolled as {known} (person {who.get('person_id')}, score {who.get('score', 0):.3f})"
-        )
-        if same:
-            st.warning(f"{found}, with this very photo. Is {plain(pending.name)} someone else?")
-        else:
-            st.warning(f"{found}. Add the photo to {known}, or is {plain(pending.name)} someone else?")
-        add, anyway = st.columns(2)
-        if not same and add.button(f"Add the photo to {known}") and who.get("person_id") is not None:
-            _run(replace(pending, into=int(who["person_id"])))
-        if anyway.button(f"Enroll {plain(pending.name)} as a new person"):
-            _run(replace(pending, force=True))
-    elif refusal["code"] == "not_this_person":
-        who = refusal.get("match") or {}
-        st.warning(
-            f"This face does not look like {plain(pending.name)}: it scores {who.get('score', 0):.3f} against "
-            f"them, and {who.get('threshold', 0):.3f} is needed to verify as them. Nothing was stored. Is it "
-            f"{plain(pending.name)} all the same (a very different photo of them)?"
-        )
-        anyway, cancel = st.columns(2)
-        if anyway.button(f"Add it to {plain(pending.name)} anyway"):
-            _run(replace(pending, force=True))
-        if cancel.button("Cancel"):
-            st.session_state.pop("offer", None)
-            st.rerun()
-    else:
-        who = refusal.get("match") or {}
-        st.warning(
-            f"This photo is identified as {plain(who.get('name', 'someone else'))} (score "
-            f"{who.get('score', 0):.3f}), not as {plain(pending.name)}. Is it {plain(pending.name)} all the same?"
-        )
-        if st.button(f"Add it to {plain(pending.name)} anyway"):
-            _run(replace(pending, force=True))
+elif "choose_face" in st.session_state or "offer" in st.session_state:
+    question = st.empty()
+    with question.container():
+        answer = _ask()
+    if answer is not None:
+        question.empty()  # answered: its buttons go before the enrollment draws its result
+        _run(answer)

@@ -87,19 +87,17 @@ for row in range(0, len(records), COLUMNS):
         with column.container(border=True):
             cover = covers.get(int(person["id"]))
             if cover is not None:
-                st.image(cover, use_container_width=True)
+                st.image(cover, width="stretch")
             else:
                 st.caption("no photo")
-            if st.button(
-                plain(person["name"]), key=f"open-{person['id']}", use_container_width=True, help="open this person"
-            ):
+            if st.button(plain(person["name"]), key=f"open-{person['id']}", width="stretch", help="open this person"):
                 st.switch_page(PERSON_PAGE, query_params={"id": str(person["id"])})
             photos = int(person["photos"])
             views = int(person["images"]) - photos
             st.caption(f"{photos} photo{'s' * (photos != 1)} · {views} view{'s' * (views != 1)}")
 
 previous, status, following = st.columns([1, 3, 1], vertical_alignment="center")
-if previous.button("Previous", disabled=page == 0, use_container_width=True):
+if previous.button("Previous", disabled=page == 0, width="stretch"):
     st.session_state["gallery_page"] = page - 1
     st.rerun()
 status.markdown(
@@ -107,7 +105,7 @@ status.markdown(
     f"{' matching' if search.strip() else ''}</div>",
     unsafe_allow_html=True,
 )
-if following.button("Next", disabled=page >= pages - 1, use_container_width=True):
+if following.button("Next", disabled=page >= pages - 1, width="stretch"):
     st.session_state["gallery_page"] = page + 1
     st.rerun()
 st.caption(

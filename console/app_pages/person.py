@@ -126,9 +126,9 @@ def _merge(person_id: int, name: str) -> None:
         others = _others(person_id, search)
         ids = [int(r["id"]) for r in others]
         names = {int(r["id"]): str(r["name"]) for r in others}
-        if wanted is not None and wanted not in ids and wanted != person_id and not search:
+        if wanted is not None and wanted != person_id and not search:  # the duplicates finder's pair: first
             names |= names_of(gallery_source.source(), [wanted])
-            ids = ([wanted] if wanted in names else []) + ids
+            ids = ([wanted] if wanted in names else []) + [i for i in ids if i != wanted]
         if not ids:
             st.caption("Nobody else matches.")
             return
@@ -208,7 +208,7 @@ def _history(person_id: int) -> None:
         rows = [{k: v for k, v in row.items() if k != "person"} for row in access_rows(history["entries"])]
         if history["total"] > len(rows):
             st.caption(f"the newest {len(rows)} of {history['total']:,} (the System page has them all)")
-        st.dataframe(rows, hide_index=True, use_container_width=True)
+        st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def projection_chart(points: pd.DataFrame) -> alt.Chart:
@@ -236,7 +236,7 @@ def _projection(person_id: int) -> None:
         points = projection(gallery_source.source(), [person_id])
         st.session_state["projection"] = points
         if len(points):
-            st.altair_chart(projection_chart(points), use_container_width=True)
+            st.altair_chart(projection_chart(points), width="stretch")
 
 
 person_id = _query_id("id")

@@ -219,7 +219,7 @@ def stored_time(moment: datetime) -> str:
 
 def counted(counts: dict[str, int]) -> str:
     """A detail of counts: ``2 images, 12 embeddings``."""
-    return ", ".join(f"{n} {what}" for what, n in counts.items())
+    return ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items())
 
 
 def prune_access_log(store: GalleryStore, days: float) -> int:

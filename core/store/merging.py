@@ -83,6 +83,6 @@ class Merging:
                 (keep, f"as person {other}: ", other),
             )
             conn.execute("DELETE FROM persons WHERE id = ?", (other,))
-        counts = {"images": moved, "duplicate_images": dropped, "embeddings": embeddings}
+        counts = {"images": moved, "duplicate_images": dropped, "embeddings": embeddings}  # MergeResponse's fields
         log.info("merged person %d into person %d: %s", other, keep, counts)
         return counts
