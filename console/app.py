@@ -66,10 +66,10 @@ def _reachable(api_url: str, key: str) -> bool:
     return True
 
 
-def api_banner(who: SignedIn) -> None:
-    """The service's state as each page opens: a banner when it cannot be reached."""
+def api_banner(key: str) -> None:
+    """The service's state as each page opens (the sign-in page too): a banner when it cannot be reached."""
     try:
-        _reachable(load_config().api_url, who.key)
+        _reachable(load_config().api_url, key)
     except ApiError as exc:
         st.error(f"{plain(exc.friendly())}. The pages below show what they can; try again once it is back.")
 
@@ -85,13 +85,14 @@ def account(who: SignedIn) -> None:
 st.set_page_config(page_title="ManyAngles", layout="wide")
 who = signed_in()
 if who is None:
+    api_banner("")  # GET /v1/health takes no key
     st.navigation([st.Page(sign_in_page, title="Sign in", url_path="sign-in")]).run()
     st.stop()
 assert who is not None
 if "read" in who.grants:
     gallery_source.warm(gallery_source.where(), who.key)  # the Gallery's first read, in the background
 account(who)
-api_banner(who)
+api_banner(who.key)
 pages = [st.Page(PAGES / file, title=title) for file, title, need in NEEDS if need in who.grants]
 if "read" in who.grants:  # opened from the Gallery's grid (and the duplicates finder), not from the menu
     pages.append(st.Page(PAGES / "person.py", title="Person", url_path="person", visibility="hidden"))

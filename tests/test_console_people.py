@@ -199,3 +199,6 @@ def test_every_page_opens_with_a_banner_when_the_api_is_down(
     at.run()
     assert not at.exception, at.exception
     assert at.error and "not reachable" in at.error[0].value and "try again once it is back" in at.error[0].value
+    signed_out = _app().run()  # the sign-in page says so too
+    assert [t.value for t in signed_out.title] == ["Sign in"]
+    assert signed_out.error and "not reachable" in signed_out.error[0].value
