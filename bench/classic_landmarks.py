@@ -58,12 +58,12 @@ def main() -> None:
     import dlib
 
     from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
-    from core.augment.gate import decide, subject_faces
+    from core.augment.gate import decide
     from core.augment.views import plan_views
+    from core.faces.decode import decode_image
     from core.faces.dlib_models import SHAPE_68, dlib_model_path
-    from core.images import decode_image
-    from core.models import load_face_models
-    from core.recognition import FaceEngine
+    from core.faces.loading import load_face_models
+    from core.faces.recognition import FaceEngine, subject_faces
     from core.settings import Settings
 
     engine = FaceEngine(load_face_models(Settings()))

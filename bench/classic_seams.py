@@ -258,11 +258,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from core.augment.classic import CLASSIC_VIEWS
-    from core.augment.gate import decide, subject_faces
+    from core.augment.gate import decide
     from core.augment.views import plan_views
-    from core.images import decode_image
-    from core.models import load_face_models
-    from core.recognition import FaceEngine
+    from core.faces.decode import decode_image
+    from core.faces.loading import load_face_models
+    from core.faces.recognition import FaceEngine, subject_faces
     from core.settings import Settings
 
     def load(path: Path) -> np.ndarray:

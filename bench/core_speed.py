@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine
 from core.evaluation.dataset import load_labelled_folder
-from core.images import decode_image
-from core.models import load_face_models
+from core.faces.decode import decode_image
+from core.faces.loading import load_face_models
 from core.settings import Settings
 
 log = logging.getLogger("bench.core_speed")

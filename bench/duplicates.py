@@ -35,8 +35,8 @@ import numpy as np
 
 from bench.gallery_scale import build_store
 from bench.machine import describe_machine
-from core.duplicates import audit_duplicates, find_duplicates
-from core.embedders.dlib_embedder import DLIB_DEFAULT_THRESHOLDS, DLIB_DEFAULT_VIEWS_OFFSETS
+from core.faces.embedders.dlib_embedder import DLIB_DEFAULT_THRESHOLDS, DLIB_DEFAULT_VIEWS_OFFSETS
+from core.search.duplicates import audit_duplicates, find_duplicates
 from core.store.audits import AuditSearch, latest_audit
 from core.store.gallery import GalleryStore
 from core.store.jobs import JobRecord, list_jobs

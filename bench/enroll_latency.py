@@ -55,7 +55,7 @@ class PlainArcFace:
     def __init__(self) -> None:
         from insightface.model_zoo import model_zoo
 
-        from core.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, wheel_folder
+        from core.faces.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, wheel_folder
 
         folder, providers = wheel_folder(), ["CPUExecutionProvider"]
         self.detector = model_zoo.get_model(str(folder / DETECTOR_FILE), providers=providers)

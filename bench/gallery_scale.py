@@ -30,8 +30,8 @@ from console.client import Changed
 from console.local_tables import LocalTables
 from core.errors import ChangesUnavailable
 from core.store.changes import changes_since
-from core.store.export import TABLES, export_table
 from core.store.gallery import GalleryStore
+from core.store.snapshot import TABLES, export_table
 
 log = logging.getLogger("bench.gallery_scale")
 VIEWS = ["left", "right", "up", "down", "smiling", "serious", "left_far", "right_far", "up_far", "down_far"]

@@ -22,7 +22,7 @@ import numpy as np
 from bench.cached_study import cached_eval_data, start, study_parser
 from bench.machine import describe_machine
 from core.evaluation.eval_data import EvalData
-from core.matching_rules import RULES, GalleryIndex, person_scores
+from core.search.rules import RULES, GalleryIndex, person_scores
 
 log = logging.getLogger("bench.gallery_size")
 SIZES = (4, 8, 16, 33, 66)

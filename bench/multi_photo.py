@@ -29,7 +29,7 @@ from bench.cached_study import start, study_parser
 from bench.machine import describe_machine
 from core.evaluation.dataset import load_labelled_folder
 from core.evaluation.embedding import EmbeddingCache, PhotoEmbedding, embed_photos
-from core.matching_rules import RULES, GalleryIndex, person_scores
+from core.search.rules import RULES, GalleryIndex, person_scores
 from core.service import ManyAnglesService
 from core.settings import Settings
 

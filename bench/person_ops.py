@@ -26,7 +26,7 @@ from bench.gallery_scale import build_store, timed
 from bench.machine import describe_machine
 from core.store.gallery import GalleryStore
 from core.store.maintenance import check_store
-from core.store.models import EMBEDDINGS_AFTER_SQL
+from core.store.model_versions import EMBEDDINGS_AFTER_SQL
 
 log = logging.getLogger("bench.person_ops")
 NEW_INDEXES = {
@@ -37,7 +37,7 @@ NEW_INDEXES = {
 }
 
 
-# what core/store/models.py asked before: the model index walks every vector of the model
+# what core/store/model_versions.py asked before: the model index walks every vector of the model
 OLD_REFRESH_SQL = EMBEDDINGS_AFTER_SQL.replace("+model", "model")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import psutil
 
 from bench.machine import describe_machine
-from core.search import AnnParams, GallerySearch
+from core.search.index import AnnParams, GallerySearch
 
 log = logging.getLogger("bench.search")
 

@@ -40,8 +40,8 @@ def photos(faces: Path, count: int) -> list[bytes]:
 
 def raw_throughput(images: list[bytes], batch: int) -> float:
     """Photos per second for decode + detect + align + embed in this process, batched."""
-    from core.images import decode_image
-    from core.models import load_face_models
+    from core.faces.decode import decode_image
+    from core.faces.loading import load_face_models
     from core.settings import Settings
 
     models = load_face_models(Settings())

@@ -28,7 +28,7 @@ from bench.cached_study import cached_eval_data, start, study_parser
 from bench.machine import describe_machine
 from core.augment.classic import CLASSIC_DEFAULT_VIEWS
 from core.evaluation.eval_data import EvalData, gallery_index
-from core.matching_rules import RULES, person_scores
+from core.search.rules import RULES, person_scores
 
 log = logging.getLogger("bench.verify_person")
 TARGET_FMR = 1e-3

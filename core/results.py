@@ -1,12 +1,12 @@
 """What the core service answers: an enrollment, an identification, a verification (the HTTP
-schemas in core/schemas.py and the CLI's text are made from these)."""
+schemas in core/schemas/results.py and the CLI's text are made from these)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.matching import MatchResult
-from core.recognition import EmbeddedFace
+from core.faces.recognition import EmbeddedFace
+from core.search.matching import MatchResult
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 The CLI (models in this process) and the HTTP API (models in Ray Serve deployments) both go
 through this class; they differ only in the ``FaceAnalyzer`` and ``ViewMaker`` they give it.
-Storing a photo is core/enrolling.py's; the gallery in memory, core/live_search.py's; the
-thresholds, core/thresholds.py's.
+Storing a photo is core/enroll/enroller.py's; the gallery in memory, core/search/live.py's; the
+thresholds, core/search/thresholds.py's.
 """
 
 from __future__ import annotations
@@ -11,21 +11,21 @@ from __future__ import annotations
 import numpy as np
 
 from core.augment.gate import ViewsOutcome
-from core.duplicates import find_duplicates
-from core.enrolling import Enroller, PhotoRequest
-from core.enrollment import ProgressCallback
+from core.augment.viewmaker import ViewMaker
+from core.enroll.building import ProgressCallback
+from core.enroll.enroller import Enroller, PhotoRequest
 from core.errors import InvalidInput, ManyAnglesError, ModelMismatch, ModelNotReady, TooLargeForRequest
-from core.live_search import LiveSearch, check_active
-from core.pipeline import AnalyzedPhoto, FaceAnalyzer, ModelInfo
-from core.recognition import FacePolicy
+from core.faces.pipeline import AnalyzedPhoto, FaceAnalyzer, ModelInfo
+from core.faces.recognition import FacePolicy
 from core.results import EnrollResult, FaceIdentification, IdentifyResult, PersonVerifyResult, VerifyResult
+from core.search.duplicates import find_duplicates
+from core.search.live import LiveSearch, check_active
+from core.search.thresholds import GalleryFit, Thresholds
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
 from core.store.records import DuplicatePair, Person
 from core.store.removals import prune_removals
-from core.thresholds import GalleryFit, Thresholds
-from core.viewmaker import ViewMaker
 
 
 class ManyAnglesService:
@@ -42,8 +42,8 @@ class ManyAnglesService:
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
         """The in-process service (CLI): models loaded here, store under settings.data_dir."""
-        from core.active import ActiveModelFaces
-        from core.viewmaker import LocalViews
+        from core.augment.viewmaker import LocalViews
+        from core.faces.active import ActiveModelFaces
 
         store = GalleryStore(settings.data_dir)
         faces = ActiveModelFaces(settings, store, in_service=False)
@@ -73,7 +73,7 @@ class ManyAnglesService:
         return self.thresholds.fit(model, self.search.num_persons(model.name))
 
     def views_offset(self, model: ModelInfo | None = None) -> float:
-        """What a person with generated views loses from their score (core/matching_rules.py)."""
+        """What a person with generated views loses from their score (core/search/rules.py)."""
         return self.thresholds.views_offset(model or self.model)
 
     def verify_threshold(self, model: ModelInfo | None = None, person: bool = True) -> tuple[float, float | None]:
@@ -222,7 +222,7 @@ class ManyAnglesService:
 
     # --- gallery -----------------------------------------------------------------------------
     def duplicates(self, max_embeddings: int) -> list[DuplicatePair]:
-        """Faces the gallery holds twice (core/duplicates.py), as the service identifies now;
+        """Faces the gallery holds twice (core/search/duplicates.py), as the service identifies now;
         refused over ``max_embeddings`` vectors of the active model (``manyangles duplicates``)."""
         model = self.model
         size = self.search.size(model.name)

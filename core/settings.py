@@ -7,7 +7,7 @@ Layers, lowest priority first:
    first application's ``args`` are these settings. For ``serve run`` the ``args`` block is this
    layer: Serve validates it with this very model (``serve.app:build_app(args: Settings)``);
 3. environment variables ``MANYANGLES_<FIELD>`` (e.g. ``MANYANGLES_DATA_DIR``);
-4. command-line flags (``--data-dir``; every field has one, see core/cli_settings.py).
+4. command-line flags (``--data-dir``; every field has one, see core/cli/flags.py).
 
 Keyword arguments of ``Settings(...)`` and ``Settings.model_validate(...)`` are the YAML layer:
 the environment overrides them. ``Settings.load(config_file, **flags)`` builds all four layers.
@@ -41,7 +41,7 @@ NON_SETTING_ENV = frozenset({"MANYANGLES_CONFIG", "MANYANGLES_FACES_DIR"})
 DetectorKind = Literal["scrfd", "dlib", "insightface"]
 EmbedderKind = Literal["arcface", "dlib", "insightface"]
 EMBEDDER_KINDS: tuple[str, ...] = ("arcface", "dlib", "insightface")
-MatchMode = Literal["max", "mean", "blend", "top2"]  # core/matching_rules.py
+MatchMode = Literal["max", "mean", "blend", "top2"]  # core/search/rules.py
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # torch.compile of the SD UNet (and on CUDA the VAE); reduce-overhead and max-autotune add CUDA graphs
 CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]

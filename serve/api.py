@@ -16,10 +16,11 @@ from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, Upload
 from fastapi.responses import Response
 from ray import serve
 
-from core.active import upgrade_notice
 from core.errors import InvalidInput
+from core.faces.active import upgrade_notice
 from core.results import EnrollResult
-from core.schemas import (
+from core.schemas.health import HealthResponse, KeyInfo
+from core.schemas.results import (
     EmbedResponse,
     EnrollResponse,
     GenerateResponse,
@@ -28,8 +29,7 @@ from core.schemas import (
     PersonVerifyResponse,
     VerifyResponse,
 )
-from core.schemas_health import HealthResponse, KeyInfo
-from core.schemas_stats import (
+from core.schemas.stats import (
     BatchingStats,
     EnrollmentRun,
     EnrollmentStatsResponse,
@@ -46,7 +46,7 @@ from core.store.access_log import AccessLog, Caller
 from core.store.gallery import GalleryStore
 from core.store.keys import GRANTS, KeyStore
 from core.store.maintenance import check_store
-from core.store.models import active_model
+from core.store.model_versions import active_model
 from serve.admin_api import router as admin_router
 from serve.admission import Admission
 from serve.auth import caller_of, ensure_api_key, offered_key

@@ -11,7 +11,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from core.errors import InvalidRequest
-from core.schemas import ErrorResponse
+from core.schemas.results import ErrorResponse
 from core.store.access_log import Caller
 from core.store.keys import GRANTS
 from core.store.sqlutil import MAX_ROW_ID

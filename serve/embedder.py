@@ -21,10 +21,10 @@ import numpy as np
 from ray import serve
 
 from core.augment.base import GenerationResult
-from core.augment.gate import ViewsOutcome
+from core.augment.gate import ViewsOutcome, gate_views
 from core.errors import InvalidSetting, ManyAnglesError
-from core.pipeline import AnalyzedPhoto, ModelInfo
-from core.recognition import FacePolicy
+from core.faces.pipeline import AnalyzedPhoto, ModelInfo
+from core.faces.recognition import FacePolicy
 from core.settings import Settings
 from serve.logs import route_core_logs
 from serve.refusals import Refused, is_refusal
@@ -37,7 +37,7 @@ BATCHING_KEYS = {"max_batch_size", "batch_wait_timeout_s"}
 @serve.deployment
 class Embedder:
     def __init__(self, settings: Settings) -> None:
-        from core.active import ActiveModelFaces
+        from core.faces.active import ActiveModelFaces
         from core.store.gallery import GalleryStore
 
         route_core_logs(settings.log_level)
@@ -116,7 +116,7 @@ class Embedder:
         if isinstance(generation, Refused):
             return generation
         try:
-            outcome = await self._run(self.pipeline.gate, generation, reference, threshold)
+            outcome = await self._run(gate_views, self.pipeline, generation, reference, threshold)
         except ManyAnglesError as exc:
             if is_refusal(exc):
                 return Refused(exc)

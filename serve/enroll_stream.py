@@ -15,10 +15,10 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from core.enrollment import ProgressCallback, ProgressEvent
+from core.enroll.building import ProgressCallback, ProgressEvent
 from core.errors import ManyAnglesError
 from core.results import EnrollResult
-from core.schemas import EnrollResponse, ErrorResponse
+from core.schemas.results import EnrollResponse, ErrorResponse
 from serve.refusals import is_refusal, log_refusal
 
 log = logging.getLogger("ray.serve")

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from fastapi import Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from core.enrollment import ProgressCallback
+from core.enroll.building import ProgressCallback
 from core.errors import ImageTooLarge, InvalidInput
 from core.results import EnrollResult
-from core.schemas import EnrollResponse
+from core.schemas.results import EnrollResponse
 from serve.enroll_stream import NDJSON, stream_enrollment
 
 ENROLL_STREAM: dict[int | str, dict[str, Any]] = {

@@ -12,8 +12,9 @@ from fastapi.responses import Response
 
 from core.batch.launch import launch_duplicates
 from core.errors import InvalidRequest
-from core.images import thumbnail_jpeg
-from core.schemas_gallery import (
+from core.faces.decode import thumbnail_jpeg
+from core.schemas.admin import JobOut
+from core.schemas.gallery import (
     ChangesOut,
     DeleteResponse,
     DuplicatesAuditResponse,
@@ -26,14 +27,13 @@ from core.schemas_gallery import (
     PersonsPage,
     RenameRequest,
 )
-from core.schemas_models import JobOut
 from core.service import ManyAnglesService
 from core.store.access_log import counted
 from core.store.audits import latest_audit, latest_audit_job
 from core.store.changes import MAX_CHANGED, changes_since
-from core.store.export import export_snapshot, gallery_stamp, validate
 from core.store.jobs import reap_dead_jobs
 from core.store.names import MAX_NAME_LENGTH
+from core.store.snapshot import export_snapshot, gallery_stamp, validate
 from core.store.sqlutil import MAX_ROW_ID
 from serve.bodies import documented, json_or_form
 from serve.deps import Admin, CanRead, RowId, errors, log_access, log_browse, log_view

@@ -11,11 +11,11 @@ from typing import Any
 from ray import serve
 
 from core.augment.base import GenerationResult
+from core.augment.viewmaker import GeneratorInfo, generate_from_photo, generator_info
 from core.augment.views import ViewRequest
 from core.errors import ManyAnglesError
 from core.faces.types import Face
 from core.settings import Settings
-from core.viewmaker import GeneratorInfo, generate_from_photo, generator_info
 from serve.logs import route_core_logs
 from serve.refusals import Refused, is_refusal
 

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ManyAnglesError, ServiceBusy
-from core.schemas import ErrorResponse
-from core.schemas_health import HealthResponse
+from core.schemas.health import HealthResponse
+from core.schemas.results import ErrorResponse
 from serve.admission import Admission, request_class
 from serve.refusals import is_refusal, log_refusal
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from core.schemas_models import ApiKeyOut, CreatedKey, CreateKeyRequest, KeysResponse
+from core.schemas.admin import ApiKeyOut, CreatedKey, CreateKeyRequest, KeysResponse
 from core.store.keys import KeyStore
 from serve.bodies import documented, json_or_form
 from serve.deps import Admin, RowId, errors, log_access

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from core.augment.gate import ViewsOutcome
+from core.augment.viewmaker import GeneratorInfo
 from core.augment.views import ViewRequest
 from core.errors import ManyAnglesError, ReplicaLost, ServiceBusy
+from core.faces.pipeline import AnalyzedPhoto, ModelInfo
+from core.faces.recognition import FacePolicy
 from core.faces.types import Face
-from core.pipeline import AnalyzedPhoto, ModelInfo
-from core.recognition import FacePolicy
-from core.viewmaker import GeneratorInfo
 from serve.refusals import Refused
 
 CALL_TIMEOUT_S = 600.0

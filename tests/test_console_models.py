@@ -73,7 +73,7 @@ _ADD_MODEL = """
 import json, sys
 import numpy as np
 from core.store.gallery import GalleryStore
-from core.store.models import EmbeddedImage, register_model, write_embedded
+from core.store.model_versions import EmbeddedImage, register_model, write_embedded
 args = json.loads(sys.argv[1])
 store = GalleryStore(args["data_dir"])
 register_model(store, args["name"], 4, {"embedder": "dlib", "detector": "dlib"}, {"top2": 0.5})

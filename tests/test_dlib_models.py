@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from core.errors import MultipleFaces, NoFaceFound
-from core.images import decode_image
-from core.recognition import FaceEngine, select_face
+from core.faces.decode import decode_image
+from core.faces.recognition import FaceEngine, select_face
 
 from conftest import no_face_jpeg, photo, photo_bytes, side_by_side
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.embedders.dlib_onnx import DlibResnetSession
-from core.embedders.dlib_weights import read_dlib_resnet
 from core.errors import ModelUnavailable
+from core.faces.decode import decode_image
 from core.faces.dlib_models import RESNET, dlib_model_path
-from core.images import decode_image
+from core.faces.embedders.dlib_onnx import DlibResnetSession
+from core.faces.embedders.dlib_weights import read_dlib_resnet
 
 from conftest import photo_bytes
 
@@ -88,7 +88,7 @@ def test_another_file_fails_naming_what_and_where(tmp_path: Path, damage, messag
 
 
 def test_the_onnx_providers_setting_now_applies_to_the_default_model():
-    from core.models import load_face_models
+    from core.faces.loading import load_face_models
     from core.settings import Settings
 
     with pytest.raises(ModelUnavailable, match="TensorrtExecutionProvider"):

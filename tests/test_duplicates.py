@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.duplicates import find_duplicates
+from core.search.duplicates import find_duplicates
 from core.settings import Settings
 from core.store.audits import AuditSearch, latest_audit
 

@@ -1,4 +1,4 @@
-"""The search for faces enrolled twice as a job (core/duplicates.py ``audit_duplicates``,
+"""The search for faces enrolled twice as a job (core/search/duplicates.py ``audit_duplicates``,
 core/store/audits.py): its progress, its stored pairs, what a deletion, a rename and a newer
 search do to them. Over a synthetic gallery of real stored rows (bench/gallery_scale.py)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.duplicates import audit_duplicates
+from core.search.duplicates import audit_duplicates
 from core.store.audits import AuditSearch, latest_audit, latest_audit_job, save_audit
 from core.store.gallery import GalleryStore
 from core.store.jobs import JobRunning, get_job, reap_dead_jobs, set_pid, start_job

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.embedders.shipped import Shipped
-from core.gallery_fpir import expected_fpir, person_fmr_for, persons_within, rate_interval
-from core.pipeline import ModelInfo
+from core.faces.embedders.shipped import Shipped
+from core.faces.pipeline import ModelInfo
+from core.search.fpir import expected_fpir, person_fmr_for, persons_within, rate_interval
+from core.search.thresholds import gallery_fit
 from core.store.gallery import GalleryStore
 from core.store.records import StoredThreshold
-from core.thresholds import gallery_fit
 
 from conftest import photo_bytes
 

@@ -17,7 +17,7 @@ from core.errors import (
     TruncatedImage,
     UnsupportedImageFormat,
 )
-from core.images import decode_image
+from core.faces.decode import decode_image
 
 from conftest import photo_bytes
 
@@ -137,7 +137,7 @@ def test_decompression_bomb_refused_before_decoding(
 
 
 def test_a_cover_is_the_face_cropped_square_and_small():
-    from core.images import thumbnail_jpeg
+    from core.faces.decode import thumbnail_jpeg
 
     rgb = np.zeros((400, 800, 3), np.uint8)
     rgb[150:250, 500:600] = 255  # the "face": a white square

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from core.errors import ModelUnavailable
-from core.models import load_face_models
-from core.recognition import FaceEngine
+from core.faces.loading import load_face_models
+from core.faces.recognition import FaceEngine
 from core.settings import Settings
 
 from conftest import local_service, photo_bytes
@@ -43,7 +43,7 @@ def test_pack_loads_through_model_zoo_and_reports_provider(pack_root: Path):
 
 def test_detection_alignment_and_batched_embedding(pack_root: Path):
     engine = FaceEngine(load_face_models(settings_for(pack_root)))
-    from core.images import decode_image
+    from core.faces.decode import decode_image
 
     rgb = decode_image(photo_bytes("Barack_Obama"), max_bytes=1 << 25, max_pixels=1 << 26).rgb
     faces = engine.detect(rgb)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.evaluation.metrics import SearchOutcome, fnir_at, fpir_at, rank1, threshold_for_fpir
-from core.matching import Matcher
+from core.search.matching import Matcher
 from core.store.records import GalleryMatrix
 
 

@@ -9,8 +9,8 @@ from core.errors import InvalidInput
 from core.evaluation.calibration import calibrate_rules, calibrate_verify
 from core.evaluation.crossval import _deal, cross_validate
 from core.evaluation.eval_data import EvalData
-from core.matching import Matcher
-from core.matching_rules import RULES, GalleryIndex, person_scores
+from core.search.matching import Matcher
+from core.search.rules import RULES, GalleryIndex, person_scores
 from core.store.records import GalleryMatrix
 
 E = np.eye(3, dtype=np.float32)

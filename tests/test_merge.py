@@ -13,7 +13,7 @@ from test_person_photos import second_photo
 from test_store import enrollment
 
 from core.errors import InvalidRequest, NotThisPerson, PersonNotFound
-from core.search import GallerySearch
+from core.search.index import GallerySearch
 from core.store.access_log import Caller, access_page, log_access
 from core.store.changes import changes_since
 from core.store.gallery import GalleryStore

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from test_store import enrollment
 
-from core.schemas_gallery import PersonsPage
+from core.schemas.gallery import PersonsPage
 from core.store.gallery import PERSON_SELECT, GalleryStore
-from core.store.models import EMBEDDINGS_AFTER_SQL, embeddings_after
+from core.store.model_versions import EMBEDDINGS_AFTER_SQL, embeddings_after
 
 from conftest import photo_bytes
 

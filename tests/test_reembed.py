@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from core.errors import ModelNotReady, ModelSwitching
-from core.models import load_face_models
+from core.faces.loading import load_face_models
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.jobs import list_jobs
-from core.store.models import activate_model, active_model, list_models, prune_model
+from core.store.model_versions import activate_model, active_model, list_models, prune_model
 from core.store.records import StoredThreshold
 
 from conftest import AUTH, FACES, REPO, local_service, photo_bytes
@@ -209,7 +209,7 @@ def test_switch_refuses_an_incomplete_model(tmp_path: Path, dlib_models):
     settings = tiny_settings(tmp_path).replace(detector="dlib", embedder="dlib")
     service = local_service(settings, dlib_models)
     service.enroll(PEOPLE[0], photo_bytes(PEOPLE[0]))
-    from core.store.models import register_model
+    from core.store.model_versions import register_model
 
     register_model(service.store, TINY, 512, {"embedder": "insightface"}, {})
     with pytest.raises(ModelNotReady, match="1 image"):
@@ -222,8 +222,8 @@ def test_a_process_started_with_a_retired_models_settings_loads_only_the_active_
     not the configured one first: it serves even where the old model's weights are gone."""
     import shutil
 
-    from core.active import ActiveModelFaces, model_spec
-    from core.store.models import get_model, register_model
+    from core.faces.active import ActiveModelFaces, model_spec
+    from core.store.model_versions import get_model, register_model
 
     settings = tiny_settings(tmp_path)  # configured: the tiny insightface pack
     store = GalleryStore(settings.data_dir)
@@ -408,7 +408,7 @@ def test_the_service_keeps_answering_through_a_switch_and_its_embedder_follows(s
 
 
 def test_a_job_s_fraction_is_zero_while_its_work_is_counted():
-    from core.schemas_models import JobOut
+    from core.schemas.admin import JobOut
     from core.store.jobs import JobRecord
 
     def job(state: str, total: int, done: int = 0, skipped: int = 0) -> JobRecord:

@@ -15,11 +15,11 @@ import pytest
 
 from core.augment.sd_build import random_img2img_pipeline
 from core.augment.stable_diffusion import StableDiffusionAugmentor
+from core.augment.viewmaker import LocalViews
 from core.augment.views import NEGATIVE_PROMPT, VIEW_PROMPTS, plan_views, prompt_for
 from core.errors import ModelUnavailable
-from core.images import decode_image
+from core.faces.decode import decode_image
 from core.service import ManyAnglesService
-from core.viewmaker import LocalViews
 
 from conftest import photo_bytes
 

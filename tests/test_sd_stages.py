@@ -147,7 +147,7 @@ def test_a_plain_cpu_augmentor_skips_the_warm_up():
 
 def test_health_carries_the_generator_state():
     """What the Generator's health_info adds for Stable Diffusion survives /v1/health's schema."""
-    from core.schemas_health import GeneratorHealth
+    from core.schemas.health import GeneratorHealth
 
     augmentor = StableDiffusionAugmentor(pipeline=random_img2img_pipeline("tiny", seed=0), decode_views=2)
     health = GeneratorHealth.model_validate({"status": "ok", "generator": augmentor.name, **augmentor.state()})

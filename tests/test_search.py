@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.search import gallery, unit
-from core.search import GallerySearch
+from core.search.index import GallerySearch
 from core.store.gallery import GalleryStore
 from core.store.records import Enrollment, NewEmbedding, NewImage
 

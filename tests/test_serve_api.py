@@ -42,7 +42,7 @@ def test_health_needs_no_key(api: httpx.Client):
 def test_a_strict_health_probe_answers_503_when_degraded():
     """The readiness answer for a report with the generator down (as /v1/health builds it when a
     deployment does not answer): 200 and the report by default, 503 naming the failure with strict."""
-    from core.schemas_health import HealthResponse
+    from core.schemas.health import HealthResponse
     from serve.http_errors import health_answer
 
     report = HealthResponse.model_validate(

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.cli import build_parser
-from core.cli_settings import settings_from_args
+from core.cli.flags import settings_from_args
+from core.cli.main import build_parser
 from core.errors import InvalidSetting
 from core.settings import Settings
 

@@ -221,7 +221,7 @@ def test_migration_keeps_thresholds_under_the_max_rule(tmp_path: Path):
 def test_migration_to_model_versions(tmp_path: Path):
     """A version-4 gallery: its models become 'retired' rows, a duplicate (image, model) vector is
     dropped, (image, model) becomes unique, and removals are logged from then on."""
-    from core.store.models import active_model, list_models, register_model
+    from core.store.model_versions import active_model, list_models, register_model
 
     conn = gallery_at_schema(tmp_path, 4)
     conn.execute("INSERT INTO persons VALUES (1, 'a', 'then')")

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from core.enroll.import_check import ImportFaceCheck
 from core.errors import InvalidInput
-from core.import_check import ImportFaceCheck
 from core.settings import Settings
 from core.store.records import StoredThreshold
 from core.store.transfer import export_gallery, import_gallery

@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.active import upgrade_notice
+from core.faces.active import upgrade_notice
 from core.service import ManyAnglesService
 from core.settings import Settings
-from core.store.models import active_model
+from core.store.model_versions import active_model
 
 from conftest import REPO, local_service, photo_bytes
 

@@ -19,7 +19,7 @@ def test_one_persons_score_by_hand():
     """Person 7: their photo [1, 0] and a view [0.6, 0.8]; person 9: one photo [0, 1]. Against the
     probe [1, 0]: max 1.0, top2 (1.0 + 0.6) / 2 = 0.8, mean 1.6 / |(1.6, 0.8)| = 0.8944, blend
     0.5 * 1.0 + 0.5 * 0.6 = 0.8; the views offset comes off person 7 only (they have a view)."""
-    from core.search import GallerySearch
+    from core.search.index import GallerySearch
 
     search = GallerySearch("m")
     search.add(
@@ -43,13 +43,13 @@ def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
     """A one-to-one threshold is per (model, rule, FMR): a photo against a person under a rule,
     or two photos (``PHOTOS``); the store's calibration first, then the model's shipped values
     (at FMR 0.1% only), else a clear refusal."""
-    from core.embedders.shipped import Shipped
     from core.errors import NotCalibrated
-    from core.matching_rules import PHOTOS
-    from core.pipeline import ModelInfo
+    from core.faces.embedders.shipped import Shipped
+    from core.faces.pipeline import ModelInfo
+    from core.search.rules import PHOTOS
+    from core.search.thresholds import resolve_threshold
     from core.store.gallery import GalleryStore
     from core.store.records import StoredThreshold
-    from core.thresholds import resolve_threshold
 
     shipped = Shipped(identify={0.01: {"top2": 0.9}}, verify={"top2": 0.8, PHOTOS: 0.7})
     model = ModelInfo("m", 4, "cpu", "dlib", 1, shipped)

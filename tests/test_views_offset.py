@@ -14,11 +14,11 @@ import pytest
 from core.evaluation.calibration import calibrate_rules, calibrate_views_offsets
 from core.evaluation.crossval import _mixed
 from core.evaluation.eval_data import EvalData
-from core.matching import Matcher
-from core.matching_rules import RULES, VIEWS_OFFSET_TAIL, GalleryIndex, person_scores
+from core.search.matching import Matcher
+from core.search.rules import RULES, VIEWS_OFFSET_TAIL, GalleryIndex, person_scores
+from core.search.thresholds import resolve_views_offset
 from core.settings import Settings
 from core.store.records import GalleryMatrix, StoredThreshold
-from core.thresholds import resolve_views_offset
 from tests.conftest import local_service, photo_bytes
 
 E = np.eye(3, dtype=np.float32)

@@ -27,17 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from core.active import model_spec, shipped_thresholds
 from core.batch.reembed_worker import ReembedWorker, items_to_rows, rows_to_results
 from core.errors import NotCalibrated
-from core.matching_rules import RULES
-from core.models import DETECTOR_OF, shipped_for
-from core.pipeline import FacePipeline, ModelInfo
+from core.faces.active import model_spec, shipped_thresholds
+from core.faces.loading import DETECTOR_OF, shipped_for
+from core.faces.pipeline import FacePipeline, ModelInfo
+from core.search.rules import RULES
+from core.search.thresholds import resolve_threshold
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.jobs import finish_job, start_job, update_job
-from core.store.models import ModelRecord, activate_model, register_model, work_list, write_embedded
-from core.thresholds import resolve_threshold
+from core.store.model_versions import ModelRecord, activate_model, register_model, work_list, write_embedded
 
 log = logging.getLogger(__name__)
 MAX_ROUNDS = 3  # enrollments during a round add work; the switch waits for a round with none
@@ -65,7 +65,7 @@ def default_workers(settings: Settings) -> int:
 
 def target_settings(settings: Settings, embedder: str) -> Settings:
     """The settings that load ``embedder`` ('arcface', 'dlib' or 'insightface') with its own
-    detector (core/models.py: ``DETECTOR_OF``)."""
+    detector (core/faces/loading.py: ``DETECTOR_OF``)."""
     return settings.replace(embedder=embedder, detector=DETECTOR_OF[embedder])
 
 
@@ -185,7 +185,7 @@ def reembed(
 
 
 def _active_name(store: GalleryStore) -> str | None:
-    from core.store.models import active_model
+    from core.store.model_versions import active_model
 
     active = active_model(store)
     return active.name if active else None

@@ -18,7 +18,7 @@ import numpy as np
 from core.errors import ManyAnglesError
 from core.faces.types import Face
 from core.settings import Settings
-from core.store.models import EmbeddedImage, WorkItem
+from core.store.model_versions import EmbeddedImage, WorkItem
 
 log = logging.getLogger(__name__)
 NO_BOX = (float("nan"),) * 4
@@ -64,7 +64,7 @@ def pick_face(faces: list[Face], before: tuple[float, ...]) -> int:
 
 class ReembedWorker:
     def __init__(self, settings: Settings) -> None:
-        from core.pipeline import FacePipeline
+        from core.faces.pipeline import FacePipeline
 
         self.data_dir = Path(settings.data_dir)
         self.pipeline = FacePipeline(settings, workers=1)  # in this process (one per actor)

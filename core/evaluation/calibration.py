@@ -15,8 +15,8 @@ import numpy as np
 from core.errors import InvalidInput
 from core.evaluation.eval_data import EvalData, gallery_index, top_searches
 from core.evaluation.metrics import threshold_for_fpir
-from core.gallery_fpir import MIN_PAIR_HITS, person_fmr_for
-from core.matching_rules import RULES, VIEWS_OFFSET_TAIL, person_scores
+from core.search.fpir import MIN_PAIR_HITS, person_fmr_for
+from core.search.rules import RULES, VIEWS_OFFSET_TAIL, person_scores
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def calibrate_rules(
     scores them. Without ``gallery_size`` the threshold is the one at ``target`` over the
     impostor searches (galleries of half the identities, each half in turn). With it, the
     threshold is the one whose per-person rate gives ``target`` in a gallery of that many
-    persons (``FPIR(N) = 1 - (1 - fmr) ** N``, core/gallery_fpir.py), read off the impostor
+    persons (``FPIR(N) = 1 - (1 - fmr) ** N``, core/search/fpir.py), read off the impostor
     pairs; refused when the folder has too few pairs to measure that rate. The pairs are every
     search with a face against every enrolled identity but its own (a person's score does not
     depend on who else is enrolled).
@@ -137,7 +137,7 @@ def _measurable_rate(target: float, gallery_size: int, pairs: int) -> float:
 def calibrate_views_offsets(
     data: EvalData, views: tuple[str, ...] | None, rules: tuple[str, ...] = RULES, tail: float = VIEWS_OFFSET_TAIL
 ) -> dict[str, tuple[float, int]]:
-    """Per rule: the views offset (core/matching_rules.py), and the impostor pairs it rests on.
+    """Per rule: the views offset (core/search/rules.py), and the impostor pairs it rests on.
 
     The same persons are enrolled twice, from the photo alone and with ``views``; impostor
     probes are scored against every person (pairs, not just the top one: thousands of them);

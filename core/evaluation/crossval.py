@@ -27,7 +27,7 @@ import numpy as np
 from core.evaluation.calibration import calibrate_views_offsets
 from core.evaluation.eval_data import EvalData, gallery_index, top_searches
 from core.evaluation.metrics import threshold_for_fpir
-from core.matching_rules import RULES
+from core.search.rules import RULES
 
 FPIRS = (0.01, 0.1)
 

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from core.augment.base import Augmentor
+from core.augment.gate import gate_views
+from core.augment.viewmaker import generate_from_photo
 from core.augment.views import plan_views
 from core.errors import InvalidImage, NoFaceFound
-from core.pipeline import FacePipeline
+from core.faces.pipeline import FacePipeline
 from core.progress import Progress
 from core.settings import Settings
-from core.viewmaker import generate_from_photo
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def _embed_one(
                     d.similarity,
                     None if d.embedded is None else d.embedded.vector,
                 )
-                for d in pipeline.gate(generation, original.vector, gate_threshold).decisions
+                for d in gate_views(pipeline, generation, original.vector, gate_threshold).decisions
             ]
     return PhotoEmbedding(path, original.vector, analyzed.num_faces, views=views)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.matching_rules import GalleryIndex, person_scores
+from core.search.rules import GalleryIndex, person_scores
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ from core.evaluation.eval_data import EvalData
 from core.evaluation.metrics import fnir_at, fpir_at, open_set_report, rank1, threshold_for_fpir
 from core.evaluation.nested import MIN_IDENTITIES, NestedReport, format_nested, nested_selection
 from core.evaluation.protocol import GalleryVectors, ProbeVectors, closed_set, open_set
-from core.matching_rules import RULES
+from core.search.rules import RULES
 from core.settings import MatchMode, Settings
 
 POSE_VIEWS = ("left", "right", "up", "down")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.evaluation.metrics import SearchOutcome
-from core.matching import Matcher
+from core.search.matching import Matcher
 from core.settings import MatchMode
 from core.store.records import GalleryMatrix
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import ChangesUnavailable, InvalidInput, StoreSchemaError
-from core.store.export import STAMP_SQL, format_stamp
+from core.store.snapshot import STAMP_SQL, format_stamp
 
 MAX_CHANGED = 10_000
 _TOKEN = re.compile(r"^([0-9a-f]{16})-([0-9]{1,19})$")

@@ -60,7 +60,7 @@ class Merging:
                 conn.execute("UPDATE images SET person_id = ?, display_name = ? WHERE id = ?", (keep, name, image_id))
                 moved += 1
             # new ids for the moved vectors: a search index adds rows after the last id it saw and
-            # drops the ids the removal log names (core/search.py); an UPDATE would reach neither
+            # drops the ids the removal log names (core/search/index.py); an UPDATE would reach neither
             conn.execute(
                 f"CREATE TEMP TABLE merging AS SELECT {_EMBEDDING_COLUMNS} FROM embeddings "
                 "WHERE person_id = ? ORDER BY id",

@@ -1,7 +1,7 @@
 """The removal log: which embeddings were deleted, for the in-memory search indexes to follow.
 
 A trigger records every deleted embedding (``embedding_removals``: sequence number, id, model,
-time). Each search index (core/search.py) remembers the last sequence number it applied and reads
+time). Each search index (core/search/index.py) remembers the last sequence number it applied and reads
 only what came after. The log is pruned: rows older than ``KEEP_S`` go, and ``removals_floor``
 records the highest sequence number pruned; an index that last looked before the floor may have
 missed removals, so it reloads the gallery from scratch instead (correct, only slower). A replica

@@ -150,7 +150,7 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at  TEXT
     );
     """,
-    # 4 -> 5: model versions (core/store/models.py). At most one model is active (the partial
+    # 4 -> 5: model versions (core/store/model_versions.py). At most one model is active (the partial
     # unique index is the pointer); one embedding per (image, model); images a re-embedding could
     # not embed; the ids of removed embeddings (ids only), so search indexes refresh incrementally;
     # batch jobs with their progress. Models found in old galleries start 'retired': the service
@@ -272,7 +272,7 @@ MIGRATIONS: tuple[str, ...] = (
         for table in ("images", "embeddings")
     ),
     # 10 -> 11: what an identification threshold holds at the size of a gallery
-    # (core/gallery_fpir.py): its per-person false match rate, and the persons it was calibrated for
+    # (core/search/fpir.py): its per-person false match rate, and the persons it was calibrated for
     """
     ALTER TABLE thresholds ADD COLUMN person_fmr REAL;       -- share of impostor pairs at or over it
     ALTER TABLE thresholds ADD COLUMN gallery_size INTEGER;  -- persons the target FPIR holds for
@@ -301,7 +301,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX duplicate_pairs_other ON duplicate_pairs(other_id);
     """,
     # 12 -> 13: how many impostor pairs a per-person false match rate was measured over, so
-    # that its confidence interval (core/gallery_fpir.py) can be told
+    # that its confidence interval (core/search/fpir.py) can be told
     """
     ALTER TABLE thresholds ADD COLUMN fmr_pairs INTEGER;
     """,

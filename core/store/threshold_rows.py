@@ -1,5 +1,5 @@
 """The calibrated thresholds table: per model, kind (``fpir``, ``gate_fmr``, ``views_offset``),
-matching rule and target (``manyangles calibrate`` writes them; core/thresholds.py resolves them).
+matching rule and target (``manyangles calibrate`` writes them; core/search/thresholds.py resolves them).
 
 Mixed into GalleryStore, which provides the connections.
 """

@@ -10,7 +10,7 @@ Import rules (a person of the export whose name is already in the gallery):
 - ``rename``: store them as ``"<name> (2)"`` (the first free number).
 - ``merge``: add their images and embeddings to the person of that name, leaving out an image the
   person already has (same bytes and source) and its embeddings.
-With a face check (``manyangles import`` runs one: core/import_check.py), a person whose face is
+With a face check (``manyangles import`` runs one: core/enroll/import_check.py), a person whose face is
 identified as a person already in the gallery is left out whatever their name, and so is a merge
 whose face is not identified as the person it would join; both are reported, and ``force``
 imports them.
@@ -57,8 +57,8 @@ QUERIES: dict[str, str] = {
 }
 
 
-class FaceCheck(Protocol):
-    """What an import asks of the gallery's faces (core/import_check.py)."""
+class ImportFaces(Protocol):
+    """What an import asks of the gallery's faces (core/enroll/import_check.py)."""
 
     def describe(self) -> str: ...
 
@@ -235,10 +235,10 @@ def _free_name(name: str, taken: set[str]) -> str:
 
 
 def import_gallery(
-    store: GalleryStore, src: Path, on_conflict: str = "skip", check: FaceCheck | None = None, force: bool = False
+    store: GalleryStore, src: Path, on_conflict: str = "skip", check: ImportFaces | None = None, force: bool = False
 ) -> TransferReport:
     """``check``: leave out a person whose face is already in the gallery under another name, and
-    a merge whose face is identified as someone else (core/import_check.py); ``force``: import
+    a merge whose face is identified as someone else (core/enroll/import_check.py); ``force``: import
     them anyway (still reported)."""
     if on_conflict not in CONFLICTS:
         raise InvalidInput(f"unknown conflict rule {on_conflict!r}; use one of {', '.join(CONFLICTS)}")

@@ -12,9 +12,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs onnxruntime-gpu with a CUDA device",
 )
 
-from core.embedders.dlib_onnx import DlibResnetSession  # noqa: E402
 from core.errors import ModelUnavailable  # noqa: E402
 from core.faces.dlib_models import RESNET, dlib_model_path  # noqa: E402
+from core.faces.embedders.dlib_onnx import DlibResnetSession  # noqa: E402
 
 
 def test_cuda_descriptors_match_the_cpu_ones():

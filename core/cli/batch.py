@@ -1,0 +1,104 @@
+"""``manyangles models | reembed | switch | prune``: model versions from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+
+from core.cli.flags import count
+from core.errors import ModelNotFound
+from core.faces.active import upgrade_notice
+from core.settings import EMBEDDER_KINDS, Settings
+from core.store.access_log import log_command
+from core.store.gallery import GalleryStore
+from core.store.model_versions import ModelRecord, active_model, list_models, prune_model
+
+COMMANDS = ("models", "reembed", "switch", "prune")
+
+
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("models", help="model versions: name, dimension, status, vectors, thresholds")
+    reembed = sub.add_parser("reembed", help="embed every stored image with another model (Ray Data), then switch")
+    reembed.add_argument("--model", required=True, choices=EMBEDDER_KINDS, help="the model to embed with")
+    reembed.add_argument(
+        "--address", default=None, help="Ray cluster (auto, host:port, ray://host:10001); default: a local one"
+    )
+    reembed.add_argument("--workers", type=count(), default=None, help="model actors (default: cores - 1)")
+    reembed.add_argument("--batch-size", type=count(), default=None, help="images per model call")
+    reembed.add_argument("--no-switch", action="store_true", help="embed only; switch later with `switch`")
+    reembed.add_argument(
+        "--allow-missing", action="store_true", help="switch even if some persons get no vector of the model"
+    )
+    reembed.add_argument("--no-ray", action="store_true", help="one process, no Ray (the benchmark's baseline)")
+    reembed.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # a job row the API created
+    for name, text in (("switch", "make a fully embedded model the active one"), ("prune", "remove a model's vectors")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--model", required=True, help="a model name (see `models`), or arcface / dlib / insightface")
+        if name == "switch":
+            cmd.add_argument("--allow-missing", action="store_true", help="see reembed --allow-missing")
+
+
+def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
+    """A model by its name, or by its kind (arcface, dlib, insightface) when one model has it."""
+    models = list_models(store)
+    exact = [m for m in models if m.name == name]
+    kind = [m for m in models if m.spec.get("embedder") == name]
+    found = exact or kind
+    if len(found) != 1:
+        known = ", ".join(m.name for m in models) or "none"
+        raise ModelNotFound(f"no single model named {name!r} (models: {known})")
+    return found[0]
+
+
+def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    store = GalleryStore(settings.data_dir)
+    if args.command == "models":
+        models = list_models(store)
+        if args.json:
+            out(json.dumps([asdict(m) for m in models]))
+        for m in models if not args.json else []:
+            out(f"{m.status:8s}  {m.name}  dim {m.dim}, {m.num_embeddings} vector(s), thresholds {m.thresholds}")
+        notice = upgrade_notice(settings, active_model(store))
+        if notice and not args.json:
+            out(f"note: {notice}")
+        return 0
+    if args.command == "reembed":
+        from core.batch.reembed import reembed
+
+        report = reembed(
+            settings,
+            args.model,
+            address=args.address,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            switch=not args.no_switch,
+            allow_missing=args.allow_missing,
+            use_ray=not args.no_ray,
+            job_id=args.job,
+        )
+        if args.job is None:  # the API's job (POST /v1/models/reembed) logged itself
+            log_command(settings, "reembed", detail=f"{report.model}: {report.embedded} embedded")
+        done = (
+            f"reembed {report.model}: {report.embedded} embedded, {report.skipped} without a usable face, "
+            f"{report.images_per_s:.1f} images/s; active model: {report.active}"
+        )
+        out(json.dumps({**asdict(report), "images_per_s": report.images_per_s}) if args.json else done)
+        return 0
+    record = resolve_model(store, args.model)
+    if args.command == "switch":
+        from core.batch.reembed import switch_to
+
+        switched = switch_to(store, settings, record, args.allow_missing)
+        log_command(settings, "activate_model", detail=switched.name)
+        out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
+        return 0
+    removed = prune_model(store, record.name)
+    log_command(settings, "prune_model", detail=f"{record.name}: {removed} vector(s)")
+    out(
+        json.dumps({"model": record.name, "removed": removed})
+        if args.json
+        else f"pruned {record.name}: {removed} vector(s)"
+    )
+    return 0

@@ -1,0 +1,76 @@
+"""The active model's gallery in memory, shared by the threads of one process (the HTTP API calls
+in from many): every call first brings it up to date with the store (only the changes), under
+one lock; a model switch loads the new model's gallery once (core/search/index.py holds the search)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from core.errors import ModelSwitching
+from core.faces.pipeline import ModelInfo
+from core.search.index import GallerySearch, Hit
+from core.search.matching import Candidate, MatchResult
+from core.store.gallery import GalleryStore
+from core.store.model_versions import active_model
+
+
+class LiveSearch:
+    def __init__(self, store: GalleryStore, exact_max: int) -> None:
+        self.store = store
+        self._exact_max = exact_max
+        self._search: GallerySearch | None = None
+        self._lock = threading.Lock()
+
+    def _refreshed(self, model: str) -> GallerySearch:
+        """Call under ``_lock``."""
+        if self._search is None or self._search.model != model:
+            self._search = GallerySearch(model, exact_max=self._exact_max, background=True)
+        self._search.refresh(self.store)
+        return self._search
+
+    def size(self, model: str) -> int:
+        """Embeddings of ``model`` a search goes over."""
+        with self._lock:
+            return self._refreshed(model).size
+
+    def num_persons(self, model: str) -> int:
+        """Persons a search can name (no count over the persons table)."""
+        with self._lock:
+            return self._refreshed(model).num_persons
+
+    def search(
+        self, model: str, probes: np.ndarray, top_k: int, rule: str, offset: float
+    ) -> tuple[list[list[Hit]], int]:
+        """Top-k persons per probe, scored under the matching ``rule``, and the newest embedding
+        id the search saw."""
+        with self._lock:
+            search = self._refreshed(model)
+            return search.search(probes, top_k, rule, offset), search.last_id
+
+    def match(
+        self, model: str, probes: np.ndarray, top_k: int, rule: str, threshold: float, offset: float
+    ) -> list[MatchResult]:
+        """Top-k persons per probe, with their current names."""
+        return self.named(self.search(model, probes, top_k, rule, offset)[0], threshold)
+
+    def named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
+        """Search hits with the persons' current names."""
+        names = self.store.person_names({h.person_id for row in hits for h in row})
+        return [
+            MatchResult([Candidate(h.person_id, names.get(h.person_id, "?"), h.score) for h in row], threshold)
+            for row in hits
+        ]
+
+    def person_score(self, model: str, probe: np.ndarray, person_id: int, rule: str, offset: float) -> float | None:
+        """One person's score for ``probe`` as a search ranks them (None: no entry of ``model``)."""
+        with self._lock:
+            return self._refreshed(model).person_score(probe, person_id, rule, offset)
+
+
+def check_active(store: GalleryStore, model: ModelInfo) -> None:
+    """Answers come only from the active model: vectors of another one are refused (retry)."""
+    active = active_model(store)
+    if active is not None and active.name != model.name:
+        raise ModelSwitching(f"the active model is now {active.name} (this request used {model.name}); retry")
