@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format run eval bench clean
+.PHONY: install test test-unit lint format run eval bench clean
 
 $(STAMP): requirements.txt requirements-gpu.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ format: install
 
 test: install
 	$(PY) -m pytest -q
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
 
 run: install
 	$(PY) -m serve.run $(ARGS)

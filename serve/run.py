@@ -154,14 +154,120 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def main() -> int:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the ManyAngles service on Ray Serve")
     parser.add_argument("--config", type=Path, default=SERVE_CONFIG)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for readiness")
     parser.add_argument("--follow-logs", action="store_true", help="stream every Serve log line here too")
     parser.add_argument("--console-port", type=int, default=8501, help="the Streamlit console's port (0: no console)")
     parser.add_argument("--out", type=Path, default=REPO / "out", help="folder for logs and the effective config")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _ports_free(host: str, port: int, console_port: int) -> bool:
+    """Whether the API's port (and the console's, unless 0) is free; says which is not."""
+    wanted = [(host, port, "the API (http_options.port in the config)")]
+    if console_port:
+        wanted.append(("127.0.0.1", console_port, "the console (--console-port)"))
+    for where, number, what in wanted:
+        if port_in_use(where, number):
+            log.error(
+                "port %d on %s is in use: is ManyAngles already running? Stop it or choose another port for %s",
+                number,
+                where,
+                what,
+            )
+            return False
+    return True
+
+
+def _start_serve(config_path: Path, env: dict[str, str], log_file: Path, follow: bool) -> subprocess.Popen[bytes]:
+    """``serve run`` in a session of its own, its output pumped to ``log_file`` (and the terminal)."""
+    serve_bin = Path(sys.executable).with_name("serve")
+    process = subprocess.Popen(
+        [str(serve_bin), "run", str(config_path)],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    threading.Thread(target=pump_logs, args=(process.stdout, log_file, follow), daemon=True).start()
+    return process
+
+
+class _Children:
+    """The processes ``make run`` started: Ray Serve, then the console."""
+
+    def __init__(self, serve: subprocess.Popen[bytes]) -> None:
+        self.serve = serve
+        self.console: subprocess.Popen[bytes] | None = None
+
+    def start_console(self, port: int, env: dict[str, str], max_upload_bytes: int, log_dir: Path) -> None:
+        """The console, held here as soon as it starts (a Ctrl-C while it comes up stops it too)."""
+        console_log = (log_dir / "console.log").open("ab")
+        self.console = subprocess.Popen(
+            console_command(port, max_upload_bytes),
+            cwd=REPO,
+            env=env,
+            start_new_session=True,
+            stdout=console_log,
+            stderr=subprocess.STDOUT,
+        )
+        if not wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", self.console, 60):
+            log.error("the console did not come up (port %d in use?); its log: %s", port, log_dir / "console.log")
+
+    def console_up(self) -> bool:
+        return self.console is not None and self.console.poll() is None
+
+    def stop(self) -> None:
+        """Both children at once (a sequential stop adds their times), then wait for each."""
+        started = time.monotonic()
+        running = [
+            (name, p) for name, p in (("console", self.console), ("Ray Serve", self.serve)) if p and p.poll() is None
+        ]
+        for name, child in running:
+            log.info("stopping %s ...", name)
+            if child is self.serve:  # to serve run alone, as Ctrl-C: it tears down the app, then its Ray
+                child.send_signal(signal.SIGINT)  # (Ray's processes, in its group, must outlive that)
+            else:
+                os.killpg(child.pid, signal.SIGTERM)
+        for name, child in running:
+            try:
+                child.wait(timeout=max(1.0, STOP_TIMEOUT_S - (time.monotonic() - started)))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s: killing it", name, STOP_TIMEOUT_S)
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+            log.info("%s stopped after %.1f s", name, time.monotonic() - started)
+
+
+def _banner(
+    args: argparse.Namespace, base: str, settings: Settings, key: str, created: bool, log_file: Path, console: bool
+) -> None:
+    """Where everything is: the console, the API, the data, the key (never whole), the logs."""
+    log.info("")
+    log.info("ManyAngles is up")
+    if console:
+        log.info("  Console  http://127.0.0.1:%d", args.console_port)
+    log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
+    log.info("  data     %s", settings.data_dir.resolve())
+    where = "MANYANGLES_API_KEY" if settings.api_key else f"{settings.data_dir.resolve() / 'api_key'}"
+    log.info("  API key  %s...%s (admin; the whole key: %s%s)", key[:4], key[-2:], where, ", new" if created else "")
+    log.info(
+        "  logs     %s%s",
+        log_file,
+        "" if args.follow_logs else "   (requests and all; warnings and errors show here)",
+    )
+    # the whole key never reaches the terminal (a systemd journal or a CI log keeps it)
+    source = "$MANYANGLES_API_KEY" if settings.api_key else f"$(cat {settings.data_dir.resolve() / 'api_key'})"
+    log.info('  try      curl -H "X-API-Key: %s" %s/v1/persons', source, base)
+
+
+def main() -> int:
+    args = _parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     config_path, config = effective_config(args.config, args.out)
@@ -175,18 +281,8 @@ def main() -> int:
         log.warning("environment variable %s names no setting; ignored", name)
     http = config.get("http_options", {})
     host, port = http.get("host", "127.0.0.1"), int(http.get("port", 8000))
-    wanted = [(host, port, "the API (http_options.port in the config)")]
-    if args.console_port:
-        wanted.append(("127.0.0.1", args.console_port, "the console (--console-port)"))
-    for where, number, what in wanted:
-        if port_in_use(where, number):
-            log.error(
-                "port %d on %s is in use: is ManyAngles already running? Stop it or choose another port for %s",
-                number,
-                where,
-                what,
-            )
-            return 1
+    if not _ports_free(host, port, args.console_port):
+        return 1
     key, created = ensure_api_key(settings)
     base = f"http://{host}:{port}"
     log_dir = (args.out / "logs").resolve()
@@ -194,46 +290,13 @@ def main() -> int:
     log_file = log_dir / "serve.log"
 
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    serve_bin = Path(sys.executable).with_name("serve")
-    process = subprocess.Popen(
-        [str(serve_bin), "run", str(config_path)],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    threading.Thread(target=pump_logs, args=(process.stdout, log_file, args.follow_logs), daemon=True).start()
-
-    console: subprocess.Popen[bytes] | None = None
-
-    def stop() -> None:
-        """Both children at once (a sequential stop adds their times), then wait for each."""
-        started = time.monotonic()
-        children = [(name, p) for name, p in (("console", console), ("Ray Serve", process)) if p and p.poll() is None]
-        for name, child in children:
-            log.info("stopping %s ...", name)
-            if child is process:  # to serve run alone, as Ctrl-C: it tears down the app, then its Ray
-                child.send_signal(signal.SIGINT)  # (Ray's processes, in its group, must outlive that)
-            else:
-                os.killpg(child.pid, signal.SIGTERM)
-        for name, child in children:
-            try:
-                child.wait(timeout=max(1.0, STOP_TIMEOUT_S - (time.monotonic() - started)))
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s: killing it", name, STOP_TIMEOUT_S)
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            log.info("%s stopped after %.1f s", name, time.monotonic() - started)
-
+    children = _Children(_start_serve(config_path, env, log_file, args.follow_logs))
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`cmd &` in a script)
     try:
-        if not wait_healthy(f"{base}/v1/health", process, args.timeout):
+        if not wait_healthy(f"{base}/v1/health", children.serve, args.timeout):
             log.error("the service did not come up; its log: %s", log_file)
-            stop()
+            children.stop()
             return 1
         if args.console_port:
             console_env = {
@@ -242,44 +305,13 @@ def main() -> int:
                 "MANYANGLES_API_KEY": key,
                 "MANYANGLES_DATA_DIR": str(settings.data_dir.resolve()),
             }
-            console_log = (log_dir / "console.log").open("ab")
-            console = subprocess.Popen(
-                console_command(args.console_port, settings.max_upload_bytes),
-                cwd=REPO,
-                env=console_env,
-                start_new_session=True,
-                stdout=console_log,
-                stderr=subprocess.STDOUT,
-            )
-            if not wait_healthy(f"http://127.0.0.1:{args.console_port}/_stcore/health", console, 60):
-                log.error(
-                    "the console did not come up (port %d in use?); its log: %s",
-                    args.console_port,
-                    log_dir / "console.log",
-                )
-        log.info("")
-        log.info("ManyAngles is up")
-        if console is not None and console.poll() is None:
-            log.info("  Console  http://127.0.0.1:%d", args.console_port)
-        log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
-        log.info("  data     %s", settings.data_dir.resolve())
-        where = "MANYANGLES_API_KEY" if settings.api_key else f"{settings.data_dir.resolve() / 'api_key'}"
-        log.info(
-            "  API key  %s...%s (admin; the whole key: %s%s)", key[:4], key[-2:], where, ", new" if created else ""
-        )
-        log.info(
-            "  logs     %s%s",
-            log_file,
-            "" if args.follow_logs else "   (requests and all; warnings and errors show here)",
-        )
-        # the whole key never reaches the terminal (a systemd journal or a CI log keeps it)
-        source = "$MANYANGLES_API_KEY" if settings.api_key else f"$(cat {settings.data_dir.resolve() / 'api_key'})"
-        log.info('  try      curl -H "X-API-Key: %s" %s/v1/persons', source, base)
+            children.start_console(args.console_port, console_env, settings.max_upload_bytes, log_dir)
+        _banner(args, base, settings, key, created, log_file, children.console_up())
         describe_model(f"{base}/v1/health")
         log.info("Ctrl-C stops everything.")
-        return process.wait()
+        return children.serve.wait()
     except KeyboardInterrupt:
-        stop()
+        children.stop()
         return 0
 
 

@@ -8,8 +8,10 @@ import json
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not FACES.is_dir():
         raise pytest.UsageError(f"the face photos are missing: {FACES} (set MANYANGLES_FACES_DIR)")
+
+
+TIERS = ("unit", "service", "e2e", "gpu")
+SERVING_FIXTURES = {"api", "serve_port", "console_env"}  # the session's Ray Serve app
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker (``-m unit``), the tier being its folder."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(TIERS)}}}")
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "unit" and SERVING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid} uses the Serve app: it belongs in tests/service")
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +88,24 @@ def no_face_jpeg() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG")
     return buf.getvalue()
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A complete, valid 1-bit PNG of width x height that compresses to well under a megabyte."""
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def files(**photos: bytes) -> dict[str, tuple[str, bytes, str]]:
+    """Photos as the multipart fields of a request (field name -> JPEG bytes)."""
+    return {field: (f"{field}.jpg", data, "image/jpeg") for field, data in photos.items()}
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -208,3 +243,25 @@ def console_env(api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> httpx.Cli
     monkeypatch.setenv("MANYANGLES_API_KEY", KEY)
     monkeypatch.setenv("MANYANGLES_DATA_DIR", str(api.data_dir))  # type: ignore[attr-defined]
     return api
+
+
+def cli(
+    data_dir: Path, *args: str | Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m core --data-dir DATA ARGS`` as a user runs it: a process of its own, the
+    environment as the tests set it (no developer's MANYANGLES_* variables), plus ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "core", "--data-dir", str(data_dir), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=timeout,
+    )
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (a job "killed" without killing anything)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid

@@ -123,12 +123,7 @@ def _merge(person_id: int, name: str) -> None:
             "and the other person is deleted. The Faces enrolled twice search (System page) links here."
         )
         search = st.text_input("Find the other person", key="merge-search", placeholder="any part of a name")
-        others = _others(person_id, search)
-        ids = [int(r["id"]) for r in others]
-        names = {int(r["id"]): str(r["name"]) for r in others}
-        if wanted is not None and wanted != person_id and not search:  # the duplicates finder's pair: first
-            names |= names_of(gallery_source.source(), [wanted])
-            ids = ([wanted] if wanted in names else []) + [i for i in ids if i != wanted]
+        ids, names = _merge_candidates(person_id, search, wanted)
         if not ids:
             st.caption("Nobody else matches.")
             return
@@ -154,32 +149,51 @@ def _merge(person_id: int, name: str) -> None:
                 st.session_state["merge_asked"] = pair
                 st.rerun()
             return
-        st.warning(
-            f"{other_name} (person {other}) will be deleted and their photos, views and history become "
-            f"{plain(name)}'s. This cannot be undone."
-        )
-        yes, no = st.columns(2)
-        if yes.button("Yes, merge them" + (" anyway" if force else ""), type="primary"):
-            st.session_state.pop("merge_asked", None)
-            try:
-                merged = api().merge(person_id, other, force=force)
-            except ApiError as exc:
-                if exc.code in ("not_this_person", "model_not_ready", "not_calibrated") and not force:
-                    st.session_state["merge_refused"] = {"pair": pair, "match": exc.match}
-                    st.session_state["merge_asked"] = pair
-                    st.rerun()
-                st.error(plain(exc.friendly()))
-            else:
-                st.session_state.pop("merge_refused", None)
-                st.query_params.pop("merge", None)
-                _changed(
-                    f"Merged person {merged['merged']} into {plain(name)}: {merged['images']} image(s), "
-                    f"{merged['embeddings']} embedding(s) moved"
-                )
-        if no.button("Cancel", key="cancel-merge"):
-            st.session_state.pop("merge_asked", None)
+        _confirm_merge(person_id, name, other, other_name, force)
+
+
+def _merge_candidates(person_id: int, search: str, wanted: int | None) -> tuple[list[int], dict[int, str]]:
+    """The persons that may be merged into ``person_id`` (ids, and their names): those matching
+    ``search``; with no search, the duplicates finder's pair (``wanted``) first."""
+    others = _others(person_id, search)
+    ids = [int(r["id"]) for r in others]
+    names = {int(r["id"]): str(r["name"]) for r in others}
+    if wanted is not None and wanted != person_id and not search:
+        names |= names_of(gallery_source.source(), [wanted])
+        ids = ([wanted] if wanted in names else []) + [i for i in ids if i != wanted]
+    return ids, names
+
+
+def _confirm_merge(person_id: int, name: str, other: int, other_name: str, force: bool) -> None:
+    """The asked merge, once more in words, with Yes and Cancel; a refused merge (the photo does
+    not verify as the person kept) comes back here with ``force``."""
+    pair = (person_id, other)
+    st.warning(
+        f"{other_name} (person {other}) will be deleted and their photos, views and history become "
+        f"{plain(name)}'s. This cannot be undone."
+    )
+    yes, no = st.columns(2)
+    if yes.button("Yes, merge them" + (" anyway" if force else ""), type="primary"):
+        st.session_state.pop("merge_asked", None)
+        try:
+            merged = api().merge(person_id, other, force=force)
+        except ApiError as exc:
+            if exc.code in ("not_this_person", "model_not_ready", "not_calibrated") and not force:
+                st.session_state["merge_refused"] = {"pair": pair, "match": exc.match}
+                st.session_state["merge_asked"] = pair
+                st.rerun()
+            st.error(plain(exc.friendly()))
+        else:
             st.session_state.pop("merge_refused", None)
-            st.rerun()
+            st.query_params.pop("merge", None)
+            _changed(
+                f"Merged person {merged['merged']} into {plain(name)}: {merged['images']} image(s), "
+                f"{merged['embeddings']} embedding(s) moved"
+            )
+    if no.button("Cancel", key="cancel-merge"):
+        st.session_state.pop("merge_asked", None)
+        st.session_state.pop("merge_refused", None)
+        st.rerun()
 
 
 def _delete(person_id: int, name: str) -> None:

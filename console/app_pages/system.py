@@ -181,57 +181,66 @@ def details(health: dict[str, Any], thresholds: dict[str, Any] | None) -> None:
     model = health["deployments"]["embedder"].get("model")
     if model:
         with st.expander("Details: the model, where its weights come from, and their licences"):
-            st.table(  # a table wraps the licences whole (a dataframe cuts them at the column's width)
-                [
-                    {
-                        "part": "embedding",
-                        "name": model["name"],
-                        "source": model["source"],
-                        "licence": model["licence"],
-                    },
-                    {
-                        "part": "detection",
-                        "name": model["detector"],
-                        "source": model["detector_source"],
-                        "licence": model["detector_licence"],
-                    },
-                ]
-            )
+            _model_details(model)
     if thresholds is None:
         return
     with st.expander("Details: thresholds (GET /v1/thresholds)"):
-        in_use = {
-            "model": thresholds["model"],
-            "matching rule": thresholds["match_mode"],
-            "target FPIR": thresholds["target_fpir"],
-            "identify threshold": thresholds["identify_threshold"],
-            "identity-gate threshold": thresholds["gate_threshold"],
-            "views offset (subtracted from persons with views)": thresholds["views_offset"],
-            "one-to-one FMR (verify)": thresholds["verify_fmr"] or "0: at the identify threshold",
-            "verify threshold (a photo against a person)": thresholds["verify_threshold"],
-            "verify threshold (two photos)": thresholds["verify_photos_threshold"],
-        }
-        st.caption("in use now")
-        st.dataframe([{"field": k, "value": str(v)} for k, v in in_use.items()], hide_index=True, width="stretch")
-        st.caption(
-            "the gallery's size: a stranger is falsely accepted when ANY enrolled person clears the threshold, "
-            "so FPIR grows with the persons enrolled"
-        )
-        st.dataframe(gallery_fit_rows(thresholds), hide_index=True, width="stretch")
-        st.caption(f"shipped with the model (FPIR {100 * thresholds['target_fpir']:g}%), per matching rule")
-        offsets = thresholds["shipped_views_offsets"]
-        st.dataframe(
-            [
-                {"rule": rule, "threshold": value, "views offset": offsets.get(rule, 0.0)}
-                for rule, value in thresholds["shipped"].items()
-            ],
-            hide_index=True,
-        )
-        st.caption("calibrated and stored (`manyangles calibrate`)")
-        if thresholds["stored"]:
-            st.dataframe(thresholds["stored"], hide_index=True)
-        else:
-            st.info("None stored: the shipped values are in use.")
+        _threshold_details(thresholds)
+
+
+def _model_details(model: dict[str, Any]) -> None:
+    st.table(  # a table wraps the licences whole (a dataframe cuts them at the column's width)
+        [
+            {
+                "part": "embedding",
+                "name": model["name"],
+                "source": model["source"],
+                "licence": model["licence"],
+            },
+            {
+                "part": "detection",
+                "name": model["detector"],
+                "source": model["detector_source"],
+                "licence": model["detector_licence"],
+            },
+        ]
+    )
+
+
+def _threshold_details(thresholds: dict[str, Any]) -> None:
+    """The thresholds in use, how they fit the gallery's size, the shipped ones and the stored ones."""
+    in_use = {
+        "model": thresholds["model"],
+        "matching rule": thresholds["match_mode"],
+        "target FPIR": thresholds["target_fpir"],
+        "identify threshold": thresholds["identify_threshold"],
+        "identity-gate threshold": thresholds["gate_threshold"],
+        "views offset (subtracted from persons with views)": thresholds["views_offset"],
+        "one-to-one FMR (verify)": thresholds["verify_fmr"] or "0: at the identify threshold",
+        "verify threshold (a photo against a person)": thresholds["verify_threshold"],
+        "verify threshold (two photos)": thresholds["verify_photos_threshold"],
+    }
+    st.caption("in use now")
+    st.dataframe([{"field": k, "value": str(v)} for k, v in in_use.items()], hide_index=True, width="stretch")
+    st.caption(
+        "the gallery's size: a stranger is falsely accepted when ANY enrolled person clears the threshold, "
+        "so FPIR grows with the persons enrolled"
+    )
+    st.dataframe(gallery_fit_rows(thresholds), hide_index=True, width="stretch")
+    st.caption(f"shipped with the model (FPIR {100 * thresholds['target_fpir']:g}%), per matching rule")
+    offsets = thresholds["shipped_views_offsets"]
+    st.dataframe(
+        [
+            {"rule": rule, "threshold": value, "views offset": offsets.get(rule, 0.0)}
+            for rule, value in thresholds["shipped"].items()
+        ],
+        hide_index=True,
+    )
+    st.caption("calibrated and stored (`manyangles calibrate`)")
+    if thresholds["stored"]:
+        st.dataframe(thresholds["stored"], hide_index=True)
+    else:
+        st.info("None stored: the shipped values are in use.")
 
 
 st.title("System")

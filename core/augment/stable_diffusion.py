@@ -276,27 +276,13 @@ class StableDiffusionAugmentor:
                 break
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                if chunk > 1:
-                    chunk = max(1, chunk // 2)
-                    log.warning("CUDA out of memory: retrying with %d views per call", chunk)
-                elif not self._memory_fallbacks:
-                    log.warning("CUDA out of memory at 1 view per call: enabling attention slicing and VAE tiling")
-                    self._pipe.enable_attention_slicing()
-                    self._pipe.vae.enable_tiling()
-                    self._memory_fallbacks = True
-                else:
-                    raise GenerationFailed(
-                        "CUDA out of memory even for one view with attention slicing and VAE tiling"
-                    ) from None
+                chunk = self._after_out_of_memory(chunk)
             except RuntimeError as exc:
                 if "CUDA" in str(exc):
                     self.healthy = False  # an unrecoverable device error: fail health checks
                 raise
         total = time.perf_counter() - started
-        if self.device == "cuda":  # each stage reset the counter: the call's peak is the stages' highest
-            peak = max([s.peak_mem_bytes or 0 for s in stages] + [int(torch.cuda.max_memory_allocated())])
-        else:
-            peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+        peak = self._peak_memory(stages)
         stats = GenerationStats(
             generator=self.name,
             device=self.device,
@@ -311,6 +297,32 @@ class StableDiffusionAugmentor:
         )
         self.last_stats = stats
         return GenerationResult(views, stats)
+
+    def _after_out_of_memory(self, chunk: int) -> int:
+        """The views per call of the next try after CUDA ran out of memory: half as many; at one,
+        attention slicing and VAE tiling (once); after that, GenerationFailed."""
+        if chunk > 1:
+            chunk = max(1, chunk // 2)
+            log.warning("CUDA out of memory: retrying with %d views per call", chunk)
+        elif not self._memory_fallbacks:
+            log.warning("CUDA out of memory at 1 view per call: enabling attention slicing and VAE tiling")
+            self._pipe.enable_attention_slicing()
+            self._pipe.vae.enable_tiling()
+            self._memory_fallbacks = True
+        else:
+            raise GenerationFailed(
+                "CUDA out of memory even for one view with attention slicing and VAE tiling"
+            ) from None
+        return chunk
+
+    def _peak_memory(self, stages: list[Stage]) -> int:
+        """The call's peak memory: on CUDA the highest of its stages' (each stage reset the
+        counter) and the counter's; on the CPU the process's peak resident size."""
+        if self.device == "cuda":
+            import torch
+
+            return max([s.peak_mem_bytes or 0 for s in stages] + [int(torch.cuda.max_memory_allocated())])
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
     def _generate_chunks(
         self, region: np.ndarray, requests: list[ViewRequest], steps: int, strength: float, chunk: int, pad: bool

@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,14 +131,7 @@ def reembed(
     started = time.perf_counter()
     store = GalleryStore(settings.data_dir)
     target = target_settings(settings, embedder)
-    try:
-        probe = FacePipeline(target, workers=1)  # loads here first: a missing model fails fast, before Ray
-    except BaseException as exc:
-        if job_id is not None:  # launched by the API: its status route must say why
-            finish_job(store, job_id, False, f"{type(exc).__name__}: {exc}")
-        raise
-    info = probe.info
-    probe.close()
+    info = _probe(store, target, job_id)
     record = register_model(store, info.name, info.dim, model_spec(target), shipped_thresholds(info))
     workers = workers or default_workers(settings)
     batch_size = batch_size or settings.reembed_batch
@@ -146,21 +139,14 @@ def reembed(
     job_id = start_job(store, "reembed", info.name, len(items), job_id)
     progress = Progress(store, job_id, len(items), show_progress, f"reembed {info.name}")
     log.info("re-embedding %d image(s) with %s (%d worker(s))", len(items), info.name, workers)
+
+    def batches(todo: list[Any]) -> Iterator[list[Any]]:
+        if use_ray:
+            return _ray_batches(target, todo, address, workers, batch_size)
+        return _loop_batches(target, todo, batch_size)
+
     try:
-        for _ in range(MAX_ROUNDS):
-            if not items:
-                break
-            batches = (
-                _ray_batches(target, items, address, workers, batch_size)
-                if use_ray
-                else _loop_batches(target, items, batch_size)
-            )
-            for results in batches:
-                written, skipped = write_embedded(store, info.name, results)
-                progress.add(written, skipped, len(results))
-            items = work_list(store, info.name)  # enrolled meanwhile
-            if items:
-                progress.bar.total += len(items)
+        _embed_rounds(store, info.name, items, batches, progress)
         if switch and record.status != "active":
             record = activate_model(store, info.name, model_thresholds(store, target, info), allow_missing)
     except BaseException as exc:
@@ -182,6 +168,40 @@ def reembed(
         switched=record.status == "active",
         active=_active_name(store),
     )
+
+
+def _probe(store: GalleryStore, target: Settings, job_id: int | None) -> ModelInfo:
+    """The model, loaded here first: a missing model fails fast, before Ray (and the API's job,
+    ``job_id``, says why: its status route must)."""
+    try:
+        probe = FacePipeline(target, workers=1)
+    except BaseException as exc:
+        if job_id is not None:
+            finish_job(store, job_id, False, f"{type(exc).__name__}: {exc}")
+        raise
+    info = probe.info
+    probe.close()
+    return info
+
+
+def _embed_rounds(
+    store: GalleryStore,
+    model: str,
+    items: list[Any],
+    batches: Callable[[list[Any]], Iterator[list[Any]]],
+    progress: Progress,
+) -> None:
+    """Embeds ``items`` batch by batch, one transaction per batch; images enrolled meanwhile are
+    the next round's work, for at most MAX_ROUNDS rounds."""
+    for _ in range(MAX_ROUNDS):
+        if not items:
+            break
+        for results in batches(items):
+            written, skipped = write_embedded(store, model, results)
+            progress.add(written, skipped, len(results))
+        items = work_list(store, model)  # enrolled meanwhile
+        if items:
+            progress.bar.total += len(items)
 
 
 def _active_name(store: GalleryStore) -> str | None:

@@ -4,40 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 
 from core.cli.flags import count
+from core.cli.registry import command, out
 from core.errors import ModelNotFound
 from core.faces.active import upgrade_notice
 from core.settings import EMBEDDER_KINDS, Settings
 from core.store.access_log import log_command
 from core.store.gallery import GalleryStore
 from core.store.model_versions import ModelRecord, active_model, list_models, prune_model
-
-COMMANDS = ("models", "reembed", "switch", "prune")
-
-
-def add_model_commands(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("models", help="model versions: name, dimension, status, vectors, thresholds")
-    reembed = sub.add_parser("reembed", help="embed every stored image with another model (Ray Data), then switch")
-    reembed.add_argument("--model", required=True, choices=EMBEDDER_KINDS, help="the model to embed with")
-    reembed.add_argument(
-        "--address", default=None, help="Ray cluster (auto, host:port, ray://host:10001); default: a local one"
-    )
-    reembed.add_argument("--workers", type=count(), default=None, help="model actors (default: cores - 1)")
-    reembed.add_argument("--batch-size", type=count(), default=None, help="images per model call")
-    reembed.add_argument("--no-switch", action="store_true", help="embed only; switch later with `switch`")
-    reembed.add_argument(
-        "--allow-missing", action="store_true", help="switch even if some persons get no vector of the model"
-    )
-    reembed.add_argument("--no-ray", action="store_true", help="one process, no Ray (the benchmark's baseline)")
-    reembed.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # a job row the API created
-    for name, text in (("switch", "make a fully embedded model the active one"), ("prune", "remove a model's vectors")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--model", required=True, help="a model name (see `models`), or arcface / dlib / insightface")
-        if name == "switch":
-            cmd.add_argument("--allow-missing", action="store_true", help="see reembed --allow-missing")
 
 
 def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
@@ -52,48 +28,85 @@ def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
     return found[0]
 
 
-def model_command(settings: Settings, args: argparse.Namespace, out: Callable[[str], None]) -> int:
+@command("models", "model versions: name, dimension, status, vectors, thresholds")
+def show_models(settings: Settings, args: argparse.Namespace) -> int:
     store = GalleryStore(settings.data_dir)
-    if args.command == "models":
-        models = list_models(store)
-        if args.json:
-            out(json.dumps([asdict(m) for m in models]))
-        for m in models if not args.json else []:
-            out(f"{m.status:8s}  {m.name}  dim {m.dim}, {m.num_embeddings} vector(s), thresholds {m.thresholds}")
-        notice = upgrade_notice(settings, active_model(store))
-        if notice and not args.json:
-            out(f"note: {notice}")
+    models = list_models(store)
+    if args.json:
+        out(json.dumps([asdict(m) for m in models]))
         return 0
-    if args.command == "reembed":
-        from core.batch.reembed import reembed
+    for m in models:
+        out(f"{m.status:8s}  {m.name}  dim {m.dim}, {m.num_embeddings} vector(s), thresholds {m.thresholds}")
+    notice = upgrade_notice(settings, active_model(store))
+    if notice:
+        out(f"note: {notice}")
+    return 0
 
-        report = reembed(
-            settings,
-            args.model,
-            address=args.address,
-            workers=args.workers,
-            batch_size=args.batch_size,
-            switch=not args.no_switch,
-            allow_missing=args.allow_missing,
-            use_ray=not args.no_ray,
-            job_id=args.job,
-        )
-        if args.job is None:  # the API's job (POST /v1/models/reembed) logged itself
-            log_command(settings, "reembed", detail=f"{report.model}: {report.embedded} embedded")
-        done = (
-            f"reembed {report.model}: {report.embedded} embedded, {report.skipped} without a usable face, "
-            f"{report.images_per_s:.1f} images/s; active model: {report.active}"
-        )
-        out(json.dumps({**asdict(report), "images_per_s": report.images_per_s}) if args.json else done)
-        return 0
+
+def _reembed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, choices=EMBEDDER_KINDS, help="the model to embed with")
+    parser.add_argument(
+        "--address", default=None, help="Ray cluster (auto, host:port, ray://host:10001); default: a local one"
+    )
+    parser.add_argument("--workers", type=count(), default=None, help="model actors (default: cores - 1)")
+    parser.add_argument("--batch-size", type=count(), default=None, help="images per model call")
+    parser.add_argument("--no-switch", action="store_true", help="embed only; switch later with `switch`")
+    parser.add_argument(
+        "--allow-missing", action="store_true", help="switch even if some persons get no vector of the model"
+    )
+    parser.add_argument("--no-ray", action="store_true", help="one process, no Ray (the benchmark's baseline)")
+    parser.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)  # a job row the API created
+
+
+@command("reembed", "embed every stored image with another model (Ray Data), then switch", _reembed_arguments)
+def reembed_gallery(settings: Settings, args: argparse.Namespace) -> int:
+    from core.batch.reembed import reembed
+
+    report = reembed(
+        settings,
+        args.model,
+        address=args.address,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        switch=not args.no_switch,
+        allow_missing=args.allow_missing,
+        use_ray=not args.no_ray,
+        job_id=args.job,
+    )
+    if args.job is None:  # the API's job (POST /v1/models/reembed) logged itself
+        log_command(settings, "reembed", detail=f"{report.model}: {report.embedded} embedded")
+    done = (
+        f"reembed {report.model}: {report.embedded} embedded, {report.skipped} without a usable face, "
+        f"{report.images_per_s:.1f} images/s; active model: {report.active}"
+    )
+    out(json.dumps({**asdict(report), "images_per_s": report.images_per_s}) if args.json else done)
+    return 0
+
+
+def _model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model name (see `models`), or arcface / dlib / insightface")
+
+
+def _switch_arguments(parser: argparse.ArgumentParser) -> None:
+    _model_argument(parser)
+    parser.add_argument("--allow-missing", action="store_true", help="see reembed --allow-missing")
+
+
+@command("switch", "make a fully embedded model the active one", _switch_arguments)
+def switch_model(settings: Settings, args: argparse.Namespace) -> int:
+    from core.batch.reembed import switch_to
+
+    store = GalleryStore(settings.data_dir)
+    switched = switch_to(store, settings, resolve_model(store, args.model), args.allow_missing)
+    log_command(settings, "activate_model", detail=switched.name)
+    out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
+    return 0
+
+
+@command("prune", "remove a model's vectors", _model_argument)
+def prune_vectors(settings: Settings, args: argparse.Namespace) -> int:
+    store = GalleryStore(settings.data_dir)
     record = resolve_model(store, args.model)
-    if args.command == "switch":
-        from core.batch.reembed import switch_to
-
-        switched = switch_to(store, settings, record, args.allow_missing)
-        log_command(settings, "activate_model", detail=switched.name)
-        out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
-        return 0
     removed = prune_model(store, record.name)
     log_command(settings, "prune_model", detail=f"{record.name}: {removed} vector(s)")
     out(

@@ -25,14 +25,15 @@ from core.errors import (
     PersonExists,
     PhotoExists,
 )
+from core.faces.decode import ImageInfo
 from core.faces.pipeline import FaceAnalyzer, ModelInfo
-from core.faces.recognition import FacePolicy
+from core.faces.recognition import EmbeddedFace, FacePolicy
 from core.results import EnrollResult
 from core.search.fpir import OUTGROWN, expected_fpir
 from core.search.live import LiveSearch, check_active
 from core.search.thresholds import Thresholds
 from core.settings import Settings
-from core.store.records import EnrollmentRunRecord
+from core.store.records import Enrollment, EnrollmentRunRecord
 
 log = logging.getLogger(__name__)
 
@@ -98,62 +99,70 @@ class Enroller:
         timings = {k.removesuffix("_s"): v for k, v in analyzed.timings.items()}
         original = analyzed.faces[0]
         image = analyzed.image
-        emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
-        emit(
-            ProgressEvent(
-                "detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}
-            )
-        )
+        _emit_found(emit, image, original)
         if into is not None:  # before any view is generated
-            known = self.store.find_image(into, image.sha256, "original")
-            if known is not None:
-                raise PhotoExists(f"person {into} already has this photo (image {known}); nothing was stored")
+            self._refuse_known_photo(into, image.sha256)
         checked = None if ask.force else self._check_same_person(into, model, original.vector, image.sha256)
-        outcome: ViewsOutcome | None = None
+        outcome = None
         if requests is not None:
-            emit(
-                ProgressEvent(
-                    "generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}
-                )
-            )
-            gate = self.thresholds.gate(model)
-            outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
-            if outcome.model != model.name:
-                raise ModelSwitching(f"the model changed to {outcome.model} during this enrollment; retry")
-            for event in views_events(outcome):
-                emit(event)
-            timings["generate"] = outcome.stats.total_s
-            timings["gate"] = outcome.gate_s
+            outcome = self._make_views(photo, original, model, requests, emit, timings)
         enrollment = build_enrollment(name, photo, image, original, model.name, outcome)
         emit(ProgressEvent("embedded", f"{len(enrollment.embeddings)} embedding(s) with {model.name}"))
-        store_started = time.perf_counter()
-        # a new person enrolled meanwhile (another request, another replica) was not in the
-        # search: the face is checked against what committed since, under the write lock
-        guard = None
-        if checked is not None and into is None:
-            guard = recheck_guard(self.store, self.thresholds.rule(model), checked, original.vector, image.sha256)
-        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None, guard=guard)
-        timings["store"] = time.perf_counter() - store_started
+        person_id = self._store_enrollment(enrollment, into, model, checked, original, image.sha256, timings)
         elapsed = time.perf_counter() - started
         timings["total"] = elapsed
         self._record_run(person_id, model.name, len(requests or []), len(outcome.accepted) if outcome else 0, timings)
         if into is None:
             self._warn_if_outgrown(model)
         emit(ProgressEvent("stored", f"person {person_id} stored", {"person_id": person_id}))
-        return EnrollResult(
-            person_id=person_id,
-            name=name,
-            model=model.name,
-            num_images=len(enrollment.images),
-            num_embeddings=len(enrollment.embeddings),
-            sources=[e.source for e in enrollment.embeddings],
-            elapsed_s=elapsed,
-            views=[
-                {**d.as_record(), "preview_jpeg_base64": base64.b64encode(d.preview_jpeg()).decode()}
-                for d in (outcome.decisions if outcome else [])
-            ],
-            timings_s={k: round(v, 4) for k, v in timings.items()},
-        )
+        return _result(person_id, name, model.name, enrollment, elapsed, outcome, timings)
+
+    def _refuse_known_photo(self, person_id: int, sha256: str) -> None:
+        known = self.store.find_image(person_id, sha256, "original")
+        if known is not None:
+            raise PhotoExists(f"person {person_id} already has this photo (image {known}); nothing was stored")
+
+    def _make_views(
+        self,
+        photo: bytes,
+        original: EmbeddedFace,
+        model: ModelInfo,
+        requests: list[ViewRequest],
+        emit: ProgressCallback,
+        timings: dict[str, float],
+    ) -> ViewsOutcome:
+        """The photo's views, gated against its face; their times go into ``timings``."""
+        emit(ProgressEvent("generating", f"generating {len(requests)} view(s)", {"views": [r.name for r in requests]}))
+        gate = self.thresholds.gate(model)
+        outcome = self.views.make_views(photo, original.face, original.vector, requests, gate)
+        if outcome.model != model.name:
+            raise ModelSwitching(f"the model changed to {outcome.model} during this enrollment; retry")
+        for event in views_events(outcome):
+            emit(event)
+        timings["generate"] = outcome.stats.total_s
+        timings["gate"] = outcome.gate_s
+        return outcome
+
+    def _store_enrollment(
+        self,
+        enrollment: Enrollment,
+        into: int | None,
+        model: ModelInfo,
+        checked: DuplicateCheck | None,
+        original: EmbeddedFace,
+        sha256: str,
+        timings: dict[str, float],
+    ) -> int:
+        """The rows, in one transaction; the store's time goes into ``timings``."""
+        store_started = time.perf_counter()
+        # a new person enrolled meanwhile (another request, another replica) was not in the
+        # search: the face is checked against what committed since, under the write lock
+        guard = None
+        if checked is not None and into is None:
+            guard = recheck_guard(self.store, self.thresholds.rule(model), checked, original.vector, sha256)
+        person_id = self.store.add_person(enrollment, into=into, new_photo=into is not None, guard=guard)
+        timings["store"] = time.perf_counter() - store_started
+        return person_id
 
     def _check_same_person(
         self, person_id: int | None, model: ModelInfo, vector: np.ndarray, sha256: str
@@ -238,3 +247,39 @@ class Enroller:
                 log.warning("%s", fit.warning)
         except Exception:  # the person is stored; a lost warning is only logged
             log.exception("could not check the gallery's size against its threshold")
+
+
+def _emit_found(emit: ProgressCallback, image: ImageInfo, original: EmbeddedFace) -> None:
+    """The photo decoded and its face detected, for a caller following the enrollment."""
+    emit(ProgressEvent("decoded", f"{image.format} {image.width}x{image.height}"))
+    emit(
+        ProgressEvent(
+            "detected", "face detected", {"bbox": original.face.as_dict()["bbox"], "score": original.face.score}
+        )
+    )
+
+
+def _result(
+    person_id: int,
+    name: str,
+    model: str,
+    enrollment: Enrollment,
+    elapsed: float,
+    outcome: ViewsOutcome | None,
+    timings: dict[str, float],
+) -> EnrollResult:
+    """What was stored, with each view's decision and a preview of it."""
+    return EnrollResult(
+        person_id=person_id,
+        name=name,
+        model=model,
+        num_images=len(enrollment.images),
+        num_embeddings=len(enrollment.embeddings),
+        sources=[e.source for e in enrollment.embeddings],
+        elapsed_s=elapsed,
+        views=[
+            {**d.as_record(), "preview_jpeg_base64": base64.b64encode(d.preview_jpeg()).decode()}
+            for d in (outcome.decisions if outcome else [])
+        ],
+        timings_s={k: round(v, 4) for k, v in timings.items()},
+    )

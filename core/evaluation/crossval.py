@@ -104,6 +104,188 @@ def _mixed(
     return out
 
 
+Key = tuple[str, str, str]  # condition, rule, FPIR ("0.01")
+
+
+@dataclass
+class _Tallies:
+    """What the splits measured so far. Per (condition, rule, FPIR): each fold's FNIR, FPIR and
+    threshold, and per identity its held-out mated searches and their misses (the bootstrap's
+    unit); per condition the gallery's size in each split; per "condition|rule" the mixed
+    gallery's figures in each split."""
+
+    n_id: int
+    fnir: dict[Key, list[float]] = field(default_factory=dict)
+    fpir: dict[Key, list[float]] = field(default_factory=dict)
+    threshold: dict[Key, list[float]] = field(default_factory=dict)
+    misses: dict[Key, np.ndarray] = field(default_factory=dict)
+    totals: dict[Key, np.ndarray] = field(default_factory=dict)
+    sizes: dict[str, list[int]] = field(default_factory=dict)
+    mixed: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add_fold(
+        self,
+        data: EvalData,
+        key: Key,
+        fpir: float,
+        scored: tuple[np.ndarray, np.ndarray],
+        mated: np.ndarray,
+        in_fold: np.ndarray,
+    ) -> None:
+        """One fold: the threshold at ``fpir`` calibrated on the impostor searches of the other
+        folds, FNIR and FPIR measured on this one's (``scored``: each search's top score and
+        whether it is the right person)."""
+        score, hit = scored
+        miss_count = self.misses.setdefault(key, np.zeros(self.n_id))
+        total_count = self.totals.setdefault(key, np.zeros(self.n_id))
+        train = (~mated) & ~in_fold
+        held_mated = mated & in_fold
+        held_impostor = (~mated) & in_fold
+        if not train.any() or not held_mated.any() or not held_impostor.any():
+            return  # a tiny set: this fold has nothing to calibrate or to measure
+        threshold = threshold_for_fpir(score[train], fpir)
+        accepted = hit & (score >= threshold)
+        self.fnir.setdefault(key, []).append(1.0 - accepted[held_mated].mean())
+        self.fpir.setdefault(key, []).append(float((score[held_impostor] >= threshold).mean()))
+        self.threshold.setdefault(key, []).append(threshold)
+        np.add.at(miss_count, data.probe_identity[held_mated], ~accepted[held_mated])
+        np.add.at(total_count, data.probe_identity[held_mated], 1)
+
+
+@dataclass(frozen=True)
+class _AtFpir:
+    """One rule's figures at one FPIR, over every fold of every split."""
+
+    fnir: float
+    interval: tuple[float, float]
+    fpir: float
+    threshold: float
+    worse_folds: int
+
+
+def _split(n_id: int, folds: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half the identities enrolled, the others not, and each half dealt into ``folds`` folds:
+    (enrolled, others, each identity's fold)."""
+    order = rng.permutation(n_id)
+    enrolled, others = np.sort(order[: n_id // 2]), np.sort(order[n_id // 2 :])
+    fold_of = np.empty(n_id, dtype=np.int64)
+    fold_of[enrolled] = _deal(len(enrolled), folds, rng)
+    fold_of[others] = _deal(len(others), folds, rng)
+    return enrolled, others, fold_of
+
+
+def _tally_split(
+    tallies: _Tallies,
+    data: EvalData,
+    conditions: dict[str, tuple[str, ...] | None],
+    rules: tuple[str, ...],
+    enrolled: np.ndarray,
+    fold_of: np.ndarray,
+    folds: int,
+) -> None:
+    """Every condition and rule on one split, fold by fold."""
+    is_enrolled = np.zeros(tallies.n_id, dtype=bool)
+    is_enrolled[enrolled] = True
+    mated = is_enrolled[data.probe_identity]
+    probe_fold = fold_of[data.probe_identity]
+    for condition, views in conditions.items():
+        index = gallery_index(data, enrolled, views)
+        tallies.sizes.setdefault(condition, []).append(int(index.vectors.shape[0]))
+        for rule in rules:
+            score, hit, _ = top_searches(data, index, enrolled, rule)
+            for fpir in FPIRS:
+                for f in range(folds):
+                    key = (condition, rule, f"{fpir:g}")
+                    tallies.add_fold(data, key, fpir, (score, hit), mated, probe_fold == f)
+
+
+def _tally_mixed(
+    tallies: _Tallies,
+    data: EvalData,
+    conditions: dict[str, tuple[str, ...] | None],
+    rules: tuple[str, ...],
+    split: tuple[np.ndarray, np.ndarray],
+    half: np.ndarray,
+) -> None:
+    """The mixed gallery of one split (``split``: enrolled, others; ``half`` of the enrolled with
+    views), for every condition with views: without the views offset, then with it."""
+    enrolled, others = split
+    for condition, views in conditions.items():
+        if not views:
+            continue
+        # the offset is calibrated with the roles swapped (the other half as the gallery):
+        # none of the mixed gallery's persons or impostor searches take part in it
+        offsets = calibrate_views_offsets(data.subset(others), views, rules)
+        for rule in rules:
+            stats = tallies.mixed.setdefault(f"{condition}|{rule}", {})
+            for suffix, offset in (("", 0.0), ("_offset", offsets[rule][0])):
+                for name, value in _mixed(data, enrolled, views, half, rule, offset).items():
+                    if name != "views_offset" or suffix:  # the offset once, under its own name
+                        stats.setdefault(name if name == "views_offset" else name + suffix, []).append(value)
+
+
+def _at_fpir(tallies: _Tallies, key: Key, base: Key, samples: np.ndarray) -> _AtFpir:
+    """The means over every fold, the bootstrap interval over identities (``samples``: one row of
+    identities per resample; none: NaN), and the folds worse than ``base``'s."""
+    boot = tallies.misses[key][samples].sum(axis=1) / np.maximum(tallies.totals[key][samples].sum(axis=1), 1)
+    interval = (
+        (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))) if len(samples) else (math.nan, math.nan)
+    )
+    worse = int(sum(a > b + 1e-12 for a, b in zip(tallies.fnir[key], tallies.fnir[base])))
+    return _AtFpir(
+        float(np.mean(tallies.fnir[key])),
+        interval,
+        float(np.mean(tallies.fpir[key])),
+        float(np.mean(tallies.threshold[key])),
+        worse,
+    )
+
+
+def _rule_result(
+    tallies: _Tallies, condition: str, rule: str, base: str, samples: np.ndarray, rank1: float, folds: int
+) -> RuleResult:
+    """One condition and rule, compared fold by fold with condition ``base`` under the same rule."""
+    out = {
+        f"{fpir:g}": _at_fpir(tallies, (condition, rule, f"{fpir:g}"), (base, rule, f"{fpir:g}"), samples)
+        for fpir in FPIRS
+    }
+    stats = tallies.mixed.get(f"{condition}|{rule}", {})
+    return RuleResult(
+        fnir={k: v.fnir for k, v in out.items()},
+        fnir_ci={k: v.interval for k, v in out.items()},
+        fpir={k: v.fpir for k, v in out.items()},
+        threshold={k: v.threshold for k, v in out.items()},
+        rank1=rank1,
+        worse_folds={k: v.worse_folds for k, v in out.items()},
+        folds=folds,
+        mean_gallery_size=float(np.mean(tallies.sizes[condition])),
+        mixed={k: float(np.mean(v)) for k, v in stats.items() if v},
+    )
+
+
+def _results(
+    tallies: _Tallies,
+    data: EvalData,
+    conditions: dict[str, tuple[str, ...] | None],
+    rules: tuple[str, ...],
+    folds: int,
+    bootstrap: int,
+) -> dict[str, dict[str, RuleResult]]:
+    """Per condition and rule, the tallies summed up; rank-1 on a closed set (everyone enrolled)."""
+    everyone = np.arange(tallies.n_id)
+    results: dict[str, dict[str, RuleResult]] = {}
+    rng = np.random.default_rng(12345)
+    samples = rng.integers(0, tallies.n_id, size=(bootstrap, tallies.n_id))
+    for condition, views in conditions.items():
+        closed = gallery_index(data, everyone, views)
+        base = "original" if "original" in conditions else condition
+        results[condition] = {}
+        for rule in rules:
+            _, hit, _ = top_searches(data, closed, everyone, rule)
+            results[condition][rule] = _rule_result(tallies, condition, rule, base, samples, float(hit.mean()), folds)
+    return results
+
+
 def cross_validate(
     data: EvalData,
     conditions: dict[str, tuple[str, ...] | None],
@@ -116,101 +298,15 @@ def cross_validate(
     (NaN), for callers that only need the means."""
     n_id = len(data.identities)
     folds = max(2, min(folds, n_id // 2))  # every fold holds at least one identity of each half
-    # per (condition, rule): per split and fold FNIR/FPIR/threshold; per identity misses
-    fold_fnir: dict[tuple[str, str, str], list[float]] = {}
-    fold_fpir: dict[tuple[str, str, str], list[float]] = {}
-    fold_thr: dict[tuple[str, str, str], list[float]] = {}
-    misses: dict[tuple[str, str, str], np.ndarray] = {}
-    totals: dict[tuple[str, str, str], np.ndarray] = {}
-    sizes: dict[str, list[int]] = {}
-    mixed: dict[str, dict[str, list[float]]] = {}
+    tallies = _Tallies(n_id)
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        order = rng.permutation(n_id)
-        enrolled, others = np.sort(order[: n_id // 2]), np.sort(order[n_id // 2 :])
-        fold_of = np.empty(n_id, dtype=np.int64)
-        fold_of[enrolled] = _deal(len(enrolled), folds, rng)
-        fold_of[others] = _deal(len(others), folds, rng)
-        is_enrolled = np.zeros(n_id, dtype=bool)
-        is_enrolled[enrolled] = True
-        mated = is_enrolled[data.probe_identity]
-        probe_fold = fold_of[data.probe_identity]
-        for condition, views in conditions.items():
-            index = gallery_index(data, enrolled, views)
-            sizes.setdefault(condition, []).append(int(index.vectors.shape[0]))
-            for rule in rules:
-                score, hit, _ = top_searches(data, index, enrolled, rule)
-                for fpir in FPIRS:
-                    key = (condition, rule, f"{fpir:g}")
-                    miss_count = misses.setdefault(key, np.zeros(n_id))
-                    total_count = totals.setdefault(key, np.zeros(n_id))
-                    for f in range(folds):
-                        train = (~mated) & (probe_fold != f)
-                        held_mated = mated & (probe_fold == f)
-                        held_impostor = (~mated) & (probe_fold == f)
-                        if not train.any() or not held_mated.any() or not held_impostor.any():
-                            continue  # a tiny set: this fold has nothing to calibrate or to measure
-                        threshold = threshold_for_fpir(score[train], fpir)
-                        accepted = hit & (score >= threshold)
-                        fold_fnir.setdefault(key, []).append(1.0 - accepted[held_mated].mean())
-                        fold_fpir.setdefault(key, []).append(float((score[held_impostor] >= threshold).mean()))
-                        fold_thr.setdefault(key, []).append(threshold)
-                        np.add.at(miss_count, data.probe_identity[held_mated], ~accepted[held_mated])
-                        np.add.at(total_count, data.probe_identity[held_mated], 1)
+        enrolled, others, fold_of = _split(n_id, folds, rng)
+        _tally_split(tallies, data, conditions, rules, enrolled, fold_of, folds)
         half = np.zeros(len(enrolled), dtype=bool)  # the mixed gallery: half the persons with views
         half[rng.permutation(len(enrolled))[: len(enrolled) // 2]] = True
-        for condition, views in conditions.items():
-            if not views:
-                continue
-            # the offset is calibrated with the roles swapped (the other half as the gallery):
-            # none of the mixed gallery's persons or impostor searches take part in it
-            offsets = calibrate_views_offsets(data.subset(others), views, rules)
-            for rule in rules:
-                stats = mixed.setdefault(f"{condition}|{rule}", {})
-                for suffix, offset in (("", 0.0), ("_offset", offsets[rule][0])):
-                    for name, value in _mixed(data, enrolled, views, half, rule, offset).items():
-                        if name != "views_offset" or suffix:  # the offset once, under its own name
-                            stats.setdefault(name if name == "views_offset" else name + suffix, []).append(value)
-
-    everyone = np.arange(n_id)
-    results: dict[str, dict[str, RuleResult]] = {}
-    rng = np.random.default_rng(12345)
-    samples = rng.integers(0, n_id, size=(bootstrap, n_id))
-    for condition, views in conditions.items():
-        closed = gallery_index(data, everyone, views)
-        results[condition] = {}
-        for rule in rules:
-            _, hit, _ = top_searches(data, closed, everyone, rule)
-            out = {}
-            for fpir in FPIRS:
-                key = (condition, rule, f"{fpir:g}")
-                boot = misses[key][samples].sum(axis=1) / np.maximum(totals[key][samples].sum(axis=1), 1)
-                interval = (
-                    (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
-                    if bootstrap
-                    else (math.nan, math.nan)
-                )
-                base = fold_fnir[("original", rule, f"{fpir:g}")] if "original" in conditions else fold_fnir[key]
-                worse = int(sum(a > b + 1e-12 for a, b in zip(fold_fnir[key], base)))
-                out[f"{fpir:g}"] = (
-                    float(np.mean(fold_fnir[key])),
-                    interval,
-                    float(np.mean(fold_fpir[key])),
-                    float(np.mean(fold_thr[key])),
-                    worse,
-                )
-            stats = mixed.get(f"{condition}|{rule}", {})
-            results[condition][rule] = RuleResult(
-                fnir={k: v[0] for k, v in out.items()},
-                fnir_ci={k: v[1] for k, v in out.items()},
-                fpir={k: v[2] for k, v in out.items()},
-                threshold={k: v[3] for k, v in out.items()},
-                rank1=float(hit.mean()),
-                worse_folds={k: v[4] for k, v in out.items()},
-                folds=seeds * folds,
-                mean_gallery_size=float(np.mean(sizes[condition])),
-                mixed={k: float(np.mean(v)) for k, v in stats.items() if v},
-            )
+        _tally_mixed(tallies, data, conditions, rules, (enrolled, others), half)
+    results = _results(tallies, data, conditions, rules, seeds * folds, bootstrap)
     return CrossValReport(results, seeds, folds, n_id, int(len(data.probe_identity)))
 
 

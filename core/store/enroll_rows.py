@@ -66,11 +66,7 @@ class EnrollmentRows:
         try:
             paths = [self._write_image_file(image, created_files) for image in enrollment.images]
             with self._transaction() as conn:
-                # Under the write lock no one removes files (see remove_unreferenced): a file
-                # shared with a failed concurrent enrollment that was removed meanwhile is rewritten.
-                for image, path in zip(enrollment.images, paths):
-                    if not (self.data_dir / path).exists():
-                        self._write_image_file(image, created_files)
+                self._rewrite_removed_files(enrollment, paths, created_files)
                 if not any_model:
                     check_active(conn, {e.model for e in enrollment.embeddings})
                 if guard is not None:
@@ -79,47 +75,11 @@ class EnrollmentRows:
                 had: dict[tuple[str, str], int] = {}
                 taken: set[str] = set()
                 if into is None:
-                    try:
-                        person_id = rowid(
-                            conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now))
-                        )
-                    except sqlite3.IntegrityError:
-                        raise PersonExists(f"a person named {name!r} is already enrolled") from None
+                    person_id = _insert_person(conn, name, now)
                 else:
-                    if conn.execute("SELECT 1 FROM persons WHERE id = ?", (into,)).fetchone() is None:
-                        raise PersonNotFound(f"no person with id {into}")
                     person_id = into
-                    known = conn.execute(
-                        "SELECT id, sha256, source, display_name FROM images WHERE person_id = ?", (into,)
-                    )
-                    for image_id, sha256, source, display_name in known:
-                        had[(sha256, source)] = image_id
-                        taken.add(display_name)
-                        if new_photo and sha256 == enrollment.images[0].sha256 and source == "original":
-                            raise PhotoExists(
-                                f"person {into} already has this photo (image {image_id}); nothing was stored"
-                            )
-                # a view's photo comes before it; one the person had already is theirs (an import's merge)
-                stored: list[int] = []  # the image id of each of the enrollment's images
-                inserted: list[int | None] = []  # the same where this enrollment inserted it
-                for image, path in zip(enrollment.images, paths):
-                    known_id = had.get((image.sha256, image.source))
-                    if known_id is not None:
-                        stored.append(known_id)
-                        inserted.append(None)
-                        continue
-                    made_from = None if image.made_from is None else stored[image.made_from]
-                    image_id = self._insert_image(
-                        conn, person_id, free_display_name(image, taken), path, now, made_from
-                    )
-                    stored.append(image_id)
-                    inserted.append(image_id)
-                for embedding in enrollment.embeddings:
-                    new_id = inserted[embedding.image_index]
-                    if new_id is not None:
-                        self._insert_embedding(conn, person_id, new_id, embedding, now)
-                for run in enrollment.generation_runs:
-                    self._insert_generation_run(conn, run, person_id, now)
+                    had, taken = _images_of(conn, into, enrollment.images[0] if new_photo else None)
+                self._insert_rows(conn, person_id, enrollment, paths, had, taken, now)
         except BaseException:
             self.remove_unreferenced(created_files)
             raise
@@ -130,6 +90,45 @@ class EnrollmentRows:
             len(enrollment.embeddings),
         )
         return int(person_id)
+
+    def _rewrite_removed_files(self, enrollment: Enrollment, paths: list[str], created_files: list[Path]) -> None:
+        """Under the write lock no one removes files (see remove_unreferenced): a file shared with
+        a failed concurrent enrollment that was removed meanwhile is rewritten."""
+        for image, path in zip(enrollment.images, paths):
+            if not (self.data_dir / path).exists():
+                self._write_image_file(image, created_files)
+
+    def _insert_rows(
+        self,
+        conn: sqlite3.Connection,
+        person_id: int,
+        enrollment: Enrollment,
+        paths: list[str],
+        had: dict[tuple[str, str], int],
+        taken: set[str],
+        now: str,
+    ) -> None:
+        """The enrollment's images, then their embeddings and generation runs. A view's photo
+        comes before it; an image the person had already (``had``: by sha256 and source) is
+        theirs (an import's merge), and neither it nor its embeddings are inserted again."""
+        stored: list[int] = []  # the image id of each of the enrollment's images
+        inserted: list[int | None] = []  # the same where this enrollment inserted it
+        for image, path in zip(enrollment.images, paths):
+            known_id = had.get((image.sha256, image.source))
+            if known_id is not None:
+                stored.append(known_id)
+                inserted.append(None)
+                continue
+            made_from = None if image.made_from is None else stored[image.made_from]
+            image_id = self._insert_image(conn, person_id, free_display_name(image, taken), path, now, made_from)
+            stored.append(image_id)
+            inserted.append(image_id)
+        for embedding in enrollment.embeddings:
+            new_id = inserted[embedding.image_index]
+            if new_id is not None:
+                self._insert_embedding(conn, person_id, new_id, embedding, now)
+        for run in enrollment.generation_runs:
+            self._insert_generation_run(conn, run, person_id, now)
 
     def _write_image_file(self, image: NewImage, created: list[Path]) -> str:
         relative = Path("images") / image.sha256[:2] / f"{image.sha256}{image.extension}"
@@ -192,6 +191,31 @@ class EnrollmentRows:
                 now,
             ),
         )
+
+
+def _insert_person(conn: sqlite3.Connection, name: str, now: str) -> int:
+    try:
+        return rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)))
+    except sqlite3.IntegrityError:
+        raise PersonExists(f"a person named {name!r} is already enrolled") from None
+
+
+def _images_of(
+    conn: sqlite3.Connection, person_id: int, new_photo: NewImage | None
+) -> tuple[dict[tuple[str, str], int], set[str]]:
+    """The images person ``person_id`` has, by (sha256, source), and the display names they use;
+    refuses ``new_photo`` (a photo added to them) if they have it already."""
+    if conn.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+        raise PersonNotFound(f"no person with id {person_id}")
+    had: dict[tuple[str, str], int] = {}
+    taken: set[str] = set()
+    known = conn.execute("SELECT id, sha256, source, display_name FROM images WHERE person_id = ?", (person_id,))
+    for image_id, sha256, source, display_name in known:
+        had[(sha256, source)] = image_id
+        taken.add(display_name)
+        if new_photo is not None and sha256 == new_photo.sha256 and source == "original":
+            raise PhotoExists(f"person {person_id} already has this photo (image {image_id}); nothing was stored")
+    return had, taken
 
 
 def free_display_name(image: NewImage, taken: set[str]) -> NewImage:

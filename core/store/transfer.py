@@ -234,6 +234,87 @@ def _free_name(name: str, taken: set[str]) -> str:
     return f"{name} ({number})"
 
 
+@dataclass
+class _Import:
+    """An import under way: the gallery's names, and what happened to each person so far."""
+
+    store: GalleryStore
+    on_conflict: str
+    check: ImportFaces | None
+    force: bool
+    existing: dict[str, int]  # name -> person id, this import's persons included
+    skipped: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
+    conflicts: list[FaceConflict] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    persons: int = 0
+    images: int = 0
+    embeddings: int = 0
+
+    def person(self, enrollment: Enrollment) -> None:
+        """One person of the export, stored atomically, or left out (a name taken under ``skip``,
+        a face the check refused)."""
+        name = enrollment.name
+        into = None
+        if name in self.existing:
+            if self.on_conflict == "skip":
+                self.skipped.append(name)
+                return
+            if self.on_conflict == "merge":
+                into = self.existing[name]
+        if not self._face_check_passes(enrollment, into):
+            return
+        if into is not None:
+            self.merged.append(name)
+        elif name in self.existing:
+            new = _free_name(name, set(self.existing))
+            self.renamed[name] = new
+            enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
+        had = set() if into is None else {(i.sha256, i.source) for i in self.store.person_detail(into).images}
+        person_id = self.store.add_person(enrollment, into=into, any_model=True)  # leaves out what they had
+        self.existing[enrollment.name] = person_id
+        self.persons += into is None
+        added = [(image.sha256, image.source) not in had for image in enrollment.images]
+        self.images += sum(added)
+        self.embeddings += sum(added[e.image_index] for e in enrollment.embeddings)
+
+    def _face_check_passes(self, enrollment: Enrollment, into: int | None) -> bool:
+        """Whether the person goes in: no check, one that cannot be made (reported), none found,
+        or one found and ``force`` (reported too)."""
+        if self.check is None:
+            return True
+        if not self.check.can_check(enrollment):
+            self.unchecked.append(enrollment.name)
+        elif (found := self.check.conflict(enrollment, into)) is not None:
+            self.conflicts.append(found)
+            return self.force
+        return True
+
+    def report(self, seconds: float) -> TransferReport:
+        return TransferReport(
+            self.persons,
+            self.images,
+            self.embeddings,
+            seconds,
+            self.skipped,
+            self.renamed,
+            self.merged,
+            "off" if self.check is None else self.check.describe(),
+            self.conflicts,
+            self.unchecked,
+        )
+
+
+def _add_missing_thresholds(store: GalleryStore, rows: list[dict[str, Any]]) -> None:
+    """Thresholds the gallery lacks, from the export; the gallery's own ones win."""
+    have = {(t.model, t.kind, t.rule, t.target) for t in store.thresholds()}
+    for row in rows:
+        threshold = StoredThreshold(**row)
+        if (threshold.model, threshold.kind, threshold.rule, threshold.target) not in have:
+            store.set_threshold(threshold)
+
+
 def import_gallery(
     store: GalleryStore, src: Path, on_conflict: str = "skip", check: ImportFaces | None = None, force: bool = False
 ) -> TransferReport:
@@ -249,65 +330,18 @@ def import_gallery(
     existing = {p.name: p.id for p in store.list_persons()}
     if check is not None:
         check.begin()  # the gallery before this import: its own persons are not checked against each other
-    skipped: list[str] = []
-    merged: list[str] = []
-    renamed: dict[str, str] = {}
-    conflicts: list[FaceConflict] = []
-    unchecked: list[str] = []
-    persons = images = embeddings = 0
+    done = _Import(store, on_conflict, check, force, existing)
     for enrollment in enrollments:
-        name = enrollment.name
-        into = None
-        if name in existing:
-            if on_conflict == "skip":
-                skipped.append(name)
-                continue
-            if on_conflict == "merge":
-                into = existing[name]
-        if check is not None:
-            if not check.can_check(enrollment):
-                unchecked.append(name)
-            elif (found := check.conflict(enrollment, into)) is not None:
-                conflicts.append(found)
-                if not force:
-                    continue
-        if into is not None:
-            merged.append(name)
-        elif name in existing:
-            new = _free_name(name, set(existing))
-            renamed[name] = new
-            enrollment = Enrollment(new, enrollment.images, enrollment.embeddings)
-        had = set() if into is None else {(i.sha256, i.source) for i in store.person_detail(into).images}
-        person_id = store.add_person(enrollment, into=into, any_model=True)  # leaves out what they had
-        existing[enrollment.name] = person_id
-        persons += into is None
-        added = [(image.sha256, image.source) not in had for image in enrollment.images]
-        images += sum(added)
-        embeddings += sum(added[e.image_index] for e in enrollment.embeddings)
-    have = {(t.model, t.kind, t.rule, t.target) for t in store.thresholds()}
-    for row in rows["thresholds"]:
-        threshold = StoredThreshold(**row)
-        if (threshold.model, threshold.kind, threshold.rule, threshold.target) not in have:
-            store.set_threshold(threshold)
-    report = TransferReport(
-        persons,
-        images,
-        embeddings,
-        round(time.perf_counter() - started, 3),
-        skipped,
-        renamed,
-        merged,
-        "off" if check is None else check.describe(),
-        conflicts,
-        unchecked,
-    )
+        done.person(enrollment)
+    _add_missing_thresholds(store, rows["thresholds"])
+    report = done.report(round(time.perf_counter() - started, 3))
     log.info(
         "imported %d persons (%d skipped, %d renamed, %d merged, %d refused by the face check%s) from %s",
-        persons,
-        len(skipped),
-        len(renamed),
-        len(merged),
-        len(conflicts),
+        report.persons,
+        len(report.skipped),
+        len(report.renamed),
+        len(report.merged),
+        len(report.face_conflicts),
         ", imported anyway" if force else "",
         src,
     )

@@ -56,69 +56,15 @@ class _Graph:
         return out
 
 
+Shape = tuple[int, int, int]  # one chip's tensor: channels, rows, columns
+
+
 def build_model(layers: list[Layer]) -> object:
     """An ``onnx.ModelProto`` computing ``layers`` (dynamic batch)."""
     from onnx import TensorProto, checker, helper
 
     g = _Graph()
-    mean = layers[0].arrays["mean"].reshape(1, 1, 1, 3)
-    x = g.node("Cast", [INPUT], to=TensorProto.FLOAT)
-    x = g.node("Sub", [x, g.const("mean", mean)])
-    x = g.node("Mul", [x, g.const("scale", np.array(1.0 / 256.0, dtype=np.float32))])
-    x = g.node("Transpose", [x], perm=[0, 3, 1, 2])
-    shape = (3, CHIP, CHIP)
-    tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
-    i = 1
-    while i < len(layers):
-        layer = layers[i]
-        if layer.kind == "con":
-            weight = layer.arrays["weight"]
-            bias = layer.arrays.get("bias", np.zeros(weight.shape[0], dtype=np.float32))
-            if i + 1 < len(layers) and layers[i + 1].kind == "affine":  # fold the affine layer in
-                gamma, beta = layers[i + 1].arrays["gamma"], layers[i + 1].arrays["beta"]
-                weight, bias = weight * gamma[:, None, None, None], bias * gamma + beta
-                i += 1
-            (ph, pw), (sh, sw), (kh, kw) = layer.padding, layer.stride, layer.size
-            x = g.node(
-                "Conv",
-                [x, g.const("w", weight.astype(np.float32)), g.const("b", bias.astype(np.float32))],
-                kernel_shape=[kh, kw],
-                strides=[sh, sw],
-                pads=[ph, pw, ph, pw],
-            )
-            shape = (weight.shape[0], _out(shape[1], kh, sh, ph), _out(shape[2], kw, sw, pw))
-        elif layer.kind == "affine":
-            k = layer.arrays["gamma"].size
-            x = g.node("Mul", [x, g.const("gamma", layer.arrays["gamma"].reshape(1, k, 1, 1))])
-            x = g.node("Add", [x, g.const("beta", layer.arrays["beta"].reshape(1, k, 1, 1))])
-        elif layer.kind == "relu":
-            x = g.node("Relu", [x])
-        elif layer.kind in ("max_pool", "avg_pool"):
-            (ph, pw), (sh, sw), (kh, kw) = layer.padding, layer.stride, layer.size
-            if (kh, kw) == (0, 0):  # dlib's avg_pool_everything
-                x = g.node("GlobalAveragePool", [x])
-                shape = (shape[0], 1, 1)
-            else:
-                op = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
-                x = g.node(op, [x], kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
-                shape = (shape[0], _out(shape[1], kh, sh, ph), _out(shape[2], kw, sw, pw))
-        elif layer.kind == "tag":
-            tags[layer.tag] = (x, shape)
-        elif layer.kind == "skip":
-            x, shape = tags[layer.tag]
-        elif layer.kind == "add_prev":
-            other, other_shape = tags[layer.tag]
-            target = tuple(max(a, b) for a, b in zip(shape, other_shape))
-            x = g.node("Add", [_pad(g, x, shape, target), _pad(g, other, other_shape, target)])
-            shape = (target[0], target[1], target[2])
-        elif layer.kind == "fc":
-            x = g.node("Flatten", [x], axis=1)
-            x = g.node("MatMul", [x, g.const("fc", layer.arrays["weight"])])
-            if "bias" in layer.arrays:
-                x = g.node("Add", [x, g.const("fc_bias", layer.arrays["bias"])])
-        elif layer.kind != "identity":
-            raise ValueError(f"no ONNX form for dlib layer {layer.kind!r}")
-        i += 1
+    x = _forward(g, layers)
     g.nodes.append(helper.make_node("Identity", [x], [OUTPUT]))
     graph = helper.make_graph(
         g.nodes,
@@ -130,6 +76,100 @@ def build_model(layers: list[Layer]) -> object:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="manyangles")
     checker.check_model(model)
     return model
+
+
+def _forward(g: _Graph, layers: list[Layer]) -> str:
+    """The forward pass: the chips normalised by ``layers[0]`` (the input's means), then every
+    other layer in order; returns the name of the descriptors' tensor."""
+    x = _normalised_input(g, layers[0])
+    shape: Shape = (3, CHIP, CHIP)
+    tags: dict[int, tuple[str, Shape]] = {}
+    i = 1
+    while i < len(layers):
+        layer = layers[i]
+        if layer.kind == "con":
+            affine = layers[i + 1] if i + 1 < len(layers) and layers[i + 1].kind == "affine" else None
+            x, shape = _conv(g, x, shape, layer, affine)
+            i += affine is not None  # folded in: not a layer of its own
+        elif layer.kind == "affine":
+            x = _affine(g, x, layer)
+        elif layer.kind == "relu":
+            x = g.node("Relu", [x])
+        elif layer.kind in ("max_pool", "avg_pool"):
+            x, shape = _pool(g, x, shape, layer)
+        elif layer.kind == "tag":
+            tags[layer.tag] = (x, shape)
+        elif layer.kind == "skip":
+            x, shape = tags[layer.tag]
+        elif layer.kind == "add_prev":
+            x, shape = _add_prev(g, (x, shape), tags[layer.tag])
+        elif layer.kind == "fc":
+            x = _fc(g, x, layer)
+        elif layer.kind != "identity":
+            raise ValueError(f"no ONNX form for dlib layer {layer.kind!r}")
+        i += 1
+    return x
+
+
+def _normalised_input(g: _Graph, means: Layer) -> str:
+    """uint8 NHWC chips minus the means, over 256, as NCHW floats (dlib's input layer)."""
+    from onnx import TensorProto
+
+    mean = means.arrays["mean"].reshape(1, 1, 1, 3)
+    x = g.node("Cast", [INPUT], to=TensorProto.FLOAT)
+    x = g.node("Sub", [x, g.const("mean", mean)])
+    x = g.node("Mul", [x, g.const("scale", np.array(1.0 / 256.0, dtype=np.float32))])
+    return g.node("Transpose", [x], perm=[0, 3, 1, 2])
+
+
+def _conv(g: _Graph, x: str, shape: Shape, layer: Layer, affine: Layer | None) -> tuple[str, Shape]:
+    """A convolution, with the ``affine`` layer after it (a batch norm) folded into its weights."""
+    weight = layer.arrays["weight"]
+    bias = layer.arrays.get("bias", np.zeros(weight.shape[0], dtype=np.float32))
+    if affine is not None:
+        gamma, beta = affine.arrays["gamma"], affine.arrays["beta"]
+        weight, bias = weight * gamma[:, None, None, None], bias * gamma + beta
+    (ph, pw), (sh, sw), (kh, kw) = layer.padding, layer.stride, layer.size
+    x = g.node(
+        "Conv",
+        [x, g.const("w", weight.astype(np.float32)), g.const("b", bias.astype(np.float32))],
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        pads=[ph, pw, ph, pw],
+    )
+    return x, (weight.shape[0], _out(shape[1], kh, sh, ph), _out(shape[2], kw, sw, pw))
+
+
+def _affine(g: _Graph, x: str, layer: Layer) -> str:
+    """An affine layer with no convolution before it: per channel, times gamma plus beta."""
+    k = layer.arrays["gamma"].size
+    x = g.node("Mul", [x, g.const("gamma", layer.arrays["gamma"].reshape(1, k, 1, 1))])
+    return g.node("Add", [x, g.const("beta", layer.arrays["beta"].reshape(1, k, 1, 1))])
+
+
+def _pool(g: _Graph, x: str, shape: Shape, layer: Layer) -> tuple[str, Shape]:
+    (ph, pw), (sh, sw), (kh, kw) = layer.padding, layer.stride, layer.size
+    if (kh, kw) == (0, 0):  # dlib's avg_pool_everything
+        return g.node("GlobalAveragePool", [x]), (shape[0], 1, 1)
+    op = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
+    x = g.node(op, [x], kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
+    return x, (shape[0], _out(shape[1], kh, sh, ph), _out(shape[2], kw, sw, pw))
+
+
+def _add_prev(g: _Graph, current: tuple[str, Shape], tagged: tuple[str, Shape]) -> tuple[str, Shape]:
+    """The sum of two tensors, dlib-style: the smaller zero-padded to the larger."""
+    (x, shape), (other, other_shape) = current, tagged
+    target = tuple(max(a, b) for a, b in zip(shape, other_shape))
+    x = g.node("Add", [_pad(g, x, shape, target), _pad(g, other, other_shape, target)])
+    return x, (target[0], target[1], target[2])
+
+
+def _fc(g: _Graph, x: str, layer: Layer) -> str:
+    x = g.node("Flatten", [x], axis=1)
+    x = g.node("MatMul", [x, g.const("fc", layer.arrays["weight"])])
+    if "bias" in layer.arrays:
+        x = g.node("Add", [x, g.const("fc_bias", layer.arrays["bias"])])
+    return x
 
 
 def _pad(g: _Graph, x: str, shape: tuple[int, ...], target: tuple[int, ...]) -> str:
