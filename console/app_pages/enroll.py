@@ -35,7 +35,7 @@ GENERATORS = {  # what the augmentation option says it will use
 HOW_TO_SD = (
     "To generate views with Stable Diffusion, give the service a local SD 1.5 folder: "
     "`MANYANGLES_SD_MODEL=/path/to/stable-diffusion-v1-5 make run` "
-    "(README, 'Synthetic views'); nothing is downloaded."
+    "(docs/models.md, 'Synthetic views'); nothing is downloaded."
 )
 
 
