@@ -9,9 +9,9 @@ import json
 import httpx
 import pytest
 import streamlit as st
-from console_pages import enroll, page
 
 from conftest import AUTH, FORCE, REPO, free_port, no_face_jpeg, off_process, photo, photo_bytes, side_by_side
+from console_pages import enroll, page
 
 
 def test_enroll_streams_progress_and_shows_the_grid(console_env: httpx.Client):

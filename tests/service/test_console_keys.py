@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from console_pages import page
 
 from console.keys_view import CREATE, REVOKE, key_rows
 
 from conftest import AUTH
+from console_pages import page
 
 
 def _keys_table(at: Any) -> Any:

@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import httpx
-from console_pages import page
 
 from console.models_view import REEMBED, model_rows
 
 from conftest import AUTH, off_process, photo_bytes
+from console_pages import page
 
 OTHER = "test-other-model"
 

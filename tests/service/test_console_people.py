@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from console_pages import page
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from conftest import AUTH, FORCE, KEY, REPO, off_process, photo_bytes
+from console_pages import page
 
 
 def _enroll(api: httpx.Client, name: str, identity: str, n: int = 1, views: str = "") -> dict:

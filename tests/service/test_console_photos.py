@@ -5,9 +5,9 @@ page's offers for a name or a face already enrolled."""
 from __future__ import annotations
 
 import httpx
-from console_pages import enroll, page
 
 from conftest import AUTH, photo, photo_bytes, side_by_side
+from console_pages import enroll, page
 
 
 def test_add_a_photo_and_remove_a_view_on_the_person_page(console_env: httpx.Client):

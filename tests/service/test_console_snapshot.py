@@ -72,10 +72,10 @@ def test_local_tables_refuse_what_they_cannot_answer(tmp_path):
     error naming them. Rows of persons read by id come back typed even when none matched."""
     from dataclasses import replace
 
-    from records import enrollment, gallery_at_schema
-
     from console.local_tables import LocalTables
     from core.store.gallery import GalleryStore
+
+    from records import enrollment, gallery_at_schema
 
     (tmp_path / "old").mkdir()
     gallery_at_schema(tmp_path / "old", 9).close()
@@ -113,11 +113,12 @@ def test_the_console_reads_the_gallery_snapshot_at_start(console_env: httpx.Clie
     import threading
 
     import streamlit as st
-    from console_pages import page
     from streamlit import config as streamlit_config
     from streamlit.testing.v1 import AppTest
 
     from console import gallery_source
+
+    from console_pages import page
 
     st.cache_resource.clear()  # as a fresh console process: no snapshot yet (earlier tests made one)
     where = str(console_env.data_dir)  # type: ignore[attr-defined]

@@ -8,12 +8,12 @@ import time
 from typing import Any
 
 import httpx
-from console_pages import page
 from streamlit.testing.v1 import AppTest
 
 from console.duplicates_view import SEARCH_IN_BACKGROUND, SEARCH_NOW
 
 from conftest import AUTH, FORCE, off_process, photo_bytes
+from console_pages import page
 
 
 def test_system_and_identify_warn_when_the_gallery_outgrows_its_threshold(console_env: httpx.Client):

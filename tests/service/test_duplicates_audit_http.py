@@ -10,9 +10,9 @@ from conftest import AUTH, dead_pid, off_process
 def test_the_api_and_the_console_say_a_killed_search_failed(console_env: httpx.Client):
     """GET /v1/duplicates/audit and GET /v1/jobs/{id} reap a job whose process is gone, rather
     than show it running until the next search starts; the System page says so."""
-    from console_pages import page
-
     from console.text import plain
+
+    from console_pages import page
 
     api = console_env
     script = """

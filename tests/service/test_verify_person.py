@@ -179,9 +179,8 @@ def test_the_identify_page_with_an_identify_key_or_no_service(
 ):
     """A door's key may verify but not list persons: the page asks for the person's id. With no
     service at all it says so, once, instead of offering anything to verify against."""
-    from console_pages import page
-
     from conftest import free_port
+    from console_pages import page
 
     door = _identify_key(console_env.data_dir, "verify page door")  # type: ignore[attr-defined]
     enrolled = console_env.post(

@@ -6,13 +6,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from records import enrollment, gallery_at_schema
 
 from core.errors import ChangesUnavailable, InvalidInput
 from core.store.backup import backup, restore
 from core.store.changes import changes_since, parse_token
 from core.store.gallery import GalleryStore
 from core.store.snapshot import gallery_stamp
+
+from records import enrollment, gallery_at_schema
 
 
 def seq(token: str) -> int:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from records import enrollment, gallery_at_schema
 
 from core.errors import InvalidInput, StoreSchemaError
 from core.store import snapshot as snapshots
 from core.store.gallery import GalleryStore
+
+from records import enrollment, gallery_at_schema
 
 
 def read(data: bytes) -> pa.Table:

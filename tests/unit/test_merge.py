@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from records import enrollment, second_photo
 
 from core.errors import InvalidRequest, NotThisPerson, PersonNotFound
 from core.search.index import GallerySearch
@@ -17,6 +16,7 @@ from core.store.changes import changes_since
 from core.store.gallery import GalleryStore
 
 from conftest import photo_bytes, tree_digest
+from records import enrollment, second_photo
 
 
 def test_every_row_moves_and_the_other_person_goes(tmp_path: Path):

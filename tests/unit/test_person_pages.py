@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from records import enrollment
 
 from core.schemas.gallery import PersonsPage
 from core.store.gallery import PERSON_SELECT, GalleryStore
 from core.store.model_versions import EMBEDDINGS_AFTER_SQL, embeddings_after
 
 from conftest import photo_bytes
+from records import enrollment
 
 NAMES = ["Ada", "Adam", "Ádám", "Bob", "adam", "Zoë"]
 

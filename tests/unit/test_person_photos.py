@@ -8,7 +8,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from records import enrollment, gallery_at_schema, image, second_photo
 
 from core.errors import LastPhoto, PersonNotFound, PhotoExists
 from core.store.changes import changes_since
@@ -17,6 +16,7 @@ from core.store.gallery import GalleryStore
 from core.store.records import Enrollment
 
 from conftest import photo_bytes, tree_digest
+from records import enrollment, gallery_at_schema, image, second_photo
 
 # --- the store ------------------------------------------------------------------------------
 

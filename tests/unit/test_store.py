@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from records import enrollment, gallery_at_schema, image
 
 from core.errors import InvalidName, PersonExists, PersonNotFound, StoreSchemaError
 from core.store.gallery import GalleryStore
@@ -17,6 +16,7 @@ from core.store.records import Enrollment, StoredThreshold
 from core.store.schema import SCHEMA_VERSION
 
 from conftest import tree_digest
+from records import enrollment, gallery_at_schema, image
 
 
 def test_schema_pragmas_and_version(tmp_path: Path):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from records import enrollment
 
 from core.errors import PersonNotFound, StoreCorrupt
 from core.settings import Settings
@@ -24,6 +23,7 @@ from core.store.records import EnrollmentRunRecord
 from serve.auth import ensure_api_key
 
 from conftest import cli
+from records import enrollment
 
 
 def mode(path: Path) -> int:
