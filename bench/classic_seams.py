@@ -14,7 +14,7 @@ change of the crop's pixels there, and the share of them the warp moves under ha
     .venv/bin/python -m bench.classic_seams [--faces ../shared/faces] [--out out/bench_classic_seams.json]
         [--figure docs/classic-views-seams.png --figure-photo Barack_Obama] [--limit N]
 
-Results and their reading: BENCHMARKS.md, "Classic views without seams (issue 39)".
+Results and their reading: docs/studies/views-and-rules.md, "Classic views without seams (issue 39)".
 """
 
 from __future__ import annotations

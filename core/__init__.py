@@ -3,7 +3,6 @@
 every typed error (errors.py), progress of long work (progress.py), what the service answers
 (results.py) and the service facade (service.py) that the CLI and the HTTP API both call. The
 packages follow the data's way: store -> faces -> augment, search -> enroll -> service ->
-evaluation, batch -> schemas -> cli. core imports neither serve nor console.
-
-May import: core.errors, core.settings, core.progress, core.results, core.service, core.store, core.faces, core.augment, core.search, core.enroll.
+evaluation, batch -> schemas -> cli. core imports neither serve nor console. Each root module's
+docstring names what it may import (errors, settings and progress: nothing above them).
 """

@@ -3,6 +3,8 @@
 Each error a client can cause carries a stable ``code`` (JSON error bodies, CLI messages), the
 HTTP status the service answers with, and the CLI's exit code. Messages name the problem and
 never contain image bytes, embeddings or keys.
+
+May import: nothing of core.
 """
 
 from __future__ import annotations

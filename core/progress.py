@@ -1,4 +1,7 @@
-"""Progress of long work: a bar with rate and ETA on a terminal, periodic log lines otherwise."""
+"""Progress of long work: a bar with rate and ETA on a terminal, periodic log lines otherwise.
+
+May import: nothing of core.
+"""
 
 from __future__ import annotations
 

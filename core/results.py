@@ -1,5 +1,8 @@
 """What the core service answers: an enrollment, an identification, a verification (the HTTP
-schemas in core/schemas/results.py and the CLI's text are made from these)."""
+schemas in core/schemas/results.py and the CLI's text are made from these).
+
+May import: core.errors, core.faces, core.search.
+"""
 
 from __future__ import annotations
 

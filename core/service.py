@@ -4,6 +4,8 @@ The CLI (models in this process) and the HTTP API (models in Ray Serve deploymen
 through this class; they differ only in the ``FaceAnalyzer`` and ``ViewMaker`` they give it.
 Storing a photo is core/enroll/enroller.py's; the gallery in memory, core/search/live.py's; the
 thresholds, core/search/thresholds.py's.
+
+May import: core.errors, core.settings, core.results, core.store, core.faces, core.augment, core.search, core.enroll.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ Keyword arguments of ``Settings(...)`` and ``Settings.model_validate(...)`` are 
 the environment overrides them. ``Settings.load(config_file, **flags)`` builds all four layers.
 An unknown name or a bad value raises :class:`core.errors.InvalidSetting`, naming the field and
 what it accepts.
+
+May import: core.errors.
 """
 
 from __future__ import annotations

@@ -19,14 +19,13 @@ from starlette.background import BackgroundTask
 
 from core.batch.launch import launch_reembed
 from core.batch.reembed import switch_to
-from core.cli.batch import resolve_model
 from core.errors import InvalidInput, ModelNotFound
 from core.schemas.admin import AccessEntryOut, AccessLogResponse, JobOut, ModelOut, ModelsResponse, ReembedRequest
 from core.service import ManyAnglesService
 from core.store.access_log import ACTIONS, access_page, stored_time
 from core.store.jobs import get_job, list_jobs, reap_dead_jobs
 from core.store.maintenance import EXPORT_PREFIX
-from core.store.model_versions import active_model, list_models, prune_model
+from core.store.model_versions import active_model, list_models, prune_model, resolve_model
 from core.store.sqlutil import MAX_ROW_ID
 from core.store.transfer import export_gallery
 from serve.bodies import documented, json_or_form

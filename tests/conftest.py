@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(getattr(pytest.mark, tier))
         if tier == "unit" and SERVING_FIXTURES & set(getattr(item, "fixturenames", ())):
             raise pytest.UsageError(f"{item.nodeid} uses the Serve app: it belongs in tests/service")
+
+
+def _ray_is_up() -> bool:
+    ray = sys.modules.get("ray")
+    return bool(ray is not None and ray.is_initialized())
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_ray(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A unit test that brings Ray up belongs in another tier (the session's Serve app, started
+    by a service test before, is not this test's doing)."""
+    before = _ray_is_up()
+    yield
+    if request.node.path.parent.name == "unit" and not before and _ray_is_up():
+        pytest.fail("this unit test started Ray: it belongs in tests/service or tests/e2e")
 
 
 @pytest.fixture(scope="session")
@@ -180,7 +196,7 @@ def off_process(script: str, **values: Any) -> Any:
 KEY = "test-key-123"
 AUTH = {"X-API-Key": KEY}
 # enrollment form fields for a face other tests of the session's Serve app may have enrolled too
-# (the duplicate-face check is tested on its own: tests/test_person_photos.py)
+# (the duplicate-face check is tested on its own: tests/service/test_person_photos_http.py)
 FORCE = {"force": "true"}
 MAX_UPLOAD = 3 * 1024 * 1024  # the session app's upload cap (max_upload_bytes)
 

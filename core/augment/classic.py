@@ -4,7 +4,7 @@ Pose views rotate insightface's 3D mean face (68 points, dlib order), fitted to 
 landmarks with an affine camera, and warp the face from the detected to the rotated-and-projected
 landmarks with a smooth thin-plate spline whose displacement fades to none over a feathered band
 around the face: beyond it (and at the crop's border) every pixel is the photo's own, so neither a
-seam nor a stretched ear shows (BENCHMARKS.md, "Classic views without seams").
+seam nor a stretched ear shows (docs/studies/views-and-rules.md, "Classic views without seams").
 Expression and lighting views are simple, honest approximations (mouth-corner warp, gamma, blur).
 No learned model is involved: the generator name ``classic`` keeps these apart from SD views.
 """
@@ -29,7 +29,7 @@ from core.faces.types import Face
 
 CLASSIC_VIEWS = ("left", "right", "up", "down", "smiling", "bright", "dark", "blur", "lowres", "mirror")
 # Every view: the cross-validated study on ../shared/faces chose all ten with the top2 rule
-# (fewest folds worse than original-only; BENCHMARKS.md, "Matching rules and views").
+# (fewest folds worse than original-only; docs/studies/views-and-rules.md, "Matching rules and views").
 CLASSIC_DEFAULT_VIEWS = CLASSIC_VIEWS
 # (pitch, yaw) in degrees; "left" turns the face toward the left of the image, "up" raises the chin.
 _MAP_STRIDE = 4  # the warp's map is computed every 4th pixel and interpolated
@@ -174,7 +174,7 @@ class ClassicAugmentor:
         """The face's 68 points: the detector's (dlib), or dlib's 68-point predictor run on the box
         of a detector that gives 5 keypoints (SCRFD). The 3D mean face fitted to the 5 keypoints
         instead tears the turned views (an eye split at the seam) and leaves them further from
-        the person (BENCHMARKS.md, "Classic pose views from SCRFD's 5 keypoints")."""
+        the person (docs/studies/arcface.md, "Classic pose views from 5 keypoints")."""
         if face.landmarks68 is not None:
             return face.landmarks68
         import dlib

@@ -132,6 +132,10 @@ class ViewsOutcome:
 class ViewAnalyzer(Protocol):
     """Finds and embeds the faces of generated views (core/faces/pipeline.py, core/faces/active.py)."""
 
+    def current(self) -> ViewAnalyzer:
+        """The one model's pipeline a whole gate runs on (a switch meanwhile waits for the next)."""
+        ...
+
     @property
     def info(self) -> ModelInfo: ...
 
@@ -147,6 +151,7 @@ def gate_views(
     PNG encoding (zlib, which lets go of the GIL) runs on a thread of its own while the
     network embeds them: on 2 cores an enrollment's 5 views take ~25 ms less."""
     started = time.perf_counter()
+    analyzer = analyzer.current()  # detection, embedding and the model's name from one model
     views = generation.views
     found = analyzer.view_faces([view.rgb for view in views])
     singles = [i for i, (_, crop) in enumerate(found) if crop is not None]

@@ -19,7 +19,7 @@ from core.store.keys import KeyStore
 from core.store.sqlutil import MAX_ROW_ID
 
 # The name this warning has always carried on standard error, from before the commands had modules.
-log = logging.getLogger("core.cli.main")
+log = logging.getLogger("core.cli")
 
 
 def _key_store(settings: Settings) -> KeyStore:

@@ -26,8 +26,9 @@ from core.evaluation.evaluate import (
     format_table,
     run_eval,
 )
+from core.faces.embedders.shipped import PHOTOS
 from core.faces.pipeline import ModelInfo
-from core.search.rules import PHOTOS, VIEWS_OFFSET_TAIL
+from core.search.rules import VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.access_log import log_command

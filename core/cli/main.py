@@ -16,12 +16,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from core.cli import access, batch, evaluation, gallery, persons
+from core.cli import access, evaluation, gallery, model_versions, persons
 from core.cli.flags import add_settings_arguments, settings_from_args
 from core.cli.registry import Command, dispatch
 from core.errors import ManyAnglesError
 
-log = logging.getLogger("core.cli.main")
+log = logging.getLogger("core.cli")  # the name its stderr lines have always carried
 
 # Every subcommand, in the order ``manyangles --help`` lists them (and a mistyped one's error names them).
 COMMANDS: tuple[Command, ...] = (
@@ -37,10 +37,10 @@ COMMANDS: tuple[Command, ...] = (
     persons.merge,
     persons.images,
     persons.remove_image,
-    batch.show_models,
-    batch.reembed_gallery,
-    batch.switch_model,
-    batch.prune_vectors,
+    model_versions.show_models,
+    model_versions.reembed_gallery,
+    model_versions.switch_model,
+    model_versions.prune_vectors,
     gallery.backup,
     gallery.restore,
     gallery.export,

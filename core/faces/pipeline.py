@@ -157,6 +157,10 @@ class FacePipeline:
             out.append(AnalyzedPhoto(info, embedded, count, self.info, {**timings, "embed_s": embed_s}))
         return out
 
+    def current(self) -> FacePipeline:
+        """Itself: one model (``ActiveModelFaces.current`` is the pipeline of the active one)."""
+        return self
+
     # --- generated views -------------------------------------------------------------------
     def view_faces(self, images: list[np.ndarray]) -> list[tuple[list[Face], np.ndarray | None]]:
         """Each generated view's subject faces, and its aligned crop when it holds exactly one

@@ -4,7 +4,7 @@ A stranger's search is a false accept when ANY enrolled person clears the thresh
 per-person false match rate ``fmr`` (the share of (stranger, person) pairs at or over the
 threshold), a gallery of ``N`` persons answers ``FPIR(N) = 1 - (1 - fmr) ** N``: a threshold
 calibrated at FPIR 1% on ~66 persons lets ~8% of strangers through at 1,000
-(BENCHMARKS.md, "FPIR and the size of the gallery"; the formula was checked there at 4-66).
+(docs/studies/thresholds.md, "FPIR and the size of the gallery"; the formula was checked there at 4-66).
 """
 
 from __future__ import annotations

@@ -333,7 +333,7 @@ def _new_index(model: str, dim: int, a: AnnParams, person_ids: np.ndarray, templ
     )
     keys = _keys(person_ids)
     # The first templates one thread at a time: parallel inserts into a graph of a few nodes
-    # leave it poorly connected (recall@1 0.98 instead of 1.000 on 600 persons, tests/test_search.py).
+    # leave it poorly connected (recall@1 0.98 instead of 1.000 on 600 persons, tests/unit/test_search.py).
     head = min(len(keys), SERIAL_HEAD)
     index.add(keys[:head], templates[:head], threads=1)
     if head < len(keys):

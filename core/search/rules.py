@@ -28,8 +28,6 @@ from typing import Literal
 
 import numpy as np
 
-from core.faces.embedders.shipped import PHOTOS as PHOTOS  # one photo against one: no rule
-
 RuleName = Literal["max", "mean", "blend", "top2"]
 RULES: tuple[RuleName, ...] = ("max", "mean", "blend", "top2")
 BLEND_WEIGHT = 0.5

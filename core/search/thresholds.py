@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from core.errors import NotCalibrated
-from core.faces.embedders.shipped import SHIPPED_FMR, Shipped
+from core.faces.embedders.shipped import PHOTOS, SHIPPED_FMR, Shipped
 from core.faces.pipeline import ModelInfo
 from core.search.fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
-from core.search.rules import PHOTOS, VIEWS_OFFSET_TAIL
+from core.search.rules import VIEWS_OFFSET_TAIL
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 

@@ -246,3 +246,15 @@ def read_embeddings_after(
         np.fromiter((bool(r[2]) for r in rows), bool, len(rows)),
         vectors.astype(np.float32),
     )
+
+
+def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
+    """A model by its name, or by its kind (arcface, dlib, insightface) when one model has it."""
+    models = list_models(store)
+    exact = [m for m in models if m.name == name]
+    kind = [m for m in models if m.spec.get("embedder") == name]
+    found = exact or kind
+    if len(found) != 1:
+        known = ", ".join(m.name for m in models) or "none"
+        raise ModelNotFound(f"no single model named {name!r} (models: {known})")
+    return found[0]

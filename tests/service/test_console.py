@@ -419,7 +419,7 @@ def test_names_and_messages_are_shown_as_written():
     assert plain("Ke$ha :red[x] <b>") == "Ke\\$ha \\:red\\[x\\] \\<b\\>"
     assert plain("Zoë Saldaña") == "Zoë Saldaña"  # letters and spaces untouched
     # GFM links bare URLs and addresses in the text it has parsed, escapes or not: a word joiner
-    # (invisible) where each would begin (tests/test_console_e2e.py checks it in Chromium)
+    # (invisible) where each would begin (tests/e2e/test_console_e2e.py checks it in Chromium)
     assert plain("Ada (www.ada.example)") == "Ada \\(www\u2060\\.ada\\.example\\)"
     assert plain("see HTTPS://x.io") == "see HTTPS\u2060\\://x\\.io"
     assert plain("ada@example.com") == "ada@\u2060example\\.com"

@@ -380,7 +380,7 @@ def test_identify_top_k_defaults_to_the_setting(api: httpx.Client):
         assert len(default) == 5  # Settings.top_k
         two = api.post("/v1/identify", headers=AUTH, files=probe, data={"top_k": "2"}).json()["faces"][0]["candidates"]
         assert len(two) == 2
-    finally:  # the faces are other tests' too (tests/test_person_photos.py enrolls Keanu_Reeves unforced)
+    finally:  # the faces are other tests' too (tests/service/test_person_photos_http.py enrolls Keanu_Reeves unforced)
         for person_id in added:
             api.delete(f"/v1/persons/{person_id}", headers=AUTH)
 

@@ -44,9 +44,8 @@ def test_one_to_one_thresholds_stored_then_shipped(tmp_path: Path):
     or two photos (``PHOTOS``); the store's calibration first, then the model's shipped values
     (at FMR 0.1% only), else a clear refusal."""
     from core.errors import NotCalibrated
-    from core.faces.embedders.shipped import Shipped
+    from core.faces.embedders.shipped import PHOTOS, Shipped
     from core.faces.pipeline import ModelInfo
-    from core.search.rules import PHOTOS
     from core.search.thresholds import resolve_threshold
     from core.store.gallery import GalleryStore
     from core.store.records import StoredThreshold

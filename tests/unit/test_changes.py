@@ -1,4 +1,5 @@
-"""The change log (schema 10): which persons changed after a token, in the store and over HTTP."""
+"""The change log (schema 10): which persons changed after a token, in the store (over HTTP:
+tests/service/test_changes_http.py)."""
 
 from __future__ import annotations
 

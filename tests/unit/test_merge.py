@@ -1,5 +1,5 @@
-"""Two persons made one (a face enrolled twice): in the store, with the service's face check,
-and over real HTTP on the session's Serve app."""
+"""Two persons made one (a face enrolled twice): in the store and with the service's face check
+(over HTTP: tests/service/test_merge_http.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Overload: with 64 concurrent clients every request either succeeds within 15 s or is refused
-(503 + Retry-After) within 1 s; none times out, and nothing is lost or half-stored."""
+"""Admission under overload: each costly route's class, and a request refused at once when it
+would wait too long (the 64-client run over HTTP: tests/service/test_overload_http.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""One more photo of an enrolled person, and one image of a person erased: in the store, then
-over real HTTP on the session's Serve app."""
+"""One more photo of an enrolled person, and one image of a person erased: in the store and the
+service (over HTTP: tests/service/test_person_photos_http.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every value comes from ``manyangles calibrate ../shared/faces`` (132 identities, 620 photos, SCRFD
 at the default ``det_size`` / ``min_face_px``, the classic views' 68 points from dlib's predictor
-on SCRFD's box, warped by the seam-free spline; 2026-12-07, BENCHMARKS.md "ArcFace by default"
+on SCRFD's box, warped by the seam-free spline; 2026-12-07, docs/studies/arcface.md
 and "The views study on the new warps"), rounded up in the 4th decimal. The matching rule and the
 views: all 10 classic views under ``blend``, the cross-validated study's pick on the views as they
 were drawn before the seam-free warp, and still the one the 20 unseen halves pick most often
@@ -10,7 +10,7 @@ were drawn before the seam-free warp, and still the one the 20 unseen halves pic
 1.4% [0.0-3.4] FNIR at FPIR 1%, all 10 / blend 1.3% [0.0-3.2]; on unseen halves -0.07 points,
 worse in none of 20): the default is held to "does not hurt", and the study's own rule moves with
 each change of how the views are drawn (it now names pose + smiling / blend, 1.3%, worse on 5 of
-the 20 unseen halves: BENCHMARKS.md). A store's own calibration overrides each value.
+the 20 unseen halves: docs/studies/arcface.md). A store's own calibration overrides each value.
 """
 
 from __future__ import annotations

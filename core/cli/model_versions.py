@@ -8,24 +8,11 @@ from dataclasses import asdict
 
 from core.cli.flags import count
 from core.cli.registry import command, out
-from core.errors import ModelNotFound
 from core.faces.active import upgrade_notice
 from core.settings import EMBEDDER_KINDS, Settings
 from core.store.access_log import log_command
 from core.store.gallery import GalleryStore
-from core.store.model_versions import ModelRecord, active_model, list_models, prune_model
-
-
-def resolve_model(store: GalleryStore, name: str) -> ModelRecord:
-    """A model by its name, or by its kind (arcface, dlib, insightface) when one model has it."""
-    models = list_models(store)
-    exact = [m for m in models if m.name == name]
-    kind = [m for m in models if m.spec.get("embedder") == name]
-    found = exact or kind
-    if len(found) != 1:
-        known = ", ".join(m.name for m in models) or "none"
-        raise ModelNotFound(f"no single model named {name!r} (models: {known})")
-    return found[0]
+from core.store.model_versions import active_model, list_models, prune_model, resolve_model
 
 
 @command("models", "model versions: name, dimension, status, vectors, thresholds")
