@@ -102,18 +102,18 @@ def timed(fn: Callable[[], object], repeats: int = 3) -> tuple[float, list[float
 class SnapshotSource:
     """The remote path without HTTP: the same Parquet bytes GET /v1/export answers."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, store: GalleryStore) -> None:
+        self.store = store
 
     def export(
         self, table: str, vectors: bool = False, person_ids: list[int] | None = None, columns: list[str] | None = None
     ) -> bytes:
-        return export_table(self.db_path, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
+        return export_table(self.store, table, with_vectors=vectors, person_ids=person_ids, columns=columns)
 
     def changes(self, since: str | None = None, limit: int = 10_000) -> Changed | None:
         """What GET /v1/export/changes answers."""
         try:
-            found = changes_since(self.db_path, since, limit)
+            found = changes_since(self.store, since, limit)
         except ChangesUnavailable:
             return None
         return Changed(found.token, found.stamp, found.person_ids, found.deleted, found.complete)
@@ -152,7 +152,7 @@ def main() -> None:
         log.info("opened (migrated) in %.1f s", time.perf_counter() - started)
         size = (data_dir / "gallery.db").stat().st_size
         log.info("machine: %s; gallery.db %.0f MB", describe_machine(), size / 1e6)
-        db = data_dir / "gallery.db"
+        db = GalleryStore(data_dir)
         rows: list[tuple[str, float, list[float]]] = []
 
         def measure(label: str, fn: Callable[[], object], repeats: int = 3) -> None:

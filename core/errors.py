@@ -259,6 +259,14 @@ class StoreCorrupt(ManyAnglesError):
     exit_code = 8
 
 
+class StoreUnavailable(ManyAnglesError):
+    """The database server (``store_url``) cannot be reached: nothing was read or changed."""
+
+    code = "store_unavailable"
+    http_status = 503
+    exit_code = 8
+
+
 # --- service (HTTP only) ---------------------------------------------------------------------
 class ServiceBusy(ManyAnglesError):
     """A deployment's queue is full: the client should retry after ``retry_after_s``."""

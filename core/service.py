@@ -47,7 +47,7 @@ class ManyAnglesService:
         from core.augment.viewmaker import LocalViews
         from core.faces.active import ActiveModelFaces
 
-        store = GalleryStore(settings.data_dir)
+        store = GalleryStore.from_settings(settings)
         faces = ActiveModelFaces(settings, store, in_service=False)
         return cls(settings, faces, store, LocalViews(settings, faces))
 

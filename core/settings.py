@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("data"), description="gallery folder (SQLite store and image files)")
+    store_url: str = Field(
+        "",
+        description="the gallery's database: empty for SQLite in data_dir; postgresql://user[:password]@host:port/db "
+        "for PostgreSQL (rows and image bytes: no node needs the data dir)",
+    )
     detector: DetectorKind = Field(
         "scrfd", description="face detector: scrfd (SCRFD-500M, PyPI wheel), dlib (permissive), insightface (a pack)"
     )
@@ -191,6 +196,14 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("store_url", mode="after")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("empty (SQLite in data_dir) or postgresql://user@host:port/db")
+        return value  # the rest of it is read by libpq when the store opens (core/store/db.py)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -287,6 +300,9 @@ def validated(cls: type[Settings], values: dict[str, Any], origin: object = None
         raise InvalidSetting(describe(exc, origin)) from None
 
 
+SECRET_SETTINGS = frozenset({"api_key", "store_url"})
+
+
 def describe(exc: ValidationError, origin: object) -> str:
     """One line per bad field: its name, what was given, what it accepts."""
     problems = []
@@ -296,6 +312,8 @@ def describe(exc: ValidationError, origin: object) -> str:
             problems.append(error["msg"].removeprefix("Value error, "))
         elif error["type"] == "extra_forbidden":
             problems.append(f"unknown setting {name!r} (known: {', '.join(Settings.model_fields)})")
+        elif name in SECRET_SETTINGS:  # never echoed: a key, a URL with a password
+            problems.append(f"{name}: {error['msg']}")
         else:
             problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
     where = f" ({origin} < MANYANGLES_* environment < flags)" if origin else ""

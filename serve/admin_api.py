@@ -66,7 +66,7 @@ def reembed(
     JSON or as a form). Follow it at ``GET /v1/jobs/{id}``; identification keeps answering with the
     active model meanwhile."""
     service = _service(request)
-    job = launch_reembed(service.settings, body.model, body.switch, body.allow_missing)
+    job = launch_reembed(service.settings, service.store, body.model, body.switch, body.allow_missing)
     log_access(request, caller, "reembed", detail=f"job {job.id}, {body.model}")
     return JobOut.of(job)
 
@@ -151,6 +151,7 @@ def export_archive(
     """The whole gallery as `manyangles export` writes it (Parquet tables, manifest, images), as
     one zip: unzip it and `manyangles import` the folder into another gallery."""
     store = _service(request).store
+    store.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # on PostgreSQL the store did not make it
     work = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=store.data_dir))
     try:
         export_gallery(store, work / "gallery", with_images=images)

@@ -95,7 +95,7 @@ class API:
             log.warning("generated an API key, stored in %s/api_key", settings.data_dir)
         self._embedder = embedder
         self._generator = generator
-        store = GalleryStore(settings.data_dir)
+        store = GalleryStore.from_settings(settings)
         check_store(store)  # after a crash: integrity, orphan files, half-written files
         self.service = ManyAnglesService(settings, RemoteFaces(embedder), store, RemoteViews(generator, embedder))
         app.state.max_body_bytes = 2 * settings.max_upload_bytes + 1024 * 1024

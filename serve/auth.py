@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from core.errors import Forbidden, Unauthorized
+from core.errors import Forbidden, InvalidSetting, Unauthorized
 from core.settings import Settings
 from core.store.access_log import SERVICE_KEY, Caller
 from core.store.keys import GRANTS, KeyStore
@@ -22,6 +22,11 @@ def ensure_api_key(settings: Settings) -> tuple[str, bool]:
     """(key, created): the configured key, the stored one, or a new one written with mode 0600."""
     if settings.api_key:
         return settings.api_key, False
+    if settings.store_url:
+        raise InvalidSetting(
+            "api_key: with store_url (PostgreSQL) set MANYANGLES_API_KEY: every host's replicas must take the "
+            "same admin key, and a key generated into one host's data dir would be that host's alone"
+        )
     path = Path(settings.data_dir) / KEY_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(24)

@@ -43,7 +43,7 @@ class Embedder:
         route_core_logs(settings.log_level)
         # follows the gallery's active-model pointer: after a switch the next batch loads the new
         # model (every replica on its own, no redeploy); requests wait for the load, none fails
-        self.pipeline = ActiveModelFaces(settings, GalleryStore(settings.data_dir), in_service=True)
+        self.pipeline = ActiveModelFaces(settings, GalleryStore.from_settings(settings), in_service=True)
         self.batches: deque[tuple[float, int, str]] = deque(maxlen=10_000)  # (time, faces, kind)
         # The pipeline is used by one call at a time (it spreads each call over its worker
         # processes); this thread keeps the event loop free to gather the next batch meanwhile.

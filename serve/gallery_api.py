@@ -202,10 +202,10 @@ def export(
     headers = {"Cache-Control": "private, no-cache"}
     if if_none_match is not None:
         validate(table, vectors, person_id, column)
-        current = _etag(gallery_stamp(store.db_path))
+        current = _etag(gallery_stamp(store))
         if if_none_match.strip() == "*" or current in _etags(if_none_match):
             return Response(status_code=304, headers={**headers, "ETag": current})
-    exported = export_snapshot(store.db_path, table, with_vectors=vectors, person_ids=person_id, columns=column)
+    exported = export_snapshot(store, table, with_vectors=vectors, person_ids=person_id, columns=column)
     headers |= {"ETag": _etag(exported.stamp), "Content-Disposition": f'attachment; filename="{table}.parquet"'}
     some = f", {len(person_id)} person(s)" if person_id is not None else ""
     log_access(request, caller, "export", detail=f"{table}{' with vectors' if vectors else ''}{some}")
@@ -224,7 +224,7 @@ def export_changes(
     """Which persons changed after a change token, so that a client holding a snapshot re-reads
     only their rows. Take the token before reading the tables; a token from another copy of the
     gallery (a restore) is answered 409 ``changes_unavailable``: read the tables again."""
-    changes = changes_since(_service(request).store.db_path, since, limit)
+    changes = changes_since(_service(request).store, since, limit)
     return ChangesOut.of(changes, _etag(changes.stamp))
 
 
@@ -258,7 +258,7 @@ def duplicates_job(request: Request, caller: Admin) -> JobOut:
     while another such search runs, ``not_calibrated`` without a threshold."""
     service = _service(request)
     service.threshold()  # not_calibrated: said here, not by a process that fails later
-    job = launch_duplicates(service.settings, service.model.name)
+    job = launch_duplicates(service.settings, service.store, service.model.name)
     log_access(request, caller, "duplicates_job", detail=f"job {job.id}")
     return JobOut.of(job)
 

@@ -303,7 +303,8 @@ def main() -> int:
                 **env,
                 "MANYANGLES_API_URL": base,
                 "MANYANGLES_API_KEY": key,
-                "MANYANGLES_DATA_DIR": str(settings.data_dir.resolve()),
+                # on PostgreSQL the console reads the API's snapshots (no gallery file to read)
+                **({} if settings.store_url else {"MANYANGLES_DATA_DIR": str(settings.data_dir.resolve())}),
             }
             children.start_console(args.console_port, console_env, settings.max_upload_bytes, log_dir)
         _banner(args, base, settings, key, created, log_file, children.console_up())

@@ -7,19 +7,25 @@ import io
 import json
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import pytest
+from pg_server import PostgresServer
 from PIL import Image
+
+if TYPE_CHECKING:
+    from core.store.gallery import GalleryStore
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("MANYANGLES_FACES_DIR", REPO.parent / "shared" / "faces"))
@@ -134,6 +140,40 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test session (initdb into a temporary folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="manyangles-pg-"))
+    server = PostgresServer(folder).start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def open_store(request: pytest.FixtureRequest) -> Iterator[Callable[..., GalleryStore]]:
+    """``GalleryStore(data_dir)`` on each backend (the store's tests run on both): SQLite in the
+    data dir, or a fresh PostgreSQL database per data dir; the same data dir opens the same gallery."""
+    from core.store.gallery import GalleryStore
+
+    urls: dict[Path, str] = {}
+    opened: list[GalleryStore] = []
+
+    def open_(data_dir: Path, **kwargs: Any) -> GalleryStore:
+        if request.param == "postgresql" and Path(data_dir) not in urls:
+            urls[Path(data_dir)] = request.getfixturevalue("postgres").new_database()
+        store = GalleryStore(data_dir, url=urls.get(Path(data_dir), ""), **kwargs)
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture(scope="session")
 def default_models():
     """The default model: SCRFD-500M and ArcFace MobileFaceNet from the PyPI wheel."""
     from core.faces.loading import load_face_models
@@ -166,7 +206,7 @@ def local_service(settings, models, augmentor=None):
     from core.service import ManyAnglesService
     from core.store.gallery import GalleryStore
 
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     faces = ActiveModelFaces(settings, store, in_service=False, engine=FaceEngine(models))
     return ManyAnglesService(settings, faces, store, LocalViews(settings, faces, augmentor))
 

@@ -25,9 +25,10 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def launch_reembed(settings: Settings, embedder: str, switch: bool = True, allow_missing: bool = False) -> JobRecord:
+def launch_reembed(
+    settings: Settings, store: GalleryStore, embedder: str, switch: bool = True, allow_missing: bool = False
+) -> JobRecord:
     """``manyangles reembed`` with ``embedder`` in the background (refused while another runs)."""
-    store = GalleryStore(settings.data_dir)
     job_id = start_job(store, "reembed", embedder, 0)  # refused while another re-embedding runs
     command = ["reembed", "--model", embedder, "--job", str(job_id)]
     if settings.reembed_address:
@@ -39,9 +40,8 @@ def launch_reembed(settings: Settings, embedder: str, switch: bool = True, allow
     return _spawn(settings, store, job_id, "reembed", command)
 
 
-def launch_duplicates(settings: Settings, model: str) -> JobRecord:
+def launch_duplicates(settings: Settings, store: GalleryStore, model: str) -> JobRecord:
     """``manyangles duplicates`` over the whole gallery in the background (refused while another runs)."""
-    store = GalleryStore(settings.data_dir)
     job_id = start_job(store, "duplicates", model, 0)
     return _spawn(settings, store, job_id, "duplicates", ["duplicates", "--job", str(job_id)])
 
@@ -50,7 +50,7 @@ def _spawn(settings: Settings, store: GalleryStore, job_id: int, kind: str, argu
     """Run ``python -m core ARGUMENTS`` with this service's settings for job ``job_id``, its
     output in ``logs/KIND-ID.log`` under the data dir."""
     logs = settings.data_dir / "logs"
-    logs.mkdir(mode=0o700, exist_ok=True)
+    logs.mkdir(mode=0o700, parents=True, exist_ok=True)  # on PostgreSQL nothing else made the data dir
     command = [sys.executable, "-m", "core", *arguments]
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(settings_environment(settings))

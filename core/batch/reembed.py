@@ -129,7 +129,7 @@ def reembed(
 ) -> ReembedReport:
     """Embed every image without a vector of the ``embedder`` model; switch to it when complete."""
     started = time.perf_counter()
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     target = target_settings(settings, embedder)
     info = _probe(store, target, job_id)
     record = register_model(store, info.name, info.dim, model_spec(target), shipped_thresholds(info))
@@ -222,6 +222,9 @@ def _loop_batches(target: Settings, items: list[Any], batch_size: int) -> Iterat
         yield rows_to_results(worker(columns))
 
 
+ACTORS_START_S = 300  # a cluster that cannot start the asked actors in this time fails the job
+
+
 def _ray_batches(
     target: Settings, items: list[Any], address: str | None, workers: int, batch_size: int
 ) -> Iterator[list[Any]]:
@@ -246,6 +249,9 @@ def _ray_batches(
     try:
         context = DataContext.get_current()
         context.enable_progress_bars = False  # ours is on the terminal
+        # every model actor up before the first batch: all of them share the work, and none is still
+        # starting (then cancelled, which Ray Data reports as a failed job) when a small job ends
+        context.wait_for_min_actors_s = ACTORS_START_S
         # an ONNX model on a GPU node when the cluster has one per actor (dlib runs on CPUs)
         gpus = 1 if target.embedder != "dlib" and ray.cluster_resources().get("GPU", 0) >= workers else 0
         # one block per model call and at most 2 queued per actor: the last actor to finish is at

@@ -1,7 +1,7 @@
 """The model side of a re-embedding: stored images in, one vector per image out.
 
 ``ReembedWorker`` is the callable class Ray Data's ``map_batches`` runs in its actors (and the
-single-process loop calls directly). It reads each image from the data dir, detects every face,
+single-process loop calls directly). It reads each image (a file of the data dir, or PostgreSQL's row), detects every face,
 keeps the one where the image's face was found before (largest IoU with the stored box of another
 model; the largest face when there is none), and embeds it. An image it cannot embed gets the reason
 instead, so the job records it and never retries it forever.
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ManyAnglesError
+from core.errors import ManyAnglesError, PersonNotFound
 from core.faces.types import Face
 from core.settings import Settings
+from core.store.gallery import GalleryStore
 from core.store.model_versions import EmbeddedImage, WorkItem
 
 log = logging.getLogger(__name__)
@@ -67,17 +68,22 @@ class ReembedWorker:
         from core.faces.pipeline import FacePipeline
 
         self.data_dir = Path(settings.data_dir)
+        # PostgreSQL: the image bytes are rows, read from any node; SQLite: files of the data dir
+        self.blobs = GalleryStore.from_settings(settings).blobs if settings.store_url else None
         self.pipeline = FacePipeline(settings, workers=1)  # in this process (one per actor)
         self.model = self.pipeline.info.name
         self.dim = self.pipeline.info.dim
+
+    def _read(self, path: str) -> bytes:
+        return self.blobs.read(path) if self.blobs is not None else (self.data_dir / path).read_bytes()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["image_id"])
         photos: list[bytes | None] = []
         for path in batch["path"]:
             try:
-                photos.append((self.data_dir / str(path)).read_bytes())
-            except OSError:
+                photos.append(self._read(str(path)))
+            except (OSError, PersonNotFound):
                 photos.append(None)
         readable = [i for i, p in enumerate(photos) if p is not None]
         analyzed = self.pipeline.analyze_many([(photos[i], None) for i in readable])  # type: ignore[misc]

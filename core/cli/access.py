@@ -23,7 +23,7 @@ log = logging.getLogger("core.cli")
 
 
 def _key_store(settings: Settings) -> KeyStore:
-    return KeyStore(GalleryStore(settings.data_dir))
+    return KeyStore(GalleryStore.from_settings(settings))
 
 
 def _create_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +111,7 @@ def access_log(settings: Settings, args: argparse.Namespace) -> int:
     bounds = [_moment(flag, value) for flag, value in (("--since", args.since), ("--until", args.until))]
     if bounds[0] is not None and bounds[1] is not None and stored_time(bounds[1]) <= stored_time(bounds[0]):
         raise InvalidInput("--until must be after --since")
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     entries, total = access_page(store, args.limit, 0, args.action, args.person, args.key, *bounds)
     if args.json:
         out(json.dumps({"entries": [asdict(e) for e in entries], "total": total}))

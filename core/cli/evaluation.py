@@ -32,6 +32,7 @@ from core.search.rules import VIEWS_OFFSET_TAIL
 from core.service import ManyAnglesService
 from core.settings import Settings
 from core.store.access_log import log_command
+from core.store.db import safe_url
 from core.store.records import StoredThreshold
 from core.store.sqlutil import utc_now
 
@@ -222,7 +223,7 @@ def _calibration_text(settings: Settings, args: argparse.Namespace, folder: Labe
         )
         + f"identity gate {c.gate:.4f} at FMR {settings.gate_fmr:g} ({c.gate_pairs} impostor pairs); "
         + _one_to_one_line(settings.verify_fmr, c.one_to_one, c.not_calibrated)
-        + f"from {folder.root}, stored in {settings.db_path}"
+        + f"from {folder.root}, stored in {safe_url(settings.store_url) if settings.store_url else settings.db_path}"
     )
 
 

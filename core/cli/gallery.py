@@ -33,7 +33,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 def check(settings: Settings, args: argparse.Namespace) -> int:
     from core.store.maintenance import check_store
 
-    report = check_store(GalleryStore(settings.data_dir), full=args.full)
+    report = check_store(GalleryStore.from_settings(settings), full=args.full)
     out(
         json.dumps(asdict(report))
         if args.json
@@ -57,7 +57,7 @@ def _backup_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("backup", "copy the gallery (database + images) to DEST, while the service runs", _backup_arguments)
 def backup(settings: Settings, args: argparse.Namespace) -> int:
-    return _copied(settings, args, backups.backup(GalleryStore(settings.data_dir), args.dest))
+    return _copied(settings, args, backups.backup(GalleryStore.from_settings(settings), args.dest))
 
 
 def _restore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def _restore_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("restore", "restore a backup into the (empty) data dir", _restore_arguments)
 def restore(settings: Settings, args: argparse.Namespace) -> int:
-    return _copied(settings, args, backups.restore(args.src, settings.data_dir))
+    return _copied(settings, args, backups.restore(args.src, settings.data_dir, settings.store_url))
 
 
 def _moved_text(args: argparse.Namespace, moved: TransferReport) -> str:
@@ -87,7 +87,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("export", "the whole gallery as Parquet (+ image files) into the folder DEST", _export_arguments)
 def export(settings: Settings, args: argparse.Namespace) -> int:
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     moved = transfer.export_gallery(store, args.dest, with_images=not args.no_images)
     log_command(settings, "export_gallery", detail="without images" if args.no_images else "with images")
     out(json.dumps(asdict(moved)) if args.json else _moved_text(args, moved))
@@ -157,7 +157,7 @@ def _import(settings: Settings, store: GalleryStore, args: argparse.Namespace) -
 
 @command("import", "add the persons of an export folder to the gallery", _import_arguments)
 def import_gallery(settings: Settings, args: argparse.Namespace) -> int:
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     moved = _import(settings, store, args)
     log_command(settings, "import", detail=f"{moved.persons} person(s), {moved.images} image(s)")
     out(json.dumps(asdict(moved)) if args.json else _moved_text(args, moved) + _face_check_text(moved, args.force))
@@ -181,7 +181,7 @@ def _audit_search(settings: Settings, args: argparse.Namespace) -> tuple[ManyAng
         return service, AuditSearch(service.model.name, service.rule(), service.threshold(), service.views_offset())
     except Exception as exc:
         if args.job is not None:
-            finish_job(GalleryStore(settings.data_dir), args.job, False, f"failed: {exc}")
+            finish_job(GalleryStore.from_settings(settings), args.job, False, f"failed: {exc}")
         raise
 
 

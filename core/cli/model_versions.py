@@ -17,7 +17,7 @@ from core.store.model_versions import active_model, list_models, prune_model, re
 
 @command("models", "model versions: name, dimension, status, vectors, thresholds")
 def show_models(settings: Settings, args: argparse.Namespace) -> int:
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     models = list_models(store)
     if args.json:
         out(json.dumps([asdict(m) for m in models]))
@@ -83,7 +83,7 @@ def _switch_arguments(parser: argparse.ArgumentParser) -> None:
 def switch_model(settings: Settings, args: argparse.Namespace) -> int:
     from core.batch.reembed import switch_to
 
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     switched = switch_to(store, settings, resolve_model(store, args.model), args.allow_missing)
     log_command(settings, "activate_model", detail=switched.name)
     out(json.dumps(asdict(switched)) if args.json else f"active model: {switched.name}")
@@ -92,7 +92,7 @@ def switch_model(settings: Settings, args: argparse.Namespace) -> int:
 
 @command("prune", "remove a model's vectors", _model_argument)
 def prune_vectors(settings: Settings, args: argparse.Namespace) -> int:
-    store = GalleryStore(settings.data_dir)
+    store = GalleryStore.from_settings(settings)
     record = resolve_model(store, args.model)
     removed = prune_model(store, record.name)
     log_command(settings, "prune_model", detail=f"{record.name}: {removed} vector(s)")

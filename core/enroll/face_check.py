@@ -3,7 +3,6 @@ the store's write lock (core/enroll/enroller.py runs the first, against the in-m
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ import numpy as np
 from core.errors import AlreadyEnrolled, ManyAnglesError, MatchesAnotherPerson
 from core.search.matching import Candidate
 from core.search.rules import GalleryIndex, person_scores
+from core.store.db import Connection
 from core.store.gallery import GalleryStore
 from core.store.model_versions import read_embeddings_after
 
@@ -53,13 +53,13 @@ def same_face_error(
 
 def recheck_guard(
     store: GalleryStore, rule: str, checked: DuplicateCheck, vector: np.ndarray, sha256: str
-) -> Callable[[sqlite3.Connection], None]:
+) -> Callable[[Connection], None]:
     """The check again, under the store's write lock (``GalleryStore.add_person``'s guard),
     against the embeddings that committed after the search: two enrollments of one face at
     once each searched a gallery without the other. Scores a person by their new entries only
     (a new person has no others)."""
 
-    def guard(conn: sqlite3.Connection) -> None:
+    def guard(conn: Connection) -> None:
         ids, persons, originals, vectors = read_embeddings_after(conn, checked.model, checked.seen)
         if not ids.size:
             return

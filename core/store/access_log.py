@@ -119,7 +119,7 @@ def log_access(
     with store.write_lock() as conn:
         conn.executemany(
             "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
-            "SELECT ?, ?, ?, ?, (SELECT id FROM persons WHERE id = ?), ?",
+            "SELECT ?, CAST(? AS BIGINT), ?, ?, (SELECT id FROM persons WHERE id = ?), ?",
             rows,
         )
 
@@ -130,7 +130,7 @@ def log_view(store: GalleryStore, caller: Caller, person_id: int, detail: str, w
     without the write lock (a thumbnail grid asks once per image) and again under it."""
     since = (datetime.now(UTC) - timedelta(seconds=window_s)).isoformat(timespec="milliseconds")
     seen = (
-        "SELECT 1 FROM access_log WHERE person_id = ? AND action = 'view' AND key_name = ? AND key_id IS ? "
+        "SELECT 1 FROM access_log WHERE person_id = ? AND action = 'view' AND key_name = ? AND key_id IS NOT DISTINCT FROM ? "
         "AND at >= ? LIMIT 1"
     )
     params = (person_id, caller.key_name, caller.key_id, since)
@@ -142,7 +142,7 @@ def log_view(store: GalleryStore, caller: Caller, person_id: int, detail: str, w
             return False
         written = conn.execute(
             "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
-            "SELECT ?, ?, ?, 'view', id, ? FROM persons WHERE id = ?",
+            "SELECT ?, CAST(? AS BIGINT), ?, 'view', id, ? FROM persons WHERE id = ?",
             (utc_now(), caller.key_id, caller.key_name, detail, person_id),
         ).rowcount
     return written == 1  # 0: the person was erased meanwhile (nothing to name)
@@ -158,7 +158,7 @@ def log_browse(store: GalleryStore, caller: Caller, window_s: float = VIEW_WINDO
     since = (datetime.now(UTC) - timedelta(seconds=window_s)).isoformat(timespec="milliseconds")
     with store.write_lock() as conn:
         row = conn.execute(
-            "SELECT id, detail FROM access_log WHERE action = 'browse' AND key_name = ? AND key_id IS ? AND at >= ? "
+            "SELECT id, detail FROM access_log WHERE action = 'browse' AND key_name = ? AND key_id IS NOT DISTINCT FROM ? AND at >= ? "
             "ORDER BY id DESC LIMIT 1",
             (caller.key_name, caller.key_id, since),
         ).fetchone()
@@ -259,12 +259,18 @@ class AccessLog:
 def log_command(settings: Settings, action: str, person_ids: Sequence[int] = (), detail: str = "") -> None:
     """The entry of a ``manyangles`` command that succeeded, by the account that ran it (and the
     pruning of the entries past ``access_log_days``)."""
-    store = GalleryStore(settings.data_dir)
-    AccessLog(store, settings.access_log_days).record(command_line_caller(), action, person_ids, detail)
+    store = GalleryStore.from_settings(settings)
+    try:
+        AccessLog(store, settings.access_log_days).record(command_line_caller(), action, person_ids, detail)
+    finally:
+        store.close()
 
 
 def log_command_view(settings: Settings, person_id: int, detail: str) -> None:
     """The ``view`` entry of a ``manyangles`` command that showed a person's record, by the
     account that ran it (one per account and person per VIEW_WINDOW_S, as over HTTP)."""
-    store = GalleryStore(settings.data_dir)
-    AccessLog(store, settings.access_log_days).viewed(command_line_caller(), person_id, detail)
+    store = GalleryStore.from_settings(settings)
+    try:
+        AccessLog(store, settings.access_log_days).viewed(command_line_caller(), person_id, detail)
+    finally:
+        store.close()

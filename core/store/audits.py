@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from core.store.gallery import GalleryStore
 from core.store.jobs import JobRecord, list_jobs, mark_finished
 from core.store.records import DuplicatePair
+from core.store.sqlutil import MAX_ROW_ID
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def latest_audit(store: GalleryStore, limit: int | None = None, offset: int = 0)
             "SELECT d.person_id, a.name, d.other_id, b.name, d.score FROM duplicate_pairs d "
             "JOIN persons a ON a.id = d.person_id JOIN persons b ON b.id = d.other_id "
             "WHERE d.job_id = ? ORDER BY d.score DESC, d.person_id, d.other_id LIMIT ? OFFSET ?",
-            (job_id, -1 if limit is None else limit, offset),
+            (job_id, MAX_ROW_ID if limit is None else limit, offset),
         ).fetchall()
         total = int(conn.execute("SELECT COUNT(*) FROM duplicate_pairs WHERE job_id = ?", (job_id,)).fetchone()[0])
     pairs = tuple(DuplicatePair(int(a), name, int(b), other, float(s), threshold) for a, name, b, other, s in rows)

@@ -1,5 +1,6 @@
 """Backup and restore of a whole data dir: the database and the image files, consistent.
 
+On PostgreSQL both are PostgreSQL's own tools (core/store/pg_backup.py). On SQLite:
 ``backup`` holds the store's write lock while it copies the database (SQLite's online backup API)
 and links (or, across file systems, copies) every image file the copy references, so the copy is
 one moment of the gallery: enrollments wait for it (reads never do). ``restore`` checks a backup
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import InvalidInput, StoreCorrupt
+from core.store import pg_backup
 from core.store.changes import new_epoch
 from core.store.gallery import GalleryStore
 
@@ -59,6 +61,10 @@ def backup(store: GalleryStore, dest: Path) -> BackupReport:
     started = time.perf_counter()
     dest = Path(dest)
     _empty_or_absent(dest, "the backup folder")
+    if store.blobs.in_database:  # PostgreSQL: pg_dump (core/store/pg_backup.py)
+        persons, images, seconds = pg_backup.dump(store, dest)
+        log.info("backed up %d person(s), %d image(s) with pg_dump to %s in %.1f s", persons, images, dest, seconds)
+        return BackupReport(dest, persons, images, 1, seconds)
     _private_dir(dest)
     with store.write_lock() as conn:  # no enrollment or deletion commits meanwhile
         # the copy reads through its own connection (WAL readers run beside the held write lock;
@@ -107,8 +113,13 @@ def verify_backup(src: Path) -> list[str]:
     return problems
 
 
-def restore(src: Path, data_dir: Path) -> BackupReport:
+def restore(src: Path, data_dir: Path, url: str = "") -> BackupReport:
+    """A backup into the empty data dir, or (``url``: PostgreSQL) into that empty database."""
     started = time.perf_counter()
+    if url:
+        persons, images = pg_backup.load(Path(src), url)
+        log.info("restored %d person(s), %d image(s) with pg_restore from %s", persons, images, src)
+        return BackupReport(Path(src), persons, images, 1, time.perf_counter() - started)
     problems = verify_backup(src)
     if problems:
         raise StoreCorrupt(f"{src} is not a usable backup: {'; '.join(problems[:5])}")

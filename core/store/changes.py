@@ -16,11 +16,11 @@ so a token from another copy of the gallery, or one ahead of the store, is refus
 from __future__ import annotations
 
 import re
-import sqlite3
+import secrets
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.errors import ChangesUnavailable, InvalidInput, StoreSchemaError
+from core.store.db import Connection, Snapshots
 from core.store.snapshot import STAMP_SQL, format_stamp
 
 MAX_CHANGED = 10_000
@@ -42,7 +42,7 @@ class Changes:
     complete: bool
 
 
-def _meta(conn: sqlite3.Connection) -> tuple[str, int, int]:
+def _meta(conn: Connection) -> tuple[str, int, int]:
     meta = dict(conn.execute(_META).fetchall())
     if len(meta) != 3:
         raise StoreSchemaError("the gallery has no change log (schema older than 10): open it with ManyAngles")
@@ -57,12 +57,10 @@ def parse_token(token: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def changes_since(db_path: Path, since: str | None = None, limit: int = MAX_CHANGED) -> Changes:
+def changes_since(store: Snapshots, since: str | None = None, limit: int = MAX_CHANGED) -> Changes:
     """The persons changed after the token ``since`` (None: none, only the current token)."""
     wanted = parse_token(since) if since is not None else None
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        conn.execute("BEGIN")  # the ids, the token and the stamp of one moment
+    with store.snapshot() as conn:  # the ids, the token and the stamp of one moment
         epoch, seq, deleted_at = _meta(conn)
         token = f"{epoch}-{seq}"
         stamp = format_stamp(conn.execute(STAMP_SQL).fetchone()[0])
@@ -76,14 +74,12 @@ def changes_since(db_path: Path, since: str | None = None, limit: int = MAX_CHAN
         rows = conn.execute(
             "SELECT person_id FROM person_changes WHERE seq > ? ORDER BY person_id LIMIT ?", (wanted[1], limit + 1)
         ).fetchall()
-    finally:
-        conn.close()
     deleted = deleted_at > wanted[1]
     if len(rows) > limit:
         return Changes(token, stamp, (), deleted, False)
     return Changes(token, stamp, tuple(int(r[0]) for r in rows), deleted, True)
 
 
-def new_epoch(conn: sqlite3.Connection) -> None:
+def new_epoch(conn: Connection) -> None:
     """A restored copy is another sequence: tokens of the original are refused, not misread."""
-    conn.execute("UPDATE store_meta SET value = random() WHERE key = 'change_epoch'")
+    conn.execute("UPDATE store_meta SET value = ? WHERE key = 'change_epoch'", (secrets.randbits(62),))

@@ -1,18 +1,16 @@
 """Storing an enrollment: a person (or more images of one) with their images, embeddings and
 generation runs, atomically.
 
-Mixed into GalleryStore, which provides the connections and the data dir. The files are written
-first, then every row in one IMMEDIATE transaction; on any failure the rows roll back and the
-files this enrollment created are removed.
+Mixed into GalleryStore, which provides the connections and where the image bytes go
+(core/store/blobs.py). Files are written first, then every row (and on PostgreSQL the bytes) in
+one write transaction; on any failure the rows roll back and the files this enrollment created
+are removed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import sqlite3
-import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import ModelSwitching, PersonExists, PersonNotFound, PhotoExists
+from core.store.blobs import ImageBytes
+from core.store.db import Connection
 from core.store.names import normalise_name
 from core.store.records import Enrollment, GenerationRunRecord, NewEmbedding, NewImage
 from core.store.sqlutil import rowid, utc_now
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 class EnrollmentRows:
     data_dir: Path
+    blobs: ImageBytes
+    integrity_errors: tuple[type[Exception], ...]
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     if TYPE_CHECKING:  # from the other mixins of GalleryStore (core/store/erasure.py, runs.py)
@@ -39,7 +41,7 @@ class EnrollmentRows:
         def remove_unreferenced(self, files: list[Path]) -> list[Path]: ...
 
         def _insert_generation_run(
-            self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
+            self, conn: Connection, run: GenerationRunRecord, person_id: int | None, now: str
         ) -> int: ...
 
     def add_person(
@@ -48,7 +50,7 @@ class EnrollmentRows:
         into: int | None = None,
         any_model: bool = False,
         new_photo: bool = False,
-        guard: Callable[[sqlite3.Connection], None] | None = None,
+        guard: Callable[[Connection], None] | None = None,
     ) -> int:
         """Store a person with all their images, embeddings and generation runs, atomically.
 
@@ -64,9 +66,10 @@ class EnrollmentRows:
         name = normalise_name(enrollment.name)
         created_files: list[Path] = []
         try:
-            paths = [self._write_image_file(image, created_files) for image in enrollment.images]
+            paths = [self.blobs.before(image, created_files) for image in enrollment.images]
             with self._transaction() as conn:
-                self._rewrite_removed_files(enrollment, paths, created_files)
+                for image, path in zip(enrollment.images, paths):
+                    self.blobs.within(conn, image, path, created_files)
                 if not any_model:
                     check_active(conn, {e.model for e in enrollment.embeddings})
                 if guard is not None:
@@ -75,7 +78,7 @@ class EnrollmentRows:
                 had: dict[tuple[str, str], int] = {}
                 taken: set[str] = set()
                 if into is None:
-                    person_id = _insert_person(conn, name, now)
+                    person_id = _insert_person(conn, name, now, self.integrity_errors)
                 else:
                     person_id = into
                     had, taken = _images_of(conn, into, enrollment.images[0] if new_photo else None)
@@ -91,16 +94,9 @@ class EnrollmentRows:
         )
         return int(person_id)
 
-    def _rewrite_removed_files(self, enrollment: Enrollment, paths: list[str], created_files: list[Path]) -> None:
-        """Under the write lock no one removes files (see remove_unreferenced): a file shared with
-        a failed concurrent enrollment that was removed meanwhile is rewritten."""
-        for image, path in zip(enrollment.images, paths):
-            if not (self.data_dir / path).exists():
-                self._write_image_file(image, created_files)
-
     def _insert_rows(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         person_id: int,
         enrollment: Enrollment,
         paths: list[str],
@@ -130,31 +126,13 @@ class EnrollmentRows:
         for run in enrollment.generation_runs:
             self._insert_generation_run(conn, run, person_id, now)
 
-    def _write_image_file(self, image: NewImage, created: list[Path]) -> str:
-        relative = Path("images") / image.sha256[:2] / f"{image.sha256}{image.extension}"
-        target = self.data_dir / relative
-        if not target.exists():
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(image.data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            created.append(target)
-        return relative.as_posix()
-
     def _insert_image(
-        self, conn: sqlite3.Connection, person_id: int, image: NewImage, path: str, now: str, made_from: int | None
+        self, conn: Connection, person_id: int, image: NewImage, path: str, now: str, made_from: int | None
     ) -> int:
         return rowid(
             conn.execute(
                 "INSERT INTO images(person_id, sha256, path, source, display_name, mime, width, "
-                "height, num_bytes, generator, created_at, source_image_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "height, num_bytes, generator, created_at, source_image_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     person_id,
                     image.sha256,
@@ -172,9 +150,7 @@ class EnrollmentRows:
             )
         )
 
-    def _insert_embedding(
-        self, conn: sqlite3.Connection, person_id: int, image_id: int, emb: NewEmbedding, now: str
-    ) -> None:
+    def _insert_embedding(self, conn: Connection, person_id: int, image_id: int, emb: NewEmbedding, now: str) -> None:
         vector = np.ascontiguousarray(emb.vector, dtype="<f4").ravel()
         conn.execute(
             "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, "
@@ -193,15 +169,15 @@ class EnrollmentRows:
         )
 
 
-def _insert_person(conn: sqlite3.Connection, name: str, now: str) -> int:
+def _insert_person(conn: Connection, name: str, now: str, integrity_errors: tuple[type[Exception], ...]) -> int:
     try:
-        return rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?)", (name, now)))
-    except sqlite3.IntegrityError:
+        return rowid(conn.execute("INSERT INTO persons(name, created_at) VALUES (?, ?) RETURNING id", (name, now)))
+    except integrity_errors:
         raise PersonExists(f"a person named {name!r} is already enrolled") from None
 
 
 def _images_of(
-    conn: sqlite3.Connection, person_id: int, new_photo: NewImage | None
+    conn: Connection, person_id: int, new_photo: NewImage | None
 ) -> tuple[dict[tuple[str, str], int], set[str]]:
     """The images person ``person_id`` has, by (sha256, source), and the display names they use;
     refuses ``new_photo`` (a photo added to them) if they have it already."""
@@ -237,7 +213,7 @@ def free_display_name(image: NewImage, taken: set[str]) -> NewImage:
     return image
 
 
-def check_active(conn: sqlite3.Connection, models: set[str]) -> None:
+def check_active(conn: Connection, models: set[str]) -> None:
     row = conn.execute("SELECT name FROM models WHERE status = 'active'").fetchone()
     if row is not None and models - {row[0]}:
         raise ModelSwitching(

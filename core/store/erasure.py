@@ -1,31 +1,36 @@
 """Erasure: a person, or one of their images, with every row and file of theirs.
 
 Mixed into GalleryStore, which provides the connections and the data dir. Rows go in one
-transaction (``secure_delete`` overwrites them); files are unlinked afterwards, each only when no
-image row names it, under the write lock (an enrollment re-checks its files under the same lock);
-then the WAL is checkpointed, so the erased pages' old content is gone from it too.
+transaction (SQLite's ``secure_delete`` overwrites them; on PostgreSQL the image bytes go in the
+same transaction); files are unlinked afterwards, each only when no image row names it, under the
+write lock (an enrollment re-checks its files under the same lock); then the database is
+scrubbed (SQLite's WAL checkpointed, PostgreSQL's tables vacuumed), so the erased rows' old
+content is gone from its files too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 from core.errors import LastPhoto, PersonNotFound
+from core.store.blobs import ImageBytes
+from core.store.db import Connection, Database
 
 log = logging.getLogger(__name__)
 
 
 class Erasure:
     data_dir: Path
+    db: Database
+    blobs: ImageBytes
 
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _connect(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def delete_person(self, person_id: int) -> dict[str, int]:
@@ -41,9 +46,9 @@ class Erasure:
                 ).fetchone()[0],
             }
             conn.execute("DELETE FROM persons WHERE id = ?", (person_id,))
-        counts["files"] = len(self.remove_unreferenced([self.data_dir / p for p in set(paths)]))
-        with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            blobs = self.blobs.drop(conn, set(paths))
+        counts["files"] = blobs + len(self.remove_unreferenced(self._files(set(paths))))
+        self.db.scrub()
         log.info("deleted person %d: %s", person_id, counts)
         return counts
 
@@ -86,12 +91,16 @@ class Erasure:
             left = conn.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", ids).fetchone()[0]
             if left:  # the cascade is the schema's (foreign keys on): never leave a view without its photo
                 raise RuntimeError(f"image {image_id}: {left} of its views were not removed with it")
-        paths = {path, *(v[1] for v in views)}
-        counts["files"] = len(self.remove_unreferenced([self.data_dir / p for p in sorted(paths)]))
-        with self._connect() as conn:  # the WAL still holds the erased pages' old content until then
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            paths = {path, *(v[1] for v in views)}
+            blobs = self.blobs.drop(conn, paths)
+        counts["files"] = blobs + len(self.remove_unreferenced(self._files(paths)))
+        self.db.scrub()
         log.info("deleted image %d of person %d: %s", image_id, person_id, counts)
         return counts
+
+    def _files(self, paths: set[str]) -> list[Path]:
+        """The data dir's files of ``paths`` (none where the bytes live in the database)."""
+        return [] if self.blobs.in_database else [self.data_dir / p for p in sorted(paths)]
 
     def remove_unreferenced(self, files: list[Path]) -> list[Path]:
         """Unlink the files no image row names; returns those removed."""

@@ -1,7 +1,9 @@
-"""The gallery store: SQLite rows plus content-addressed image files under the data dir.
+"""The gallery store: rows in SQLite (the data dir's ``gallery.db``, with content-addressed image
+files beside it) or PostgreSQL (``store_url``: rows and image bytes), core/store/db.py.
 
-One connection per operation (SQLite connections are cheap and this keeps the store safe to share
-between threads and processes); WAL mode, foreign keys on, a busy timeout for concurrent writers.
+One connection per operation (SQLite's are cheap; PostgreSQL's come from a pool), which keeps the
+store safe to share between threads and processes; SQLite in WAL mode, foreign keys on, a busy
+timeout for concurrent writers.
 Its mixins: storing an enrollment (core/store/enroll_rows.py), erasure, the latency log, the
 stored thresholds.
 """
@@ -10,17 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import PersonExists, PersonNotFound
+from core.settings import Settings
+from core.store.blobs import ImageBytes, ImageFiles, ImageRows
+from core.store.db import Connection, Database, SqliteDatabase, open_database
 from core.store.enroll_rows import EnrollmentRows
 from core.store.erasure import Erasure
 from core.store.merging import Merging
 from core.store.names import name_prefix, normalise_name
+from core.store.pg_schema import migrate_postgres, postgres_version
 from core.store.records import (
     GalleryMatrix,
     ImageRecord,
@@ -28,7 +32,8 @@ from core.store.records import (
     PersonDetail,
 )
 from core.store.runs import RunLog
-from core.store.schema import migrate
+from core.store.schema import SCHEMA_VERSION, migrate
+from core.store.sqlutil import MAX_ROW_ID
 from core.store.threshold_rows import ThresholdRows
 
 _IMAGE_COLUMNS = (
@@ -46,11 +51,41 @@ PERSON_SELECT = (
 
 
 class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
-    def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, data_dir: Path, busy_timeout_s: float = 30.0, url: str = "") -> None:
+        """The gallery in ``data_dir`` (SQLite: ``gallery.db`` and the image files), or, with a
+        ``postgresql://`` ``url``, in that database (rows and image bytes; ``data_dir`` unused)."""
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "gallery.db"
         self.images_dir = self.data_dir / "images"
         self.busy_timeout_s = busy_timeout_s
+        self.db: Database = open_database(url, self.data_dir, busy_timeout_s)
+        self.integrity_errors = self.db.integrity_errors
+        if isinstance(self.db, SqliteDatabase):
+            self.blobs: ImageBytes = ImageFiles(self.data_dir)
+            self._create_files()
+            with self._connect() as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                migrate(conn)  # type: ignore[arg-type]
+        else:
+            self.blobs = ImageRows(self.db)
+            with self._connect() as conn:
+                current = postgres_version(conn) == SCHEMA_VERSION
+            if not current:  # the write lock only to migrate: opening a store costs every process one read
+                with self._transaction() as conn:
+                    migrate_postgres(conn)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GalleryStore:
+        """The gallery the settings name: ``store_url``, or SQLite in ``data_dir``."""
+        return cls(settings.data_dir, url=settings.store_url)
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (a PostgreSQL URL without its password)."""
+        return self.db.describe()
+
+    def _create_files(self) -> None:
         # Biometric data: only the service's user may read it (dirs 0700, files 0600).
         for directory in (self.data_dir, self.images_dir):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -60,43 +95,29 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
         for path in (self.db_path, *(self.db_path.with_name(self.db_path.name + s) for s in ("-wal", "-shm"))):
             with contextlib.suppress(FileNotFoundError):
                 path.chmod(0o600)  # SQLite gives its -wal and -shm files the database's mode
-        with self._connect() as conn:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-            migrate(conn)
+
+    def close(self) -> None:
+        """Release the database's connections (PostgreSQL's pool; SQLite holds none)."""
+        self.db.close()
 
     # --- connections -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # erased rows are overwritten with zeros, not left readable in free pages
-            conn.execute("PRAGMA secure_delete = ON")
-            yield conn
-        finally:
-            conn.close()
+    def _connect(self) -> contextlib.AbstractContextManager[Connection]:
+        return self.db.connect()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def _transaction(self) -> contextlib.AbstractContextManager[Connection]:
+        return self.db.transaction()
 
-    def reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def reader(self) -> contextlib.AbstractContextManager[Connection]:
         """A connection for reads (autocommit: each statement sees the latest commit)."""
-        return self._connect()
+        return self.db.connect()
 
-    def write_lock(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def write_lock(self) -> contextlib.AbstractContextManager[Connection]:
         """A write transaction: while it is held no enrollment commits and no file is removed."""
-        return self._transaction()
+        return self.db.transaction()
+
+    def snapshot(self) -> contextlib.AbstractContextManager[Connection]:
+        """A read transaction: every statement reads the same moment."""
+        return self.db.snapshot()
 
     # --- reading -----------------------------------------------------------------------------
     def list_persons(
@@ -110,7 +131,7 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
         with self._connect() as conn:
             rows = conn.execute(
                 f"{PERSON_SELECT} {where} ORDER BY {order} LIMIT ? OFFSET ?",
-                (*args, -1 if limit is None else limit, offset),
+                (*args, MAX_ROW_ID if limit is None else limit, offset),
             ).fetchall()
         return [Person(*row) for row in rows]
 
@@ -157,7 +178,7 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
         if row is None:
             raise PersonNotFound(f"person {person_id} has no image {image_id}")
         record = ImageRecord(*row)
-        return record, (self.data_dir / record.path).read_bytes()
+        return record, self.blobs.read(record.path)
 
     def has_person(self, name: str) -> bool:
         """Whether a person is enrolled under ``name`` (normalised)."""
@@ -205,7 +226,7 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
         """Changes whenever the model's embeddings change (a cheap cache key)."""
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0), TOTAL(id) FROM embeddings WHERE model = ?",
+                "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM embeddings WHERE model = ?",
                 (model,),
             ).fetchone()
         return int(row[0]), int(row[1]), float(row[2])
@@ -243,7 +264,7 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
         with self._transaction() as conn:
             try:
                 changed = conn.execute("UPDATE persons SET name = ? WHERE id = ?", (new, person_id)).rowcount
-            except sqlite3.IntegrityError:
+            except self.integrity_errors:
                 raise PersonExists(f"a person named {new!r} is already enrolled") from None
         if not changed:
             raise PersonNotFound(f"no person with id {person_id}")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from core.errors import ManyAnglesError
+from core.store.db import Connection
 from core.store.gallery import GalleryStore
-from core.store.sqlutil import utc_now
+from core.store.sqlutil import rowid, utc_now
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,17 @@ class JobRecord:
 _COLUMNS = "id, kind, model, state, total, done, skipped, pid, host, message, started_at, updated_at, finished_at"
 
 
-def _alive(pid: int | None, host: str | None) -> bool:
+OTHER_HOST_STALE_S = 3600.0  # another host's job that wrote no progress for this long is taken as dead
+
+
+def _alive(pid: int | None, host: str | None, updated_at: str) -> bool:
     if pid is None:
         return False
     if host != socket.gethostname():
-        return True  # another machine's process: it cannot be checked from here
+        # another machine's process cannot be checked from here: its progress must be recent (a
+        # job on a host that died would otherwise refuse every later job of its kind)
+        age = (datetime.now(UTC) - datetime.fromisoformat(updated_at)).total_seconds()
+        return age < OTHER_HOST_STALE_S
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,28 +61,29 @@ class JobRunning(ManyAnglesError):
     exit_code = 5
 
 
-def _reap(conn: sqlite3.Connection, now: str) -> None:
-    """Running jobs whose process no longer exists are marked failed."""
-    for job_id, pid, host in conn.execute("SELECT id, pid, host FROM jobs WHERE state = 'running'").fetchall():
-        if not _alive(pid, host):
-            conn.execute(
+def _reap(conn: Connection, now: str) -> int:
+    """Running jobs whose process no longer exists are marked failed; how many were."""
+    reaped = 0
+    running = conn.execute("SELECT id, pid, host, updated_at FROM jobs WHERE state = 'running'").fetchall()
+    for job_id, pid, host, updated_at in running:
+        if not _alive(pid, host, updated_at):
+            reaped += conn.execute(
                 "UPDATE jobs SET state = 'failed', message = 'interrupted (its process ended)', finished_at = ? "
                 "WHERE id = ?",
                 (now, job_id),
-            )
+            ).rowcount
+    return reaped
 
 
 def reap_dead_jobs(store: GalleryStore) -> int:
     """Mark failed the running jobs whose process has ended (killed, crashed, the host restarted),
     so that a reader sees the truth before the next job of that kind starts; how many were."""
     with store.reader() as conn:
-        running = conn.execute("SELECT pid, host FROM jobs WHERE state = 'running'").fetchall()
-    if all(_alive(pid, host) for pid, host in running):
+        running = conn.execute("SELECT pid, host, updated_at FROM jobs WHERE state = 'running'").fetchall()
+    if all(_alive(pid, host, updated_at) for pid, host, updated_at in running):
         return 0  # the common case: no write
     with store.write_lock() as conn:
-        before = conn.total_changes
-        _reap(conn, utc_now())
-        return conn.total_changes - before
+        return _reap(conn, utc_now())
 
 
 def start_job(store: GalleryStore, kind: str, model: str, total: int, job_id: int | None = None) -> int:
@@ -96,11 +104,10 @@ def start_job(store: GalleryStore, kind: str, model: str, total: int, job_id: in
             raise JobRunning(f"{kind} job {running[0]} is still running; wait for it (GET /v1/jobs/{running[0]})")
         cursor = conn.execute(
             "INSERT INTO jobs(kind, model, state, total, done, skipped, pid, host, started_at, updated_at) "
-            "VALUES (?, ?, 'running', ?, 0, 0, ?, ?, ?, ?)",
+            "VALUES (?, ?, 'running', ?, 0, 0, ?, ?, ?, ?) RETURNING id",
             (kind, model, total, os.getpid(), socket.gethostname(), now, now),
         )
-        assert cursor.lastrowid is not None
-        return int(cursor.lastrowid)
+        return rowid(cursor)
 
 
 def set_pid(store: GalleryStore, job_id: int, pid: int) -> None:
@@ -113,13 +120,13 @@ def update_job(
 ) -> None:
     with store.write_lock() as conn:
         conn.execute(
-            "UPDATE jobs SET done = ?, skipped = ?, message = COALESCE(?, message), total = COALESCE(?, total), "
+            "UPDATE jobs SET done = ?, skipped = ?, message = COALESCE(CAST(? AS TEXT), message), total = COALESCE(CAST(? AS BIGINT), total), "
             "updated_at = ? WHERE id = ?",
             (done, skipped, message, total, utc_now(), job_id),
         )
 
 
-def mark_finished(conn: sqlite3.Connection, job_id: int, ok: bool, message: str) -> None:
+def mark_finished(conn: Connection, job_id: int, ok: bool, message: str) -> None:
     """Within a write transaction already open (the job's results commit with its end)."""
     now = utc_now()
     conn.execute(
@@ -137,7 +144,8 @@ def list_jobs(store: GalleryStore, limit: int = 20, kind: str | None = None) -> 
     """The newest jobs first (of one ``kind``: reembed, duplicates)."""
     with store.reader() as conn:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE ? IS NULL OR kind = ? ORDER BY id DESC LIMIT ?", (kind, kind, limit)
+            f"SELECT {_COLUMNS} FROM jobs WHERE CAST(? AS TEXT) IS NULL OR kind = ? ORDER BY id DESC LIMIT ?",
+            (kind, kind, limit),
         ).fetchall()
     return [JobRecord(*r) for r in rows]
 

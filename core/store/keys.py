@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from core.errors import InvalidInput, KeyNotFound, KeyRevoked
 from core.store.gallery import GalleryStore
-from core.store.sqlutil import utc_now
+from core.store.sqlutil import rowid, utc_now
 
 Scope = Literal["admin", "enroll", "identify"]
 SCOPES: tuple[str, ...] = get_args(Scope)
@@ -61,10 +60,10 @@ class KeyStore:
         now = utc_now()
         with self.store.write_lock() as conn:
             cursor = conn.execute(
-                "INSERT INTO api_keys(name, scope, key_hash, prefix, created_at) VALUES (?,?,?,?,?)",
+                "INSERT INTO api_keys(name, scope, key_hash, prefix, created_at) VALUES (?,?,?,?,?) RETURNING id",
                 (name.strip(), scope, _digest(secret), secret[:7], now),
             )
-            key_id = int(cursor.lastrowid or 0)
+            key_id = rowid(cursor)
         return ApiKeyRecord(key_id, name.strip(), scope, secret[:7], now, None), secret
 
     def records(self) -> list[ApiKeyRecord]:
@@ -72,11 +71,8 @@ class KeyStore:
         return [ApiKeyRecord(*row) for row in rows]
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(f"file:{self.store.db_path}?mode=ro", uri=True, timeout=self.store.busy_timeout_s)
-        try:
+        with self.store.reader() as conn:
             return conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
 
     def revoke(self, key_id: int) -> ApiKeyRecord:
         with self.store.write_lock() as conn:

@@ -1,4 +1,5 @@
 """The store's start-up check: after a crash, find what a killed process left behind and clean it.
+(On PostgreSQL the image bytes are rows of the same transactions: see ``_check_database``.)
 
 An enrollment writes its files before its rows (core/store/gallery.py), so a process killed in
 between leaves image files that no row references, and a kill during a write leaves a ``.tmp-*``
@@ -49,6 +50,8 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0, full: bool = False
     walk happens outside any, so a replica starting next to a large gallery does not stall the
     others' enrollments; each orphan found by the walk is checked again under the lock."""
     started = time.perf_counter()
+    if store.blobs.in_database:
+        return _check_database(store, started, min_age_s)
     try:
         with store.reader() as conn:
             integrity = str(conn.execute("PRAGMA integrity_check" if full else "PRAGMA quick_check").fetchone()[0])
@@ -74,11 +77,7 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0, full: bool = False
         path.unlink(missing_ok=True)
         temps += 1
         _removed(temps + orphans, "half-written file", path.relative_to(store.data_dir).as_posix())
-    for folder in store.data_dir.glob(EXPORT_PREFIX + "*"):  # an HTTP export cut short by a kill
-        if folder.is_dir() and now - folder.stat().st_mtime >= min_age_s:
-            shutil.rmtree(folder, ignore_errors=True)
-            temps += 1
-            _removed(temps + orphans, "unfinished export folder", folder.name)
+    temps += _remove_unfinished_exports(store, now, min_age_s, orphans + temps)
     prune_removals(store)
     report = CheckReport(integrity, orphans, temps, time.perf_counter() - started)
     if orphans or temps:
@@ -91,6 +90,45 @@ def check_store(store: GalleryStore, min_age_s: float = 60.0, full: bool = False
     else:
         log.info("start-up check of %s: integrity ok, nothing to clean (%.2f s)", store.data_dir, report.seconds)
     return report
+
+
+def _remove_unfinished_exports(store: GalleryStore, now: float, min_age_s: float, removed_before: int) -> int:
+    """The temp folders of HTTP exports cut short by a kill (they hold image bytes)."""
+    removed = 0
+    for folder in store.data_dir.glob(EXPORT_PREFIX + "*"):
+        if folder.is_dir() and now - folder.stat().st_mtime >= min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+            _removed(removed_before + removed, "unfinished export folder", folder.name)
+    return removed
+
+
+_ORPHAN_BLOBS = "FROM image_blobs b WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.path = b.path)"
+
+
+def _check_database(store: GalleryStore, started: float, min_age_s: float) -> CheckReport:
+    """PostgreSQL: the server keeps its own files whole (its WAL replays a crash; ``--full`` has
+    nothing more to run here: PostgreSQL's amcheck is the server operator's); image bytes are rows
+    written and removed with their image rows, so an orphan is a bug: removed, and said. Looked
+    for without the write lock, removed under it only when found."""
+    with store.reader() as conn:
+        found = conn.execute(f"SELECT 1 {_ORPHAN_BLOBS} LIMIT 1").fetchone() is not None
+    orphans = 0
+    if found:
+        with store.write_lock() as conn:
+            orphans = int(conn.execute(f"DELETE {_ORPHAN_BLOBS}").rowcount)
+    temps = _remove_unfinished_exports(store, time.time(), min_age_s, orphans)
+    prune_removals(store)
+    if orphans or temps:
+        log.warning(
+            "start-up check of %s: removed %d image blob(s) no image row named, %d unfinished export folder(s)",
+            store.where,
+            orphans,
+            temps,
+        )
+    else:
+        log.info("start-up check of %s: nothing to clean", store.where)
+    return CheckReport("ok", orphans, temps, time.perf_counter() - started)
 
 
 def remove_orphans(store: GalleryStore, candidates: list[Path]) -> int:

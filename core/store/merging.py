@@ -13,10 +13,10 @@ image files are content-addressed and stay where they are.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from contextlib import AbstractContextManager
 
 from core.errors import InvalidRequest, PersonNotFound
+from core.store.db import Connection
 from core.store.enroll_rows import free_display_name
 from core.store.records import NewImage
 
@@ -26,7 +26,7 @@ _EMBEDDING_COLUMNS = "image_id, source, model, dim, vector, det_score, bbox_x1, 
 
 
 class Merging:
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def merge_persons(self, keep: int, other: int) -> dict[str, int]:
@@ -61,20 +61,16 @@ class Merging:
                 moved += 1
             # new ids for the moved vectors: a search index adds rows after the last id it saw and
             # drops the ids the removal log names (core/search/index.py); an UPDATE would reach neither
-            conn.execute(
-                f"CREATE TEMP TABLE merging AS SELECT {_EMBEDDING_COLUMNS} FROM embeddings "
-                "WHERE person_id = ? ORDER BY id",
-                (other,),
-            )
-            try:
-                embeddings = conn.execute("DELETE FROM embeddings WHERE person_id = ?", (other,)).rowcount
-                conn.execute(
-                    f"INSERT INTO embeddings(person_id, {_EMBEDDING_COLUMNS}) "
-                    f"SELECT ?, {_EMBEDDING_COLUMNS} FROM merging ORDER BY rowid",
-                    (keep,),
+            vectors = conn.execute(
+                f"SELECT {_EMBEDDING_COLUMNS} FROM embeddings WHERE person_id = ? ORDER BY id", (other,)
+            ).fetchall()
+            embeddings = conn.execute("DELETE FROM embeddings WHERE person_id = ?", (other,)).rowcount
+            if vectors:
+                marks = ",".join("?" * (len(vectors[0]) + 1))
+                conn.executemany(
+                    f"INSERT INTO embeddings(person_id, {_EMBEDDING_COLUMNS}) VALUES ({marks})",
+                    [(keep, *row) for row in vectors],
                 )
-            finally:
-                conn.execute("DROP TABLE temp.merging")
             for table in ("generation_runs", "enrollment_runs"):
                 conn.execute(f"UPDATE {table} SET person_id = ? WHERE person_id = ?", (keep, other))
             # the history goes with the data, saying whom it happened to then

@@ -10,13 +10,13 @@ one it cannot embed), so identification never sees a half-built gallery.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from core.errors import ModelMismatch, ModelNotFound, ModelNotReady, NotCalibrated
+from core.store.db import Connection
 from core.store.gallery import GalleryStore
 from core.store.removals import prune_removals
 from core.store.sqlutil import utc_now
@@ -118,14 +118,13 @@ def work_list(store: GalleryStore, model: str) -> list[WorkItem]:
     """Images with no vector of ``model`` and not recorded as ones it cannot embed."""
     with store.reader() as conn:
         rows = conn.execute(
-            "SELECT i.id, i.person_id, i.path, i.source, "
-            "(SELECT json_array(e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2) FROM embeddings e "
-            " WHERE e.image_id = i.id ORDER BY e.id LIMIT 1) "
-            "FROM images i WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?) "
+            "SELECT i.id, i.person_id, i.path, i.source, e.bbox_x1, e.bbox_y1, e.bbox_x2, e.bbox_y2 "
+            "FROM images i LEFT JOIN embeddings e ON e.id = (SELECT MIN(f.id) FROM embeddings f WHERE f.image_id = i.id) "
+            "WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?) "
             "AND NOT EXISTS (SELECT 1 FROM reembed_skips s WHERE s.image_id = i.id AND s.model = ?) ORDER BY i.id",
             (model, model),
         ).fetchall()
-    return [WorkItem(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])) if r[4] else None) for r in rows]
+    return [WorkItem(r[0], r[1], r[2], r[3], None if r[4] is None else (r[4], r[5], r[6], r[7])) for r in rows]
 
 
 def write_embedded(store: GalleryStore, model: str, results: list[EmbeddedImage]) -> tuple[int, int]:
@@ -137,22 +136,22 @@ def write_embedded(store: GalleryStore, model: str, results: list[EmbeddedImage]
         for r in results:
             if r.vector is None:
                 skipped += conn.execute(
-                    "INSERT OR IGNORE INTO reembed_skips(image_id, model, reason, created_at) "
-                    "SELECT id, ?, ?, ? FROM images WHERE id = ?",
+                    "INSERT INTO reembed_skips(image_id, model, reason, created_at) "
+                    "SELECT id, ?, ?, ? FROM images WHERE id = ? ON CONFLICT DO NOTHING",
                     (model, r.reason, now, r.image_id),
                 ).rowcount
                 continue
             vector = np.ascontiguousarray(r.vector, dtype="<f4").ravel()
             written += conn.execute(
-                "INSERT OR IGNORE INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, "
+                "INSERT INTO embeddings(person_id, image_id, source, model, dim, vector, det_score, "
                 "bbox_x1, bbox_y1, bbox_x2, bbox_y2, created_at) "
-                "SELECT person_id, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM images WHERE id = ?",
+                "SELECT person_id, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM images WHERE id = ? ON CONFLICT DO NOTHING",
                 (r.source, model, int(vector.shape[0]), vector.tobytes(), float(r.det_score), *r.bbox, now, r.image_id),
             ).rowcount
     return written, skipped
 
 
-def _check_complete(conn: sqlite3.Connection, name: str, allow_missing: bool) -> None:
+def _check_complete(conn: Connection, name: str, allow_missing: bool) -> None:
     remaining = conn.execute(
         "SELECT COUNT(*) FROM images i WHERE NOT EXISTS "
         "(SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?) "
@@ -208,14 +207,11 @@ def prune_model(store: GalleryStore, name: str) -> int:
         conn.execute("DELETE FROM reembed_skips WHERE model = ?", (name,))
         conn.execute("UPDATE models SET status = 'retired' WHERE name = ?", (name,))
     prune_removals(store)
-    with store.reader() as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.scrub()
     return int(removed)
 
 
-EMBEDDINGS_AFTER_SQL = (
-    "SELECT id, person_id, source = 'original', dim, vector FROM embeddings WHERE +model = ? AND id > ? ORDER BY id"
-)
+EMBEDDINGS_AFTER_SQL = "SELECT id, person_id, source = 'original', dim, vector FROM embeddings WHERE model || '' = ? AND id > ? ORDER BY id"
 
 
 def embeddings_after(
@@ -224,14 +220,14 @@ def embeddings_after(
     """(ids, person ids, is-original flags, vectors) of ``model``'s embeddings with id > after_id.
 
     Every identification asks this of its gallery: it reads the rowid range past ``after_id``
-    (``+model`` keeps the planner off the model index, which would walk every one of the model's
+    (``model || ''`` keeps the planner off the model index, which would walk every one of the model's
     entries to find the few new ones)."""
     with store.reader() as conn:
         return read_embeddings_after(conn, model, after_id)
 
 
 def read_embeddings_after(
-    conn: sqlite3.Connection, model: str, after_id: int
+    conn: Connection, model: str, after_id: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``embeddings_after`` on an open connection (inside a write transaction: what committed
     since a search read the gallery)."""

@@ -52,7 +52,7 @@ def prune_removals(store: GalleryStore, keep_s: float = KEEP_S, now: float | Non
             return 0
         upto = int(row[0])
         dropped = conn.execute("DELETE FROM embedding_removals WHERE seq <= ?", (upto,)).rowcount
-        conn.execute("UPDATE store_meta SET value = MAX(value, ?) WHERE key = 'removals_floor'", (upto,))
+        conn.execute("UPDATE store_meta SET value = ? WHERE key = 'removals_floor' AND value < ?", (upto, upto))
     if dropped:
         log.info("removal log: pruned %d row(s) older than %.0f h (floor now %d)", dropped, keep_s / 3600, upto)
     return int(dropped)

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from core.store.db import Connection, Database, as_dicts
 from core.store.records import EnrollmentRunRecord, GenerationRunRecord
 from core.store.sqlutil import rowid, utc_now
 
@@ -67,22 +66,22 @@ class SearchClock:
 
 
 class RunLog:
-    db_path: Path
+    db: Database
 
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _connect(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def _insert_generation_run(
-        self, conn: sqlite3.Connection, run: GenerationRunRecord, person_id: int | None, now: str
+        self, conn: Connection, run: GenerationRunRecord, person_id: int | None, now: str
     ) -> int:
         return rowid(
             conn.execute(
                 "INSERT INTO generation_runs(person_id, generator, device, dtype, num_views, "
                 "num_accepted, steps, strength, total_s, peak_mem_bytes, views_json, stages_json, created_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     person_id,
                     run.generator,
@@ -107,11 +106,9 @@ class RunLog:
 
     def generation_runs(self, limit: int = 1000) -> list[dict[str, object]]:
         with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = as_dicts(conn.execute("SELECT * FROM generation_runs ORDER BY id DESC LIMIT ?", (limit,)))
         return [
-            {**dict(row), "views": json.loads(row["views_json"]), "stages": json.loads(row["stages_json"])}
-            for row in rows
+            {**row, "views": json.loads(row["views_json"]), "stages": json.loads(row["stages_json"])} for row in rows
         ]
 
     def add_enrollment_run(self, run: EnrollmentRunRecord) -> int:
@@ -119,7 +116,7 @@ class RunLog:
             return rowid(
                 conn.execute(
                     "INSERT INTO enrollment_runs(person_id, model, num_views, num_accepted, total_s, timings_json, "
-                    "created_at) VALUES (?,?,?,?,?,?,?)",
+                    "created_at) VALUES (?,?,?,?,?,?,?) RETURNING id",
                     (
                         run.person_id,
                         run.model,
@@ -134,9 +131,8 @@ class RunLog:
 
     def enrollment_runs(self, limit: int = 1000) -> list[dict[str, object]]:
         with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM enrollment_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]
+            rows = as_dicts(conn.execute("SELECT * FROM enrollment_runs ORDER BY id DESC LIMIT ?", (limit,)))
+        return [{**row, "timings_s": json.loads(row["timings_json"])} for row in rows]
 
     def search_clock(self, kind: str) -> SearchClock:
         """A clock for one identify or verify call (``kind``: one of SEARCH_KINDS), started now."""
@@ -146,32 +142,22 @@ class RunLog:
         """Record one call's timings, and drop the rows older than the newest ``keep``."""
         if run.kind not in SEARCH_KINDS:
             raise ValueError(f"search run kind must be one of {SEARCH_KINDS}, got {run.kind!r}")
-        # its own connection with a short wait, not the store's 30 s: an identification never
-        # waits on an enrollment, import or re-embedding that holds the write lock
-        conn = sqlite3.connect(self.db_path, timeout=SEARCH_RUN_WAIT_S, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(SEARCH_RUN_WAIT_S * 1000)}")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                new = rowid(
-                    conn.execute(
-                        "INSERT INTO search_runs(kind, faces, total_s, timings_json, created_at) VALUES (?,?,?,?,?)",
-                        (run.kind, run.faces, run.total_s, json.dumps(run.timings), utc_now()),
-                    )
+        # a short wait, not the store's 30 s: an identification never waits on an enrollment,
+        # import or re-embedding that holds the write lock
+        with self.db.brief(SEARCH_RUN_WAIT_S) as conn:
+            new = rowid(
+                conn.execute(
+                    "INSERT INTO search_runs(kind, faces, total_s, timings_json, created_at) VALUES (?,?,?,?,?) "
+                    "RETURNING id",
+                    (run.kind, run.faces, run.total_s, json.dumps(run.timings), utc_now()),
                 )
-                # ids grow by one per row (AUTOINCREMENT; a rolled-back insert takes none): a range of the key
-                conn.execute("DELETE FROM search_runs WHERE id <= ?", (new - keep,))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return new
-        finally:
-            conn.close()
+            )
+            # ids grow by one per row (a rolled-back insert may take one: then fewer are kept)
+            conn.execute("DELETE FROM search_runs WHERE id <= ?", (new - keep,))
+        return new
 
     def search_runs(self, limit: int = 1000) -> list[dict[str, object]]:
         """The newest identify and verify calls' timings, newest first."""
         with self._connect() as conn:
-            conn.row_factory = sqlite3.Row
-            rows = conn.execute("SELECT * FROM search_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{**dict(row), "timings_s": json.loads(row["timings_json"])} for row in rows]
+            rows = as_dicts(conn.execute("SELECT * FROM search_runs ORDER BY id DESC LIMIT ?", (limit,)))
+        return [{**row, "timings_s": json.loads(row["timings_json"])} for row in rows]

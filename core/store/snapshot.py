@@ -1,9 +1,9 @@
 """Parquet snapshots of the gallery (what a remote console reads with DuckDB).
 
 Tables: ``persons``, ``images`` (metadata, no bytes) and ``embeddings`` (with the float32 vector
-as a binary column, or without it); all their columns, or the ones asked for. Read through
-sqlite3 in batches, written with pyarrow batch by batch (memory stays flat at a million rows): no
-DuckDB sqlite scanner in the process that writes the store.
+as a binary column, or without it); all their columns, or the ones asked for. Read through the
+store's own driver (SQLite or PostgreSQL) in batches, written with pyarrow batch by batch (memory
+stays flat at a million rows): no DuckDB scanner in the process that writes the store.
 
 Each snapshot carries the gallery's stamp (``store_meta.gallery_stamp``, a fresh random value on
 every change to a person, image or embedding; schema 9), read in the snapshot's own transaction:
@@ -13,14 +13,13 @@ a client that holds a snapshot asks again with it and gets "not modified" until 
 from __future__ import annotations
 
 import io
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import InvalidInput, StoreSchemaError
+from core.store.db import Connection, Snapshots, stream
 from core.store.sqlutil import MAX_ROW_ID
 
 _INT, _TEXT = pa.int64(), pa.string()
@@ -108,24 +107,21 @@ def format_stamp(value: int) -> str:
     return f"{int(value) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
-def _stamp(conn: sqlite3.Connection) -> str:
+def _stamp(conn: Connection) -> str:
     row = conn.execute(STAMP_SQL).fetchone()
     if row is None:
         raise StoreSchemaError("the gallery has no stamp (schema older than 9): open it with ManyAngles to migrate it")
     return format_stamp(row[0])
 
 
-def gallery_stamp(db_path: Path) -> str:
+def gallery_stamp(store: Snapshots) -> str:
     """The gallery's current stamp (one indexed lookup): equal stamps, equal gallery tables."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
+    with store.snapshot() as conn:
         return _stamp(conn)
-    finally:
-        conn.close()
 
 
 def export_snapshot(
-    db_path: Path,
+    store: Snapshots,
     table: str,
     with_vectors: bool = False,
     person_ids: list[int] | None = None,
@@ -136,27 +132,22 @@ def export_snapshot(
     columns (rows in id order when ``id`` is one of them)."""
     sql, schema = _select(table, with_vectors, columns, person_ids)
     buffer = io.BytesIO()
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        with pq.ParquetWriter(buffer, schema) as writer:
-            conn.execute("BEGIN")  # the stamp and every batch from the same snapshot
-            stamp = _stamp(conn)
-            cursor = conn.execute(sql, [int(i) for i in person_ids or []])
-            while rows := cursor.fetchmany(BATCH_ROWS):
-                columns_of_rows = zip(*rows)
-                arrays = [pa.array(values, type=field.type) for values, field in zip(columns_of_rows, schema)]
-                writer.write_batch(pa.record_batch(arrays, schema=schema))
-    finally:
-        conn.close()
+    with store.snapshot() as conn, pq.ParquetWriter(buffer, schema) as writer:
+        stamp = _stamp(conn)  # the stamp and every batch from the same snapshot
+        cursor = stream(conn, sql, [int(i) for i in person_ids or []])
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            columns_of_rows = zip(*rows)
+            arrays = [pa.array(values, type=field.type) for values, field in zip(columns_of_rows, schema)]
+            writer.write_batch(pa.record_batch(arrays, schema=schema))
     return Exported(buffer.getvalue(), stamp)
 
 
 def export_table(
-    db_path: Path,
+    store: Snapshots,
     table: str,
     with_vectors: bool = False,
     person_ids: list[int] | None = None,
     columns: list[str] | None = None,
 ) -> bytes:
     """One table as Parquet bytes (``export_snapshot`` without the stamp)."""
-    return export_snapshot(db_path, table, with_vectors, person_ids, columns).data
+    return export_snapshot(store, table, with_vectors, person_ids, columns).data

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
+
+from core.store.db import Cursor
 
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: a larger id cannot be a row (and cannot be bound)
 
@@ -12,8 +13,9 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def rowid(cursor: sqlite3.Cursor) -> int:
-    """The id of the row an INSERT just wrote."""
-    if cursor.lastrowid is None:
+def rowid(cursor: Cursor) -> int:
+    """The id of the row an ``INSERT ... RETURNING id`` just wrote."""
+    row = cursor.fetchone()
+    if row is None:
         raise RuntimeError("INSERT wrote no row")
-    return int(cursor.lastrowid)
+    return int(row[0])

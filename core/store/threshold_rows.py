@@ -6,26 +6,30 @@ Mixed into GalleryStore, which provides the connections.
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import AbstractContextManager
 
+from core.store.db import Connection
 from core.store.records import StoredThreshold
 
 _COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size, fmr_pairs"
 
 
 class ThresholdRows:
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _connect(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
     def set_threshold(self, value: StoredThreshold) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO thresholds(model, kind, rule, target, threshold, n_negative, "
-                "dataset, created_at, person_fmr, gallery_size, fmr_pairs) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO thresholds(model, kind, rule, target, threshold, n_negative, "
+                "dataset, created_at, person_fmr, gallery_size, fmr_pairs) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (model, kind, rule, target) DO UPDATE SET threshold = excluded.threshold, "
+                "n_negative = excluded.n_negative, dataset = excluded.dataset, created_at = excluded.created_at, "
+                "person_fmr = excluded.person_fmr, gallery_size = excluded.gallery_size, "
+                "fmr_pairs = excluded.fmr_pairs",
                 (
                     value.model,
                     value.kind,

@@ -25,8 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,16 +109,16 @@ def export_gallery(store: GalleryStore, dest: Path, with_images: bool = True) ->
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise InvalidInput(f"{dest} exists and is not an empty folder")
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with store.write_lock() as conn:  # no enrollment or deletion commits meanwhile
+    # one moment of the gallery: SQLite holds the write lock (no file removed meanwhile); PostgreSQL
+    # reads rows and image bytes in one snapshot, and enrollments go on
+    moment = store.snapshot() if store.blobs.in_database else store.write_lock()
+    with moment as conn:
         tables = {name: _arrow(conn.execute(sql)) for name, sql in QUERIES.items()}
         if with_images:
             for relative in set(tables["images"].column("path").to_pylist()):
                 target = dest / relative
                 target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                try:
-                    os.link(store.data_dir / relative, target)  # same file system: no copy
-                except OSError:
-                    shutil.copy2(store.data_dir / relative, target)
+                store.blobs.copy(relative, target, conn)
     db = duckdb.connect()
     try:
         for name, table in tables.items():

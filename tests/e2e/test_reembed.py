@@ -285,67 +285,28 @@ def test_reembed_over_http_models_and_job_status(api):
 def test_reembed_on_a_running_ray_cluster_by_address(tmp_path: Path):
     """`ray start --head` on loopback (free ports, its own temp dir), the job sent to it by
     address, then the head stopped: the way an operator uses an existing cluster."""
+    from ray_nodes import RayCluster
+
     from conftest import free_port
 
     settings = tiny_settings(tmp_path)
     service = local_service(settings, load_face_models(settings))
     for name in PEOPLE[:3]:
         service.enroll(name, photo_bytes(name))
-    port = free_port()
-    temp = Path(f"/tmp/ma-ray-{port}")  # short: Ray's socket paths must stay under 108 bytes
-    ray_bin = Path(sys.executable).with_name("ray")
-    ports = {
-        f"--{flag}": str(free_port())
-        for flag in (
-            "node-manager-port",
-            "object-manager-port",
-            "dashboard-agent-listen-port",
-            "dashboard-agent-grpc-port",
-            "runtime-env-agent-port",
-            "metrics-export-port",
-            "ray-client-server-port",
-        )
-    }
-    head = subprocess.Popen(
-        [
-            str(ray_bin),
-            "start",
-            "--head",
-            "--block",
-            "--node-ip-address",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--num-cpus",
-            "2",
-            "--include-dashboard",
-            "false",
-            "--temp-dir",
-            str(temp),
-            "--disable-usage-stats",
-            *(x for kv in ports.items() for x in kv),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    cluster = RayCluster(Path(f"/tmp/ma-ray-{free_port()}"))  # short: Ray's socket paths must stay under 108 bytes
     try:
+        cluster.head(2, {})
+        cluster.wait_for(1)
         out = finish(
-            cli(settings, "--json", "reembed", "--model", "dlib", "--workers", "1", "--address", f"127.0.0.1:{port}"),
+            cli(settings, "--json", "reembed", "--model", "dlib", "--workers", "1", "--address", cluster.address),
             timeout=300,
         )
         assert f'"active": "{DLIB}"' in out
         assert vectors(settings, DLIB)[:2] == (3, 3)
-        logs = temp / "session_latest" / "logs"
+        logs = cluster.temp / "session_latest" / "logs"
         assert any("ReembedWorker" in f.read_text(errors="ignore") for f in logs.glob("*worker*") if f.is_file())
     finally:
-        os.killpg(head.pid, signal.SIGTERM)  # --block: the head stops its processes on SIGTERM
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")

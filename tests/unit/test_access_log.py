@@ -7,7 +7,6 @@ and delete, and the log names each key, action and person, until the person is e
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +15,9 @@ import pytest
 from conftest import cli
 
 
-def _store(tmp_path: Path):
-    from core.store.gallery import GalleryStore
-
-    return GalleryStore(tmp_path / "data")
+def _env(store) -> dict[str, str]:
+    """The environment that points the command line at ``store`` (its PostgreSQL URL)."""
+    return {"MANYANGLES_STORE_URL": store.db.url} if store.blobs.in_database else {}
 
 
 def _person(store, name: str) -> int:
@@ -28,10 +26,10 @@ def _person(store, name: str) -> int:
         return int(conn.execute("SELECT id FROM persons WHERE name = ?", (name,)).fetchone()[0])
 
 
-def test_rows_per_person_filters_and_pages(tmp_path: Path):
+def test_rows_per_person_filters_and_pages(tmp_path: Path, open_store):
     from core.store.access_log import Caller, access_page, log_access
 
-    store = _store(tmp_path)
+    store = open_store(tmp_path / "data")
     ada, bob = _person(store, "Ada"), _person(store, "Bob")
     admin, reader = Caller(None, "service key", "admin"), Caller(7, "front desk", "identify")
     log_access(store, admin, "enroll", [ada], "1 image(s), 1 embedding(s)")
@@ -58,13 +56,13 @@ def test_rows_per_person_filters_and_pages(tmp_path: Path):
     assert access_page(store, limit=10, key_name="front desk", person_id=bob)[1] == 1
 
 
-def test_a_view_is_one_entry_per_key_and_person_per_window(tmp_path: Path):
+def test_a_view_is_one_entry_per_key_and_person_per_window(tmp_path: Path, open_store):
     """Seeing a person's images writes ``view`` once per key and person per window: a second
     thumbnail, or the same page drawn again, writes nothing; another key, another person, or the
     same key after the window, one entry each; a person erased meanwhile, none."""
     from core.store.access_log import VIEW_WINDOW_S, Caller, access_page, log_view
 
-    store = _store(tmp_path)
+    store = open_store(tmp_path / "data")
     ada, bob = _person(store, "Ada"), _person(store, "Bob")
     desk, admin = Caller(4, "front desk", "enroll"), Caller(None, "service key", "admin")
     assert log_view(store, desk, ada, "image 1") is True
@@ -94,14 +92,14 @@ def test_a_view_is_one_entry_per_key_and_person_per_window(tmp_path: Path):
     assert views()[0] == ("front desk", 4, ada, "image 2") and len(views()) == 5
 
 
-def test_a_time_window(tmp_path: Path):
+def test_a_time_window(tmp_path: Path, open_store):
     """``since`` is at or after, ``until`` before; a time without an offset is UTC, and one with an
     offset is compared in UTC."""
     from datetime import datetime, timedelta, timezone
 
     from core.store.access_log import Caller, access_page, log_access
 
-    store = _store(tmp_path)
+    store = open_store(tmp_path / "data")
     for _ in range(3):
         log_access(store, Caller(None, "service key", "admin"), "verify", [], "same person: no")
     stamps = ["2026-11-27T23:59:59.999+00:00", "2026-11-28T00:00:00.000+00:00", "2026-11-28T09:30:00.000+00:00"]
@@ -120,10 +118,10 @@ def test_a_time_window(tmp_path: Path):
     assert access_page(store, 10, since=datetime(2026, 11, 29))[1] == 0
 
 
-def test_an_erased_person_leaves_no_id_and_old_entries_go(tmp_path: Path):
+def test_an_erased_person_leaves_no_id_and_old_entries_go(tmp_path: Path, open_store):
     from core.store.access_log import AccessLog, Caller, access_page, prune_access_log
 
-    store = _store(tmp_path)
+    store = open_store(tmp_path / "data")
     ada, bob = _person(store, "Ada"), _person(store, "Bob")
     log = AccessLog(store, days=30)
     caller = Caller(3, "admin desk", "admin")
@@ -135,38 +133,47 @@ def test_an_erased_person_leaves_no_id_and_old_entries_go(tmp_path: Path):
     assert total == 3 and access_page(store, limit=10, person_id=ada)[1] == 0  # the actions stay, not the id
     assert [(e.action, e.person_id) for e in entries] == [("delete_person", None), ("enroll", bob), ("enroll", None)]
 
-    with sqlite3.connect(store.db_path) as conn:  # an entry from 40 days ago
+    with store.write_lock() as conn:  # an entry from 40 days ago
         conn.execute(
             "INSERT INTO access_log(at, key_id, key_name, action, person_id, detail) "
             "VALUES ('2026-01-01T00:00:00.000+00:00', 3, 'admin desk', 'verify', NULL, '')"
         )
-    conn.close()
     assert prune_access_log(store, days=30) == 1 and access_page(store, limit=10)[1] == 3
     assert prune_access_log(store, days=30) == 0
 
 
-def test_the_cli_reads_the_log(tmp_path: Path):
+def test_the_cli_reads_the_log(tmp_path: Path, open_store):
     import json
 
     from core.store.access_log import Caller, log_access
 
-    store = _store(tmp_path)
+    store = open_store(tmp_path / "data")
     ada = _person(store, "Ada")
     log_access(store, Caller(None, "service key", "admin"), "enroll", [ada], "1 image(s), 1 embedding(s)")
     log_access(store, Caller(4, "front desk", "identify"), "identify", [ada], "1 face(s), 1 identified")
-    shown = cli(store.data_dir, "access-log")
+    shown = cli(store.data_dir, "access-log", env=_env(store))
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.strip().splitlines()
     assert "identify" in lines[0] and "front desk (key 4)" in lines[0] and f"person {ada} (Ada)" in lines[0]
     assert "enroll" in lines[1] and "service key" in lines[1] and lines[2] == "2 of 2 entries"
-    as_json = json.loads(cli(store.data_dir, "--json", "access-log", "--key", "front desk").stdout)
+    as_json = json.loads(cli(store.data_dir, "--json", "access-log", "--key", "front desk", env=_env(store)).stdout)
     assert as_json["total"] == 1 and as_json["entries"][0]["key_id"] == 4
-    bad = cli(store.data_dir, "access-log", "--action", "peek")
+    bad = cli(store.data_dir, "access-log", "--action", "peek", env=_env(store))
     assert bad.returncode != 0 and "unknown action 'peek'" in bad.stderr
-    assert json.loads(cli(store.data_dir, "--json", "access-log", "--since", "2000-01-01").stdout)["total"] == 2
-    assert json.loads(cli(store.data_dir, "--json", "access-log", "--until", "2000-01-01").stdout)["total"] == 0
+    assert (
+        json.loads(cli(store.data_dir, "--json", "access-log", "--since", "2000-01-01", env=_env(store)).stdout)[
+            "total"
+        ]
+        == 2
+    )
+    assert (
+        json.loads(cli(store.data_dir, "--json", "access-log", "--until", "2000-01-01", env=_env(store)).stdout)[
+            "total"
+        ]
+        == 0
+    )
     for window in (["--since", "last week"], ["--since", "2026-11-28", "--until", "2026-11-27"]):
-        refused = cli(store.data_dir, "access-log", *window)
+        refused = cli(store.data_dir, "access-log", *window, env=_env(store))
         assert refused.returncode == 3 and "--since" in refused.stderr, refused.stderr
 
 

@@ -97,8 +97,8 @@ def test_one_search_at_a_time_and_a_pair_of_a_person_deleted_meanwhile_is_not_st
     assert job is not None and (job.state, job.message) == ("done", "1 pair(s) in 7 photos")
 
 
-def test_a_search_whose_process_died_reads_as_failed(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_a_search_whose_process_died_reads_as_failed(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     job = start_job(store, "duplicates", "m1", 100)
     assert reap_dead_jobs(store) == 0  # its process (this one) lives: nothing written
     set_pid(store, job, dead_pid())  # as if killed

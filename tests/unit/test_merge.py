@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,13 @@ from core.errors import InvalidRequest, NotThisPerson, PersonNotFound
 from core.search.index import GallerySearch
 from core.store.access_log import Caller, access_page, log_access
 from core.store.changes import changes_since
-from core.store.gallery import GalleryStore
 
 from conftest import photo_bytes, tree_digest
-from records import enrollment, second_photo
+from records import enrollment, second_photo, store_contents, stored_image_bytes
 
 
-def test_every_row_moves_and_the_other_person_goes(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_every_row_moves_and_the_other_person_goes(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=2))
     twin = store.add_person(second_photo("Ada Twin", 2, n_views=1))
     bob = store.add_person(enrollment("Bob", 3))
@@ -28,8 +26,8 @@ def test_every_row_moves_and_the_other_person_goes(tmp_path: Path):
     log_access(store, Caller(None, "service key", "admin"), "enroll", [twin])
     search = GallerySearch("m1")
     search.refresh(store)
-    token = changes_since(store.db_path).token
-    files = tree_digest(tmp_path / "images")
+    token = changes_since(store).token
+    files = stored_image_bytes(store)
 
     moved = store.merge_persons(ada, twin)
 
@@ -48,15 +46,14 @@ def test_every_row_moves_and_the_other_person_goes(tmp_path: Path):
     assert view.source_image_id == photo.id  # the moved view still belongs to its photo
     assert detail.embedding_counts == {"m1": {"original": 2, "augmented_v0": 2, "augmented_v1": 1}}
     assert store.person_detail(bob) == bob_before
-    assert tree_digest(tmp_path / "images") == files  # nothing copied, nothing lost
+    assert stored_image_bytes(store) == files  # nothing copied, nothing lost
     entries, _ = access_page(store, 10, action="enroll")
     assert [e.person_id for e in entries] == [ada]  # the history goes on naming whose data it is
     assert entries[0].detail.startswith(f"as person {twin}:")  # and whom it happened to
-    conn = sqlite3.connect(store.db_path)
-    assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (twin,)).fetchone()[0] == 0
-    assert conn.execute("SELECT COUNT(*) FROM generation_runs WHERE person_id = ?", (twin,)).fetchone()[0] == 0
-    conn.close()
-    changed = changes_since(store.db_path, token)
+    with store.reader() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE person_id = ?", (twin,)).fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM generation_runs WHERE person_id = ?", (twin,)).fetchone()[0] == 0
+    changed = changes_since(store, token)
     assert changed.person_ids == (ada,) and changed.deleted
     # a search index kept up to date incrementally sees the moved vectors under the person kept
     search.refresh(store)
@@ -67,8 +64,8 @@ def test_every_row_moves_and_the_other_person_goes(tmp_path: Path):
     assert {h.person_id for h in search.search(probe, 3, "max")[0]} == {ada, bob}
 
 
-def test_a_photo_both_have_is_kept_once_and_its_views_follow(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_a_photo_both_have_is_kept_once_and_its_views_follow(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=0))
     twin = store.add_person(dataclasses.replace(enrollment("Ada", 1, n_views=1), name="Ada Again"))  # same photo
     moved = store.merge_persons(ada, twin)
@@ -80,17 +77,17 @@ def test_a_photo_both_have_is_kept_once_and_its_views_follow(tmp_path: Path):
     assert detail.embedding_counts == {"m1": {"original": 1, "augmented_v0": 1}}
 
 
-def test_refusals_change_nothing(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_refusals_change_nothing(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1))
-    before = tree_digest(tmp_path)
+    before = store_contents(store)
     with pytest.raises(InvalidRequest, match="themself"):
         store.merge_persons(ada, ada)
     with pytest.raises(PersonNotFound):
         store.merge_persons(ada, ada + 100)
     with pytest.raises(PersonNotFound):
         store.merge_persons(ada + 100, ada)
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
 
 
 def test_the_service_merges_only_the_same_face_unless_forced(service):

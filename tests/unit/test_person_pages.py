@@ -18,8 +18,8 @@ from records import enrollment
 NAMES = ["Ada", "Adam", "Ádám", "Bob", "adam", "Zoë"]
 
 
-def test_pages_cover_everyone_once_in_name_order(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_pages_cover_everyone_once_in_name_order(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     for seed, name in enumerate(NAMES):
         store.add_person(enrollment(name, seed, n_views=seed % 3))
     everyone = store.list_persons()

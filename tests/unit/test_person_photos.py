@@ -4,7 +4,6 @@ service (over HTTP: tests/service/test_person_photos_http.py)."""
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,15 @@ from core.store.enroll_rows import free_display_name
 from core.store.gallery import GalleryStore
 from core.store.records import Enrollment
 
-from conftest import photo_bytes, tree_digest
-from records import enrollment, gallery_at_schema, image, second_photo
+from conftest import photo_bytes
+from records import (
+    enrollment,
+    every_stored_byte,
+    gallery_at_schema,
+    image,
+    second_photo,
+    store_contents,
+)
 
 # --- the store ------------------------------------------------------------------------------
 
@@ -38,10 +44,10 @@ def test_display_names_get_the_next_free_number(name: str, taken: set[str], expe
     assert picked.display_name == expected and expected in taken
 
 
-def test_a_second_photo_joins_the_person_with_names_of_its_own(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_a_second_photo_joins_the_person_with_names_of_its_own(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=1))
-    token = changes_since(store.db_path).token
+    token = changes_since(store).token
     assert store.add_person(second_photo("Ada", 2), into=ada, new_photo=True) == ada
     detail = store.person_detail(ada)
     assert [i.display_name for i in detail.images] == [
@@ -52,29 +58,29 @@ def test_a_second_photo_joins_the_person_with_names_of_its_own(tmp_path: Path):
     ]
     assert detail.embedding_counts == {"m1": {"augmented_v0": 2, "original": 2}}
     assert store.find_image(ada, image(b"second photo of Ada").sha256, "original") == detail.images[2].id
-    assert changes_since(store.db_path, token).person_ids == (ada,)
+    assert changes_since(store, token).person_ids == (ada,)
 
 
-def test_the_same_photo_twice_is_refused_and_changes_nothing(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_the_same_photo_twice_is_refused_and_changes_nothing(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=1))
-    before = tree_digest(tmp_path)
+    before = store_contents(store)
     with pytest.raises(PhotoExists, match="already has this photo"):
         store.add_person(enrollment("Ada", 3, n_views=2), into=ada, new_photo=True)
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
     with pytest.raises(PersonNotFound):
         store.add_person(second_photo("Ada", 2), into=ada + 100, new_photo=True)
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
 
 
-def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada_enrollment = enrollment("Ada", 1, n_views=2)
     ada = store.add_person(ada_enrollment)
     bob = store.add_person(enrollment("Bob", 2))
     bob_before = store.person_detail(bob)
     view = store.person_detail(ada).images[1]
-    token = changes_since(store.db_path).token
+    token = changes_since(store).token
     assert store.delete_image(ada, view.id) == {"images": 1, "views": 0, "embeddings": 1, "files": 1}
     detail = store.person_detail(ada)
     assert [i.id for i in detail.images] == [i.id for i in store.person_detail(ada).images]
@@ -82,21 +88,20 @@ def test_deleting_a_view_erases_its_rows_vector_and_bytes(tmp_path: Path):
     assert detail.embedding_counts == {"m1": {"augmented_v1": 1, "original": 1}}
     assert store.person_detail(bob) == bob_before
     assert not (tmp_path / view.path).exists()
-    assert changes_since(store.db_path, token).person_ids == (ada,)
-    conn = sqlite3.connect(store.db_path)
-    assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE image_id = ?", (view.id,)).fetchone()[0] == 0
-    removed = conn.execute("SELECT COUNT(*) FROM embedding_removals").fetchone()[0]
-    conn.close()
+    assert changes_since(store, token).person_ids == (ada,)
+    with store.reader() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM embeddings WHERE image_id = ?", (view.id,)).fetchone()[0] == 0
+        removed = conn.execute("SELECT COUNT(*) FROM embedding_removals").fetchone()[0]
     assert removed == 1  # the search index drops the vector at its next refresh
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    on_disk = every_stored_byte(store)
     erased = ada_enrollment.embeddings[1]
     assert erased.vector.astype("<f4").tobytes() not in on_disk, "the erased vector is still readable"
     assert ada_enrollment.images[1].data not in on_disk, "the erased view's bytes are still readable"
     assert ada_enrollment.embeddings[0].vector.astype("<f4").tobytes() in on_disk  # the scan would see it
 
 
-def test_removing_a_photo_removes_its_views_and_their_vectors_at_once(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_removing_a_photo_removes_its_views_and_their_vectors_at_once(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada_enrollment = enrollment("Ada", 1, n_views=2)
     ada = store.add_person(ada_enrollment)
     second = second_photo("Ada", 2, n_views=3)
@@ -112,14 +117,13 @@ def test_removing_a_photo_removes_its_views_and_their_vectors_at_once(tmp_path: 
     detail = store.person_detail(ada)
     assert {i.id for i in detail.images} == kept
     assert detail.embedding_counts == {"m1": {"original": 1, "augmented_v0": 1, "augmented_v1": 1}}
-    conn = sqlite3.connect(store.db_path)
-    gone = [i.id for i in images[3:]]
-    marks = ",".join("?" * len(gone))
-    assert conn.execute(f"SELECT COUNT(*) FROM embeddings WHERE image_id IN ({marks})", gone).fetchone()[0] == 0
-    assert conn.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", gone).fetchone()[0] == 0
-    conn.close()
+    with store.reader() as conn:
+        gone = [i.id for i in images[3:]]
+        marks = ",".join("?" * len(gone))
+        assert conn.execute(f"SELECT COUNT(*) FROM embeddings WHERE image_id IN ({marks})", gone).fetchone()[0] == 0
+        assert conn.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", gone).fetchone()[0] == 0
     assert all(not (tmp_path / i.path).exists() for i in images[3:])
-    on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    on_disk = every_stored_byte(store)
     for erased in second.embeddings:
         assert erased.vector.astype("<f4").tobytes() not in on_disk, "an erased view's vector is still readable"
     # one view alone goes by itself; its photo and the other view stay
@@ -156,8 +160,8 @@ def test_the_migration_links_existing_views_to_the_photo_of_their_enrollment(tmp
     assert linked == {1: None, 2: 1, 3: None, 4: 3, 5: None, 6: 5, 7: 5, 8: None, 9: None, 10: None, 11: None}
 
 
-def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1, n_views=0))
     carol_enrollment = enrollment("Carol", 5, n_views=0)
     carol = store.add_person(Enrollment("Carol", [image(b"photo of Ada")], carol_enrollment.embeddings[:1]))
@@ -165,7 +169,7 @@ def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
     shared = store.person_detail(carol).images[0]
     assert store.delete_image(carol, shared.id) == {"images": 1, "views": 0, "embeddings": 1, "files": 0}
     assert store.image(ada, store.person_detail(ada).images[0].id)[1] == b"photo of Ada"
-    before = tree_digest(tmp_path)
+    before = store_contents(store)
     last = store.person_detail(carol).images[0]
     with pytest.raises(LastPhoto, match="only uploaded photo"):
         store.delete_image(carol, last.id)
@@ -173,7 +177,7 @@ def test_a_shared_file_stays_and_the_last_photo_cannot_go(tmp_path: Path):
         store.delete_image(ada, last.id)  # Carol's image, asked of Ada
     with pytest.raises(PersonNotFound, match="no person"):
         store.delete_image(carol + 100, last.id)
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
 
 
 # --- over HTTP ----------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 
 from bench.search import gallery, unit
 from core.search.index import GallerySearch
-from core.store.gallery import GalleryStore
 from core.store.records import Enrollment, NewEmbedding, NewImage
 
 
@@ -76,8 +75,8 @@ def _person(name: str, vectors: np.ndarray, model: str = "m") -> Enrollment:
     return Enrollment(name, images, embeddings)
 
 
-def test_refresh_reads_only_what_changed(tmp_path: Path):
-    store = GalleryStore(tmp_path / "data")
+def test_refresh_reads_only_what_changed(tmp_path: Path, open_store):
+    store = open_store(tmp_path / "data")
     rng = np.random.default_rng(0)
     ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((3, 16), np.float32)))) for i in range(5)]
     search = GallerySearch("m")
@@ -116,10 +115,10 @@ def test_background_build_searches_exactly_until_the_index_is_ready(data):
     assert agree / len(probes) >= 0.99
 
 
-def test_the_removal_log_is_pruned_and_a_reader_behind_it_reloads(tmp_path: Path):
+def test_the_removal_log_is_pruned_and_a_reader_behind_it_reloads(tmp_path: Path, open_store):
     from core.store.removals import KEEP_S, prune_removals, removed_embeddings
 
-    store = GalleryStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     rng = np.random.default_rng(1)
     ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((3, 16), np.float32)))) for i in range(4)]
     idle, current = GallerySearch("m"), GallerySearch("m")

@@ -15,8 +15,8 @@ from core.store.runs import SEARCH_KINDS, SearchRunRecord
 from conftest import photo_bytes
 
 
-def test_search_runs_are_recorded_newest_first_and_bounded(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_search_runs_are_recorded_newest_first_and_bounded(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     clock = store.search_clock("identify")
     clock.lap("analyze")
     clock.lap("search")

@@ -17,6 +17,7 @@ from conftest import cli
 # field -> (a non-default value as YAML, env and a flag give it, the value Settings holds)
 TABLE: dict[str, tuple[str, object]] = {
     "data_dir": ("/srv/gallery", Path("/srv/gallery")),
+    "store_url": ("postgresql://manyangles@db:5432/gallery", "postgresql://manyangles@db:5432/gallery"),
     "detector": ("insightface", "insightface"),
     "embedder": ("insightface", "insightface"),
     "insightface_root": ("/opt/insightface", Path("/opt/insightface")),

@@ -1,4 +1,4 @@
-"""The SQLite gallery store: schema, atomic enrollment, deletion, thresholds."""
+"""The gallery store on SQLite and PostgreSQL: schema, atomic enrollment, deletion, thresholds."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from core.store.gallery import GalleryStore
 from core.store.records import Enrollment, StoredThreshold
 from core.store.schema import SCHEMA_VERSION
 
-from conftest import tree_digest
-from records import enrollment, gallery_at_schema, image
+from records import enrollment, gallery_at_schema, image, store_contents, stored_image_bytes
 
 
 def test_schema_pragmas_and_version(tmp_path: Path):
@@ -30,17 +29,42 @@ def test_schema_pragmas_and_version(tmp_path: Path):
     GalleryStore(tmp_path)  # reopening migrates nothing and fails nothing
 
 
-def test_newer_schema_is_refused(tmp_path: Path):
-    store = GalleryStore(tmp_path)
-    conn = sqlite3.connect(store.db_path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
+def test_newer_schema_is_refused(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
+    if store.db.kind == "sqlite":
+        with sqlite3.connect(store.db_path) as conn:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    else:
+        with store.write_lock() as conn:
+            conn.execute("UPDATE store_meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
     with pytest.raises(StoreSchemaError, match="newer"):
-        GalleryStore(tmp_path)
+        open_store(tmp_path)
 
 
-def test_enroll_read_and_gallery(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_postgres_schema_matches_sqlite_column_for_column(tmp_path: Path, postgres):
+    """Same tables, same columns in the same order (a snapshot, an export, ``SELECT *`` read either
+    the same way); PostgreSQL adds only the image bytes' table."""
+    lite = GalleryStore(tmp_path / "lite")
+    pg = GalleryStore(tmp_path / "pg", url=postgres.new_database())
+    with lite.reader() as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        lite_columns = {
+            t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables if not t.startswith("sqlite_")
+        }
+    with pg.reader() as conn:
+        pg_columns: dict[str, list[str]] = {}
+        for table, column in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "ORDER BY table_name, ordinal_position"
+        ):
+            pg_columns.setdefault(table, []).append(column)
+    assert pg_columns.pop("image_blobs") == ["path", "data"]
+    assert pg_columns == lite_columns
+    pg.close()
+
+
+def test_enroll_read_and_gallery(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     pid = store.add_person(enrollment("Ada", 1))
     store.add_person(enrollment("Bob", 2, n_views=0))
     assert [p.name for p in store.list_persons()] == ["Ada", "Bob"]
@@ -48,7 +72,7 @@ def test_enroll_read_and_gallery(tmp_path: Path):
     assert [i.source for i in detail.images] == ["original", "augmented_v0", "augmented_v1"]
     assert detail.embedding_counts == {"m1": {"augmented_v0": 1, "augmented_v1": 1, "original": 1}}
     record, data = store.image(pid, detail.images[0].id)
-    assert data == b"photo of Ada" and (tmp_path / record.path).is_file()
+    assert data == b"photo of Ada" and (tmp_path / record.path).is_file() != store.blobs.in_database
     assert record.path.startswith(f"images/{record.sha256[:2]}/{record.sha256}")
     gallery = store.load_gallery("m1")
     assert gallery.vectors.shape == (4, 8) and gallery.vectors.dtype == np.float32
@@ -59,35 +83,35 @@ def test_enroll_read_and_gallery(tmp_path: Path):
     assert len(runs) == 2 and runs[0]["views"] == [{"view": "v0"}]
 
 
-def test_duplicate_name_changes_nothing(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_duplicate_name_changes_nothing(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     store.add_person(enrollment("Ada", 1))
-    before = tree_digest(tmp_path)
+    before = store_contents(store)
     with pytest.raises(PersonExists):
         store.add_person(enrollment("Ada", 3))  # other bytes: new files would be written
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
 
 
 @pytest.mark.parametrize("name", ["", "   ", "a\x00b", "Tab\tName", "\u202eevil", "x" * 201])
-def test_bad_names(tmp_path: Path, name: str):
-    store = GalleryStore(tmp_path)
+def test_bad_names(tmp_path: Path, name: str, open_store):
+    store = open_store(tmp_path)
     with pytest.raises(InvalidName):
         store.add_person(enrollment(name, 1))
 
 
 @pytest.mark.parametrize("name", ["\u0639\u0644\u06cc\u200c\u0631\u0636\u0627", "Zoe\u0308 \U0001f469\u200d\U0001f52c"])
-def test_names_spelt_with_joiners_are_kept(tmp_path: Path, name: str):
+def test_names_spelt_with_joiners_are_kept(tmp_path: Path, name: str, open_store):
     """Alireza in Persian is written with a zero-width non-joiner; emoji sequences use a joiner."""
-    store = GalleryStore(tmp_path)
+    store = open_store(tmp_path)
     stored = store.find_person(name) if store.add_person(enrollment(name, 1)) else None
     assert stored is not None and stored.name == unicodedata.normalize("NFC", name)
     assert "\u200c" in stored.name or "\u200d" in stored.name
 
 
-def test_failure_after_first_embedding_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    store = GalleryStore(tmp_path)
+def test_failure_after_first_embedding_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_store):
+    store = open_store(tmp_path)
     store.add_person(enrollment("Bob", 2))
-    before = tree_digest(tmp_path)
+    before = store_contents(store)
     calls = []
     real_insert = GalleryStore._insert_embedding
 
@@ -101,37 +125,35 @@ def test_failure_after_first_embedding_leaves_nothing(tmp_path: Path, monkeypatc
     with pytest.raises(RuntimeError, match="simulated"):
         store.add_person(enrollment("Ada", 1))
     assert len(calls) == 2
-    assert tree_digest(tmp_path) == before
+    assert store_contents(store) == before
     monkeypatch.undo()
     assert [p.name for p in store.list_persons()] == ["Bob"]
     assert store.load_gallery("m1").size == 3
 
 
-def test_delete_erases_rows_and_files_but_keeps_shared_files(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_delete_erases_rows_and_files_but_keeps_shared_files(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     ada = store.add_person(enrollment("Ada", 1))
     # Carol was enrolled from the very same photo as Ada: the file is shared.
     shared = enrollment("Carol", 5, n_views=0)
     shared = Enrollment("Carol", [image(b"photo of Ada")], shared.embeddings[:1])
     carol = store.add_person(shared)
-    files_before = {p for p in (tmp_path / "images").rglob("*") if p.is_file()}
-    assert len(files_before) == 3
+    assert len(stored_image_bytes(store)) == 3
     counts = store.delete_person(ada)
     assert counts == {"images": 3, "embeddings": 3, "files": 2}
-    remaining = {p for p in (tmp_path / "images").rglob("*") if p.is_file()}
-    assert len(remaining) == 1 and store.image(carol, store.person_detail(carol).images[0].id)[1] == b"photo of Ada"
-    conn = sqlite3.connect(store.db_path)
-    for table in ("images", "embeddings", "generation_runs"):
-        assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE person_id = ?", (ada,)).fetchone()[0] == 0
-    conn.close()
+    assert stored_image_bytes(store) == [b"photo of Ada"]
+    assert store.image(carol, store.person_detail(carol).images[0].id)[1] == b"photo of Ada"
+    with store.reader() as conn:
+        for table in ("images", "embeddings", "generation_runs"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE person_id = ?", (ada,)).fetchone()[0] == 0
     with pytest.raises(PersonNotFound):
         store.delete_person(ada)
     with pytest.raises(PersonNotFound):
         store.find_person("Ada")
 
 
-def test_thresholds_roundtrip(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_thresholds_roundtrip(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     assert store.get_threshold("m1", "fpir", 0.01, "max") is None
     store.set_threshold(StoredThreshold("m1", "fpir", "max", 0.01, 0.93, 400, "faces", "now"))
     store.set_threshold(StoredThreshold("m1", "fpir", "max", 0.01, 0.94, 500, "faces", "later"))
@@ -149,8 +171,8 @@ def test_thresholds_roundtrip(tmp_path: Path):
     assert top2 is not None and (top2.person_fmr, top2.gallery_size, top2.fmr_pairs) == (1.25e-4, 66, 64_000)
 
 
-def test_gallery_version_changes_with_content(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_gallery_version_changes_with_content(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     v0 = store.gallery_version("m1")
     pid = store.add_person(enrollment("Ada", 1))
     v1 = store.gallery_version("m1")

@@ -23,7 +23,7 @@ from core.store.records import EnrollmentRunRecord
 from serve.auth import ensure_api_key
 
 from conftest import cli
-from records import enrollment
+from records import enrollment, every_table_value, stored_image_bytes, table_names
 
 
 def mode(path: Path) -> int:
@@ -69,7 +69,7 @@ def test_a_failed_enrollment_never_removes_a_file_another_one_commits(tmp_path: 
     first = enrollment("Alpha", 1)
     # enrollment B (same photo bytes) wrote the shared file, then fails and cleans up ...
     created_by_b: list[Path] = []
-    shared = store._write_image_file(first.images[0], created_by_b)
+    shared = store.blobs.before(first.images[0], created_by_b)
     assert created_by_b == [tmp_path / shared]
     racing = Interleaved(tmp_path)
     racing.before_commit = [lambda: store.remove_unreferenced(created_by_b)]
@@ -83,8 +83,8 @@ def test_a_failed_enrollment_never_removes_a_file_another_one_commits(tmp_path: 
     assert data == first.images[0].data
 
 
-def test_concurrent_deletes_one_succeeds_the_rest_are_not_found(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_concurrent_deletes_one_succeeds_the_rest_are_not_found(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     person_id = store.add_person(enrollment("Twice Deleted", 2))
     outcomes: list[str] = []
     barrier = threading.Barrier(8)
@@ -103,11 +103,11 @@ def test_concurrent_deletes_one_succeeds_the_rest_are_not_found(tmp_path: Path):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["deleted"] + ["not found"] * 7
-    assert not [p for p in store.images_dir.rglob("*") if p.is_file()]
+    assert stored_image_bytes(store) == []
 
 
-def test_deleting_a_person_keeps_their_timings_anonymous(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_deleting_a_person_keeps_their_timings_anonymous(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     person_id = store.add_person(enrollment("Timed Person", 3))
     store.add_enrollment_run(EnrollmentRunRecord(person_id, "m1", 2, 2, 1.5, {"total": 1.5}))
     store.delete_person(person_id)
@@ -179,8 +179,8 @@ def test_an_orphan_committed_after_the_walk_is_kept(tmp_path: Path):
     assert all(f.exists() for f in files) and not orphan.exists()
 
 
-def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path):
-    store = GalleryStore(tmp_path)
+def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path, open_store):
+    store = open_store(tmp_path)
     erased = enrollment("Erased Person Zqx", 7, n_views=3)
     kept = enrollment("Kept Person", 8)
     erased_id = store.add_person(erased)
@@ -189,17 +189,22 @@ def test_erasure_leaves_no_row_no_file_and_no_bytes(tmp_path: Path):
     log_access(store, Caller(None, "service key", "admin"), "enroll", [erased_id], "10 image(s)")  # the access log
     their_files = [tmp_path / r.path for r in store.person_detail(erased_id).images]
     store.delete_person(erased_id)
-    conn = sqlite3.connect(store.db_path)
-    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    for table in tables:
-        columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-        if "person_id" in columns:
-            count = conn.execute(f"SELECT count(*) FROM {table} WHERE person_id = ?", (erased_id,)).fetchone()[0]
-            assert count == 0, f"{table} still names person {erased_id}"
-    conn.close()
-    assert not any(path.exists() for path in their_files)
+    with store.reader() as conn:
+        for table in table_names(store):
+            columns = [c[0] for c in conn.execute(f"SELECT * FROM {table} LIMIT 0").description]
+            if "person_id" in columns:
+                count = conn.execute(f"SELECT count(*) FROM {table} WHERE person_id = ?", (erased_id,)).fetchone()[0]
+                assert count == 0, f"{table} still names person {erased_id}"
     secrets = [b"Erased Person Zqx", *(e.vector.astype("<f4").tobytes() for e in erased.embeddings)]
     secrets += [image.data for image in erased.images]
+    in_tables = every_table_value(store)  # every table read, PostgreSQL's image bytes included
+    for secret in secrets:
+        assert secret not in in_tables, f"{secret[:20]!r} is still in a table"
+    assert b"Kept Person" in in_tables  # the scan would see it
+    assert (kept.images[0].data in in_tables) == store.blobs.in_database  # the image bytes too, where they are rows
+    if store.blobs.in_database:
+        return
+    assert not any(path.exists() for path in their_files)
     on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     for secret in secrets:
         assert secret not in on_disk, f"{secret[:20]!r} is still readable in the data dir"
