@@ -33,6 +33,7 @@ import yaml
 
 from core.errors import ManyAnglesError
 from core.settings import Settings
+from core.store.db import safe_url
 from serve.auth import ensure_api_key
 from serve.config import REPO, SERVE_CONFIG, cpu_override, read_config
 
@@ -253,7 +254,10 @@ def _banner(
     if console:
         log.info("  Console  http://127.0.0.1:%d", args.console_port)
     log.info("  API      %s/v1   (OpenAPI docs: %s/docs)", base, base)
-    log.info("  data     %s", settings.data_dir.resolve())
+    if settings.store_url:
+        log.info("  gallery  %s (PostgreSQL)", safe_url(settings.store_url))
+    else:
+        log.info("  data     %s", settings.data_dir.resolve())
     where = "MANYANGLES_API_KEY" if settings.api_key else f"{settings.data_dir.resolve() / 'api_key'}"
     log.info("  API key  %s...%s (admin; the whole key: %s%s)", key[:4], key[-2:], where, ", new" if created else "")
     log.info(
