@@ -50,8 +50,17 @@ class RayCluster:
     temp: Path
     port: int = field(default_factory=free_port)
     dashboard_port: int = field(default_factory=free_port)
-    env: dict[str, str] = field(default_factory=dict)  # for every process of every node
+    env: dict[str, str] = field(default_factory=dict)  # for every process of every node and client
+    temps: list[Path] = field(default_factory=list)  # the joined nodes' temp dirs
     nodes: list[RayNode] = field(default_factory=list)
+
+    def client_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a node or of a client of this cluster: the same Ray authentication
+        mode on both sides (Ray 2.60's ``ray start`` turns token authentication on, and a process
+        that ran ``ray.init`` carries ``RAY_AUTH_MODE=token`` to its children: this session's own
+        Ray does); on loopback, none."""
+        ours = {"PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+        return {**os.environ, **ours, **self.env, **extra}
 
     @property
     def address(self) -> str:
@@ -79,38 +88,25 @@ class RayCluster:
             text=True,
             start_new_session=True,
             cwd=REPO,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(REPO),
-                "RAY_USAGE_STATS_ENABLED": "0",
-                "RAY_AUTH_MODE": "disabled",
-                **self.env,
-            },
+            env=self.client_env(),
         )
         node = RayNode(process, resources)
         self.nodes.append(node)
         return node
 
-    def head(self, cpus: int, resources: dict[str, float]) -> RayNode:
-        args = [
-            "--head",
-            "--port",
-            str(self.port),
-            "--temp-dir",
-            str(self.temp),
-            "--include-dashboard",
-            "true",
-            "--dashboard-host",
-            "127.0.0.1",
-            "--dashboard-port",
-            str(self.dashboard_port),
-            "--ray-client-server-port",
-            str(free_port()),
-        ]
+    def head(self, cpus: int, resources: dict[str, float], dashboard: bool = False) -> RayNode:
+        """The head; ``dashboard``: with Ray's dashboard (the state API) on ``dashboard_port``."""
+        args = ["--head", "--port", str(self.port), "--temp-dir", str(self.temp), "--ray-client-server-port"]
+        args += [str(free_port()), "--include-dashboard", "true" if dashboard else "false"]
+        if dashboard:
+            args += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port)]
         return self._start(args, cpus, resources)
 
     def join(self, cpus: int, resources: dict[str, float]) -> RayNode:
-        return self._start(["--address", self.address], cpus, resources)
+        """A node that joins the head, its files (logs, sockets) in a temp dir of its own."""
+        temp = self.temp.with_name(f"{self.temp.name}-{len(self.nodes)}")
+        self.temps.append(temp)
+        return self._start(["--address", self.address, "--temp-dir", str(temp)], cpus, resources)
 
     def wait_for(self, nodes: int, timeout_s: float = 120) -> None:
         """Until ``nodes`` nodes are alive in the cluster."""
@@ -125,7 +121,12 @@ class RayCluster:
                 if node.process.poll() is not None:
                     raise RuntimeError(f"a Ray node exited: {(node.process.stderr or [''])[-1:]}")
             done = subprocess.run(
-                [sys.executable, "-c", script, self.address], capture_output=True, text=True, timeout=120, check=False
+                [sys.executable, "-c", script, self.address],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                env=self.client_env(),
             )
             alive = int(done.stdout.strip() or 0) if done.returncode == 0 else 0
             if alive >= nodes:
@@ -136,4 +137,4 @@ class RayCluster:
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.stop()
-        subprocess.run(["rm", "-rf", str(self.temp)], check=False)
+        subprocess.run(["rm", "-rf", str(self.temp), *map(str, self.temps)], check=False)

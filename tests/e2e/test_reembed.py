@@ -49,7 +49,7 @@ def calibrate_tiny(store: GalleryStore) -> None:
         store.set_threshold(StoredThreshold(TINY, "fpir", rule, 0.01, 0.9, 1000, "test", "2026-01-01"))
 
 
-def cli(settings: Settings, *args: str, **popen) -> subprocess.Popen:
+def cli(settings: Settings, *args: str, env: dict[str, str] | None = None, **popen) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
@@ -62,7 +62,7 @@ def cli(settings: Settings, *args: str, **popen) -> subprocess.Popen:
         settings.insightface_pack,
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**(env or os.environ), "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
     )
@@ -298,7 +298,11 @@ def test_reembed_on_a_running_ray_cluster_by_address(tmp_path: Path):
         cluster.head(2, {})
         cluster.wait_for(1)
         out = finish(
-            cli(settings, "--json", "reembed", "--model", "dlib", "--workers", "1", "--address", cluster.address),
+            cli(
+                settings,
+                *("--json", "reembed", "--model", "dlib", "--workers", "1", "--address", cluster.address),
+                env=cluster.client_env(),
+            ),
             timeout=300,
         )
         assert f'"active": "{DLIB}"' in out

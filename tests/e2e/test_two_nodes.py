@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import httpx
 import pytest
 from ray_nodes import RayCluster
 
-from conftest import REPO, free_port, off_process, photo_bytes
+from conftest import REPO, free_port, photo_bytes
 
 log = logging.getLogger(__name__)
 KEY = "two-nodes-key"
@@ -81,14 +80,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres) -> Iterator[dict
     # request to the head's replica while it keeps up (Serve prefers the proxy's node): spread them
     ray = RayCluster(Path(f"/tmp/ma-ray-{free_port()}"), env={"RAY_SERVE_PROXY_PREFER_LOCAL_NODE_ROUTING": "0"})
     try:
-        ray.head(2, {"head_node": 1, "api_slot": 1})
+        ray.head(2, {"head_node": 1, "api_slot": 1}, dashboard=True)  # the state API: where actors ran
         ray.wait_for(1)
         second = ray.join(2, {"api_slot": 1})
         ray.wait_for(2)
         http_port = free_port()
         url = postgres.new_database()
         data_dir = root / "nothing-here"
-        status = off_process(DEPLOY, address=ray.address, http_port=http_port, url=url, key=KEY, data_dir=str(data_dir))
+        status = on_cluster(
+            ray, DEPLOY, address=ray.address, http_port=http_port, url=url, key=KEY, data_dir=str(data_dir)
+        )
         assert set(status) == {"API", "Embedder", "Generator"}, status
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=120) as client:
             deadline = time.monotonic() + 180
@@ -104,13 +105,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres) -> Iterator[dict
         ray.stop()
 
 
+def on_cluster(ray: RayCluster, script: str, **values: object) -> object:
+    """``script`` as a client of the cluster (its authentication mode), the JSON it prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(values)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=ray.client_env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
 def replica_of(ray: RayCluster, request_id: str) -> str:
-    """The API replica that served the request (Serve logs each request with its id)."""
-    logs = ray.temp / "session_latest" / "logs" / "serve"
+    """The API replica that served the request (Serve logs each request with its id; each node
+    keeps its logs in its own temp dir)."""
     for _ in range(50):
-        for log in logs.glob("replica_manyangles_API_*.log"):
-            if request_id in log.read_text(errors="ignore"):
-                return log.name
+        for temp in (ray.temp, *ray.temps):
+            for log_file in (temp / "session_latest" / "logs" / "serve").glob("replica_manyangles_API_*.log"):
+                if request_id in log_file.read_text(errors="ignore"):
+                    return log_file.name
         time.sleep(0.1)
     raise AssertionError(f"no API replica logged request {request_id}")
 
@@ -160,16 +176,16 @@ def test_the_reembed_runs_on_both_nodes_into_postgres(cluster):
     client, ray = cluster["client"], cluster["ray"]
     for who in PEOPLE:  # enough work that both model actors start before it is done
         assert _enroll(client, who.replace("_", " ") + " R", who, force=True).status_code == 201
-    env = {"PYTHONPATH": str(REPO), "MANYANGLES_STORE_URL": cluster["url"], "MANYANGLES_API_KEY": KEY}
+    env = ray.client_env(MANYANGLES_STORE_URL=cluster["url"], MANYANGLES_API_KEY=KEY)
     done = subprocess.run(
         [sys.executable, "-m", "core", "--data-dir", str(cluster["data_dir"]), "--json", "reembed", "--model", "dlib",
          "--no-switch", "--workers", "2", "--batch-size", "1", "--address", ray.address],
-        capture_output=True, text=True, cwd=REPO, env={**os.environ, **env}, timeout=600,
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["embedded"] >= 6 and not report["switched"], report
-    actors = off_process(ACTORS, dashboard=f"http://127.0.0.1:{ray.dashboard_port}")
+    actors = on_cluster(ray, ACTORS, dashboard=f"http://127.0.0.1:{ray.dashboard_port}")
     nodes = {a["node"] for a in actors if "ReembedWorker" in a["class"]}
     assert len(nodes) == 2, actors
 
