@@ -48,9 +48,19 @@ def offered_key(authorization: str | None, x_api_key: str | None) -> str:
 def caller_of(offered: str, admin_key: str, keys: KeyStore) -> Caller | None:
     """The service's own key (settings or data-dir file: scope ``admin``), a stored key, or
     None. Both comparisons are constant-time."""
+    return service_caller(offered, admin_key) or (stored_caller(offered, keys) if offered else None)
+
+
+def service_caller(offered: str, admin_key: str) -> Caller | None:
+    """The service's own key's caller, when ``offered`` is that key."""
     if offered and hmac.compare_digest(offered.encode(), admin_key.encode()):
         return Caller(None, SERVICE_KEY, "admin")
-    record = keys.find(offered) if offered else None
+    return None
+
+
+def stored_caller(offered: str, keys: KeyStore) -> Caller | None:
+    """The caller of a key of the store (``manyangles keys create``), None for no such key."""
+    record = keys.find(offered)
     return Caller(record.id, record.name, record.scope) if record else None
 
 

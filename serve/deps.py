@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Path, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidRequest
 from core.schemas.results import ErrorResponse
 from core.store.access_log import Caller
 from core.store.keys import GRANTS
 from core.store.sqlutil import MAX_ROW_ID
-from serve.auth import caller_of, offered_key, require
+from serve.auth import offered_key, require, service_caller, stored_caller
 
 _STATUS_TEXT = {
     401: "no, wrong or revoked API key",
@@ -31,13 +32,18 @@ _STATUS_TEXT = {
 
 
 def _needs(permission: str) -> Any:
-    def check(
+    async def check(
         request: Request,
         authorization: Annotated[str | None, Header()] = None,
         x_api_key: Annotated[str | None, Header()] = None,
     ) -> Caller:
-        state = request.app.state
-        return require(permission, caller_of(offered_key(authorization, x_api_key), state.api_key, state.keys))
+        # async: a sync dependency costs a trip to the thread pool on every call; only a stored
+        # key's lookup (the store: a network round trip on PostgreSQL) goes to a thread
+        state, offered = request.app.state, offered_key(authorization, x_api_key)
+        caller = service_caller(offered, state.api_key)
+        if caller is None and offered:
+            caller = await run_in_threadpool(stored_caller, offered, state.keys)
+        return require(permission, caller)
 
     return Depends(check)
 

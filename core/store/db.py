@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sqlite3
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from core.errors import InvalidSetting, StoreUnavailable
+from core.store.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -66,68 +66,6 @@ def as_dicts(cursor: Cursor) -> list[dict[str, Any]]:
     """The cursor's rows as dicts by column name (both drivers' ``description`` holds the names)."""
     names = [column[0] for column in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
-
-
-class SqliteDatabase:
-    kind = "sqlite"
-    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
-
-    def __init__(self, path: Path, busy_timeout_s: float) -> None:
-        self.path = path
-        self.busy_timeout_s = busy_timeout_s
-
-    def describe(self) -> str:
-        return str(self.path)
-
-    def _open(self, wait_s: float) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # erased rows are overwritten with zeros, not left readable in free pages
-        conn.execute("PRAGMA secure_delete = ON")
-        return conn
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with contextlib.closing(self._open(self.busy_timeout_s)) as conn:
-            yield conn
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        with contextlib.closing(self._open(self.busy_timeout_s)) as conn:
-            yield from _sqlite_transaction(conn)
-
-    @contextlib.contextmanager
-    def brief(self, wait_s: float) -> Iterator[Connection]:
-        with contextlib.closing(self._open(wait_s)) as conn:
-            yield from _sqlite_transaction(conn)
-
-    @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Connection]:
-        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        try:
-            conn.execute("BEGIN")  # a read transaction: one moment for every statement
-            yield conn
-        finally:
-            conn.close()
-
-    def scrub(self) -> None:
-        with self.connect() as conn:  # the WAL still holds the erased pages' old content until then
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def close(self) -> None:
-        """Nothing held between operations."""
-
-
-def _sqlite_transaction(conn: sqlite3.Connection) -> Iterator[Connection]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 _PIECES = re.compile(r"'(?:[^']|'')*'|\?|%")

@@ -109,6 +109,7 @@ def test_no_request_scans_a_table(service, monkeypatch: pytest.MonkeyPatch):
 
     service.enroll("Barack Obama", photo_bytes("Barack_Obama"), augment=True)
     monkeypatch.setattr(sqlite3, "connect", traced)
+    service.store.close()  # its open connections closed: the next ones go through the trace
     service.identify(photo_bytes("Barack_Obama", 2))
     service.verify(photo_bytes("Barack_Obama", 2), photo_bytes("Barack_Obama", 3))
     person_id = service.enroll("Ari Fleischer", photo_bytes("Ari_Fleischer"), augment=True).person_id
