@@ -131,11 +131,13 @@ def files(**photos: bytes) -> dict[str, tuple[str, bytes, str]]:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under root (the store's byte-for-byte state)."""
+    """sha256 of every file under root (the store's byte-for-byte state), but SQLite's ``-shm``:
+    the WAL's shared-memory index, which every read of a connection kept open rewrites. (Read
+    from a process that holds no store of ``root``: core/store/sqlite_db.py says why.)"""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.endswith("-shm")
     } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
 
 

@@ -100,7 +100,9 @@ def every_stored_byte(store: GalleryStore) -> bytes:
     (the database, its WAL, the images); on PostgreSQL every value of every table (the image bytes
     are rows there), text UTF-8 encoded."""
     if not store.blobs.in_database:
-        return b"".join(p.read_bytes() for p in store.data_dir.rglob("*") if p.is_file())
+        files = b"".join(p.read_bytes() for p in store.data_dir.rglob("*") if p.is_file())
+        store.close()  # reading the database's files dropped this process's locks on them (sqlite_db.py)
+        return files
     return every_table_value(store)
 
 

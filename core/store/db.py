@@ -8,8 +8,9 @@ The store's modules speak one SQL: ``?`` placeholders, ``INSERT ... ON CONFLICT`
   a transaction that first takes one advisory lock, so writers are serialised there too, in the
   order their change numbers were taken (core/store/changes.py relies on it).
 - ``snapshot()``: a read transaction, every statement from the same moment.
-- ``brief(wait_s)``: a write transaction that waits at most ``wait_s`` for the lock (the search
-  timings: an identify never waits on an enrollment).
+- ``brief(wait_s)``: a write transaction for rows outside the change log (the search timings) that
+  waits at most ``wait_s`` for a lock: an identify never waits on an enrollment. SQLite: the write
+  lock; PostgreSQL: no advisory lock at all.
 
 ``scrub()`` runs after an erasure: SQLite checkpoints its WAL, PostgreSQL vacuums the gallery's
 tables, so the erased rows' old versions are gone from the files as well.
@@ -20,6 +21,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +34,7 @@ from core.store.sqlite_db import SqliteDatabase
 
 log = logging.getLogger(__name__)
 
+CHECK_AFTER_IDLE_S = 2.0  # a pooled PostgreSQL connection idle this long is checked before use
 WRITE_LOCK = 0x4D414E59  # the advisory lock every PostgreSQL write transaction takes first ("MANY")
 SCRUBBED = ("persons", "images", "embeddings", "image_blobs")  # names, metadata, vectors, image bytes
 
@@ -112,6 +117,8 @@ class PostgresDatabase:
             raise InvalidSetting(f"store_url: {exc}") from None
         self.url = url
         self.busy_timeout_s = busy_timeout_s
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
         self.integrity_errors: tuple[type[Exception], ...] = (psycopg.IntegrityError,)
         self._error: type[Exception] = psycopg.Error
         self._unavailable: tuple[type[Exception], ...] = (psycopg.OperationalError,)
@@ -125,7 +132,7 @@ class PostgresDatabase:
             max_size=pool_size,
             kwargs={"autocommit": True},
             configure=self._configure,
-            check=ConnectionPool.check_connection,  # a connection the server dropped is replaced, not used
+            check=self._check,  # a connection the server dropped is replaced, not used
             timeout=busy_timeout_s,
             open=True,
         )
@@ -133,6 +140,18 @@ class PostgresDatabase:
     def describe(self) -> str:
         """The URL without its password (for messages and logs)."""
         return safe_url(self.url)
+
+    def _check(self, raw: Any) -> None:
+        """Ask the server (a round trip) whether a connection idle for CHECK_AFTER_IDLE_S is still
+        alive, before it is handed out; one used since is not asked (an identify takes a
+        connection seven times). A server restarted within that time fails the next operation on
+        a connection it dropped with StoreUnavailable (a 503: retry), and the pool replaces it."""
+        from psycopg_pool import ConnectionPool
+
+        with self._lock:
+            used = self._last_used.get(raw)
+        if used is None or time.monotonic() - used > CHECK_AFTER_IDLE_S:
+            ConnectionPool.check_connection(raw)
 
     def _configure(self, raw: Any) -> None:
         from psycopg.types.numeric import FloatLoader
@@ -146,7 +165,11 @@ class PostgresDatabase:
         time is StoreUnavailable (HTTP 503: retry), not an internal error."""
         try:
             with self.pool.connection() as raw:
-                yield raw
+                try:
+                    yield raw
+                finally:
+                    with self._lock:
+                        self._last_used[raw] = time.monotonic()
         except self._unavailable as exc:
             raise StoreUnavailable(f"the gallery's database ({self.describe()}) did not answer: {exc}") from None
 
@@ -162,13 +185,10 @@ class PostgresDatabase:
 
     @contextlib.contextmanager
     def brief(self, wait_s: float) -> Iterator[Connection]:
+        """Without the write lock: the timing rows are outside the change log, whose order is
+        all the lock keeps (an identify never waits on an enrollment's transaction here)."""
         with self._pooled() as raw:
-            raw.execute(f"SET lock_timeout = {int(wait_s * 1000)}")
-            try:
-                yield from _postgres_transaction(raw)
-            finally:
-                with contextlib.suppress(Exception):  # a broken connection leaves the pool anyway
-                    raw.execute(f"SET lock_timeout = {int(self.busy_timeout_s * 1000)}")
+            yield from _postgres_transaction(raw, wait_s)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -198,12 +218,20 @@ class PostgresDatabase:
         self.pool.close()
 
 
-def _postgres_transaction(raw: Any) -> Iterator[Connection]:
-    # READ COMMITTED whatever the server's default: each statement sees what committed before it,
-    # the advisory lock's wait included
-    raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+def _postgres_transaction(raw: Any, wait_s: float | None = None) -> Iterator[Connection]:
+    """The write lock: READ COMMITTED whatever the server's default (each statement sees what
+    committed before it, the advisory lock's wait included), the lock taken first. With ``wait_s``
+    (``brief``: the timing rows) no advisory lock, row locks waited for at most that long, and a
+    commit that does not wait for the WAL's flush (a crash may lose the last moment's timing rows;
+    SQLite's commits in WAL mode do not sync either); ``SET LOCAL``: this transaction's only. One
+    round trip: the statements are constants."""
+    begin = "BEGIN ISOLATION LEVEL READ COMMITTED; "
+    if wait_s is None:
+        begin += f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    else:
+        begin += f"SET LOCAL lock_timeout = {int(wait_s * 1000)}; SET LOCAL synchronous_commit = off"
     try:
-        raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        raw.execute(begin)
         yield PostgresConnection(raw)
     except BaseException:
         with contextlib.suppress(Exception):  # a broken connection: the server rolled it back already

@@ -31,8 +31,12 @@ class Removals:
 def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> Removals:
     """What ``model`` lost after sequence number ``after_seq``."""
     with store.reader() as conn:
-        floor = int(conn.execute("SELECT value FROM store_meta WHERE key = 'removals_floor'").fetchone()[0])
-        last = max(floor, int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM embedding_removals").fetchone()[0]))
+        floor, newest = conn.execute(  # one statement: every identify asks (a round trip on PostgreSQL)
+            "SELECT (SELECT value FROM store_meta WHERE key = 'removals_floor'), "
+            "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals)"
+        ).fetchone()
+        floor = int(floor)
+        last = max(floor, int(newest))
         if last <= after_seq:
             return Removals(last, [], floor)
         ids = conn.execute(

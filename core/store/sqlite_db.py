@@ -35,7 +35,14 @@ class SqliteDatabase:
     """SQLite with its connections kept open between operations, per thread: opening one (the
     PRAGMAs, the schema read on its first statement, the close) took longer than an identify's
     reads themselves. A connection goes back to its thread's idle list outside any transaction;
-    one whose operation raised is closed, not reused."""
+    one whose operation raised is closed, not reused.
+
+    SQLite's locks are POSIX locks, held per process: closing any other handle on the database's
+    files in this process (Python's ``open``, another SQLite library such as DuckDB's) drops them,
+    and another process may then take the file for its own (SQLite's "How To Corrupt", 2.2). With
+    connections kept open this is no longer a window of one operation: nothing in a process that
+    holds a store reads its files by other means, or it calls ``close()`` after doing so (the
+    tests that read the files' bytes do)."""
 
     kind = "sqlite"
     integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)

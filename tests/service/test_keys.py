@@ -214,9 +214,11 @@ def test_keys_command_creates_lists_and_revokes(tmp_path: Path):
     assert made.returncode == 0, made.stderr
     secret = made.stdout.strip()
     assert secret.startswith("ma_") and len(secret) > 40 and secret not in made.stderr
-    keys = KeyStore(GalleryStore(tmp_path))
+    store = GalleryStore(tmp_path)
+    keys = KeyStore(store)
     assert keys.scope_of(secret) == "identify"
     assert secret.encode() not in (tmp_path / "gallery.db").read_bytes()  # stored hashed
+    store.close()  # that read dropped this process's locks on the file: its open connections go
     listed = cli(tmp_path, "keys", "list").stdout
     assert "identify" in listed and "door camera" in listed and secret[:7] in listed and secret not in listed
     assert cli(tmp_path, "keys", "revoke", "1").returncode == 0

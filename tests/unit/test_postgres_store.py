@@ -102,6 +102,47 @@ def test_a_server_that_cannot_be_reached_is_a_clear_error(tmp_path: Path, postgr
         Settings(store_url="mysql://somewhere/db")
 
 
+def test_connections_the_server_dropped_are_replaced(tmp_path: Path, postgres):
+    """Every backend of the store's pool terminated (a server restart, a proxy's idle cut): a
+    connection used within CHECK_AFTER_IDLE_S is handed out unchecked, so it may fail one
+    operation, as a 503 (StoreUnavailable), never an internal error, and then leaves the pool;
+    after the idle time each connection is checked first and the first operation works."""
+    import psycopg
+
+    from core.store.db import CHECK_AFTER_IDLE_S
+
+    store = GalleryStore(tmp_path, busy_timeout_s=5.0, url=postgres.new_database())
+    keys = KeyStore(store)
+
+    def drop_every_connection() -> int:
+        with psycopg.connect(store.db.url, autocommit=True) as admin:
+            return len(
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchall()
+            )
+
+    assert keys.records() == []
+    pooled = store.db.pool.get_stats()["pool_size"]
+    assert drop_every_connection() >= 1
+    failures = 0
+    for _ in range(pooled + 1):  # each dropped connection fails one operation at most, then leaves
+        try:
+            assert keys.records() == []
+            break
+        except StoreUnavailable as exc:
+            assert "did not answer" in exc.message
+            failures += 1
+    assert failures <= pooled and keys.records() == []
+    created = keys.create("door", "identify")
+    assert drop_every_connection() >= 1
+    time.sleep(CHECK_AFTER_IDLE_S + 0.2)
+    assert [k.name for k in keys.records()] == ["door"]  # checked, replaced: no failure at all
+    assert keys.find(created[1]) is not None
+    store.close()
+
+
 def test_pg_dump_backup_under_enrollments_restores_the_same_gallery(tmp_path: Path, postgres):
     live = GalleryStore(tmp_path / "live", url=postgres.new_database())
     for k in range(5):
