@@ -1,9 +1,9 @@
 """The gallery store: rows in SQLite (the data dir's ``gallery.db``, with content-addressed image
 files beside it) or PostgreSQL (``store_url``: rows and image bytes), core/store/db.py.
 
-One connection per operation (SQLite's are cheap; PostgreSQL's come from a pool), which keeps the
-store safe to share between threads and processes; SQLite in WAL mode, foreign keys on, a busy
-timeout for concurrent writers.
+One connection per operation, taken from the thread's open ones (SQLite, core/store/sqlite_db.py)
+or from a pool (PostgreSQL), which keeps the store safe to share between threads and processes;
+SQLite in WAL mode, foreign keys on, a busy timeout for concurrent writers.
 Its mixins: storing an enrollment (core/store/enroll_rows.py), erasure, the latency log, the
 stored thresholds.
 """
