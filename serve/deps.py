@@ -15,6 +15,7 @@ from core.errors import InvalidRequest
 from core.schemas.results import ErrorResponse
 from core.store.access_log import Caller
 from core.store.keys import GRANTS
+from core.store.keys import PREFIX as KEY_PREFIX
 from core.store.sqlutil import MAX_ROW_ID
 from serve.auth import offered_key, require, service_caller, stored_caller
 
@@ -41,7 +42,7 @@ def _needs(permission: str) -> Any:
         # key's lookup (the store: a network round trip on PostgreSQL) goes to a thread
         state, offered = request.app.state, offered_key(authorization, x_api_key)
         caller = service_caller(offered, state.api_key)
-        if caller is None and offered:
+        if caller is None and offered.startswith(KEY_PREFIX):  # no other can be a stored key
             caller = await run_in_threadpool(stored_caller, offered, state.keys)
         return require(permission, caller)
 

@@ -43,11 +43,13 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _place(source: Path, target: Path) -> None:
+def _place(source: Path, target: Path, link: bool = True) -> None:
+    """``source`` at ``target``: a hard link where the content never changes (the image files:
+    named by their content), else a copy."""
     _private_dir(target.parent)
     try:
-        os.link(source, target)  # same file system: instant, and the content never changes
-    except OSError:
+        os.link(source, target) if link else shutil.copy2(source, target)  # a link: instant
+    except OSError:  # another file system
         shutil.copy2(source, target)
     target.chmod(0o600)
 
@@ -84,7 +86,7 @@ def backup(store: GalleryStore, dest: Path) -> BackupReport:
     (dest / "gallery.db").chmod(0o600)
     key = store.data_dir / KEY_FILE
     if key.is_file():
-        _place(key, dest / KEY_FILE)
+        _place(key, dest / KEY_FILE, link=False)
     report = BackupReport(dest, persons, images, len(paths), time.perf_counter() - started)
     log.info("backed up %d person(s), %d image file(s) to %s in %.1f s", persons, len(paths), dest, report.seconds)
     return report
@@ -129,12 +131,16 @@ def restore(src: Path, data_dir: Path, url: str = "") -> BackupReport:
         files = 0
         for path in Path(src).rglob("*"):
             if path.is_file() and not path.name.startswith("."):
-                _place(path, data_dir / path.relative_to(src))
+                # the database is copied: linked, the restored gallery's writes would change the backup
+                _place(path, data_dir / path.relative_to(src), link=path.parent != Path(src))
                 files += 1
         store = GalleryStore(data_dir)  # migrates an older backup, tightens modes
-        with store.write_lock() as conn:
-            new_epoch(conn)  # a console's change token of the live gallery must not match the copy
-        persons = store.count_persons()
+        try:
+            with store.write_lock() as conn:
+                new_epoch(conn)  # a console's change token of the live gallery must not match the copy
+            persons = store.count_persons()
+        finally:
+            store.close()
     except BaseException:
         for path in sorted(data_dir.rglob("*"), reverse=True):  # all or nothing
             with contextlib.suppress(OSError):

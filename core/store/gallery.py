@@ -97,7 +97,7 @@ class GalleryStore(EnrollmentRows, Erasure, Merging, RunLog, ThresholdRows):
                 path.chmod(0o600)  # SQLite gives its -wal and -shm files the database's mode
 
     def close(self) -> None:
-        """Release the database's connections (PostgreSQL's pool; SQLite holds none)."""
+        """Release the database's connections (PostgreSQL's pool, SQLite's idle ones): the store stays usable."""
         self.db.close()
 
     # --- connections -------------------------------------------------------------------------

@@ -10,14 +10,34 @@ import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class _SqliteConnection(sqlite3.Connection):
-    """A connection of the pool below: its busy timeout, whether an operation holds it (and weak
-    references, which sqlite3.Connection itself does not take)."""
+    """A connection of the pool below: its busy timeout, the process that opened it, whether an
+    operation holds it, its cursors (and weak references, which sqlite3.Connection itself does
+    not take)."""
 
     wait_s = -1.0
     in_use = False
+    pid = -1
+
+    def _kept_cursor(self) -> sqlite3.Cursor:
+        cursor = self.cursor()
+        self.__dict__.setdefault("cursors", weakref.WeakSet()).add(cursor)
+        return cursor
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:  # as sqlite3's, its cursor kept
+        return self._kept_cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        return self._kept_cursor().executemany(sql, parameters)
+
+    def close_cursors(self) -> None:
+        """A cursor read only in part keeps its statement's read transaction open (and with it an
+        old view of the gallery) though ``in_transaction`` is False: none outlives an operation."""
+        for cursor in list(self.__dict__.get("cursors", ())):
+            cursor.close()
 
 
 class _ThreadConnections(threading.local):
@@ -65,11 +85,15 @@ class SqliteDatabase:
         conn = sqlite3.connect(
             self.path, timeout=wait_s, isolation_level=None, factory=_SqliteConnection, check_same_thread=False
         )
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        # erased rows are overwritten with zeros, not left readable in free pages
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.in_use = True
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # erased rows are overwritten with zeros, not left readable in free pages
+            conn.execute("PRAGMA secure_delete = ON")
+        except BaseException:
+            conn.close()
+            raise
+        conn.wait_s, conn.in_use, conn.pid = wait_s, True, os.getpid()
         with self._lock:
             self._open_now.add(conn)
         return conn
@@ -92,11 +116,12 @@ class SqliteDatabase:
                 conn.in_use = True
         if conn is None:
             conn = self._open(wait_s)
-        if conn.wait_s != wait_s:
-            conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
-            conn.wait_s = wait_s
         try:
+            if conn.wait_s != wait_s:
+                conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+                conn.wait_s = wait_s
             yield conn
+            conn.close_cursors()
             if conn.in_transaction:  # a BEGIN its user left open: not carried into the next operation
                 conn.execute("ROLLBACK")
         except BaseException:
@@ -147,7 +172,7 @@ class SqliteDatabase:
         with self._lock:
             self._generation += 1
             for conn in list(self._open_now):
-                if not conn.in_use:
+                if not conn.in_use and conn.pid == os.getpid():  # a forked child leaves its parent's alone
                     conn.close()
 
 
@@ -156,6 +181,7 @@ def _sqlite_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back itself (disk full, I/O error): the error stands
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")

@@ -150,3 +150,23 @@ def test_close_closes_idle_connections_and_the_database_stays_usable(db: SqliteD
         conn.execute("INSERT INTO t (v) VALUES ('c')")
     with db.connect() as conn:
         assert conn.execute("SELECT v FROM t").fetchall() == [("c",)]
+
+
+def test_a_cursor_read_in_part_keeps_no_old_view(db: SqliteDatabase):
+    """A cursor left unread holds its statement's read transaction (in_transaction is still False):
+    its operation's end closes it, so the connection's next user sees the latest commit."""
+    with db.transaction() as conn:
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [(str(k),) for k in range(5)])
+    with db.connect() as conn:
+        partly = conn.execute("SELECT v FROM t ORDER BY id")
+        assert partly.fetchone() == ("0",)
+    other = sqlite3.connect(db.path, isolation_level=None)
+    other.execute("INSERT INTO t (v) VALUES ('6th')")
+    other.close()
+    with db.connect() as again:
+        assert again is conn
+        assert again.execute("SELECT COUNT(*) FROM t").fetchone() == (6,)
+    with pytest.raises(sqlite3.ProgrammingError):
+        partly.fetchone()  # closed with its operation
+    db.scrub()  # a checkpoint (TRUNCATE) no reader blocks: the erasure's scrub
+    assert (db.path.with_name(db.path.name + "-wal")).stat().st_size == 0

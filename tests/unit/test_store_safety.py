@@ -252,6 +252,27 @@ def test_backup_under_concurrent_enrollments_restores_the_same_gallery(tmp_path:
     assert mode(tmp_path / "restored") == 0o700 and mode(tmp_path / "restored" / "gallery.db") == 0o600
 
 
+def test_a_restored_gallery_shares_no_database_file_with_its_backup(tmp_path: Path):
+    """The image files may be linked (named by their content, never changed); the database is
+    copied: the restored gallery's writes, its restore's own included, leave the backup as it was,
+    and the same backup restores again to the same gallery."""
+    from core.store.backup import backup, restore, verify_backup
+
+    live = GalleryStore(tmp_path / "live")
+    live.add_person(enrollment("First Person", 1))
+    backup(live, tmp_path / "backup")
+    saved = (tmp_path / "backup" / "gallery.db").read_bytes()
+    restore(tmp_path / "backup", tmp_path / "one")
+    one = GalleryStore(tmp_path / "one")
+    one.add_person(enrollment("Only In One", 2))
+    one.close()
+    assert not os.path.samefile(tmp_path / "backup" / "gallery.db", tmp_path / "one" / "gallery.db")
+    assert (tmp_path / "backup" / "gallery.db").read_bytes() == saved
+    assert verify_backup(tmp_path / "backup") == []
+    restore(tmp_path / "backup", tmp_path / "two")
+    assert [p.name for p in GalleryStore(tmp_path / "two").list_persons()] == ["First Person"]
+
+
 def test_restore_refuses_a_damaged_backup_or_a_used_data_dir(tmp_path: Path):
     from core.errors import InvalidInput, StoreCorrupt
     from core.store.backup import backup, restore
