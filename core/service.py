@@ -159,17 +159,17 @@ class ManyAnglesService:
         analyzed = self.faces.analyze(photo, None)
         clock.lap("analyze")
         model, faces = analyzed.model, analyzed.faces
-        check_active(self.store, model)
-        threshold = self.threshold(model) if faces else None
+        thresholds = self.thresholds.read_once(model)  # and the active-model check: one statement
+        threshold = thresholds.identify(model) if faces else None
         found: list[FaceIdentification] = []
         if faces and threshold is not None:
             probes = np.stack([f.vector for f in faces])
-            offset, rule = self.views_offset(model), self.rule(model)
+            offset, rule = thresholds.views_offset(model), thresholds.rule(model)
             matches = self.search.match(model.name, probes, top_k or self.settings.top_k, rule, threshold, offset)
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
         clock.lap("search")
         clock.record(len(faces))
-        return IdentifyResult(model.name, threshold, self.rule(model), found)
+        return IdentifyResult(model.name, threshold, thresholds.rule(model), found)
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         clock = self.store.search_clock("verify")  # timings only, for the latency charts
@@ -199,11 +199,11 @@ class ManyAnglesService:
         analyzed = self.faces.analyze(photo, face)
         clock.lap("analyze")
         model = analyzed.model
-        check_active(self.store, model)
+        thresholds = self.thresholds.read_once(model)  # and the active-model check: one statement
         (threshold, fmr), offset, rule = (
-            self.verify_threshold(model),
-            self.views_offset(model),
-            self.rule(model),
+            thresholds.verify(model),
+            thresholds.views_offset(model),
+            thresholds.rule(model),
         )
         score = self.search.person_score(model.name, analyzed.faces[0].vector, person.id, rule, offset)
         if score is None:

@@ -30,7 +30,7 @@ from core.faces.pipeline import FaceAnalyzer, ModelInfo
 from core.faces.recognition import EmbeddedFace, FacePolicy
 from core.results import EnrollResult
 from core.search.fpir import OUTGROWN, expected_fpir
-from core.search.live import LiveSearch, check_active
+from core.search.live import LiveSearch
 from core.search.thresholds import Thresholds
 from core.settings import Settings
 from core.store.records import Enrollment, EnrollmentRunRecord
@@ -172,15 +172,14 @@ class Enroller:
         and a photo added to ``person_id`` that is identified as another person and not as them
         (most likely the wrong person was picked). Returns what the check rested on (None: no
         threshold to tell a match by, nothing checked)."""
-        check_active(self.store, model)
+        thresholds = self.thresholds.read_once(model)  # and the active-model check: one statement
         try:
-            threshold = self.thresholds.identify(model)
+            threshold = thresholds.identify(model)
         except NotCalibrated:
             if person_id is not None:  # is it them at all: a check of its own, at its own threshold
                 self.check_is_them(person_id, model, vector)
             return None
-        offset = self.thresholds.views_offset(model)
-        rule = self.thresholds.rule(model)
+        offset, rule = thresholds.views_offset(model), thresholds.rule(model)
         hits, seen = self.search.search(model.name, vector[None], self.settings.top_k, rule, offset)
         [match] = self.search.named(hits, threshold)
         checked = DuplicateCheck(model.name, threshold, offset, seen)

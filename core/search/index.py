@@ -106,6 +106,7 @@ class GallerySearch:
         self._index: Any = None  # usearch.index.Index above exact_max
         self._last_id = 0
         self._last_removal = 0
+        self._changes_seen: int | None = None  # the store's change counter at the last refresh
         self._exact: tuple[np.ndarray, GalleryIndex] | None = None  # cached for the exact path
 
     @property
@@ -121,6 +122,11 @@ class GallerySearch:
     def last_id(self) -> int:
         """The newest embedding id this search holds: what a search saw of the store."""
         return self._last_id
+
+    @property
+    def changes_seen(self) -> int | None:
+        """The store's change counter (core/store/changes.py) at the last refresh (None: never)."""
+        return self._changes_seen
 
     @property
     def approximate(self) -> bool:
@@ -140,13 +146,17 @@ class GallerySearch:
                 removals.floor,
             )
             self._reset()
-        ids, persons, originals, vectors = embeddings_after(store, self.model, self._last_id)
-        self.add(ids, persons, originals, vectors)
+        added = 0
+        if removals.changes != self._changes_seen:  # unmoved: no embedding was added (one round trip less)
+            ids, persons, originals, vectors = embeddings_after(store, self.model, self._last_id)
+            self.add(ids, persons, originals, vectors)
+            added = int(ids.size)
+            if ids.size:
+                self._last_id = int(ids.max())
         removed = self.remove(removals.ids)
         self._last_removal = removals.last
-        if ids.size:
-            self._last_id = int(ids.max())
-        return int(ids.size), removed
+        self._changes_seen = removals.changes
+        return added, removed
 
     def add(self, ids: np.ndarray, persons: np.ndarray, originals: np.ndarray, vectors: np.ndarray) -> None:
         if ids.size == 0:

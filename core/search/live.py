@@ -15,6 +15,8 @@ from core.search.matching import Candidate, MatchResult
 from core.store.gallery import GalleryStore
 from core.store.model_versions import active_model
 
+NAMES_KEPT = 100_000  # names held in memory at most (then dropped, read again as hits need them)
+
 
 class LiveSearch:
     def __init__(self, store: GalleryStore, exact_max: int) -> None:
@@ -22,12 +24,19 @@ class LiveSearch:
         self._exact_max = exact_max
         self._search: GallerySearch | None = None
         self._lock = threading.Lock()
+        # persons' names as read at the store's change counter ``_names_at`` (a rename or an
+        # erasure moves it, and the next refresh drops them all): a search of an unchanged
+        # gallery names its hits without a read
+        self._names: dict[int, str] = {}
+        self._names_at: int | None = None
 
     def _refreshed(self, model: str) -> GallerySearch:
         """Call under ``_lock``."""
         if self._search is None or self._search.model != model:
             self._search = GallerySearch(model, exact_max=self._exact_max, background=True)
         self._search.refresh(self.store)
+        if self._search.changes_seen != self._names_at or len(self._names) > NAMES_KEPT:
+            self._names, self._names_at = {}, self._search.changes_seen
         return self._search
 
     def size(self, model: str) -> int:
@@ -56,8 +65,16 @@ class LiveSearch:
         return self.named(self.search(model, probes, top_k, rule, offset)[0], threshold)
 
     def named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
-        """Search hits with the persons' current names."""
-        names = self.store.person_names({h.person_id for row in hits for h in row})
+        """Search hits with the persons' current names (as of the search's refresh, or newer)."""
+        wanted = {h.person_id for row in hits for h in row}
+        with self._lock:
+            names, at = {p: self._names[p] for p in wanted if p in self._names}, self._names_at
+        if len(names) < len(wanted):
+            read = self.store.person_names(wanted - names.keys())  # an erased person: no name, never kept
+            names.update(read)
+            with self._lock:
+                if self._names_at == at:  # no refresh saw a change meanwhile
+                    self._names.update(read)
         return [
             MatchResult([Candidate(h.person_id, names.get(h.person_id, "?"), h.score) for h in row], threshold)
             for row in hits
@@ -72,5 +89,10 @@ class LiveSearch:
 def check_active(store: GalleryStore, model: ModelInfo) -> None:
     """Answers come only from the active model: vectors of another one are refused (retry)."""
     active = active_model(store)
-    if active is not None and active.name != model.name:
-        raise ModelSwitching(f"the active model is now {active.name} (this request used {model.name}); retry")
+    refuse_inactive(active.name if active is not None else None, model)
+
+
+def refuse_inactive(active: str | None, model: ModelInfo) -> None:
+    """ModelSwitching (retry) when the gallery's active model, ``active``, is not ``model``."""
+    if active is not None and active != model.name:
+        raise ModelSwitching(f"the active model is now {active} (this request used {model.name}); retry")

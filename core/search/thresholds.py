@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, Protocol
 
 from core.errors import NotCalibrated
 from core.faces.embedders.shipped import PHOTOS, SHIPPED_FMR, Shipped
 from core.faces.pipeline import ModelInfo
 from core.search.fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
+from core.search.live import refuse_inactive
 from core.search.rules import VIEWS_OFFSET_TAIL
 from core.settings import Settings
 from core.store.gallery import GalleryStore
+from core.store.records import StoredThreshold
 
 ThresholdKind = Literal["fpir", "gate_fmr", "views_offset", "verify_fmr"]
+
+
+class ThresholdLookup(Protocol):
+    """Where calibrations are read: the store (GalleryStore), or one read of a model's
+    (ModelThresholds: ``Thresholds.read_once``)."""
+
+    def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None: ...
+
+
 _WHAT = {
     "fpir": "identification threshold for FPIR",
     "gate_fmr": "identity-gate threshold for FMR",
@@ -23,7 +34,7 @@ _WHAT = {
 
 
 def resolve_threshold(
-    store: GalleryStore,
+    store: ThresholdLookup,
     model: ModelInfo,
     kind: ThresholdKind,
     target: float,
@@ -60,7 +71,7 @@ def _shipped(shipped: Shipped, kind: ThresholdKind, target: float, rule: str) ->
     return shipped.verify.get(rule) if kind == "verify_fmr" else shipped.gate
 
 
-def resolve_views_offset(store: GalleryStore, model: ModelInfo, rule: str, explicit: float | None = None) -> float:
+def resolve_views_offset(store: ThresholdLookup, model: ModelInfo, rule: str, explicit: float | None = None) -> float:
     """What a person with generated views loses from their score under ``rule``
     (core/search/rules.py): the setting > the store's calibration > the model's shipped value
     > 0 (no correction: a model nobody calibrated)."""
@@ -112,7 +123,7 @@ class FitInterval:
     holds_up_to: tuple[int, int | None]  # at the interval's highest rate, at its lowest (None: any number)
 
 
-def gallery_fit(store: GalleryStore, model: ModelInfo, target: float, rule: str, persons: int) -> GalleryFit:
+def gallery_fit(store: ThresholdLookup, model: ModelInfo, target: float, rule: str, persons: int) -> GalleryFit:
     """What the threshold ``resolve_threshold`` picks for ``rule`` promises at ``persons``:
     its per-person false match rate (stored with a calibration, else the model's shipped one)
     turned into the FPIR of this gallery, and a warning once that is above ``OUTGROWN`` x the target."""
@@ -148,6 +159,19 @@ class Thresholds:
 
     settings: Settings
     store: GalleryStore
+    read: ThresholdLookup | None = None  # one read of a model's calibrations (read_once); None: the store's
+
+    def read_once(self, model: ModelInfo) -> Thresholds:
+        """These thresholds over one read of ``model``'s calibrations, which also checks that
+        ``model`` is still the active one (ModelSwitching: retry): a search's threshold, views
+        offset and active-model check in one statement, not three (round trips on PostgreSQL)."""
+        stored = self.store.model_thresholds(model.name)
+        refuse_inactive(stored.active, model)
+        return replace(self, read=stored)
+
+    @property
+    def _lookup(self) -> ThresholdLookup:
+        return self.read or self.store
 
     def rule(self, model: ModelInfo) -> str:
         """The matching rule: the ``match_mode`` setting, else the one the views study chose for
@@ -156,11 +180,11 @@ class Thresholds:
 
     def identify(self, model: ModelInfo) -> float:
         """Identification, at ``target_fpir`` under the matching rule."""
-        return resolve_threshold(self.store, model, "fpir", self.settings.target_fpir, self.rule(model))
+        return resolve_threshold(self._lookup, model, "fpir", self.settings.target_fpir, self.rule(model))
 
     def views_offset(self, model: ModelInfo) -> float:
         """What a person with generated views loses from their score (core/search/rules.py)."""
-        return resolve_views_offset(self.store, model, self.rule(model), explicit=self.settings.views_offset)
+        return resolve_views_offset(self._lookup, model, self.rule(model), explicit=self.settings.views_offset)
 
     def verify(self, model: ModelInfo, person: bool = True) -> tuple[float, float | None]:
         """One-to-one decisions: the threshold at ``verify_fmr`` false matches per claim, a photo
@@ -170,16 +194,16 @@ class Thresholds:
         if not fmr:
             return self.identify(model), None
         rule = self.rule(model) if person else PHOTOS
-        return resolve_threshold(self.store, model, "verify_fmr", fmr, rule), fmr
+        return resolve_threshold(self._lookup, model, "verify_fmr", fmr, rule), fmr
 
     def gate(self, model: ModelInfo) -> float:
         """The identity gate of generated views, at ``gate_fmr``."""
         s = self.settings
-        return resolve_threshold(self.store, model, "gate_fmr", s.gate_fmr, explicit=s.gate_threshold)
+        return resolve_threshold(self._lookup, model, "gate_fmr", s.gate_fmr, explicit=s.gate_threshold)
 
     def fit(self, model: ModelInfo, persons: int) -> GalleryFit:
         """How the identification threshold holds at a gallery of ``persons``."""
-        return gallery_fit(self.store, model, self.settings.target_fpir, self.rule(model), persons)
+        return gallery_fit(self._lookup, model, self.settings.target_fpir, self.rule(model), persons)
 
 
 def _at_most(persons: int | None) -> str:

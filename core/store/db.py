@@ -186,9 +186,11 @@ class PostgresDatabase:
     @contextlib.contextmanager
     def brief(self, wait_s: float) -> Iterator[Connection]:
         """Without the write lock: the timing rows are outside the change log, whose order is
-        all the lock keeps (an identify never waits on an enrollment's transaction here)."""
+        all the lock keeps (an identify never waits on an enrollment's transaction here). In
+        pipeline mode: statements whose results are not read go to the server together, so a
+        write that reads nothing back is one round trip, BEGIN to COMMIT."""
         with self._pooled() as raw:
-            yield from _postgres_transaction(raw, wait_s)
+            yield from _postgres_brief(raw, wait_s)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Connection]:
@@ -218,26 +220,36 @@ class PostgresDatabase:
         self.pool.close()
 
 
-def _postgres_transaction(raw: Any, wait_s: float | None = None) -> Iterator[Connection]:
+def _postgres_transaction(raw: Any) -> Iterator[Connection]:
     """The write lock: READ COMMITTED whatever the server's default (each statement sees what
-    committed before it, the advisory lock's wait included), the lock taken first. With ``wait_s``
-    (``brief``: the timing rows) no advisory lock, row locks waited for at most that long, and a
-    commit that does not wait for the WAL's flush (a crash may lose the last moment's timing rows;
-    SQLite's commits in WAL mode do not sync either); ``SET LOCAL``: this transaction's only. One
-    round trip: the statements are constants."""
-    begin = "BEGIN ISOLATION LEVEL READ COMMITTED; "
-    if wait_s is None:
-        begin += f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-    else:
-        begin += f"SET LOCAL lock_timeout = {int(wait_s * 1000)}; SET LOCAL synchronous_commit = off"
+    committed before it, the advisory lock's wait included), the lock taken first; one round
+    trip (the statements are constants)."""
     try:
-        raw.execute(begin)
+        raw.execute(f"BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         yield PostgresConnection(raw)
     except BaseException:
         with contextlib.suppress(Exception):  # a broken connection: the server rolled it back already
             raw.execute("ROLLBACK")
         raise
     raw.execute("COMMIT")
+
+
+def _postgres_brief(raw: Any, wait_s: float) -> Iterator[Connection]:
+    """``brief``'s transaction: no advisory lock, row locks waited for at most ``wait_s``, and a
+    commit that does not wait for the WAL's flush (a crash may lose the last moment's timing
+    rows; SQLite's commits in WAL mode do not sync either); ``SET LOCAL``: this transaction's
+    only. In psycopg's pipeline mode (one statement per ``execute``: no ``;`` lists)."""
+    try:
+        with raw.pipeline():
+            raw.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            raw.execute(f"SET LOCAL lock_timeout = {int(wait_s * 1000)}")
+            raw.execute("SET LOCAL synchronous_commit = off")
+            yield PostgresConnection(raw)
+            raw.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the pipeline's first error ended it; the server may have rolled back
+            raw.execute("ROLLBACK")
+        raise
 
 
 def stream(conn: Connection, sql: str, parameters: Sequence[Any] = ()) -> Cursor:

@@ -138,6 +138,24 @@ class StoredThreshold:
 
 
 @dataclass(frozen=True)
+class ModelThresholds:
+    """One read of a model's calibrations together with the gallery's active model then (a search
+    reads both at once: one round trip to PostgreSQL, where two thresholds and an active-model
+    check were three). Answers ``get_threshold`` as the store does, for this model only."""
+
+    model: str
+    active: str | None  # the active model's name at the read (None: a gallery with none yet)
+    rows: tuple[StoredThreshold, ...]
+
+    def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
+        if model != self.model:
+            raise ValueError(f"these thresholds are {self.model}'s, not {model}'s")
+        return next(
+            (r for r in self.rows if r.kind == kind and r.rule == rule and abs(r.target - target) < 1e-12), None
+        )
+
+
+@dataclass(frozen=True)
 class FaceConflict:
     """A person of an import left out (or forced in) by the face check: a new person
     identified as someone already in the gallery (``already_enrolled``), or a merge identified

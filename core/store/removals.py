@@ -26,24 +26,28 @@ class Removals:
     last: int  # the log's newest sequence number (never below the floor)
     ids: list[int]  # the model's embedding ids removed after the reader's position
     floor: int  # removals up to this sequence number were pruned from the log
+    # the change counter (core/store/changes.py: every insert, update or delete of a person, an
+    # image or an embedding moves it) when the log was read: unmoved, nothing was added either
+    changes: int = 0
 
 
 def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> Removals:
-    """What ``model`` lost after sequence number ``after_seq``."""
+    """What ``model`` lost after sequence number ``after_seq``, and the change counter."""
     with store.reader() as conn:
-        floor, newest = conn.execute(  # one statement: every identify asks (a round trip on PostgreSQL)
+        floor, newest, changes = conn.execute(  # one statement: every identify asks (a round trip on PostgreSQL)
             "SELECT (SELECT value FROM store_meta WHERE key = 'removals_floor'), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals)"
+            "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals), "
+            "(SELECT value FROM store_meta WHERE key = 'change_seq')"
         ).fetchone()
         floor = int(floor)
         last = max(floor, int(newest))
         if last <= after_seq:
-            return Removals(last, [], floor)
+            return Removals(last, [], floor, int(changes))
         ids = conn.execute(
             "SELECT embedding_id FROM embedding_removals WHERE seq > ? AND seq <= ? AND model = ?",
             (after_seq, last, model),
         ).fetchall()
-    return Removals(last, [int(r[0]) for r in ids], floor)
+    return Removals(last, [int(r[0]) for r in ids], floor, int(changes))
 
 
 def prune_removals(store: GalleryStore, keep_s: float = KEEP_S, now: float | None = None) -> int:

@@ -138,23 +138,20 @@ class RunLog:
         """A clock for one identify or verify call (``kind``: one of SEARCH_KINDS), started now."""
         return SearchClock(self, kind)
 
-    def add_search_run(self, run: SearchRunRecord, keep: int = SEARCH_RUNS_KEPT) -> int:
+    def add_search_run(self, run: SearchRunRecord, keep: int = SEARCH_RUNS_KEPT) -> None:
         """Record one call's timings, and drop the rows older than the newest ``keep``."""
         if run.kind not in SEARCH_KINDS:
             raise ValueError(f"search run kind must be one of {SEARCH_KINDS}, got {run.kind!r}")
         # a short wait, not the store's 30 s: an identification never waits on an enrollment,
-        # import or re-embedding that holds the write lock
+        # import or re-embedding that holds the write lock. Nothing is read back, so PostgreSQL
+        # gets the whole transaction in one round trip (db.py: ``brief``)
         with self.db.brief(SEARCH_RUN_WAIT_S) as conn:
-            new = rowid(
-                conn.execute(
-                    "INSERT INTO search_runs(kind, faces, total_s, timings_json, created_at) VALUES (?,?,?,?,?) "
-                    "RETURNING id",
-                    (run.kind, run.faces, run.total_s, json.dumps(run.timings), utc_now()),
-                )
+            conn.execute(
+                "INSERT INTO search_runs(kind, faces, total_s, timings_json, created_at) VALUES (?,?,?,?,?)",
+                (run.kind, run.faces, run.total_s, json.dumps(run.timings), utc_now()),
             )
             # ids grow by one per row (a rolled-back insert may take one: then fewer are kept)
-            conn.execute("DELETE FROM search_runs WHERE id <= ?", (new - keep,))
-        return new
+            conn.execute("DELETE FROM search_runs WHERE id <= (SELECT MAX(id) FROM search_runs) - ?", (keep,))
 
     def search_runs(self, limit: int = 1000) -> list[dict[str, object]]:
         """The newest identify and verify calls' timings, newest first."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 
 from core.store.db import Connection
-from core.store.records import StoredThreshold
+from core.store.records import ModelThresholds, StoredThreshold
 
 _COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size, fmr_pairs"
 
@@ -53,6 +53,22 @@ class ThresholdRows:
                 (model, kind, rule, target),
             ).fetchone()
         return StoredThreshold(*row) if row else None
+
+    def model_thresholds(self, model: str) -> ModelThresholds:
+        """Every calibration of ``model`` and the active model's name, in one statement (two
+        in a gallery with no active model yet)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT m.name, {', '.join(f't.{c}' for c in _COLUMNS.split(', '))} FROM models AS m "
+                "LEFT JOIN thresholds AS t ON t.model = ? WHERE m.status = 'active'",
+                (model,),
+            ).fetchall()
+            if not rows:
+                rows = [
+                    (None, *r) for r in conn.execute(f"SELECT {_COLUMNS} FROM thresholds WHERE model = ?", (model,))
+                ]
+        active = rows[0][0] if rows else None
+        return ModelThresholds(model, active, tuple(StoredThreshold(*r[1:]) for r in rows if r[1] is not None))
 
     def thresholds(self) -> list[StoredThreshold]:
         """Every stored (calibrated) threshold."""

@@ -136,3 +136,84 @@ def test_the_removal_log_is_pruned_and_a_reader_behind_it_reloads(tmp_path: Path
     assert current.refresh(store) == (0, 0) and current.size == 9  # up to date: no reload
     store.delete_person(ids[1])  # seq 4-6: after the floor, read as usual
     assert idle.refresh(store) == (0, 3) and current.refresh(store) == (0, 3)
+
+
+def test_an_unchanged_gallery_is_refreshed_without_reading_its_vectors(tmp_path: Path, open_store, monkeypatch):
+    """The store's change counter is read with the removal log: unmoved, no embedding was added,
+    and the refresh reads no vectors (one round trip less per identify on PostgreSQL); a writer
+    elsewhere (another store on the same gallery: another process) moves it."""
+    import core.search.index as index
+
+    store = open_store(tmp_path / "data")
+    reads: list[int] = []
+    read_vectors = index.embeddings_after
+    monkeypatch.setattr(index, "embeddings_after", lambda *a: reads.append(a[2]) or read_vectors(*a))
+    rng = np.random.default_rng(2)
+    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((2, 16), np.float32)))) for i in range(3)]
+    search = GallerySearch("m")
+    assert search.refresh(store) == (6, 0) and len(reads) == 1
+    assert search.refresh(store) == (0, 0) and search.refresh(store) == (0, 0) and len(reads) == 1
+    elsewhere = open_store(tmp_path / "data")
+    late = elsewhere.add_person(_person("late", unit(rng.standard_normal((2, 16), np.float32))))
+    assert search.refresh(store) == (2, 0) and reads[-1] == search.last_id - 2
+    elsewhere.delete_person(ids[0])
+    assert search.refresh(store) == (0, 2) and search.size == 6
+    assert search.refresh(store) == (0, 0) and len(reads) == 3
+    assert late in {h.person_id for h in search.search(unit(rng.standard_normal(16, np.float32)), 10, "max")[0]}
+
+
+def test_hits_are_named_without_a_read_until_a_person_changes(tmp_path: Path, open_store, monkeypatch):
+    """LiveSearch keeps the names it read while the gallery's change counter stands; a rename or
+    an erasure by another writer is in the very next answer."""
+    from core.search.live import LiveSearch
+
+    store = open_store(tmp_path / "data")
+    rng = np.random.default_rng(3)
+    vectors = unit(rng.standard_normal((2, 16), np.float32))
+    ids = [store.add_person(_person(name, vectors[i : i + 1])) for i, name in enumerate(("Ann", "Bo"))]
+    live = LiveSearch(store, exact_max=1000)
+    asked: list[set[int]] = []
+    names = store.person_names
+    monkeypatch.setattr(store, "person_names", lambda wanted: asked.append(set(wanted)) or names(wanted))
+
+    def top(probe: np.ndarray) -> tuple[int | None, str]:
+        [match] = live.match("m", probe[None], 1, "max", 0.5, 0.0)
+        return match.candidates[0].person_id, match.candidates[0].name
+
+    assert top(vectors[0]) == (ids[0], "Ann") and len(asked) == 1
+    assert top(vectors[0]) == (ids[0], "Ann") and len(asked) == 1  # unchanged: no read
+    assert top(vectors[1]) == (ids[1], "Bo") and asked[-1] == {ids[1]}  # a person not read yet
+    elsewhere = open_store(tmp_path / "data")
+    elsewhere.rename_person(ids[0], "Ann B")
+    assert top(vectors[0]) == (ids[0], "Ann B")
+    elsewhere.delete_person(ids[0])
+    assert top(vectors[0]) == (ids[1], "Bo")
+
+
+def test_a_search_reads_its_thresholds_and_the_active_model_at_once(tmp_path: Path, open_store):
+    from core.errors import ModelSwitching
+    from core.faces.pipeline import ModelInfo
+    from core.search.rules import VIEWS_OFFSET_TAIL
+    from core.search.thresholds import Thresholds
+    from core.settings import Settings
+    from core.store.model_versions import activate_model, register_model
+    from core.store.records import StoredThreshold
+
+    store = open_store(tmp_path / "data")
+    store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.61, 100, "set", "t"))
+    store.set_threshold(StoredThreshold("m", "views_offset", "max", VIEWS_OFFSET_TAIL, 0.03, 100, "set", "t"))
+    store.set_threshold(StoredThreshold("n", "fpir", "max", 0.01, 0.99, 100, "set", "t"))
+    read = store.model_thresholds("m")  # no active model yet: the calibrations still come
+    assert read.active is None and {(r.kind, r.threshold) for r in read.rows} == {("fpir", 0.61), ("views_offset", 0.03)}
+    register_model(store, "m", 16, {}, {"max": 0.6}, activate_if_none=True)
+    register_model(store, "n", 16, {}, {"max": 0.6})
+    model = ModelInfo("m", 16, "cpu", "d", 1)
+    settings = Settings(match_mode="max", target_fpir=0.01, views_offset=None)
+    once = Thresholds(settings, store).read_once(model)
+    assert (once.identify(model), once.views_offset(model)) == (0.61, 0.03)
+    store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.7, 100, "set", "t"))
+    assert once.identify(model) == 0.61 and Thresholds(settings, store).identify(model) == 0.7  # one read, kept
+    assert store.model_thresholds("n").active == "m" and store.model_thresholds("unknown").rows == ()
+    activate_model(store, "n", {"max": 0.6}, allow_missing=True)
+    with pytest.raises(ModelSwitching, match="the active model is now n"):
+        Thresholds(settings, store).read_once(model)

@@ -48,7 +48,7 @@ def test_search_runs_hold_no_biometric_data(tmp_path: Path):
 def test_a_lost_timing_row_never_fails_the_call(tmp_path: Path, monkeypatch, caplog):
     store = GalleryStore(tmp_path)
 
-    def broken(run: SearchRunRecord, keep: int = 0) -> int:
+    def broken(run: SearchRunRecord, keep: int = 0) -> None:
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(store, "add_search_run", broken)
