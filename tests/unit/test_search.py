@@ -204,7 +204,10 @@ def test_a_search_reads_its_thresholds_and_the_active_model_at_once(tmp_path: Pa
     store.set_threshold(StoredThreshold("m", "views_offset", "max", VIEWS_OFFSET_TAIL, 0.03, 100, "set", "t"))
     store.set_threshold(StoredThreshold("n", "fpir", "max", 0.01, 0.99, 100, "set", "t"))
     read = store.model_thresholds("m")  # no active model yet: the calibrations still come
-    assert read.active is None and {(r.kind, r.threshold) for r in read.rows} == {("fpir", 0.61), ("views_offset", 0.03)}
+    assert read.active is None and {(r.kind, r.threshold) for r in read.rows} == {
+        ("fpir", 0.61),
+        ("views_offset", 0.03),
+    }
     register_model(store, "m", 16, {}, {"max": 0.6}, activate_if_none=True)
     register_model(store, "n", 16, {}, {"max": 0.6})
     model = ModelInfo("m", 16, "cpu", "d", 1)
