@@ -79,10 +79,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="manyangles-bench-") as tmp:
         server = PostgresServer(Path(tempfile.mkdtemp(prefix="manyangles-pg-")), fsync=True).start()
         try:
-            rows = run(services(Path(tmp), server.new_database("bench")), args)
+            made = services(Path(tmp), server.new_database("bench"))
+            rows = run(made, args)
+            laps = identify_laps(made)
         finally:
             server.stop()
-    summary = summarise(rows, args)
+    summary = summarise(rows, args) | {"identify_laps_s": laps}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "people": rows}, indent=2))
     sys.stdout.write(table(summary) + "\n")
@@ -117,6 +119,17 @@ def run(made: dict[str, Any], args: argparse.Namespace) -> list[dict[str, float]
     return rows
 
 
+def identify_laps(made: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per backend, the median of each identify stage its timing rows recorded: ``analyze``
+    (decode, detect, embed: no store work in process but the active model's read) and ``search``
+    (thresholds, the refresh, the search, the names)."""
+    out = {}
+    for name, service in made.items():
+        runs = [r["timings_s"] for r in service.store.search_runs() if r["kind"] == "identify"]
+        out[name] = {lap: statistics.median(r[lap] for r in runs) for lap in ("analyze", "search", "total")}
+    return out
+
+
 def summarise(rows: list[dict[str, float]], args: argparse.Namespace) -> dict[str, object]:
     med = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
     return {
@@ -143,6 +156,12 @@ def table(s: dict[str, object]) -> str:
             f"| {s['postgresql_identify_s']:.4f} s | {s['identify_ratio']:.2f}x | <= 1.05x |",
             f"| identify again, gallery unchanged | {s['sqlite_identify_unchanged_s']:.4f} s "
             f"| {s['postgresql_identify_unchanged_s']:.4f} s | {s['identify_unchanged_ratio']:.2f}x | <= 1.05x |",
+            "",
+            "identify's recorded stages (median s): "
+            + "; ".join(
+                f"{name}: " + ", ".join(f"{lap} {value:.4f}" for lap, value in laps.items())
+                for name, laps in s["identify_laps_s"].items()  # type: ignore[attr-defined]
+            ),
         ]
     )
 

@@ -296,6 +296,12 @@ class ModelSwitching(ServiceBusy):
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
         super().__init__(message, retry_after_s)
 
+    @classmethod
+    def unless(cls, active: str | None, used: str) -> None:
+        """Raise when the gallery's active model, ``active`` (None: none yet), is not ``used``."""
+        if active is not None and active != used:
+            raise cls(f"the active model is now {active} (this request used {used}); retry")
+
 
 class Unauthorized(ManyAnglesError):
     code = "unauthorized"

@@ -29,14 +29,16 @@ class LiveSearch:
         # gallery names its hits without a read
         self._names: dict[int, str] = {}
         self._names_at: int | None = None
+        self._names_lock = threading.Lock()  # taken inside ``_lock``, or alone: naming never waits on a search
 
     def _refreshed(self, model: str) -> GallerySearch:
         """Call under ``_lock``."""
         if self._search is None or self._search.model != model:
             self._search = GallerySearch(model, exact_max=self._exact_max, background=True)
         self._search.refresh(self.store)
-        if self._search.changes_seen != self._names_at or len(self._names) > NAMES_KEPT:
-            self._names, self._names_at = {}, self._search.changes_seen
+        with self._names_lock:
+            if self._search.changes_seen != self._names_at or len(self._names) > NAMES_KEPT:
+                self._names, self._names_at = {}, self._search.changes_seen
         return self._search
 
     def size(self, model: str) -> int:
@@ -67,12 +69,12 @@ class LiveSearch:
     def named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
         """Search hits with the persons' current names (as of the search's refresh, or newer)."""
         wanted = {h.person_id for row in hits for h in row}
-        with self._lock:
+        with self._names_lock:
             names, at = {p: self._names[p] for p in wanted if p in self._names}, self._names_at
         if len(names) < len(wanted):
             read = self.store.person_names(wanted - names.keys())  # an erased person: no name, never kept
             names.update(read)
-            with self._lock:
+            with self._names_lock:
                 if self._names_at == at:  # no refresh saw a change meanwhile
                     self._names.update(read)
         return [
@@ -89,10 +91,4 @@ class LiveSearch:
 def check_active(store: GalleryStore, model: ModelInfo) -> None:
     """Answers come only from the active model: vectors of another one are refused (retry)."""
     active = active_model(store)
-    refuse_inactive(active.name if active is not None else None, model)
-
-
-def refuse_inactive(active: str | None, model: ModelInfo) -> None:
-    """ModelSwitching (retry) when the gallery's active model, ``active``, is not ``model``."""
-    if active is not None and active != model.name:
-        raise ModelSwitching(f"the active model is now {active} (this request used {model.name}); retry")
+    ModelSwitching.unless(active.name if active is not None else None, model.name)

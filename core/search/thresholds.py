@@ -6,11 +6,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from core.errors import NotCalibrated
+from core.errors import ModelSwitching, NotCalibrated
 from core.faces.embedders.shipped import PHOTOS, SHIPPED_FMR, Shipped
 from core.faces.pipeline import ModelInfo
 from core.search.fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_for, persons_within, rate_interval
-from core.search.live import refuse_inactive
 from core.search.rules import VIEWS_OFFSET_TAIL
 from core.settings import Settings
 from core.store.gallery import GalleryStore
@@ -166,7 +165,7 @@ class Thresholds:
         ``model`` is still the active one (ModelSwitching: retry): a search's threshold, views
         offset and active-model check in one statement, not three (round trips on PostgreSQL)."""
         stored = self.store.model_thresholds(model.name)
-        refuse_inactive(stored.active, model)
+        ModelSwitching.unless(stored.active, model.name)
         return replace(self, read=stored)
 
     @property

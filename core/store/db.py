@@ -144,7 +144,7 @@ class PostgresDatabase:
     def _check(self, raw: Any) -> None:
         """Ask the server (a round trip) whether a connection idle for CHECK_AFTER_IDLE_S is still
         alive, before it is handed out; one used since is not asked (an identify takes a
-        connection seven times). A server restarted within that time fails the next operation on
+        connection four times). A server restarted within that time fails the next operation on
         a connection it dropped with StoreUnavailable (a 503: retry), and the pool replaces it."""
         from psycopg_pool import ConnectionPool
 
@@ -247,7 +247,7 @@ def _postgres_brief(raw: Any, wait_s: float) -> Iterator[Connection]:
             yield PostgresConnection(raw)
             raw.execute("COMMIT")
     except BaseException:
-        with contextlib.suppress(Exception):  # the pipeline's first error ended it; the server may have rolled back
+        with contextlib.suppress(Exception):  # after BEGIN the server keeps a failed transaction open
             raw.execute("ROLLBACK")
         raise
 

@@ -143,6 +143,35 @@ def test_connections_the_server_dropped_are_replaced(tmp_path: Path, postgres):
     store.close()
 
 
+def test_a_failed_timing_write_leaves_its_pooled_connection_usable(
+    tmp_path: Path, postgres, caplog: pytest.LogCaptureFixture
+):
+    """``brief`` (the timing rows) runs in psycopg's pipeline mode: a statement the server refuses,
+    or the caller's own exception, inside it stores nothing, ends the transaction (after an explicit
+    BEGIN the server keeps a failed one open: the store's ROLLBACK, and psycopg's connection context
+    behind it) and leaves the pool whole: the next write commits."""
+    import psycopg
+
+    from core.store.runs import SearchRunRecord
+
+    store = GalleryStore(tmp_path, busy_timeout_s=5.0, url=postgres.new_database())
+    caplog.set_level("WARNING", logger="psycopg.pool")
+    row = "INSERT INTO search_runs(id, kind, faces, total_s, timings_json, created_at) VALUES (?, 'identify', 1, 0.1, '{}', 't')"
+    with pytest.raises(psycopg.errors.UniqueViolation), store.db.brief(0.25) as conn:
+        conn.execute(row, (10**9,))
+        conn.execute(row, (10**9,))  # refused by the server at the pipeline's sync
+    with pytest.raises(RuntimeError, match="the caller's"), store.db.brief(0.25) as conn:
+        conn.execute(row, (10**9 + 1,))
+        raise RuntimeError("the caller's own error, mid-pipeline")
+    # none came back to the pool mid-transaction (the pool would roll it back, or close it, and say so)
+    assert "returned connection" not in caplog.text and store.db.pool.get_stats().get("returns_bad", 0) == 0
+    store.add_search_run(SearchRunRecord("identify", 1, 0.25, {"total": 0.25}))
+    assert [(r["id"] < 10**9, r["total_s"]) for r in store.search_runs()] == [(True, 0.25)]
+    with store.db.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM search_runs").fetchone()[0] == 1
+    store.close()
+
+
 def test_pg_dump_backup_under_enrollments_restores_the_same_gallery(tmp_path: Path, postgres):
     live = GalleryStore(tmp_path / "live", url=postgres.new_database())
     for k in range(5):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.search import gallery, unit
-from core.search.index import GallerySearch
+from core.search.index import GallerySearch, Hit
 from core.store.records import Enrollment, NewEmbedding, NewImage
 
 
@@ -186,8 +186,25 @@ def test_hits_are_named_without_a_read_until_a_person_changes(tmp_path: Path, op
     elsewhere = open_store(tmp_path / "data")
     elsewhere.rename_person(ids[0], "Ann B")
     assert top(vectors[0]) == (ids[0], "Ann B")
+    # names read while another call's refresh saw a rename commit: answered, but not kept (they
+    # may predate the rename)
+    elsewhere.rename_person(ids[1], "Bo C")
+
+    def stale_read(wanted: set[int]) -> dict[int, str]:
+        asked.append(set(wanted))
+        live.search("m", vectors[1][None], 1, "max", 0.0)  # another call refreshes: the counter moves
+        return {ids[1]: "Bo"}  # as read before the rename committed
+
+    with live._names_lock:  # this call's refresh as the one before the rename (nothing of Bo kept)
+        live._names, live._names_at = {}, -1
+    monkeypatch.setattr(store, "person_names", stale_read)
+    hits = [[Hit(ids[1], 0.9)]]
+    assert live.named(hits, 0.5)[0].candidates[0].name == "Bo"
+    monkeypatch.setattr(store, "person_names", lambda wanted: asked.append(set(wanted)) or names(wanted))
+    calls = len(asked)
+    assert top(vectors[1]) == (ids[1], "Bo C") and len(asked) == calls + 1  # read again: the stale name not kept
     elsewhere.delete_person(ids[0])
-    assert top(vectors[0]) == (ids[1], "Bo")
+    assert top(vectors[0]) == (ids[1], "Bo C")
 
 
 def test_a_search_reads_its_thresholds_and_the_active_model_at_once(tmp_path: Path, open_store):
@@ -204,14 +221,15 @@ def test_a_search_reads_its_thresholds_and_the_active_model_at_once(tmp_path: Pa
     store.set_threshold(StoredThreshold("m", "views_offset", "max", VIEWS_OFFSET_TAIL, 0.03, 100, "set", "t"))
     store.set_threshold(StoredThreshold("n", "fpir", "max", 0.01, 0.99, 100, "set", "t"))
     read = store.model_thresholds("m")  # no active model yet: the calibrations still come
+    model = ModelInfo("m", 16, "cpu", "d", 1)
+    settings = Settings(match_mode="max", target_fpir=0.01, views_offset=None)
+    assert Thresholds(settings, store).read_once(model).identify(model) == 0.61  # and nothing is refused
     assert read.active is None and {(r.kind, r.threshold) for r in read.rows} == {
         ("fpir", 0.61),
         ("views_offset", 0.03),
     }
     register_model(store, "m", 16, {}, {"max": 0.6}, activate_if_none=True)
     register_model(store, "n", 16, {}, {"max": 0.6})
-    model = ModelInfo("m", 16, "cpu", "d", 1)
-    settings = Settings(match_mode="max", target_fpir=0.01, views_offset=None)
     once = Thresholds(settings, store).read_once(model)
     assert (once.identify(model), once.views_offset(model)) == (0.61, 0.03)
     store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.7, 100, "set", "t"))
