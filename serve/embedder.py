@@ -37,10 +37,16 @@ BATCHING_KEYS = {"max_batch_size", "batch_wait_timeout_s"}
 @serve.deployment
 class Embedder:
     def __init__(self, settings: Settings) -> None:
+        import cv2
+
         from core.faces.active import ActiveModelFaces
         from core.store.gallery import GalleryStore
 
         route_core_logs(settings.log_level)
+        # OpenCV's images here are small (a photo, its crops, 192 px views) and its pool's threads
+        # stay busy a moment after each call: they would take the cores from the model's runs,
+        # and they make the machine look busy to the ONNX sessions' pacing (onnx_runtime.py)
+        cv2.setNumThreads(1)
         # follows the gallery's active-model pointer: after a switch the next batch loads the new
         # model (every replica on its own, no redeploy); requests wait for the load, none fails
         self.pipeline = ActiveModelFaces(settings, GalleryStore.from_settings(settings), in_service=True)

@@ -1,0 +1,124 @@
+"""The default model's analysis of a photo on three kinds of ONNX Runtime sessions, side by side in
+one process: threads that sleep between operators (the sessions before), threads that spin-wait,
+and the paced pair the service uses (core/faces/embedders/onnx_runtime.py: spinning while the
+machine has idle cores for it), on an idle machine and beside busy processes.
+
+    .venv/bin/python bench/onnx_pacing.py [--people 20] [--busy 0,1] [--out out/bench_onnx_pacing.json]
+
+One photo's work is what the Embedder does per identify: SCRFD sized to the photo, ``norm_crop``,
+one ArcFace pass (the photo decoded once, beforehand). The three kinds run photo by photo in turn,
+with a pause between calls as between a door camera's requests, so machine noise hits them alike.
+``--busy N`` starts N processes that spin on a core each (a loaded box's stand-in: the proxy, the
+API, other requests) for a second pass. OpenCV runs on one thread, as in the Embedder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import describe_machine  # noqa: E402
+
+PAUSE_S = 0.03
+KINDS = {  # the runnable count each kind's PacedSession sees: never idle, always idle, the machine's
+    "sleeping (before)": lambda: None,
+    "spinning": lambda: 0,
+    "paced (now)": None,
+}
+
+
+def engines() -> dict[str, tuple[Any, Any]]:
+    from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+    from insightface.model_zoo.scrfd import SCRFD
+
+    from core.faces.embedders.arcface import ArcFaceEmbedder
+    from core.faces.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, verified_file
+    from core.faces.embedders.onnx_runtime import PacedSession, runnable_tasks
+    from core.faces.scrfd_detector import ScrfdDetector
+
+    cpu = ["CPUExecutionProvider"]
+    out = {}
+    for kind, runnable in KINDS.items():
+        count = runnable or runnable_tasks
+        detector_file, recognizer_file = verified_file(DETECTOR_FILE), verified_file(RECOGNIZER_FILE)
+        scrfd = SCRFD(model_file=str(detector_file), session=PacedSession(detector_file, cpu, runnable=count))
+        scrfd.prepare(0, det_thresh=0.5, input_size=(640, 640))
+        arcface = ArcFaceONNX(
+            model_file=str(recognizer_file), session=PacedSession(recognizer_file, cpu, runnable=count)
+        )
+        out[kind] = (ScrfdDetector(scrfd, "scrfd"), ArcFaceEmbedder(arcface, "arcface", "CPUExecutionProvider"))
+    return out
+
+
+def photo_seconds(detector: Any, embedder: Any, rgb: np.ndarray) -> tuple[float, float]:
+    """Wall and CPU seconds of one photo's detection, alignment and embedding."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    faces = detector.detect(rgb)
+    if faces:
+        embedder.embed([embedder.align(rgb, faces[0])])
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    import cv2
+
+    from core.faces.decode import decode_image
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--faces", type=Path, default=REPO.parent / "shared" / "faces")
+    parser.add_argument("--people", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--busy", default="0,1", help="busy processes beside the analysis, one pass each")
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_onnx_pacing.json")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    folders = sorted(p for p in args.faces.iterdir() if p.is_dir() and (p / "2.jpg").exists())
+    chosen = folders[:: max(1, len(folders) // args.people)][: args.people]
+    photos = [decode_image((f / "2.jpg").read_bytes(), max_bytes=1 << 25, max_pixels=50_000_000).rgb for f in chosen]
+    kinds = engines()
+    for detector, embedder in kinds.values():  # warm-up
+        photo_seconds(detector, embedder, photos[0])
+    results: list[dict[str, Any]] = []
+    for busy in (int(b) for b in args.busy.split(",")):
+        hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+        try:
+            time.sleep(0.5)
+            times: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+            for _ in range(args.reps):
+                for rgb in photos:
+                    for kind, (detector, embedder) in kinds.items():
+                        time.sleep(PAUSE_S)
+                        times[kind].append(photo_seconds(detector, embedder, rgb))
+        finally:
+            for hog in hogs:
+                hog.kill()
+                hog.wait()
+        base = statistics.median(w for w, _ in times["sleeping (before)"])
+        for kind, rows in times.items():
+            wall, cpu = statistics.median(w for w, _ in rows), statistics.median(c for _, c in rows)
+            results.append({"busy": busy, "kind": kind, "wall_s": wall, "cpu_s": cpu, "vs_sleeping": wall / base})
+    print(f"machine: {describe_machine()}; {len(photos)} photos x {args.reps}, one process\n")
+    print("| busy processes | sessions | wall per photo | CPU per photo | wall vs sleeping |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['busy']} | {r['kind']} | {r['wall_s'] * 1000:.1f} ms | {r['cpu_s'] * 1000:.1f} ms "
+            f"| {r['vs_sleeping']:.2f}x |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
