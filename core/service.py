@@ -26,7 +26,7 @@ from core.search.thresholds import GalleryFit, Thresholds
 from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
-from core.store.records import DuplicatePair, Person
+from core.store.records import DuplicatePair, ModelThresholds, Person
 from core.store.removals import prune_removals
 
 
@@ -40,6 +40,9 @@ class ManyAnglesService:
         self.search = LiveSearch(store, settings.search_exact_max)
         self.thresholds = Thresholds(settings, store)
         self.enroller = Enroller(settings, faces, self.search, self.thresholds, views)
+        # the model of the latest analysis: a search reads its thresholds while the Embedder
+        # analyses the next photo (the model changes only with a switch)
+        self._model_seen: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
@@ -156,10 +159,10 @@ class ManyAnglesService:
         if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         clock = self.store.search_clock("identify")  # timings only, for the latency charts
-        analyzed = self.faces.analyze(photo, None)
+        analyzed, early = self._analyze_reading_thresholds(photo, None)
         clock.lap("analyze")
         model, faces = analyzed.model, analyzed.faces
-        thresholds = self.thresholds.read_once(model)  # and the active-model check: one statement
+        thresholds = self.thresholds.read_once(model, early)  # and the active-model check
         threshold = thresholds.identify(model) if faces else None
         found: list[FaceIdentification] = []
         if faces and threshold is not None:
@@ -170,6 +173,19 @@ class ManyAnglesService:
         clock.lap("search")
         clock.record(len(faces))
         return IdentifyResult(model.name, threshold, thresholds.rule(model), found)
+
+    def _analyze_reading_thresholds(
+        self, photo: bytes, policy: FacePolicy | None
+    ) -> tuple[AnalyzedPhoto, ModelThresholds | None]:
+        """The photo's analysis, and the thresholds of the model that made the last one, read while
+        the Embedder works (over Serve; in process, before the analysis): ``read_once`` uses them
+        when the model is the same, which it is unless the active model was switched."""
+        pending = self.faces.submit(photo, policy)
+        seen = self._model_seen
+        early = self.store.model_thresholds(seen) if seen is not None else None
+        analyzed = pending()
+        self._model_seen = analyzed.model.name
+        return analyzed, early
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         clock = self.store.search_clock("verify")  # timings only, for the latency charts
@@ -196,10 +212,10 @@ class ManyAnglesService:
         at the one-to-one threshold (``verify_threshold``)."""
         clock = self.store.search_clock("verify_person")  # timings only (never who), for the latency charts
         person = self.store.find_person(key)  # an unknown person: 404 before any work
-        analyzed = self.faces.analyze(photo, face)
+        analyzed, early = self._analyze_reading_thresholds(photo, face)
         clock.lap("analyze")
         model = analyzed.model
-        thresholds = self.thresholds.read_once(model)  # and the active-model check: one statement
+        thresholds = self.thresholds.read_once(model, early)  # and the active-model check
         (threshold, fmr), offset, rule = (
             thresholds.verify(model),
             thresholds.views_offset(model),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,11 @@ class RemoteFaces:
         return wait(self._embedder.info.remote(), "embedder")
 
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
-        return wait(self._embedder.analyze.remote(photo, policy), "embedder")
+        return self.submit(photo, policy)()
+
+    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+        response = self._embedder.analyze.remote(photo, policy)  # routed now; the caller goes on
+        return functools.partial(wait, response, "embedder")
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
         responses = [self._embedder.analyze.remote(photo, policy) for photo, policy in items]  # concurrent

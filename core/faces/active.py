@@ -10,8 +10,10 @@ replica hold one of these, so every replica follows the pointer without a restar
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,6 +124,9 @@ class ActiveModelFaces:
 
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
         return self.current().analyze(photo, policy)
+
+    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+        return functools.partial(self.analyze, photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
         return self.current().analyze_many(items)

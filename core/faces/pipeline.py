@@ -11,9 +11,11 @@ pool (core/faces/workers.py):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -64,6 +66,12 @@ class FaceAnalyzer(Protocol):
     def info(self) -> ModelInfo: ...
 
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
+
+    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+        """``analyze``, started: calling the result waits for it (and raises its errors). In
+        process the analysis runs then; over Serve the Embedder starts on it now, and the caller
+        may read the store meanwhile."""
+        ...
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
 
@@ -139,6 +147,9 @@ class FacePipeline:
         if isinstance(result, ManyAnglesError):
             raise result
         return result
+
+    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+        return functools.partial(self.analyze, photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
         """A batch of photos; a bad photo fails alone (its entry is the error)."""

@@ -13,7 +13,7 @@ from core.search.fpir import MIN_PAIR_HITS, OUTGROWN, expected_fpir, person_fmr_
 from core.search.rules import VIEWS_OFFSET_TAIL
 from core.settings import Settings
 from core.store.gallery import GalleryStore
-from core.store.records import StoredThreshold
+from core.store.records import ModelThresholds, StoredThreshold
 
 ThresholdKind = Literal["fpir", "gate_fmr", "views_offset", "verify_fmr"]
 
@@ -160,11 +160,12 @@ class Thresholds:
     store: GalleryStore
     read: ThresholdLookup | None = None  # one read of a model's calibrations (read_once); None: the store's
 
-    def read_once(self, model: ModelInfo) -> Thresholds:
+    def read_once(self, model: ModelInfo, early: ModelThresholds | None = None) -> Thresholds:
         """These thresholds over one read of ``model``'s calibrations, which also checks that
         ``model`` is still the active one (ModelSwitching: retry): a search's threshold, views
-        offset and active-model check in one statement, not three (round trips on PostgreSQL)."""
-        stored = self.store.model_thresholds(model.name)
+        offset and active-model check in one statement, not three (round trips on PostgreSQL).
+        ``early``: that read, made while the photo was analysed (used when it is ``model``'s)."""
+        stored = early if early is not None and early.model == model.name else self.store.model_thresholds(model.name)
         ModelSwitching.unless(stored.active, model.name)
         return replace(self, read=stored)
 

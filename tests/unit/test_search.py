@@ -238,3 +238,29 @@ def test_a_search_reads_its_thresholds_and_the_active_model_at_once(tmp_path: Pa
     activate_model(store, "n", {"max": 0.6}, allow_missing=True)
     with pytest.raises(ModelSwitching, match="the active model is now n"):
         Thresholds(settings, store).read_once(model)
+
+
+def test_thresholds_read_while_the_photo_was_analysed_serve_only_their_model(tmp_path: Path, open_store):
+    from core.errors import ModelSwitching
+    from core.faces.pipeline import ModelInfo
+    from core.search.thresholds import Thresholds
+    from core.settings import Settings
+    from core.store.model_versions import activate_model, register_model
+    from core.store.records import StoredThreshold
+
+    store = open_store(tmp_path / "data")
+    settings = Settings(match_mode="max", target_fpir=0.01, views_offset=None)
+    register_model(store, "m", 16, {}, {"max": 0.6}, activate_if_none=True)
+    register_model(store, "n", 16, {}, {"max": 0.6})
+    store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.61, 100, "set", "t"))
+    store.set_threshold(StoredThreshold("n", "fpir", "max", 0.01, 0.77, 100, "set", "t"))
+    m, n = ModelInfo("m", 16, "cpu", "d", 1), ModelInfo("n", 16, "cpu", "d", 1)
+    early = store.model_thresholds("m")
+    store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.65, 100, "set", "t"))
+    assert Thresholds(settings, store).read_once(m, early).identify(m) == 0.61  # the early read, no other
+    activate_model(store, "n", {"max": 0.6}, allow_missing=True)
+    # the Embedder switched to n after the early read of m: n's own read, and no refusal
+    assert Thresholds(settings, store).read_once(n, early).identify(n) == 0.77
+    # an early read made after the switch refuses an analysis by the model before it
+    with pytest.raises(ModelSwitching, match="the active model is now n"):
+        Thresholds(settings, store).read_once(m, store.model_thresholds("m"))
