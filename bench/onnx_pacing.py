@@ -10,12 +10,18 @@ one ArcFace pass (the photo decoded once, beforehand). The three kinds run photo
 with a pause between calls as between a door camera's requests, so machine noise hits them alike.
 ``--busy N`` starts N processes that spin on a core each (a loaded box's stand-in: the proxy, the
 API, other requests) for a second pass. OpenCV runs on one thread, as in the Embedder.
+
+Then SCRFD's sessions by input size: insightface's default opens one more session per input size
+met (a service sized to the photo meets many); ManyAngles runs every size on one session. For
+``--sizes`` sizes: the memory each way adds, the first call's time at a new size, and whether the
+detections on the photos differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -31,9 +37,9 @@ sys.path.insert(0, str(REPO))
 from bench.machine import describe_machine  # noqa: E402
 
 PAUSE_S = 0.03
-KINDS = {  # the runnable count each kind's PacedSession sees: never idle, always idle, the machine's
+KINDS = {  # the other processes' load each kind's PacedSession sees: unknown, none, the machine's
     "sleeping (before)": lambda: None,
-    "spinning": lambda: 0,
+    "spinning": lambda: 0.0,
     "paced (now)": None,
 }
 
@@ -44,18 +50,18 @@ def engines() -> dict[str, tuple[Any, Any]]:
 
     from core.faces.embedders.arcface import ArcFaceEmbedder
     from core.faces.embedders.arcface_wheel import DETECTOR_FILE, RECOGNIZER_FILE, verified_file
-    from core.faces.embedders.onnx_runtime import PacedSession, runnable_tasks
+    from core.faces.embedders.onnx_runtime import PacedSession
     from core.faces.scrfd_detector import ScrfdDetector
 
     cpu = ["CPUExecutionProvider"]
     out = {}
-    for kind, runnable in KINDS.items():
-        count = runnable or runnable_tasks
+    for kind, others in KINDS.items():
         detector_file, recognizer_file = verified_file(DETECTOR_FILE), verified_file(RECOGNIZER_FILE)
-        scrfd = SCRFD(model_file=str(detector_file), session=PacedSession(detector_file, cpu, runnable=count))
+        detector = PacedSession.open(detector_file, cpu, others=others)
+        scrfd = SCRFD(model_file=str(detector_file), session=detector, static_shape_sessions=False)
         scrfd.prepare(0, det_thresh=0.5, input_size=(640, 640))
         arcface = ArcFaceONNX(
-            model_file=str(recognizer_file), session=PacedSession(recognizer_file, cpu, runnable=count)
+            model_file=str(recognizer_file), session=PacedSession.open(recognizer_file, cpu, others=others)
         )
         out[kind] = (ScrfdDetector(scrfd, "scrfd"), ArcFaceEmbedder(arcface, "arcface", "CPUExecutionProvider"))
     return out
@@ -70,6 +76,51 @@ def photo_seconds(detector: Any, embedder: Any, rgb: np.ndarray) -> tuple[float,
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def per_size_sessions(photos: list[np.ndarray], count: int) -> list[dict[str, Any]]:
+    """SCRFD with a session per input size (insightface's default) and with one (ManyAngles')."""
+    import cv2
+    from insightface.model_zoo.scrfd import SCRFD
+
+    from core.faces.embedders.arcface_wheel import DETECTOR_FILE, verified_file
+    from core.faces.embedders.onnx_runtime import onnx_session
+    from core.faces.scrfd_detector import detector_input
+
+    path = verified_file(DETECTOR_FILE)
+    blank = np.zeros((640, 640, 3), np.uint8)
+    sizes = [(w, h) for w in range(160, 641, 32) for h in range(160, 641, 96)][:count]
+    out, found = [], []
+    for static in (True, False):
+        model = SCRFD(
+            model_file=str(path), session=onnx_session(path, ["CPUExecutionProvider"]), static_shape_sessions=static
+        )
+        model.prepare(0, det_thresh=0.5, input_size=(640, 640))
+        before, started = rss_mb(), time.perf_counter()
+        for size in sizes:
+            model.detect(blank, input_size=size)
+        first_s = (time.perf_counter() - started) / len(sizes)
+        grown = rss_mb() - before
+        detections = []
+        for rgb in photos:
+            bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            height, width = rgb.shape[:2]
+            detections.append(model.detect(bgr, input_size=detector_input(height, width, 640, 20), max_num=0))
+        found.append(detections)
+        kind = "a session per size (insightface)" if static else "one session (ManyAngles)"
+        out.append({"sessions": kind, "sizes": len(sizes), "memory_mb": grown, "first_call_s": first_s})
+    differ = max(
+        float(np.abs(a - b).max()) if a.size else 0.0
+        for (boxes_a, kps_a), (boxes_b, kps_b) in zip(*found)
+        for a, b in ((boxes_a, boxes_b), (kps_a, kps_b))
+    )
+    for row in out:
+        row["largest_difference"] = differ
+    return out
+
+
 def main() -> None:
     import cv2
 
@@ -80,6 +131,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--busy", default="0,1", help="busy processes beside the analysis, one pass each")
+    parser.add_argument("--sizes", type=int, default=30, help="input sizes for the sessions-per-size check")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "bench_onnx_pacing.json")
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -116,8 +168,18 @@ def main() -> None:
             f"| {r['busy']} | {r['kind']} | {r['wall_s'] * 1000:.1f} ms | {r['cpu_s'] * 1000:.1f} ms "
             f"| {r['vs_sleeping']:.2f}x |"
         )
+    sessions = per_size_sessions(photos, args.sizes)
+    print("\n| SCRFD's sessions | input sizes met | memory added | first call at a new size | detections differ by |")
+    print("|---|---|---|---|---|")
+    for row in sessions:
+        print(
+            f"| {row['sessions']} | {row['sizes']} | {row['memory_mb']:.0f} MB | {row['first_call_s'] * 1000:.0f} ms "
+            f"| {row['largest_difference']:.2g} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": describe_machine(), "results": results}, indent=2))
+    args.out.write_text(
+        json.dumps({"machine": describe_machine(), "results": results, "scrfd_sessions": sessions}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The default model's ONNX Runtime sessions on the CPU: spinning threads only while the machine
-has idle cores for them, the same answers either way."""
+"""The default model's ONNX Runtime sessions on the CPU: spinning threads only while the other
+processes leave them idle cores, the same answers either way, detection paced as well."""
 
 from __future__ import annotations
 
@@ -8,9 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.faces.embedders.onnx_runtime import PacedSession, onnx_session, runnable_tasks
+from core.faces.decode import decode_image
+from core.faces.embedders.arcface_wheel import load_wheel_models
+from core.faces.embedders.onnx_runtime import (
+    LOAD_WINDOW_S,
+    OtherProcesses,
+    PacedSession,
+    machine_busy_seconds,
+    onnx_session,
+)
 
+from conftest import photo_bytes
 from onnx_builders import arcface_graph
+
+CPU = ["CPUExecutionProvider"]
 
 
 @pytest.fixture(scope="module")
@@ -20,35 +31,69 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def spinning(session: object) -> str:
-    return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")  # type: ignore[attr-defined]
+def spins(session: object) -> bool:
+    options = session.get_session_options()  # type: ignore[attr-defined]
+    return options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
-def test_a_run_spins_only_when_the_runnable_tasks_leave_the_pool_idle_cores(model_file: Path):
-    counts: list[int | None] = []
-    session = PacedSession(model_file, ["CPUExecutionProvider"], runnable=lambda: counts.pop(0), cores=4)
-    counts[:] = [1, 3, 4, 9, None]  # the caller alone; 3 of 4 cores busy; all busy; overloaded; not Linux
-    picked = [spinning(session.pick()) for _ in range(5)]
-    assert picked == ["1", "1", "0", "0", "0"]
+def test_the_other_processes_load_is_their_cpu_time_over_the_last_window():
+    samples = iter(
+        [
+            (0.0, 100.0, 5.0),  # at construction: (now, the machine's CPU s, this process's)
+            (0.1, 100.1, 5.05),  # too soon: no measure yet
+            (1.0, 101.0, 5.6),  # 1.0 s of the machine's CPU, 0.6 of it ours: 0.4 cores by others
+            (1.1, 101.2, 5.6),  # too soon: the last measure stands
+            (2.0, 103.1, 5.7),  # 2.0 s by others in a second: two busy cores
+        ]
+    )
+    load = OtherProcesses(lambda: next(samples))
+    assert load.cores_busy() is None
+    assert load.cores_busy() == pytest.approx(0.4)
+    assert load.cores_busy() == pytest.approx(0.4)
+    assert load.cores_busy() == pytest.approx(2.0, rel=1e-6)
+    assert OtherProcesses(lambda: None).cores_busy() is None  # not Linux: unknown
+
+
+def test_a_run_spins_only_while_the_others_leave_the_cores_idle(model_file: Path):
+    loads: list[float | None] = [0.0, 0.3, 0.5, 1.7, None]  # idle, proxy hops, half a core, load, unknown
+    session = PacedSession.open(model_file, CPU, others=lambda: loads.pop(0))
+    assert [spins(session.pick()) for _ in range(5)] == [True, True, False, False, False]
 
 
 def test_both_sessions_answer_the_same_and_stop_spinning_when_a_run_ends(model_file: Path):
-    rng = np.random.default_rng(0)
-    batch = rng.standard_normal((3, 3, 112, 112)).astype(np.float32)
+    batch = np.random.default_rng(0).standard_normal((3, 3, 112, 112)).astype(np.float32)
     answers = []
-    for runnable in (lambda: 0, lambda: None):  # the spinning session, then the sleeping one
-        session = PacedSession(model_file, ["CPUExecutionProvider"], runnable=runnable, cores=2)
+    for load in (0.0, None):  # the spinning session, then the sleeping one
+        session = PacedSession.open(model_file, CPU, others=lambda load=load: load)
         chosen = session.pick()
         assert chosen.get_session_options().get_session_config_entry("session.force_spinning_stop") == "1"
         answers.append(session.run(None, {session.get_inputs()[0].name: batch})[0])
+    assert spins(PacedSession.open(model_file, CPU, others=lambda: 0.0).pick())
     assert answers[0].shape == (3, 64)
     np.testing.assert_array_equal(answers[0], answers[1])
 
 
-def test_the_cpu_gets_a_paced_session_and_the_runnable_count_is_read(model_file: Path):
-    session = onnx_session(model_file, ["CPUExecutionProvider"])
-    assert isinstance(session, PacedSession)
-    assert session.get_providers() == ["CPUExecutionProvider"]
-    if Path("/proc/loadavg").exists():
-        count = runnable_tasks()
-        assert count is not None and count >= 1  # this test is running
+def test_the_cpu_gets_a_paced_session_and_the_machine_s_cpu_time_is_read(model_file: Path):
+    session = onnx_session(model_file, CPU)
+    assert isinstance(session, PacedSession) and session.get_providers() == CPU
+    if Path("/proc/stat").exists():
+        before = machine_busy_seconds()
+        sum(i * i for i in range(3_000_000))  # some CPU time of this process
+        after = machine_busy_seconds()
+        assert before is not None and after is not None and after > before
+        assert LOAD_WINDOW_S > 0
+
+
+def test_scrfd_runs_every_input_size_on_its_one_paced_session():
+    import cv2
+
+    models = load_wheel_models(CPU, detector=True, recognizer=False)
+    rgb = decode_image(photo_bytes("Barack_Obama"), max_bytes=1 << 25, max_pixels=50_000_000).rgb
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    found = [models.detector_model.detect(bgr, input_size=size)[0] for size in ((256, 256), (192, 160))]
+    assert all(len(boxes) >= 1 for boxes in found)
+    sessions = models.detector_model.resolution_sessions
+    assert {(256, 256), (192, 160)} <= set(sessions)
+    # no session of its own per size (insightface's default: ~8 MB and ~35 ms each, for every size met)
+    assert all(s is models.detector_model.session for s in sessions.values())
+    assert isinstance(models.detector_model.session, PacedSession)

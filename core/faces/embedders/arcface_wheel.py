@@ -101,7 +101,10 @@ def load_wheel_models(providers: list[str], detector: bool, recognizer: bool) ->
     if detector:
         path = verified_file(DETECTOR_FILE, folder)
         session = onnx_session(path, providers)
-        detector_model = SCRFD(model_file=str(path), session=session)
+        # every input size on this one session: insightface's default opens another per size
+        # (~8 MB and ~35 ms the first time each; a service sees every photo size), for the same
+        # speed and the same detections (bench/onnx_pacing.py's check, BENCHMARKS.md)
+        detector_model = SCRFD(model_file=str(path), session=session, static_shape_sessions=False)
         detector_model.prepare(0, det_thresh=0.5, input_size=(640, 640))
         provider = session.get_providers()[0]
     if recognizer:

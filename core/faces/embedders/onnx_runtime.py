@@ -4,14 +4,18 @@ sessions the default model runs on."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.errors import ModelUnavailable
 
-# Linux's count of runnable tasks, system-wide ("running/total", the loadavg file's 4th field)
-RUNNABLE_FILE = Path("/proc/loadavg")
+# Linux's CPU time counters, machine-wide: the first line, "cpu user nice system idle iowait irq
+# softirq steal ...", in clock ticks
+CPU_TIMES_FILE = Path("/proc/stat")
+LOAD_WINDOW_S = 0.25  # how far back a run's session looks at what the other processes did
+SPARE_CORE = 0.5  # others busier than half a core on average: the pool's threads would share one
 
 
 def choose_providers(setting: str) -> list[str]:
@@ -30,19 +34,42 @@ def choose_providers(setting: str) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def runnable_tasks() -> int | None:
-    """Tasks running or ready to run on the machine now, the caller included (None off Linux)."""
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process of the machine has used since boot (None off Linux)."""
     try:
-        return int(RUNNABLE_FILE.read_bytes().split()[3].split(b"/")[0])
+        fields = CPU_TIMES_FILE.read_bytes().split(b"\n", 1)[0].split()
+        ticks = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))  # user nice system irq softirq steal
     except (OSError, IndexError, ValueError):
         return None
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def cpu_sample() -> tuple[float, float, float] | None:
+    """(now, the machine's CPU seconds, this process's), or None where the machine's are unknown."""
+    busy = machine_busy_seconds()
+    return None if busy is None else (time.monotonic(), busy, time.process_time())
+
+
+class OtherProcesses:
+    """How many cores the machine's other processes kept busy lately: over the last
+    ``LOAD_WINDOW_S`` or more (the machine's CPU time less this process's), measured again when a
+    run asks and the last measure is older than that. None: unknown (not Linux)."""
+
+    def __init__(self, sample: Callable[[], tuple[float, float, float] | None] = cpu_sample) -> None:
+        self._sample = sample
+        self._mark = sample()
+        self._cores: float | None = None
+
+    def cores_busy(self) -> float | None:
+        mark = self._mark
+        if mark is None:
+            return None
+        now = self._sample()
+        if now is None or now[0] - mark[0] < LOAD_WINDOW_S:
+            return self._cores
+        others = ((now[1] - mark[1]) - (now[2] - mark[2])) / (now[0] - mark[0])
+        self._mark, self._cores = now, max(0.0, others)
+        return self._cores
 
 
 def _session(path: object, providers: list[str], threads: int, spinning: bool) -> Any:
@@ -64,36 +91,37 @@ class PacedSession:
     machine is running.
 
     A small graph's operators take microseconds: a pool whose threads sleep between them pays a
-    wake-up per operator, one whose threads spin-wait does not (a photo's detection and embedding
-    15.6 -> 14.0 ms on 2 cores). But a spinning thread that shares its core with another busy
-    process burns its time slice waiting for a sibling that is not running (one busy process
-    beside it: 21.4 ms spinning, 16.9 ms sleeping; ``bench/onnx_pacing.py``, BENCHMARKS.md). So a
-    run spins when the machine's runnable tasks (the caller included) leave the pool's threads
-    idle cores, and sleeps otherwise (a service under load, or no way to tell).
+    wake-up per operator, one whose threads spin-wait does not. But a spinning thread that
+    shares its core with another busy process burns its time slice waiting for a sibling that
+    is not running. So a run spins while the other processes have kept less than half a core
+    busy lately (a lone request's proxy and API hops), and sleeps otherwise (a service under
+    load, a batch job beside it, or no way to tell). Figures: ``bench/onnx_pacing.py`` and
+    BENCHMARKS.md (a photo 15.6 -> 14.0 ms on an idle 2-core box; 21.4 ms spinning vs 16.9
+    sleeping beside one busy process).
     """
 
-    def __init__(
-        self,
-        path: object,
-        providers: list[str],
-        threads: int = 0,
-        runnable: Callable[[], int | None] = runnable_tasks,
-        cores: int | None = None,
-    ) -> None:
-        self._quick = _session(path, providers, threads, spinning=True)
-        self._lean = _session(path, providers, threads, spinning=False)
-        self._runnable = runnable
-        self._cores = cores or usable_cores()
+    def __init__(self, quick: Any, lean: Any, others: Callable[[], float | None] | None = None) -> None:
+        self._quick = quick
+        self._lean = lean
+        self._others = others or OtherProcesses().cores_busy
+
+    @classmethod
+    def open(
+        cls, path: object, providers: list[str], threads: int = 0, others: Callable[[], float | None] | None = None
+    ) -> PacedSession:
+        """Both sessions over a model file (``threads`` 0: one per core)."""
+        quick, lean = (_session(path, providers, threads, spinning=spin) for spin in (True, False))
+        return cls(quick, lean, others)
 
     def pick(self) -> Any:
         """The session for a run starting now."""
-        runnable = self._runnable()
-        return self._quick if runnable is not None and runnable < self._cores else self._lean
+        others = self._others()
+        return self._quick if others is not None and others < SPARE_CORE else self._lean
 
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> Any:
         return self.pick().run(output_names, input_feed, run_options)
 
-    def __getattr__(self, name: str) -> Any:  # inputs, outputs, providers: the same in both
+    def __getattr__(self, name: str) -> Any:  # inputs, outputs, providers, options: as the lean one's
         return getattr(self._lean, name)
 
 
@@ -103,4 +131,4 @@ def onnx_session(path: object, providers: list[str], threads: int = 0) -> Any:
     ArcFace graphs declare a batch of 1 and ONNX Runtime warns at every larger batch."""
     if providers and providers[0] != "CPUExecutionProvider":
         return _session(path, providers, threads, spinning=False)
-    return PacedSession(path, providers, threads)
+    return PacedSession.open(path, providers, threads)
