@@ -39,6 +39,8 @@ def test_pack_loads_through_model_zoo_and_reports_provider(pack_root: Path):
     assert models.embedder.dim == 512
     assert models.embedder.provider == "CPUExecutionProvider"
     assert models.detector.name == "insightface-tinypack-det_tiny"
+    scrfd = models.detector._model  # insightface's SCRFD: every input size on its one session
+    assert scrfd.static_shape_sessions is False
 
 
 def test_detection_alignment_and_batched_embedding(pack_root: Path):

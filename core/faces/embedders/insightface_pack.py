@@ -31,6 +31,7 @@ class InsightFacePack:
 
     def __init__(self, folder: Path, providers: str = "auto") -> None:
         from insightface.model_zoo import model_zoo
+        from insightface.model_zoo.scrfd import SCRFD
 
         self.folder = Path(folder)
         self.pack_name = self.folder.name
@@ -54,7 +55,11 @@ class InsightFacePack:
                 ) from None
             task = getattr(model, "taskname", None)
             if task == "detection" and self.detector_model is None:
-                self.detector_model = model
+                # every input size on the one session (insightface's default opens another per
+                # size met, ~9 MB each: core/faces/embedders/arcface_wheel.py)
+                self.detector_model = SCRFD(
+                    model_file=model.model_file, session=model.session, static_shape_sessions=False
+                )
             elif task == "recognition" and self.recognizer_model is None:
                 self.recognizer_model = model
         if self.detector_model is None or self.recognizer_model is None:
