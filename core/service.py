@@ -10,6 +10,8 @@ May import: core.errors, core.settings, core.results, core.store, core.faces, co
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from core.augment.gate import ViewsOutcome
@@ -28,6 +30,8 @@ from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
 from core.store.records import DuplicatePair, ModelThresholds, Person
 from core.store.removals import prune_removals
+
+log = logging.getLogger(__name__)
 
 
 class ManyAnglesService:
@@ -181,8 +185,12 @@ class ManyAnglesService:
         the Embedder works (over Serve; in process, before the analysis): ``read_once`` uses them
         when the model is the same, which it is unless the active model was switched."""
         pending = self.faces.submit(photo, policy)
-        seen = self._model_seen
-        early = self.store.model_thresholds(seen) if seen is not None else None
+        seen, early = self._model_seen, None
+        if seen is not None:
+            try:
+                early = self.store.model_thresholds(seen)
+            except Exception:  # read again after the analysis, whose outcome comes first
+                log.debug("the early thresholds read failed; reading after the analysis", exc_info=True)
         analyzed = pending()
         self._model_seen = analyzed.model.name
         return analyzed, early

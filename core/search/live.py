@@ -34,6 +34,12 @@ class LiveSearch:
     def _refreshed(self, model: str) -> GallerySearch:
         """Call under ``_lock``."""
         if self._search is None or self._search.model != model:
+            if self._search is not None:
+                # a call analysed by a model this search has moved on from (a request that started
+                # before a switch, answered after another that followed it): refused, so a switch
+                # never reloads the retired model's gallery (at a million vectors, seconds) and back
+                active = active_model(self.store)
+                ModelSwitching.unless(active.name if active is not None else None, model)
             self._search = GallerySearch(model, exact_max=self._exact_max, background=True)
         self._search.refresh(self.store)
         with self._names_lock:

@@ -264,3 +264,29 @@ def test_thresholds_read_while_the_photo_was_analysed_serve_only_their_model(tmp
     # an early read made after the switch refuses an analysis by the model before it
     with pytest.raises(ModelSwitching, match="the active model is now n"):
         Thresholds(settings, store).read_once(m, store.model_thresholds("m"))
+
+
+def test_a_search_never_goes_back_to_the_model_switched_from(tmp_path: Path, open_store, monkeypatch):
+    """A request analysed by the old model that reaches the search after one by the new model is
+    refused (retry), and the old model's gallery is not loaded again."""
+    import core.search.live as live_module
+    from core.errors import ModelSwitching
+    from core.search.live import LiveSearch
+    from core.store.model_versions import activate_model, register_model
+
+    store = open_store(tmp_path / "data")
+    register_model(store, "m", 16, {}, {"max": 0.6}, activate_if_none=True)
+    register_model(store, "n", 16, {}, {"max": 0.6})
+    rng = np.random.default_rng(5)
+    loads: list[str] = []
+    real = live_module.GallerySearch
+    monkeypatch.setattr(live_module, "GallerySearch", lambda model, **kw: loads.append(model) or real(model, **kw))
+    live = LiveSearch(store, exact_max=1000)
+    probe = unit(rng.standard_normal((1, 16), np.float32))
+    assert live.size("m") == 0  # an empty gallery: the switch needs no re-embedding here
+    activate_model(store, "n", {"max": 0.6}, allow_missing=True)
+    assert live.size("m") == 0  # the search has not moved yet: a request that started before the switch
+    assert live.size("n") == 0  # the first request by the new model moves it (no vectors of n yet)
+    with pytest.raises(ModelSwitching, match="the active model is now n"):
+        live.search("m", probe, 5, "max", 0.0)
+    assert live.size("n") == 0 and loads == ["m", "n"]  # n stayed loaded, m was not loaded back

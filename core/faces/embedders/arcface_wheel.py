@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ModelUnavailable
-from core.faces.embedders.onnx_runtime import onnx_session
+from core.faces.embedders.onnx_runtime import OtherProcesses, onnx_session
 
 log = logging.getLogger(__name__)
 
@@ -96,20 +96,21 @@ def load_wheel_models(providers: list[str], detector: bool, recognizer: bool) ->
     from insightface.model_zoo.scrfd import SCRFD
 
     folder = wheel_folder()
+    load = OtherProcesses()  # what the other processes do, measured once for both models' runs
     detector_model = recognizer_model = None
     provider = "CPUExecutionProvider"
     if detector:
         path = verified_file(DETECTOR_FILE, folder)
-        session = onnx_session(path, providers)
+        session = onnx_session(path, providers, load=load)
         # every input size on this one session: insightface's default opens another per size
-        # (~8 MB and ~35 ms the first time each; a service sees every photo size), for the same
+        # (~9 MB and ~20 ms the first time each; a service meets every photo size), for the same
         # speed and the same detections (bench/onnx_pacing.py's check, BENCHMARKS.md)
         detector_model = SCRFD(model_file=str(path), session=session, static_shape_sessions=False)
         detector_model.prepare(0, det_thresh=0.5, input_size=(640, 640))
         provider = session.get_providers()[0]
     if recognizer:
         path = verified_file(RECOGNIZER_FILE, folder)
-        session = onnx_session(path, providers)
+        session = onnx_session(path, providers, load=load)
         recognizer_model = ArcFaceONNX(model_file=str(path), session=session)
         provider = session.get_providers()[0]
     log.info(

@@ -51,21 +51,37 @@ def cpu_sample() -> tuple[float, float, float] | None:
 
 
 class OtherProcesses:
-    """How many cores the machine's other processes kept busy lately: over the last
-    ``LOAD_WINDOW_S`` or more (the machine's CPU time less this process's), measured again when a
-    run asks and the last measure is older than that. None: unknown (not Linux)."""
+    """How many cores the machine's other processes kept busy lately: the machine's CPU time less
+    this process's, over the time since the last measure, measured again when a run asks and that
+    is ``LOAD_WINDOW_S`` or more ago (the file is read then only). None: unknown (not Linux).
 
-    def __init__(self, sample: Callable[[], tuple[float, float, float] | None] = cpu_sample) -> None:
+    Limits: after an idle spell the window is the whole spell, so a job that started a moment ago
+    weighs little until the next measure (a quarter second later); in a container ``/proc/stat``
+    is the host's, so a busy host reads as load (the sleeping session: the behaviour before), and
+    a CPU quota's throttling is not seen. The measure is one tuple, replaced whole: runs on
+    several threads at once at worst measure twice."""
+
+    def __init__(
+        self,
+        sample: Callable[[], tuple[float, float, float] | None] = cpu_sample,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._sample = sample
+        self._clock = clock
         self._mark = sample()
         self._cores: float | None = None
 
+    @property
+    def known(self) -> bool:
+        """Whether this machine's CPU time can be read at all."""
+        return self._mark is not None
+
     def cores_busy(self) -> float | None:
         mark = self._mark
-        if mark is None:
-            return None
+        if mark is None or self._clock() - mark[0] < LOAD_WINDOW_S:
+            return None if mark is None else self._cores
         now = self._sample()
-        if now is None or now[0] - mark[0] < LOAD_WINDOW_S:
+        if now is None:
             return self._cores
         others = ((now[1] - mark[1]) - (now[2] - mark[2])) / (now[0] - mark[0])
         self._mark, self._cores = now, max(0.0, others)
@@ -95,9 +111,9 @@ class PacedSession:
     shares its core with another busy process burns its time slice waiting for a sibling that
     is not running. So a run spins while the other processes have kept less than half a core
     busy lately (a lone request's proxy and API hops), and sleeps otherwise (a service under
-    load, a batch job beside it, or no way to tell). Figures: ``bench/onnx_pacing.py`` and
-    BENCHMARKS.md (a photo 15.6 -> 14.0 ms on an idle 2-core box; 21.4 ms spinning vs 16.9
-    sleeping beside one busy process).
+    load, a batch job beside it). Figures: ``bench/onnx_pacing.py`` and BENCHMARKS.md (on an idle
+    2-core box a photo takes 0.87x the time with sleeping threads; beside one busy process,
+    spinning takes 1.20x and paced 1.00x). Made by ``onnx_session`` where the load can be read.
     """
 
     def __init__(self, quick: Any, lean: Any, others: Callable[[], float | None] | None = None) -> None:
@@ -121,14 +137,22 @@ class PacedSession:
     def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any], run_options: Any = None) -> Any:
         return self.pick().run(output_names, input_feed, run_options)
 
+    def set_providers(self, providers: list[str], provider_options: Any = None) -> None:
+        for session in (self._quick, self._lean):
+            session.set_providers(providers, provider_options)
+
     def __getattr__(self, name: str) -> Any:  # inputs, outputs, providers, options: as the lean one's
+        if name.startswith("_"):  # not set yet (a copy being made): never recurse
+            raise AttributeError(name)
         return getattr(self._lean, name)
 
 
-def onnx_session(path: object, providers: list[str], threads: int = 0) -> Any:
-    """A session over a model file (``threads`` 0: one per core): paced on the CPU (above), one
-    plain session on a GPU provider (its threads only feed the device). Its log is kept to errors:
+def onnx_session(path: object, providers: list[str], threads: int = 0, load: OtherProcesses | None = None) -> Any:
+    """A session over a model file (``threads`` 0: one per core): paced on the CPU by ``load`` (the
+    models of one engine share one), one plain session with sleeping threads on a GPU provider (its
+    threads only feed the device) or where the load cannot be read. Its log is kept to errors:
     ArcFace graphs declare a batch of 1 and ONNX Runtime warns at every larger batch."""
-    if providers and providers[0] != "CPUExecutionProvider":
+    load = load or OtherProcesses()
+    if (providers and providers[0] != "CPUExecutionProvider") or not load.known:
         return _session(path, providers, threads, spinning=False)
-    return PacedSession.open(path, providers, threads)
+    return PacedSession.open(path, providers, threads, others=load.cores_busy)
