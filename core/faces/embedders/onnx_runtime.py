@@ -112,8 +112,8 @@ class PacedSession:
     is not running. So a run spins while the other processes have kept less than half a core
     busy lately (a lone request's proxy and API hops), and sleeps otherwise (a service under
     load, a batch job beside it). Figures: ``bench/onnx_pacing.py`` and BENCHMARKS.md (on an idle
-    2-core box a photo takes 0.87x the time with sleeping threads; beside one busy process,
-    spinning takes 1.20x and paced 1.00x). Made by ``onnx_session`` where the load can be read.
+    2-core box a photo takes 0.86x its time with sleeping threads; beside one busy process,
+    spinning takes 1.18-1.20x and paced 1.00x). Made by ``onnx_session`` where the load can be read.
     """
 
     def __init__(self, quick: Any, lean: Any, others: Callable[[], float | None] | None = None) -> None:
