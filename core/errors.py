@@ -287,6 +287,17 @@ class ReplicaLost(ServiceBusy):
     code = "replica_lost"
 
 
+class AnswerLost(ServiceBusy):
+    """The API replica that held this request was lost before it answered (its process or its
+    host died): Serve's proxy answers for it. Unlike ``replica_lost``, the outcome is unknown: a
+    read may be retried as is; an enrollment, added photo or deletion may have completed."""
+
+    code = "answer_lost"
+
+    def __init__(self, message: str, retry_after_s: int = 2) -> None:
+        super().__init__(message, retry_after_s)
+
+
 class ModelSwitching(ServiceBusy):
     """The active model changed while this request ran (its vectors are of the old one): nothing
     was stored or answered; a retry runs on the new model."""
@@ -343,6 +354,7 @@ ALL_ERRORS: tuple[type[ManyAnglesError], ...] = (
     StoreCorrupt,
     ServiceBusy,
     ReplicaLost,
+    AnswerLost,
     ModelSwitching,
     Unauthorized,
     Forbidden,

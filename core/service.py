@@ -29,7 +29,7 @@ from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
 from core.store.records import DuplicatePair, ModelThresholds, Person
-from core.store.removals import prune_removals
+from core.store.removals import ChangeMarks, change_marks, prune_removals
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class ManyAnglesService:
         if top_k is not None and not 1 <= top_k <= MAX_TOP_K:
             raise InvalidInput(f"top_k must be between 1 and {MAX_TOP_K}, got {top_k}")
         clock = self.store.search_clock("identify")  # timings only, for the latency charts
-        analyzed, early = self._analyze_reading_thresholds(photo, None)
+        analyzed, early, marks = self._analyze_reading_ahead(photo, None)
         clock.lap("analyze")
         model, faces = analyzed.model, analyzed.faces
         thresholds = self.thresholds.read_once(model, early)  # and the active-model check
@@ -172,28 +172,32 @@ class ManyAnglesService:
         if faces and threshold is not None:
             probes = np.stack([f.vector for f in faces])
             offset, rule = thresholds.views_offset(model), thresholds.rule(model)
-            matches = self.search.match(model.name, probes, top_k or self.settings.top_k, rule, threshold, offset)
+            matches = self.search.match(
+                model.name, probes, top_k or self.settings.top_k, rule, threshold, offset, marks
+            )
             found = [FaceIdentification(face=f, match=m) for f, m in zip(faces, matches)]
         clock.lap("search")
         clock.record(len(faces))
         return IdentifyResult(model.name, threshold, thresholds.rule(model), found)
 
-    def _analyze_reading_thresholds(
+    def _analyze_reading_ahead(
         self, photo: bytes, policy: FacePolicy | None
-    ) -> tuple[AnalyzedPhoto, ModelThresholds | None]:
-        """The photo's analysis, and the thresholds of the model that made the last one, read while
-        the Embedder works (over Serve; in process, before the analysis): ``read_once`` uses them
-        when the model is the same, which it is unless the active model was switched."""
+    ) -> tuple[AnalyzedPhoto, ModelThresholds | None, ChangeMarks | None]:
+        """The photo's analysis, and what the search needs of the store, read while the Embedder
+        works (over Serve; in process, before the analysis): the thresholds of the model that made
+        the last analysis (``read_once`` uses them when the model is the same, which it is unless
+        the active model was switched) and the store's change marks (an unchanged gallery: the
+        search reads nothing after the analysis). Either read failing is read again later."""
         pending = self.faces.submit(photo, policy)
-        seen, early = self._model_seen, None
-        if seen is not None:
-            try:
-                early = self.store.model_thresholds(seen)
-            except Exception:  # read again after the analysis, whose outcome comes first
-                log.debug("the early thresholds read failed; reading after the analysis", exc_info=True)
+        seen, early, marks = self._model_seen, None, None
+        try:
+            marks = change_marks(self.store)
+            early = self.store.model_thresholds(seen) if seen is not None else None
+        except Exception:  # read again after the analysis, whose outcome comes first
+            log.debug("an early read failed; reading after the analysis", exc_info=True)
         analyzed = pending()
         self._model_seen = analyzed.model.name
-        return analyzed, early
+        return analyzed, early, marks
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         clock = self.store.search_clock("verify")  # timings only, for the latency charts
@@ -220,7 +224,7 @@ class ManyAnglesService:
         at the one-to-one threshold (``verify_threshold``)."""
         clock = self.store.search_clock("verify_person")  # timings only (never who), for the latency charts
         person = self.store.find_person(key)  # an unknown person: 404 before any work
-        analyzed, early = self._analyze_reading_thresholds(photo, face)
+        analyzed, early, marks = self._analyze_reading_ahead(photo, face)
         clock.lap("analyze")
         model = analyzed.model
         thresholds = self.thresholds.read_once(model, early)  # and the active-model check
@@ -229,7 +233,7 @@ class ManyAnglesService:
             thresholds.views_offset(model),
             thresholds.rule(model),
         )
-        score = self.search.person_score(model.name, analyzed.faces[0].vector, person.id, rule, offset)
+        score = self.search.person_score(model.name, analyzed.faces[0].vector, person.id, rule, offset, marks)
         if score is None:
             person = self.store.find_person(person.id)  # erased meanwhile: 404
             raise ModelNotReady(f"person {person.id} has no embedding of the active model {model.name} yet; retry")

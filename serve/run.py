@@ -36,6 +36,7 @@ from core.settings import Settings
 from core.store.db import safe_url
 from serve.auth import ensure_api_key
 from serve.config import REPO, SERVE_CONFIG, cpu_override, read_config
+from serve.proxy_errors import proxy_environment
 
 log = logging.getLogger("manyangles.run")
 # Lines worth a person's attention while the service runs.
@@ -293,7 +294,9 @@ def main() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / "serve.log"
 
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    # the proxy answers a lost API replica's requests in our error shape (serve/proxy_errors.py)
+    ours = {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = {**proxy_environment(), **os.environ, **ours}
     children = _Children(_start_serve(config_path, env, log_file, args.follow_logs))
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored (`cmd &` in a script)

@@ -266,7 +266,10 @@ def serve_port():
     import ray
     from ray import serve
 
+    from serve.proxy_errors import proxy_environment
+
     port = free_port()
+    os.environ.update(proxy_environment())  # the local Ray's processes inherit it: the proxy loads it
     ray.init(
         num_cpus=2,
         include_dashboard=False,

@@ -28,7 +28,7 @@ import numpy as np
 from core.search.rules import GalleryIndex, person_scores
 from core.store.gallery import GalleryStore
 from core.store.model_versions import embeddings_after
-from core.store.removals import removed_embeddings
+from core.store.removals import ChangeMarks, removed_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,17 @@ class GallerySearch:
         return self._index is not None
 
     # --- keeping up with the store ----------------------------------------------------------
-    def refresh(self, store: GalleryStore) -> tuple[int, int]:
-        """Apply what changed in the store since the last refresh; returns (added, removed)."""
+    def up_to(self, marks: ChangeMarks) -> bool:
+        """Whether this search has applied exactly what the store held at ``marks``."""
+        return marks.changes == self._changes_seen and marks.last == self._last_removal
+
+    def refresh(self, store: GalleryStore, marks: ChangeMarks | None = None) -> tuple[int, int]:
+        """Apply what changed in the store since the last refresh; returns (added, removed).
+        ``marks``: the store's, read after the caller's request began; when this search is up to
+        them, nothing is read (what a client saw answered before it asked is in them)."""
         self._install_built()
+        if marks is not None and self.up_to(marks):
+            return 0, 0
         removals = removed_embeddings(store, self.model, self._last_removal)
         if removals.floor > self._last_removal and (self._last_id or self._last_removal):
             # removals this index never saw were pruned from the log: start again from the store

@@ -14,6 +14,7 @@ from core.search.index import GallerySearch, Hit
 from core.search.matching import Candidate, MatchResult
 from core.store.gallery import GalleryStore
 from core.store.model_versions import active_model
+from core.store.removals import ChangeMarks
 
 NAMES_KEPT = 100_000  # names held in memory at most (then dropped, read again as hits need them)
 
@@ -31,7 +32,7 @@ class LiveSearch:
         self._names_at: int | None = None
         self._names_lock = threading.Lock()  # taken inside ``_lock``, or alone: naming never waits on a search
 
-    def _refreshed(self, model: str) -> GallerySearch:
+    def _refreshed(self, model: str, marks: ChangeMarks | None = None) -> GallerySearch:
         """Call under ``_lock``."""
         if self._search is None or self._search.model != model:
             if self._search is not None:
@@ -41,7 +42,7 @@ class LiveSearch:
                 active = active_model(self.store)
                 ModelSwitching.unless(active.name if active is not None else None, model)
             self._search = GallerySearch(model, exact_max=self._exact_max, background=True)
-        self._search.refresh(self.store)
+        self._search.refresh(self.store, marks)
         with self._names_lock:
             if self._search.changes_seen != self._names_at or len(self._names) > NAMES_KEPT:
                 self._names, self._names_at = {}, self._search.changes_seen
@@ -58,19 +59,26 @@ class LiveSearch:
             return self._refreshed(model).num_persons
 
     def search(
-        self, model: str, probes: np.ndarray, top_k: int, rule: str, offset: float
+        self, model: str, probes: np.ndarray, top_k: int, rule: str, offset: float, marks: ChangeMarks | None = None
     ) -> tuple[list[list[Hit]], int]:
         """Top-k persons per probe, scored under the matching ``rule``, and the newest embedding
-        id the search saw."""
+        id the search saw (``marks``: the store's, read since the request began; see ``refresh``)."""
         with self._lock:
-            search = self._refreshed(model)
+            search = self._refreshed(model, marks)
             return search.search(probes, top_k, rule, offset), search.last_id
 
     def match(
-        self, model: str, probes: np.ndarray, top_k: int, rule: str, threshold: float, offset: float
+        self,
+        model: str,
+        probes: np.ndarray,
+        top_k: int,
+        rule: str,
+        threshold: float,
+        offset: float,
+        marks: ChangeMarks | None = None,
     ) -> list[MatchResult]:
         """Top-k persons per probe, with their current names."""
-        return self.named(self.search(model, probes, top_k, rule, offset)[0], threshold)
+        return self.named(self.search(model, probes, top_k, rule, offset, marks)[0], threshold)
 
     def named(self, hits: list[list[Hit]], threshold: float) -> list[MatchResult]:
         """Search hits with the persons' current names (as of the search's refresh, or newer)."""
@@ -88,10 +96,18 @@ class LiveSearch:
             for row in hits
         ]
 
-    def person_score(self, model: str, probe: np.ndarray, person_id: int, rule: str, offset: float) -> float | None:
+    def person_score(
+        self,
+        model: str,
+        probe: np.ndarray,
+        person_id: int,
+        rule: str,
+        offset: float,
+        marks: ChangeMarks | None = None,
+    ) -> float | None:
         """One person's score for ``probe`` as a search ranks them (None: no entry of ``model``)."""
         with self._lock:
-            return self._refreshed(model).person_score(probe, person_id, rule, offset)
+            return self._refreshed(model, marks).person_score(probe, person_id, rule, offset)
 
 
 def check_active(store: GalleryStore, model: ModelInfo) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from core.store.db import Connection
 from core.store.gallery import GalleryStore
 
 log = logging.getLogger(__name__)
@@ -31,23 +32,43 @@ class Removals:
     changes: int = 0
 
 
+@dataclass(frozen=True)
+class ChangeMarks:
+    """Where the removal log and the change counter stood at one read: a search that applied
+    exactly this much has nothing to catch up on (core/search/index.py, ``GallerySearch.up_to``)."""
+
+    last: int  # the log's newest sequence number (never below the floor)
+    floor: int
+    changes: int
+
+
+def change_marks(store: GalleryStore) -> ChangeMarks:
+    """The marks now: one statement (a round trip on PostgreSQL). An identify reads them while the
+    Embedder works, so that an unchanged gallery costs no read after the analysis."""
+    with store.reader() as conn:
+        return _marks(conn)
+
+
+def _marks(conn: Connection) -> ChangeMarks:
+    floor, newest, changes = conn.execute(
+        "SELECT (SELECT value FROM store_meta WHERE key = 'removals_floor'), "
+        "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals), "
+        "(SELECT value FROM store_meta WHERE key = 'change_seq')"
+    ).fetchone()
+    return ChangeMarks(max(int(floor), int(newest)), int(floor), int(changes))
+
+
 def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> Removals:
     """What ``model`` lost after sequence number ``after_seq``, and the change counter."""
     with store.reader() as conn:
-        floor, newest, changes = conn.execute(  # one statement: every identify asks (a round trip on PostgreSQL)
-            "SELECT (SELECT value FROM store_meta WHERE key = 'removals_floor'), "
-            "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals), "
-            "(SELECT value FROM store_meta WHERE key = 'change_seq')"
-        ).fetchone()
-        floor = int(floor)
-        last = max(floor, int(newest))
-        if last <= after_seq:
-            return Removals(last, [], floor, int(changes))
+        marks = _marks(conn)
+        if marks.last <= after_seq:
+            return Removals(marks.last, [], marks.floor, marks.changes)
         ids = conn.execute(
             "SELECT embedding_id FROM embedding_removals WHERE seq > ? AND seq <= ? AND model = ?",
-            (after_seq, last, model),
+            (after_seq, marks.last, model),
         ).fetchall()
-    return Removals(last, [int(r[0]) for r in ids], floor, int(changes))
+    return Removals(marks.last, [int(r[0]) for r in ids], marks.floor, marks.changes)
 
 
 def prune_removals(store: GalleryStore, keep_s: float = KEEP_S, now: float | None = None) -> int:

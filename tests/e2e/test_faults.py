@@ -1,6 +1,7 @@
 """Faults: a replica killed in the middle of augmented enrollments. The requests it held end with a
-typed, retryable 503 (never a bare 500), nothing of theirs is stored, Serve replaces the replica
-and the next enrollment succeeds within 30 s of the kill."""
+typed, retryable 503 (never a bare 500: ``replica_lost`` from the API for an Embedder or Generator,
+``answer_lost`` from Serve's proxy for the API replica itself), nothing of theirs is stored, Serve
+replaces the replica and the next enrollment succeeds within 30 s of the kill."""
 
 from __future__ import annotations
 
@@ -126,6 +127,55 @@ def test_a_client_that_hangs_up_stops_its_enrollment_and_nothing_is_stored(sd_ap
     listed = sd_app.get("/v1/persons", headers=AUTH, params={"prefix": "Hang Up"}).json()
     assert listed["total"] == 0, listed
     assert tree_digest(sd_app.data_dir) == before  # type: ignore[attr-defined]
+
+
+def test_api_replica_killed_mid_enrollment_is_answered_503_answer_lost(sd_app: httpx.Client):
+    """The API replica itself killed while it holds two enrollments (their SD views take seconds):
+    Serve's proxy answers them 503 ``answer_lost`` + Retry-After in the API's error shape
+    (serve/proxy_errors.py), never its bare 500; neither is stored (the kill lands before the
+    store); Serve replaces the replica and the next enrollment is stored within 30 s."""
+    prefix, form = "Fault API", {"use_augmentation": "true", "views": "left,right", **FORCE}
+    answers: dict[str, httpx.Response] = {}
+
+    def enroll(name: str, who: str) -> None:
+        with httpx.Client(base_url=sd_app.base_url, timeout=120) as http:
+            answers[name] = http.post(
+                "/v1/persons", headers=AUTH, data={"name": name, **form},
+                files={"photo": ("p.jpg", photo_bytes(who, 1), "image/jpeg")},
+            )  # fmt: skip
+
+    replica = replica_of("faults", "API")
+    threads = [threading.Thread(target=enroll, args=(f"{prefix} {i}", who)) for i, who in enumerate(PEOPLE[:2])]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while ray.get(replica.get_num_ongoing_requests.remote()) < 2:
+        assert time.monotonic() < deadline, "the API never held both enrollments"
+        time.sleep(0.005)
+    time.sleep(0.5)  # into the generation (seconds), well before the store
+    ray.kill(replica, no_restart=True)
+    killed_at = time.monotonic()
+    for t in threads:
+        t.join()
+    for name, answer in answers.items():
+        assert answer.status_code == 503, (name, answer.status_code, answer.text)
+        assert answer.json()["error"]["code"] == "answer_lost", answer.text
+        assert int(answer.headers["retry-after"]) >= 1 and answer.headers["cache-control"] == "no-store"
+
+    while True:  # Serve replaces the replica; the proxy holds requests until it is up
+        answer = sd_app.post(
+            "/v1/persons", headers=AUTH, data={"name": f"{prefix} after", **FORCE},
+            files={"photo": ("p.jpg", photo_bytes(PEOPLE[0], 2), "image/jpeg")},
+        )  # fmt: skip
+        if answer.status_code == 201:
+            break
+        assert answer.status_code == 503 and answer.json()["error"]["code"] in ("answer_lost", "busy"), answer.text
+        assert time.monotonic() - killed_at < RECOVERY_S, "no recovery"
+        time.sleep(1)
+    log.info("API killed: next enrollment stored %.1f s after the kill", time.monotonic() - killed_at)
+    stored = sd_app.get("/v1/persons", headers=AUTH, params={"prefix": prefix}).json()["persons"]
+    assert [p["name"] for p in stored] == [f"{prefix} after"], stored  # nothing of the two lost ones
+    assert sd_app.delete(f"/v1/persons/{stored[0]['id']}", headers=AUTH).status_code == 200
 
 
 KILL_TRIES = 3

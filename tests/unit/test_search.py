@@ -290,3 +290,30 @@ def test_a_search_never_goes_back_to_the_model_switched_from(tmp_path: Path, ope
     with pytest.raises(ModelSwitching, match="the active model is now n"):
         live.search("m", probe, 5, "max", 0.0)
     assert live.size("n") == 0 and loads == ["m", "n"]  # n stayed loaded, m was not loaded back
+
+
+def test_marks_read_ahead_spare_the_refresh_only_when_nothing_changed(tmp_path: Path, open_store, monkeypatch):
+    """An identify reads the store's change marks while the Embedder works: a search up to them
+    reads nothing after the analysis; a deletion or enrollment answered before the marks were read
+    is never missed (the refresh reads as before); stale marks (a request that read them before
+    another refreshed the search) read as before too, and never move the search back."""
+    import core.search.index as index
+    import core.store.removals as removals
+
+    store = open_store(tmp_path / "data")
+    logs: list[int] = []
+    read_log = removals.removed_embeddings
+    monkeypatch.setattr(index, "removed_embeddings", lambda *a: logs.append(a[2]) or read_log(*a))
+    rng = np.random.default_rng(3)
+    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((2, 16), np.float32)))) for i in range(3)]
+    search = GallerySearch("m")
+    assert search.refresh(store, removals.change_marks(store)) == (6, 0) and len(logs) == 1
+    assert search.refresh(store, removals.change_marks(store)) == (0, 0) and len(logs) == 1  # up to them: no read
+    stale = removals.change_marks(store)
+    store.delete_person(ids[0])  # answered before the next request's marks are read
+    assert search.refresh(store, removals.change_marks(store)) == (0, 2) and len(logs) == 2
+    assert search.size == 4
+    assert search.refresh(store, stale) == (0, 0) and len(logs) == 3 and search.size == 4  # read, nothing new
+    assert search.up_to(removals.change_marks(store))  # not moved back to the stale marks
+    store.add_person(_person("late", unit(rng.standard_normal((2, 16), np.float32))))
+    assert search.refresh(store, removals.change_marks(store)) == (2, 0) and search.size == 6
