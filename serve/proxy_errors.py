@@ -6,7 +6,9 @@ plain-text 500, which a client cannot tell from a bug. Wrapped by ``proxy_middle
 ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` hook, set in the environment of every ``ray start``;
 ``make run`` and the tests set it), such a request gets the API's error shape instead: 503
 ``answer_lost`` with ``Retry-After``. The outcome of that request is unknown (the replica may have
-committed before it died), and the message says how a client finds out.
+committed before it died), and the message says how a client finds out. Ray sends nothing for any
+failure of its own outside the API's code either (a bug of the API answers its own 500 JSON):
+those get the same 503, while Serve's access log and metrics count them as 500s.
 
 This module runs in the proxy process: it imports Starlette and ``core.errors`` only.
 """
@@ -24,9 +26,11 @@ from core.errors import AnswerLost
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = "serve.proxy_errors:proxy_middlewares"
 MESSAGE = (
-    "the API replica that held this request was lost before it answered (Serve replaces it). "
-    "A read can be sent again as is. A change may have been made: sent again, an enrollment that "
-    "was stored is refused as person_exists, an added photo as photo_exists, a deletion as not_found"
+    "the API replica that held this request did not answer: it was lost (its process or host "
+    "died) or failed outside the API's code. A read can be sent again as is. A change may have "
+    "been made: look before sending it again (GET /v1/persons?prefix=, /v1/keys, /v1/jobs); sent "
+    "again, an enrollment under the same name that was stored is refused as person_exists, the "
+    "same photo as photo_exists, a deletion as person_not_found"
 )
 log = logging.getLogger("ray.serve")
 

@@ -28,7 +28,7 @@ import numpy as np
 from core.search.rules import GalleryIndex, person_scores
 from core.store.gallery import GalleryStore
 from core.store.model_versions import embeddings_after
-from core.store.removals import ChangeMarks, removed_embeddings
+from core.store.removals import ChangeMarks, Removals, removed_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,10 @@ class GallerySearch:
         self._install_built()
         if marks is not None and self.up_to(marks):
             return 0, 0
-        removals = removed_embeddings(store, self.model, self._last_removal)
+        if marks is not None and marks.last == self._last_removal:  # no removal since: additions to read
+            removals = Removals(marks.last, [], marks.floor, marks.changes)
+        else:
+            removals = removed_embeddings(store, self.model, self._last_removal)
         if removals.floor > self._last_removal and (self._last_id or self._last_removal):
             # removals this index never saw were pruned from the log: start again from the store
             log.info(

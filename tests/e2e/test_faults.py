@@ -152,7 +152,8 @@ def test_api_replica_killed_mid_enrollment_is_answered_503_answer_lost(sd_app: h
     while ray.get(replica.get_num_ongoing_requests.remote()) < 2:
         assert time.monotonic() < deadline, "the API never held both enrollments"
         time.sleep(0.005)
-    time.sleep(0.5)  # into the generation (seconds), well before the store
+    time.sleep(0.5)  # into the generation: tiny SD on the CPU takes seconds, the store comes after it
+    assert ray.get(replica.get_num_ongoing_requests.remote()) == 2, "an enrollment ended before the kill"
     ray.kill(replica, no_restart=True)
     killed_at = time.monotonic()
     for t in threads:
@@ -169,7 +170,9 @@ def test_api_replica_killed_mid_enrollment_is_answered_503_answer_lost(sd_app: h
         )  # fmt: skip
         if answer.status_code == 201:
             break
-        assert answer.status_code == 503 and answer.json()["error"]["code"] in ("answer_lost", "busy"), answer.text
+        assert answer.status_code == 503, answer.text  # ours (JSON) or Serve's own (a replica not up yet)
+        if answer.headers.get("content-type", "").startswith("application/json"):
+            assert answer.json()["error"]["code"] in ("answer_lost", "busy"), answer.text
         assert time.monotonic() - killed_at < RECOVERY_S, "no recovery"
         time.sleep(1)
     log.info("API killed: next enrollment stored %.1f s after the kill", time.monotonic() - killed_at)

@@ -268,7 +268,8 @@ def test_two_hundred_requests_while_the_second_node_dies(cluster):
     assert all(status in (200, 201, 503) for _, _, status, _ in outcomes), outcomes  # no bare 500
     refused = Counter(code for _, _, status, code in outcomes if status == 503)
     assert set(refused) <= {"busy", "replica_lost", "model_switching", "answer_lost"}, refused  # typed, Retry-After
-    # the requests the dead node's API replica held (some of the 32 in flight), answered by the proxy
+    # the requests the dead node's API replica held, answered by the proxy: of 32 clients in flight,
+    # about half are on that node (12 in a logged run), so none there at the kill is not expected
     assert 0 < refused["answer_lost"] <= 32, refused
     after = [_identify(client, "Barack_Obama", 1).status_code for _ in range(10)]
     assert after == [200] * 10  # the head answers alone
