@@ -74,7 +74,10 @@ class AnswerLostAsJson:
             return
         lost = AnswerLost(MESSAGE)
         log.warning(
-            "%s %s: the API replica was lost before it answered; 503 %s", scope["method"], scope["path"], lost.code
+            "%s %s: the API replica did not answer (lost, or a failure outside its code); 503 %s",
+            scope["method"],
+            scope["path"],
+            lost.code,
         )
         request_id = dict(scope["headers"]).get(b"x-request-id")  # Serve's id, as in its logs
         body = json.dumps({"error": {"code": lost.code, "message": lost.message}}).encode()
