@@ -138,18 +138,28 @@ def test_the_removal_log_is_pruned_and_a_reader_behind_it_reloads(tmp_path: Path
     assert idle.refresh(store) == (0, 3) and current.refresh(store) == (0, 3)
 
 
+def _positions_read(monkeypatch, reader: str) -> list[int]:
+    """Each call of the store reader ``reader`` that GallerySearch makes, by the position it reads after."""
+    import core.search.index as index
+
+    calls: list[int] = []
+    read = getattr(index, reader)
+    monkeypatch.setattr(index, reader, lambda *a: calls.append(a[2]) or read(*a))
+    return calls
+
+
+def _three_persons(store, rng: np.random.Generator) -> list[int]:
+    return [store.add_person(_person(f"p{i}", unit(rng.standard_normal((2, 16), np.float32)))) for i in range(3)]
+
+
 def test_an_unchanged_gallery_is_refreshed_without_reading_its_vectors(tmp_path: Path, open_store, monkeypatch):
     """The store's change counter is read with the removal log: unmoved, no embedding was added,
     and the refresh reads no vectors (one round trip less per identify on PostgreSQL); a writer
     elsewhere (another store on the same gallery: another process) moves it."""
-    import core.search.index as index
-
     store = open_store(tmp_path / "data")
-    reads: list[int] = []
-    read_vectors = index.embeddings_after
-    monkeypatch.setattr(index, "embeddings_after", lambda *a: reads.append(a[2]) or read_vectors(*a))
+    reads = _positions_read(monkeypatch, "embeddings_after")
     rng = np.random.default_rng(2)
-    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((2, 16), np.float32)))) for i in range(3)]
+    ids = _three_persons(store, rng)
     search = GallerySearch("m")
     assert search.refresh(store) == (6, 0) and len(reads) == 1
     assert search.refresh(store) == (0, 0) and search.refresh(store) == (0, 0) and len(reads) == 1
@@ -298,15 +308,12 @@ def test_marks_read_ahead_spare_the_refresh_only_when_nothing_changed(tmp_path: 
     vectors; a deletion or enrollment answered before the marks were read is never missed; stale
     marks (a request that read them before another refreshed the search) read as before, and never
     move the search back."""
-    import core.search.index as index
     import core.store.removals as removals
 
     store = open_store(tmp_path / "data")
-    logs: list[int] = []
-    read_log = removals.removed_embeddings
-    monkeypatch.setattr(index, "removed_embeddings", lambda *a: logs.append(a[2]) or read_log(*a))
+    logs = _positions_read(monkeypatch, "removed_embeddings")
     rng = np.random.default_rng(3)
-    ids = [store.add_person(_person(f"p{i}", unit(rng.standard_normal((2, 16), np.float32)))) for i in range(3)]
+    ids = _three_persons(store, rng)
     search = GallerySearch("m")
     assert search.refresh(store, removals.change_marks(store)) == (6, 0) and not logs  # the log is empty
     assert search.refresh(store, removals.change_marks(store)) == (0, 0) and not logs  # up to them: no read
