@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.local_serve import start_local_serve  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
 
 log = logging.getLogger("bench.enroll_latency")
@@ -161,11 +161,7 @@ def main() -> None:
     settings = (
         Settings(api_key=KEY) if args.model == "arcface" else Settings(api_key=KEY, detector="dlib", embedder="dlib")
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    port = start_local_serve(num_cpus=2)
     data_dir = Path(tempfile.mkdtemp(prefix="manyangles-bench-"))
     rows = []
     try:

@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.local_serve import start_local_serve  # noqa: E402
 from bench.machine import describe_machine  # noqa: E402
 
 log = logging.getLogger("bench.overload")
@@ -112,11 +112,7 @@ def main() -> None:
     from serve.app import compose
     from serve.config import deployment_options
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    port = start_local_serve()
     rows = []
     settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="manyangles-bench-")), api_key=KEY)
     base = f"http://127.0.0.1:{port}"

@@ -17,6 +17,7 @@ from core.errors import ManyAnglesError, ServiceBusy
 from core.schemas.health import HealthResponse
 from core.schemas.results import ErrorResponse
 from serve.admission import Admission, request_class
+from serve.proxy_body import BodyFromScope
 from serve.refusals import is_refusal, log_refusal
 
 
@@ -186,3 +187,4 @@ def install(app: FastAPI) -> None:
     app.add_middleware(SizeCap)  # each added one wraps the ones before it
     app.add_middleware(ShedLoad)
     app.add_middleware(PrivateAnswers)
+    app.add_middleware(BodyFromScope)  # the body the proxy sent with the request (serve/proxy_body.py)

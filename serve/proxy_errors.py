@@ -22,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import AnswerLost
+from serve.proxy_body import BodyAhead
 
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = "serve.proxy_errors:proxy_middlewares"
@@ -36,8 +37,9 @@ log = logging.getLogger("ray.serve")
 
 
 def proxy_middlewares() -> list[Middleware]:
-    """What Serve's proxy calls at start (``PROXY_CALLBACK``)."""
-    return [Middleware(AnswerLostAsJson)]
+    """What Serve's proxy calls at start (``PROXY_CALLBACK``): the last one wraps the others, so
+    the answer for a lost replica sees the scope a small body rides in (serve/proxy_body.py)."""
+    return [Middleware(AnswerLostAsJson), Middleware(BodyAhead)]
 
 
 def proxy_environment() -> dict[str, str]:

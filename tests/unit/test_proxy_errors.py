@@ -10,9 +10,10 @@ import asyncio
 import json
 from typing import Any
 
-from ray.serve._private.http_util import validate_http_proxy_callback_return
+from ray.serve._private.http_util import _apply_middlewares, validate_http_proxy_callback_return
 from ray.serve._private.utils import call_function_from_import_path
 
+from serve.proxy_body import BodyAhead
 from serve.proxy_errors import PROXY_CALLBACK, PROXY_CALLBACK_ENV, AnswerLostAsJson, proxy_environment
 
 SCOPE = {
@@ -76,5 +77,7 @@ def test_a_client_that_hung_up_gets_nothing():
 def test_serve_accepts_the_callback():
     """Serve's own loader and check, as the proxy runs them at start."""
     assert proxy_environment() == {PROXY_CALLBACK_ENV: PROXY_CALLBACK}
-    (middleware,) = validate_http_proxy_callback_return(call_function_from_import_path(PROXY_CALLBACK))
-    assert middleware.cls is AnswerLostAsJson
+    middlewares = validate_http_proxy_callback_return(call_function_from_import_path(PROXY_CALLBACK))
+    proxy = _apply_middlewares(proxy_after_a_lost_replica(), middlewares)
+    # the body is read ahead outermost: the answer for a lost replica sees the scope it rides in
+    assert isinstance(proxy, BodyAhead) and isinstance(proxy.app, AnswerLostAsJson)
