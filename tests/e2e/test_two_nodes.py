@@ -6,9 +6,10 @@ deployed as an operator would: the API on two replicas, one per node (a custom r
 node offers once), the Embedder and Generator on the head. The replicas' data dir is a path
 that holds nothing: the test checks it was never created. Then:
 
-- an enrollment answered by one API replica is identified by the other's next identify, and a
-  person deleted through one is never identified after the DELETE answered (which replica
-  answered is read from Serve's replica logs by the request id);
+- an enrollment answered by one API replica is identified by the other in the first identify it
+  answers, sent within 1 s of that answer, and a person deleted through one is never identified
+  after the DELETE answered (which replica answered is read from Serve's replica logs by the
+  request id, after the identifies: reading logs between them would count in the 1 s);
 - the Ray Data re-embedding runs one model actor on each node and writes into PostgreSQL;
 - 200 mixed requests from 32 clients while the second node is killed (raylet, object store and
   workers: SIGKILL to its process group) part way: every request is answered, those the dead
@@ -157,16 +158,17 @@ def test_what_one_node_answered_the_other_node_sees(cluster):
     client, ray = cluster["client"], cluster["ray"]
     enrolled = _enroll(client, "Angelina Jolie", "Angelina_Jolie")
     assert enrolled.status_code == 201, enrolled.text
-    answered, by = time.perf_counter(), replica_of(ray, enrolled.headers["x-request-id"])
-    elsewhere = None
-    for _ in range(40):  # the proxy spreads requests over both replicas
+    answered = time.perf_counter()
+    sent: list[tuple[float, str]] = []  # (when, after the answer), request id: replicas are read after
+    for _ in range(12):  # back to back; the proxy spreads them over both replicas at random
+        at = time.perf_counter() - answered
         identified = _identify(client, "Angelina_Jolie")
         assert identified.status_code == 200 and "Angelina Jolie" in _named(identified), identified.text
-        if replica_of(ray, identified.headers["x-request-id"]) != by:
-            elsewhere = time.perf_counter() - answered
-            break
-    assert elsewhere is not None, "every identify went to the replica that enrolled"
-    assert elsewhere <= 1.0, f"the other replica named the person {elsewhere:.2f} s after the enrollment answered"
+        sent.append((at, identified.headers["x-request-id"]))
+    by = replica_of(ray, enrolled.headers["x-request-id"])
+    elsewhere = [at for at, request_id in sent if replica_of(ray, request_id) != by]
+    assert elsewhere, "every identify went to the replica that enrolled"
+    assert elsewhere[0] <= 1.0, f"the first identify the other replica answered was sent {elsewhere[0]:.2f} s after"
     person = enrolled.json()["person_id"]
     deleted = client.delete(f"/v1/persons/{person}", headers=AUTH)
     assert deleted.status_code == 200, deleted.text
