@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench.local_serve")
 
 
 def start_local_serve(num_cpus: int | None = None) -> int:
@@ -21,6 +23,8 @@ def start_local_serve(num_cpus: int | None = None) -> int:
 
     for name, value in proxy_environment().items():  # the local Ray's processes inherit it
         os.environ.setdefault(name, value)
+        if os.environ[name] != value:
+            log.warning("%s=%s (the environment's): not the service's proxy callback", name, os.environ[name])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])

@@ -1,14 +1,18 @@
-"""A small request body sent to the API replica with the request, not fetched after it.
+"""A small request body sent to the API replica with the request, so that its routes need not
+wait for the body to be fetched.
 
 Ray 2.60's proxy sends a replica the request's ASGI scope alone; the replica then asks the proxy
-for the body in a second actor call, which a photo upload waits on before its multipart form can
-be read (2-3 ms of an identify's ~40 ms on 2 cores). ``BodyAhead`` (in the proxy, loaded by
-``proxy_middlewares``) reads a body of known length up to ``MAX_AHEAD_BYTES`` from the client
-first and puts it in the scope, which the proxy pickles into the request itself; ``BodyFromScope``
-(in the API's app) hands it to the routes as the first ``receive`` message. After the body, both
-pass ``receive`` through untouched: the proxy still learns of a client that hangs up, and so does
-the route. A larger body, one of unknown length (chunked), and a proxy without the callback take
-Serve's own path.
+for the body in a second actor call, which a photo upload's route waits on before its multipart
+form can be read (1.5-2.3 ms of an identify's ~50 ms on 2 cores, BENCHMARKS.md). ``BodyAhead`` (in
+the proxy, loaded by ``proxy_middlewares``) reads a body of known length up to ``MAX_AHEAD_BYTES``
+from the client first and puts a copy in the scope, which the proxy pickles into the request
+itself; ``BodyFromScope`` (in the API's app) hands it to the routes as the first ``receive``
+message. Serve's own path still carries the body as well (the replica fetches it in the
+background, and ``BodyFromScope`` drops that copy): an app without ``BodyFromScope`` (a replica
+of an older release beside a newer proxy) reads it as before. After the body, ``receive`` passes
+through: the proxy still learns of a client that hangs up, and so does the route. A larger body,
+one of unknown length (chunked), one longer than it said, and a proxy without the callback take
+Serve's path alone.
 
 This module runs in the proxy process too: it imports Starlette's types only.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-SCOPE_KEY = "manyangles.body"
+SCOPE_KEY = "manyangles.body.v1"
 MAX_AHEAD_BYTES = 2 * 1024 * 1024  # a photo upload; a larger body streams as Serve sends it
 
 
@@ -30,7 +34,7 @@ def _declared_length(scope: Scope) -> int | None:
 
 class BodyAhead:
     """In the proxy: a body of known length up to ``MAX_AHEAD_BYTES`` read before the request is
-    routed, and carried in its scope."""
+    routed, and carried in its scope; every message read is passed on to Serve's path too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,20 +44,31 @@ class BodyAhead:
         if not length or length > MAX_AHEAD_BYTES:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
+        read: list[Message] = []
+        size, complete = 0, False
+        while not complete:
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client left before its body arrived: nothing to route
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        await self.app({**scope, SCOPE_KEY: b"".join(chunks)}, receive, send)
+            read.append(message)
+            if message["type"] != "http.request":
+                break  # the client left: Serve's path sees it as before
+            size += len(message.get("body", b""))
+            if size > length:
+                break  # longer than it said: Serve's path alone
+            complete = not message.get("more_body", False)
+        replay = list(read)
+
+        async def replaying_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        if complete:
+            scope = {**scope, SCOPE_KEY: b"".join(m.get("body", b"") for m in read)}
+        await self.app(scope, replaying_receive, send)
 
 
 class BodyFromScope:
     """In the API's app: a body the proxy carried in the scope is the routes' first ``receive``
-    message; without one every message comes from Serve's ``receive`` as before."""
+    message, and the same body arriving through Serve's ``receive`` is dropped; without one every
+    message comes from Serve's ``receive`` as before."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -63,9 +78,14 @@ class BodyFromScope:
         if not isinstance(body, bytes):
             await self.app(scope, receive, send)
             return
-        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        carried: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
-        async def receive_body_first() -> Message:
-            return pending.pop() if pending else await receive()
+        async def receive_carried_first() -> Message:
+            if carried:
+                return carried.pop()
+            while True:  # the body's copy on Serve's path, then what follows it (a disconnect)
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message
 
-        await self.app({k: v for k, v in scope.items() if k != SCOPE_KEY}, receive_body_first, send)
+        await self.app({k: v for k, v in scope.items() if k != SCOPE_KEY}, receive_carried_first, send)

@@ -37,8 +37,9 @@ log = logging.getLogger("ray.serve")
 
 
 def proxy_middlewares() -> list[Middleware]:
-    """What Serve's proxy calls at start (``PROXY_CALLBACK``): the last one wraps the others, so
-    the answer for a lost replica sees the scope a small body rides in (serve/proxy_body.py)."""
+    """What Serve's proxy calls at start (``PROXY_CALLBACK``). The last one wraps the others:
+    ``BodyAhead`` (serve/proxy_body.py) copies the scope, so it goes outside the answer for a lost
+    replica, which must read the request id Ray's own innermost middleware writes into its scope."""
     return [Middleware(AnswerLostAsJson), Middleware(BodyAhead)]
 
 

@@ -78,6 +78,21 @@ def test_serve_accepts_the_callback():
     """Serve's own loader and check, as the proxy runs them at start."""
     assert proxy_environment() == {PROXY_CALLBACK_ENV: PROXY_CALLBACK}
     middlewares = validate_http_proxy_callback_return(call_function_from_import_path(PROXY_CALLBACK))
-    proxy = _apply_middlewares(proxy_after_a_lost_replica(), middlewares)
-    # the body is read ahead outermost: the answer for a lost replica sees the scope it rides in
+    proxy = _apply_middlewares(proxy_after_a_lost_replica(), middlewares)  # with Ray's request-id one
     assert isinstance(proxy, BodyAhead) and isinstance(proxy.app, AnswerLostAsJson)
+    # a body carried ahead (serve/proxy_body.py) and no id from the client: the 503 still names the
+    # id Ray's proxy gave the request (in the scope its middleware rewrote), as its logs do
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    incoming = [{"type": "http.request", "body": b"abc", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    scope = {**SCOPE, "headers": [(b"content-type", b"application/octet-stream"), (b"content-length", b"3")]}
+    asyncio.run(proxy(scope, receive, send))
+    start = sent[0]
+    assert start["status"] == 503 and dict(start["headers"]).get(b"x-request-id")
