@@ -3,7 +3,7 @@ wait for the body to be fetched.
 
 Ray 2.60's proxy sends a replica the request's ASGI scope alone; the replica then asks the proxy
 for the body in a second actor call, which a photo upload's route waits on before its multipart
-form can be read (1.5-2.3 ms of an identify's ~50 ms on 2 cores, BENCHMARKS.md). ``BodyAhead`` (in
+form can be read (1-2.5 ms of an identify's ~50 ms on 2 cores, BENCHMARKS.md). ``BodyAhead`` (in
 the proxy, loaded by ``proxy_middlewares``) reads a body of known length up to ``MAX_AHEAD_BYTES``
 from the client first and puts a copy in the scope, which the proxy pickles into the request
 itself; ``BodyFromScope`` (in the API's app) hands it to the routes as the first ``receive``

@@ -10,7 +10,8 @@ committed before it died), and the message says how a client finds out. Ray send
 failure of its own outside the API's code either (a bug of the API answers its own 500 JSON):
 those get the same 503, while Serve's access log and metrics count them as 500s.
 
-This module runs in the proxy process: it imports Starlette and ``core.errors`` only.
+This module runs in the proxy process: it imports Starlette, ``core.errors`` and
+``serve.proxy_body`` only.
 """
 
 from __future__ import annotations
