@@ -99,33 +99,35 @@ class PlainDlib:
 
 
 def identify_split(client: httpx.Client, chosen: list[Path], reps: int) -> dict[str, float]:
-    """Where an identify's time goes, each part measured on its own, side by side: the Embedder's
-    work on the photo (decode, detect, embed: its own timings), the Ray hop to it and back (a
-    handle call from here, less that work), the HTTP floor (proxy, FastAPI, the key check: a
-    GET of one page of persons) and the rest, the API's own part of identify (the multipart
-    upload, the search, the thresholds, the access-log entry)."""
-    from ray import serve
-
-    embedder = serve.get_deployment_handle("Embedder", "bench")
-    parts: dict[str, list[float]] = {"total": [], "embedder work": [], "ray hop": [], "http floor": []}
+    """Where an identify's time goes, identify by identify: the photo's analysis (decode, detect,
+    embed; in the API replica when its copy is free, as for a lone request: serve/near.py) and the
+    service's other work (search, thresholds, timing row) from the service's own timing row
+    (GET /v1/stats/searches), and the rest, HTTP and Serve (client, proxy, the hop to the API
+    replica, FastAPI); beside it, the HTTP floor alone (a GET of one page of persons), not part of
+    the sum."""
+    parts: dict[str, list[float]] = {"total": [], "analysis": [], "search and the rest": [], "HTTP and Serve": []}
+    floor: list[float] = []
+    last = client.get("/v1/stats/searches", params={"limit": 1}).json()["runs"][0]["id"]
     for folder in chosen:
         probe = (folder / "2.jpg").read_bytes()
         for _ in range(reps):
             time.sleep(SETTLE_S)
             started = time.perf_counter()
             client.post("/v1/identify", files={"photo": ("q.jpg", probe, "image/jpeg")}).raise_for_status()
-            parts["total"].append(time.perf_counter() - started)
-            started = time.perf_counter()
-            analyzed = embedder.analyze.remote(probe, None).result()
-            hop = time.perf_counter() - started
-            work = sum(analyzed.timings.values())
-            parts["embedder work"].append(work)
-            parts["ray hop"].append(hop - work)
+            total = time.perf_counter() - started
+            run = client.get("/v1/stats/searches", params={"limit": 1}).json()["runs"][0]
+            if run["id"] == last:  # its timing row not written yet: leave it out
+                continue
+            last = run["id"]
+            parts["total"].append(total)
+            parts["analysis"].append(run["timings_s"]["analyze"])
+            parts["search and the rest"].append(run["total_s"] - run["timings_s"]["analyze"])
+            parts["HTTP and Serve"].append(total - run["total_s"])
             started = time.perf_counter()
             client.get("/v1/persons", params={"limit": 1}).raise_for_status()
-            parts["http floor"].append(time.perf_counter() - started)
+            floor.append(time.perf_counter() - started)
     split = {k: statistics.median(v) for k, v in parts.items()}
-    split["API's own part"] = split["total"] - split["embedder work"] - split["ray hop"] - split["http floor"]
+    split["HTTP floor (a GET, not in the sum)"] = statistics.median(floor)
     return split
 
 

@@ -34,6 +34,18 @@ KEY = "bench-key"
 AUTH = {"X-API-Key": KEY}
 
 
+def enrolled_names(base_url: str) -> set[str]:
+    """Every enrolled person's name, page by page."""
+    names: set[str] = set()
+    offset: int | None = 0
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        while offset is not None:
+            page = http.get("/v1/persons", headers=AUTH, params={"offset": offset, "limit": 500}).json()
+            names |= {p["name"] for p in page["persons"]}
+            offset = page["next_offset"]
+    return names
+
+
 def burst(base_url: str, faces: Path, clients: int, rounds: int, tag: str) -> dict[str, Any]:
     probe = (faces / "Barack_Obama" / "2.jpg").read_bytes()
     enrollee = (faces / "Angelina_Jolie" / "1.jpg").read_bytes()
@@ -74,8 +86,7 @@ def burst(base_url: str, faces: Path, clients: int, rounds: int, tag: str) -> di
     wall = time.perf_counter() - started
     ok = sorted(s for _, _, status, s in results if status in (200, 201))
     shed = sorted(s for _, _, status, s in results if status == 503)
-    with httpx.Client(base_url=base_url, timeout=60) as http:
-        persons = {p["name"] for p in http.get("/v1/persons", headers=AUTH).json()}
+    persons = enrolled_names(base_url)
     lost = [n for k, n, status, _ in results if k == "enroll" and status == 201 and n not in persons]
     ghosts = [n for k, n, status, _ in results if k == "enroll" and status != 201 and n in persons]
     return {

@@ -184,7 +184,8 @@ class ManyAnglesService:
         self, photo: bytes, policy: FacePolicy | None
     ) -> tuple[AnalyzedPhoto, ModelThresholds | None, ChangeMarks | None]:
         """The photo's analysis, and what the search needs of the store, read while the Embedder
-        works (over Serve; in process, before the analysis): the thresholds of the model that made
+        works (over Serve; before the analysis when it runs in this process: the CLI, or the API
+        replica's own copy of the model, serve/near.py): the thresholds of the model that made
         the last analysis (``read_once`` uses them when the model is the same, which it is unless
         the active model was switched) and the store's change marks (an unchanged gallery: the
         search reads nothing after the analysis). Either read failing is read again later."""

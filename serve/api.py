@@ -57,6 +57,7 @@ from serve.http_errors import HEALTH_ERRORS, health_answer
 from serve.http_errors import install as install_error_handling
 from serve.keys_api import router as keys_router
 from serve.logs import route_core_logs
+from serve.near import NearFaces
 from serve.remote import RemoteFaces, RemoteViews, wait
 
 STRICT = "answer 503 when degraded: for a readiness probe that takes this instance out of rotation"
@@ -97,7 +98,10 @@ class API:
         self._generator = generator
         store = GalleryStore.from_settings(settings)
         check_store(store)  # after a crash: integrity, orphan files, half-written files
-        self.service = ManyAnglesService(settings, RemoteFaces(embedder), store, RemoteViews(generator, embedder))
+        # a photo is analysed here when this replica's copy of the model is free (no Ray hop), by the
+        # Embedder otherwise (serve/near.py)
+        faces = NearFaces(settings, store, RemoteFaces(embedder))
+        self.service = ManyAnglesService(settings, faces, store, RemoteViews(generator, embedder))
         app.state.max_body_bytes = 2 * settings.max_upload_bytes + 1024 * 1024
         app.state.api_key = self.api_key
         app.state.keys = KeyStore(store)

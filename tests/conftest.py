@@ -321,6 +321,13 @@ def cli(
     )
 
 
+def embedder_photos(client: httpx.Client, since: float) -> int:
+    """Faces of photos (not views) the Embedder analysed since ``since`` (its batching record):
+    a photo the API replica analysed itself (serve/near.py) is not counted."""
+    recent = client.get("/v1/stats/batching", headers=AUTH, params={"recent": 10_000}).json()["recent"]
+    return sum(b["faces"] for b in recent if b["kind"] == "photos" and b["time"] > since)
+
+
 def dead_pid() -> int:
     """The id of a process that has ended (a job "killed" without killing anything)."""
     child = subprocess.Popen(["true"])

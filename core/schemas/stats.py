@@ -141,8 +141,8 @@ class SearchRun(Schema):
     faces: int = Field(description="faces searched (identify) or compared (verify)")
     total_s: float = Field(description="the call's time in the service: decoding, detection, embedding, search")
     timings_s: dict[str, float] = Field(
-        description="seconds per stage: analyze (decode, detect, embed, on the Embedder), then search (identify), "
-        "compare (verify) or score (verify_person), and total"
+        description="seconds per stage: analyze (decode, detect, embed: in the API replica or on the Embedder), "
+        "then search (identify), compare (verify) or score (verify_person), and total"
     )
     created_at: str
 

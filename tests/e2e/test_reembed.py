@@ -22,7 +22,7 @@ from core.store.jobs import list_jobs
 from core.store.model_versions import activate_model, active_model, list_models, prune_model
 from core.store.records import StoredThreshold
 
-from conftest import AUTH, FACES, REPO, local_service, photo_bytes
+from conftest import AUTH, FACES, REPO, embedder_photos, local_service, photo_bytes
 from onnx_builders import write_pack
 
 PEOPLE = ("Barack_Obama", "Angelina_Jolie", "George_Clooney", "Matt_Damon", "Katy_Perry", "Clint_Eastwood")
@@ -339,6 +339,10 @@ def test_the_service_keeps_answering_through_a_switch_and_its_embedder_follows(s
         r = client.post("/v1/persons", headers=AUTH, data={"name": name}, files={"photo": ("p.jpg", photo_bytes(name))})
         assert r.status_code == 201, r.text
     calibrate_tiny(GalleryStore(settings.data_dir))
+    since = time.time()
+    lone = client.post("/v1/identify", headers=AUTH, files={"photo": ("p.jpg", photo_bytes(PEOPLE[0]))})
+    assert lone.status_code == 200 and lone.json()["model"] == DLIB, lone.text
+    assert embedder_photos(client, since) == 1  # dlib's photos go to the Embedder, never the API's copy
     answers: list[tuple[int, str, str, float]] = []
     stop = threading.Event()
 
@@ -370,6 +374,11 @@ def test_the_service_keeps_answering_through_a_switch_and_its_embedder_follows(s
     assert set(models[models.index(TINY) :]) == {TINY}
     assert all(a[2] in PEOPLE and a[3] > 0.999 for a in served), served[:5]
     assert client.get("/v1/health").json()["models"]["embedder"] == TINY
+    # an ONNX model: the API replica loaded its own copy after the switch and analyses a lone photo
+    since = time.time()
+    lone = client.post("/v1/identify", headers=AUTH, files={"photo": ("p.jpg", photo_bytes(PEOPLE[0]))})
+    assert lone.status_code == 200 and lone.json()["model"] == TINY, lone.text
+    assert embedder_photos(client, since) == 0
 
 
 def test_a_job_s_fraction_is_zero_while_its_work_is_counted():

@@ -96,6 +96,19 @@ def test_refusals_log_one_line_with_the_code_and_no_traceback(api: httpx.Client)
                 409,
                 api.post(f"/v1/persons/{person_id}/photos", headers=AUTH, files=upload(photo_bytes("Goldie_Hawn"))),
             ),
+            (  # a lone photo is analysed in the API replica (serve/near.py); verify's two always go
+                # to the Embedder, whose refusal crosses Ray as a value, not as an exception
+                "no_face",
+                422,
+                api.post(
+                    "/v1/verify",
+                    headers=AUTH,
+                    files={
+                        "photo_a": ("a.jpg", gray_jpeg(), "image/jpeg"),
+                        "photo_b": ("b.jpg", gray_jpeg(), "image/jpeg"),
+                    },
+                ),
+            ),
         ]
         for code, status, response in sent:
             assert response.status_code == status and response.json()["error"]["code"] == code, response.text
@@ -107,7 +120,8 @@ def test_refusals_log_one_line_with_the_code_and_no_traceback(api: httpx.Client)
         )
         assert streamed.status_code == 200 and '"code": "no_face"' in streamed.text.splitlines()[-1]
         calls = [(f"POST /v1/persons: {code} ({status})") for code, status, _ in sent[:5]]
-        calls += [f"POST /v1/persons/{person_id}/photos: photo_exists (409)", "POST /v1/persons: no_face (422)"]
+        calls += [f"POST /v1/persons/{person_id}/photos: photo_exists (409)", "POST /v1/verify: no_face (422)"]
+        calls += ["POST /v1/persons: no_face (422)"]
         expected = Counter(f"refused {call}" for call in calls)
 
         deadline = time.monotonic() + 30  # the replicas write their logs as they go
@@ -124,7 +138,7 @@ def test_refusals_log_one_line_with_the_code_and_no_traceback(api: httpx.Client)
 
     serve_logs = {path: text for path, text in written.items() if path.parent.name == "serve"}
     assert any("manyangles_Embedder" in path.name and "CALL analyze" in text for path, text in serve_logs.items()), (
-        "the Embedder's log shows none of these calls: not the logs of this session's app?"
+        "the Embedder's log shows none of these calls (verify's photos go there): not this session's logs?"
     )
     assert not [path.name for path, text in written.items() if "Traceback" in text], {
         path.name: text[text.index("Traceback") - 300 :][:3000] for path, text in written.items() if "Traceback" in text

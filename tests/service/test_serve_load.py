@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import AUTH, FACES, FORCE, KEY, files, photo_bytes
+from conftest import AUTH, FACES, FORCE, KEY, embedder_photos, files, photo_bytes
 
 
 def test_twenty_parallel_enrollments(api: httpx.Client):
@@ -128,3 +128,43 @@ def test_a_full_generator_queue_answers_503_end_to_end(serve_port: int, tmp_path
         assert done["generator"] == "sd15-img2img" and not any(v["accepted"] for v in done["views"])
     finally:
         serve.delete("busy")
+
+
+def test_a_lone_identify_is_analysed_in_the_api_replica_and_a_crowd_spills_to_the_embedder(api: httpx.Client):
+    """serve/near.py: the API replica analyses a photo itself while its copy of the model is free
+    (no Ray hop) and sends the others to the Embedder meanwhile; both give the same answers."""
+    enrolled = api.post(
+        "/v1/persons",
+        headers=AUTH,
+        data={"name": "Near Crystal", **FORCE},
+        files=files(photo=photo_bytes("Billy_Crystal")),
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    probe = photo_bytes("Billy_Crystal", 2)
+
+    def identify(_: int = 0) -> tuple[str, float]:
+        for _ in range(30):
+            response = api.post("/v1/identify", headers=AUTH, files=files(photo=probe))
+            if response.status_code != 503:
+                break
+            time.sleep(float(response.headers["retry-after"]))
+        assert response.status_code == 200, response.text
+        top = response.json()["faces"][0]["candidates"][0]
+        return top["name"], top["score"]
+
+    try:
+        since = time.time()
+        alone = [identify() for _ in range(3)]
+        assert embedder_photos(api, since) == 0  # none crossed to the Embedder
+        name, score = alone[0]
+        assert name == "Near Crystal" and all(s == pytest.approx(score, abs=1e-6) for _, s in alone), alone
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            crowd = list(pool.map(identify, range(12)))
+        spilled = embedder_photos(api, since)
+        assert 1 <= spilled <= 11, spilled  # one at a time here; the rest batched by the Embedder
+        # the same model in both places: the same person at the same score (a batch may differ
+        # from a lone run in the last float bits)
+        assert all(n == name and s == pytest.approx(score, abs=1e-4) for n, s in crowd), crowd
+    finally:
+        api.delete(f"/v1/persons/{enrolled.json()['person_id']}", headers=AUTH)

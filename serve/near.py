@@ -1,0 +1,164 @@
+"""Where a photo is analysed: in the API replica when its own copy of the model is free, by the
+Embedder deployment otherwise.
+
+A lone identify that crosses to the Embedder and back pays two Ray hops (the handle call, the
+batch, the answer: 8-12 ms of a ~55 ms identify on a 2-core box, BENCHMARKS.md). So the API
+replica keeps a copy of the active model and analyses one single photo at a time itself (identify,
+an enrollment's original, verify-person, /v1/generate's photo): the request's own thread runs it,
+with no hop. While that copy is busy, photos go to the Embedder as before, where concurrent
+requests are batched; lists of photos (verify's two, /v1/embed's) and the views' gate always go
+there, and so does an upload over ``NEAR_MAX_BYTES`` (its decoding's memory stays out of the
+ingress, whose loss would end every request in flight).
+
+Only where it is as fast: an ONNX detector and embedder (dlib's calls hold the GIL: they would stall
+this replica's event loop) on the device the Embedder's copy runs on (an Embedder given a GPU is
+faster than this replica's CPU). The copy follows the gallery's active-model pointer: after a
+switch to a model that runs here it is loaded in the background (photos go to the Embedder
+meanwhile); a model that cannot be loaded here (say, an insightface pack only the Embedder's node
+has) is tried once and left to the Embedder. A photo analysed here by a model the pointer has just
+left is caught as the Embedder's would be: the search refuses it (``model_switching``, retryable).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from core.errors import ManyAnglesError
+from core.faces.active import model_spec, with_spec
+from core.faces.pipeline import AnalyzedPhoto, FacePipeline, ModelInfo
+from core.faces.recognition import FacePolicy
+from core.settings import Settings
+from core.store.gallery import GalleryStore
+from core.store.model_versions import ModelRecord, active_model
+from serve.remote import RemoteFaces
+
+log = logging.getLogger("ray.serve")
+GIL_HOLDERS = frozenset({"dlib"})  # detector or embedder kinds whose calls hold the GIL
+NEAR_MAX_BYTES = 4 * 1024 * 1024  # a larger upload is decoded by the Embedder
+
+
+def runs_near(spec: dict[str, Any]) -> bool:
+    """Whether a model of this spec (core/faces/active.py's ``model_spec``) runs in the API replica."""
+    return spec.get("detector") not in GIL_HOLDERS and spec.get("embedder") not in GIL_HOLDERS
+
+
+class NearFaces:
+    """The service's face analyzer in the API replica: this replica's copy of the model when it is
+    free and as fast, the Embedder (``remote``) otherwise."""
+
+    def __init__(self, settings: Settings, store: GalleryStore, remote: RemoteFaces) -> None:
+        self.settings = settings
+        self.store = store
+        self._remote = remote
+        self._free = threading.Lock()  # held while this replica's copy analyses a photo
+        self._loading = threading.Lock()  # held while a copy loads (requests never wait for it)
+        self._copy: FacePipeline | None = None  # one in-process copy, of the model its info names
+        self._refused: set[str] = set()  # models that could not be loaded here
+        self._same_device: dict[str, bool] = {}  # model name -> the Embedder runs it on our device
+        active = active_model(store)  # none yet on a new gallery: the Embedder records the configured one
+        spec = active.spec if active is not None else model_spec(settings)
+        if runs_near(spec):
+            with self._loading:
+                self._load(spec, None if active is None else active.name)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._remote.info
+
+    def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
+        return self.submit(photo, policy)()
+
+    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+        """Run here when this replica's copy is free (by the caller's ``pending()``), sent to the
+        Embedder otherwise (it starts on it now)."""
+        copy = None if len(photo) > NEAR_MAX_BYTES or self._free.locked() else self._near_copy()
+        if copy is None:
+            return self._remote.submit(photo, policy)
+        return functools.partial(self._analyze_here, copy, photo, policy)
+
+    def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
+        return self._remote.analyze_many(items)
+
+    def _analyze_here(self, copy: FacePipeline, photo: bytes, policy: FacePolicy | None) -> AnalyzedPhoto:
+        # taken when it runs, not when submitted: a pending analysis never called holds nothing
+        if not self._free.acquire(blocking=False):  # taken meanwhile by another request
+            return self._remote.analyze(photo, policy)
+        try:
+            return copy.analyze(photo, policy)
+        finally:
+            self._free.release()
+
+    def _near_copy(self) -> FacePipeline | None:
+        """This replica's copy, when it is of the active model and runs as fast as the Embedder's."""
+        active = active_model(self.store)
+        if active is None or not runs_near(active.spec) or active.name in self._refused:
+            return None
+        copy = self._copy
+        if copy is None or copy.info.name != active.name:
+            self._load_in_background(active)
+            return None
+        same = self._same_device.get(active.name)
+        if same is None:
+            same = self._check_device(copy)
+        return copy if same else None
+
+    def _load_in_background(self, active: ModelRecord) -> None:
+        if not self._loading.acquire(blocking=False):  # already loading
+            return
+
+        def load() -> None:
+            try:
+                self._load(active.spec, active.name)
+            finally:
+                self._loading.release()
+
+        threading.Thread(target=load, name="near-model-load", daemon=True).start()
+
+    def _load(self, spec: dict[str, Any], name: str | None) -> None:
+        """A copy of the model of ``spec`` (recorded as ``name``; None: the configured one of a
+        new gallery), in process, one at a time. A failure is logged, never raised: the copy is
+        only a shortcut."""
+        import cv2
+
+        # as in the Embedder: OpenCV's pool threads stay busy a moment after each call and would
+        # take the cores from the model's runs (serve/embedder.py)
+        cv2.setNumThreads(1)
+        try:
+            pipeline = FacePipeline(with_spec(self.settings, spec), workers=1)
+        except Exception as exc:  # noqa: BLE001 - the Embedder answers instead
+            self._refused.add(name or "")
+            log.warning("no copy of %s in the API replica (%s): its photos go to the Embedder", name, exc)
+            return
+        if name is not None and pipeline.info.name != name:
+            pipeline.close()
+            self._refused.add(name)
+            log.warning(
+                "no copy of %s in the API replica: its recorded settings load %s here", name, pipeline.info.name
+            )
+            return
+        old, self._copy = self._copy, pipeline
+        if old is not None:
+            old.close()  # in process: nothing to stop; a request still using it finishes
+        log.info("the API replica has a copy of %s (%s)", pipeline.info.name, pipeline.info.provider)
+
+    def _check_device(self, copy: FacePipeline) -> bool:
+        """Asked once per model: the Embedder's copy and this one run on the same kind of device."""
+        try:
+            theirs = self._remote.info
+        except ManyAnglesError:  # the Embedder is unavailable: its own call will say so
+            return False
+        ours = copy.info
+        if theirs.name != ours.name:  # a switch in flight: ask again next time
+            return False
+        same = theirs.provider == ours.provider
+        self._same_device[ours.name] = same
+        log.info(
+            "photos of %s are analysed in the API replica when its copy is free%s",
+            ours.name,
+            "" if same else f": no, the Embedder runs it on {theirs.provider}, this replica on {ours.provider}",
+        )
+        return same
