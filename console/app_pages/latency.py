@@ -297,6 +297,9 @@ with right:
         )
 
 st.subheader("Embedder batch sizes")
+st.caption(
+    "A lone photo is analysed by the API replica's own copy of the model: only the photos that arrive while it is busy, verify's and /v1/embed's photos and the views come here."
+)
 batched = _in_range(batches, start, end)
 if batched.empty:
     st.info("No embedding batch recorded since the Embedder replica started.")
