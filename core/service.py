@@ -18,7 +18,14 @@ from core.augment.gate import ViewsOutcome
 from core.augment.viewmaker import ViewMaker
 from core.enroll.building import ProgressCallback
 from core.enroll.enroller import Enroller, PhotoRequest
-from core.errors import InvalidInput, ManyAnglesError, ModelMismatch, ModelNotReady, TooLargeForRequest
+from core.errors import (
+    InvalidInput,
+    ManyAnglesError,
+    ModelMismatch,
+    ModelNotReady,
+    ModelSwitching,
+    TooLargeForRequest,
+)
 from core.faces.pipeline import AnalyzedPhoto, FaceAnalyzer, ModelInfo
 from core.faces.recognition import FacePolicy
 from core.results import EnrollResult, FaceIdentification, IdentifyResult, PersonVerifyResult, VerifyResult
@@ -154,6 +161,8 @@ class ManyAnglesService:
         outcome = self.views.make_views(
             photo, original.face, original.vector, requests, self.gate_threshold(analyzed.model)
         )
+        if outcome.model != analyzed.model.name:  # the views gated by another model than the photo's
+            raise ModelSwitching(f"the model changed to {outcome.model} during this call; retry")
         self.store.add_generation_run(outcome.run_record())
         return outcome
 

@@ -1,14 +1,16 @@
 """Where a photo is analysed: in the API replica when its own copy of the model is free, by the
 Embedder deployment otherwise.
 
-A lone identify that crosses to the Embedder and back pays two Ray hops (the handle call, the
-batch, the answer: 8-12 ms of a ~55 ms identify on a 2-core box, BENCHMARKS.md). So the API
+A lone identify that crosses to the Embedder and back pays the handle call, the batch and the
+answer's way back (6-9 ms per identify, measured request by request on a 2-core box:
+BENCHMARKS.md). So the API
 replica keeps a copy of the active model and analyses one single photo at a time itself (identify,
 an enrollment's original, verify-person, /v1/generate's photo): the request's own thread runs it,
 with no hop. While that copy is busy, photos go to the Embedder as before, where concurrent
 requests are batched; lists of photos (verify's two, /v1/embed's) and the views' gate always go
-there, and so does an upload over ``NEAR_MAX_BYTES`` (its decoding's memory stays out of the
-ingress, whose loss would end every request in flight).
+there, and so does a photo over ``NEAR_MAX_BYTES`` or ``NEAR_MAX_PIXELS`` (read from its header; a
+header that does not parse too): its decoding's memory stays out of the ingress, whose loss would
+end every request in flight.
 
 Only where it is as fast: an ONNX detector and embedder (dlib's calls hold the GIL: they would stall
 this replica's event loop) on the device the Embedder's copy runs on (an Embedder given a GPU is
@@ -16,12 +18,15 @@ faster than this replica's CPU). The copy follows the gallery's active-model poi
 switch to a model that runs here it is loaded in the background (photos go to the Embedder
 meanwhile); a model that cannot be loaded here (say, an insightface pack only the Embedder's node
 has) is tried once and left to the Embedder. A photo analysed here by a model the pointer has just
-left is caught as the Embedder's would be: the search refuses it (``model_switching``, retryable).
+left is caught as the Embedder's would be (``model_switching``, retryable): by the thresholds' read
+(identify, verify-person), the store under its write lock (an enrollment), the views' model
+(``/v1/generate``).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -39,6 +44,22 @@ from serve.remote import RemoteFaces
 log = logging.getLogger("ray.serve")
 GIL_HOLDERS = frozenset({"dlib"})  # detector or embedder kinds whose calls hold the GIL
 NEAR_MAX_BYTES = 4 * 1024 * 1024  # a larger upload is decoded by the Embedder
+NEAR_MAX_PIXELS = 12_000_000  # and a larger image (~36 MB as RGB; the service accepts up to 50 MP)
+
+
+def small_enough(photo: bytes) -> bool:
+    """Whether a photo is small enough to decode in the API replica: its bytes, and its pixels as its
+    header declares them (Pillow reads the header only)."""
+    if len(photo) > NEAR_MAX_BYTES:
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(photo)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: the Embedder decides and refuses
+        return False
+    return width * height <= NEAR_MAX_PIXELS
 
 
 def runs_near(spec: dict[str, Any]) -> bool:
@@ -59,6 +80,11 @@ class NearFaces:
         self._copy: FacePipeline | None = None  # one in-process copy, of the model its info names
         self._refused: set[str] = set()  # models that could not be loaded here
         self._same_device: dict[str, bool] = {}  # model name -> the Embedder runs it on our device
+        import cv2
+
+        # as in the Embedder: OpenCV's pool threads stay busy a moment after each call and would
+        # take the cores from the model's runs (serve/embedder.py)
+        cv2.setNumThreads(1)
         active = active_model(store)  # none yet on a new gallery: the Embedder records the configured one
         spec = active.spec if active is not None else model_spec(settings)
         if runs_near(spec):
@@ -75,7 +101,12 @@ class NearFaces:
     def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
         """Run here when this replica's copy is free (by the caller's ``pending()``), sent to the
         Embedder otherwise (it starts on it now)."""
-        copy = None if len(photo) > NEAR_MAX_BYTES or self._free.locked() else self._near_copy()
+        copy = None
+        if not self._free.locked() and small_enough(photo):
+            try:
+                copy = self._near_copy()
+            except Exception:
+                log.debug("where to analyse the photo: the pointer was not read", exc_info=True)
         if copy is None:
             return self._remote.submit(photo, policy)
         return functools.partial(self._analyze_here, copy, photo, policy)
@@ -116,21 +147,20 @@ class NearFaces:
             finally:
                 self._loading.release()
 
-        threading.Thread(target=load, name="near-model-load", daemon=True).start()
+        try:
+            threading.Thread(target=load, name="near-model-load", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the Embedder answers, a later photo tries again
+            self._loading.release()
 
     def _load(self, spec: dict[str, Any], name: str | None) -> None:
         """A copy of the model of ``spec`` (recorded as ``name``; None: the configured one of a
         new gallery), in process, one at a time. A failure is logged, never raised: the copy is
         only a shortcut."""
-        import cv2
-
-        # as in the Embedder: OpenCV's pool threads stay busy a moment after each call and would
-        # take the cores from the model's runs (serve/embedder.py)
-        cv2.setNumThreads(1)
         try:
             pipeline = FacePipeline(with_spec(self.settings, spec), workers=1)
         except Exception as exc:  # noqa: BLE001 - the Embedder answers instead
-            self._refused.add(name or "")
+            if name is not None:  # a new gallery's configured model: tried again once it is recorded
+                self._refused.add(name)
             log.warning("no copy of %s in the API replica (%s): its photos go to the Embedder", name, exc)
             return
         if name is not None and pipeline.info.name != name:
@@ -146,7 +176,8 @@ class NearFaces:
         log.info("the API replica has a copy of %s (%s)", pipeline.info.name, pipeline.info.provider)
 
     def _check_device(self, copy: FacePipeline) -> bool:
-        """Asked once per model: the Embedder's copy and this one run on the same kind of device."""
+        """Whether the Embedder's copy and this one run on the same kind of device: remembered per
+        model once both name it (the Embedder busy or mid-switch: asked again at the next photo)."""
         try:
             theirs = self._remote.info
         except ManyAnglesError:  # the Embedder is unavailable: its own call will say so

@@ -159,10 +159,16 @@ def test_a_lone_identify_is_analysed_in_the_api_replica_and_a_crowd_spills_to_th
         name, score = alone[0]
         assert name == "Near Crystal" and all(s == pytest.approx(score, abs=1e-6) for _, s in alone), alone
 
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            crowd = list(pool.map(identify, range(12)))
-        spilled = embedder_photos(api, since)
-        assert 1 <= spilled <= 11, spilled  # one at a time here; the rest batched by the Embedder
+        crowd: list[tuple[str, float]] = []
+        for _ in range(3):  # twelve at once: while one runs here, the others go to the Embedder
+            since = time.time()
+            with ThreadPoolExecutor(max_workers=12) as pool:
+                crowd += pool.map(identify, range(12))
+            spilled = embedder_photos(api, since)
+            assert spilled <= 11, spilled  # one at least ran here
+            if spilled:
+                break
+        assert spilled >= 1, "three crowds of twelve identifies and none reached the Embedder"
         # the same model in both places: the same person at the same score (a batch may differ
         # from a lone run in the last float bits)
         assert all(n == name and s == pytest.approx(score, abs=1e-4) for n, s in crowd), crowd

@@ -6,16 +6,19 @@ tests/e2e/test_reembed.py.)"""
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from core.faces.pipeline import FacePipeline
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.model_versions import activate_model, register_model
-from serve.near import NEAR_MAX_BYTES, NearFaces, runs_near
+from serve.near import NEAR_MAX_BYTES, NEAR_MAX_PIXELS, NearFaces, runs_near, small_enough
 
 from conftest import photo_bytes
 
@@ -87,6 +90,12 @@ def test_the_embedder_while_the_copy_is_busy_and_for_a_large_upload(tmp_path: Pa
     assert near.analyze(photo).faces and embedder.sent == 2  # free again: here
     padded = photo + bytes(NEAR_MAX_BYTES)  # a JPEG decodes up to its end marker
     assert near.analyze(padded).faces and embedder.sent == 3
+    # a small file of many pixels (a flat 16 MP PNG: ~50 KB) is decoded by the Embedder too
+    flat = io.BytesIO()
+    Image.new("RGB", (4000, 4000), (90, 90, 90)).save(flat, format="PNG")
+    assert len(flat.getvalue()) < NEAR_MAX_BYTES and 4000 * 4000 > NEAR_MAX_PIXELS
+    assert small_enough(photo) and not small_enough(flat.getvalue()) and not small_enough(b"not an image")
+    assert near.analyze(flat.getvalue()).faces == [] and embedder.sent == 4
 
 
 def test_a_switch_to_a_model_that_cannot_load_here_leaves_its_photos_to_the_embedder(tmp_path: Path):
