@@ -36,7 +36,8 @@ from core.settings import MAX_TOP_K, Settings
 from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
 from core.store.records import DuplicatePair, ModelThresholds, Person
-from core.store.removals import ChangeMarks, change_marks, prune_removals
+from core.store.removals import ChangeMarks, prune_removals
+from core.store.search_reads import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,6 @@ class ManyAnglesService:
         self.search = LiveSearch(store, settings.search_exact_max)
         self.thresholds = Thresholds(settings, store)
         self.enroller = Enroller(settings, faces, self.search, self.thresholds, views)
-        # the model of the latest analysis: a search reads its thresholds while the Embedder
-        # analyses the next photo (the model changes only with a switch)
-        self._model_seen: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManyAnglesService:
@@ -192,22 +190,21 @@ class ManyAnglesService:
     def _analyze_reading_ahead(
         self, photo: bytes, policy: FacePolicy | None
     ) -> tuple[AnalyzedPhoto, ModelThresholds | None, ChangeMarks | None]:
-        """The photo's analysis, and what the search needs of the store, read while the Embedder
-        works (over Serve; before the analysis when it runs in this process: the CLI, or the API
-        replica's own copy of the model, serve/near.py): the thresholds of the model that made
-        the last analysis (``read_once`` uses them when the model is the same, which it is unless
-        the active model was switched) and the store's change marks (an unchanged gallery: the
-        search reads nothing after the analysis). Either read failing is read again later."""
-        pending = self.faces.submit(photo, policy)
-        seen, early, marks = self._model_seen, None, None
+        """The photo's analysis, and what the search needs of the store, read first in one
+        statement (core/store/search_reads.py): the active model (the analyzer is told it, so
+        it does not read it again), its calibrations (``read_once`` uses them when the analysis
+        was that model's, which it is unless the model was switched meanwhile) and the change
+        marks (an unchanged gallery: the search reads nothing after the analysis). A failed read
+        is read again later, after the analysis, whose outcome comes first."""
+        reads = None
         try:
-            marks = change_marks(self.store)
-            early = self.store.model_thresholds(seen) if seen is not None else None
-        except Exception:  # read again after the analysis, whose outcome comes first
-            log.debug("an early read failed; reading after the analysis", exc_info=True)
-        analyzed = pending()
-        self._model_seen = analyzed.model.name
-        return analyzed, early, marks
+            reads = read_ahead(self.store)
+        except Exception:
+            log.debug("the reads ahead of the search failed; reading after the analysis", exc_info=True)
+        if reads is None:
+            return self.faces.submit(photo, policy)(), None, None
+        analyzed = self.faces.submit(photo, policy, reads.active)()
+        return analyzed, reads.thresholds, reads.marks
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         clock = self.store.search_clock("verify")  # timings only, for the latency charts

@@ -98,13 +98,16 @@ class NearFaces:
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
         return self.submit(photo, policy)()
 
-    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+    def submit(
+        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+    ) -> Callable[[], AnalyzedPhoto]:
         """Run here when this replica's copy is free (by the caller's ``pending()``), sent to the
-        Embedder otherwise (it starts on it now)."""
+        Embedder otherwise (it starts on it now). ``active``: the pointer as the caller has just
+        read it (None: read here)."""
         copy = None
         if not self._free.locked() and small_enough(photo):
             try:
-                copy = self._near_copy()
+                copy = self._near_copy(active)
             except Exception:
                 log.debug("where to analyse the photo: the pointer was not read", exc_info=True)
         if copy is None:
@@ -123,9 +126,10 @@ class NearFaces:
         finally:
             self._free.release()
 
-    def _near_copy(self) -> FacePipeline | None:
+    def _near_copy(self, active: ModelRecord | None) -> FacePipeline | None:
         """This replica's copy, when it is of the active model and runs as fast as the Embedder's."""
-        active = active_model(self.store)
+        if active is None:
+            active = active_model(self.store)
         if active is None or not runs_near(active.spec) or active.name in self._refused:
             return None
         copy = self._copy

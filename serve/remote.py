@@ -16,6 +16,7 @@ from core.errors import ManyAnglesError, ReplicaLost, ServiceBusy
 from core.faces.pipeline import AnalyzedPhoto, ModelInfo
 from core.faces.recognition import FacePolicy
 from core.faces.types import Face
+from core.store.model_versions import ModelRecord
 from serve.refusals import Refused
 
 CALL_TIMEOUT_S = 600.0
@@ -73,7 +74,10 @@ class RemoteFaces:
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
         return self.submit(photo, policy)()
 
-    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+    def submit(
+        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+    ) -> Callable[[], AnalyzedPhoto]:
+        """(``active`` is not used: the Embedder follows the pointer itself.)"""
         response = self._embedder.analyze.remote(photo, policy)  # routed now; the caller goes on
         return functools.partial(wait, response, "embedder")
 

@@ -10,7 +10,6 @@ replica hold one of these, so every replica follows the pointer without a restar
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -105,9 +104,11 @@ class ActiveModelFaces:
             )
         return pipeline
 
-    def current(self) -> FacePipeline:
-        """The pipeline of the active model (loaded now when the pointer moved)."""
-        active = active_model(self.store)
+    def current(self, active: ModelRecord | None = None) -> FacePipeline:
+        """The pipeline of the active model (loaded now when the pointer moved); ``active``: the
+        pointer as the caller has just read it (None: read now)."""
+        if active is None:
+            active = active_model(self.store)
         with self._lock:
             if active is None or active.name == self._pipeline.info.name:
                 return self._pipeline
@@ -125,8 +126,10 @@ class ActiveModelFaces:
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto:
         return self.current().analyze(photo, policy)
 
-    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
-        return functools.partial(self.analyze, photo, policy)
+    def submit(
+        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+    ) -> Callable[[], AnalyzedPhoto]:
+        return lambda: self.current(active).analyze(photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
         return self.current().analyze_many(items)

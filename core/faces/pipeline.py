@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from core.faces.embedders.shipped import UNCALIBRATED, Shipped
 from core.faces.recognition import EmbeddedFace, FaceEngine, FacePolicy, select_face, subject_faces
 from core.faces.types import Face
 from core.faces.workers import ModelPool, Task
+
+if TYPE_CHECKING:
+    from core.store.model_versions import ModelRecord
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,10 +70,13 @@ class FaceAnalyzer(Protocol):
 
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
 
-    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+    def submit(
+        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+    ) -> Callable[[], AnalyzedPhoto]:
         """``analyze``, started: calling the result waits for it (and raises its errors). In
-        process the analysis runs then; over Serve the Embedder starts on it now, and the caller
-        may read the store meanwhile."""
+        process the analysis runs then; over Serve the Embedder starts on it now. ``active``: the
+        active model as the caller has just read it (core/store/search_reads.py), so that an
+        analyzer that follows the pointer need not read it again (None: it reads it)."""
         ...
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
@@ -148,7 +154,10 @@ class FacePipeline:
             raise result
         return result
 
-    def submit(self, photo: bytes, policy: FacePolicy | None = None) -> Callable[[], AnalyzedPhoto]:
+    def submit(
+        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+    ) -> Callable[[], AnalyzedPhoto]:
+        """(``active`` is not used: this pipeline's model is fixed.)"""
         return functools.partial(self.analyze, photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:

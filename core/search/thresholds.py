@@ -164,7 +164,8 @@ class Thresholds:
         """These thresholds over one read of ``model``'s calibrations, which also checks that
         ``model`` is still the active one (ModelSwitching: retry): a search's threshold, views
         offset and active-model check in one statement, not three (round trips on PostgreSQL).
-        ``early``: that read, made while the photo was analysed (used when it is ``model``'s)."""
+        ``early``: that read, made before the analysis (core/store/search_reads.py; used when it
+        is ``model``'s)."""
         stored = early if early is not None and early.model == model.name else self.store.model_thresholds(model.name)
         ModelSwitching.unless(stored.active, model.name)
         return replace(self, read=stored)

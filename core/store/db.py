@@ -144,7 +144,7 @@ class PostgresDatabase:
     def _check(self, raw: Any) -> None:
         """Ask the server (a round trip) whether a connection idle for CHECK_AFTER_IDLE_S is still
         alive, before it is handed out; one used since is not asked (an identify takes a
-        connection four times). A server restarted within that time fails the next operation on
+        connection two or three times). A server restarted within that time fails the next operation on
         a connection it dropped with StoreUnavailable (a 503: retry), and the pool replaces it."""
         from psycopg_pool import ConnectionPool
 

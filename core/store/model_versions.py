@@ -59,20 +59,20 @@ class EmbeddedImage:
     reason: str = ""
 
 
-_MODEL_COLUMNS = "m.name, m.dim, m.status, m.spec_json, m.thresholds_json, m.created_at, m.activated_at"
+MODEL_COLUMNS = "m.name, m.dim, m.status, m.spec_json, m.thresholds_json, m.created_at, m.activated_at"
 
 
-def _record(row: tuple[Any, ...]) -> ModelRecord:
+def model_record(row: tuple[Any, ...]) -> ModelRecord:
     return ModelRecord(row[0], int(row[1]), row[2], json.loads(row[3]), json.loads(row[4]), row[5], row[6], int(row[7]))
 
 
 def list_models(store: GalleryStore) -> list[ModelRecord]:
     with store.reader() as conn:
         rows = conn.execute(
-            f"SELECT {_MODEL_COLUMNS}, (SELECT COUNT(*) FROM embeddings e WHERE e.model = m.name) "
+            f"SELECT {MODEL_COLUMNS}, (SELECT COUNT(*) FROM embeddings e WHERE e.model = m.name) "
             "FROM models m ORDER BY m.created_at, m.name"
         ).fetchall()
-    return [_record(r) for r in rows]
+    return [model_record(r) for r in rows]
 
 
 def get_model(store: GalleryStore, name: str) -> ModelRecord | None:
@@ -82,8 +82,8 @@ def get_model(store: GalleryStore, name: str) -> ModelRecord | None:
 def active_model(store: GalleryStore) -> ModelRecord | None:
     """The model identification uses (no vector count: this is read on every request)."""
     with store.reader() as conn:
-        row = conn.execute(f"SELECT {_MODEL_COLUMNS}, 0 FROM models m WHERE m.status = 'active'").fetchone()
-    return _record(row) if row else None
+        row = conn.execute(f"SELECT {MODEL_COLUMNS}, 0 FROM models m WHERE m.status = 'active'").fetchone()
+    return model_record(row) if row else None
 
 
 def register_model(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from core.store.db import Connection
 from core.store.gallery import GalleryStore
@@ -43,25 +44,34 @@ class ChangeMarks:
 
 
 def change_marks(store: GalleryStore) -> ChangeMarks:
-    """The marks now: one statement (a round trip on PostgreSQL). An identify reads them while the
-    Embedder works, so that an unchanged gallery costs no read after the analysis."""
+    """The marks now: one statement (a round trip on PostgreSQL). An identify reads them with the
+    active model before its analysis (core/store/search_reads.py), so that an unchanged gallery
+    costs no read after it."""
     with store.reader() as conn:
-        return _marks(conn)
+        return read_marks(conn)
 
 
-def _marks(conn: Connection) -> ChangeMarks:
-    floor, newest, changes = conn.execute(
-        "SELECT (SELECT value FROM store_meta WHERE key = 'removals_floor'), "
-        "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals), "
-        "(SELECT value FROM store_meta WHERE key = 'change_seq')"
-    ).fetchone()
+# the marks as three columns of a SELECT (core/store/search_reads.py reads them with more)
+MARKS_COLUMNS = (
+    "(SELECT value FROM store_meta WHERE key = 'removals_floor'), "
+    "(SELECT COALESCE(MAX(seq), 0) FROM embedding_removals), "
+    "(SELECT value FROM store_meta WHERE key = 'change_seq')"
+)
+
+
+def marks_of(floor: Any, newest: Any, changes: Any) -> ChangeMarks:
+    """The marks from MARKS_COLUMNS' three values."""
     return ChangeMarks(max(int(floor), int(newest)), int(floor), int(changes))
+
+
+def read_marks(conn: Connection) -> ChangeMarks:
+    return marks_of(*conn.execute(f"SELECT {MARKS_COLUMNS}").fetchone())
 
 
 def removed_embeddings(store: GalleryStore, model: str, after_seq: int) -> Removals:
     """What ``model`` lost after sequence number ``after_seq``, and the change counter."""
     with store.reader() as conn:
-        marks = _marks(conn)
+        marks = read_marks(conn)
         if marks.last <= after_seq:
             return Removals(marks.last, [], marks.floor, marks.changes)
         ids = conn.execute(

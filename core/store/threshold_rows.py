@@ -11,7 +11,9 @@ from contextlib import AbstractContextManager
 from core.store.db import Connection
 from core.store.records import ModelThresholds, StoredThreshold
 
-_COLUMNS = "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size, fmr_pairs"
+THRESHOLD_COLUMNS = (
+    "model, kind, rule, target, threshold, n_negative, dataset, created_at, person_fmr, gallery_size, fmr_pairs"
+)
 
 
 class ThresholdRows:
@@ -48,7 +50,7 @@ class ThresholdRows:
     def get_threshold(self, model: str, kind: str, target: float, rule: str = "") -> StoredThreshold | None:
         with self._connect() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM thresholds "
+                f"SELECT {THRESHOLD_COLUMNS} FROM thresholds "
                 "WHERE model = ? AND kind = ? AND rule = ? AND abs(target - ?) < 1e-12",
                 (model, kind, rule, target),
             ).fetchone()
@@ -59,13 +61,14 @@ class ThresholdRows:
         in a gallery with no active model yet)."""
         with self._connect() as conn:
             rows = conn.execute(
-                f"SELECT m.name, {', '.join(f't.{c}' for c in _COLUMNS.split(', '))} FROM models AS m "
+                f"SELECT m.name, {', '.join(f't.{c}' for c in THRESHOLD_COLUMNS.split(', '))} FROM models AS m "
                 "LEFT JOIN thresholds AS t ON t.model = ? WHERE m.status = 'active'",
                 (model,),
             ).fetchall()
             if not rows:
                 rows = [
-                    (None, *r) for r in conn.execute(f"SELECT {_COLUMNS} FROM thresholds WHERE model = ?", (model,))
+                    (None, *r)
+                    for r in conn.execute(f"SELECT {THRESHOLD_COLUMNS} FROM thresholds WHERE model = ?", (model,))
                 ]
         active = rows[0][0] if rows else None
         return ModelThresholds(model, active, tuple(StoredThreshold(*r[1:]) for r in rows if r[1] is not None))
@@ -73,5 +76,7 @@ class ThresholdRows:
     def thresholds(self) -> list[StoredThreshold]:
         """Every stored (calibrated) threshold."""
         with self._connect() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM thresholds ORDER BY model, kind, rule, target").fetchall()
+            rows = conn.execute(
+                f"SELECT {THRESHOLD_COLUMNS} FROM thresholds ORDER BY model, kind, rule, target"
+            ).fetchall()
         return [StoredThreshold(*row) for row in rows]

@@ -276,6 +276,35 @@ def test_thresholds_read_while_the_photo_was_analysed_serve_only_their_model(tmp
         Thresholds(settings, store).read_once(m, store.model_thresholds("m"))
 
 
+def test_the_reads_ahead_of_a_search_are_the_pointer_its_calibrations_and_the_marks(tmp_path: Path, open_store):
+    """core/store/search_reads.py's one statement answers what its three reads would."""
+    from core.store import removals
+    from core.store.model_versions import activate_model, active_model, register_model
+    from core.store.records import StoredThreshold
+    from core.store.search_reads import read_ahead
+
+    store = open_store(tmp_path / "data")
+    empty = read_ahead(store)  # a new gallery: no active model, the marks all the same
+    assert (empty.active, empty.thresholds, empty.marks) == (None, None, removals.change_marks(store))
+    register_model(store, "m", 16, {"embedder": "x"}, {"max": 0.6}, activate_if_none=True)
+    register_model(store, "n", 16, {}, {"max": 0.5})
+    uncalibrated = read_ahead(store)
+    assert uncalibrated.active == active_model(store) and uncalibrated.active.spec == {"embedder": "x"}
+    assert uncalibrated.thresholds == store.model_thresholds("m") and uncalibrated.thresholds.rows == ()
+    store.set_threshold(StoredThreshold("m", "fpir", "max", 0.01, 0.61, 100, "set", "t"))
+    store.set_threshold(StoredThreshold("m", "gate_fmr", "", 0.001, 0.4, 100, "set", "t"))
+    store.set_threshold(StoredThreshold("n", "fpir", "max", 0.01, 0.77, 100, "set", "t"))
+    reads = read_ahead(store)
+    assert reads.thresholds == store.model_thresholds("m") and len(reads.thresholds.rows) == 2
+    activate_model(store, "n", {"max": 0.5}, allow_missing=True)
+    switched = read_ahead(store)
+    assert switched.active is not None and switched.active.name == "n"
+    assert switched.thresholds == store.model_thresholds("n") and switched.thresholds.active == "n"
+    store.add_person(_person("ann", unit(np.random.default_rng(3).standard_normal((2, 16), np.float32)), "n"))
+    moved = read_ahead(store)
+    assert moved.marks == removals.change_marks(store) and moved.marks.changes > switched.marks.changes
+
+
 def test_a_search_never_goes_back_to_the_model_switched_from(tmp_path: Path, open_store, monkeypatch):
     """A request analysed by the old model that reaches the search after one by the new model is
     refused (retry), and the old model's gallery is not loaded again."""
