@@ -37,7 +37,7 @@ from core.store.gallery import GalleryStore
 from core.store.names import normalise_name
 from core.store.records import DuplicatePair, ModelThresholds, Person
 from core.store.removals import ChangeMarks, prune_removals
-from core.store.search_reads import read_ahead
+from core.store.search_reads import ReadsAhead
 
 log = logging.getLogger(__name__)
 
@@ -190,21 +190,18 @@ class ManyAnglesService:
     def _analyze_reading_ahead(
         self, photo: bytes, policy: FacePolicy | None
     ) -> tuple[AnalyzedPhoto, ModelThresholds | None, ChangeMarks | None]:
-        """The photo's analysis, and what the search needs of the store, read first in one
-        statement (core/store/search_reads.py): the active model (the analyzer is told it, so
-        it does not read it again), its calibrations (``read_once`` uses them when the analysis
-        was that model's, which it is unless the model was switched meanwhile) and the change
-        marks (an unchanged gallery: the search reads nothing after the analysis). A failed read
-        is read again later, after the analysis, whose outcome comes first."""
-        reads = None
-        try:
-            reads = read_ahead(self.store)
-        except Exception:
-            log.debug("the reads ahead of the search failed; reading after the analysis", exc_info=True)
-        if reads is None:
-            return self.faces.submit(photo, policy)(), None, None
-        analyzed = self.faces.submit(photo, policy, reads.active)()
-        return analyzed, reads.thresholds, reads.marks
+        """The photo's analysis, and what the search needs of the store, in one statement
+        (core/store/search_reads.py): the active model (read first when the analyzer needs it:
+        in process or the API replica's own copy of the model; else while the Embedder works),
+        its calibrations (``read_once`` uses them when the analysis was that model's, which it is
+        unless the model was switched meanwhile) and the change marks (an unchanged gallery: the
+        search reads nothing after the analysis). A failed read is read again later, after the
+        analysis, whose outcome comes first."""
+        ahead = ReadsAhead(self.store)
+        pending = self.faces.submit(photo, policy, ahead)
+        reads = ahead.get()
+        analyzed = pending()
+        return analyzed, reads.thresholds if reads else None, reads.marks if reads else None
 
     def verify(self, photo_a: bytes, photo_b: bytes, face: FacePolicy = "largest") -> VerifyResult:
         clock = self.store.search_clock("verify")  # timings only, for the latency charts

@@ -17,10 +17,12 @@ this replica's event loop) on the device the Embedder's copy runs on (an Embedde
 faster than this replica's CPU). The copy follows the gallery's active-model pointer: after a
 switch to a model that runs here it is loaded in the background (photos go to the Embedder
 meanwhile); a model that cannot be loaded here (say, an insightface pack only the Embedder's node
-has) is tried once and left to the Embedder. A photo analysed here by a model the pointer has just
-left is caught as the Embedder's would be (``model_switching``, retryable): by the thresholds' read
-(identify, verify-person), the store under its write lock (an enrollment), the views' model
-(``/v1/generate``).
+has) is tried once and left to the Embedder. The copy is used for the model the request read as
+active, in the statement that also reads the search's thresholds and change marks
+(core/store/search_reads.py): an identify or verify-person is answered by one model throughout,
+and a switch committed meanwhile is met by the next request. An enrollment analysed by a model the
+pointer has just left is refused as the Embedder's would be (``model_switching``, retryable) by the
+store under its write lock, ``/v1/generate`` by the views' model.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from core.faces.recognition import FacePolicy
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.model_versions import ModelRecord, active_model
+from core.store.search_reads import ReadsAhead
 from serve.remote import RemoteFaces
 
 log = logging.getLogger("ray.serve")
@@ -99,15 +102,15 @@ class NearFaces:
         return self.submit(photo, policy)()
 
     def submit(
-        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+        self, photo: bytes, policy: FacePolicy | None = None, ahead: ReadsAhead | None = None
     ) -> Callable[[], AnalyzedPhoto]:
         """Run here when this replica's copy is free (by the caller's ``pending()``), sent to the
-        Embedder otherwise (it starts on it now). ``active``: the pointer as the caller has just
-        read it (None: read here)."""
+        Embedder otherwise (it starts on it now). ``ahead``: the request's reads of the store,
+        the pointer among them (read now when the copy is free; None: the pointer is read alone)."""
         copy = None
         if not self._free.locked() and small_enough(photo):
             try:
-                copy = self._near_copy(active)
+                copy = self._near_copy(ahead)
             except Exception:
                 log.debug("where to analyse the photo: the pointer was not read", exc_info=True)
         if copy is None:
@@ -126,8 +129,9 @@ class NearFaces:
         finally:
             self._free.release()
 
-    def _near_copy(self, active: ModelRecord | None) -> FacePipeline | None:
+    def _near_copy(self, ahead: ReadsAhead | None) -> FacePipeline | None:
         """This replica's copy, when it is of the active model and runs as fast as the Embedder's."""
+        active = ahead.active() if ahead is not None else None
         if active is None:
             active = active_model(self.store)
         if active is None or not runs_near(active.spec) or active.name in self._refused:
@@ -147,7 +151,13 @@ class NearFaces:
 
         def load() -> None:
             try:
-                self._load(active.spec, active.name)
+                # the pointer once more: a request that read it just before a switch must not
+                # load back the model switched from (a later photo asks for the right one)
+                latest = active_model(self.store)
+                if latest is not None and latest.name == active.name:
+                    self._load(active.spec, active.name)
+            except Exception:  # the pointer unread: a later photo tries again
+                log.debug("the pointer was not read before loading %s", active.name, exc_info=True)
             finally:
                 self._loading.release()
 

@@ -16,7 +16,7 @@ from core.errors import ManyAnglesError, ReplicaLost, ServiceBusy
 from core.faces.pipeline import AnalyzedPhoto, ModelInfo
 from core.faces.recognition import FacePolicy
 from core.faces.types import Face
-from core.store.model_versions import ModelRecord
+from core.store.search_reads import ReadsAhead
 from serve.refusals import Refused
 
 CALL_TIMEOUT_S = 600.0
@@ -75,9 +75,9 @@ class RemoteFaces:
         return self.submit(photo, policy)()
 
     def submit(
-        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+        self, photo: bytes, policy: FacePolicy | None = None, ahead: ReadsAhead | None = None
     ) -> Callable[[], AnalyzedPhoto]:
-        """(``active`` is not used: the Embedder follows the pointer itself.)"""
+        """(``ahead`` is not used: the Embedder follows the pointer itself.)"""
         response = self._embedder.analyze.remote(photo, policy)  # routed now; the caller goes on
         return functools.partial(wait, response, "embedder")
 

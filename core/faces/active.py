@@ -25,6 +25,7 @@ from core.faces.types import Face
 from core.settings import Settings
 from core.store.gallery import GalleryStore
 from core.store.model_versions import ModelRecord, active_model, register_model
+from core.store.search_reads import ReadsAhead
 
 log = logging.getLogger(__name__)
 SPEC_KEYS = ("detector", "embedder", "insightface_pack")
@@ -104,10 +105,13 @@ class ActiveModelFaces:
             )
         return pipeline
 
-    def current(self, active: ModelRecord | None = None) -> FacePipeline:
-        """The pipeline of the active model (loaded now when the pointer moved); ``active``: the
-        pointer as the caller has just read it (None: read now)."""
-        if active is None:
+    def current(self, ahead: ReadsAhead | None = None) -> FacePipeline:
+        """The pipeline of the active model (loaded now when the pointer moved); ``ahead``: the
+        request's reads, the pointer among them (None: read now). A pointer read ahead that names
+        another model than the loaded one is read again before anything is loaded: a request
+        that read it just before a switch must not load back the model switched from."""
+        active = ahead.active() if ahead is not None else None
+        if active is None or active.name != self._pipeline.info.name:
             active = active_model(self.store)
         with self._lock:
             if active is None or active.name == self._pipeline.info.name:
@@ -127,9 +131,9 @@ class ActiveModelFaces:
         return self.current().analyze(photo, policy)
 
     def submit(
-        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+        self, photo: bytes, policy: FacePolicy | None = None, ahead: ReadsAhead | None = None
     ) -> Callable[[], AnalyzedPhoto]:
-        return lambda: self.current(active).analyze(photo, policy)
+        return lambda: self.current(ahead).analyze(photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:
         return self.current().analyze_many(items)

@@ -28,10 +28,10 @@ from core.faces.embedders.shipped import UNCALIBRATED, Shipped
 from core.faces.recognition import EmbeddedFace, FaceEngine, FacePolicy, select_face, subject_faces
 from core.faces.types import Face
 from core.faces.workers import ModelPool, Task
+from core.settings import Settings
 
 if TYPE_CHECKING:
-    from core.store.model_versions import ModelRecord
-from core.settings import Settings
+    from core.store.search_reads import ReadsAhead
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,13 @@ class FaceAnalyzer(Protocol):
     def analyze(self, photo: bytes, policy: FacePolicy | None = None) -> AnalyzedPhoto: ...
 
     def submit(
-        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+        self, photo: bytes, policy: FacePolicy | None = None, ahead: ReadsAhead | None = None
     ) -> Callable[[], AnalyzedPhoto]:
         """``analyze``, started: calling the result waits for it (and raises its errors). In
-        process the analysis runs then; over Serve the Embedder starts on it now. ``active``: the
-        active model as the caller has just read it (core/store/search_reads.py), so that an
-        analyzer that follows the pointer need not read it again (None: it reads it)."""
+        process the analysis runs then; over Serve the Embedder starts on it now, and the caller
+        may read the store meanwhile. ``ahead``: the request's reads of the store
+        (core/store/search_reads.py), where an analyzer that follows the active-model pointer
+        takes it from (None: it reads the pointer itself)."""
         ...
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]: ...
@@ -155,9 +156,9 @@ class FacePipeline:
         return result
 
     def submit(
-        self, photo: bytes, policy: FacePolicy | None = None, active: ModelRecord | None = None
+        self, photo: bytes, policy: FacePolicy | None = None, ahead: ReadsAhead | None = None
     ) -> Callable[[], AnalyzedPhoto]:
-        """(``active`` is not used: this pipeline's model is fixed.)"""
+        """(``ahead`` is not used: this pipeline's model is fixed.)"""
         return functools.partial(self.analyze, photo, policy)
 
     def analyze_many(self, items: list[tuple[bytes, FacePolicy | None]]) -> list[AnalyzedPhoto | ManyAnglesError]:

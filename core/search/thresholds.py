@@ -162,10 +162,11 @@ class Thresholds:
 
     def read_once(self, model: ModelInfo, early: ModelThresholds | None = None) -> Thresholds:
         """These thresholds over one read of ``model``'s calibrations, which also checks that
-        ``model`` is still the active one (ModelSwitching: retry): a search's threshold, views
-        offset and active-model check in one statement, not three (round trips on PostgreSQL).
-        ``early``: that read, made before the analysis (core/store/search_reads.py; used when it
-        is ``model``'s)."""
+        ``model`` was the active one at that read (ModelSwitching: retry): a search's threshold,
+        views offset and active-model check in one statement, not three (round trips on
+        PostgreSQL). ``early``: that read, made with the active-model pointer before the analysis
+        or while the Embedder works (core/store/search_reads.py), used when it is ``model``'s;
+        otherwise (the analysis was another model's: a switch in between) read again now."""
         stored = early if early is not None and early.model == model.name else self.store.model_thresholds(model.name)
         ModelSwitching.unless(stored.active, model.name)
         return replace(self, read=stored)

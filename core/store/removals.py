@@ -43,14 +43,6 @@ class ChangeMarks:
     changes: int
 
 
-def change_marks(store: GalleryStore) -> ChangeMarks:
-    """The marks now: one statement (a round trip on PostgreSQL). An identify reads them with the
-    active model before its analysis (core/store/search_reads.py), so that an unchanged gallery
-    costs no read after it."""
-    with store.reader() as conn:
-        return read_marks(conn)
-
-
 # the marks as three columns of a SELECT (core/store/search_reads.py reads them with more)
 MARKS_COLUMNS = (
     "(SELECT value FROM store_meta WHERE key = 'removals_floor'), "

@@ -278,14 +278,19 @@ def test_thresholds_read_while_the_photo_was_analysed_serve_only_their_model(tmp
 
 def test_the_reads_ahead_of_a_search_are_the_pointer_its_calibrations_and_the_marks(tmp_path: Path, open_store):
     """core/store/search_reads.py's one statement answers what its three reads would."""
-    from core.store import removals
     from core.store.model_versions import activate_model, active_model, register_model
     from core.store.records import StoredThreshold
+    from core.store.removals import ChangeMarks, read_marks
     from core.store.search_reads import read_ahead
 
     store = open_store(tmp_path / "data")
+
+    def marks_now() -> ChangeMarks:  # the marks' statement alone
+        with store.reader() as conn:
+            return read_marks(conn)
+
     empty = read_ahead(store)  # a new gallery: no active model, the marks all the same
-    assert (empty.active, empty.thresholds, empty.marks) == (None, None, removals.change_marks(store))
+    assert (empty.active, empty.thresholds, empty.marks) == (None, None, marks_now())
     register_model(store, "m", 16, {"embedder": "x"}, {"max": 0.6}, activate_if_none=True)
     register_model(store, "n", 16, {}, {"max": 0.5})
     uncalibrated = read_ahead(store)
@@ -302,7 +307,7 @@ def test_the_reads_ahead_of_a_search_are_the_pointer_its_calibrations_and_the_ma
     assert switched.thresholds == store.model_thresholds("n") and switched.thresholds.active == "n"
     store.add_person(_person("ann", unit(np.random.default_rng(3).standard_normal((2, 16), np.float32)), "n"))
     moved = read_ahead(store)
-    assert moved.marks == removals.change_marks(store) and moved.marks.changes > switched.marks.changes
+    assert moved.marks == marks_now() and moved.marks.changes > switched.marks.changes
 
 
 def test_a_search_never_goes_back_to_the_model_switched_from(tmp_path: Path, open_store, monkeypatch):
@@ -332,26 +337,27 @@ def test_a_search_never_goes_back_to_the_model_switched_from(tmp_path: Path, ope
 
 
 def test_marks_read_ahead_spare_the_refresh_only_when_nothing_changed(tmp_path: Path, open_store, monkeypatch):
-    """An identify reads the store's change marks while the Embedder works: a search up to them
+    """An identify reads the store's change marks before its search (with the active model, while
+    the Embedder works or before the analysis in process): a search up to them
     reads nothing after the analysis, one whose removal log position they match reads only the new
     vectors; a deletion or enrollment answered before the marks were read is never missed; stale
     marks (a request that read them before another refreshed the search) read as before, and never
     move the search back."""
-    import core.store.removals as removals
+    from core.store.search_reads import read_ahead
 
     store = open_store(tmp_path / "data")
     logs = _positions_read(monkeypatch, "removed_embeddings")
     rng = np.random.default_rng(3)
     ids = _three_persons(store, rng)
     search = GallerySearch("m")
-    assert search.refresh(store, removals.change_marks(store)) == (6, 0) and not logs  # the log is empty
-    assert search.refresh(store, removals.change_marks(store)) == (0, 0) and not logs  # up to them: no read
-    stale = removals.change_marks(store)
+    assert search.refresh(store, read_ahead(store).marks) == (6, 0) and not logs  # the log is empty
+    assert search.refresh(store, read_ahead(store).marks) == (0, 0) and not logs  # up to them: no read
+    stale = read_ahead(store).marks
     store.delete_person(ids[0])  # answered before the next request's marks are read
-    assert search.refresh(store, removals.change_marks(store)) == (0, 2) and len(logs) == 1
+    assert search.refresh(store, read_ahead(store).marks) == (0, 2) and len(logs) == 1
     assert search.size == 4
     assert search.refresh(store, stale) == (0, 0) and len(logs) == 2 and search.size == 4  # read, nothing new
-    assert search.up_to(removals.change_marks(store))  # not moved back to the stale marks
+    assert search.up_to(read_ahead(store).marks)  # not moved back to the stale marks
     store.add_person(_person("late", unit(rng.standard_normal((2, 16), np.float32))))
-    assert search.refresh(store, removals.change_marks(store)) == (2, 0) and search.size == 6
+    assert search.refresh(store, read_ahead(store).marks) == (2, 0) and search.size == 6
     assert len(logs) == 2  # no removal since its marks: only the new vectors were read
