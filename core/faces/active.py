@@ -107,13 +107,17 @@ class ActiveModelFaces:
 
     def current(self, ahead: ReadsAhead | None = None) -> FacePipeline:
         """The pipeline of the active model (loaded now when the pointer moved); ``ahead``: the
-        request's reads, the pointer among them (None: read now). A pointer read ahead that names
-        another model than the loaded one is read again before anything is loaded: a request
-        that read it just before a switch must not load back the model switched from."""
+        request's reads, the pointer among them (None: read now). A pointer that names another
+        model than the loaded one is read again under the lock before anything is loaded: a
+        request that read it just before a switch (or waited here while another loaded the new
+        model) must not load back the model switched from."""
         active = ahead.active() if ahead is not None else None
         if active is None or active.name != self._pipeline.info.name:
             active = active_model(self.store)
+        if active is None or active.name == self._pipeline.info.name:
+            return self._pipeline
         with self._lock:
+            active = active_model(self.store)  # the pointer now, not as it was before the wait
             if active is None or active.name == self._pipeline.info.name:
                 return self._pipeline
             log.info("the active model is now %s: loading it", active.name)

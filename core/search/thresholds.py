@@ -165,7 +165,8 @@ class Thresholds:
         ``model`` was the active one at that read (ModelSwitching: retry): a search's threshold,
         views offset and active-model check in one statement, not three (round trips on
         PostgreSQL). ``early``: that read, made with the active-model pointer before the analysis
-        or while the Embedder works (core/store/search_reads.py), used when it is ``model``'s;
+        or while the Embedder works (core/store/search_reads.py), used when it is ``model``'s (its
+        calibrations and the pointer are then one moment's: the check holds by construction);
         otherwise (the analysis was another model's: a switch in between) read again now."""
         stored = early if early is not None and early.model == model.name else self.store.model_thresholds(model.name)
         ModelSwitching.unless(stored.active, model.name)

@@ -32,7 +32,7 @@ class EmbedderOn:
         self.info = replace(pipeline.info, provider=provider)
         self.sent = 0
 
-    def submit(self, photo: bytes, policy: Any = None, active: Any = None) -> Any:
+    def submit(self, photo: bytes, policy: Any = None, ahead: Any = None) -> Any:
         self.sent += 1
         return self.pipeline.submit(photo, policy)
 

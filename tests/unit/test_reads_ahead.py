@@ -14,6 +14,7 @@ import pytest
 from test_near import near_faces
 
 import core.faces.active as active_module
+import core.search.index as index_module
 import core.store.search_reads as search_reads
 import serve.near as near_module
 from core.errors import StoreUnavailable
@@ -45,9 +46,12 @@ def test_an_identify_reads_the_store_once_before_its_search(service, monkeypatch
     ahead = counting(monkeypatch, search_reads, "read_ahead")
     pointer = counting(monkeypatch, active_module, "active_model")
     thresholds = counting(monkeypatch, service.store, "model_thresholds")
+    after = [counting(monkeypatch, index_module, name) for name in ("removed_embeddings", "embeddings_after")]
+    names = counting(monkeypatch, service.store, "person_names")
     found = service.identify(photo_bytes("Barack_Obama", 2))
     assert found.faces[0].match.identity.name == "Barack Obama"
     assert (len(ahead), len(pointer), len(thresholds)) == (1, 0, 0)  # one statement, nothing read again
+    assert after == [[], []] and not names  # the marks say unchanged: the search reads nothing either
 
 
 @pytest.mark.parametrize("fault", [StoreUnavailable("the database did not answer"), KeyError("change_seq")])
@@ -95,9 +99,25 @@ def test_a_pointer_read_before_a_switch_does_not_load_the_model_switched_from(
     reads = search_reads.ReadsAhead(near.store)
     monkeypatch.setattr(reads, "get", lambda: search_reads.SearchReads(stale, None, marks))
     loads = counting(monkeypatch, near, "_load")
+    pointer = counting(monkeypatch, near_module, "active_model")
     assert near.submit(photo_bytes("Barack_Obama", 2), None, reads)().faces
     assert embedder.sent == 1  # the copy is not of the model read: the Embedder analysed it
-    for thread in threading.enumerate():
-        if thread.name == "near-model-load":
-            thread.join(timeout=30)
+    loaders = [t for t in threading.enumerate() if t.name == "near-model-load"]
+    for thread in loaders:
+        thread.join(timeout=30)
+    assert len(pointer) == 1  # the loader started and read the pointer (the request did not)
     assert not loads and near._copy is not None and near._copy.info.name == current.name
+
+
+def test_an_in_process_analyzer_never_loads_back_a_model_read_before_a_switch(service, monkeypatch: pytest.MonkeyPatch):
+    """The CLI's analyzer (core/faces/active.py) handed a pointer read before a switch, to a model
+    it does not hold: it reads the pointer again and analyses with the active model, loading nothing."""
+    current = active_model(service.store)
+    assert current is not None
+    stale = replace(current, name="arcface-before-the-switch")
+    reads = search_reads.ReadsAhead(service.store)
+    monkeypatch.setattr(reads, "get", lambda: search_reads.SearchReads(stale, None, None))  # type: ignore[arg-type]
+    loads = counting(monkeypatch, service.faces, "_load")
+    pointer = counting(monkeypatch, active_module, "active_model")
+    analysed = service.faces.submit(photo_bytes("Barack_Obama", 2), None, reads)()
+    assert analysed.model.name == current.name and not loads and len(pointer) == 1
