@@ -48,11 +48,24 @@ class RayNode:
 @dataclass
 class RayCluster:
     temp: Path
-    port: int = field(default_factory=free_port)
-    dashboard_port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)  # for every process of every node and client
     temps: list[Path] = field(default_factory=list)  # the joined nodes' temp dirs
     nodes: list[RayNode] = field(default_factory=list)
+    # every port handed out for this cluster: a node's ports are all drawn before it binds any,
+    # so a port drawn twice would make its ``ray start`` fail
+    given: set[int] = field(default_factory=set)
+    port: int = field(init=False)
+    dashboard_port: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.port, self.dashboard_port = self.new_port(), self.new_port()
+
+    def new_port(self) -> int:
+        """A free port this cluster was not given yet."""
+        while (port := free_port()) in self.given:
+            pass
+        self.given.add(port)
+        return port
 
     def client_env(self, **extra: str) -> dict[str, str]:
         """The environment of a node or of a client of this cluster: the same Ray authentication
@@ -67,7 +80,7 @@ class RayCluster:
         return f"127.0.0.1:{self.port}"
 
     def _start(self, args: list[str], cpus: int, resources: dict[str, float]) -> RayNode:
-        ports = [x for flag in NODE_PORT_FLAGS for x in (f"--{flag}", str(free_port()))]
+        ports = [x for flag in NODE_PORT_FLAGS for x in (f"--{flag}", str(self.new_port()))]
         process = subprocess.Popen(
             [
                 str(Path(sys.executable).with_name("ray")),
@@ -97,7 +110,7 @@ class RayCluster:
     def head(self, cpus: int, resources: dict[str, float], dashboard: bool = False) -> RayNode:
         """The head; ``dashboard``: with Ray's dashboard (the state API) on ``dashboard_port``."""
         args = ["--head", "--port", str(self.port), "--temp-dir", str(self.temp), "--ray-client-server-port"]
-        args += [str(free_port()), "--include-dashboard", "true" if dashboard else "false"]
+        args += [str(self.new_port()), "--include-dashboard", "true" if dashboard else "false"]
         if dashboard:
             args += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port)]
         return self._start(args, cpus, resources)

@@ -91,7 +91,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres) -> Iterator[dict
         ray.wait_for(1)
         second = ray.join(2, {"api_slot": 1})
         ray.wait_for(2)
-        http_port = free_port()
+        http_port = ray.new_port()
         url = postgres.new_database()
         data_dir = root / "nothing-here"
         status = on_cluster(
