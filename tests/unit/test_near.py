@@ -109,6 +109,11 @@ def test_a_switch_to_a_model_that_cannot_load_here_leaves_its_photos_to_the_embe
     for sent in range(1, 6):  # its load is tried in the background; the Embedder answers meanwhile
         assert near.analyze(photo).faces and embedder.sent == sent
         time.sleep(0.2)
-    for thread in [t for t in threading.enumerate() if t.name == "near-model-load"]:
-        thread.join(timeout=30)  # a loaded box: the one try may outlast the photos
+    join_loads()  # a loaded box: the one try may outlast the photos
     assert near._refused == {"absent-here"} and not near._loading.locked()  # refused: no load per photo
+
+
+def join_loads() -> None:
+    """Wait for the copy's background loads (serve/near.py) to end."""
+    for thread in [t for t in threading.enumerate() if t.name == "near-model-load"]:
+        thread.join(timeout=30)

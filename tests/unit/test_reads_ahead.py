@@ -5,13 +5,12 @@ read that fails leaves each to read what it needs, and the answer is the same.""
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_near import near_faces
+from test_near import join_loads, near_faces
 
 import core.faces.active as active_module
 import core.search.index as index_module
@@ -102,9 +101,7 @@ def test_a_pointer_read_before_a_switch_does_not_load_the_model_switched_from(
     pointer = counting(monkeypatch, near_module, "active_model")
     assert near.submit(photo_bytes("Barack_Obama", 2), None, reads)().faces
     assert embedder.sent == 1  # the copy is not of the model read: the Embedder analysed it
-    loaders = [t for t in threading.enumerate() if t.name == "near-model-load"]
-    for thread in loaders:
-        thread.join(timeout=30)
+    join_loads()
     assert len(pointer) == 1  # the loader started and read the pointer (the request did not)
     assert not loads and near._copy is not None and near._copy.info.name == current.name
 
